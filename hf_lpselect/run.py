@@ -1,0 +1,212 @@
+"""A whole scorer run, end to end: data → tokens → ScorerTrainer → run directory → scores.
+
+:func:`score` is what ``lpselect score`` calls. It is idempotent: re-running the same call on the
+same output directory resumes from the last completed epoch, and a finished run is not redone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import time
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import pandas as pd
+import torch
+from accelerate import PartialState
+from transformers import TrainerCallback, set_seed
+
+from .data import load_rows
+from .lp import learning_percentages
+from .models import load_model
+from .rundir import RunDir, write_json, write_parquet
+from .templates import resolve_template, tokenize_rows
+from .trainer import ScorerConfig, ScorerTrainer
+
+ROWS_COLUMNS = ["row", "id", "status", "reason", "n_prompt_tokens", "n_response_tokens", "truncated"]
+STATUSES = ("ok", "excluded", "invalid", "duplicate")
+# what must match for a re-run to resume rather than refuse
+_IDENTITY_KEYS = ("source", "split", "subset", "format", "model", "revision", "template", "max_length", "epochs", "seed", "lora")
+
+
+class RunError(ValueError):
+    """A run directory that cannot be (re)used as asked."""
+
+
+@dataclass
+class ScoreResult:
+    """What a finished scorer run produced."""
+
+    run_dir: RunDir
+    scores: pd.DataFrame
+    counts: dict[str, int]
+    info: dict[str, Any]
+
+
+def dataset_fingerprint(ids: list[str]) -> str:
+    """A short hash of the ordered row ids: same data, same fingerprint."""
+    digest = hashlib.sha256()
+    for row_id in ids:
+        digest.update(row_id.encode())
+        digest.update(b"\n")
+    return digest.hexdigest()[:16]
+
+
+def build_scores(rows: pd.DataFrame, passes: list[pd.DataFrame]) -> pd.DataFrame:
+    """Join the rows table and the pass tables into ``scores.parquet``: one row per INPUT row.
+
+    Columns: row, id, status, reason, n_response_tokens, nll_K and ppl_K for every pass, lp_K for
+    K = 1..n, lp1, lp_app, the out-of-range flags and lp_reason. Rows that were not scored keep NaN.
+    """
+    out = rows[["row", "id", "status", "reason", "n_response_tokens"]].copy()
+    for k, frame in enumerate(passes):
+        nll = frame.set_index("row")["nll"]
+        out[f"nll_{k}"] = out["row"].map(nll).astype("float64")
+    nll = out[[f"nll_{k}" for k in range(len(passes))]].to_numpy()
+    ppl = np.exp(nll)
+    for k in range(len(passes)):
+        out[f"ppl_{k}"] = ppl[:, k]
+    lp = learning_percentages(ppl)
+    lp.index = out.index
+    if len(passes) > 1:
+        out = pd.concat([out, lp], axis=1)
+    return out
+
+
+def _config_identity(**kwargs: Any) -> dict[str, Any]:
+    return {key: kwargs[key] for key in _IDENTITY_KEYS}
+
+
+def _check_resumable(run_dir: RunDir, identity: dict[str, Any], fingerprint: str) -> None:
+    if not run_dir.run_json.is_file():
+        return
+    previous = run_dir.read_json()
+    mismatched = [k for k, v in identity.items() if previous.get("config", {}).get(k) != v]
+    if previous.get("dataset", {}).get("fingerprint") != fingerprint:
+        mismatched.append("dataset content")
+    if mismatched:
+        raise RunError(
+            f"{run_dir.path} holds a different run ({', '.join(mismatched)} differ); "
+            "pass another --out or delete that directory."
+        )
+
+
+def score(
+    source: str,
+    *,
+    out: str | Path,
+    model: str = "default",
+    epochs: int = 3,
+    template: str = "auto",
+    max_length: int = 512,
+    seed: int = 42,
+    split: str = "train",
+    subset: str | None = None,
+    format: str = "auto",
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+    lora: bool = False,
+    lora_r: int = 16,
+    keep_checkpoints: bool = False,
+    limit: int | None = None,
+    rows: datasets.Dataset | None = None,
+    callbacks: list[TrainerCallback] | None = None,
+    **config_overrides: Any,
+) -> ScoreResult:
+    """Run (or resume) a scorer run on ``source`` and write the run directory ``out``.
+
+    ``config_overrides`` are any :class:`ScorerConfig` / ``SFTConfig`` fields (e.g.
+    ``learning_rate``, ``per_device_train_batch_size``, ``bf16``). ``rows`` may pass already
+    canonical rows (see :func:`hf_lpselect.data.load_rows`) instead of reading ``source``;
+    ``limit`` keeps the first N input rows (for quick trials).
+    """
+    if epochs < 0:
+        raise RunError(f"--epochs must be 0 or more, got {epochs}.")
+    state = PartialState()
+    run_dir = RunDir(out)
+    started = time.time()
+    set_seed(seed)
+    if rows is None:
+        rows = load_rows(source, split=split, subset=subset, format=format)
+    if limit is not None:
+        rows = rows.select(range(min(limit, len(rows))))
+    fingerprint = dataset_fingerprint(rows["id"])
+    loaded = load_model(model, revision=revision, trust_remote_code=trust_remote_code)
+    template = resolve_template(template, loaded.tokenizer, rows)
+    identity = _config_identity(
+        source=source, split=split, subset=subset, format=rows[0]["format"] if len(rows) else format,
+        model=model, revision=revision, template=template, max_length=max_length, epochs=epochs, seed=seed, lora=lora,
+    )
+    _check_resumable(run_dir, identity, fingerprint)
+
+    tokenized = tokenize_rows(rows, loaded.tokenizer, template=template, max_length=max_length)
+    rows_table = tokenized.select_columns(ROWS_COLUMNS).to_pandas()
+    counts = {status: int((rows_table["status"] == status).sum()) for status in STATUSES}
+    counts["truncated"] = int(rows_table["truncated"].sum())
+    info: dict[str, Any] = {
+        "config": identity,
+        "model": loaded.identity,
+        "dataset": {"source": source, "split": split, "subset": subset, "n_rows": len(rows), "fingerprint": fingerprint},
+        "counts": counts,
+        "versions": {lib: version(lib) for lib in ("hf-lpselect", "torch", "transformers", "trl", "datasets", "accelerate", "peft")},
+        "world_size": state.num_processes,
+    }
+    if state.is_main_process:
+        run_dir.path.mkdir(parents=True, exist_ok=True)
+        write_parquet(rows_table, run_dir.rows)
+        write_json({**info, "complete": False}, run_dir.run_json)
+    state.wait_for_everyone()
+
+    train_set = tokenized.filter(lambda s: s == "ok", input_columns="status").select_columns(["row", "input_ids", "labels", "length"])
+    if len(train_set) == 0:
+        raise RunError("No row can be scored: every row is invalid, a duplicate or excluded (see rows.parquet).")
+    if lora:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(r=lora_r, lora_alpha=2 * lora_r, target_modules="all-linear", task_type="CAUSAL_LM")
+    else:
+        peft_config = None
+    args = ScorerConfig(
+        output_dir=str(run_dir.checkpoints),
+        num_train_epochs=epochs,
+        max_length=max_length,
+        seed=seed,
+        data_seed=seed,
+        save_total_limit=None if keep_checkpoints else 1,
+        **config_overrides,
+    )
+    trainer = ScorerTrainer(
+        model=loaded.model,
+        args=args,
+        train_dataset=train_set,
+        processing_class=loaded.tokenizer,
+        peft_config=peft_config,
+        callbacks=callbacks,
+        run_dir=run_dir,
+    )
+    done = run_dir.completed_passes()
+    if epochs == 0:
+        trainer.run_scoring_pass(0)
+    elif any(k not in done for k in range(epochs + 1)):
+        checkpoints = sorted(run_dir.checkpoints.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+        trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if checkpoints else None)
+    missing = [k for k in range(epochs + 1) if k not in run_dir.completed_passes()]
+    if missing:
+        raise RunError(f"Training stopped before pass(es) {missing} were scored; re-run the same command to resume.")
+
+    passes = [pd.read_parquet(run_dir.pass_path(k)) for k in range(epochs + 1)]
+    scores = build_scores(rows_table, passes)
+    info["timings"] = {"seconds_this_call": round(time.time() - started, 1)}
+    info["lp1_summary"] = scores["lp1"].describe().to_dict() if "lp1" in scores else None
+    if state.is_main_process:
+        write_parquet(scores, run_dir.scores)
+        write_json({**info, "complete": True}, run_dir.run_json)
+        if not keep_checkpoints:
+            shutil.rmtree(run_dir.checkpoints, ignore_errors=True)
+    state.wait_for_everyone()
+    return ScoreResult(run_dir=run_dir, scores=scores, counts=counts, info=info)
