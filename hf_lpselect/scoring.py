@@ -116,12 +116,13 @@ def score_pass(
     was_training = model.training
     model.eval()
     lengths = np.asarray(dataset["length"])
+    dataset = dataset.select_columns(["row", "input_ids", "labels"])
     batches = length_batches(lengths, batch_size)[state.process_index :: state.num_processes]
     records: list[tuple[int, float, int]] = []
     progress = tqdm(total=int(sum(len(b) for b in batches)), desc=desc, unit="row", disable=not state.is_local_main_process)
     try:
         for indices in batches:
-            batch = dataset.select(indices)
+            batch = dataset[indices]
             nll, counts = batch_nll(
                 model, batch["input_ids"], batch["labels"], pad_token_id=pad_token_id, autocast_dtype=autocast_dtype
             )

@@ -1,0 +1,336 @@
+"""Data ingest: any instruction dataset -> canonical rows.
+
+`read_source` loads a local JSON / JSONL / Parquet file, a `save_to_disk` directory or a Hub
+dataset; `canonicalize` turns it into one canonical row per input row (row index, stable content
+id, status + reason, single-turn view, messages view), so that later stages never lose a row
+silently: bad rows are kept with status "invalid" and a reason, exact repeats with "duplicate".
+
+Mixed types: JSON is parsed with the stdlib and every key seen in any record becomes a column
+(missing keys read as None). A column whose values do not share one Python type, or that Arrow
+cannot type, is stored as a `datasets.Json` column of values we JSON-encode ourselves, so each raw
+value reads back as it was (an int stays an int, "5" stays a string) and `canonicalize` marks the
+row invalid instead of Arrow crashing or a value being coerced. (Not `on_mixed_types="use_json"`:
+in datasets 5.2 it stores a string that parses as JSON unquoted, so "5" reads back as the int 5.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import datasets
+import pyarrow as pa
+from datasets import Features, List, Value
+
+FORMATS = ("alpaca", "dolly", "sharegpt", "messages", "prompt-completion")
+
+# Columns each format needs; detection picks the single format whose columns are all present.
+REQUIRED = {
+    "alpaca": ("instruction", "output"),
+    "dolly": ("instruction", "response"),
+    "sharegpt": ("conversations",),
+    "messages": ("messages",),
+    "prompt-completion": ("prompt", "completion"),
+}
+# Single-turn formats: (instruction column, optional input columns by preference, response column).
+# Dolly-style data often names its context "input" (e.g. GPTeacher); it must not be dropped silently.
+SINGLE_TURN = {
+    "alpaca": ("instruction", ("input",), "output"),
+    "dolly": ("instruction", ("context", "input"), "response"),
+    "prompt-completion": ("prompt", (), "completion"),
+}
+SHAREGPT_ROLES = {
+    "human": "user", "user": "user",
+    "gpt": "assistant", "assistant": "assistant", "chatgpt": "assistant", "bard": "assistant",
+    "model": "assistant",
+    "system": "system",
+}
+FEATURES = Features({
+    "row": Value("int64"),
+    "id": Value("string"),
+    "status": Value("string"),
+    "reason": Value("string"),
+    "instruction": Value("string"),
+    "input": Value("string"),
+    "output": Value("string"),
+    "messages": List({"role": Value("string"), "content": Value("string")}),
+    "format": Value("string"),
+})
+DATA_SUFFIXES = {".json", ".jsonl", ".parquet", ".csv", ".tsv", ".txt", ".arrow"}
+_WS = re.compile(r"[ \t\n\r]*")
+
+
+class DataError(ValueError):
+    """Bad input data: message is one sentence naming the file (and line) and what to do."""
+
+
+class _Invalid(Exception):
+    """A row is invalid; the message is its reason."""
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def read_source(source: str, *, split: str = "train", subset: str | None = None) -> datasets.Dataset:
+    """Load `source` as a Dataset: a .json/.jsonl/.parquet file, a save_to_disk dir, or a Hub id.
+
+    `split` picks the split of a DatasetDict directory or Hub dataset; `subset` is the Hub config.
+    """
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return _read_saved(path, source, split)
+    if path.is_file():
+        if path.suffix in (".json", ".jsonl"):
+            return _read_json(path, source)
+        if path.suffix == ".parquet":
+            try:
+                return datasets.Dataset.from_parquet(str(path))
+            except pa.ArrowInvalid as e:
+                raise DataError(f"{source} is not a readable Parquet file ({e}); check the file.") from e
+        raise DataError(
+            f"{source} has an unsupported file type {path.suffix!r}; "
+            "use .json, .jsonl, .parquet or a save_to_disk directory."
+        )
+    if source.startswith((".", "/", "~")) or path.suffix in DATA_SUFFIXES:
+        raise DataError(f"No such file: {source}; check the path.")
+    try:
+        return datasets.load_dataset(source, subset, split=split)
+    except (datasets.exceptions.DatasetNotFoundError, ConnectionError) as e:
+        raise DataError(
+            f"Could not load Hub dataset {source!r} ({e}); check the id and your connection, "
+            "or give a local .json/.jsonl/.parquet file."
+        ) from e
+
+
+def _read_saved(path: Path, source: str, split: str) -> datasets.Dataset:
+    try:
+        loaded = datasets.load_from_disk(str(path))
+    except FileNotFoundError as e:
+        raise DataError(
+            f"{source} is a directory but not one written by save_to_disk; give a file or a saved dataset."
+        ) from e
+    if isinstance(loaded, datasets.DatasetDict):
+        if split not in loaded:
+            raise DataError(f"{source} has no split {split!r}; choose one of: {', '.join(loaded)}.")
+        return loaded[split]
+    return loaded
+
+
+def _read_json(path: Path, source: str) -> datasets.Dataset:
+    """Parse a JSON array of objects or JSON lines into a Dataset, keeping mixed types (see module doc)."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise DataError(f"{source} line {line} is not valid UTF-8; re-save the file as UTF-8.") from e
+    try:
+        items = list(_json_array(text) if text.lstrip(" \t\n\r").startswith("[") else _json_lines(text))
+    except json.JSONDecodeError as e:
+        raise DataError(
+            f"{source} line {e.lineno} is not valid JSON ({e.msg}); fix or remove that line."
+        ) from e
+    for value, line in items:
+        if not isinstance(value, dict):
+            raise DataError(
+                f"{source} line {line} holds a JSON {type(value).__name__}, not an object; "
+                "give a JSON array of objects or one object per line."
+            )
+    if not items:
+        raise DataError(f"{source} contains no records; give a JSON array of objects or one object per line.")
+    records = [value for value, _ in items]
+    keys = dict.fromkeys(key for record in records for key in record)  # union, first-seen order
+    return datasets.Dataset.from_dict({k: _arrow_column([r.get(k) for r in records]) for k in keys})
+
+
+def _arrow_column(values: list) -> pa.Array:
+    """An Arrow array of `values`; a JSON column (decoded back to the raw values) if types are mixed."""
+    if len({type(v) for v in values if v is not None}) <= 1:
+        try:
+            return pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            pass  # e.g. list items or turn fields of mixed types: fall through to JSON
+    return pa.array([None if v is None else json.dumps(v, ensure_ascii=False) for v in values], pa.json_())
+
+
+def _json_lines(text: str) -> Iterator[tuple[Any, int]]:
+    """Yield (value, 1-based line) for each non-blank line of JSON lines text."""
+    start = 0  # offset of the current line in `text`, so errors carry the file's line number
+    for number, line in enumerate(text.split("\n"), 1):  # not splitlines(): U+2028 may sit in strings
+        if line.strip():
+            try:
+                yield json.loads(line), number
+            except json.JSONDecodeError as e:
+                raise json.JSONDecodeError(e.msg, text, start + e.pos) from e
+        start += len(line) + 1
+
+
+def _json_array(text: str) -> Iterator[tuple[Any, int]]:
+    """Yield (element, 1-based line where it starts) for the top-level JSON array in `text`."""
+    decoder = json.JSONDecoder()
+    pos = _WS.match(text, _WS.match(text).end() + 1).end()  # first element, past "["
+    line, counted = 1, 0
+    if not text.startswith("]", pos):
+        while True:
+            value, end = decoder.raw_decode(text, pos)
+            line, counted = line + text.count("\n", counted, pos), pos
+            yield value, line
+            pos = _WS.match(text, end).end()
+            if not text.startswith(",", pos):
+                break
+            pos = _WS.match(text, pos + 1).end()
+        if not text.startswith("]", pos):
+            raise json.JSONDecodeError("Expecting ',' delimiter", text, pos)
+    pos = _WS.match(text, pos + 1).end()
+    if pos != len(text):
+        raise json.JSONDecodeError("Extra data", text, pos)
+
+
+# ----------------------------------------------------------------------------- formats
+
+
+def detect_format(column_names: list[str]) -> str:
+    """Return the one format whose required columns are all present, else raise DataError."""
+    found = [name for name in FORMATS if set(REQUIRED[name]) <= set(column_names)]
+    if len(found) == 1:
+        return found[0]
+    what = f"is ambiguous ({' or '.join(found)})" if found else "matches no known format"
+    raise DataError(
+        f"The dataset {what} with columns {sorted(column_names)}; "
+        f"pass --format with one of: {', '.join(FORMATS)}."
+    )
+
+
+def canonicalize(raw: datasets.Dataset, *, format: str = "auto") -> datasets.Dataset:
+    """Map every row of `raw` to one canonical row (columns of FEATURES), same order, none dropped."""
+    columns = list(raw.column_names)
+    if format == "auto":
+        format = detect_format(columns)
+    elif format not in FORMATS:
+        raise DataError(f"Unknown format {format!r}; choose one of: {', '.join(FORMATS)}.")
+    missing = [c for c in REQUIRED[format] if c not in columns]
+    if missing:
+        raise DataError(
+            f"Format {format!r} needs column(s) {', '.join(missing)} but the dataset has "
+            f"{sorted(columns)}; pick another --format."
+        )
+    input_columns = SINGLE_TURN[format][1] if format in SINGLE_TURN else ()
+    input_key = next((c for c in input_columns if c in columns), None)
+    out: dict[str, list] = {name: [] for name in FEATURES}
+    first_ok: dict[str, int] = {}
+    for row, record in enumerate(raw.to_list()):
+        row_id = content_id(record)
+        try:
+            view = _view(format, record, input_key)
+            status, reason = "ok", ""
+            if row_id in first_ok:
+                status, reason = "duplicate", f"duplicate of row {first_ok[row_id]}"
+            else:
+                first_ok[row_id] = row
+        except _Invalid as e:
+            view, status, reason = (None, None, None, []), "invalid", str(e)
+        for name, value in zip(out, (row, row_id, status, reason, *view, format)):  # FEATURES order
+            out[name].append(value)
+    return datasets.Dataset.from_dict(out, features=FEATURES)
+
+
+def load_rows(
+    source: str, *, split: str = "train", subset: str | None = None, format: str = "auto"
+) -> datasets.Dataset:
+    """`read_source` then `canonicalize`: the canonical rows of any supported source."""
+    return canonicalize(read_source(source, split=split, subset=subset), format=format)
+
+
+def content_id(record: dict) -> str:
+    """First 16 hex chars of sha256 over the record's canonical JSON (None-valued keys dropped).
+
+    None-valued keys are dropped because Arrow cannot tell a missing key from a null one (it fills
+    missing keys with None), so the id depends only on the content, not on the other rows. Values
+    JSON cannot hold (dates, bytes from Parquet) are hashed by their str().
+    """
+    text = json.dumps(
+        _drop_none(record), sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _drop_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_none(v) for v in value]
+    return value
+
+
+# ----------------------------------------------------------------------------- row views
+
+
+View = tuple[str | None, str | None, str | None, list[dict]]  # instruction, input, output, messages
+
+
+def _view(format: str, record: dict, input_key: str | None) -> View:
+    """(instruction, input, output, messages) of a valid row; raises _Invalid with the reason."""
+    prompt, completion = record.get("prompt"), record.get("completion")
+    if format == "prompt-completion" and isinstance(prompt, list) and isinstance(completion, list):
+        return _conversation(prompt + completion, "role", "content", None)  # TRL conversational
+    if format in SINGLE_TURN:
+        instruction_key, _, output_key = SINGLE_TURN[format]
+        instruction = _string(record, instruction_key)
+        input_ = _string(record, input_key, required=False) if input_key else ""
+        output = _string(record, output_key)
+        if not output.strip():
+            raise _Invalid("empty response")
+        user = f"{instruction}\n\n{input_}" if input_ else instruction
+        messages = [{"role": "user", "content": user}, {"role": "assistant", "content": output}]
+        return instruction, input_, output, messages
+    key = "conversations" if format == "sharegpt" else "messages"
+    turns = record[key]
+    if turns is None:
+        raise _Invalid(f"missing field {key!r}")
+    if not isinstance(turns, list):
+        raise _Invalid(f"field {key!r} is not a list ({type(turns).__name__})")
+    if format == "sharegpt":
+        return _conversation(turns, "from", "value", SHAREGPT_ROLES)
+    return _conversation(turns, "role", "content", None)
+
+
+def _string(record: dict, key: str, *, required: bool = True) -> str:
+    value = record.get(key)
+    if value is None:
+        if required:
+            raise _Invalid(f"missing field {key!r}")
+        return ""
+    if not isinstance(value, str):
+        raise _Invalid(f"field {key!r} is not a string ({type(value).__name__})")
+    return value
+
+
+def _conversation(turns: list, role_key: str, content_key: str, roles: dict[str, str] | None) -> View:
+    """View of a list of turns; `roles` maps source role names (None: taken as is)."""
+    messages = []
+    for number, turn in enumerate(turns, 1):
+        if not isinstance(turn, dict):
+            raise _Invalid(f"turn {number} is not an object ({type(turn).__name__})")
+        role, content = turn.get(role_key), turn.get(content_key)
+        for name, value in ((role_key, role), (content_key, content)):
+            if value is None:
+                raise _Invalid(f"turn {number} has no {name!r}")
+            if not isinstance(value, str):
+                raise _Invalid(f"turn {number} {name!r} is not a string ({type(value).__name__})")
+        if roles is not None:
+            if role not in roles:
+                raise _Invalid(f"unknown role {role!r}")
+            role = roles[role]
+        if role == "assistant" and not content.strip():
+            raise _Invalid(f"empty response (turn {number})")
+        messages.append({"role": role, "content": content})
+    if not any(m["role"] == "assistant" for m in messages):
+        raise _Invalid("no assistant turn")
+    shape = [m["role"] for m in messages]
+    if shape in (["user", "assistant"], ["system", "user", "assistant"]):
+        return messages[-2]["content"], "", messages[-1]["content"], messages
+    return None, None, None, messages

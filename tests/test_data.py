@@ -1,0 +1,442 @@
+"""Specification of hf_lpselect.data: any instruction dataset -> canonical rows (offline)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+import datasets
+import pytest
+
+from hf_lpselect.data import (
+    FORMATS,
+    DataError,
+    canonicalize,
+    content_id,
+    detect_format,
+    load_rows,
+    read_source,
+)
+
+DOLLY_3K = Path("/work/shared/data/train/dolly_subset_alpagasus/dolly_3k.json")
+ALPACA = Path("/work/shared/data/train/alpaca/alpaca_data.json")
+COLUMNS = ["row", "id", "status", "reason", "instruction", "input", "output", "messages", "format"]
+
+RECORDS = [
+    {"instruction": "Add the numbers.", "input": "2 and 3", "output": "5"},
+    {"instruction": "Name a colour.", "input": "", "output": "Blue."},
+    {"instruction": "Say hi.", "input": "", "output": "Hi!"},
+]
+
+
+def sha16(record: dict) -> str:
+    """The id as the spec defines it, written independently of the implementation."""
+    text = json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def write_jsonl(path: Path, records: list) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def canon(tmp_path: Path, records: list, format: str = "auto") -> list[dict]:
+    """Canonical rows of `records` read through a JSONL file (the path real files take)."""
+    return load_rows(str(write_jsonl(tmp_path / "data.jsonl", records)), format=format).to_list()
+
+
+# ----------------------------------------------------------------------------- sources
+
+
+def test_json_array_jsonl_and_json_lines_in_a_json_file_read_the_same(tmp_path):
+    array = tmp_path / "a.json"
+    array.write_text(json.dumps(RECORDS, indent=2), encoding="utf-8")
+    lines = write_jsonl(tmp_path / "b.jsonl", RECORDS)
+    lines_in_json = write_jsonl(tmp_path / "c.json", RECORDS)
+    for path in (array, lines, lines_in_json):
+        assert read_source(str(path)).to_list() == RECORDS
+
+
+def test_parquet_source(tmp_path):
+    path = tmp_path / "d.parquet"
+    datasets.Dataset.from_list(RECORDS).to_parquet(str(path))
+    assert read_source(str(path)).to_list() == RECORDS
+
+
+def test_save_to_disk_directory(tmp_path):
+    datasets.Dataset.from_list(RECORDS).save_to_disk(str(tmp_path / "saved"))
+    assert read_source(str(tmp_path / "saved")).to_list() == RECORDS
+
+
+def test_dataset_dict_directory_takes_the_split(tmp_path):
+    dd = datasets.DatasetDict(
+        train=datasets.Dataset.from_list(RECORDS), test=datasets.Dataset.from_list(RECORDS[:1])
+    )
+    dd.save_to_disk(str(tmp_path / "dd"))
+    assert read_source(str(tmp_path / "dd")).num_rows == 3
+    assert read_source(str(tmp_path / "dd"), split="test").to_list() == RECORDS[:1]
+    with pytest.raises(DataError, match=r"has no split 'validation'; choose one of: train, test"):
+        read_source(str(tmp_path / "dd"), split="validation")
+
+
+def test_same_content_gets_the_same_ids_from_every_source_kind(tmp_path):
+    write_jsonl(tmp_path / "a.jsonl", RECORDS)
+    datasets.Dataset.from_list(RECORDS).to_parquet(str(tmp_path / "a.parquet"))
+    datasets.Dataset.from_list(RECORDS).save_to_disk(str(tmp_path / "saved"))
+    ids = [load_rows(str(tmp_path / name))["id"] for name in ("a.jsonl", "a.parquet", "saved")]
+    assert ids[0] == ids[1] == ids[2] == [sha16(r) for r in RECORDS]
+
+
+@pytest.mark.parametrize("source", ["./nope.jsonl", "nope.json", "/no/such/dir/data.parquet", "~/nope", "../x"])
+def test_missing_local_path_is_a_data_error(source):
+    with pytest.raises(DataError, match=r"^No such file: "):
+        read_source(source)
+
+
+def test_unsupported_file_type_and_plain_directory(tmp_path):
+    (tmp_path / "d.csv").write_text("instruction,output\na,b\n")
+    with pytest.raises(DataError, match=r"d\.csv has an unsupported file type '\.csv'"):
+        read_source(str(tmp_path / "d.csv"))
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(DataError, match=r"not one written by save_to_disk"):
+        read_source(str(tmp_path / "plain"))
+
+
+def test_corrupt_parquet_is_a_data_error(tmp_path):
+    (tmp_path / "bad.parquet").write_text("not parquet")
+    with pytest.raises(DataError, match=r"bad\.parquet is not a readable Parquet file"):
+        read_source(str(tmp_path / "bad.parquet"))
+
+
+def test_unreachable_hub_dataset_is_a_data_error(monkeypatch):
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)  # never touch the network
+    with pytest.raises(DataError, match=r"Could not load Hub dataset 'no-such-org/no-such-dataset'"):
+        read_source("no-such-org/no-such-dataset")
+
+
+# ----------------------------------------------------------------------------- JSON errors
+
+
+def test_unparsable_jsonl_names_file_and_line(tmp_path):
+    path = tmp_path / "data.jsonl"
+    path.write_text('{"instruction": "a", "output": "b"}\n\n{"instruction": "c" "output": "d"}\n')
+    with pytest.raises(DataError) as err:
+        read_source(str(path))
+    assert str(err.value) == (
+        f"{path} line 3 is not valid JSON (Expecting ',' delimiter); fix or remove that line."
+    )
+
+
+def test_unparsable_json_array_names_the_line(tmp_path):
+    path = tmp_path / "data.json"
+    text = json.dumps(RECORDS, indent=2).replace('"output": "Blue."', '"output": Blue.')
+    path.write_text(text)
+    bad_line = text.split("\n").index('    "output": Blue.') + 1
+    with pytest.raises(DataError, match=rf"data\.json line {bad_line} is not valid JSON \(Expecting value\)"):
+        read_source(str(path))
+
+
+def test_trailing_garbage_after_json_array(tmp_path):
+    path = tmp_path / "data.json"
+    path.write_text(json.dumps(RECORDS) + "\n\n]")
+    with pytest.raises(DataError, match=r"data\.json line 3 is not valid JSON \(Extra data\)"):
+        read_source(str(path))
+
+
+def test_non_object_jsonl_line(tmp_path):
+    path = tmp_path / "data.jsonl"
+    path.write_text('{"instruction": "a", "output": "b"}\n["a", "b"]\n')
+    with pytest.raises(DataError, match=r"data\.jsonl line 2 holds a JSON list, not an object"):
+        read_source(str(path))
+
+
+def test_non_object_element_of_json_array_names_its_line(tmp_path):
+    path = tmp_path / "data.json"
+    path.write_text('[\n  {"instruction": "a", "output": "b"},\n\n  "just a string"\n]\n')
+    with pytest.raises(DataError, match=r"data\.json line 4 holds a JSON str, not an object"):
+        read_source(str(path))
+
+
+def test_top_level_scalar_and_empty_file(tmp_path):
+    (tmp_path / "scalar.json").write_text("42\n")
+    with pytest.raises(DataError, match=r"scalar\.json line 1 holds a JSON int, not an object"):
+        read_source(str(tmp_path / "scalar.json"))
+    (tmp_path / "empty.json").write_text("[]")
+    with pytest.raises(DataError, match=r"empty\.json contains no records"):
+        read_source(str(tmp_path / "empty.json"))
+
+
+def test_invalid_utf8_names_the_line(tmp_path):
+    path = tmp_path / "data.jsonl"
+    path.write_bytes(b'{"instruction": "a", "output": "b"}\n{"instruction": "\xff", "output": "b"}\n')
+    with pytest.raises(DataError, match=r"data\.jsonl line 2 is not valid UTF-8"):
+        read_source(str(path))
+
+
+# ----------------------------------------------------------------------------- formats
+
+
+@pytest.mark.parametrize(
+    ("columns", "expected"),
+    [
+        (["instruction", "input", "output"], "alpaca"),
+        (["instruction", "output"], "alpaca"),
+        (["instruction", "context", "response", "category"], "dolly"),
+        (["instruction", "response"], "dolly"),
+        (["conversations", "id"], "sharegpt"),
+        (["messages"], "messages"),
+        (["prompt", "completion"], "prompt-completion"),
+    ],
+)
+def test_detect_format(columns, expected):
+    assert detect_format(columns) == expected
+
+
+def test_detect_format_ambiguous_or_unknown():
+    with pytest.raises(DataError, match=r"ambiguous \(alpaca or dolly\).*--format with one of: alpaca, dolly"):
+        detect_format(["instruction", "output", "response"])
+    with pytest.raises(DataError, match=r"matches no known format with columns \['answer', 'question'\]"):
+        detect_format(["question", "answer"])
+
+
+def test_format_override_and_its_errors(tmp_path):
+    rows = canon(tmp_path, [{"instruction": "a", "output": "alpaca answer", "response": "dolly answer"}], "dolly")
+    assert (rows[0]["format"], rows[0]["output"]) == ("dolly", "dolly answer")
+    with pytest.raises(DataError, match=r"ambiguous"):
+        canon(tmp_path, [{"instruction": "a", "output": "b", "response": "c"}])
+    missing = r"'messages' needs column\(s\) messages but the dataset has \['input', 'instruction', 'output'\]"
+    with pytest.raises(DataError, match=missing):
+        canon(tmp_path, RECORDS, "messages")
+    with pytest.raises(DataError, match=r"Unknown format 'chatml'; choose one of: " + ", ".join(FORMATS)):
+        canon(tmp_path, RECORDS, "chatml")
+
+
+# ----------------------------------------------------------------------------- canonical values
+
+
+def expected_row(record, row=0, format="alpaca", status="ok", reason="", *, instruction, input, output, messages):
+    return {"row": row, "id": sha16(record), "status": status, "reason": reason, "instruction": instruction,
+            "input": input, "output": output, "messages": messages, "format": format}
+
+
+def user(text):
+    return {"role": "user", "content": text}
+
+
+def assistant(text):
+    return {"role": "assistant", "content": text}
+
+
+def system(text):
+    return {"role": "system", "content": text}
+
+
+def test_alpaca_rows_with_input_empty_input_and_no_input(tmp_path):
+    with_input, empty_input, no_input = RECORDS[0], RECORDS[1], {"instruction": "Say bye.", "output": "Bye!"}
+    rows = canon(tmp_path, [with_input, empty_input, no_input])
+    assert rows == [
+        expected_row(with_input, 0, instruction="Add the numbers.", input="2 and 3", output="5",
+                     messages=[user("Add the numbers.\n\n2 and 3"), assistant("5")]),
+        expected_row(empty_input, 1, instruction="Name a colour.", input="", output="Blue.",
+                     messages=[user("Name a colour."), assistant("Blue.")]),
+        expected_row(no_input, 2, instruction="Say bye.", input="", output="Bye!",
+                     messages=[user("Say bye."), assistant("Bye!")]),
+    ]
+
+
+def test_dolly_row(tmp_path):
+    record = {"instruction": "Summarise.", "context": "A long text.", "response": "Short.", "category": "summ"}
+    assert canon(tmp_path, [record]) == [
+        expected_row(record, format="dolly", instruction="Summarise.", input="A long text.", output="Short.",
+                     messages=[user("Summarise.\n\nA long text."), assistant("Short.")]),
+    ]
+
+
+def test_dolly_style_data_with_an_input_column_keeps_the_input(tmp_path):
+    record = {"instruction": "Fix the code.", "input": "x = = 1", "response": "x = 1"}  # GPTeacher layout
+    row = canon(tmp_path, [record])[0]
+    assert (row["format"], row["input"]) == ("dolly", "x = = 1")
+    assert row["messages"][0] == user("Fix the code.\n\nx = = 1")
+
+
+def test_sharegpt_single_turn_with_system_and_multi_turn(tmp_path):
+    single = {"conversations": [{"from": "system", "value": "Be brief."}, {"from": "human", "value": "Hi?"},
+                                {"from": "gpt", "value": "Hello."}]}
+    multi = {"conversations": [{"from": "human", "value": "2+2?"}, {"from": "chatgpt", "value": "4"},
+                               {"from": "user", "value": "And 3+3?"}, {"from": "model", "value": "6"}]}
+    assert canon(tmp_path, [single, multi]) == [
+        expected_row(single, 0, "sharegpt", instruction="Hi?", input="", output="Hello.",
+                     messages=[system("Be brief."), user("Hi?"), assistant("Hello.")]),
+        expected_row(multi, 1, "sharegpt", instruction=None, input=None, output=None,
+                     messages=[user("2+2?"), assistant("4"), user("And 3+3?"), assistant("6")]),
+    ]
+
+
+def test_messages_rows_are_taken_as_is(tmp_path):
+    single = {"messages": [user("Hi?"), assistant("Hello.")]}
+    trailing_user = {"messages": [user("Hi?"), assistant("Hello."), user("Thanks.")]}  # ok: last turn unscored
+    assert canon(tmp_path, [single, trailing_user]) == [
+        expected_row(single, 0, "messages", instruction="Hi?", input="", output="Hello.",
+                     messages=[user("Hi?"), assistant("Hello.")]),
+        expected_row(trailing_user, 1, "messages", instruction=None, input=None, output=None,
+                     messages=[user("Hi?"), assistant("Hello."), user("Thanks.")]),
+    ]
+
+
+def test_prompt_completion_strings(tmp_path):
+    record = {"prompt": "The sky is", "completion": " blue."}
+    assert canon(tmp_path, [record]) == [
+        expected_row(record, format="prompt-completion", instruction="The sky is", input="", output=" blue.",
+                     messages=[user("The sky is"), assistant(" blue.")]),
+    ]
+
+
+def test_prompt_completion_conversational(tmp_path):
+    record = {"prompt": [system("Be brief."), user("Hi?")], "completion": [assistant("Hello.")]}
+    assert canon(tmp_path, [record]) == [
+        expected_row(record, format="prompt-completion", instruction="Hi?", input="", output="Hello.",
+                     messages=[system("Be brief."), user("Hi?"), assistant("Hello.")]),
+    ]
+
+
+def test_empty_instruction_is_allowed(tmp_path):
+    assert canon(tmp_path, [{"instruction": "", "output": "Something."}])[0]["status"] == "ok"
+
+
+# ----------------------------------------------------------------------------- invalid rows
+
+GOOD = {
+    "alpaca": {"instruction": "a", "input": "", "output": "b"},
+    "dolly": {"instruction": "a", "context": "", "response": "b"},
+    "sharegpt": {"conversations": [{"from": "human", "value": "a"}, {"from": "gpt", "value": "b"}]},
+    "messages": {"messages": [user("a"), assistant("b")]},
+    "prompt-completion": {"prompt": "a", "completion": "b"},
+}
+
+
+@pytest.mark.parametrize(
+    ("format", "bad", "reason"),
+    [
+        ("alpaca", {"instruction": None, "input": "", "output": "b"}, "missing field 'instruction'"),
+        ("alpaca", {"instruction": "a", "input": ""}, "missing field 'output'"),
+        ("alpaca", {"instruction": "a", "input": "", "output": 7}, "field 'output' is not a string (int)"),
+        ("alpaca", {"instruction": "a", "input": ["x"], "output": "b"}, "field 'input' is not a string (list)"),
+        ("alpaca", {"instruction": "a", "input": "", "output": " \n\t"}, "empty response"),
+        ("dolly", {"instruction": "a", "context": "", "response": 1.5}, "field 'response' is not a string (float)"),
+        ("dolly", {"instruction": {"k": "v"}, "context": "", "response": "b"},
+         "field 'instruction' is not a string (dict)"),
+        ("prompt-completion", {"prompt": "a", "completion": ""}, "empty response"),
+        ("prompt-completion", {"prompt": [user("a")], "completion": "b"}, "field 'prompt' is not a string (list)"),
+        ("sharegpt", {"conversations": [{"from": "human", "value": "a"}, {"from": "robot", "value": "b"}]},
+         "unknown role 'robot'"),
+        ("sharegpt", {"conversations": [{"from": "human", "value": "a"}]}, "no assistant turn"),
+        ("sharegpt", {"conversations": [{"from": "human", "value": "a"}, {"from": "gpt", "value": " "}]},
+         "empty response (turn 2)"),
+        ("sharegpt", {"conversations": "human: a"}, "field 'conversations' is not a list (str)"),
+        ("sharegpt", {"conversations": None}, "missing field 'conversations'"),
+        ("messages", {"messages": [user("a"), {"role": "assistant"}]}, "turn 2 has no 'content'"),
+        ("messages", {"messages": [{"content": "a"}, assistant("b")]}, "turn 1 has no 'role'"),
+        ("messages", {"messages": [{"role": "user", "content": 3}, assistant("b")]},
+         "turn 1 'content' is not a string (int)"),
+        ("messages", {"messages": ["a", assistant("b")]}, "turn 1 is not an object (str)"),
+        ("messages", {"messages": []}, "no assistant turn"),
+        ("messages", {"messages": [user("a"), assistant("b"), user("c"), assistant("")]},
+         "empty response (turn 4)"),
+    ],
+)
+def test_invalid_rows_keep_their_place_with_a_reason(tmp_path, format, bad, reason):
+    good = GOOD[format]
+    rows = canon(tmp_path, [good, bad, good | {"note": "different content"}])
+    assert [r["status"] for r in rows] == ["ok", "invalid", "ok"]
+    assert [r["reason"] for r in rows] == ["", reason, ""]
+    assert rows[1]["id"] == content_id(bad)
+    assert [rows[1][k] for k in ("instruction", "input", "output", "messages")] == [None, None, None, []]
+    assert {r["format"] for r in rows} == {format}
+
+
+def test_mixed_type_field_is_kept_raw_and_only_that_row_is_invalid(tmp_path):
+    path = tmp_path / "mixed.json"
+    records = [RECORDS[0], {"instruction": "Count.", "input": "", "output": 3}, RECORDS[1], {"instruction": "x"},
+               {"instruction": "Halve 5.", "output": 2.5}]
+    path.write_text(json.dumps(records), encoding="utf-8")
+    raw = read_source(str(path))
+    assert raw["output"] == ["5", 3, "Blue.", None, 2.5]  # "5" stays a string, 3 an int: nothing coerced
+    assert isinstance(raw[1]["output"], int)
+    rows = canonicalize(raw).to_list()
+    assert [(r["status"], r["reason"]) for r in rows] == [
+        ("ok", ""),
+        ("invalid", "field 'output' is not a string (int)"),
+        ("ok", ""),
+        ("invalid", "missing field 'output'"),
+        ("invalid", "field 'output' is not a string (float)"),
+    ]
+
+
+def test_duplicates_point_at_the_first_ok_occurrence(tmp_path):
+    a, b, bad = RECORDS[0], RECORDS[1], {"instruction": "a", "input": "", "output": ""}
+    rows = canon(tmp_path, [a, b, a, bad, bad, dict(reversed(list(a.items())))])
+    assert [(r["status"], r["reason"]) for r in rows] == [
+        ("ok", ""), ("ok", ""), ("duplicate", "duplicate of row 0"),
+        ("invalid", "empty response"), ("invalid", "empty response"), ("duplicate", "duplicate of row 0"),
+    ]
+    assert rows[2]["messages"] == rows[0]["messages"]  # duplicates keep their views
+
+
+# ----------------------------------------------------------------------------- ids and shape
+
+
+def test_content_id_is_stable_and_content_sensitive():
+    record = {"instruction": "Übersetze: café", "input": "", "output": "Kaffee ☕"}
+    assert content_id(record) == "2eb0072aa70896a1"  # sha256 of the sorted, compact, non-ASCII-escaped JSON
+    assert content_id(record) == sha16(record)
+    assert content_id(dict(reversed(list(record.items())))) == content_id(record)  # key order is not content
+    assert content_id(record | {"output": "Kaffee"}) != content_id(record)
+    assert content_id(record | {"extra": None}) == content_id(record)  # Arrow fills missing keys with None
+
+
+def test_every_input_row_appears_once_in_order_with_the_declared_features(tmp_path):
+    records = [RECORDS[0], {"instruction": "a"}, RECORDS[0], RECORDS[1], {"instruction": "b", "output": ""}] * 3
+    ds = load_rows(str(write_jsonl(tmp_path / "d.jsonl", records)))
+    assert ds.column_names == COLUMNS
+    assert ds["row"] == list(range(len(records)))
+    string = datasets.Value("string")
+    assert ds.features["messages"] == datasets.List({"role": string, "content": string})
+    assert {name: str(f) for name, f in ds.features.items() if name != "messages"} == {
+        name: "Value('int64')" if name == "row" else "Value('string')" for name in COLUMNS if name != "messages"
+    }
+
+
+def test_canonical_rows_round_trip_through_disk_and_parquet(tmp_path):
+    ds = load_rows(str(write_jsonl(tmp_path / "d.jsonl", RECORDS + [{"instruction": "a", "output": 1}])))
+    ds.save_to_disk(str(tmp_path / "saved"))
+    assert datasets.load_from_disk(str(tmp_path / "saved")).to_list() == ds.to_list()
+    ds.to_parquet(str(tmp_path / "c.parquet"))
+    back = datasets.Dataset.from_parquet(str(tmp_path / "c.parquet"))
+    assert back.features == ds.features and back.to_list() == ds.to_list()
+
+
+# ----------------------------------------------------------------------------- real data
+
+
+@pytest.mark.skipif(not DOLLY_3K.exists(), reason="Dolly subset not present")
+def test_real_dolly_subset():
+    ds = load_rows(str(DOLLY_3K))
+    counts = Counter(ds["status"])
+    assert ds.num_rows == 2996 and sum(counts.values()) == 2996
+    assert ds["row"] == list(range(2996))
+    assert set(counts) <= {"ok", "invalid", "duplicate"} and counts["ok"] > 2900
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not ALPACA.exists(), reason="Alpaca data not present")
+def test_real_alpaca_52k():
+    start = time.perf_counter()
+    ds = load_rows(str(ALPACA))
+    print(f"load_rows on {ds.num_rows} Alpaca rows: {time.perf_counter() - start:.1f} s")
+    assert ds.num_rows == 52002 and ds["row"] == list(range(52002))
+    ok_ids = [i for i, s in zip(ds["id"], ds["status"]) if s == "ok"]
+    assert len(ok_ids) == len(set(ok_ids)) > 51000
+    assert all(r == "empty response" for r, s in zip(ds["reason"], ds["status"]) if s == "invalid")
