@@ -43,6 +43,7 @@ class ScoreResult:
     """What a finished scorer run produced."""
 
     run_dir: RunDir
+    rows: datasets.Dataset
     scores: pd.DataFrame
     counts: dict[str, int]
     info: dict[str, Any]
@@ -127,8 +128,18 @@ def score(
     """
     if epochs < 0:
         raise RunError(f"--epochs must be 0 or more, got {epochs}.")
-    state = PartialState()
     run_dir = RunDir(out)
+    # the config sets up the (possibly distributed) process state, so it comes before PartialState()
+    args = ScorerConfig(
+        output_dir=str(run_dir.checkpoints),
+        num_train_epochs=epochs,
+        max_length=max_length,
+        seed=seed,
+        data_seed=seed,
+        save_total_limit=None if keep_checkpoints else 1,
+        **config_overrides,
+    )
+    state = PartialState()
     started = time.time()
     set_seed(seed)
     if rows is None:
@@ -171,15 +182,6 @@ def score(
         peft_config = LoraConfig(r=lora_r, lora_alpha=2 * lora_r, target_modules="all-linear", task_type="CAUSAL_LM")
     else:
         peft_config = None
-    args = ScorerConfig(
-        output_dir=str(run_dir.checkpoints),
-        num_train_epochs=epochs,
-        max_length=max_length,
-        seed=seed,
-        data_seed=seed,
-        save_total_limit=None if keep_checkpoints else 1,
-        **config_overrides,
-    )
     trainer = ScorerTrainer(
         model=loaded.model,
         args=args,
@@ -209,4 +211,4 @@ def score(
         if not keep_checkpoints:
             shutil.rmtree(run_dir.checkpoints, ignore_errors=True)
     state.wait_for_everyone()
-    return ScoreResult(run_dir=run_dir, scores=scores, counts=counts, info=info)
+    return ScoreResult(run_dir=run_dir, rows=rows, scores=scores, counts=counts, info=info)

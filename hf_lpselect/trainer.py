@@ -30,6 +30,11 @@ from .scoring import score_pass
 TRAIN_LOSS_COLUMNS = ["row", "epoch", "step", "loss"]
 
 
+def _has_accelerator() -> bool:
+    xpu = getattr(torch, "xpu", None)
+    return torch.cuda.is_available() or torch.backends.mps.is_available() or bool(xpu and xpu.is_available())
+
+
 @dataclass
 class ScorerConfig(SFTConfig):
     """``SFTConfig`` with the paper's scorer recipe as defaults (METHOD.md) and the scoring-pass knobs.
@@ -62,6 +67,8 @@ class ScorerConfig(SFTConfig):
     def __post_init__(self):
         if self.score_precision not in ("auto", "bf16", "fp32"):
             raise ValueError(f"score_precision must be auto, bf16 or fp32, got {self.score_precision!r}")
+        if not _has_accelerator():
+            self.use_cpu = True  # CPU only: say so, for bf16 autocast on CPU and for gloo under accelerate launch
         super().__post_init__()
 
     @property
@@ -151,6 +158,9 @@ class ScorerTrainer(SFTTrainer):
         if not self.accelerator.is_main_process:
             return
         new = pd.DataFrame(records, columns=TRAIN_LOSS_COLUMNS)
+        # Multi-process, accelerate pads the epoch's last batch with rows from its start (even_batches)
+        # so every rank steps together: keep each row's first loss of the epoch, not the padded repeat.
+        new = new.sort_values(["step", "row"], kind="stable").drop_duplicates(["row", "epoch"], keep="first")
         path = self.run_dir.train_losses
         if path.is_file():
             old = pd.read_parquet(path)

@@ -1,0 +1,113 @@
+"""``lpselect``: the command line, a thin layer over the public Python API.
+
+Every command prints where its outputs went and fails with one sentence on bad input. Run
+``lpselect COMMAND --help`` for the options. Multi-process: ``accelerate launch -m hf_lpselect.cli score …``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from .data import DataError
+from .models import ModelError
+from .run import RunError
+from .templates import TemplateError
+
+app = typer.Typer(
+    name="lpselect",
+    help="Pick the instruction-tuning rows a small model learns slowest (learning percentage, Mekala et al. 2024).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+USER_ERRORS = (DataError, ModelError, RunError, TemplateError)
+
+
+def _default_out(source: str, model: str) -> Path:
+    stem = lambda s: Path(s.rstrip("/")).stem.replace("/", "-") or "data"  # noqa: E731
+    return Path("runs") / f"{stem(source)}-{stem(model)}"
+
+
+def _print_result(result, texts=None) -> None:
+    from accelerate import PartialState
+
+    from .summary import print_summary, summarize
+
+    if PartialState().is_main_process:
+        print_summary(summarize(result.run_dir, texts=texts), Console())
+
+
+@app.command()
+def score(
+    data: str = typer.Argument(..., help="A Hub dataset id, a .json/.jsonl/.parquet file, or a save_to_disk folder."),
+    model: str = typer.Option("default", help="Scorer model: Hub id, local folder, .gguf file, or 'default' (SmolLM2-135M-Instruct, offline)."),
+    out: Optional[Path] = typer.Option(None, help="Run directory (default: runs/DATA-MODEL). Re-running the same command there resumes."),
+    epochs: int = typer.Option(3, help="Training epochs n; passes are scored before training and after each epoch. 0 = one pass, no training."),
+    template: str = typer.Option("auto", help="Prompt template: alpaca (the paper's), chat (tokenizer chat template), plain, auto."),
+    max_length: int = typer.Option(512, help="Tokens per row; rows whose response is truncated away are excluded, never scored."),
+    seed: int = typer.Option(42, help="Seed for data order and initialisation."),
+    split: str = typer.Option("train", help="Split of a Hub dataset or DatasetDict folder."),
+    subset: Optional[str] = typer.Option(None, help="Config (subset) name of a Hub dataset."),
+    format: str = typer.Option("auto", help="Row format: alpaca, dolly, sharegpt, messages, prompt-completion, auto."),
+    revision: Optional[str] = typer.Option(None, help="Model revision (branch, tag or commit) on the Hub."),
+    trust_remote_code: bool = typer.Option(False, help="Allow model code from the Hub to run (off unless you ask)."),
+    lora: bool = typer.Option(False, help="Train LoRA adapters (peft) instead of all weights."),
+    lora_r: int = typer.Option(16, help="LoRA rank."),
+    learning_rate: float = typer.Option(2e-5, help="Peak learning rate (cosine schedule, 3 % warmup)."),
+    batch_size: int = typer.Option(4, help="Rows per device per step."),
+    grad_accum: int = typer.Option(8, help="Gradient accumulation steps (effective batch = batch-size x grad-accum x devices)."),
+    score_batch_size: int = typer.Option(16, help="Rows per batch in the scoring passes."),
+    bf16: bool = typer.Option(True, "--bf16/--fp32", help="bf16 autocast over float32 weights (the paper's), or pure float32."),
+    keep_checkpoints: bool = typer.Option(False, help="Keep every epoch's checkpoint after the run (default: removed when done)."),
+    limit: Optional[int] = typer.Option(None, help="Only the first N input rows (quick trials)."),
+) -> None:
+    """Scorer run: fine-tune MODEL on DATA, score every row before training and after each epoch, write LP scores."""
+    from .run import score as run_score
+
+    out = out or _default_out(data, model)
+    try:
+        result = run_score(
+            data, out=out, model=model, epochs=epochs, template=template, max_length=max_length, seed=seed,
+            split=split, subset=subset, format=format, revision=revision, trust_remote_code=trust_remote_code,
+            lora=lora, lora_r=lora_r, keep_checkpoints=keep_checkpoints, limit=limit,
+            learning_rate=learning_rate, per_device_train_batch_size=batch_size,
+            gradient_accumulation_steps=grad_accum, score_batch_size=score_batch_size, bf16=bf16,
+        )
+    except USER_ERRORS as err:
+        console.print(f"[red]Error:[/] {err}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    _print_result(result)
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), help="Run directory for the demo."),
+    rows: int = typer.Option(240, help="Rows of generated data."),
+    epochs: int = typer.Option(2, help="Training epochs (at least 2 for LP(1) to mean anything)."),
+) -> None:
+    """Offline demo: generate a small instruction dataset, score it with the embedded SmolLM2-135M-Instruct."""
+    from .demo import run_demo, wrong_rows_among_hardest
+
+    console.print(f"Demo: {rows} generated rows, default model, {epochs} epochs → {out}")
+    try:
+        result = run_demo(out=out, n_rows=rows, epochs=epochs)
+    except USER_ERRORS as err:
+        console.print(f"[red]Error:[/] {err}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    texts = {r["row"]: f"{r['instruction']} {r['input'] or ''} → {r['output']}" for r in result.rows}
+    _print_result(result, texts)
+    found, total = wrong_rows_among_hardest(result)
+    Console().print(f"Deliberately wrong rows among the hardest 10 %: {found} of {total}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""A whole scorer run on a tiny model: every input row accounted for, bad input handled, resume exact."""
+
+import json
+import math
+
+import pandas as pd
+import pytest
+from transformers import TrainerCallback
+from typer.testing import CliRunner
+
+from hf_lpselect.cli import app
+from hf_lpselect.demo_data import make_demo_rows
+from hf_lpselect.run import RunError, score
+
+FAST = {"per_device_train_batch_size": 4, "gradient_accumulation_steps": 1, "learning_rate": 1e-3, "bf16": False, "score_batch_size": 8}
+
+
+def write_jsonl(path, records):
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return str(path)
+
+
+@pytest.fixture()
+def messy_file(tmp_path):
+    good = [{k: r[k] for k in ("instruction", "input", "output")} for r in make_demo_rows(12, seed=5)]
+    bad = [
+        {"instruction": "Say nothing.", "input": "", "output": ""},  # invalid: empty response
+        {"instruction": "Count.", "input": "", "output": 7},  # invalid: not a string
+        dict(good[0]),  # duplicate of row 0
+        {"instruction": "word " * 200, "input": "", "output": "Too late."},  # excluded: prompt fills max_length
+    ]
+    return write_jsonl(tmp_path / "messy.jsonl", good + bad)
+
+
+def test_every_input_row_appears_once_with_the_right_status(tmp_path, messy_file, tiny_model_dir):
+    result = score(messy_file, out=tmp_path / "run", model=str(tiny_model_dir), epochs=2, max_length=96, **FAST)
+    rows = pd.read_parquet(result.run_dir.rows)
+    scores = pd.read_parquet(result.run_dir.scores)
+    for table in (rows, scores):
+        assert table["row"].tolist() == list(range(16))
+    assert rows["status"].tolist() == ["ok"] * 12 + ["invalid", "invalid", "duplicate", "excluded"]
+    assert rows.loc[12, "reason"] == "empty response"
+    assert "not a string" in rows.loc[13, "reason"]
+    assert rows.loc[14, "reason"] == "duplicate of row 0"
+    assert "max_length=96" in rows.loc[15, "reason"]
+    assert result.counts == {"ok": 12, "excluded": 1, "invalid": 2, "duplicate": 1, "truncated": 1}
+    ok = scores["status"] == "ok"
+    score_cols = ["nll_0", "nll_1", "nll_2", "ppl_0", "ppl_2", "lp_1", "lp_2", "lp1", "lp_app"]
+    assert scores.loc[~ok, score_cols].isna().all().all()  # NaN, never 0, for rows not scored
+    assert scores.loc[ok, ["nll_0", "nll_1", "nll_2"]].notna().all().all()
+    for k in range(3):
+        scored = pd.read_parquet(result.run_dir.pass_path(k))
+        assert scored["row"].tolist() == list(range(12))
+        assert (scored["n_tokens"] == rows.loc[:11, "n_response_tokens"]).all()
+    losses = pd.read_parquet(result.run_dir.train_losses)
+    assert sorted(losses.groupby("epoch")["row"].apply(sorted).tolist()) == [list(range(12))] * 2
+    info = json.loads(result.run_dir.run_json.read_text())
+    assert info["complete"] and info["counts"]["ok"] == 12
+    assert not result.run_dir.checkpoints.exists()  # removed once the run is complete
+
+
+class CrashAfterFirstCheckpoint(TrainerCallback):
+    def on_save(self, args, state, control, **kwargs):
+        if round(state.epoch) == 1:
+            raise KeyboardInterrupt("simulated crash after epoch 1")
+
+
+def test_resume_after_a_crash_gives_identical_scores(tmp_path, tiny_model_dir):
+    data = write_jsonl(tmp_path / "d.jsonl", [{k: r[k] for k in ("instruction", "input", "output")} for r in make_demo_rows(16, seed=2)])
+    kwargs = dict(model=str(tiny_model_dir), epochs=2, max_length=96, **FAST)
+    straight = score(data, out=tmp_path / "straight", **kwargs)
+
+    with pytest.raises(KeyboardInterrupt):
+        score(data, out=tmp_path / "crashed", callbacks=[CrashAfterFirstCheckpoint()], **kwargs)
+    crashed = tmp_path / "crashed"
+    assert sorted(p.name for p in (crashed / "passes").iterdir()) == ["epoch_0.parquet", "epoch_1.parquet"]
+    assert not (crashed / "scores.parquet").exists()
+    resumed = score(data, out=crashed, **kwargs)
+
+    pd.testing.assert_frame_equal(resumed.scores, straight.scores)
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(resumed.run_dir.train_losses), pd.read_parquet(straight.run_dir.train_losses)
+    )
+
+
+def test_a_finished_run_is_not_redone_and_a_different_one_is_refused(tmp_path, tiny_model_dir):
+    data = write_jsonl(tmp_path / "d.jsonl", make_demo_rows(6, seed=1))
+    first = score(data, out=tmp_path / "r", model=str(tiny_model_dir), epochs=0, max_length=64, **FAST)
+    ok = first.scores["status"] == "ok"
+    assert "lp1" not in first.scores and first.scores.loc[ok, "ppl_0"].notna().all()  # epochs=0: one pass only
+    mtime = first.run_dir.pass_path(0).stat().st_mtime_ns
+    again = score(data, out=tmp_path / "r", model=str(tiny_model_dir), epochs=0, max_length=64, **FAST)
+    assert first.run_dir.pass_path(0).stat().st_mtime_ns == mtime
+    pd.testing.assert_frame_equal(again.scores, first.scores)
+    with pytest.raises(RunError, match="max_length"):
+        score(data, out=tmp_path / "r", model=str(tiny_model_dir), epochs=0, max_length=32, **FAST)
+
+
+def test_cli_bad_input_is_one_clear_sentence(tmp_path):
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"instruction": "a", "output": "b"}\n{"instruction": \n')
+    result = CliRunner().invoke(app, ["score", str(broken), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    assert "broken.jsonl line 2" in result.output
+    assert "Traceback" not in result.output
