@@ -58,10 +58,11 @@ def score(
     trust_remote_code: bool = typer.Option(False, help="Allow model code from the Hub to run (off unless you ask)."),
     lora: bool = typer.Option(False, help="Train LoRA adapters (peft) instead of all weights."),
     lora_r: int = typer.Option(16, help="LoRA rank."),
+    ifd: bool = typer.Option(False, help="Also score each response without its prompt before training (IFD baselines; with --epochs 0: the Superfiltering use)."),
     learning_rate: float = typer.Option(2e-5, help="Peak learning rate (cosine schedule, 3 % warmup)."),
     batch_size: int = typer.Option(4, help="Rows per device per step."),
     grad_accum: int = typer.Option(8, help="Gradient accumulation steps (effective batch = batch-size x grad-accum x devices)."),
-    score_batch_size: int = typer.Option(16, help="Rows per batch in the scoring passes."),
+    score_batch_size: int = typer.Option(8, help="Rows per batch in the scoring passes."),
     bf16: bool = typer.Option(True, "--bf16/--fp32", help="bf16 autocast over float32 weights (the paper's), or pure float32."),
     keep_checkpoints: bool = typer.Option(False, help="Keep every epoch's checkpoint after the run (default: removed when done)."),
     limit: Optional[int] = typer.Option(None, help="Only the first N input rows (quick trials)."),
@@ -74,7 +75,7 @@ def score(
         result = run_score(
             data, out=out, model=model, epochs=epochs, template=template, max_length=max_length, seed=seed,
             split=split, subset=subset, format=format, revision=revision, trust_remote_code=trust_remote_code,
-            lora=lora, lora_r=lora_r, keep_checkpoints=keep_checkpoints, limit=limit,
+            lora=lora, lora_r=lora_r, ifd=ifd, keep_checkpoints=keep_checkpoints, limit=limit,
             learning_rate=learning_rate, per_device_train_batch_size=batch_size,
             gradient_accumulation_steps=grad_accum, score_batch_size=score_batch_size, bf16=bf16,
         )

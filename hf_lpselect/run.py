@@ -31,7 +31,7 @@ from .trainer import ScorerConfig, ScorerTrainer
 ROWS_COLUMNS = ["row", "id", "status", "reason", "n_prompt_tokens", "n_response_tokens", "truncated"]
 STATUSES = ("ok", "excluded", "invalid", "duplicate")
 # what must match for a re-run to resume rather than refuse
-_IDENTITY_KEYS = ("source", "split", "subset", "format", "model", "revision", "template", "max_length", "epochs", "seed", "lora")
+_IDENTITY_KEYS = ("source", "split", "subset", "format", "model", "revision", "template", "max_length", "epochs", "seed", "lora", "ifd")
 
 
 class RunError(ValueError):
@@ -58,23 +58,27 @@ def dataset_fingerprint(ids: list[str]) -> str:
     return digest.hexdigest()[:16]
 
 
-def build_scores(rows: pd.DataFrame, passes: list[pd.DataFrame]) -> pd.DataFrame:
+def build_scores(rows: pd.DataFrame, passes: list[pd.DataFrame], alone: pd.DataFrame | None = None) -> pd.DataFrame:
     """Join the rows table and the pass tables into ``scores.parquet``: one row per INPUT row.
 
     Columns: row, id, status, reason, n_response_tokens, nll_K and ppl_K for every pass, lp_K for
-    K = 1..n, lp1, lp_app, the out-of-range flags and lp_reason. Rows that were not scored keep NaN.
+    K = 1..n, lp1, lp_app, the out-of-range flags and lp_reason. With the ``alone`` pass (the
+    responses scored without their prompts, before training): nll_alone, ppl_alone and both IFD
+    variants, ``ifd_nll = nll_0 / nll_alone`` and ``ifd_ppl = ppl_0 / ppl_alone``.
+    Rows that were not scored keep NaN.
     """
     out = rows[["row", "id", "status", "reason", "n_response_tokens"]].copy()
-    for k, frame in enumerate(passes):
-        nll = frame.set_index("row")["nll"]
-        out[f"nll_{k}"] = out["row"].map(nll).astype("float64")
-    nll = out[[f"nll_{k}" for k in range(len(passes))]].to_numpy()
-    ppl = np.exp(nll)
-    for k in range(len(passes)):
-        out[f"ppl_{k}"] = ppl[:, k]
-    lp = learning_percentages(ppl)
-    lp.index = out.index
+    named = [(f"nll_{k}", frame) for k, frame in enumerate(passes)] + ([("nll_alone", alone)] if alone is not None else [])
+    for column, frame in named:
+        out[column] = out["row"].map(frame.set_index("row")["nll"]).astype("float64")
+    for column, _ in named:
+        out["ppl" + column[3:]] = np.exp(out[column])
+    if alone is not None:
+        out["ifd_nll"] = out["nll_0"] / out["nll_alone"]
+        out["ifd_ppl"] = out["ppl_0"] / out["ppl_alone"]
     if len(passes) > 1:
+        lp = learning_percentages(out[[f"ppl_{k}" for k in range(len(passes))]].to_numpy())
+        lp.index = out.index
         out = pd.concat([out, lp], axis=1)
     return out
 
@@ -113,6 +117,7 @@ def score(
     trust_remote_code: bool = False,
     lora: bool = False,
     lora_r: int = 16,
+    ifd: bool = False,
     keep_checkpoints: bool = False,
     limit: int | None = None,
     rows: datasets.Dataset | None = None,
@@ -124,7 +129,8 @@ def score(
     ``config_overrides`` are any :class:`ScorerConfig` / ``SFTConfig`` fields (e.g.
     ``learning_rate``, ``per_device_train_batch_size``, ``bf16``). ``rows`` may pass already
     canonical rows (see :func:`hf_lpselect.data.load_rows`) instead of reading ``source``;
-    ``limit`` keeps the first N input rows (for quick trials).
+    ``limit`` keeps the first N input rows (for quick trials). ``ifd`` adds a pass over the
+    responses without their prompts, before training, for the IFD baselines (METHOD.md §3).
     """
     if epochs < 0:
         raise RunError(f"--epochs must be 0 or more, got {epochs}.")
@@ -151,11 +157,11 @@ def score(
     template = resolve_template(template, loaded.tokenizer, rows)
     identity = _config_identity(
         source=source, split=split, subset=subset, format=rows[0]["format"] if len(rows) else format,
-        model=model, revision=revision, template=template, max_length=max_length, epochs=epochs, seed=seed, lora=lora,
+        model=model, revision=revision, template=template, max_length=max_length, epochs=epochs, seed=seed, lora=lora, ifd=ifd,
     )
     _check_resumable(run_dir, identity, fingerprint)
 
-    tokenized = tokenize_rows(rows, loaded.tokenizer, template=template, max_length=max_length)
+    tokenized = tokenize_rows(rows, loaded.tokenizer, template=template, max_length=max_length, alone=ifd)
     rows_table = tokenized.select_columns(ROWS_COLUMNS).to_pandas()
     counts = {status: int((rows_table["status"] == status).sum()) for status in STATUSES}
     counts["truncated"] = int(rows_table["truncated"].sum())
@@ -173,7 +179,8 @@ def score(
         write_json({**info, "complete": False}, run_dir.run_json)
     state.wait_for_everyone()
 
-    train_set = tokenized.filter(lambda s: s == "ok", input_columns="status").select_columns(["row", "input_ids", "labels", "length"])
+    columns = ["row", "input_ids", "labels", "length"] + (["alone_input_ids", "alone_labels", "alone_length"] if ifd else [])
+    train_set = tokenized.filter(lambda s: s == "ok", input_columns="status").select_columns(columns)
     if len(train_set) == 0:
         raise RunError("No row can be scored: every row is invalid, a duplicate or excluded (see rows.parquet).")
     if lora:
@@ -191,6 +198,8 @@ def score(
         callbacks=callbacks,
         run_dir=run_dir,
     )
+    if ifd:  # before any training: on resume the model is freshly loaded, so still the K = 0 weights
+        trainer.run_scoring_pass(0, kind="alone")
     done = run_dir.completed_passes()
     if epochs == 0:
         trainer.run_scoring_pass(0)
@@ -202,7 +211,8 @@ def score(
         raise RunError(f"Training stopped before pass(es) {missing} were scored; re-run the same command to resume.")
 
     passes = [pd.read_parquet(run_dir.pass_path(k)) for k in range(epochs + 1)]
-    scores = build_scores(rows_table, passes)
+    alone = pd.read_parquet(run_dir.pass_path(0, "alone")) if ifd else None
+    scores = build_scores(rows_table, passes, alone)
     info["timings"] = {"seconds_this_call": round(time.time() - started, 1)}
     info["lp1_summary"] = scores["lp1"].describe().to_dict() if "lp1" in scores else None
     if state.is_main_process:

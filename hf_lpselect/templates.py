@@ -116,6 +116,7 @@ def tokenize_rows(
     *,
     template: str,
     max_length: int,
+    alone: bool = False,
     num_proc: int | None = None,
 ) -> datasets.Dataset:
     """Add ``input_ids``, ``labels``, token counts, ``truncated`` and the final ``status``/``reason``.
@@ -123,6 +124,10 @@ def tokenize_rows(
     Rows that are not ``ok`` pass through with empty ids. After right-truncation to ``max_length``,
     a row left with no scored response token becomes ``excluded`` (METHOD.md §2: never score it).
     Labels are built by position, so a pad token equal to EOS never unscores the final EOS.
+
+    ``alone=True`` also adds ``alone_input_ids``/``alone_labels``/``alone_length``: the same scored
+    tokens with only a one-token context before them (the tokenizer's own prefix, else BOS, else
+    EOS), the "answer alone" of IFD (METHOD.md §3), so both IFD terms average the same tokens.
     """
     if tokenizer.eos_token_id is None:
         raise TemplateError("The tokenizer has no EOS token, so the end of a response cannot be scored.")
@@ -130,9 +135,12 @@ def tokenize_rows(
         raise TemplateError(f"--max-length must be at least 2, got {max_length}.")
     prefix = special_prefix_ids(tokenizer)
     eos = tokenizer.eos_token_id
+    alone_context = prefix or [tokenizer.bos_token_id if tokenizer.bos_token_id is not None else eos]
+    columns = ["input_ids", "labels", "length", "n_prompt_tokens", "n_response_tokens", "truncated", "status", "reason"]
+    columns += ["alone_input_ids", "alone_labels", "alone_length"] if alone else []
 
     def encode(batch: dict[str, list]) -> dict[str, list]:
-        out: dict[str, list] = {k: [] for k in ("input_ids", "labels", "length", "n_prompt_tokens", "n_response_tokens", "truncated", "status", "reason")}
+        out: dict[str, list] = {k: [] for k in columns}
         rows_list = [dict(zip(batch, values)) for values in zip(*batch.values())]
         pieces = [row_segments(r, template, tokenizer) if r["status"] == "ok" else r["reason"] for r in rows_list]
         texts = [text for p in pieces if not isinstance(p, str) for text, _ in p]
@@ -169,6 +177,12 @@ def tokenize_rows(
             out["truncated"].append(truncated)
             out["status"].append(status)
             out["reason"].append(reason)
+            if alone:
+                scored_ids = [x for x in labels if x != -100] if status == "ok" else []
+                context = alone_context if scored_ids else []
+                out["alone_input_ids"].append(context + scored_ids)
+                out["alone_labels"].append([-100] * len(context) + scored_ids)
+                out["alone_length"].append(len(context) + len(scored_ids))
         return out
 
     features = rows.features.copy()
@@ -182,4 +196,12 @@ def tokenize_rows(
             "truncated": datasets.Value("bool"),
         }
     )
+    if alone:
+        features.update(
+            {
+                "alone_input_ids": datasets.List(datasets.Value("int32")),
+                "alone_labels": datasets.List(datasets.Value("int32")),
+                "alone_length": datasets.Value("int32"),
+            }
+        )
     return rows.map(encode, batched=True, batch_size=256, features=features, num_proc=num_proc, desc="Tokenizing")

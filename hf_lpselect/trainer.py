@@ -58,7 +58,7 @@ class ScorerConfig(SFTConfig):
     report_to: Any = "none"
     logging_steps: float = 10
     dataset_kwargs: dict[str, Any] | str | None = field(default_factory=lambda: {"skip_prepare_dataset": True})
-    score_batch_size: int = field(default=16, metadata={"help": "Rows per batch in a scoring pass."})
+    score_batch_size: int = field(default=8, metadata={"help": "Rows per batch in a scoring pass."})
     score_precision: str = field(
         default="auto",
         metadata={"help": "Scoring-pass autocast: 'bf16', 'fp32', or 'auto' (bf16 when training in bf16)."},
@@ -167,18 +167,26 @@ class ScorerTrainer(SFTTrainer):
             new = pd.concat([old[old["epoch"] < epoch], new], ignore_index=True)  # drop a crashed epoch's part
         write_parquet(new.sort_values(["epoch", "step", "row"], ignore_index=True), path)
 
-    def run_scoring_pass(self, epoch: int) -> None:
-        """Score the whole training set for pass ``epoch`` unless its file already exists."""
-        path = self.run_dir.pass_path(epoch)
+    def run_scoring_pass(self, epoch: int, kind: str = "epoch") -> None:
+        """Score the whole training set for pass ``epoch`` unless its file already exists.
+
+        ``kind="alone"`` scores the responses without their prompts instead (the IFD pass; needs the
+        ``alone_*`` columns of :func:`~hf_lpselect.templates.tokenize_rows` with ``alone=True``).
+        """
+        path = self.run_dir.pass_path(epoch, kind)
         if path.is_file():
             return
+        dataset = self.train_dataset
+        if kind == "alone":
+            dataset = dataset.select_columns(["row", "alone_input_ids", "alone_labels", "alone_length"])
+            dataset = dataset.rename_columns({f"alone_{c}": c for c in ("input_ids", "labels", "length")})
         frame = score_pass(
             self.accelerator.unwrap_model(self.model),
-            self.train_dataset,
+            dataset,
             pad_token_id=self.processing_class.pad_token_id,
             batch_size=self.args.score_batch_size,
             autocast_dtype=self.args.score_autocast_dtype,
-            desc=f"Scoring pass {epoch}",
+            desc=f"Scoring pass {epoch}" + (" (responses alone)" if kind == "alone" else ""),
         )
         if self.accelerator.is_main_process:
             write_parquet(frame, path)
