@@ -12,8 +12,10 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from .clusters import ClusterError
 from .data import DataError
 from .models import ModelError
+from .rundir import RunDir
 from .run import RunError
 from .templates import TemplateError
 
@@ -25,7 +27,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True)
-USER_ERRORS = (DataError, ModelError, RunError, TemplateError)
+USER_ERRORS = (DataError, ModelError, RunError, TemplateError, ClusterError)
 
 
 def _default_out(source: str, model: str) -> Path:
@@ -104,6 +106,74 @@ def demo(
     _print_result(result, texts)
     found, total = wrong_rows_among_hardest(result)
     Console().print(f"Deliberately wrong rows among the hardest 10 %: {found} of {total}")
+
+
+@app.command("select")
+def select_cmd(
+    run: Path = typer.Argument(..., help="A finished run directory (from lpselect score)."),
+    strategy: str = typer.Option(..., help="lp1-hard, lp1-medium, lp1-easy, lp-app-hard, random, clustered-random, longest, ppl-low, ppl-mid, ppl-high, ifd-nll, ifd-ppl, s2l, confidence, variability."),
+    fraction: Optional[float] = typer.Option(None, help="Share of the eligible rows, in (0, 1]."),
+    count: Optional[int] = typer.Option(None, help="Number of rows (global selection only)."),
+    per_cluster: Optional[int] = typer.Option(None, help="Cluster the rows into K clusters (all-MiniLM-L6-v2 + k-means, cached) and select per cluster, as the paper does."),
+    clusters: Optional[Path] = typer.Option(None, help="Use a clustering made elsewhere: Parquet/JSON/CSV mapping row or id to cluster."),
+    seed: int = typer.Option(42, help="Seed for k-means and random draws."),
+    out: Optional[Path] = typer.Option(None, help="Output: .json, .jsonl, .parquet, or a folder (save_to_disk). Default: RUN/selections/, in the source's format."),
+) -> None:
+    """Pick a subset of a scored dataset and write it with its score columns."""
+    import json
+
+    from .subsets import default_output, describe_selection, run_source, select_run, selected_dataset, write_dataset
+
+    try:
+        selection, scores = select_run(
+            run, strategy, fraction=fraction, count=count, per_cluster=per_cluster, clusters_file=clusters, seed=seed
+        )
+        out = out or default_output(RunDir(run), selection)
+        write_dataset(selected_dataset(run_source(RunDir(run)), scores, selection), out)
+    except USER_ERRORS as err:
+        console.print(f"[red]Error:[/] {err}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    info = describe_selection(selection, scores)
+    requested = f"{selection.requested:.1%}" if isinstance(selection.requested, float) else f"{selection.requested} rows"
+    Console().print(
+        f"{strategy}: {info['n_selected']} of {info['n_eligible']} eligible rows "
+        f"(requested {requested}, real {info['real_fraction']:.2%}; {info['real_fraction_of_input']:.2%} of all {info['n_input']} input rows)\n"
+        f"mean response length {info['mean_response_tokens']['selected']:.1f} tokens vs {info['mean_response_tokens']['all_ok_rows']:.1f} for all rows "
+        f"(x{info['length_ratio']:.2f})"
+        + (f"\nscore range {info['score_range'][0]:.4g} … {info['score_range'][1]:.4g}" if "score_range" in info else "")
+        + (f"\nclusters covered: {info['n_clusters_covered']} of {info['n_clusters']}" if info["n_clusters"] else "")
+        + (f"\nskipped: {json.dumps(info['skipped'])}" if info["skipped"] else "")
+        + f"\nwritten: {out}",
+        soft_wrap=True,
+    )
+
+
+@app.command()
+def compare(
+    run_a: Path = typer.Argument(..., help="First run directory (or any folder with a scores.parquet holding id + score columns)."),
+    run_b: Path = typer.Argument(..., help="Second run directory."),
+    score: str = typer.Option("lp1", help="Score to compare (lp1, lp_app, ppl_0, ifd_ppl, ...)."),
+    out: Optional[Path] = typer.Option(None, help="Folder for compare.json and scatter.png (default: RUN_A/compare-NAME_B)."),
+) -> None:
+    """Agreement between two scorer runs on the same rows: Spearman, Kendall, overlap of the hardest sets."""
+    from .compare import compare_runs
+
+    try:
+        result = compare_runs(run_a, run_b, score=score, out=out)
+    except USER_ERRORS as err:
+        console.print(f"[red]Error:[/] {err}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    console_out = Console()
+    console_out.print(f"{result['n_matched']} rows matched by id ({result['n_dropped']} dropped)")
+    for name, res in result["results"].items():
+        tops = ", ".join(f"{t['fraction']:.0%}: {t['overlap']:.2f}" for t in res["top"] if t["overlap"] is not None)
+        console_out.print(
+            f"{name}: Spearman {res['spearman'] if res['spearman'] is None else round(res['spearman'], 3)}, "
+            f"Kendall tau-b {res['kendall_tau_b'] if res['kendall_tau_b'] is None else round(res['kendall_tau_b'], 3)}; "
+            f"overlap of the hardest {tops}",
+            soft_wrap=True,
+        )
+    console_out.print(f"written: {result['files']}")
 
 
 def main() -> None:

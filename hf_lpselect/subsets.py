@@ -1,0 +1,131 @@
+"""From a run directory to a subset on disk: clusters, :func:`~hf_lpselect.select.select`, output.
+
+:func:`select_run` is what ``lpselect select`` calls. The source is re-read from what ``run.json`` recorded, rows are picked by their input position
+``row``, and the output format follows the output path: ``.json`` (array), ``.jsonl``,
+``.parquet``, or anything else as a ``save_to_disk`` folder. Every output re-loads with
+``datasets``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import datasets
+import pandas as pd
+
+from .data import DataError, load_rows, read_source
+from .rundir import RunDir
+from .select import Selection, select, selection_frame
+
+# score columns carried into a subset, when the run has them
+SCORE_COLUMN_PREFIXES = ("nll_", "ppl_", "lp_", "ifd_")
+SCORE_COLUMNS = ("lp1", "lp_app", "n_response_tokens")
+
+
+def score_columns(scores: pd.DataFrame) -> list[str]:
+    """The per-row score columns of a scores table worth carrying into a subset."""
+    return [c for c in scores.columns if c in SCORE_COLUMNS or (c.startswith(SCORE_COLUMN_PREFIXES) and c != "lp_reason")]
+
+
+def run_source(run_dir: RunDir) -> datasets.Dataset:
+    """The run's input dataset, re-read from the source recorded in ``run.json``."""
+    dataset = run_dir.read_json()["dataset"]
+    return read_source(dataset["source"], split=dataset["split"], subset=dataset["subset"])
+
+
+def default_output(run_dir: RunDir, selection: Selection) -> Path:
+    """``RUN/selections/STRATEGY-FRACTION.EXT``, in the source's own format."""
+    source = Path(run_dir.read_json()["dataset"]["source"])
+    suffix = source.suffix if source.suffix in (".json", ".jsonl", ".parquet") else ""
+    size = f"{selection.requested * 100:g}pct" if isinstance(selection.requested, float) else f"{selection.requested}rows"
+    cluster = "-per-cluster" if selection.per_cluster else ""
+    return run_dir.path / "selections" / f"{selection.strategy}-{size}{cluster}{suffix}"
+
+
+def selected_dataset(source: datasets.Dataset, scores: pd.DataFrame, selection: Selection) -> datasets.Dataset:
+    """The selected source rows, in selection order, with score and selection columns added."""
+    added = selection_frame(selection).merge(scores[["row", *score_columns(scores)]], on="row", how="left")
+    clash = sorted(set(added.columns) & set(source.column_names))
+    if clash:
+        raise DataError(f"The source already has column(s) {clash}; rename them before selecting.")
+    if len(source) < len(scores):
+        raise DataError(f"The source now has {len(source)} rows but the run scored {len(scores)}; it changed since.")
+    subset = source.select(added["row"].tolist())
+    for column in added.columns:
+        subset = subset.add_column(column, added[column].tolist())
+    return subset
+
+
+def write_dataset(dataset: datasets.Dataset, out: str | Path) -> Path:
+    """Write ``dataset`` in the format named by ``out``'s suffix (a folder for no known suffix)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".jsonl":
+        dataset.to_json(str(out), lines=True, force_ascii=False)
+    elif out.suffix == ".json":  # one JSON array (datasets writes arrays only in a single batch)
+        dataset.to_json(str(out), lines=False, force_ascii=False, batch_size=max(1, len(dataset)))
+    elif out.suffix == ".parquet":
+        dataset.to_parquet(str(out))
+    else:
+        dataset.save_to_disk(str(out))
+    return out
+
+
+def run_rows(run_dir: RunDir) -> datasets.Dataset:
+    """The run's canonical rows (:func:`hf_lpselect.data.load_rows`), e.g. for embedding texts."""
+    info = run_dir.read_json()
+    dataset = info["dataset"]
+    rows = load_rows(dataset["source"], split=dataset["split"], subset=dataset["subset"], format=info["config"]["format"])
+    return rows.select(range(min(len(rows), dataset["n_rows"])))
+
+
+def select_run(
+    run: str | Path,
+    strategy: str,
+    *,
+    fraction: float | None = None,
+    count: int | None = None,
+    per_cluster: int | None = None,
+    clusters_file: str | Path | None = None,
+    seed: int = 42,
+    mirror: str | None = None,
+    embedding_model: str | None = None,
+) -> tuple[Selection, pd.DataFrame]:
+    """Select from a finished run; returns the selection and the run's scores table.
+
+    ``per_cluster=K`` clusters the rows (all-MiniLM-L6-v2 + k-means, cached in the run directory)
+    and selects per cluster, the paper's way; ``clusters_file`` uses a clustering made elsewhere.
+    """
+    from .clusters import cached_clusters, read_clusters
+
+    run_dir = RunDir(run)
+    if not run_dir.scores.is_file():
+        raise DataError(f"{run_dir.path} has no scores.parquet: finish the run with `lpselect score` first.")
+    scores = pd.read_parquet(run_dir.scores)
+    if per_cluster is not None and clusters_file is not None:
+        raise DataError("Give --per-cluster K or --clusters FILE, not both.")
+    clusters = None
+    if clusters_file is not None:
+        clusters = read_clusters(clusters_file, scores)
+    elif per_cluster is not None:
+        table = cached_clusters(run_dir, run_rows(run_dir), per_cluster, seed=seed, model=embedding_model)
+        clusters = table.set_index("row")["cluster"]
+    if mirror is None and strategy == "clustered-random" and "lp1" in scores:
+        mirror = "lp1-hard"
+    try:
+        selection = select(scores, strategy, fraction=fraction, count=count, clusters=clusters, seed=seed, mirror=mirror)
+    except ValueError as err:
+        raise DataError(str(err)) from err
+    return selection, scores
+
+
+def describe_selection(selection: Selection, scores: pd.DataFrame) -> dict:
+    """The one-screen summary: sizes, the length bias, score range, clusters covered, what was skipped."""
+    chosen = scores.set_index("row").loc[list(selection.rows)]
+    ok = scores[scores["status"] == "ok"]
+    out = selection.summary()
+    out["mean_response_tokens"] = {"selected": float(chosen["n_response_tokens"].mean()), "all_ok_rows": float(ok["n_response_tokens"].mean())}
+    out["length_ratio"] = out["mean_response_tokens"]["selected"] / out["mean_response_tokens"]["all_ok_rows"]
+    if selection.values is not None and selection.values:
+        out["score_range"] = [float(min(selection.values)), float(max(selection.values))]
+    return out

@@ -1,0 +1,87 @@
+"""`lpselect select` and `lpselect compare` on a real (tiny-model) run: outputs re-load with
+`datasets` in every format, in selection order, with the score columns added."""
+
+import json
+
+import datasets
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from hf_lpselect.cli import app
+from hf_lpselect.demo_data import make_demo_rows
+from hf_lpselect.run import score
+from hf_lpselect.select import select
+
+FAST = {"per_device_train_batch_size": 4, "gradient_accumulation_steps": 1, "learning_rate": 1e-3, "bf16": False}
+RECORDS = [{k: r[k] for k in ("instruction", "input", "output")} for r in make_demo_rows(20, seed=8)]
+RECORDS.append({"instruction": "Say nothing.", "input": "", "output": ""})  # invalid: never selected
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, tiny_model_dir):
+    base = tmp_path_factory.mktemp("select")
+    data = base / "data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+    result = score(str(data), out=base / "run", model=str(tiny_model_dir), epochs=2, max_length=128, ifd=True, **FAST)
+    return result
+
+
+def invoke(*args):
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def load(path):
+    path = str(path)
+    if path.endswith((".json", ".jsonl")):
+        return datasets.load_dataset("json", data_files=path, split="train")
+    if path.endswith(".parquet"):
+        return datasets.load_dataset("parquet", data_files=path, split="train")
+    return datasets.load_from_disk(path)
+
+
+@pytest.mark.parametrize("name", ["hard.json", "hard.jsonl", "hard.parquet", "hard_dir"])
+def test_select_writes_a_loadable_subset_in_every_format(run, tmp_path, name):
+    out = tmp_path / name
+    output = invoke("select", run.run_dir.path, "--strategy", "lp1-hard", "--fraction", "0.25", "--out", out)
+    expected = select(run.scores, "lp1-hard", fraction=0.25)
+    subset = load(out)
+    assert len(subset) == len(expected.rows) == 5  # 25 % of the 20 eligible rows
+    assert {"instruction", "input", "output", "lp1", "ppl_0", "ifd_ppl", "selection_rank"} <= set(subset.column_names)
+    assert subset["row"] == list(expected.rows)
+    assert [RECORDS[r]["output"] for r in expected.rows] == subset["output"]
+    assert subset["lp1"] == sorted(subset["lp1"])  # hardest (lowest LP(1)) first
+    assert "skipped" in output and "status invalid" in output
+    assert "mean response length" in output
+
+
+def test_select_defaults_to_the_source_format_inside_the_run(run):
+    output = invoke("select", run.run_dir.path, "--strategy", "longest", "--count", "3")
+    written = run.run_dir.path / "selections" / "longest-3rows.jsonl"
+    assert written.is_file() and str(written) in output.replace("\n", "")
+    assert len(load(written)) == 3
+
+
+def test_select_with_a_clustering_made_elsewhere(run, tmp_path):
+    clusters = tmp_path / "clusters.csv"
+    pd.DataFrame({"row": range(20), "cluster": [r % 4 for r in range(20)]}).to_csv(clusters, index=False)
+    out = tmp_path / "c.parquet"
+    invoke("select", run.run_dir.path, "--strategy", "lp1-hard", "--fraction", "0.2", "--clusters", clusters, "--out", out)
+    subset = load(out)
+    assert sorted(pd.Series(subset["selection_cluster"]).value_counts().tolist()) == [1, 1, 1, 1]  # ceil(5 / 5) per cluster
+
+
+def test_select_bad_request_is_one_sentence(run):
+    result = CliRunner().invoke(app, ["select", str(run.run_dir.path), "--strategy", "nope", "--fraction", "0.1"])
+    assert result.exit_code == 2 and "Traceback" not in result.output and "lp1-hard" in result.output
+
+
+def test_compare_a_run_with_itself_agrees_perfectly(run, tmp_path):
+    invoke("compare", run.run_dir.path, run.run_dir.path, "--out", tmp_path / "cmp")
+    result = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert result["n_matched"] == 20
+    assert result["results"]["lp1"]["spearman"] == pytest.approx(1.0)
+    assert result["results"]["lp1"]["kendall_tau_b"] == pytest.approx(1.0)
+    assert (tmp_path / "cmp" / "scatter.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
