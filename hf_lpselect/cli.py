@@ -102,8 +102,9 @@ def demo(
     except USER_ERRORS as err:
         console.print(f"[red]Error:[/] {err}", soft_wrap=True)
         raise typer.Exit(2) from None
-    texts = {r["row"]: f"{r['instruction']} {r['input'] or ''} → {r['output']}" for r in result.rows}
-    _print_result(result, texts)
+    from .summary import display_texts
+
+    _print_result(result, display_texts(result.rows))
     found, total = wrong_rows_among_hardest(result)
     Console().print(f"Deliberately wrong rows among the hardest 10 %: {found} of {total}")
 
@@ -174,6 +175,26 @@ def compare(
             soft_wrap=True,
         )
     console_out.print(f"written: {result['files']}")
+
+
+@app.command()
+def report(
+    run: Path = typer.Argument(..., help="A finished run directory."),
+    out: Optional[Path] = typer.Option(None, help="Folder for the figures and report.md (default: RUN/report)."),
+) -> None:
+    """Figures and a Markdown summary of a run: LP(1) histogram, trajectories by tertile, LP vs length, counts."""
+    from .report import make_report
+    from .subsets import run_rows
+    from .summary import display_texts
+
+    try:
+        result = make_report(run, out, texts=display_texts(run_rows(RunDir(run))))
+    except (*USER_ERRORS, FileNotFoundError) as err:
+        console.print(f"[red]Error:[/] {err}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    Console().print(f"written: {result.markdown}")
+    for name, path in result.figures.items():
+        Console().print(f"  {name}: {path}")
 
 
 def main() -> None:

@@ -15,6 +15,18 @@ from .rundir import RunDir
 _BARS = " ▁▂▃▄▅▆▇█"
 
 
+def display_texts(rows) -> dict[int, str]:
+    """``row`` → a one-line text of a canonical row (instruction, input → output; else the last turns)."""
+    texts = {}
+    for r in rows:
+        if r["instruction"] is not None:
+            prompt = f"{r['instruction']} {r['input']}".strip()
+            texts[r["row"]] = f"{prompt} → {r['output']}"
+        elif r["messages"]:
+            texts[r["row"]] = " | ".join(f"{m['role']}: {m['content']}" for m in r["messages"][-2:])
+    return texts
+
+
 def summarize(run_dir: RunDir, texts: dict[int, str] | None = None, n_examples: int = 5) -> dict[str, Any]:
     """Counts, LP(1) quantiles and histogram, hardest/easiest rows of a run (plain data)."""
     scores = pd.read_parquet(run_dir.scores)

@@ -85,3 +85,12 @@ def test_compare_a_run_with_itself_agrees_perfectly(run, tmp_path):
     assert result["results"]["lp1"]["spearman"] == pytest.approx(1.0)
     assert result["results"]["lp1"]["kendall_tau_b"] == pytest.approx(1.0)
     assert (tmp_path / "cmp" / "scatter.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_writes_figures_and_markdown(run, tmp_path):
+    output = invoke("report", run.run_dir.path, "--out", tmp_path / "rep")
+    markdown = (tmp_path / "rep" / "report.md").read_text()
+    pngs = sorted(p.name for p in (tmp_path / "rep").glob("*.png"))
+    assert pngs and all(name in markdown for name in pngs)
+    assert "report.md" in output
+    assert RECORDS[0]["instruction"][:20] in markdown or any(r["instruction"][:20] in markdown for r in RECORDS)
