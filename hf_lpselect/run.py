@@ -17,7 +17,6 @@ from typing import Any
 import datasets
 import numpy as np
 import pandas as pd
-import torch
 from accelerate import PartialState
 from transformers import TrainerCallback, set_seed
 

@@ -14,40 +14,40 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
 _PASS_RE = re.compile(r"^epoch_(\d+)\.parquet$")
 
 
-def _atomic_target(path: Path):
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
-    return Path(tmp)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_parquet(df: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write ``df`` to ``path`` as Parquet, atomically."""
-    path = Path(path)
-    tmp = _atomic_target(path)
-    try:
-        df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
+
+
+def write_text(text: str, path: str | os.PathLike) -> None:
+    """Write ``text`` to ``path`` as UTF-8, atomically."""
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def write_json(obj: Any, path: str | os.PathLike) -> None:
     """Write ``obj`` to ``path`` as indented JSON, atomically."""
-    path = Path(path)
-    tmp = _atomic_target(path)
-    try:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_text(json.dumps(obj, indent=2, default=str) + "\n", path)
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,10 @@ class RunDir:
     @property
     def scores(self) -> Path:
         return self.path / "scores.parquet"
+
+    @property
+    def clusters_dir(self) -> Path:
+        return self.path / "clusters"
 
     @property
     def checkpoints(self) -> Path:

@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import datasets
 import pandas as pd
 import torch
 from accelerate.utils import gather_object

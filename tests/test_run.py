@@ -1,7 +1,6 @@
 """A whole scorer run on a tiny model: every input row accounted for, bad input handled, resume exact."""
 
 import json
-import math
 
 import pandas as pd
 import pytest
