@@ -12,12 +12,8 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from .clusters import ClusterError
-from .data import DataError
-from .models import ModelError
+from .errors import LPSelectError
 from .rundir import RunDir
-from .run import RunError
-from .templates import TemplateError
 
 app = typer.Typer(
     name="lpselect",
@@ -27,7 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True)
-USER_ERRORS = (DataError, ModelError, RunError, TemplateError, ClusterError)
+USER_ERRORS = (LPSelectError,)
 
 
 def _default_out(source: str, model: str) -> Path:
@@ -123,7 +119,14 @@ def select_cmd(
     """Pick a subset of a scored dataset and write it with its score columns."""
     import json
 
-    from .subsets import default_output, describe_selection, run_source, select_run, selected_dataset, write_dataset
+    from .subsets import (
+        default_output,
+        describe_selection,
+        run_source,
+        select_run,
+        selected_dataset,
+        write_dataset,
+    )
 
     try:
         selection, scores = select_run(

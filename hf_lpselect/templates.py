@@ -19,6 +19,8 @@ from typing import Any
 import datasets
 from transformers import PreTrainedTokenizerBase
 
+from .errors import TemplateError
+
 TEMPLATES = ("auto", "alpaca", "chat", "plain")
 
 ALPACA_PROMPT_INPUT = (
@@ -34,10 +36,6 @@ ALPACA_PROMPT_NO_INPUT = (
 PLAIN_PROMPT = "{instruction}\n{input}\n"
 
 MULTI_TURN_REASON = "multi-turn conversation: the {template} template scores single turns only (use --template chat)"
-
-
-class TemplateError(ValueError):
-    """A template that cannot be applied to this tokenizer or data."""
 
 
 def resolve_template(template: str, tokenizer: PreTrainedTokenizerBase, rows: datasets.Dataset) -> str:

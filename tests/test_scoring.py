@@ -4,15 +4,14 @@ that uses the plain transformers loss, for every template and several batch size
 import numpy as np
 import pytest
 import torch
+from conftest import make_tiny_model
 from datasets import Dataset, concatenate_datasets
+from test_templates import CHAT
 
 from hf_lpselect.data import canonicalize
 from hf_lpselect.demo_data import demo_dataset
 from hf_lpselect.scoring import length_batches, score_pass
 from hf_lpselect.templates import tokenize_rows
-
-from conftest import make_tiny_model
-from test_templates import CHAT
 
 
 @pytest.fixture(scope="module")
