@@ -1,6 +1,6 @@
 """Benchmark: time and length bias of every selection strategy on a real scorer run.
 
-    python benchmarks/bench_select.py [--rows 300] [--epochs 2] [--fraction 0.1] [--run DIR] [--per-cluster 10]
+    python benchmarks/bench_select.py [--rows 100] [--epochs 2] [--fraction 0.1] [--run DIR] [--per-cluster 10]
 
 Data: the first ``--rows`` rows of Stanford Alpaca (../shared/data), scored by the default model
 (SmolLM2-135M-Instruct) with ``--ifd`` so every strategy has its columns. The run uses the demo's
@@ -48,7 +48,7 @@ def timed_select(scores: pd.DataFrame, strategy: str, **kwargs) -> tuple[float, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=300)
+    parser.add_argument("--rows", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--fraction", type=float, default=0.1)
     parser.add_argument("--per-cluster", type=int, default=10)

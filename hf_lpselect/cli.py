@@ -86,7 +86,7 @@ def score(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), help="Run directory for the demo."),
-    rows: int = typer.Option(240, help="Rows of generated data."),
+    rows: int = typer.Option(120, help="Rows of generated data."),
     epochs: int = typer.Option(2, help="Training epochs (at least 2 for LP(1) to mean anything)."),
 ) -> None:
     """Offline demo: generate a small instruction dataset, score it with the embedded SmolLM2-135M-Instruct."""

@@ -79,8 +79,15 @@ def build_scores(rows: pd.DataFrame, passes: list[pd.DataFrame], alone: pd.DataF
     return out
 
 
-def _config_identity(**kwargs: Any) -> dict[str, Any]:
-    return {key: kwargs[key] for key in _IDENTITY_KEYS}
+# recipe fields recorded in run.json and checked on resume: mixing them across epochs would skew LP
+_RECIPE_KEYS = ("learning_rate", "lr_scheduler_type", "warmup_steps", "weight_decay", "per_device_train_batch_size",
+                "gradient_accumulation_steps", "bf16", "score_precision", "score_batch_size")
+
+
+def _config_identity(args: ScorerConfig, **kwargs: Any) -> dict[str, Any]:
+    identity = {key: kwargs[key] for key in _IDENTITY_KEYS}
+    identity["recipe"] = {key: getattr(args, key) for key in _RECIPE_KEYS}
+    return identity
 
 
 def _check_resumable(run_dir: RunDir, identity: dict[str, Any], fingerprint: str) -> None:
@@ -152,7 +159,7 @@ def score(
     loaded = load_model(model, revision=revision, trust_remote_code=trust_remote_code)
     template = resolve_template(template, loaded.tokenizer, rows)
     identity = _config_identity(
-        source=source, split=split, subset=subset, format=rows[0]["format"] if len(rows) else format,
+        args, source=source, split=split, subset=subset, format=rows[0]["format"] if len(rows) else format,
         model=model, revision=revision, template=template, max_length=max_length, epochs=epochs, seed=seed, lora=lora, ifd=ifd,
     )
     _check_resumable(run_dir, identity, fingerprint)

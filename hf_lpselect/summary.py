@@ -88,8 +88,9 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         console.print(f"  {hist['edges'][0]:+.1f} {_sparkline(hist['counts'])} {hist['edges'][-1]:+.1f}")
         for title, key in (("Hardest (lowest LP(1): learned slowest)", "hardest"), ("Easiest (highest LP(1))", "easiest")):
             table = Table(title=title, show_lines=False, title_justify="left")
-            for col in ("row", "LP(1)", "P_0", "text"):
-                table.add_column(col, overflow="ellipsis", no_wrap=col == "text", max_width=70 if col == "text" else None)
+            for col in ("row", "LP(1)", "P_0"):
+                table.add_column(col, justify="right", no_wrap=True, min_width=len(col) + 2)
+            table.add_column("text", overflow="ellipsis", no_wrap=True, ratio=1)
             for ex in summary[key]:
                 table.add_row(str(ex["row"]), f"{ex['lp1']:.3f}", f"{ex['ppl_0']:.2f}", ex["text"].replace("\n", " ⏎ "))
             console.print(table)
