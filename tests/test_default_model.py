@@ -40,7 +40,9 @@ def test_real_model_batched_pass_equals_naive_loop_on_real_alpaca_rows(default):
             for r in data
         ]
     np.testing.assert_allclose(frame["nll"], naive, atol=1e-4)
-    assert 0.3 < np.exp(frame["nll"]).min() and np.exp(frame["nll"]).max() < 200  # an instruct model, not noise
+    ppl = np.exp(frame["nll"])
+    # a trained instruct model, not noise: a random one would sit near the vocabulary size (49,152)
+    assert np.median(ppl) < 50 and ppl.max() < 5000
 
 
 def test_short_demo_run_learns(tmp_path):
