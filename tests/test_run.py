@@ -102,3 +102,14 @@ def test_cli_bad_input_is_one_clear_sentence(tmp_path):
     assert result.exit_code == 2
     assert "broken.jsonl line 2" in result.output
     assert "Traceback" not in result.output
+
+
+def test_lora_scorer_run_records_every_pass(tmp_path, tiny_model_dir):
+    data = write_jsonl(tmp_path / "d.jsonl", make_demo_rows(8, seed=6))
+    result = score(data, out=tmp_path / "lora", model=str(tiny_model_dir), epochs=2, max_length=96, lora=True, lora_r=4, **FAST)
+    ok = result.scores["status"] == "ok"
+    assert result.scores.loc[ok, ["nll_0", "nll_1", "nll_2"]].notna().all().all()
+    assert (result.scores.loc[ok, "nll_2"] != result.scores.loc[ok, "nll_0"]).all()  # the adapters trained
+    losses = pd.read_parquet(result.run_dir.train_losses)
+    assert sorted(losses.loc[losses["epoch"] == 2, "row"]) == sorted(result.scores.loc[ok, "row"])
+    assert json.loads(result.run_dir.run_json.read_text())["config"]["lora"] is True
