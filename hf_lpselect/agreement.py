@@ -64,6 +64,23 @@ def _usable(table: pd.DataFrame, columns: list[str], name: str) -> tuple[pd.Data
     return table, dropped
 
 
+def match_by_id(a: pd.DataFrame, b: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, dict[str, int], dict[str, int]]:
+    """The rows usable in both tables, joined on ``id`` (columns ``X_a``, ``X_b``), and each table's drop counts.
+
+    Usable: status ``ok`` (when the table has a status), first occurrence of its id, no NaN in
+    ``columns``; the last drop reason is ``"no usable match in the other table"``.
+    """
+    used_a, dropped_a = _usable(a, columns, "a")
+    used_b, dropped_b = _usable(b, columns, "b")
+    keep = ["id", *columns]
+    matched = used_a[keep].merge(used_b[keep], on="id", suffixes=("_a", "_b"))
+    for dropped, used in ((dropped_a, used_a), (dropped_b, used_b)):
+        unmatched = int((~used["id"].isin(matched["id"])).sum())
+        if unmatched:
+            dropped["no usable match in the other table"] = unmatched
+    return matched, dropped_a, dropped_b
+
+
 def _hardest(ids: pd.Series, values: np.ndarray, end: End, k: int) -> set:
     """The k ids at the hard end of ``values``, ties broken by id."""
     frame = pd.DataFrame({"id": ids.to_numpy(), "v": values}).sort_values("id", kind="stable")
@@ -134,14 +151,7 @@ def agreement(
     if reference is not None and reference != score:
         ends[reference] = hard_end(reference)
     columns = list(ends)
-    used_a, dropped_a = _usable(a, columns, "a")
-    used_b, dropped_b = _usable(b, columns, "b")
-    keep = ["id", *columns]
-    matched = used_a[keep].merge(used_b[keep], on="id", suffixes=("_a", "_b"))
-    for dropped, used in ((dropped_a, used_a), (dropped_b, used_b)):
-        unmatched = int((~used["id"].isin(matched["id"])).sum())
-        if unmatched:
-            dropped["no usable match in the other table"] = unmatched
+    matched, dropped_a, dropped_b = match_by_id(a, b, columns)
     results = {
         column: _compare(
             matched["id"],

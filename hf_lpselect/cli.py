@@ -168,7 +168,8 @@ def compare(
         console.print(f"[red]Error:[/] {err}", soft_wrap=True)
         raise typer.Exit(2) from None
     console_out = Console()
-    console_out.print(f"{result['n_matched']} rows matched by id ({result['n_dropped']} dropped)")
+    dropped = result["n_dropped"]
+    console_out.print(f"{result['n_matched']} rows matched by id (dropped: {dropped['a']} from the first run, {dropped['b']} from the second)")
     for name, res in result["results"].items():
         tops = ", ".join(f"{t['fraction']:.0%}: {t['overlap']:.2f}" for t in res["top"] if t["overlap"] is not None)
         console_out.print(

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from .agreement import agreement
+from .agreement import agreement, match_by_id
 from .data import DataError
 from .rundir import write_json
 
@@ -33,8 +33,7 @@ def scatter_figure(a: pd.DataFrame, b: pd.DataFrame, score: str, labels: tuple[s
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keep = lambda t: t[(t.get("status", "ok") == "ok") & t[score].notna()].drop_duplicates("id")  # noqa: E731
-    both = keep(a)[["id", score]].merge(keep(b)[["id", score]], on="id", suffixes=("_a", "_b"))
+    both = match_by_id(a, b, [score])[0]
     fig, ax = plt.subplots(figsize=(5.5, 5.5), dpi=120)
     if len(both):
         x = both[f"{score}_a"].rank(pct=True) * 100

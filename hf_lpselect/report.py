@@ -21,13 +21,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .rundir import RunDir, atomic_write, write_text
+from .rundir import STATUSES, RunDir, atomic_write, write_text
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 DPI = 120
-STATUS_ORDER = ("ok", "excluded", "invalid", "duplicate")  # hf_lpselect.run.STATUSES, without importing torch
 TERTILES = ("hard", "medium", "easy")
 _TERTILE_COLORS = {"hard": "#c0392b", "medium": "#7f8c8d", "easy": "#2471a3"}
 _STATUS_COLORS = {"ok": "#27ae60", "excluded": "#e67e22", "invalid": "#c0392b", "duplicate": "#7f8c8d"}
@@ -263,7 +262,7 @@ def status_counts(scores: pd.DataFrame) -> "Figure":
 
 def _status_counts(scores: pd.DataFrame) -> pd.Series:
     found = scores["status"].astype(str).value_counts()
-    order = list(STATUS_ORDER) + sorted(set(found.index) - set(STATUS_ORDER))
+    order = list(STATUSES) + sorted(set(found.index) - set(STATUSES))
     return pd.Series({s: int(found.get(s, 0)) for s in order}, dtype="int64")
 
 

@@ -24,12 +24,11 @@ from .data import load_rows
 from .errors import RunError
 from .lp import learning_percentages
 from .models import load_model
-from .rundir import RunDir, write_json, write_parquet
+from .rundir import STATUSES, RunDir, write_json, write_parquet
 from .templates import resolve_template, tokenize_rows
 from .trainer import ScorerConfig, ScorerTrainer
 
 ROWS_COLUMNS = ["row", "id", "status", "reason", "n_prompt_tokens", "n_response_tokens", "truncated"]
-STATUSES = ("ok", "excluded", "invalid", "duplicate")
 # what must match for a re-run to resume rather than refuse
 _IDENTITY_KEYS = ("source", "split", "subset", "format", "model", "revision", "template", "max_length", "epochs", "seed", "lora", "ifd")
 

@@ -18,6 +18,8 @@ from typing import Any, Callable
 
 import pandas as pd
 
+# every input row ends with exactly one of these in rows.parquet and scores.parquet
+STATUSES = ("ok", "excluded", "invalid", "duplicate")
 _PASS_RE = re.compile(r"^epoch_(\d+)\.parquet$")
 
 
