@@ -31,6 +31,9 @@ _API = {
     "agreement": "agreement",
     "compare_runs": "compare",
     "make_report": "report",
+    "push_scores": "hub",
+    "load_scored": "hub",
+    "materialize": "hub",
     "RunDir": "rundir",
     "LPSelectError": "errors",
 }

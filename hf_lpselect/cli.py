@@ -201,6 +201,34 @@ def report(
         Console().print(f"  {name}: {path}")
 
 
+@app.command("push-scores")
+def push_scores_cmd(
+    repo_id: str = typer.Argument(..., help="Hub dataset to push to, e.g. org/alpaca: the dataset the run scored (adds the columns in a new commit) or a new repo."),
+    run: Optional[Path] = typer.Option(None, help="Run directory (default: the latest finished run of REPO_ID under runs/)."),
+    subsets: Optional[str] = typer.Option(None, help="Comma-separated subset configs named STRATEGY_Npct, e.g. lp1_hard_5pct,ppl_high_10pct,random_2p5pct (default: lp1_hard_5pct,lp1_hard_10pct,lp1_hard_33pct,random_5pct); 'none' for only the default config."),
+    private: bool = typer.Option(False, help="Create the repo as private (when it does not exist yet)."),
+    create_pr: bool = typer.Option(False, help="Open a pull request instead of committing to main."),
+    local_dir: Optional[Path] = typer.Option(None, help="Keep the materialised repo folder here (exactly what is pushed; must be empty or new)."),
+    dry_run: bool = typer.Option(False, help="Materialise and print what would be pushed; no network call, nothing sent."),
+) -> None:
+    """Push a run's scores as new columns of a Hub dataset, with subset configs and a generated card, in one commit."""
+    from .hub import push_scores
+
+    names = None if subsets is None else [] if subsets.strip() == "none" else [s.strip() for s in subsets.split(",") if s.strip()]
+    try:
+        plan = push_scores(repo_id, run=run, subsets=names, private=private, create_pr=create_pr,
+                           local_dir=local_dir, dry_run=dry_run)
+    except USER_ERRORS as err:
+        console.print(f"[red]Error:[/] {err}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    out = Console()
+    out.print(plan.summary(), soft_wrap=True, markup=False)
+    if local_dir is not None:
+        out.print(f"materialised: {local_dir}")
+    if plan.url:
+        out.print(f"{'pull request' if create_pr else 'pushed'}: {plan.url}")
+
+
 def main() -> None:
     app()
 

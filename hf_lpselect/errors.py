@@ -26,3 +26,7 @@ class RunError(LPSelectError):
 
 class ClusterError(LPSelectError):
     """Clusters cannot be made or read as asked."""
+
+
+class HubError(LPSelectError):
+    """The Hub cannot be reached or refused a request (never carries the token)."""

@@ -42,9 +42,14 @@ def default_output(run_dir: RunDir, selection: Selection) -> Path:
     return run_dir.path / "selections" / f"{selection.strategy}-{size}{cluster}{suffix}"
 
 
-def selected_dataset(source: datasets.Dataset, scores: pd.DataFrame, selection: Selection) -> datasets.Dataset:
-    """The selected source rows, in selection order, with score and selection columns added."""
-    added = selection_frame(selection).merge(scores[["row", *score_columns(scores)]], on="row", how="left")
+def selected_dataset(
+    source: datasets.Dataset, scores: pd.DataFrame, selection: Selection, *, with_scores: bool = True
+) -> datasets.Dataset:
+    """The selected source rows, in selection order, with selection columns and (``with_scores``,
+    for a source that does not carry them already) the score columns added."""
+    added = selection_frame(selection)
+    if with_scores:
+        added = added.merge(scores[["row", *score_columns(scores)]], on="row", how="left")
     clash = sorted(set(added.columns) & set(source.column_names))
     if clash:
         raise DataError(f"The source already has column(s) {clash}; rename them before selecting.")

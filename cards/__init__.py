@@ -1,0 +1,1 @@
+"""The dataset card template(s), installed as ``hf_lpselect.cards``."""

@@ -1,0 +1,156 @@
+"""Scores as dataset columns, and named subsets: pure pandas, no torch, no I/O.
+
+A scores table (``scores.parquet``) becomes columns added to the source rows when it is pushed to
+the Hub (:func:`hub_columns`), and the pushed columns turn back into a scores table that
+:func:`hf_lpselect.select.select` reads (:func:`scores_from_columns`), so ``load_scored`` selects
+with exactly the code ``lpselect select`` uses.
+
+Pushed columns (one value per source row; null where a score does not apply):
+
+- ``lp1``, ``lp_app``: LP(1) and its one-epoch approximation (low = learned slowly = hard);
+- ``ppl_e0`` … ``ppl_eN``: response perplexity before training (e0) and after each epoch;
+- ``lp1_rank``: 0 = the hardest row (lowest LP(1), ties by row), 1 = the next, …;
+- ``ifd_nll``, ``ifd_ppl``: the IFD scores, when the run has them;
+- ``lpselect_status`` (ok / excluded / invalid / duplicate / unscored), ``lpselect_reason``,
+  ``lpselect_id`` (the row's content id) and ``lpselect_response_tokens``.
+
+A subset is named ``<strategy>_<percent>pct`` with the strategy's dashes as underscores:
+``lp1_hard_5pct`` is strategy ``lp1-hard`` at fraction 0.05; ``2p5pct`` is 2.5 %.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .select import STRATEGIES, Selection, nll_columns, select
+
+# Configs pushed when --subsets is not given (for a run with LP(1)): the paper's hard sets and the
+# random baseline of the same size as the smallest.
+DEFAULT_SUBSETS = ("lp1_hard_5pct", "lp1_hard_10pct", "lp1_hard_33pct", "random_5pct")
+UNSCORED = "unscored"  # status of source rows beyond the rows the run scored (a run with --limit)
+
+# every column this module writes; a source column matching it is replaced on push
+OUR_COLUMNS = re.compile(r"^(lp1|lp_app|lp1_rank|ppl_e\d+|ifd_nll|ifd_ppl|lpselect_[a-z_]+)$")
+_SUBSET = re.compile(r"^(?P<strategy>[a-z0-9_]+?)_(?P<whole>\d+)(?:p(?P<part>\d+))?pct$")
+# strategies a subset config can use: not clustered-random (it needs a clustering of the rows)
+SUBSET_STRATEGIES = tuple(name for name in STRATEGIES if name != "clustered-random")
+
+
+@dataclass(frozen=True)
+class SubsetSpec:
+    """One named subset: a strategy at a fraction of its eligible rows."""
+
+    name: str
+    strategy: str
+    fraction: float
+
+
+def parse_subset(name: str) -> SubsetSpec:
+    """``"lp1_hard_5pct"`` → SubsetSpec("lp1_hard_5pct", "lp1-hard", 0.05); ValueError on a bad name."""
+    match = _SUBSET.match(name)
+    strategy = match["strategy"].replace("_", "-") if match else None
+    if strategy not in SUBSET_STRATEGIES:
+        choices = ", ".join(s.replace("-", "_") for s in SUBSET_STRATEGIES)
+        raise ValueError(
+            f"Bad subset name {name!r}: write STRATEGY_Npct, e.g. lp1_hard_5pct or random_2p5pct, "
+            f"with STRATEGY one of: {choices}."
+        )
+    percent = float(f"{match['whole']}.{match['part'] or 0}")
+    if not 0 < percent <= 100:
+        raise ValueError(f"Bad subset name {name!r}: the percentage must be in (0, 100].")
+    return SubsetSpec(name=name, strategy=strategy, fraction=round(percent / 100, 6))
+
+
+def subset_name(strategy: str, fraction: float) -> str:
+    """The inverse of :func:`parse_subset`: ("lp1-hard", 0.05) → "lp1_hard_5pct"."""
+    percent = f"{round(fraction * 100, 4):g}".replace(".", "p")
+    return f"{strategy.replace('-', '_')}_{percent}pct"
+
+
+def select_scored(
+    scores: pd.DataFrame, strategy: str, *, fraction: float | None = None, count: int | None = None, seed: int = 42
+) -> Selection:
+    """:func:`~hf_lpselect.select.select` as pushed subsets and ``load_scored`` use it (globally):
+    a random draw comes from the rows LP(1) could select when the table has LP(1), so it is the
+    same size as the LP subset at that fraction, its baseline."""
+    if strategy not in SUBSET_STRATEGIES:
+        raise ValueError(f"{strategy!r} cannot be selected from score columns; choose one of: {', '.join(SUBSET_STRATEGIES)}.")
+    mirror = "lp1-hard" if STRATEGIES[strategy].order == "random" and "lp1" in scores else None
+    return select(scores, strategy, fraction=fraction, count=count, seed=seed, mirror=mirror)
+
+
+def lp1_rank(scores: pd.DataFrame) -> pd.Series:
+    """0 = hardest: the position of each row in the ``lp1-hard`` order (lowest LP(1), ties by row);
+    <NA> for rows that strategy cannot select."""
+    rank = pd.Series(pd.NA, index=scores.index, dtype="Int64")
+    if "lp1" not in scores:
+        return rank
+    order = select(scores, "lp1-hard", fraction=1.0)
+    positions = pd.Series(np.arange(len(order.rows)), index=list(order.rows))
+    return scores["row"].map(positions).astype("Int64").set_axis(scores.index)
+
+
+def hub_columns(scores: pd.DataFrame, n_source_rows: int) -> pd.DataFrame:
+    """The pushed score columns for ``n_source_rows`` source rows, in source order.
+
+    ``scores`` has one row per input row ``0..len(scores) - 1``; source rows beyond it (a run
+    scored with ``--limit``) are kept with status ``unscored`` and null scores.
+    """
+    if n_source_rows < len(scores):
+        raise ValueError(f"The source has {n_source_rows} rows but the run scored {len(scores)}; it changed since.")
+    if not np.array_equal(scores["row"].to_numpy(), np.arange(len(scores))):
+        raise ValueError("The scores table must hold rows 0..n-1 in order, one per input row.")
+    out = pd.DataFrame(index=pd.RangeIndex(len(scores)))
+    for column in ("lp1", "lp_app"):
+        if column in scores:
+            out[column] = scores[column].astype("float64")
+    for k, column in enumerate(nll_columns(scores)):
+        out[f"ppl_e{k}"] = np.exp(scores[column].astype("float64"))
+    if "lp1" in scores:
+        out["lp1_rank"] = lp1_rank(scores)
+    for column in ("ifd_nll", "ifd_ppl"):
+        if column in scores:
+            out[column] = scores[column].astype("float64")
+    out["lpselect_status"] = scores["status"].astype(str)
+    out["lpselect_reason"] = scores["reason"].fillna("").astype(str)
+    out["lpselect_id"] = scores["id"].astype(str)
+    out["lpselect_response_tokens"] = scores["n_response_tokens"].astype("Int64")
+    missing = n_source_rows - len(scores)
+    if missing:
+        extra = pd.DataFrame(index=pd.RangeIndex(len(scores), n_source_rows), columns=out.columns).astype(out.dtypes)
+        extra["lpselect_status"] = UNSCORED
+        extra["lpselect_reason"] = f"not in the scorer run (it scored the first {len(scores)} rows)"
+        extra["lpselect_id"] = ""
+        out = pd.concat([out, extra])
+    return out
+
+
+def scores_from_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """A scores table (row, id, status, reason, n_response_tokens, nll_K, ppl_K, lp1, …) from pushed
+    columns, so :func:`hf_lpselect.select.select` can run on a dataset loaded from the Hub."""
+    if "lpselect_status" not in frame:
+        raise ValueError(
+            "This dataset has no lpselect_status column: it was not pushed by `lpselect push-scores`."
+        )
+    out = pd.DataFrame({
+        "row": np.arange(len(frame), dtype="int64"),
+        "id": frame["lpselect_id"].astype(str) if "lpselect_id" in frame else "",
+        "status": frame["lpselect_status"].astype(str),
+        "reason": frame["lpselect_reason"].fillna("").astype(str) if "lpselect_reason" in frame else "",
+    })
+    if "lpselect_response_tokens" in frame:
+        out["n_response_tokens"] = frame["lpselect_response_tokens"].astype("float64").to_numpy()
+    k = 0
+    while f"ppl_e{k}" in frame:
+        ppl = frame[f"ppl_e{k}"].astype("float64").to_numpy()
+        out[f"nll_{k}"] = np.log(ppl)
+        out[f"ppl_{k}"] = ppl
+        k += 1
+    for column in ("lp1", "lp_app", "ifd_nll", "ifd_ppl"):
+        if column in frame:
+            out[column] = frame[column].astype("float64").to_numpy()
+    return out

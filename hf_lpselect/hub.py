@@ -1,0 +1,387 @@
+"""Scores on the Hub: materialise a dataset repo from a run, push it in one commit, load subsets back.
+
+:func:`push_scores` is what ``lpselect push-scores`` calls; :func:`materialize` writes exactly the
+folder that is pushed; :func:`load_scored` builds any subset from a pushed dataset's score columns.
+
+Repo layout (what ``load_dataset(repo_id, config)`` reads, declared in the card's ``configs``)::
+
+    README.md                                  the card (cards/dataset_card.md)
+    data/SPLIT-00000-of-0000N.parquet          config "default": every source row + score columns
+    lpselect/subsets/NAME/SPLIT-*.parquet      one config per subset, e.g. "lp1_hard_5pct"
+    lpselect/figures/*.png                     the card's figures (from `lpselect report`)
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import datasets
+import pandas as pd
+
+from . import __version__
+from .card import SubsetRow, card_data, original_body, render_card
+from .columns import (
+    DEFAULT_SUBSETS,
+    OUR_COLUMNS,
+    SubsetSpec,
+    hub_columns,
+    parse_subset,
+    scores_from_columns,
+    select_scored,
+)
+from .errors import DataError, HubError
+from .rundir import RunDir
+from .select import STRATEGIES, Selection
+from .subsets import run_source, selected_dataset
+
+MAX_SHARD_BYTES = 500 << 20  # as datasets' push_to_hub
+DATA_DIR = "data"
+SUBSETS_DIR = "lpselect/subsets"
+FIGURES_DIR = "lpselect/figures"
+# report figures shown on the card: (report figure name, title, caption)
+CARD_FIGURES = (
+    ("lp1_histogram", "LP(1) histogram", "How many rows learned how much of their perplexity drop in the first epoch; the hard subsets are the left tail."),
+    ("lp1_vs_length", "LP(1) against response length", "Each point a scored row: a downward trend means long responses look hard (length bias)."),
+    ("p0_histogram", "Perplexity before training", "The scorer's response perplexity before any training."),
+)
+
+
+@dataclass
+class PushPlan:
+    """What :func:`materialize` wrote and :func:`push_scores` uploads."""
+
+    repo_id: str
+    run_dir: RunDir
+    local_dir: Path
+    split: str
+    n_rows: int
+    configs: dict[str, int]  # config name -> rows
+    subsets: dict[str, Selection]
+    files: list[str]  # paths relative to local_dir
+    replaced_columns: list[str]
+    commit_message: str
+    commit_description: str
+    delete_patterns: list[str]
+    notes: list[str] = field(default_factory=list)
+    url: str | None = None  # after the push: the commit (or pull request) URL
+
+    def summary(self) -> str:
+        """A few lines for the terminal: configs, files, commit message, notes."""
+        lines = [f"{self.repo_id}: {self.n_rows:,} rows from run {self.run_dir.path}"]
+        lines += [f"  config {name}: {n:,} rows" for name, n in self.configs.items()]
+        lines += [f"  file {f}" for f in self.files]
+        lines.append(f"  commit: {self.commit_message}")
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def find_run(repo_id: str, runs_dir: str | Path = "runs") -> RunDir:
+    """The most recently finished run under ``runs_dir`` that scored ``repo_id``."""
+    runs_dir = Path(runs_dir)
+    found = []
+    for run_json in runs_dir.glob("*/run.json") if runs_dir.is_dir() else []:
+        run_dir = RunDir(run_json.parent)
+        info = run_dir.read_json()
+        if info.get("complete") and info.get("dataset", {}).get("source") == repo_id and run_dir.scores.is_file():
+            found.append((run_dir.scores.stat().st_mtime, run_dir))
+    if not found:
+        raise DataError(f"No finished run of {repo_id!r} under {runs_dir}/; pass --run RUN_DIR.")
+    return max(found, key=lambda f: f[0])[1]
+
+
+def _is_hub_id(source: str) -> bool:
+    return not Path(source).expanduser().exists() and source.count("/") == 1 and not source.startswith((".", "/", "~"))
+
+
+def _write_shards(dataset: datasets.Dataset, folder: Path, split: str) -> list[Path]:
+    """``folder/SPLIT-0000i-of-0000N.parquet``, shards of at most :data:`MAX_SHARD_BYTES`."""
+    n = max(1, math.ceil(dataset.data.nbytes / MAX_SHARD_BYTES))
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        path = folder / f"{split}-{i:05d}-of-{n:05d}.parquet"
+        dataset.shard(n, i, contiguous=True).to_parquet(str(path))
+        paths.append(path)
+    return paths
+
+
+def scored_dataset(run_dir: RunDir, scores: pd.DataFrame) -> tuple[datasets.Dataset, list[str]]:
+    """The run's source rows with their original columns and the score columns; and the source
+    columns that were replaced (scores from an earlier push)."""
+    source = run_source(run_dir)
+    replaced = [c for c in source.column_names if OUR_COLUMNS.match(c)]
+    if replaced:
+        source = source.remove_columns(replaced)
+    try:
+        columns = hub_columns(scores, len(source))
+    except ValueError as err:
+        raise DataError(f"{run_dir.path}: {err} Re-score it.") from err
+    features = datasets.Features({c: datasets.Value("string" if pd.api.types.is_string_dtype(t) else str(t).lower())
+                                  for c, t in columns.dtypes.items()})
+    added = datasets.Dataset.from_pandas(columns, features=features, preserve_index=False)
+    return datasets.concatenate_datasets([source, added], axis=1), replaced
+
+
+def subset_specs(names: list[str] | None, scores: pd.DataFrame | None = None) -> tuple[list[SubsetSpec], list[str]]:
+    """Parse subset names (None: :data:`DEFAULT_SUBSETS`, or none for a run without LP(1)); and notes."""
+    notes = []
+    if names is None:
+        if scores is not None and "lp1" not in scores:
+            return [], ["no subsets by default: the run has no LP(1) (0 epochs); name some with --subsets, e.g. ppl_high_5pct"]
+        names = list(DEFAULT_SUBSETS)
+    try:
+        specs = [parse_subset(n) for n in names]
+    except ValueError as err:
+        raise DataError(str(err)) from err
+    if len({s.name for s in specs}) != len(specs):
+        raise DataError(f"--subsets names a subset twice: {', '.join(names)}.")
+    return specs, notes
+
+
+def _figures(run_dir: RunDir, local_dir: Path) -> tuple[list[dict[str, str]], dict[str, Any]]:
+    """Make the report's figures (in a scratch folder, leaving RUN/report alone) and copy the card's."""
+    from .report import FIGURE_FILES, make_report
+
+    with tempfile.TemporaryDirectory() as scratch:
+        report = make_report(run_dir, scratch)
+        shown = []
+        for name, title, caption in CARD_FIGURES:
+            if name in report.figures and not (name == "p0_histogram" and "lp1_histogram" in report.figures):
+                target = local_dir / FIGURES_DIR / FIGURE_FILES[name]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(report.figures[name], target)
+                shown.append({"title": title, "caption": caption, "path": f"{FIGURES_DIR}/{FIGURE_FILES[name]}"})
+        return shown, report.stats
+
+
+def _comparisons(run_dir: RunDir) -> list[str]:
+    """One sentence per ``lpselect compare`` result stored in the run directory."""
+    import json
+
+    out = []
+    for path in sorted(run_dir.path.glob("compare-*/compare.json")):
+        result = json.loads(path.read_text())
+        for score, res in result.get("results", {}).items():
+            if res.get("spearman") is None:
+                continue
+            top = ", ".join(f"{t['fraction']:.0%}: {t['overlap']:.2f}" for t in res.get("top", []) if t.get("overlap") is not None)
+            other = Path(result.get("runs", ["", path.parent.name])[1]).name
+            out.append(f"against run `{other}` on {result.get('n_matched', '?')} rows, {score} Spearman {res['spearman']:.3f}"
+                       + (f", overlap of the hardest {top}." if top else "."))
+    return out
+
+
+def materialize(
+    run: str | Path | RunDir,
+    repo_id: str,
+    local_dir: str | Path,
+    *,
+    subsets: list[str] | None = None,
+    existing_card: Any = None,
+    source_card: Any = None,
+    seed: int = 42,
+) -> PushPlan:
+    """Write the dataset repo for ``run`` to ``local_dir``: Parquet shards, subsets, figures, card.
+
+    ``existing_card`` (the target repo's ``DatasetCard``, when it has one) keeps its metadata,
+    configs and body; ``source_card`` lends its license, task categories and language.
+    """
+    run_dir = run if isinstance(run, RunDir) else RunDir(run)
+    if not run_dir.scores.is_file() or not run_dir.run_json.is_file():
+        raise DataError(f"{run_dir.path} is not a finished scorer run (no scores.parquet / run.json); run `lpselect score` first.")
+    info = run_dir.read_json()
+    local_dir = Path(local_dir)
+    if local_dir.exists() and any(local_dir.iterdir()):
+        raise DataError(f"{local_dir} is not empty; give an empty or new folder for --local-dir.")
+    scores = pd.read_parquet(run_dir.scores)
+    specs, notes = subset_specs(subsets, scores)
+    split = info["dataset"]["split"]
+    scored, replaced = scored_dataset(run_dir, scores)
+    if replaced:
+        notes.append(f"replaced the source's earlier score columns: {', '.join(replaced)}")
+
+    files = _write_shards(scored, local_dir / DATA_DIR, split)
+    configs = {"default": len(scored)}
+    selections: dict[str, Selection] = {}
+    ok = scores[scores["status"] == "ok"]
+    mean_tokens = float(ok["n_response_tokens"].mean()) if len(ok) else float("nan")
+    rows = []
+    for spec in specs:
+        try:
+            selection = select_scored(scores, spec.strategy, fraction=spec.fraction, seed=seed)
+        except ValueError as err:
+            raise DataError(f"Subset {spec.name}: {err}") from err
+        subset = scored.select(list(selection.rows))
+        files += _write_shards(subset, local_dir / SUBSETS_DIR / spec.name, split)
+        selections[spec.name] = selection
+        configs[spec.name] = len(subset)
+        tokens = float(scores.set_index("row").loc[list(selection.rows), "n_response_tokens"].mean())
+        rows.append(SubsetRow(spec.name, STRATEGIES[spec.strategy].description, len(subset),
+                              len(subset) / max(len(ok), 1), tokens, tokens / mean_tokens))
+
+    figures, stats = _figures(run_dir, local_dir)
+    source = info["dataset"]["source"]
+    model = info["model"].get("model") or info["config"]["model"]
+    yaml_configs = [{"config_name": "default", "default": True, "data_files": [{"split": split, "path": f"{DATA_DIR}/{split}-*"}]}]
+    yaml_configs += [{"config_name": s.name, "data_files": [{"split": split, "path": f"{SUBSETS_DIR}/{s.name}/{split}-*"}]} for s in specs]
+    owned = {c.get("config_name") for c in (existing_card.data.to_dict().get("configs") or [])
+             if any(str(f.get("path", "")).startswith(SUBSETS_DIR) for f in c.get("data_files") or [] if isinstance(f, dict))} \
+        if existing_card is not None else set()
+    data = card_data(
+        pretty_name=repo_id.split("/")[-1], configs=yaml_configs,
+        existing=existing_card.data if existing_card is not None else None,
+        source_data=source_card.data if source_card is not None else None,
+        source=source if _is_hub_id(source) and source != repo_id else None, split=split, owned=owned,
+    )
+    counts = {s: int((scores["status"] == s).sum()) for s in scores["status"].astype(str).unique()}
+    if len(scored) > len(scores):
+        counts["unscored"] = len(scored) - len(scores)
+    hard = next((r for r in rows if r.name.startswith("lp1_hard")), None)
+    config = info["config"]
+    card = render_card(
+        data,
+        repo_id=repo_id, source=source, source_is_hub=_is_hub_id(source), split=split, n_rows=len(scored),
+        model=model, model_revision=info["model"].get("revision") or config.get("revision"),
+        epochs=len([c for c in scores.columns if c.startswith("nll_") and c[4:].isdigit()]) - 1,
+        template=config.get("template"), max_length=config.get("max_length"), seed=config.get("seed"),
+        recipe=config.get("recipe", {}), versions=", ".join(f"{k} {v}" for k, v in info.get("versions", {}).items()),
+        has_lp="lp1" in scores, has_ifd="ifd_nll" in scores, counts=counts, reasons=_reason_lines(scores),
+        subsets=rows, mean_tokens=mean_tokens, figures=figures, comparisons=_comparisons(run_dir),
+        length_spearman=stats.get("spearman_lp1_length"), hard_subset=hard.name if hard else None,
+        hard_length_ratio=hard.length_ratio if hard else None, original_body=original_body(existing_card),
+    )
+    card.save(local_dir / "README.md")
+    files = ["README.md"] + [str(p.relative_to(local_dir)) for p in files] + [f["path"] for f in figures]
+    return PushPlan(
+        repo_id=repo_id, run_dir=run_dir, local_dir=local_dir, split=split, n_rows=len(scored), configs=configs,
+        subsets=selections, files=files, replaced_columns=replaced,
+        commit_message=f"Add learning-percentage scores from {model} (hf_lpselect {__version__})",
+        commit_description="Configs: " + ", ".join(f"{k} ({v:,} rows)" for k, v in configs.items()),
+        delete_patterns=[f"{DATA_DIR}/{split}-*", f"{SUBSETS_DIR}/**", f"{FIGURES_DIR}/**"], notes=notes,
+    )
+
+
+def _reason_lines(scores: pd.DataFrame) -> list[str]:
+    not_ok = scores[scores["status"].astype(str) != "ok"]
+    counted = not_ok.groupby([not_ok["status"].astype(str), not_ok["reason"].fillna("").astype(str)]).size()
+    counted = counted.sort_values(ascending=False, kind="stable")
+    lines = [f"{n:,} × {status}: {' '.join(reason.split())[:160] or '(no reason given)'}" for (status, reason), n in counted.head(10).items()]
+    if len(counted) > 10:
+        lines.append(f"… and {int(counted.iloc[10:].sum()):,} more rows with {len(counted) - 10} other reasons")
+    return lines
+
+
+def _card_of(api: Any, repo_id: str) -> Any:
+    """The dataset card of ``repo_id`` on the Hub, or None when the repo or its README does not exist."""
+    from huggingface_hub import DatasetCard
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    try:
+        path = api.hf_hub_download(repo_id, "README.md", repo_type="dataset")
+    except (RepositoryNotFoundError, EntryNotFoundError, RevisionNotFoundError):
+        return None
+    return DatasetCard.load(path)
+
+
+def push_scores(
+    repo_id: str,
+    *,
+    run: str | Path | None = None,
+    subsets: list[str] | None = None,
+    private: bool = False,
+    create_pr: bool = False,
+    local_dir: str | Path | None = None,
+    dry_run: bool = False,
+    token: str | None = None,
+    runs_dir: str | Path = "runs",
+) -> PushPlan:
+    """Push a run's scores as columns of the Hub dataset ``repo_id``, with subset configs and a card,
+    in ONE commit (or one pull request with ``create_pr``).
+
+    ``run`` defaults to the latest finished run of ``repo_id`` under ``runs_dir``. ``local_dir``
+    keeps the materialised folder (otherwise a temporary one); ``dry_run`` materialises and stops
+    before any network call, so the target's existing card is not read.
+    """
+    from huggingface_hub import HfApi, get_token
+    from huggingface_hub.errors import HfHubHTTPError
+
+    subset_specs(subsets)  # a bad name fails before any network call
+    run_dir = RunDir(run) if run is not None else find_run(repo_id, runs_dir)
+    if not run_dir.scores.is_file() or not run_dir.run_json.is_file():
+        raise DataError(f"{run_dir.path} is not a finished scorer run (no scores.parquet / run.json); run `lpselect score` first.")
+    api = None
+    existing = source = None
+    if not dry_run:
+        token = token or get_token()
+        if not token:
+            raise HubError("No Hugging Face token: run `hf auth login` or set HF_TOKEN, then push again.")
+        api = HfApi(token=token)
+        source_id = run_dir.read_json()["dataset"]["source"]
+        try:
+            existing = _card_of(api, repo_id)
+            if source_id and source_id != repo_id and _is_hub_id(source_id):
+                source = _card_of(api, source_id)
+        except (HfHubHTTPError, OSError) as err:
+            raise HubError(f"Could not read {repo_id} on the Hub ({_short(err)}); check the id and your connection.") from err
+    scratch = None if local_dir is not None else tempfile.TemporaryDirectory(prefix="lpselect-push-")
+    try:
+        plan = materialize(run_dir, repo_id, local_dir if local_dir is not None else scratch.name, subsets=subsets,
+                           existing_card=existing, source_card=source)
+        if dry_run:
+            plan.notes.append("dry run: nothing was sent; the target's existing card was not read (a push keeps its metadata and text)")
+            return plan
+        try:
+            api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+            info = api.upload_folder(
+                folder_path=plan.local_dir, repo_id=repo_id, repo_type="dataset",
+                commit_message=plan.commit_message, commit_description=plan.commit_description,
+                create_pr=create_pr, delete_patterns=plan.delete_patterns,
+            )
+        except (HfHubHTTPError, OSError) as err:
+            raise HubError(f"Pushing to {repo_id} failed ({_short(err)}); nothing was changed on the Hub.") from err
+        plan.url = info.pr_url if create_pr else info.commit_url
+        return plan
+    finally:
+        if scratch is not None:
+            scratch.cleanup()
+
+
+def _short(err: BaseException) -> str:
+    return " ".join(str(err).split())[:300]
+
+
+def load_scored(
+    repo_id: str,
+    strategy: str,
+    *,
+    fraction: float | None = None,
+    count: int | None = None,
+    split: str = "train",
+    revision: str | None = None,
+    seed: int = 42,
+    **load_kwargs: Any,
+) -> datasets.Dataset:
+    """Any subset of a dataset pushed by ``lpselect push-scores``, from its score columns.
+
+    ``load_scored("org/alpaca", strategy="lp1-hard", fraction=0.07)`` loads the ``default``
+    config and selects with :func:`hf_lpselect.select.select`, exactly as ``lpselect select``
+    does; rows come hardest first, with ``selection_rank`` (and ``selection_score``) added.
+    ``repo_id`` may also be a local folder holding such a repo.
+    """
+    data = datasets.load_dataset(repo_id, "default", split=split, revision=revision, **load_kwargs)
+    ours = [c for c in data.column_names if OUR_COLUMNS.match(c)]
+    try:
+        scores = scores_from_columns(data.select_columns(ours).to_pandas())
+        selection = select_scored(scores, strategy, fraction=fraction, count=count, seed=seed)
+    except ValueError as err:
+        raise DataError(f"{repo_id}: {err}") from err
+    return selected_dataset(data, scores, selection, with_scores=False)
