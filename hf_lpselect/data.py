@@ -64,6 +64,7 @@ FEATURES = Features({
 })
 DATA_SUFFIXES = {".json", ".jsonl", ".parquet", ".csv", ".tsv", ".txt", ".arrow"}
 _WS = re.compile(r"[ \t\n\r]*")
+_SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
 class _Invalid(Exception):
@@ -73,10 +74,13 @@ class _Invalid(Exception):
 # ----------------------------------------------------------------------------- reading
 
 
-def read_source(source: str, *, split: str = "train", subset: str | None = None) -> datasets.Dataset:
+def read_source(
+    source: str, *, split: str = "train", subset: str | None = None, revision: str | None = None
+) -> datasets.Dataset:
     """Load `source` as a Dataset: a .json/.jsonl/.parquet file, a save_to_disk dir, or a Hub id.
 
-    `split` picks the split of a DatasetDict directory or Hub dataset; `subset` is the Hub config.
+    `split` picks the split of a DatasetDict directory or Hub dataset; `subset` is the Hub config
+    and `revision` the Hub commit (see :func:`hub_origin`).
     """
     path = Path(source).expanduser()
     if path.is_dir():
@@ -93,15 +97,32 @@ def read_source(source: str, *, split: str = "train", subset: str | None = None)
             f"{source} has an unsupported file type {path.suffix!r}; "
             "use .json, .jsonl, .parquet or a save_to_disk directory."
         )
-    if source.startswith((".", "/", "~")) or path.suffix in DATA_SUFFIXES:
+    if not is_hub_id(source):
         raise DataError(f"No such file: {source}; check the path.")
     try:
-        return datasets.load_dataset(source, subset, split=split)
+        return datasets.load_dataset(source, subset, split=split, revision=revision)
     except (datasets.exceptions.DatasetNotFoundError, ConnectionError) as e:
         raise DataError(
             f"Could not load Hub dataset {source!r} ({e}); check the id and your connection, "
             "or give a local .json/.jsonl/.parquet file."
         ) from e
+
+
+def is_hub_id(source: str) -> bool:
+    """Whether ``source`` names a Hub dataset rather than a local path (existing, or path-like)."""
+    return not Path(source).expanduser().exists() and not source.startswith((".", "/", "~")) \
+        and Path(source).suffix not in DATA_SUFFIXES
+
+
+def hub_origin(dataset: datasets.Dataset) -> dict[str, str]:
+    """``{"config", "revision"}``: the config and commit sha a dataset loaded from the Hub was read
+    at ({} for local data), so that a later stage re-reads exactly those rows even after the repo
+    changed. datasets caches a Hub dataset under a folder named for the commit sha."""
+    files = dataset.cache_files
+    revision = Path(files[0]["filename"]).parent.name if files else ""
+    if not _SHA.match(revision) or not dataset.info.config_name:
+        return {}
+    return {"config": dataset.info.config_name, "revision": revision}
 
 
 def _read_saved(path: Path, source: str, split: str) -> datasets.Dataset:

@@ -13,15 +13,19 @@ Repo layout (what ``load_dataset(repo_id, config)`` reads, declared in the card'
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import datasets
 import pandas as pd
+from huggingface_hub import DatasetCard, HfApi
 
 from . import __version__
 from .card import SubsetRow, card_data, original_body, render_card
@@ -34,7 +38,9 @@ from .columns import (
     scores_from_columns,
     select_scored,
 )
+from .data import is_hub_id
 from .errors import DataError, HubError
+from .report import FIGURE_FILES, make_report, reason_lines
 from .rundir import RunDir
 from .select import STRATEGIES, Selection
 from .subsets import run_source, selected_dataset
@@ -94,10 +100,6 @@ def find_run(repo_id: str, runs_dir: str | Path = "runs") -> RunDir:
     return max(found, key=lambda f: f[0])[1]
 
 
-def _is_hub_id(source: str) -> bool:
-    return not Path(source).expanduser().exists() and source.count("/") == 1 and not source.startswith((".", "/", "~"))
-
-
 def _write_shards(dataset: datasets.Dataset, folder: Path, split: str) -> list[Path]:
     """``folder/SPLIT-0000i-of-0000N.parquet``, shards of at most :data:`MAX_SHARD_BYTES`."""
     n = max(1, math.ceil(dataset.data.nbytes / MAX_SHARD_BYTES))
@@ -145,8 +147,6 @@ def subset_specs(names: list[str] | None, scores: pd.DataFrame | None = None) ->
 
 def _figures(run_dir: RunDir, local_dir: Path) -> tuple[list[dict[str, str]], dict[str, Any]]:
     """Make the report's figures (in a scratch folder, leaving RUN/report alone) and copy the card's."""
-    from .report import FIGURE_FILES, make_report
-
     with tempfile.TemporaryDirectory() as scratch:
         report = make_report(run_dir, scratch)
         shown = []
@@ -161,8 +161,6 @@ def _figures(run_dir: RunDir, local_dir: Path) -> tuple[list[dict[str, str]], di
 
 def _comparisons(run_dir: RunDir) -> list[str]:
     """One sentence per ``lpselect compare`` result stored in the run directory."""
-    import json
-
     out = []
     for path in sorted(run_dir.path.glob("compare-*/compare.json")):
         result = json.loads(path.read_text())
@@ -182,8 +180,8 @@ def materialize(
     local_dir: str | Path,
     *,
     subsets: list[str] | None = None,
-    existing_card: Any = None,
-    source_card: Any = None,
+    existing_card: DatasetCard | None = None,
+    source_card: DatasetCard | None = None,
     seed: int = 42,
 ) -> PushPlan:
     """Write the dataset repo for ``run`` to ``local_dir``: Parquet shards, subsets, figures, card.
@@ -236,7 +234,7 @@ def materialize(
         pretty_name=repo_id.split("/")[-1], configs=yaml_configs,
         existing=existing_card.data if existing_card is not None else None,
         source_data=source_card.data if source_card is not None else None,
-        source=source if _is_hub_id(source) and source != repo_id else None, split=split, owned=owned,
+        source=source if is_hub_id(source) and source != repo_id else None, split=split, owned=owned,
     )
     counts = {s: int((scores["status"] == s).sum()) for s in scores["status"].astype(str).unique()}
     if len(scored) > len(scores):
@@ -245,12 +243,12 @@ def materialize(
     config = info["config"]
     card = render_card(
         data,
-        repo_id=repo_id, source=source, source_is_hub=_is_hub_id(source), split=split, n_rows=len(scored),
+        repo_id=repo_id, source=source, source_is_hub=is_hub_id(source), split=split, n_rows=len(scored),
         model=model, model_revision=info["model"].get("revision") or config.get("revision"),
         epochs=len([c for c in scores.columns if c.startswith("nll_") and c[4:].isdigit()]) - 1,
         template=config.get("template"), max_length=config.get("max_length"), seed=config.get("seed"),
         recipe=config.get("recipe", {}), versions=", ".join(f"{k} {v}" for k, v in info.get("versions", {}).items()),
-        has_lp="lp1" in scores, has_ifd="ifd_nll" in scores, counts=counts, reasons=_reason_lines(scores),
+        has_lp="lp1" in scores, has_ifd="ifd_nll" in scores, counts=counts, reasons=reason_lines(scores),
         subsets=rows, mean_tokens=mean_tokens, figures=figures, comparisons=_comparisons(run_dir),
         length_spearman=stats.get("spearman_lp1_length"), hard_subset=hard.name if hard else None,
         hard_length_ratio=hard.length_ratio if hard else None, original_body=original_body(existing_card),
@@ -266,27 +264,19 @@ def materialize(
     )
 
 
-def _reason_lines(scores: pd.DataFrame) -> list[str]:
-    not_ok = scores[scores["status"].astype(str) != "ok"]
-    counted = not_ok.groupby([not_ok["status"].astype(str), not_ok["reason"].fillna("").astype(str)]).size()
-    counted = counted.sort_values(ascending=False, kind="stable")
-    lines = [f"{n:,} × {status}: {' '.join(reason.split())[:160] or '(no reason given)'}" for (status, reason), n in counted.head(10).items()]
-    if len(counted) > 10:
-        lines.append(f"… and {int(counted.iloc[10:].sum()):,} more rows with {len(counted) - 10} other reasons")
-    return lines
-
-
-def _card_of(api: Any, repo_id: str) -> Any:
+def _card_of(api: HfApi, repo_id: str) -> DatasetCard | None:
     """The dataset card of ``repo_id`` on the Hub, or None when the repo or its README does not exist."""
-    from huggingface_hub import DatasetCard
     from huggingface_hub.errors import (
         EntryNotFoundError,
+        LocalEntryNotFoundError,
         RepositoryNotFoundError,
         RevisionNotFoundError,
     )
 
     try:
         path = api.hf_hub_download(repo_id, "README.md", repo_type="dataset")
+    except LocalEntryNotFoundError:  # the Hub could not be reached (not: the file is missing)
+        raise
     except (RepositoryNotFoundError, EntryNotFoundError, RevisionNotFoundError):
         return None
     return DatasetCard.load(path)
@@ -311,8 +301,12 @@ def push_scores(
     keeps the materialised folder (otherwise a temporary one); ``dry_run`` materialises and stops
     before any network call, so the target's existing card is not read.
     """
-    from huggingface_hub import HfApi, get_token
+    from huggingface_hub import get_token
     from huggingface_hub.errors import HfHubHTTPError
+
+    # what a failed request raises: HTTP errors, and the transport's own (connection refused,
+    # timeouts), which share HfHubHTTPError's base class; OSError covers the rest (disk, offline mode)
+    network_errors = (OSError, *HfHubHTTPError.__bases__)
 
     subset_specs(subsets)  # a bad name fails before any network call
     run_dir = RunDir(run) if run is not None else find_run(repo_id, runs_dir)
@@ -328,14 +322,15 @@ def push_scores(
         source_id = run_dir.read_json()["dataset"]["source"]
         try:
             existing = _card_of(api, repo_id)
-            if source_id and source_id != repo_id and _is_hub_id(source_id):
+            if source_id and source_id != repo_id and is_hub_id(source_id):
                 source = _card_of(api, source_id)
-        except (HfHubHTTPError, OSError) as err:
+        except network_errors as err:
             raise HubError(f"Could not read {repo_id} on the Hub ({_short(err)}); check the id and your connection.") from err
     scratch = None if local_dir is not None else tempfile.TemporaryDirectory(prefix="lpselect-push-")
     try:
-        plan = materialize(run_dir, repo_id, local_dir if local_dir is not None else scratch.name, subsets=subsets,
-                           existing_card=existing, source_card=source)
+        with offline() if dry_run else nullcontext():
+            plan = materialize(run_dir, repo_id, local_dir if local_dir is not None else scratch.name, subsets=subsets,
+                               existing_card=existing, source_card=source)
         if dry_run:
             plan.notes.append("dry run: nothing was sent; the target's existing card was not read (a push keeps its metadata and text)")
             return plan
@@ -346,13 +341,27 @@ def push_scores(
                 commit_message=plan.commit_message, commit_description=plan.commit_description,
                 create_pr=create_pr, delete_patterns=plan.delete_patterns,
             )
-        except (HfHubHTTPError, OSError) as err:
+        except network_errors as err:
             raise HubError(f"Pushing to {repo_id} failed ({_short(err)}); nothing was changed on the Hub.") from err
         plan.url = info.pr_url if create_pr else info.commit_url
         return plan
     finally:
         if scratch is not None:
             scratch.cleanup()
+
+
+@contextmanager
+def offline() -> Iterator[None]:
+    """No network inside (``--dry-run``): datasets and huggingface_hub read these flags on every
+    call, so a Hub source is read from the local cache instead of asking the Hub for updates."""
+    import huggingface_hub.constants as hub_constants
+
+    saved = hub_constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE
+    hub_constants.HF_HUB_OFFLINE = datasets.config.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        hub_constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE = saved
 
 
 def _short(err: BaseException) -> str:

@@ -333,13 +333,15 @@ def _examples_table(frame: pd.DataFrame) -> list[str]:
     return lines
 
 
-def _reasons(scores: pd.DataFrame) -> list[str]:
+def reason_lines(scores: pd.DataFrame, top: int = 10) -> list[str]:
+    """Rows that are not ``ok``, counted by status and reason, most frequent first, one Markdown-safe
+    line each (``"12 × invalid: empty response"``); the rest summed in one last line."""
     not_ok = scores[scores["status"].astype(str) != "ok"]
     counted = not_ok.groupby([not_ok["status"].astype(str), not_ok["reason"].fillna("").astype(str)]).size()
     counted = counted.sort_values(ascending=False, kind="stable")
-    lines = [f"- {n:,} × {status}: {_cell(reason, 120) or '(no reason given)'}" for (status, reason), n in counted.head(10).items()]
-    if len(counted) > 10:
-        lines.append(f"- … and {int(counted.iloc[10:].sum()):,} more rows with {len(counted) - 10} other reasons")
+    lines = [f"{n:,} × {status}: {_cell(reason, 120) or '(no reason given)'}" for (status, reason), n in counted.head(top).items()]
+    if len(counted) > top:
+        lines.append(f"… and {int(counted.iloc[top:].sum()):,} more rows with {len(counted) - top} other reasons")
     return lines
 
 
@@ -399,7 +401,7 @@ def make_report(
     md += ["| status | rows |", "|---|---:|", *[f"| {s} | {n:,} |" for s, n in counts.items()], ""]
     if "truncated" in stats:
         md += [f"{stats['truncated']:,} row(s) had their prompt or response truncated to the run's max length.", ""]
-    reasons = _reasons(scores)
+    reasons = [f"- {line}" for line in reason_lines(scores)]
     if reasons:
         md += ["Rows not scored, by reason (only `ok` rows are scored and selectable):", "", *reasons, ""]
     if "lp_reason" in scores and has_lp:

@@ -20,7 +20,7 @@ import pandas as pd
 from accelerate import PartialState
 from transformers import TrainerCallback, set_seed
 
-from .data import load_rows
+from .data import canonicalize, hub_origin, read_source
 from .errors import RunError
 from .lp import learning_percentages
 from .models import load_model
@@ -150,8 +150,11 @@ def score(
     state = PartialState()
     started = time.time()
     set_seed(seed)
+    origin: dict[str, str] = {}
     if rows is None:
-        rows = load_rows(source, split=split, subset=subset, format=format)
+        raw = read_source(source, split=split, subset=subset)
+        origin = hub_origin(raw)
+        rows = canonicalize(raw, format=format)
     if limit is not None:
         rows = rows.select(range(min(limit, len(rows))))
     fingerprint = dataset_fingerprint(rows["id"])
@@ -170,7 +173,7 @@ def score(
     info: dict[str, Any] = {
         "config": identity,
         "model": loaded.identity,
-        "dataset": {"source": source, "split": split, "subset": subset, "n_rows": len(rows), "fingerprint": fingerprint},
+        "dataset": {"source": source, "split": split, "subset": subset, **origin, "n_rows": len(rows), "fingerprint": fingerprint},
         "counts": counts,
         "versions": {lib: version(lib) for lib in ("hf-lpselect", "torch", "transformers", "trl", "datasets", "accelerate", "peft")},
         "world_size": state.num_processes,

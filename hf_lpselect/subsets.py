@@ -13,7 +13,7 @@ from pathlib import Path
 import datasets
 import pandas as pd
 
-from .data import DataError, load_rows, read_source
+from .data import DataError, canonicalize, read_source
 from .rundir import RunDir
 from .select import Selection, select, selection_frame
 
@@ -28,9 +28,11 @@ def score_columns(scores: pd.DataFrame) -> list[str]:
 
 
 def run_source(run_dir: RunDir) -> datasets.Dataset:
-    """The run's input dataset, re-read from the source recorded in ``run.json``."""
+    """The run's input dataset, re-read from the source recorded in ``run.json`` (for a Hub dataset:
+    the config and commit the run read, so later commits to the repo do not change the rows)."""
     dataset = run_dir.read_json()["dataset"]
-    return read_source(dataset["source"], split=dataset["split"], subset=dataset["subset"])
+    return read_source(dataset["source"], split=dataset["split"], subset=dataset.get("config") or dataset["subset"],
+                       revision=dataset.get("revision"))
 
 
 def default_output(run_dir: RunDir, selection: Selection) -> Path:
@@ -77,11 +79,10 @@ def write_dataset(dataset: datasets.Dataset, out: str | Path) -> Path:
 
 
 def run_rows(run_dir: RunDir) -> datasets.Dataset:
-    """The run's canonical rows (:func:`hf_lpselect.data.load_rows`), e.g. for embedding texts."""
+    """The run's canonical rows (:func:`hf_lpselect.data.canonicalize`), e.g. for embedding texts."""
     info = run_dir.read_json()
-    dataset = info["dataset"]
-    rows = load_rows(dataset["source"], split=dataset["split"], subset=dataset["subset"], format=info["config"]["format"])
-    return rows.select(range(min(len(rows), dataset["n_rows"])))
+    rows = canonicalize(run_source(run_dir), format=info["config"]["format"])
+    return rows.select(range(min(len(rows), info["dataset"]["n_rows"])))
 
 
 def select_run(

@@ -56,3 +56,17 @@ def tiny_model_dir(tmp_path_factory, tokenizer) -> Path:
     make_tiny_model(len(tokenizer)).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture
+def loopback_hub(tmp_path_factory):
+    """A started loopback Hub (olah + test-owned write routes on 127.0.0.1, see tests/hub_server.py),
+    fresh per test (start-up < 1 s). Run clients in a subprocess with ``env=loopback_hub.env()``."""
+    import importlib.util
+
+    if importlib.util.find_spec("olah") is None:
+        pytest.skip("olah is not installed (pip install olah==0.5.4): the loopback Hub server needs it")
+    from hub_server import LoopbackHub
+
+    with LoopbackHub(tmp_path_factory.mktemp("loopback_hub")) as hub:
+        yield hub

@@ -174,6 +174,21 @@ def test_an_existing_card_keeps_its_metadata_configs_and_text(run, tmp_path):
     assert [c["config_name"] for c in again.data.configs] == ["default", "random_5pct", "raw"]
 
 
+def test_the_card_reports_measured_agreement_with_another_scorer(run, tmp_path):
+    import shutil
+
+    from hf_lpselect.compare import compare_runs
+
+    copy = tmp_path / "run"
+    shutil.copytree(run.run_dir.path, copy)
+    compare_runs(copy, run.run_dir.path, out=copy / "compare-other")
+    plan = materialize(copy, "org/a", tmp_path / "repo", subsets=[])
+    text = (plan.local_dir / "README.md").read_text()
+    assert "lp1 Spearman 1.000" in text and "overlap of the hardest" in text
+    assert "No agreement with another scorer was measured" not in text
+    assert set(plan.configs) == {"default"}
+
+
 def test_load_scored_builds_any_subset_with_the_selection_code(run, repo):
     subset = load_scored(str(repo.local_dir), "lp1-hard", fraction=0.07)
     expected = select(run.scores, "lp1-hard", fraction=0.07)
