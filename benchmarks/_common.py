@@ -215,6 +215,18 @@ def maxrss_mib() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def vm_hwm_mib() -> float | None:
+    """Peak RSS of THIS process image (Linux VmHWM). Unlike ru_maxrss, which Linux carries across
+    fork + exec (so a worker inherits its parent's peak), VmHWM starts afresh at exec."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
 def cpu_s() -> float:
     t = os.times()
     return t.user + t.system
