@@ -9,6 +9,7 @@ body is kept below it, and re-pushing replaces only our section.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from importlib.resources import files
@@ -36,22 +37,40 @@ class SubsetRow:
     description: str
     n_rows: int
     share: float  # of the scored (ok) rows
-    mean_tokens: float
-    length_ratio: float  # mean response tokens / that of all scored rows
+    mean_tokens: float | None  # None for an empty subset
+    length_ratio: float | None  # mean response tokens / that of all scored rows
 
 
-def merge_configs(ours: list[dict[str, Any]], existing: list[dict[str, Any]] | None, split: str, owned: set[str]) -> list[dict[str, Any]]:
-    """Our configs first; then the existing configs we do not own. The existing ``default``
-    config's other splits (e.g. ``test``) stay in our ``default``."""
+def _split_files(data_files: Any) -> list[dict[str, Any]]:
+    """A config's ``data_files`` as ``[{"split", "path"}]``: a bare pattern or list of patterns is ``train``."""
+    if isinstance(data_files, str) or (isinstance(data_files, list) and data_files and not isinstance(data_files[0], dict)):
+        return [{"split": "train", "path": data_files}]
+    if isinstance(data_files, dict):
+        return [{"split": k, "path": v} for k, v in data_files.items()]
+    return [dict(f) for f in data_files or []]
+
+
+def _paths(config: dict[str, Any]) -> list[str]:
+    paths = [f.get("path") for f in _split_files(config.get("data_files"))]
+    return [str(q) for p in paths for q in (p if isinstance(p, list) else [p])]
+
+
+def merge_configs(
+    ours: list[dict[str, Any]], existing: list[dict[str, Any]] | None, split: str, owned_prefix: str
+) -> list[dict[str, Any]]:
+    """Our configs first, our ``default`` the only default; then the existing configs that are not
+    ours (an earlier push's subsets: files under ``owned_prefix``), without their ``default`` flag.
+    The existing ``default`` config's other splits (e.g. ``test``) stay in our ``default``; its
+    ``split`` is ours now."""
     merged = [dict(c) for c in ours]
+    names = {c["config_name"] for c in ours}
     for config in existing or []:
         name = config.get("config_name", "default")
         if name == "default":
-            files_ = config.get("data_files") or []
-            others = [f for f in files_ if isinstance(f, dict) and f.get("split") not in (None, split)]
+            others = [f for f in _split_files(config.get("data_files")) if f.get("split") != split]
             merged[0]["data_files"] = merged[0]["data_files"] + others
-        elif name not in owned and name not in {c["config_name"] for c in ours}:
-            merged.append(config)
+        elif name not in names and not any(p.startswith(owned_prefix) for p in _paths(config)):
+            merged.append({k: v for k, v in config.items() if k != "default"})
     return merged
 
 
@@ -63,11 +82,15 @@ def card_data(
     source_data: DatasetCardData | None,
     source: str | None,
     split: str,
-    owned: set[str],
+    owned_prefix: str,
+    detected: list[dict[str, Any]] | None = None,
 ) -> DatasetCardData:
     """The YAML metadata: the existing card's fields kept, configs merged, tags added, license,
-    task categories and language carried over from the source card when the target has none."""
+    task categories and language carried over from the source card when the target has none.
+    ``detected``: the target's configs as ``datasets`` detects them from its files, for a card
+    that declares none (so its other splits stay in ``default``)."""
     base = existing.to_dict() if existing is not None else {}
+    base.pop("dataset_info", None)  # its features describe the columns before ours: datasets would refuse the data
     for field in CARRIED_FIELDS:
         if not base.get(field) and source_data is not None and source_data.to_dict().get(field):
             base[field] = source_data.to_dict()[field]
@@ -78,7 +101,7 @@ def card_data(
         sources = list(base.get("source_datasets") or [])
         base["source_datasets"] = sources + ([source] if source not in sources else [])
     base.setdefault("pretty_name", pretty_name)
-    base["configs"] = merge_configs(configs, base.get("configs"), split, owned)
+    base["configs"] = merge_configs(configs, base.get("configs") or detected, split, owned_prefix)
     return DatasetCardData(**base)
 
 
@@ -89,6 +112,11 @@ def original_body(existing: DatasetCard | None) -> str:
     return _OURS.sub("", existing.text).strip()
 
 
+def _fmt(value: float | None, digits: int = 1) -> str:
+    """A number for the card, or "–" for a missing one (an empty subset, a NaN)."""
+    return "–" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
 def render_card(data: DatasetCardData, **template_vars: Any) -> DatasetCard:
     """Render the template with ``data`` as the YAML header and ``template_vars`` in the body."""
-    return DatasetCard.from_template(data, template_path=template_path(), version=__version__, **template_vars)
+    return DatasetCard.from_template(data, template_path=template_path(), version=__version__, fmt=_fmt, **template_vars)

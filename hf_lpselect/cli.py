@@ -210,6 +210,7 @@ def push_scores_cmd(
     create_pr: bool = typer.Option(False, help="Open a pull request instead of committing to main."),
     local_dir: Optional[Path] = typer.Option(None, help="Keep the materialised repo folder here (exactly what is pushed; must be empty or new)."),
     dry_run: bool = typer.Option(False, help="Materialise and print what would be pushed; no network call, nothing sent."),
+    seed: int = typer.Option(42, help="Seed for the random subsets."),
 ) -> None:
     """Push a run's scores as new columns of a Hub dataset, with subset configs and a generated card, in one commit."""
     from .hub import push_scores
@@ -217,7 +218,7 @@ def push_scores_cmd(
     names = None if subsets is None else [] if subsets.strip() == "none" else [s.strip() for s in subsets.split(",") if s.strip()]
     try:
         plan = push_scores(repo_id, run=run, subsets=names, private=private, create_pr=create_pr,
-                           local_dir=local_dir, dry_run=dry_run)
+                           local_dir=local_dir, dry_run=dry_run, seed=seed)
     except USER_ERRORS as err:
         console.print(f"[red]Error:[/] {err}", soft_wrap=True)
         raise typer.Exit(2) from None

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .select import STRATEGIES, Selection, nll_columns, select
+from .select import STRATEGIES, Selection, default_mirror, nll_columns, select
 
 # Configs pushed when --subsets is not given (for a run with LP(1)): the paper's hard sets and the
 # random baseline of the same size as the smallest.
@@ -74,13 +74,11 @@ def subset_name(strategy: str, fraction: float) -> str:
 def select_scored(
     scores: pd.DataFrame, strategy: str, *, fraction: float | None = None, count: int | None = None, seed: int = 42
 ) -> Selection:
-    """:func:`~hf_lpselect.select.select` as pushed subsets and ``load_scored`` use it (globally):
-    a random draw comes from the rows LP(1) could select when the table has LP(1), so it is the
-    same size as the LP subset at that fraction, its baseline."""
+    """:func:`~hf_lpselect.select.select` as pushed subsets and ``load_scored`` use it: global, and
+    random draws from the rows LP(1) could select (:func:`~hf_lpselect.select.default_mirror`)."""
     if strategy not in SUBSET_STRATEGIES:
         raise ValueError(f"{strategy!r} cannot be selected from score columns; choose one of: {', '.join(SUBSET_STRATEGIES)}.")
-    mirror = "lp1-hard" if STRATEGIES[strategy].order == "random" and "lp1" in scores else None
-    return select(scores, strategy, fraction=fraction, count=count, seed=seed, mirror=mirror)
+    return select(scores, strategy, fraction=fraction, count=count, seed=seed, mirror=default_mirror(strategy, scores))
 
 
 def lp1_rank(scores: pd.DataFrame) -> pd.Series:
@@ -116,7 +114,10 @@ def hub_columns(scores: pd.DataFrame, n_source_rows: int) -> pd.DataFrame:
         if column in scores:
             out[column] = scores[column].astype("float64")
     out["lpselect_status"] = scores["status"].astype(str)
-    out["lpselect_reason"] = scores["reason"].fillna("").astype(str)
+    reason = scores["reason"].fillna("").astype(str)
+    if "lp_reason" in scores:  # an ok row without an LP(1) says why
+        reason = reason.where(reason != "", scores["lp_reason"].fillna("").astype(str))
+    out["lpselect_reason"] = reason
     out["lpselect_id"] = scores["id"].astype(str)
     out["lpselect_response_tokens"] = scores["n_response_tokens"].astype("Int64")
     missing = n_source_rows - len(scores)

@@ -26,6 +26,7 @@ import datasets
 import pyarrow as pa
 from datasets import Features, List, Value
 
+from .columns import OUR_COLUMNS
 from .errors import DataError
 
 FORMATS = ("alpaca", "dolly", "sharegpt", "messages", "prompt-completion")
@@ -226,6 +227,9 @@ def detect_format(column_names: list[str]) -> str:
 
 def canonicalize(raw: datasets.Dataset, *, format: str = "auto") -> datasets.Dataset:
     """Map every row of `raw` to one canonical row (columns of FEATURES), same order, none dropped."""
+    ours = [c for c in raw.column_names if OUR_COLUMNS.match(c)]  # scores pushed by us are not content
+    if ours:
+        raw = raw.remove_columns(ours)
     columns = list(raw.column_names)
     if format == "auto":
         format = detect_format(columns)
@@ -262,6 +266,15 @@ def load_rows(
 ) -> datasets.Dataset:
     """`read_source` then `canonicalize`: the canonical rows of any supported source."""
     return canonicalize(read_source(source, split=split, subset=subset), format=format)
+
+
+def dataset_fingerprint(ids: list[str]) -> str:
+    """A short hash of the ordered row ids: same data, same fingerprint."""
+    digest = hashlib.sha256()
+    for row_id in ids:
+        digest.update(row_id.encode())
+        digest.update(b"\n")
+    return digest.hexdigest()[:16]
 
 
 def content_id(record: dict) -> str:

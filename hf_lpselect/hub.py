@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -38,11 +39,11 @@ from .columns import (
     scores_from_columns,
     select_scored,
 )
-from .data import is_hub_id
+from .data import canonicalize, dataset_fingerprint, is_hub_id
 from .errors import DataError, HubError
-from .report import FIGURE_FILES, make_report, reason_lines
+from .report import FIGURE_FILES, count_statuses, make_report, reason_lines
 from .rundir import RunDir
-from .select import STRATEGIES, Selection
+from .select import STRATEGIES, Selection, nll_columns
 from .subsets import run_source, selected_dataset
 
 MAX_SHARD_BYTES = 500 << 20  # as datasets' push_to_hub
@@ -87,22 +88,33 @@ class PushPlan:
 
 
 def find_run(repo_id: str, runs_dir: str | Path = "runs") -> RunDir:
-    """The most recently finished run under ``runs_dir`` that scored ``repo_id``."""
+    """The most recently finished run under ``runs_dir`` that scored ``repo_id``; an error when
+    runs of different splits or configs of it are found (which one to push is then a choice)."""
     runs_dir = Path(runs_dir)
     found = []
     for run_json in runs_dir.glob("*/run.json") if runs_dir.is_dir() else []:
         run_dir = RunDir(run_json.parent)
         info = run_dir.read_json()
-        if info.get("complete") and info.get("dataset", {}).get("source") == repo_id and run_dir.scores.is_file():
-            found.append((run_dir.scores.stat().st_mtime, run_dir))
+        dataset = info.get("dataset", {})
+        if info.get("complete") and dataset.get("source") == repo_id and run_dir.scores.is_file():
+            found.append((run_dir.scores.stat().st_mtime, run_dir, (dataset.get("config") or dataset.get("subset"), dataset.get("split"))))
     if not found:
         raise DataError(f"No finished run of {repo_id!r} under {runs_dir}/; pass --run RUN_DIR.")
+    if len({key for _, _, key in found}) > 1:
+        listed = ", ".join(f"{r.path} ({key[1]}{f', config {key[0]}' if key[0] else ''})" for _, r, key in sorted(found, key=lambda f: str(f[1].path)))
+        raise DataError(f"Several splits or configs of {repo_id!r} were scored ({listed}); pass --run RUN_DIR.")
     return max(found, key=lambda f: f[0])[1]
+
+
+def _require_finished(run_dir: RunDir) -> None:
+    if not run_dir.scores.is_file() or not run_dir.run_json.is_file():
+        raise DataError(f"{run_dir.path} is not a finished scorer run (no scores.parquet / run.json); run `lpselect score` first.")
 
 
 def _write_shards(dataset: datasets.Dataset, folder: Path, split: str) -> list[Path]:
     """``folder/SPLIT-0000i-of-0000N.parquet``, shards of at most :data:`MAX_SHARD_BYTES`."""
-    n = max(1, math.ceil(dataset.data.nbytes / MAX_SHARD_BYTES))
+    nbytes = dataset.data.nbytes * len(dataset) / max(len(dataset.data), 1)  # a select() keeps the whole table
+    n = max(1, math.ceil(nbytes / MAX_SHARD_BYTES))
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(n):
@@ -115,7 +127,15 @@ def _write_shards(dataset: datasets.Dataset, folder: Path, split: str) -> list[P
 def scored_dataset(run_dir: RunDir, scores: pd.DataFrame) -> tuple[datasets.Dataset, list[str]]:
     """The run's source rows with their original columns and the score columns; and the source
     columns that were replaced (scores from an earlier push)."""
+    info = run_dir.read_json()
     source = run_source(run_dir)
+    n = info["dataset"]["n_rows"]
+    ids = canonicalize(source.select(range(min(n, len(source)))), format=info["config"]["format"])["id"]
+    if len(source) < n or dataset_fingerprint(ids) != info["dataset"]["fingerprint"]:
+        raise DataError(
+            f"{info['dataset']['source']} no longer holds the rows {run_dir.path} scored (their content ids differ); "
+            "score it again, or restore the data the run read."
+        )
     replaced = [c for c in source.column_names if OUR_COLUMNS.match(c)]
     if replaced:
         source = source.remove_columns(replaced)
@@ -133,8 +153,12 @@ def subset_specs(names: list[str] | None, scores: pd.DataFrame | None = None) ->
     """Parse subset names (None: :data:`DEFAULT_SUBSETS`, or none for a run without LP(1)); and notes."""
     notes = []
     if names is None:
-        if scores is not None and "lp1" not in scores:
+        epochs = len(nll_columns(scores)) - 1 if scores is not None else None
+        if epochs == 0:
             return [], ["no subsets by default: the run has no LP(1) (0 epochs); name some with --subsets, e.g. ppl_high_5pct"]
+        if epochs == 1:
+            return [], ["no subsets by default: after 1 epoch LP(1) is 1 for every learned row; "
+                        "name some with --subsets, e.g. lp_app_hard_5pct"]
         names = list(DEFAULT_SUBSETS)
     try:
         specs = [parse_subset(n) for n in names]
@@ -174,6 +198,11 @@ def _comparisons(run_dir: RunDir) -> list[str]:
     return out
 
 
+def _public_name(name: str) -> str:
+    """A Hub id as it is; a local path by its last part (a card must not publish local paths)."""
+    return name if is_hub_id(name) else f"{Path(name.rstrip('/')).name} (local)"
+
+
 def materialize(
     run: str | Path | RunDir,
     repo_id: str,
@@ -182,23 +211,31 @@ def materialize(
     subsets: list[str] | None = None,
     existing_card: DatasetCard | None = None,
     source_card: DatasetCard | None = None,
+    detected_configs: list[dict[str, Any]] | None = None,
     seed: int = 42,
 ) -> PushPlan:
     """Write the dataset repo for ``run`` to ``local_dir``: Parquet shards, subsets, figures, card.
 
     ``existing_card`` (the target repo's ``DatasetCard``, when it has one) keeps its metadata,
-    configs and body; ``source_card`` lends its license, task categories and language.
+    configs and body; ``detected_configs`` stands in for its configs when it declares none;
+    ``source_card`` lends its license, task categories and language. Random subsets are drawn
+    with ``seed``.
     """
     run_dir = run if isinstance(run, RunDir) else RunDir(run)
-    if not run_dir.scores.is_file() or not run_dir.run_json.is_file():
-        raise DataError(f"{run_dir.path} is not a finished scorer run (no scores.parquet / run.json); run `lpselect score` first.")
+    _require_finished(run_dir)
     info = run_dir.read_json()
+    split = info["dataset"]["split"]
+    if not re.fullmatch(r"\w+(\.\w+)*", split):
+        raise DataError(
+            f"{run_dir.path} scored the split {split!r}, not a whole split: a pushed split needs a plain name; "
+            f"score `--split {split.split('[')[0]} --limit N` instead."
+        )
     local_dir = Path(local_dir)
     if local_dir.exists() and any(local_dir.iterdir()):
         raise DataError(f"{local_dir} is not empty; give an empty or new folder for --local-dir.")
     scores = pd.read_parquet(run_dir.scores)
+    epochs = len(nll_columns(scores)) - 1
     specs, notes = subset_specs(subsets, scores)
-    split = info["dataset"]["split"]
     scored, replaced = scored_dataset(run_dir, scores)
     if replaced:
         notes.append(f"replaced the source's earlier score columns: {', '.join(replaced)}")
@@ -207,7 +244,7 @@ def materialize(
     configs = {"default": len(scored)}
     selections: dict[str, Selection] = {}
     ok = scores[scores["status"] == "ok"]
-    mean_tokens = float(ok["n_response_tokens"].mean()) if len(ok) else float("nan")
+    mean_tokens = float(ok["n_response_tokens"].mean()) if len(ok) else None
     rows = []
     for spec in specs:
         try:
@@ -218,68 +255,114 @@ def materialize(
         files += _write_shards(subset, local_dir / SUBSETS_DIR / spec.name, split)
         selections[spec.name] = selection
         configs[spec.name] = len(subset)
-        tokens = float(scores.set_index("row").loc[list(selection.rows), "n_response_tokens"].mean())
-        rows.append(SubsetRow(spec.name, STRATEGIES[spec.strategy].description, len(subset),
-                              len(subset) / max(len(ok), 1), tokens, tokens / mean_tokens))
+        tokens = float(scores.set_index("row").loc[list(selection.rows), "n_response_tokens"].mean()) if len(subset) else None
+        rows.append(SubsetRow(spec.name, STRATEGIES[spec.strategy].description, len(subset), len(subset) / max(len(ok), 1),
+                              tokens, tokens / mean_tokens if tokens is not None and mean_tokens else None))
 
     figures, stats = _figures(run_dir, local_dir)
     source = info["dataset"]["source"]
-    model = info["model"].get("model") or info["config"]["model"]
+    model = _public_name(info["model"].get("model") or info["config"]["model"])
     yaml_configs = [{"config_name": "default", "default": True, "data_files": [{"split": split, "path": f"{DATA_DIR}/{split}-*"}]}]
     yaml_configs += [{"config_name": s.name, "data_files": [{"split": split, "path": f"{SUBSETS_DIR}/{s.name}/{split}-*"}]} for s in specs]
-    owned = {c.get("config_name") for c in (existing_card.data.to_dict().get("configs") or [])
-             if any(str(f.get("path", "")).startswith(SUBSETS_DIR) for f in c.get("data_files") or [] if isinstance(f, dict))} \
-        if existing_card is not None else set()
     data = card_data(
         pretty_name=repo_id.split("/")[-1], configs=yaml_configs,
         existing=existing_card.data if existing_card is not None else None,
         source_data=source_card.data if source_card is not None else None,
-        source=source if is_hub_id(source) and source != repo_id else None, split=split, owned=owned,
+        source=source if is_hub_id(source) and source != repo_id else None, split=split,
+        owned_prefix=SUBSETS_DIR, detected=detected_configs,
     )
-    counts = {s: int((scores["status"] == s).sum()) for s in scores["status"].astype(str).unique()}
+    counts = {k: v for k, v in count_statuses(scores).items() if v}
     if len(scored) > len(scores):
         counts["unscored"] = len(scored) - len(scores)
     hard = next((r for r in rows if r.name.startswith("lp1_hard")), None)
+    rho = stats.get("spearman_lp1_length")
     config = info["config"]
     card = render_card(
         data,
-        repo_id=repo_id, source=source, source_is_hub=is_hub_id(source), split=split, n_rows=len(scored),
-        model=model, model_revision=info["model"].get("revision") or config.get("revision"),
-        epochs=len([c for c in scores.columns if c.startswith("nll_") and c[4:].isdigit()]) - 1,
-        template=config.get("template"), max_length=config.get("max_length"), seed=config.get("seed"),
-        recipe=config.get("recipe", {}), versions=", ".join(f"{k} {v}" for k, v in info.get("versions", {}).items()),
+        repo_id=repo_id, source=_public_name(source), source_is_hub=is_hub_id(source), split=split, n_rows=len(scored),
+        n_scored=len(scores), model=model, model_revision=info["model"].get("revision") or config.get("revision"),
+        epochs=epochs, template=config.get("template"), max_length=config.get("max_length"), seed=config.get("seed"),
+        selection_seed=seed, recipe=config.get("recipe", {}),
+        versions=", ".join(f"{k} {v}" for k, v in info.get("versions", {}).items()),
         has_lp="lp1" in scores, has_ifd="ifd_nll" in scores, counts=counts, reasons=reason_lines(scores),
-        subsets=rows, mean_tokens=mean_tokens, figures=figures, comparisons=_comparisons(run_dir),
-        length_spearman=stats.get("spearman_lp1_length"), hard_subset=hard.name if hard else None,
+        subsets=rows, has_random=any(STRATEGIES[s.strategy].order == "random" for s in specs),
+        mean_tokens=mean_tokens, figures=figures, comparisons=_comparisons(run_dir),
+        length_spearman=rho if rho is not None and math.isfinite(rho) else None, hard_subset=hard.name if hard else None,
         hard_length_ratio=hard.length_ratio if hard else None, original_body=original_body(existing_card),
     )
     card.save(local_dir / "README.md")
     files = ["README.md"] + [str(p.relative_to(local_dir)) for p in files] + [f["path"] for f in figures]
+    what = "learning-percentage" if epochs >= 1 else "perplexity"
     return PushPlan(
         repo_id=repo_id, run_dir=run_dir, local_dir=local_dir, split=split, n_rows=len(scored), configs=configs,
         subsets=selections, files=files, replaced_columns=replaced,
-        commit_message=f"Add learning-percentage scores from {model} (hf_lpselect {__version__})",
+        commit_message=f"Add {what} scores from {model} (hf_lpselect {__version__})",
         commit_description="Configs: " + ", ".join(f"{k} ({v:,} rows)" for k, v in configs.items()),
         delete_patterns=[f"{DATA_DIR}/{split}-*", f"{SUBSETS_DIR}/**", f"{FIGURES_DIR}/**"], notes=notes,
     )
 
 
-def _card_of(api: HfApi, repo_id: str) -> DatasetCard | None:
-    """The dataset card of ``repo_id`` on the Hub, or None when the repo or its README does not exist."""
+@dataclass
+class Target:
+    """What the Hub holds at the target repo before a push."""
+
+    exists: bool
+    sha: str | None = None  # the commit the card was read at: the push's parent commit
+    card: DatasetCard | None = None
+    detected_configs: list[dict[str, Any]] | None = None  # for a card that declares no configs
+
+
+def read_target(api: HfApi, repo_id: str, *, detect: bool = True) -> Target:
+    """The target repo's head commit, card, and (``detect``, when the card declares none) the
+    configs that ``datasets`` detects from its files, so that a push keeps its other splits."""
     from huggingface_hub.errors import (
         EntryNotFoundError,
         LocalEntryNotFoundError,
         RepositoryNotFoundError,
-        RevisionNotFoundError,
     )
 
     try:
-        path = api.hf_hub_download(repo_id, "README.md", repo_type="dataset")
+        sha = api.dataset_info(repo_id).sha
+    except RepositoryNotFoundError:
+        return Target(exists=False)
+    target = Target(exists=True, sha=sha)
+    try:
+        target.card = DatasetCard.load(api.hf_hub_download(repo_id, "README.md", repo_type="dataset", revision=sha))
     except LocalEntryNotFoundError:  # the Hub could not be reached (not: the file is missing)
         raise
-    except (RepositoryNotFoundError, EntryNotFoundError, RevisionNotFoundError):
-        return None
-    return DatasetCard.load(path)
+    except EntryNotFoundError:
+        pass
+    except ValueError as err:  # broken YAML
+        raise HubError(f"The dataset card of {repo_id} cannot be parsed ({_short(err)}); fix its YAML header first.") from err
+    if detect and (target.card is None or not target.card.data.to_dict().get("configs")):
+        from datasets.data_files import get_data_patterns
+        from datasets.download import DownloadConfig
+
+        try:
+            patterns = get_data_patterns(f"hf://datasets/{repo_id}@{sha}", DownloadConfig(token=api.token))
+        except FileNotFoundError:  # no data files (a new or empty repo)
+            patterns = {}
+        if patterns:
+            target.detected_configs = [{"config_name": "default", "data_files": [{"split": k, "path": v} for k, v in patterns.items()]}]
+    return target
+
+
+def _check_target(target: Target, repo_id: str, run_dir: RunDir) -> None:
+    """Refuse pushes that would overwrite data that is not the scored rows."""
+    dataset = run_dir.read_json()["dataset"]
+    scored_config = dataset.get("config") or dataset.get("subset")
+    if repo_id == dataset["source"] and scored_config not in (None, "default"):
+        raise DataError(
+            f"The run scored config {scored_config!r} of {repo_id}; pushing it there would replace the repo's "
+            "default config. Push to a new repo instead."
+        )
+    ours = target.card is not None and "lpselect" in (target.card.data.to_dict().get("tags") or [])
+    has_data = target.detected_configs or (target.card is not None and target.card.data.to_dict().get("configs"))
+    if target.exists and repo_id != dataset["source"] and has_data and not ours:
+        raise DataError(
+            f"{repo_id} already holds another dataset (not the one the run scored, {dataset['source']}); "
+            "push to that dataset or to a new repo."
+        )
 
 
 def push_scores(
@@ -293,56 +376,68 @@ def push_scores(
     dry_run: bool = False,
     token: str | None = None,
     runs_dir: str | Path = "runs",
+    seed: int = 42,
 ) -> PushPlan:
     """Push a run's scores as columns of the Hub dataset ``repo_id``, with subset configs and a card,
     in ONE commit (or one pull request with ``create_pr``).
 
     ``run`` defaults to the latest finished run of ``repo_id`` under ``runs_dir``. ``local_dir``
     keeps the materialised folder (otherwise a temporary one); ``dry_run`` materialises and stops
-    before any network call, so the target's existing card is not read.
+    before any network call, so the target's existing card is not read. The commit's parent is the
+    commit the card was read at: if the repo moves on in between, the push fails instead of
+    overwriting that change.
     """
     from huggingface_hub import get_token
-    from huggingface_hub.errors import HfHubHTTPError
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError
+    from huggingface_hub.utils import validate_repo_id
 
     # what a failed request raises: HTTP errors, and the transport's own (connection refused,
     # timeouts), which share HfHubHTTPError's base class; OSError covers the rest (disk, offline mode)
     network_errors = (OSError, *HfHubHTTPError.__bases__)
 
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        raise DataError(f"Bad repo id {repo_id!r}: write OWNER/NAME, e.g. my-org/alpaca ({_short(err)}).") from err
     subset_specs(subsets)  # a bad name fails before any network call
     run_dir = RunDir(run) if run is not None else find_run(repo_id, runs_dir)
-    if not run_dir.scores.is_file() or not run_dir.run_json.is_file():
-        raise DataError(f"{run_dir.path} is not a finished scorer run (no scores.parquet / run.json); run `lpselect score` first.")
-    api = None
-    existing = source = None
+    _require_finished(run_dir)
+    source_id = run_dir.read_json()["dataset"]["source"]
+    api, target, source = None, Target(exists=False), None
     if not dry_run:
         token = token or get_token()
         if not token:
             raise HubError("No Hugging Face token: run `hf auth login` or set HF_TOKEN, then push again.")
         api = HfApi(token=token)
-        source_id = run_dir.read_json()["dataset"]["source"]
         try:
-            existing = _card_of(api, repo_id)
-            if source_id and source_id != repo_id and is_hub_id(source_id):
-                source = _card_of(api, source_id)
+            target = read_target(api, repo_id)
+            if source_id != repo_id and is_hub_id(source_id):
+                source = read_target(api, source_id, detect=False).card
         except network_errors as err:
             raise HubError(f"Could not read {repo_id} on the Hub ({_short(err)}); check the id and your connection.") from err
+        _check_target(target, repo_id, run_dir)
     scratch = None if local_dir is not None else tempfile.TemporaryDirectory(prefix="lpselect-push-")
     try:
-        with offline() if dry_run else nullcontext():
-            plan = materialize(run_dir, repo_id, local_dir if local_dir is not None else scratch.name, subsets=subsets,
-                               existing_card=existing, source_card=source)
+        try:
+            with offline() if dry_run else nullcontext():
+                plan = materialize(run_dir, repo_id, local_dir if local_dir is not None else scratch.name, subsets=subsets,
+                                   existing_card=target.card, source_card=source,
+                                   detected_configs=target.detected_configs, seed=seed)
+        except network_errors as err:
+            raise HubError(f"Could not read the scored rows of {source_id} ({_short(err)}); check your connection.") from err
         if dry_run:
             plan.notes.append("dry run: nothing was sent; the target's existing card was not read (a push keeps its metadata and text)")
             return plan
         try:
-            api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+            if not target.exists:
+                api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
             info = api.upload_folder(
                 folder_path=plan.local_dir, repo_id=repo_id, repo_type="dataset",
                 commit_message=plan.commit_message, commit_description=plan.commit_description,
-                create_pr=create_pr, delete_patterns=plan.delete_patterns,
+                create_pr=create_pr, delete_patterns=plan.delete_patterns, parent_commit=target.sha,
             )
         except network_errors as err:
-            raise HubError(f"Pushing to {repo_id} failed ({_short(err)}); nothing was changed on the Hub.") from err
+            raise HubError(f"Pushing to {repo_id} failed ({_short(err)}); no commit was made.") from err
         plan.url = info.pr_url if create_pr else info.commit_url
         return plan
     finally:
@@ -386,7 +481,17 @@ def load_scored(
     does; rows come hardest first, with ``selection_rank`` (and ``selection_score``) added.
     ``repo_id`` may also be a local folder holding such a repo.
     """
-    data = datasets.load_dataset(repo_id, "default", split=split, revision=revision, **load_kwargs)
+    folder = Path(repo_id).expanduser()
+    if folder.is_dir():  # datasets caches a local folder by its name, not its content: read the files themselves
+        card = DatasetCard.load(folder / "README.md") if (folder / "README.md").is_file() else None
+        configs = (card.data.to_dict().get("configs") or []) if card is not None else []
+        default = next((c for c in configs if c.get("config_name") == "default"), {})
+        paths = [f["path"] for f in default.get("data_files", []) if isinstance(f, dict) and f.get("split") == split]
+        if not paths:
+            raise DataError(f"{repo_id} has no default config with a {split!r} split: it was not pushed by `lpselect push-scores`.")
+        data = datasets.load_dataset("parquet", data_files=[str(folder / p) for p in paths], split="train", **load_kwargs)
+    else:
+        data = datasets.load_dataset(repo_id, "default", split=split, revision=revision, **load_kwargs)
     ours = [c for c in data.column_names if OUR_COLUMNS.match(c)]
     try:
         scores = scores_from_columns(data.select_columns(ours).to_pandas())

@@ -248,7 +248,7 @@ def lp1_vs_length(scores: pd.DataFrame) -> "Figure":
 
 def status_counts(scores: pd.DataFrame) -> "Figure":
     """Bar chart of rows by status (ok, excluded, invalid, duplicate, then any other), counts on the bars."""
-    counts = _status_counts(scores)
+    counts = count_statuses(scores)
     fig = _figure(6.0, 4.0)
     ax = fig.add_subplot()
     bars = ax.bar(list(counts.index), counts.to_numpy(),
@@ -260,7 +260,8 @@ def status_counts(scores: pd.DataFrame) -> "Figure":
     return fig
 
 
-def _status_counts(scores: pd.DataFrame) -> pd.Series:
+def count_statuses(scores: pd.DataFrame) -> pd.Series:
+    """Rows per status, the known statuses first (zeros included), then any other, as found."""
     found = scores["status"].astype(str).value_counts()
     order = list(STATUSES) + sorted(set(found.index) - set(STATUSES))
     return pd.Series({s: int(found.get(s, 0)) for s in order}, dtype="int64")
@@ -372,7 +373,7 @@ def make_report(
     passes = pass_columns(scores)
     epochs = max(len(passes) - 1, 0)
     has_lp = epochs >= 1 and _has(scores, "lp1")
-    counts = _status_counts(scores)
+    counts = count_statuses(scores)
     stats: dict[str, Any] = {"n_rows": int(len(scores)), "epochs": epochs, "counts": counts.to_dict()}
     if "counts" in info and "truncated" in info["counts"]:
         stats["truncated"] = int(info["counts"]["truncated"])

@@ -6,7 +6,6 @@ same output directory resumes from the last completed epoch, and a finished run 
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import time
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ import pandas as pd
 from accelerate import PartialState
 from transformers import TrainerCallback, set_seed
 
-from .data import canonicalize, hub_origin, read_source
+from .data import canonicalize, dataset_fingerprint, hub_origin, read_source
 from .errors import RunError
 from .lp import learning_percentages
 from .models import load_model
@@ -42,15 +41,6 @@ class ScoreResult:
     scores: pd.DataFrame
     counts: dict[str, int]
     info: dict[str, Any]
-
-
-def dataset_fingerprint(ids: list[str]) -> str:
-    """A short hash of the ordered row ids: same data, same fingerprint."""
-    digest = hashlib.sha256()
-    for row_id in ids:
-        digest.update(row_id.encode())
-        digest.update(b"\n")
-    return digest.hexdigest()[:16]
 
 
 def build_scores(rows: pd.DataFrame, passes: list[pd.DataFrame], alone: pd.DataFrame | None = None) -> pd.DataFrame:

@@ -128,6 +128,13 @@ STRATEGIES: dict[str, Strategy] = {
 }
 
 
+def default_mirror(strategy: str, scores: pd.DataFrame) -> str | None:
+    """The random baselines (``random``, ``clustered-random``) draw from the rows ``lp1-hard`` could
+    select when the table has LP(1), so that they match the LP selection's size (and, per cluster,
+    its counts); None otherwise. ``lpselect select``, pushed subsets and ``load_scored`` all use it."""
+    return "lp1-hard" if get_strategy(strategy).order == "random" and "lp1" in scores else None
+
+
 def get_strategy(name: str) -> Strategy:
     """The registered strategy ``name``; ValueError listing the names otherwise."""
     if name not in STRATEGIES:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from .data import DataError, canonicalize, read_source
 from .rundir import RunDir
-from .select import Selection, select, selection_frame
+from .select import Selection, default_mirror, select, selection_frame
 
 # score columns carried into a subset, when the run has them
 SCORE_COLUMN_PREFIXES = ("nll_", "ppl_", "lp_", "ifd_")
@@ -116,9 +116,8 @@ def select_run(
     elif per_cluster is not None:
         table = cached_clusters(run_dir, run_rows(run_dir), per_cluster, seed=seed, model=embedding_model)
         clusters = table.set_index("row")["cluster"]
-    if mirror is None and strategy == "clustered-random" and "lp1" in scores:
-        mirror = "lp1-hard"
     try:
+        mirror = mirror if mirror is not None else default_mirror(strategy, scores)
         selection = select(scores, strategy, fraction=fraction, count=count, clusters=clusters, seed=seed, mirror=mirror)
     except ValueError as err:
         raise DataError(str(err)) from err

@@ -38,6 +38,13 @@ OURS = ["lp1", "lp_app", "ppl_e0", "ppl_e1", "ppl_e2", "lp1_rank", "ifd_nll", "i
         "lpselect_status", "lpselect_reason", "lpselect_id", "lpselect_response_tokens"]
 
 
+@pytest.fixture(autouse=True)
+def fresh_datasets_cache(tmp_path, monkeypatch):
+    """A datasets cache per test: datasets keys a local folder's cache by its name and data file
+    names, so two materialised folders both called `repo` would otherwise read each other's rows."""
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets_cache")
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, tiny_model_dir):
     base = tmp_path_factory.mktemp("hub")
@@ -92,9 +99,18 @@ def test_selecting_from_pushed_columns_equals_selecting_from_the_run(run, strate
     assert select_scored(back, strategy, **kwargs).rows == select_scored(scores, strategy, **kwargs).rows
 
 
-def test_a_random_subset_is_the_same_size_as_the_lp_subset(run):
-    hard = select(run.scores, "lp1-hard", fraction=0.1)
-    assert len(select_scored(run.scores, "random", fraction=0.1).rows) == len(hard.rows)
+def test_a_random_subset_draws_from_the_rows_lp1_could_select():
+    lp1 = [0.5, float("nan"), 0.2, float("nan"), 0.9, 0.1, 0.3, 0.7, float("nan"), 0.4]
+    scores = table(lp1)
+    for seed in range(5):
+        drawn = select_scored(scores, "random", fraction=0.5, seed=seed).rows
+        assert len(drawn) == 4 and not {1, 3, 8} & set(drawn)  # 50 % of the 7 rows with an LP(1), none without
+
+
+def test_an_ok_row_without_lp1_says_why():
+    scores = table([0.5, float("nan")])
+    scores["lp_reason"] = ["", "no perplexity drop (P_0 <= P_n)"]
+    assert hub_columns(scores, 2)["lpselect_reason"].tolist() == ["", "no perplexity drop (P_0 <= P_n)"]
 
 
 @pytest.mark.parametrize(("name", "strategy", "fraction"), [
@@ -156,8 +172,9 @@ def test_an_existing_card_keeps_its_metadata_configs_and_text(run, tmp_path):
         "---\n" + DatasetCardData(license="cc-by-nc-4.0", language=["en"], tags=["instruction"], configs=[
             {"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"},
                                                       {"split": "test", "path": "data/test-*"}]},
-            {"config_name": "raw", "data_files": "raw/*.json"},
-        ]).to_yaml() + "\n---\n# Alpaca\n\nThe original card text.\n"
+            {"config_name": "raw", "data_files": "raw/*.json", "default": True},
+        ], dataset_info={"features": [{"name": "instruction", "dtype": "string"}]}).to_yaml()
+        + "\n---\n# Alpaca\n\nThe original card text.\n"
     )
     first = materialize(run.run_dir, "org/alpaca", tmp_path / "one", existing_card=existing, subsets=["lp1_hard_10pct"])
     card = DatasetCard.load(first.local_dir / "README.md")
@@ -165,6 +182,8 @@ def test_an_existing_card_keeps_its_metadata_configs_and_text(run, tmp_path):
     assert card.data.tags == ["instruction", "lpselect", "data-selection"]
     configs = {c["config_name"]: c for c in card.data.configs}
     assert list(configs) == ["default", "lp1_hard_10pct", "raw"]
+    assert [name for name, c in configs.items() if c.get("default")] == ["default"]  # one default only
+    assert "dataset_info" not in card.data.to_dict()  # its features predate our columns
     assert {f["split"] for f in configs["default"]["data_files"]} == {"train", "test"}
     assert card.text.count("The original card text.") == 1
     # pushing again over our own card replaces our section and the subsets we made, nothing else
@@ -229,7 +248,9 @@ def test_push_without_a_token_is_one_sentence(run, tmp_path, monkeypatch):
     (["--subsets", "lp1-hard-5"], "STRATEGY_Npct"),
     (["--subsets", "lp1_hard_5pct,lp1_hard_5pct"], "twice"),
 ])
-def test_bad_push_requests_fail_before_any_network_call(run, args, message):
+def test_bad_push_requests_fail_before_any_network_call(run, args, message, monkeypatch, tmp_path):
+    monkeypatch.delenv("HF_TOKEN", raising=False)  # without a token, any later check would say so instead
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
     result = CliRunner().invoke(app, ["push-scores", "org/alpaca", "--run", str(run.run_dir.path), *args])
     assert result.exit_code == 2 and message in result.output
 
@@ -247,8 +268,115 @@ def test_a_non_empty_local_dir_is_refused(run, tmp_path):
         materialize(run.run_dir, "org/a", tmp_path / "full")
 
 
-def test_find_run_picks_the_finished_run_of_that_source(run):
+def test_a_card_without_configs_keeps_the_splits_datasets_detects(run, tmp_path):
+    existing = DatasetCard("# Alpaca\n\nNo YAML at all.\n")
+    detected = [{"config_name": "default", "data_files": [{"split": "train", "path": ["data/train-*"]},
+                                                          {"split": "test", "path": ["data/test-*"]}]}]
+    plan = materialize(run.run_dir, "org/alpaca", tmp_path / "repo", existing_card=existing, detected_configs=detected, subsets=[])
+    card = DatasetCard.load(plan.local_dir / "README.md")
+    assert card.data.configs[0]["data_files"] == [{"split": "train", "path": "data/train-*"}, {"split": "test", "path": ["data/test-*"]}]
+    assert "No YAML at all." in card.text
+
+
+def edited_run(run, tmp_path, **dataset):
+    """A copy of the run directory whose run.json dataset block is edited."""
+    import shutil
+
+    copy = tmp_path / "edited"
+    shutil.copytree(run.run_dir.path, copy)
+    info = json.loads((copy / "run.json").read_text())
+    info["dataset"].update(dataset)
+    (copy / "run.json").write_text(json.dumps(info))
+    return copy
+
+
+def test_a_source_that_changed_since_the_run_is_refused(run, tmp_path):
+    changed = [dict(r) for r in RECORDS]
+    changed[3]["output"] += " (edited later)"
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in changed))
+    with pytest.raises(ValueError, match="no longer holds the rows"):
+        materialize(edited_run(run, tmp_path, source=str(data)), "org/a", tmp_path / "repo")
+
+
+def test_a_split_slice_cannot_be_pushed(run, tmp_path):
+    with pytest.raises(ValueError, match="not a whole split.*--limit N"):
+        materialize(edited_run(run, tmp_path, split="train[:10]"), "org/a", tmp_path / "repo")
+
+
+@pytest.fixture(scope="module")
+def short_runs(tmp_path_factory, tiny_model_dir):
+    """The same data scored with 0 epochs, and with 1 epoch on the first 30 rows only (--limit)."""
+    base = tmp_path_factory.mktemp("short")
+    data = base / "data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+    kwargs = dict(model=str(tiny_model_dir), max_length=128, **FAST)
+    return {0: score(str(data), out=base / "e0", epochs=0, **kwargs),
+            1: score(str(data), out=base / "e1", epochs=1, limit=30, **kwargs)}
+
+
+def test_a_run_without_training_pushes_perplexities_and_says_so(short_runs, tmp_path):
+    plan = materialize(short_runs[0].run_dir, "org/a", tmp_path / "repo")
+    assert set(plan.configs) == {"default"} and "no LP(1) (0 epochs)" in plan.notes[0]
+    assert plan.commit_message.startswith("Add perplexity scores from tiny_model")
+    text = (plan.local_dir / "README.md").read_text()
+    assert "The model was not trained" in text and "`ppl_e0` | the response's perplexity under the scorer" in text
+    assert "learning-percentage" not in text and "fine-tuned" not in text and "random_*" not in text
+    default = datasets.load_dataset(str(plan.local_dir), "default", split="train")
+    assert "ppl_e0" in default.column_names and "lp1" not in default.column_names and "ppl_e1" not in default.column_names
+
+
+def test_a_one_epoch_limited_run_accounts_for_every_source_row(short_runs, tmp_path):
+    plan = materialize(short_runs[1].run_dir, "org/a", tmp_path / "repo")
+    assert set(plan.configs) == {"default"} and "lp_app_hard_5pct" in plan.notes[0]
+    text = (plan.local_dir / "README.md").read_text()
+    assert "of which the first 30 were in the scorer run" in text and "rank by `lp_app` instead" in text
+    default = datasets.load_dataset(str(plan.local_dir), "default", split="train")
+    assert len(default) == len(RECORDS)
+    statuses = list(default["lpselect_status"])
+    assert statuses[30:] == ["unscored"] * (len(RECORDS) - 30) and "unscored" not in statuses[:30]
+    named = materialize(short_runs[1].run_dir, "org/a", tmp_path / "named", subsets=["lp_app_hard_10pct"])
+    assert named.configs["lp_app_hard_10pct"] == 3  # 10 % of the 30 scored rows
+
+
+def test_an_empty_subset_is_a_config_with_no_rows(run, tmp_path):
+    plan = materialize(run.run_dir, "org/a", tmp_path / "repo", subsets=["ifd_nll_5pct"])
+    if plan.configs["ifd_nll_5pct"] == 0:  # every IFD >= 1 with this tiny random model
+        assert "| `ifd_nll_5pct` |" in (plan.local_dir / "README.md").read_text()
+    assert len(datasets.load_dataset(str(plan.local_dir), "ifd_nll_5pct", split="train")) == plan.configs["ifd_nll_5pct"]
+
+
+def test_bad_repo_ids_are_one_sentence(run):
+    result = CliRunner().invoke(app, ["push-scores", "https://huggingface.co/datasets/org/a", "--run", str(run.run_dir.path)])
+    assert result.exit_code == 2 and "Bad repo id" in result.output and "Traceback" not in result.output
+
+
+def test_find_run_takes_the_latest_and_refuses_to_guess_between_splits(run, tmp_path):
+    import os
+    import shutil
+
     from hf_lpselect.hub import find_run
 
+    for name, mtime in (("old", 1_000_000), ("new", 2_000_000)):
+        shutil.copytree(run.run_dir.path, tmp_path / name)
+        os.utime(tmp_path / name / "scores.parquet", (mtime, mtime))
     source = run.info["dataset"]["source"]
-    assert find_run(source, runs_dir=run.run_dir.path.parent).path == run.run_dir.path
+    assert find_run(source, runs_dir=tmp_path).path == tmp_path / "new"
+    info = json.loads((tmp_path / "old" / "run.json").read_text())
+    info["dataset"]["split"] = "test"
+    (tmp_path / "old" / "run.json").write_text(json.dumps(info))
+    with pytest.raises(ValueError, match="Several splits or configs"):
+        find_run(source, runs_dir=tmp_path)
+
+
+def test_pushes_that_would_overwrite_other_data_are_refused(run):
+    from hf_lpselect.hub import Target, _check_target
+
+    source = run.info["dataset"]["source"]
+    foreign = Target(exists=True, sha="0" * 40, detected_configs=[{"config_name": "default", "data_files": "x/*"}])
+    with pytest.raises(ValueError, match="already holds another dataset"):
+        _check_target(foreign, "org/other", run.run_dir)
+    _check_target(Target(exists=False), "org/new", run.run_dir)  # a new repo is fine
+    _check_target(foreign, source, run.run_dir)  # the scored dataset itself is fine
+    ours = Target(exists=True, sha="0" * 40, card=DatasetCard("---\ntags:\n- lpselect\n---\n"))
+    _check_target(ours, "org/other", run.run_dir)  # an earlier push of ours is fine

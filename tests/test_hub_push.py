@@ -33,6 +33,16 @@ RECORDS = [{"instruction": r["instruction"], "input": r["input"], "output": r["o
 RECORDS.append({"instruction": "Say nothing.", "input": "", "output": "", "category": "bad"})  # invalid
 TEST_ROWS = [{"instruction": "Add 1 and 1.", "input": "", "output": "2", "category": "held-out"}]
 CARD = """---
+dataset_info:
+  features:
+  - name: instruction
+    dtype: string
+  - name: input
+    dtype: string
+  - name: output
+    dtype: string
+  - name: category
+    dtype: string
 license: cc-by-nc-4.0
 language:
 - en
@@ -183,3 +193,30 @@ def test_an_unreachable_hub_is_one_sentence(hub, pushed):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "org/alpaca" in errors[0] and "Connection refused" in errors[0]
+
+
+DETECT = textwrap.dedent("""
+    import json, sys
+    from huggingface_hub import HfApi
+    from hf_lpselect.hub import read_target
+    target = read_target(HfApi(), sys.argv[1])
+    print(json.dumps({"exists": target.exists, "sha": target.sha, "configs": target.detected_configs,
+                      "card": target.card.text if target.card else None}))
+""")
+
+
+def test_a_repo_without_configs_has_its_splits_detected(hub, tmp_path):
+    """A dataset whose card declares no configs (datasets finds its splits from file names)."""
+    (tmp_path / "data").mkdir()
+    for split in ("train", "validation"):
+        datasets.Dataset.from_list(TEST_ROWS).to_parquet(str(tmp_path / "data" / f"{split}-00000-of-00001.parquet"))
+    (tmp_path / "README.md").write_text("# No YAML\n")
+    sha = hub.seed("org/auto", tmp_path)
+    result = run(hub, tmp_path, "-c", DETECT, "org/auto")
+    assert result.returncode == 0, result.stderr[-3000:]
+    target = json.loads(result.stdout)
+    assert target["exists"] and target["sha"] == sha and target["card"].strip() == "# No YAML"
+    splits = {f["split"] for f in target["configs"][0]["data_files"]}
+    assert splits == {"train", "validation"}
+    missing = run(hub, tmp_path, "-c", DETECT, "org/never-created")
+    assert json.loads(missing.stdout) == {"exists": False, "sha": None, "configs": None, "card": None}
