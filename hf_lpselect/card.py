@@ -20,7 +20,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 from . import __version__
 
 TAGS = ("lpselect", "data-selection")
-CARRIED_FIELDS = ("license", "task_categories", "language")  # taken from the source's card when known
+CARRIED_FIELDS = ("license", "license_name", "license_link", "task_categories", "language")  # taken from the source's card when known
 _OURS = re.compile(r"<!-- lpselect:begin.*?<!-- lpselect:end -->\n?", re.DOTALL)
 
 

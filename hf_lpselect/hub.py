@@ -124,11 +124,14 @@ def _write_shards(dataset: datasets.Dataset, folder: Path, split: str) -> list[P
     return paths
 
 
-def scored_dataset(run_dir: RunDir, scores: pd.DataFrame) -> tuple[datasets.Dataset, list[str]]:
+def scored_dataset(
+    run_dir: RunDir, scores: pd.DataFrame, source_revision: str | None = None
+) -> tuple[datasets.Dataset, list[str]]:
     """The run's source rows with their original columns and the score columns; and the source
-    columns that were replaced (scores from an earlier push)."""
+    columns that were replaced (scores from an earlier push). ``source_revision`` reads the source
+    at that commit instead of the run's; either way its first rows must be the rows the run scored."""
     info = run_dir.read_json()
-    source = run_source(run_dir)
+    source = run_source(run_dir, source_revision)
     n = info["dataset"]["n_rows"]
     ids = canonicalize(source.select(range(min(n, len(source)))), format=info["config"]["format"])["id"]
     if len(source) < n or dataset_fingerprint(ids) != info["dataset"]["fingerprint"]:
@@ -212,14 +215,17 @@ def materialize(
     existing_card: DatasetCard | None = None,
     source_card: DatasetCard | None = None,
     detected_configs: list[dict[str, Any]] | None = None,
+    source_revision: str | None = None,
     seed: int = 42,
 ) -> PushPlan:
     """Write the dataset repo for ``run`` to ``local_dir``: Parquet shards, subsets, figures, card.
 
     ``existing_card`` (the target repo's ``DatasetCard``, when it has one) keeps its metadata,
     configs and body; ``detected_configs`` stands in for its configs when it declares none;
-    ``source_card`` lends its license, task categories and language. Random subsets are drawn
-    with ``seed``.
+    ``source_card`` lends its license, task categories and language. ``source_revision`` reads
+    the source at that commit rather than the one the run read (a push onto the scored repo reads
+    its head, so that commits made since are kept; rows added since become ``unscored``). Random
+    subsets are drawn with ``seed``.
     """
     run_dir = run if isinstance(run, RunDir) else RunDir(run)
     _require_finished(run_dir)
@@ -236,7 +242,7 @@ def materialize(
     scores = pd.read_parquet(run_dir.scores)
     epochs = len(nll_columns(scores)) - 1
     specs, notes = subset_specs(subsets, scores)
-    scored, replaced = scored_dataset(run_dir, scores)
+    scored, replaced = scored_dataset(run_dir, scores, source_revision)
     if replaced:
         notes.append(f"replaced the source's earlier score columns: {', '.join(replaced)}")
 
@@ -422,7 +428,8 @@ def push_scores(
             with offline() if dry_run else nullcontext():
                 plan = materialize(run_dir, repo_id, local_dir if local_dir is not None else scratch.name, subsets=subsets,
                                    existing_card=target.card, source_card=source,
-                                   detected_configs=target.detected_configs, seed=seed)
+                                   detected_configs=target.detected_configs, seed=seed,
+                                   source_revision=target.sha if repo_id == source_id else None)
         except network_errors as err:
             raise HubError(f"Could not read the scored rows of {source_id} ({_short(err)}); check your connection.") from err
         if dry_run:

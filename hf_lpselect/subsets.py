@@ -27,12 +27,13 @@ def score_columns(scores: pd.DataFrame) -> list[str]:
     return [c for c in scores.columns if c in SCORE_COLUMNS or (c.startswith(SCORE_COLUMN_PREFIXES) and c != "lp_reason")]
 
 
-def run_source(run_dir: RunDir) -> datasets.Dataset:
+def run_source(run_dir: RunDir, revision: str | None = None) -> datasets.Dataset:
     """The run's input dataset, re-read from the source recorded in ``run.json`` (for a Hub dataset:
-    the config and commit the run read, so later commits to the repo do not change the rows)."""
+    the config and commit the run read, so later commits to the repo do not change the rows;
+    ``revision`` reads another commit instead)."""
     dataset = run_dir.read_json()["dataset"]
     return read_source(dataset["source"], split=dataset["split"], subset=dataset.get("config") or dataset["subset"],
-                       revision=dataset.get("revision"))
+                       revision=revision or dataset.get("revision"))
 
 
 def default_output(run_dir: RunDir, selection: Selection) -> Path:

@@ -97,15 +97,19 @@ def hub(tmp_path_factory):
         yield server
 
 
+def seed_alpaca(hub, folder, records, message):
+    """Commit the dataset's original layout (train + test + card) onto main, as its maintainers would."""
+    (folder / "data").mkdir(parents=True)
+    datasets.Dataset.from_list(records).to_parquet(str(folder / "data" / "train-00000-of-00001.parquet"))
+    datasets.Dataset.from_list(TEST_ROWS).to_parquet(str(folder / "data" / "test-00000-of-00001.parquet"))
+    (folder / "README.md").write_text(CARD)
+    return hub.seed(REPO, folder, message=message)
+
+
 @pytest.fixture(scope="module")
 def pushed(hub, tmp_path_factory, tiny_model_dir):
     """org/alpaca seeded, scored by id, pushed back; returns the work folder and every output."""
-    seed = tmp_path_factory.mktemp("seed")
-    (seed / "data").mkdir()
-    datasets.Dataset.from_list(RECORDS).to_parquet(str(seed / "data" / "train-00000-of-00001.parquet"))
-    datasets.Dataset.from_list(TEST_ROWS).to_parquet(str(seed / "data" / "test-00000-of-00001.parquet"))
-    (seed / "README.md").write_text(CARD)
-    seed_sha = hub.seed(REPO, seed, message="Upload Alpaca")
+    seed_sha = seed_alpaca(hub, tmp_path_factory.mktemp("seed"), RECORDS, "Upload Alpaca")
     work = tmp_path_factory.mktemp("work")
     scored = run(hub, work, "score", REPO, "--model", str(tiny_model_dir), *SCORE_ARGS)
     assert scored.returncode == 0, scored.stderr[-3000:]
@@ -193,6 +197,23 @@ def test_an_unreachable_hub_is_one_sentence(hub, pushed):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "org/alpaca" in errors[0] and "Connection refused" in errors[0]
+
+
+def test_a_push_keeps_rows_added_since_the_run_and_refuses_edited_ones(hub, pushed, tmp_path):
+    added = {"instruction": "Name a colour.", "input": "", "output": "Blue.", "category": "new"}
+    seed_alpaca(hub, tmp_path / "v2", RECORDS + [added], "Add a row")
+    result = run(hub, pushed["work"], "push-scores", REPO, "--subsets", "none")
+    assert result.returncode == 0, result.stderr[-3000:]
+    check = run(hub, pushed["work"], "-c", "import datasets, json; d = datasets.load_dataset('org/alpaca', split='train'); "
+                "print(json.dumps([list(d['output']), list(d['lpselect_status'])]))")
+    outputs, statuses = json.loads(check.stdout)
+    assert outputs == [r["output"] for r in RECORDS] + ["Blue."]  # the maintainers' new row is kept...
+    assert statuses[-1] == "unscored" and statuses[-2] == "invalid"  # ...as a row the run did not score
+    edited = [dict(r) for r in RECORDS]
+    edited[2]["output"] = "A different answer."
+    seed_alpaca(hub, tmp_path / "v3", edited, "Fix an answer")
+    refused = run(hub, pushed["work"], "push-scores", REPO)
+    assert refused.returncode == 2 and "no longer holds the rows" in refused.stderr and "Traceback" not in refused.stderr
 
 
 DETECT = textwrap.dedent("""
