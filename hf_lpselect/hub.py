@@ -415,12 +415,15 @@ def push_scores(
         if not token:
             raise HubError("No Hugging Face token: run `hf auth login` or set HF_TOKEN, then push again.")
         api = HfApi(token=token)
-        try:
-            target = read_target(api, repo_id)
-            if source_id != repo_id and is_hub_id(source_id):
-                source = read_target(api, source_id, detect=False).card
-        except network_errors as err:
-            raise HubError(f"Could not read {repo_id} on the Hub ({_short(err)}); check the id and your connection.") from err
+        def read(name: str, detect: bool) -> Target:
+            try:
+                return read_target(api, name, detect=detect)
+            except network_errors as err:
+                raise HubError(f"Could not read {name} on the Hub ({_short(err)}); check the id and your connection.") from err
+
+        target = read(repo_id, detect=True)
+        if source_id != repo_id and is_hub_id(source_id):
+            source = read(source_id, detect=False).card
         _check_target(target, repo_id, run_dir)
     scratch = None if local_dir is not None else tempfile.TemporaryDirectory(prefix="lpselect-push-")
     try:
