@@ -50,8 +50,9 @@ def _split_files(data_files: Any) -> list[dict[str, Any]]:
     return [dict(f) for f in data_files or []]
 
 
-def _paths(config: dict[str, Any]) -> list[str]:
-    paths = [f.get("path") for f in _split_files(config.get("data_files"))]
+def config_paths(config: dict[str, Any], split: str | None = None) -> list[str]:
+    """The data file patterns of a card config (of one ``split``, or all), flattened."""
+    paths = [f.get("path") for f in _split_files(config.get("data_files")) if split is None or f.get("split") == split]
     return [str(q) for p in paths for q in (p if isinstance(p, list) else [p])]
 
 
@@ -69,7 +70,7 @@ def merge_configs(
         if name == "default":
             others = [f for f in _split_files(config.get("data_files")) if f.get("split") != split]
             merged[0]["data_files"] = merged[0]["data_files"] + others
-        elif name not in names and not any(p.startswith(owned_prefix) for p in _paths(config)):
+        elif name not in names and not any(p.startswith(owned_prefix) for p in config_paths(config)):
             merged.append({k: v for k, v in config.items() if k != "default"})
     return merged
 
@@ -92,8 +93,8 @@ def card_data(
     base = existing.to_dict() if existing is not None else {}
     base.pop("dataset_info", None)  # its features describe the columns before ours: datasets would refuse the data
     for field in CARRIED_FIELDS:
-        if not base.get(field) and source_data is not None and source_data.to_dict().get(field):
-            base[field] = source_data.to_dict()[field]
+        if not base.get(field) and source_data is not None and source_data.get(field):
+            base[field] = source_data.get(field)
     base.setdefault("task_categories", ["text-generation"])
     tags = list(base.get("tags") or [])
     base["tags"] = tags + [t for t in TAGS if t not in tags]

@@ -27,9 +27,10 @@ from typing import Any
 import datasets
 import pandas as pd
 from huggingface_hub import DatasetCard, HfApi
+from huggingface_hub.errors import HfHubHTTPError
 
 from . import __version__
-from .card import SubsetRow, card_data, original_body, render_card
+from .card import SubsetRow, card_data, config_paths, original_body, render_card
 from .columns import (
     DEFAULT_SUBSETS,
     OUR_COLUMNS,
@@ -44,12 +45,15 @@ from .errors import DataError, HubError
 from .report import FIGURE_FILES, count_statuses, make_report, reason_lines
 from .rundir import RunDir
 from .select import STRATEGIES, Selection, nll_columns
-from .subsets import run_source, selected_dataset
+from .subsets import describe_selection, run_source, selected_dataset
 
 MAX_SHARD_BYTES = 500 << 20  # as datasets' push_to_hub
 DATA_DIR = "data"
 SUBSETS_DIR = "lpselect/subsets"
 FIGURES_DIR = "lpselect/figures"
+# what a failed Hub request raises: HTTP errors, and the transport's own (connection refused, timeouts),
+# which share HfHubHTTPError's base class; OSError covers the rest (disk, offline mode)
+NETWORK_ERRORS = (OSError, *HfHubHTTPError.__bases__)
 # report figures shown on the card: (report figure name, title, caption)
 CARD_FIGURES = (
     ("lp1_histogram", "LP(1) histogram", "How many rows learned how much of their perplexity drop in the first epoch; the hard subsets are the left tail."),
@@ -249,8 +253,8 @@ def materialize(
     files = _write_shards(scored, local_dir / DATA_DIR, split)
     configs = {"default": len(scored)}
     selections: dict[str, Selection] = {}
-    ok = scores[scores["status"] == "ok"]
-    mean_tokens = float(ok["n_response_tokens"].mean()) if len(ok) else None
+    n_ok = int((scores["status"] == "ok").sum())
+    mean_tokens = float(scores.loc[scores["status"] == "ok", "n_response_tokens"].mean()) if n_ok else None
     rows = []
     for spec in specs:
         try:
@@ -261,9 +265,9 @@ def materialize(
         files += _write_shards(subset, local_dir / SUBSETS_DIR / spec.name, split)
         selections[spec.name] = selection
         configs[spec.name] = len(subset)
-        tokens = float(scores.set_index("row").loc[list(selection.rows), "n_response_tokens"].mean()) if len(subset) else None
-        rows.append(SubsetRow(spec.name, STRATEGIES[spec.strategy].description, len(subset), len(subset) / max(len(ok), 1),
-                              tokens, tokens / mean_tokens if tokens is not None and mean_tokens else None))
+        described = describe_selection(selection, scores)
+        rows.append(SubsetRow(spec.name, STRATEGIES[spec.strategy].description, len(subset), len(subset) / max(n_ok, 1),
+                              described["mean_response_tokens"]["selected"], described["length_ratio"]))
 
     figures, stats = _figures(run_dir, local_dir)
     source = info["dataset"]["source"]
@@ -320,7 +324,15 @@ class Target:
 
 def read_target(api: HfApi, repo_id: str, *, detect: bool = True) -> Target:
     """The target repo's head commit, card, and (``detect``, when the card declares none) the
-    configs that ``datasets`` detects from its files, so that a push keeps its other splits."""
+    configs that ``datasets`` detects from its files, so that a push keeps its other splits.
+    A repo that cannot be read is one :class:`HubError` naming it."""
+    try:
+        return _read_target(api, repo_id, detect)
+    except NETWORK_ERRORS as err:
+        raise HubError(f"Could not read {repo_id} on the Hub ({_short(err)}); check the id and your connection.") from err
+
+
+def _read_target(api: HfApi, repo_id: str, detect: bool) -> Target:
     from huggingface_hub.errors import (
         EntryNotFoundError,
         LocalEntryNotFoundError,
@@ -340,7 +352,7 @@ def read_target(api: HfApi, repo_id: str, *, detect: bool = True) -> Target:
         pass
     except ValueError as err:  # broken YAML
         raise HubError(f"The dataset card of {repo_id} cannot be parsed ({_short(err)}); fix its YAML header first.") from err
-    if detect and (target.card is None or not target.card.data.to_dict().get("configs")):
+    if detect and (target.card is None or not target.card.data.get("configs")):
         from datasets.data_files import get_data_patterns
         from datasets.download import DownloadConfig
 
@@ -353,17 +365,17 @@ def read_target(api: HfApi, repo_id: str, *, detect: bool = True) -> Target:
     return target
 
 
-def _check_target(target: Target, repo_id: str, run_dir: RunDir) -> None:
-    """Refuse pushes that would overwrite data that is not the scored rows."""
-    dataset = run_dir.read_json()["dataset"]
+def _check_target(target: Target, repo_id: str, dataset: dict[str, Any]) -> None:
+    """Refuse pushes that would overwrite data that is not the scored rows (``dataset``: the run's
+    ``run.json`` dataset block)."""
     scored_config = dataset.get("config") or dataset.get("subset")
     if repo_id == dataset["source"] and scored_config not in (None, "default"):
         raise DataError(
             f"The run scored config {scored_config!r} of {repo_id}; pushing it there would replace the repo's "
             "default config. Push to a new repo instead."
         )
-    ours = target.card is not None and "lpselect" in (target.card.data.to_dict().get("tags") or [])
-    has_data = target.detected_configs or (target.card is not None and target.card.data.to_dict().get("configs"))
+    ours = target.card is not None and "lpselect" in (target.card.data.get("tags") or [])
+    has_data = target.detected_configs or (target.card is not None and target.card.data.get("configs"))
     if target.exists and repo_id != dataset["source"] and has_data and not ours:
         raise DataError(
             f"{repo_id} already holds another dataset (not the one the run scored, {dataset['source']}); "
@@ -394,12 +406,8 @@ def push_scores(
     overwriting that change.
     """
     from huggingface_hub import get_token
-    from huggingface_hub.errors import HfHubHTTPError, HFValidationError
+    from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
-
-    # what a failed request raises: HTTP errors, and the transport's own (connection refused,
-    # timeouts), which share HfHubHTTPError's base class; OSError covers the rest (disk, offline mode)
-    network_errors = (OSError, *HfHubHTTPError.__bases__)
 
     try:
         validate_repo_id(repo_id)
@@ -408,23 +416,18 @@ def push_scores(
     subset_specs(subsets)  # a bad name fails before any network call
     run_dir = RunDir(run) if run is not None else find_run(repo_id, runs_dir)
     _require_finished(run_dir)
-    source_id = run_dir.read_json()["dataset"]["source"]
+    dataset = run_dir.read_json()["dataset"]
+    source_id = dataset["source"]
     api, target, source = None, Target(exists=False), None
     if not dry_run:
         token = token or get_token()
         if not token:
             raise HubError("No Hugging Face token: run `hf auth login` or set HF_TOKEN, then push again.")
         api = HfApi(token=token)
-        def read(name: str, detect: bool) -> Target:
-            try:
-                return read_target(api, name, detect=detect)
-            except network_errors as err:
-                raise HubError(f"Could not read {name} on the Hub ({_short(err)}); check the id and your connection.") from err
-
-        target = read(repo_id, detect=True)
+        target = read_target(api, repo_id)
         if source_id != repo_id and is_hub_id(source_id):
-            source = read(source_id, detect=False).card
-        _check_target(target, repo_id, run_dir)
+            source = read_target(api, source_id, detect=False).card
+        _check_target(target, repo_id, dataset)
     scratch = None if local_dir is not None else tempfile.TemporaryDirectory(prefix="lpselect-push-")
     try:
         try:
@@ -433,7 +436,7 @@ def push_scores(
                                    existing_card=target.card, source_card=source,
                                    detected_configs=target.detected_configs, seed=seed,
                                    source_revision=target.sha if repo_id == source_id else None)
-        except network_errors as err:
+        except NETWORK_ERRORS as err:
             raise HubError(f"Could not read the scored rows of {source_id} ({_short(err)}); check your connection.") from err
         if dry_run:
             plan.notes.append("dry run: nothing was sent; the target's existing card was not read (a push keeps its metadata and text)")
@@ -446,7 +449,7 @@ def push_scores(
                 commit_message=plan.commit_message, commit_description=plan.commit_description,
                 create_pr=create_pr, delete_patterns=plan.delete_patterns, parent_commit=target.sha,
             )
-        except network_errors as err:
+        except NETWORK_ERRORS as err:
             raise HubError(f"Pushing to {repo_id} failed ({_short(err)}); no commit was made.") from err
         plan.url = info.pr_url if create_pr else info.commit_url
         return plan
@@ -494,9 +497,9 @@ def load_scored(
     folder = Path(repo_id).expanduser()
     if folder.is_dir():  # datasets caches a local folder by its name, not its content: read the files themselves
         card = DatasetCard.load(folder / "README.md") if (folder / "README.md").is_file() else None
-        configs = (card.data.to_dict().get("configs") or []) if card is not None else []
+        configs = (card.data.get("configs") or []) if card is not None else []
         default = next((c for c in configs if c.get("config_name") == "default"), {})
-        paths = [f["path"] for f in default.get("data_files", []) if isinstance(f, dict) and f.get("split") == split]
+        paths = config_paths(default, split)
         if not paths:
             raise DataError(f"{repo_id} has no default config with a {split!r} split: it was not pushed by `lpselect push-scores`.")
         data = datasets.load_dataset("parquet", data_files=[str(folder / p) for p in paths], split="train", **load_kwargs)

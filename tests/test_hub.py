@@ -375,8 +375,8 @@ def test_pushes_that_would_overwrite_other_data_are_refused(run):
     source = run.info["dataset"]["source"]
     foreign = Target(exists=True, sha="0" * 40, detected_configs=[{"config_name": "default", "data_files": "x/*"}])
     with pytest.raises(ValueError, match="already holds another dataset"):
-        _check_target(foreign, "org/other", run.run_dir)
-    _check_target(Target(exists=False), "org/new", run.run_dir)  # a new repo is fine
-    _check_target(foreign, source, run.run_dir)  # the scored dataset itself is fine
+        _check_target(foreign, "org/other", run.info["dataset"])
+    _check_target(Target(exists=False), "org/new", run.info["dataset"])  # a new repo is fine
+    _check_target(foreign, source, run.info["dataset"])  # the scored dataset itself is fine
     ours = Target(exists=True, sha="0" * 40, card=DatasetCard("---\ntags:\n- lpselect\n---\n"))
-    _check_target(ours, "org/other", run.run_dir)  # an earlier push of ours is fine
+    _check_target(ours, "org/other", run.info["dataset"])  # an earlier push of ours is fine
