@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Hashable, Literal
 
 import numpy as np
@@ -305,9 +305,9 @@ class Selection:
 
     def summary(self) -> dict[str, Any]:
         """Everything but the per-row tuples, as plain JSON-serialisable data."""
-        out = asdict(self)
-        for key in ("rows", "values", "groups"):
-            out.pop(key)
+        # not asdict(): it deep-copies the per-row tuples only to drop them (25 ms for a 17k-row selection)
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("rows", "values", "groups")}
+        out["skipped"] = dict(self.skipped)
         out["n_selected"] = len(self.rows)
         return out
 
