@@ -24,6 +24,7 @@ from typing import Any
 
 import datasets
 import pyarrow as pa
+import pyarrow.parquet as pq
 from datasets import Features, List, Value
 
 from .columns import OUR_COLUMNS
@@ -66,10 +67,19 @@ FEATURES = Features({
 DATA_SUFFIXES = {".json", ".jsonl", ".parquet", ".csv", ".tsv", ".txt", ".arrow"}
 _WS = re.compile(r"[ \t\n\r]*")
 _SHA = re.compile(r"^[0-9a-f]{40}$")
+MAX_DEPTH = 32  # JSON nesting levels a record may have (Arrow and datasets recurse per level; ~60 fail)
 
 
 class _Invalid(Exception):
     """A row is invalid; the message is its reason."""
+
+
+class _TooDeep(Exception):
+    """A JSON value nests deeper than Python's parser can go, on file line ``line``."""
+
+    def __init__(self, line: int):
+        super().__init__(line)
+        self.line = line
 
 
 # ----------------------------------------------------------------------------- reading
@@ -85,12 +95,14 @@ def read_source(
     """
     path = Path(source).expanduser()
     if path.is_dir():
-        return _read_saved(path, source, split)
+        return _no_rows_refused(_read_saved(path, source, split), source)
     if path.is_file():
         if path.suffix in (".json", ".jsonl"):
             return _read_json(path, source)
         if path.suffix == ".parquet":
             try:
+                if pq.ParquetFile(path).metadata.num_rows == 0:  # datasets fails on it with a traceback
+                    raise DataError(f"{source} holds no rows; give a Parquet file with at least one row.")
                 return datasets.Dataset.from_parquet(str(path))
             except pa.ArrowInvalid as e:
                 raise DataError(f"{source} is not a readable Parquet file ({e}); check the file.") from e
@@ -101,12 +113,19 @@ def read_source(
     if not is_hub_id(source):
         raise DataError(f"No such file: {source}; check the path.")
     try:
-        return datasets.load_dataset(source, subset, split=split, revision=revision)
+        loaded = datasets.load_dataset(source, subset, split=split, revision=revision)
     except (datasets.exceptions.DatasetNotFoundError, ConnectionError) as e:
         raise DataError(
             f"Could not load Hub dataset {source!r} ({e}); check the id and your connection, "
             "or give a local .json/.jsonl/.parquet file."
         ) from e
+    return _no_rows_refused(loaded, source)
+
+
+def _no_rows_refused(dataset: datasets.Dataset, source: str) -> datasets.Dataset:
+    if len(dataset) == 0:
+        raise DataError(f"{source} holds no rows; give a dataset with at least one row.")
+    return dataset
 
 
 def is_hub_id(source: str) -> bool:
@@ -133,6 +152,8 @@ def _read_saved(path: Path, source: str, split: str) -> datasets.Dataset:
         raise DataError(
             f"{source} is a directory but not one written by save_to_disk; give a file or a saved dataset."
         ) from e
+    except IndexError as e:  # datasets 5.2 saves a zero-row dataset with no data file, then cannot load it
+        raise DataError(f"{source} holds no rows; give a dataset with at least one row.") from e
     if isinstance(loaded, datasets.DatasetDict):
         if split not in loaded:
             raise DataError(f"{source} has no split {split!r}; choose one of: {', '.join(loaded)}.")
@@ -154,17 +175,51 @@ def _read_json(path: Path, source: str) -> datasets.Dataset:
         raise DataError(
             f"{source} line {e.lineno} is not valid JSON ({e.msg}); fix or remove that line."
         ) from e
+    except _TooDeep as e:
+        raise DataError(_too_deep(source, e.line)) from None
     for value, line in items:
         if not isinstance(value, dict):
             raise DataError(
                 f"{source} line {line} holds a JSON {type(value).__name__}, not an object; "
                 "give a JSON array of objects or one object per line."
             )
+        if _deeper_than(value, MAX_DEPTH):
+            raise DataError(_too_deep(source, line))
     if not items:
         raise DataError(f"{source} contains no records; give a JSON array of objects or one object per line.")
     records = [value for value, _ in items]
     keys = dict.fromkeys(key for record in records for key in record)  # union, first-seen order
-    return datasets.Dataset.from_dict({k: _arrow_column([r.get(k) for r in records]) for k in keys})
+    try:
+        return datasets.Dataset.from_dict({k: _arrow_column([r.get(k) for r in records]) for k in keys})
+    except UnicodeEncodeError:  # a lone UTF-16 surrogate, which JSON can escape ("\ud800") but UTF-8 cannot hold
+        line = next(line for value, line in items if not _encodable(value))
+        raise DataError(
+            f"{source} line {line} holds a lone UTF-16 surrogate (a \\uD800-\\uDFFF escape without its pair), "
+            "which is not text; fix or remove that line."
+        ) from None
+
+
+def _too_deep(source: str, line: int) -> str:
+    return (f"{source} line {line} nests JSON more than {MAX_DEPTH} levels deep, "
+            "which no instruction data needs; flatten or remove that line.")
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether JSON ``value`` nests more than ``limit`` levels (an object or array is one level)."""
+    level = [value]
+    for _ in range(limit):
+        level = [v for c in level for v in (c.values() if isinstance(c, dict) else c) if isinstance(v, (dict, list))]
+        if not level:
+            return False
+    return True
+
+
+def _encodable(value: Any) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _arrow_column(values: list) -> pa.Array:
@@ -186,6 +241,8 @@ def _json_lines(text: str) -> Iterator[tuple[Any, int]]:
                 yield json.loads(line), number
             except json.JSONDecodeError as e:
                 raise json.JSONDecodeError(e.msg, text, start + e.pos) from e
+            except RecursionError:
+                raise _TooDeep(number) from None
         start += len(line) + 1
 
 
@@ -196,8 +253,11 @@ def _json_array(text: str) -> Iterator[tuple[Any, int]]:
     line, counted = 1, 0
     if not text.startswith("]", pos):
         while True:
-            value, end = decoder.raw_decode(text, pos)
             line, counted = line + text.count("\n", counted, pos), pos
+            try:
+                value, end = decoder.raw_decode(text, pos)
+            except RecursionError:
+                raise _TooDeep(line) from None
             yield value, line
             pos = _WS.match(text, end).end()
             if not text.startswith(",", pos):
@@ -225,8 +285,23 @@ def detect_format(column_names: list[str]) -> str:
     )
 
 
-def canonicalize(raw: datasets.Dataset, *, format: str = "auto") -> datasets.Dataset:
-    """Map every row of `raw` to one canonical row (columns of FEATURES), same order, none dropped."""
+def canonicalize(raw: datasets.Dataset, *, format: str = "auto", num_proc: int | None = None) -> datasets.Dataset:
+    """Map every row of `raw` to one canonical row (columns of FEATURES), same order, none dropped.
+
+    Rows are viewed in Arrow batches by ``datasets.map`` (``num_proc`` worker processes, the result
+    kept in memory as Arrow), so a million rows never become Python lists at once; duplicates are
+    then found over the ``id`` column alone.
+
+    Args:
+        raw (`datasets.Dataset`): rows as read by :func:`read_source`.
+        format (`str`, defaults to `"auto"`): one of :data:`FORMATS`, or `"auto"` to detect it from the columns.
+        num_proc (`int` or `None`, defaults to `None`): processes for the row views (None: this one).
+
+    Example:
+        >>> rows = canonicalize(read_source("data.jsonl"), num_proc=4)
+        >>> rows[0]["status"], rows[0]["id"]
+        ('ok', '2eb0072aa70896a1')
+    """
     ours = [c for c in raw.column_names if OUR_COLUMNS.match(c)]  # scores pushed by us are not content
     if ours:
         raw = raw.remove_columns(ours)
@@ -243,29 +318,65 @@ def canonicalize(raw: datasets.Dataset, *, format: str = "auto") -> datasets.Dat
         )
     input_columns = SINGLE_TURN[format][1] if format in SINGLE_TURN else ()
     input_key = next((c for c in input_columns if c in columns), None)
-    out: dict[str, list] = {name: [] for name in FEATURES}
-    first_ok: dict[str, int] = {}
-    for row, record in enumerate(raw.to_list()):
-        row_id = content_id(record)
-        try:
-            view = _view(format, record, input_key)
-            status, reason = "ok", ""
-            if row_id in first_ok:
-                status, reason = "duplicate", f"duplicate of row {first_ok[row_id]}"
-            else:
-                first_ok[row_id] = row
-        except _Invalid as e:
-            view, status, reason = (None, None, None, []), "invalid", str(e)
-        for name, value in zip(out, (row, row_id, status, reason, *view, format)):  # FEATURES order
-            out[name].append(value)
-    return datasets.Dataset.from_dict(out, features=FEATURES)
+    features = raw.features
+
+    def view_batch(batch: pa.Table, indices: list[int]) -> dict[str, list]:
+        values = {name: _python_values(batch.column(name), features[name]) for name in batch.column_names}
+        out: dict[str, list] = {name: [] for name in FEATURES}
+        for row, record in zip(indices, (dict(zip(values, vs)) for vs in zip(*values.values()))):
+            try:
+                row_id = content_id(record)
+                view, status, reason = _view(format, record, input_key), "ok", ""
+            except _Invalid as e:
+                view, status, reason = (None, None, None, []), "invalid", str(e)
+            for name, value in zip(out, (row, row_id, status, reason, *view, format)):  # FEATURES order
+                out[name].append(value)
+        return out
+
+    rows = raw.with_format("arrow").map(
+        view_batch, batched=True, batch_size=1000, with_indices=True, remove_columns=columns, features=FEATURES,
+        keep_in_memory=True, num_proc=num_proc if num_proc and num_proc > 1 and len(raw) > 1 else None,
+        desc="Reading rows",
+    )
+    return _mark_duplicates(rows.with_format(None))
+
+
+def _python_values(column: pa.ChunkedArray, feature: Any) -> list:
+    """A column's values as Python objects; a top-level Json column decoded with the stdlib, exactly
+    (datasets decodes Json with ujson, which reads a huge integer back as text and 1.0000000000000002
+    as 1.0)."""
+    if isinstance(feature, datasets.Json):
+        return [None if v is None else json.loads(v) for v in column.to_pylist()]
+    values = column.to_pylist()
+    if datasets.features.features.require_decoding(feature):
+        return [datasets.features.features.decode_nested_example(feature, v) for v in values]
+    return values
+
+
+def _mark_duplicates(rows: datasets.Dataset) -> datasets.Dataset:
+    """Mark each ok row whose id an earlier ok row has as ``duplicate of row K`` (K: the first)."""
+    table = rows.data.table.select(["row", "id", "status"]).to_pandas()
+    ok = table[table["status"] == "ok"]
+    first = ok.groupby("id", sort=False)["row"].transform("min")
+    duplicates = dict(zip(ok["row"][ok["row"] != first].tolist(), first[ok["row"] != first].tolist()))
+    if not duplicates:
+        return rows
+
+    def mark(row: list[int], status: list[str], reason: list[str]) -> dict[str, list]:
+        for i, r in enumerate(row):
+            if r in duplicates:
+                status[i], reason[i] = "duplicate", f"duplicate of row {duplicates[r]}"
+        return {"status": status, "reason": reason}
+
+    return rows.map(mark, batched=True, batch_size=10_000, input_columns=["row", "status", "reason"],
+                    keep_in_memory=True, desc="Marking duplicates")
 
 
 def load_rows(
-    source: str, *, split: str = "train", subset: str | None = None, format: str = "auto"
+    source: str, *, split: str = "train", subset: str | None = None, format: str = "auto", num_proc: int | None = None
 ) -> datasets.Dataset:
     """`read_source` then `canonicalize`: the canonical rows of any supported source."""
-    return canonicalize(read_source(source, split=split, subset=subset), format=format)
+    return canonicalize(read_source(source, split=split, subset=subset), format=format, num_proc=num_proc)
 
 
 def dataset_fingerprint(ids: list[str]) -> str:

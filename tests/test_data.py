@@ -21,8 +21,9 @@ from hf_lpselect.data import (
     read_source,
 )
 
-DOLLY_3K = Path("/work/shared/data/train/dolly_subset_alpagasus/dolly_3k.json")
-ALPACA = Path("/work/shared/data/train/alpaca/alpaca_data.json")
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"  # ../shared beside the repository
+DOLLY_3K = SHARED / "data/train/dolly_subset_alpagasus/dolly_3k.json"
+ALPACA = SHARED / "data/train/alpaca/alpaca_data.json"
 COLUMNS = ["row", "id", "status", "reason", "instruction", "input", "output", "messages", "format"]
 
 RECORDS = [
@@ -174,6 +175,87 @@ def test_invalid_utf8_names_the_line(tmp_path):
     path.write_bytes(b'{"instruction": "a", "output": "b"}\n{"instruction": "\xff", "output": "b"}\n')
     with pytest.raises(DataError, match=r"data\.jsonl line 2 is not valid UTF-8"):
         read_source(str(path))
+
+
+# ----------------------------------------------------------------------------- hostile files
+
+
+def test_a_huge_integer_response_is_invalid_like_any_other_non_string(tmp_path):
+    big = {"instruction": "a", "input": "", "output": 12345678901234567890123}  # beyond int64
+    rows = canon(tmp_path, [big, RECORDS[0]])
+    assert [(r["status"], r["reason"]) for r in rows] == [
+        ("invalid", "field 'output' is not a string (int)"), ("ok", ""),
+    ]
+    assert rows[0]["id"] == sha16(big)  # hashed as the integer it is, not as the text "1234..."
+
+
+def test_mixed_numbers_read_back_exactly(tmp_path):
+    records = [{"instruction": "a", "output": "b", "x": 1.0000000000000002}, {"instruction": "a", "output": "c", "x": "s"}]
+    rows = canon(tmp_path, records)
+    assert [r["id"] for r in rows] == [sha16(r) for r in records]  # not 1.0, as datasets' ujson reads it
+
+
+def test_a_zero_row_parquet_file_is_one_sentence(tmp_path):
+    path = tmp_path / "empty.parquet"
+    datasets.Dataset.from_dict({"instruction": [], "output": []}).to_parquet(str(path))
+    with pytest.raises(DataError, match=r"^.*empty\.parquet holds no rows; give a Parquet file with at least one row\.$"):
+        read_source(str(path))
+
+
+def test_a_zero_row_saved_dataset_is_one_sentence(tmp_path):
+    datasets.Dataset.from_dict({"instruction": [], "output": []}).save_to_disk(str(tmp_path / "saved"))
+    with pytest.raises(DataError, match=r"saved holds no rows; give a dataset with at least one row\.$"):
+        read_source(str(tmp_path / "saved"))
+
+
+@pytest.mark.parametrize(("name", "text", "line"), [
+    ("d.jsonl", '{"instruction": "a", "output": "b"}\n\n{"instruction": "a", "output": "x\\ud800y"}\n', 3),
+    ("d.json", '[\n{"instruction": "a", "output": "b"},\n{"instruction": "a", "output": "\\udc00"}\n]', 3),
+])
+def test_a_lone_surrogate_names_file_and_line(tmp_path, name, text, line):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")  # the escape is plain ASCII: the file itself is valid UTF-8
+    with pytest.raises(DataError, match=rf"{name} line {line} holds a lone UTF-16 surrogate .*; fix or remove that line\.$"):
+        read_source(str(path))
+
+
+def test_a_surrogate_pair_is_text(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"instruction": "a", "output": "\\ud83d\\ude00"}\n', encoding="utf-8")
+    assert read_source(str(path))["output"] == ["\U0001F600"]
+
+
+def nested(depth: int) -> str:
+    """A record nesting ``depth`` JSON levels, the record itself being level 1."""
+    return '{"instruction": "a", "output": "b", "x": ' + "[" * (depth - 1) + "]" * (depth - 1) + "}"
+
+
+@pytest.mark.parametrize("depth", [33, 5000])  # just over the limit; past Python's recursion limit
+@pytest.mark.parametrize("array", [False, True])
+def test_json_nested_too_deep_names_the_line(tmp_path, depth, array):
+    path = tmp_path / ("d.json" if array else "d.jsonl")
+    lines = ['{"instruction": "a", "output": "b"}', nested(depth)]
+    path.write_text("[\n" + ",\n".join(lines) + "\n]" if array else "\n".join(lines), encoding="utf-8")
+    line = 3 if array else 2
+    with pytest.raises(DataError, match=rf"d\.jsonl? line {line} nests JSON more than 32 levels deep"):
+        read_source(str(path))
+
+
+def test_json_nested_32_levels_is_read(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text(nested(32) + "\n", encoding="utf-8")
+    assert load_rows(str(path))["status"] == ["ok"]
+
+
+def test_worker_processes_give_the_same_rows(tmp_path):
+    records = [RECORDS[0], {"instruction": "a"}, RECORDS[1], RECORDS[0], RECORDS[2], RECORDS[1]]
+    path = str(write_jsonl(tmp_path / "d.jsonl", records))
+    rows = load_rows(path, num_proc=2).to_list()  # rows 0-2 and 3-5 in two processes: duplicates span both
+    assert rows == load_rows(path).to_list()
+    assert [(r["status"], r["reason"]) for r in rows] == [
+        ("ok", ""), ("invalid", "missing field 'output'"), ("ok", ""),
+        ("duplicate", "duplicate of row 0"), ("ok", ""), ("duplicate", "duplicate of row 2"),
+    ]
 
 
 # ----------------------------------------------------------------------------- formats
@@ -421,7 +503,7 @@ def test_canonical_rows_round_trip_through_disk_and_parquet(tmp_path):
 # ----------------------------------------------------------------------------- real data
 
 
-@pytest.mark.skipif(not DOLLY_3K.exists(), reason="Dolly subset not present")
+@pytest.mark.skipif(not DOLLY_3K.exists(), reason="Dolly subset not present under ../shared/data")
 def test_real_dolly_subset():
     ds = load_rows(str(DOLLY_3K))
     counts = Counter(ds["status"])
@@ -431,7 +513,7 @@ def test_real_dolly_subset():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not ALPACA.exists(), reason="Alpaca data not present")
+@pytest.mark.skipif(not ALPACA.exists(), reason="Alpaca data not present under ../shared/data")
 def test_real_alpaca_52k():
     start = time.perf_counter()
     ds = load_rows(str(ALPACA))
