@@ -6,13 +6,17 @@ Every command prints where its outputs went and fails with one sentence on bad i
 
 from __future__ import annotations
 
+import errno
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from .errors import LPSelectError
+from .errors import ConfigError, LPSelectError
 from .rundir import RunDir
 
 app = typer.Typer(
@@ -23,12 +27,26 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True)
-USER_ERRORS = (LPSelectError,)
 
 
-def _default_out(source: str, model: str) -> Path:
-    stem = lambda s: Path(s.rstrip("/")).stem.replace("/", "-") or "data"  # noqa: E731
-    return Path("runs") / f"{stem(source)}-{stem(model)}"
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """The one place where our errors become one red sentence and exit code 2.
+
+    Only :class:`~hf_lpselect.errors.LPSelectError` (raised where the problem was found) and a full
+    disk are turned into a sentence; anything else is a bug and keeps its traceback.
+    """
+    try:
+        yield
+    except LPSelectError as err:
+        console.print(f"[red]Error:[/] {escape(str(err))}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f" while writing {err.filename}" if err.filename else ""
+        console.print(f"[red]Error:[/] No space left on the device{escape(where)}; free some space and re-run the same command to resume.", soft_wrap=True)
+        raise typer.Exit(2) from None
 
 
 def _print_result(result, texts=None) -> None:
@@ -40,47 +58,44 @@ def _print_result(result, texts=None) -> None:
         print_summary(summarize(result.run_dir, texts=texts), Console())
 
 
-@app.command()
-def score(
-    data: str = typer.Argument(..., help="A Hub dataset id, a .json/.jsonl/.parquet file, or a save_to_disk folder."),
-    model: str = typer.Option("default", help="Scorer model: Hub id, local folder, .gguf file, or 'default' (SmolLM2-135M-Instruct, offline)."),
-    out: Optional[Path] = typer.Option(None, help="Run directory (default: runs/DATA-MODEL). Re-running the same command there resumes."),
-    epochs: int = typer.Option(3, help="Training epochs n; passes are scored before training and after each epoch. 0 = one pass, no training."),
-    template: str = typer.Option("auto", help="Prompt template: alpaca (the paper's), chat (tokenizer chat template), plain, auto."),
-    max_length: int = typer.Option(512, help="Tokens per row; rows whose response is truncated away are excluded, never scored."),
-    seed: int = typer.Option(42, help="Seed for data order and initialisation."),
-    split: str = typer.Option("train", help="Split of a Hub dataset or DatasetDict folder."),
-    subset: Optional[str] = typer.Option(None, help="Config (subset) name of a Hub dataset."),
-    format: str = typer.Option("auto", help="Row format: alpaca, dolly, sharegpt, messages, prompt-completion, auto."),
-    revision: Optional[str] = typer.Option(None, help="Model revision (branch, tag or commit) on the Hub."),
-    trust_remote_code: bool = typer.Option(False, help="Allow model code from the Hub to run (off unless you ask)."),
-    lora: bool = typer.Option(False, help="Train LoRA adapters (peft) instead of all weights."),
-    lora_r: int = typer.Option(16, help="LoRA rank."),
-    ifd: bool = typer.Option(False, help="Also score each response without its prompt before training (IFD baselines; with --epochs 0: the Superfiltering use)."),
-    learning_rate: float = typer.Option(2e-5, help="Peak learning rate (cosine schedule, 3 % warmup)."),
-    batch_size: int = typer.Option(4, help="Rows per device per step."),
-    grad_accum: int = typer.Option(8, help="Gradient accumulation steps (effective batch = batch-size x grad-accum x devices)."),
-    score_batch_size: int = typer.Option(8, help="Rows per batch in the scoring passes."),
-    bf16: bool = typer.Option(True, "--bf16/--fp32", help="bf16 autocast over float32 weights (the paper's), or pure float32."),
-    keep_checkpoints: bool = typer.Option(False, help="Keep every epoch's checkpoint after the run (default: removed when done)."),
-    limit: Optional[int] = typer.Option(None, help="Only the first N input rows (quick trials)."),
-) -> None:
-    """Scorer run: fine-tune MODEL on DATA, score every row before training and after each epoch, write LP scores."""
-    from .run import score as run_score
+_PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
 
-    out = out or _default_out(data, model)
+
+@app.command(context_settings=_PASSTHROUGH, add_help_option=False)
+def score(ctx: typer.Context) -> None:
+    """Scorer run: fine-tune a small model on DATASET, score every row before training and after each epoch.
+
+    lpselect score DATASET [--model default] [--epochs 3] [--out runs/NAME] [any TRL SFTConfig / ModelConfig flag]
+    [--config recipe.yaml]. `lpselect score --help` lists every option.
+    """
+    from .arguments import parse_score_args
+    from .run import score as run_score
+    from .summary import display_texts
+
+    with user_errors():
+        script, args, model_args = _parse(parse_score_args, ctx.args)
+        result = run_score(script_args=script, args=args, model_args=model_args)
+    _print_result(result, display_texts(result.rows))
+
+
+def _parse(parse, argv: list[str]):
+    """Run a TrlParser-based parse; a bad ``--config`` file is one sentence (argparse reports bad flags itself)."""
+    import yaml
+
+    if "--config" in argv and argv.index("--config") + 1 < len(argv):
+        path = Path(argv[argv.index("--config") + 1])
+        try:
+            config = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+            raise ConfigError(f"Cannot read the --config file {path}: {str(err).splitlines()[0]}") from None
+        if not isinstance(config, dict):
+            raise ConfigError(f"The --config file {path} must be a YAML mapping of argument names to values.")
     try:
-        result = run_score(
-            data, out=out, model=model, epochs=epochs, template=template, max_length=max_length, seed=seed,
-            split=split, subset=subset, format=format, revision=revision, trust_remote_code=trust_remote_code,
-            lora=lora, lora_r=lora_r, ifd=ifd, keep_checkpoints=keep_checkpoints, limit=limit,
-            learning_rate=learning_rate, per_device_train_batch_size=batch_size,
-            gradient_accumulation_steps=grad_accum, score_batch_size=score_batch_size, bf16=bf16,
-        )
-    except USER_ERRORS as err:
-        console.print(f"[red]Error:[/] {err}", soft_wrap=True)
-        raise typer.Exit(2) from None
-    _print_result(result)
+        return parse(argv)
+    except ValueError as err:
+        if not str(err).startswith("Unknown arguments from config file"):
+            raise
+        raise ConfigError(str(err).split(". Please")[0] + ": see --help for every name.") from None
 
 
 @app.command()
@@ -89,20 +104,26 @@ def demo(
     rows: int = typer.Option(120, help="Rows of generated data."),
     epochs: int = typer.Option(2, help="Training epochs (at least 2 for LP(1) to mean anything)."),
 ) -> None:
-    """Offline demo: generate a small instruction dataset, score it with the embedded SmolLM2-135M-Instruct."""
-    from .demo import run_demo, wrong_rows_among_hardest
+    """Offline demo: score generated rows with the embedded SmolLM2-135M-Instruct (about 4 minutes on 2 CPU cores).
 
-    console.print(f"Demo: {rows} generated rows, default model, {epochs} epochs → {out}")
-    try:
-        result = run_demo(out=out, n_rows=rows, epochs=epochs)
-    except USER_ERRORS as err:
-        console.print(f"[red]Error:[/] {err}", soft_wrap=True)
-        raise typer.Exit(2) from None
+    The recipe is scaled down from the paper's so a CPU shows a real signal in minutes: learning rate
+    1e-4, batch 8 without accumulation, max length 256, the short `plain` prompt. About 1 in 12
+    generated answers is deliberately wrong; the last line counts how many of them the scorer ranks
+    among the hardest 10 % (chance: 10 %).
+    """
+    from .demo import DEMO_RECIPE, run_demo, wrong_rows_among_hardest
     from .summary import display_texts
 
+    recipe = ", ".join(f"{k} {v}" for k, v in {**DEMO_RECIPE, "epochs": epochs}.items())
+    console.print(f"Demo: {rows} generated rows, default model ({recipe}) → {out}")
+    with user_errors():
+        result = run_demo(out=out, n_rows=rows, epochs=epochs)
     _print_result(result, display_texts(result.rows))
     found, total = wrong_rows_among_hardest(result)
-    Console().print(f"Deliberately wrong rows among the hardest 10 %: {found} of {total}")
+    Console().print(
+        f"Deliberately wrong answers among the 10 % rows the scorer found hardest: {found} of {total} "
+        f"(by chance about {total / 10:.0f}): wrong answers are hard to learn."
+    )
 
 
 @app.command("select")
@@ -128,15 +149,12 @@ def select_cmd(
         write_dataset,
     )
 
-    try:
+    with user_errors():
         selection, scores = select_run(
             run, strategy, fraction=fraction, count=count, per_cluster=per_cluster, clusters_file=clusters, seed=seed
         )
         out = out or default_output(RunDir(run), selection)
         write_dataset(selected_dataset(run_source(RunDir(run)), scores, selection), out)
-    except USER_ERRORS as err:
-        console.print(f"[red]Error:[/] {err}", soft_wrap=True)
-        raise typer.Exit(2) from None
     info = describe_selection(selection, scores)
     requested = f"{selection.requested:.1%}" if isinstance(selection.requested, float) else f"{selection.requested} rows"
     Console().print(
@@ -162,11 +180,8 @@ def compare(
     """Agreement between two scorer runs on the same rows: Spearman, Kendall, overlap of the hardest sets."""
     from .compare import compare_runs
 
-    try:
+    with user_errors():
         result = compare_runs(run_a, run_b, score=score, out=out)
-    except USER_ERRORS as err:
-        console.print(f"[red]Error:[/] {err}", soft_wrap=True)
-        raise typer.Exit(2) from None
     console_out = Console()
     dropped = result["n_dropped"]
     console_out.print(f"{result['n_matched']} rows matched by id (dropped: {dropped['a']} from the first run, {dropped['b']} from the second)")
@@ -191,11 +206,8 @@ def report(
     from .subsets import run_rows
     from .summary import display_texts
 
-    try:
+    with user_errors():
         result = make_report(run, out, texts=display_texts(run_rows(RunDir(run))))
-    except (*USER_ERRORS, FileNotFoundError) as err:
-        console.print(f"[red]Error:[/] {err}", soft_wrap=True)
-        raise typer.Exit(2) from None
     Console().print(f"written: {result.markdown}")
     for name, path in result.figures.items():
         Console().print(f"  {name}: {path}")
@@ -216,18 +228,53 @@ def push_scores_cmd(
     from .hub import push_scores
 
     names = None if subsets is None else [] if subsets.strip() == "none" else [s.strip() for s in subsets.split(",") if s.strip()]
-    try:
+    with user_errors():
         plan = push_scores(repo_id, run=run, subsets=names, private=private, create_pr=create_pr,
                            local_dir=local_dir, dry_run=dry_run, seed=seed)
-    except USER_ERRORS as err:
-        console.print(f"[red]Error:[/] {err}", soft_wrap=True)
-        raise typer.Exit(2) from None
     out = Console()
     out.print(plan.summary(), soft_wrap=True, markup=False)
     if local_dir is not None:
         out.print(f"materialised: {local_dir}")
     if plan.url:
         out.print(f"{'pull request' if create_pr else 'pushed'}: {plan.url}")
+
+
+@app.command(context_settings=_PASSTHROUGH, add_help_option=False)
+def train(ctx: typer.Context) -> None:
+    """Fine-tune a target model with TRL's SFT on a curated split, with the scorer's prompt and masks.
+
+    lpselect train --model_name_or_path MODEL (--dataset_name ORG/DATA --dataset_config lp1_hard_5pct |
+    --dataset_name ORG/DATA --strategy lp1-hard --fraction 0.07 | --run runs/NAME --strategy lp1-hard
+    --fraction 0.05 | --dataset_name DATA) [any trl sft flag] [--config recipe.yaml].
+    `lpselect train --help` lists every option.
+    """
+    from accelerate import PartialState
+
+    from .train_args import parse_train_args
+    from .training import run_train
+
+    with user_errors():
+        result = run_train(_parse(parse_train_args, ctx.args))
+    if PartialState().is_main_process:
+        Console().print(result.summary(), soft_wrap=True, markup=False)
+
+
+@app.command()
+def space(
+    host: str = typer.Option("127.0.0.1", help="Address to serve on (0.0.0.0: every interface)."),
+    port: int = typer.Option(7860, help="Port to serve on."),
+) -> None:
+    """Start the Gradio Space (spaces/app.py of a clone, `pip install -e ".[space]"`) in your browser: explore, select, score, compare."""
+    import runpy
+    import sys
+
+    app_path = Path(__file__).resolve().parent.parent / "spaces" / "app.py"
+    if not app_path.is_file():
+        console.print("[red]Error:[/] The Space needs a clone of hf_lpselect (spaces/app.py is not installed); "
+                      "run `lpselect space` from a clone installed with `pip install -e \".[space]\"`.", soft_wrap=True)
+        raise typer.Exit(2)
+    sys.argv = [str(app_path), "--host", host, "--port", str(port)]
+    runpy.run_path(str(app_path), run_name="__main__")
 
 
 def main() -> None:

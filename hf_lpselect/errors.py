@@ -30,3 +30,15 @@ class ClusterError(LPSelectError):
 
 class HubError(LPSelectError):
     """The Hub cannot be reached or refused a request (never carries the token)."""
+
+
+class TrainError(LPSelectError):
+    """``lpselect train`` arguments that cannot be combined, or a training run that cannot go on as asked."""
+
+
+class ConfigError(LPSelectError):
+    """An argument value that cannot work (a zero batch size, a fractional epoch count …)."""
+
+
+class EvalError(LPSelectError):
+    """An evaluation (lpselect eval) that cannot be run as asked: bad test set, judge or arguments."""

@@ -6,13 +6,14 @@ folder that is pushed; :func:`load_scored` builds any subset from a pushed datas
 Repo layout (what ``load_dataset(repo_id, config)`` reads, declared in the card's ``configs``)::
 
     README.md                                  the card (cards/dataset_card.md)
-    data/SPLIT-00000-of-0000N.parquet          config "default": every source row + score columns
+    data/SPLIT-00000-of-0000N-HASH.parquet     config "default": every source row + score columns
     lpselect/subsets/NAME/SPLIT-*.parquet      one config per subset, e.g. "lp1_hard_5pct"
     lpselect/figures/*.png                     the card's figures (from `lpselect report`)
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -40,8 +41,9 @@ from .columns import (
     scores_from_columns,
     select_scored,
 )
-from .data import canonicalize, dataset_fingerprint, is_hub_id
-from .errors import DataError, HubError
+from .data import is_hub_id
+from .errors import DataError, HubError, RunError
+from .record import DatasetRecord, RunRecord
 from .report import FIGURE_FILES, count_statuses, make_report, reason_lines
 from .rundir import RunDir
 from .select import STRATEGIES, Selection, nll_columns
@@ -98,10 +100,12 @@ def find_run(repo_id: str, runs_dir: str | Path = "runs") -> RunDir:
     found = []
     for run_json in runs_dir.glob("*/run.json") if runs_dir.is_dir() else []:
         run_dir = RunDir(run_json.parent)
-        info = run_dir.read_json()
-        dataset = info.get("dataset", {})
-        if info.get("complete") and dataset.get("source") == repo_id and run_dir.scores.is_file():
-            found.append((run_dir.scores.stat().st_mtime, run_dir, (dataset.get("config") or dataset.get("subset"), dataset.get("split"))))
+        try:
+            record = RunRecord.load(run_dir.path)
+        except RunError:
+            continue  # not a run of ours (or an older one): never pushed by guessing
+        if record.complete and record.dataset.source == repo_id and run_dir.scores.is_file():
+            found.append((run_dir.scores.stat().st_mtime, run_dir, (record.dataset.config, record.dataset.split)))
     if not found:
         raise DataError(f"No finished run of {repo_id!r} under {runs_dir}/; pass --run RUN_DIR.")
     if len({key for _, _, key in found}) > 1:
@@ -111,21 +115,33 @@ def find_run(repo_id: str, runs_dir: str | Path = "runs") -> RunDir:
 
 
 def _require_finished(run_dir: RunDir) -> None:
-    if not run_dir.scores.is_file() or not run_dir.run_json.is_file():
-        raise DataError(f"{run_dir.path} is not a finished scorer run (no scores.parquet / run.json); run `lpselect score` first.")
+    if not run_dir.scores.is_file() or not RunRecord.load(run_dir.path).complete:
+        raise DataError(f"{run_dir.path} is not a finished scorer run (no scores.parquet); run `lpselect score` first.")
 
 
 def _write_shards(dataset: datasets.Dataset, folder: Path, split: str) -> list[Path]:
-    """``folder/SPLIT-0000i-of-0000N.parquet``, shards of at most :data:`MAX_SHARD_BYTES`."""
+    """``folder/SPLIT-0000i-of-0000N-HASH.parquet``, shards of at most :data:`MAX_SHARD_BYTES`, HASH
+    the first 16 hex digits of the sha256 of the shard's bytes. The names change with the content
+    because ``datasets`` caches a local folder by its name and its card's data files: a folder
+    re-made under the same name with other rows must name other files, or ``load_dataset`` returns
+    the old rows."""
     nbytes = dataset.data.nbytes * len(dataset) / max(len(dataset.data), 1)  # a select() keeps the whole table
     n = max(1, math.ceil(nbytes / MAX_SHARD_BYTES))
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(n):
-        path = folder / f"{split}-{i:05d}-of-{n:05d}.parquet"
-        dataset.shard(n, i, contiguous=True).to_parquet(str(path))
-        paths.append(path)
+        written = folder / f".{split}-{i:05d}.parquet.tmp"
+        dataset.shard(n, i, contiguous=True).to_parquet(str(written))
+        with written.open("rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()[:16]
+        paths.append(written.rename(folder / f"{split}-{i:05d}-of-{n:05d}-{digest}.parquet"))
     return paths
+
+
+def _data_files(paths: list[Path], local_dir: Path) -> str | list[str]:
+    """A card config's ``path``: exactly the files written (see :func:`_write_shards`)."""
+    names = [p.relative_to(local_dir).as_posix() for p in paths]
+    return names[0] if len(names) == 1 else names
 
 
 def scored_dataset(
@@ -134,15 +150,7 @@ def scored_dataset(
     """The run's source rows with their original columns and the score columns; and the source
     columns that were replaced (scores from an earlier push). ``source_revision`` reads the source
     at that commit instead of the run's; either way its first rows must be the rows the run scored."""
-    info = run_dir.read_json()
     source = run_source(run_dir, source_revision)
-    n = info["dataset"]["n_rows"]
-    ids = canonicalize(source.select(range(min(n, len(source)))), format=info["config"]["format"])["id"]
-    if len(source) < n or dataset_fingerprint(ids) != info["dataset"]["fingerprint"]:
-        raise DataError(
-            f"{info['dataset']['source']} no longer holds the rows {run_dir.path} scored (their content ids differ); "
-            "score it again, or restore the data the run read."
-        )
     replaced = [c for c in source.column_names if OUR_COLUMNS.match(c)]
     if replaced:
         source = source.remove_columns(replaced)
@@ -233,8 +241,8 @@ def materialize(
     """
     run_dir = run if isinstance(run, RunDir) else RunDir(run)
     _require_finished(run_dir)
-    info = run_dir.read_json()
-    split = info["dataset"]["split"]
+    record = RunRecord.load(run_dir.path)
+    split = record.dataset.split
     if not re.fullmatch(r"\w+(\.\w+)*", split):
         raise DataError(
             f"{run_dir.path} scored the split {split!r}, not a whole split: a pushed split needs a plain name; "
@@ -251,6 +259,7 @@ def materialize(
         notes.append(f"replaced the source's earlier score columns: {', '.join(replaced)}")
 
     files = _write_shards(scored, local_dir / DATA_DIR, split)
+    config_files = {"default": _data_files(files, local_dir)}
     configs = {"default": len(scored)}
     selections: dict[str, Selection] = {}
     n_ok = int((scores["status"] == "ok").sum())
@@ -262,7 +271,9 @@ def materialize(
         except ValueError as err:
             raise DataError(f"Subset {spec.name}: {err}") from err
         subset = scored.select(list(selection.rows))
-        files += _write_shards(subset, local_dir / SUBSETS_DIR / spec.name, split)
+        written = _write_shards(subset, local_dir / SUBSETS_DIR / spec.name, split)
+        config_files[spec.name] = _data_files(written, local_dir)
+        files += written
         selections[spec.name] = selection
         configs[spec.name] = len(subset)
         described = describe_selection(selection, scores)
@@ -270,10 +281,10 @@ def materialize(
                               described["mean_response_tokens"]["selected"], described["length_ratio"]))
 
     figures, stats = _figures(run_dir, local_dir)
-    source = info["dataset"]["source"]
-    model = _public_name(info["model"].get("model") or info["config"]["model"])
-    yaml_configs = [{"config_name": "default", "default": True, "data_files": [{"split": split, "path": f"{DATA_DIR}/{split}-*"}]}]
-    yaml_configs += [{"config_name": s.name, "data_files": [{"split": split, "path": f"{SUBSETS_DIR}/{s.name}/{split}-*"}]} for s in specs]
+    source = record.dataset.source
+    model = _public_name(record.model_name)
+    yaml_configs = [{"config_name": "default", "default": True, "data_files": [{"split": split, "path": config_files["default"]}]}]
+    yaml_configs += [{"config_name": s.name, "data_files": [{"split": split, "path": config_files[s.name]}]} for s in specs]
     data = card_data(
         pretty_name=repo_id.split("/")[-1], configs=yaml_configs,
         existing=existing_card.data if existing_card is not None else None,
@@ -286,14 +297,13 @@ def materialize(
         counts["unscored"] = len(scored) - len(scores)
     hard = next((r for r in rows if r.name.startswith("lp1_hard")), None)
     rho = stats.get("spearman_lp1_length")
-    config = info["config"]
     card = render_card(
         data,
         repo_id=repo_id, source=_public_name(source), source_is_hub=is_hub_id(source), split=split, n_rows=len(scored),
-        n_scored=len(scores), model=model, model_revision=info["model"].get("revision") or config.get("revision"),
-        epochs=epochs, template=config.get("template"), max_length=config.get("max_length"), seed=config.get("seed"),
-        selection_seed=seed, recipe=config.get("recipe", {}),
-        versions=", ".join(f"{k} {v}" for k, v in info.get("versions", {}).items()),
+        n_scored=len(scores), model=model, model_revision=record.model.get("revision"),
+        epochs=epochs, template=record.template, max_length=record.identity.get("max_length"), seed=record.identity.get("seed"),
+        selection_seed=seed, recipe=record.recipe,
+        versions=", ".join(f"{k} {v}" for k, v in record.versions.items()),
         has_lp="lp1" in scores, has_ifd="ifd_nll" in scores, counts=counts, reasons=reason_lines(scores),
         subsets=rows, has_random=any(STRATEGIES[s.strategy].order == "random" for s in specs),
         mean_tokens=mean_tokens, figures=figures, comparisons=_comparisons(run_dir),
@@ -365,20 +375,19 @@ def _read_target(api: HfApi, repo_id: str, detect: bool) -> Target:
     return target
 
 
-def _check_target(target: Target, repo_id: str, dataset: dict[str, Any]) -> None:
-    """Refuse pushes that would overwrite data that is not the scored rows (``dataset``: the run's
-    ``run.json`` dataset block)."""
-    scored_config = dataset.get("config") or dataset.get("subset")
-    if repo_id == dataset["source"] and scored_config not in (None, "default"):
+def _check_target(target: Target, repo_id: str, dataset: DatasetRecord) -> None:
+    """Refuse pushes that would overwrite data that is not the scored rows (``dataset``: where the run read them)."""
+    scored_config = dataset.config
+    if repo_id == dataset.source and scored_config not in (None, "default"):
         raise DataError(
             f"The run scored config {scored_config!r} of {repo_id}; pushing it there would replace the repo's "
             "default config. Push to a new repo instead."
         )
     ours = target.card is not None and "lpselect" in (target.card.data.get("tags") or [])
     has_data = target.detected_configs or (target.card is not None and target.card.data.get("configs"))
-    if target.exists and repo_id != dataset["source"] and has_data and not ours:
+    if target.exists and repo_id != dataset.source and has_data and not ours:
         raise DataError(
-            f"{repo_id} already holds another dataset (not the one the run scored, {dataset['source']}); "
+            f"{repo_id} already holds another dataset (not the one the run scored, {dataset.source}); "
             "push to that dataset or to a new repo."
         )
 
@@ -416,8 +425,8 @@ def push_scores(
     subset_specs(subsets)  # a bad name fails before any network call
     run_dir = RunDir(run) if run is not None else find_run(repo_id, runs_dir)
     _require_finished(run_dir)
-    dataset = run_dir.read_json()["dataset"]
-    source_id = dataset["source"]
+    dataset = RunRecord.load(run_dir.path).dataset
+    source_id = dataset.source
     api, target, source = None, Target(exists=False), None
     if not dry_run:
         token = token or get_token()

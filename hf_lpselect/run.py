@@ -1,13 +1,16 @@
 """A whole scorer run, end to end: data → tokens → ScorerTrainer → run directory → scores.
 
 :func:`score` is what ``lpselect score`` calls. It is idempotent: re-running the same call on the
-same output directory resumes from the last completed epoch, and a finished run is not redone.
+same output directory resumes from the last complete epoch checkpoint, a finished run is not redone,
+and a run with another identity (data, model weights, template, recipe, LoRA …) is refused.
 """
 
 from __future__ import annotations
 
+import copy
 import shutil
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -19,28 +22,38 @@ import pandas as pd
 from accelerate import PartialState
 from transformers import TrainerCallback, set_seed
 
+from .arguments import ScoreArguments, ScorerModelConfig, build_score_args, run_identity
 from .data import canonicalize, dataset_fingerprint, hub_origin, read_source
 from .errors import RunError
 from .lp import learning_percentages
 from .models import load_model
-from .rundir import STATUSES, RunDir, write_json, write_parquet
+from .record import DatasetRecord, RunRecord
+from .rundir import STATUSES, RunDir, check_run_dir, run_lock, write_parquet
 from .templates import resolve_template, tokenize_rows
 from .trainer import ScorerConfig, ScorerTrainer
 
 ROWS_COLUMNS = ["row", "id", "status", "reason", "n_prompt_tokens", "n_response_tokens", "truncated"]
-# what must match for a re-run to resume rather than refuse
-_IDENTITY_KEYS = ("source", "split", "subset", "format", "model", "revision", "template", "max_length", "epochs", "seed", "lora", "ifd")
 
 
 @dataclass
 class ScoreResult:
-    """What a finished scorer run produced."""
+    """What a finished scorer run produced.
+
+    Args:
+        run_dir (`RunDir`): where the files are.
+        rows (`datasets.Dataset`): the canonical input rows.
+        scores (`pandas.DataFrame`): ``scores.parquet``, one row per input row.
+        record (`RunRecord`): ``run.json``.
+    """
 
     run_dir: RunDir
     rows: datasets.Dataset
     scores: pd.DataFrame
-    counts: dict[str, int]
-    info: dict[str, Any]
+    record: RunRecord
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return self.record.counts
 
 
 def build_scores(rows: pd.DataFrame, passes: list[pd.DataFrame], alone: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -68,152 +81,214 @@ def build_scores(rows: pd.DataFrame, passes: list[pd.DataFrame], alone: pd.DataF
     return out
 
 
-# recipe fields recorded in run.json and checked on resume: mixing them across epochs would skew LP
-_RECIPE_KEYS = ("learning_rate", "lr_scheduler_type", "warmup_steps", "weight_decay", "per_device_train_batch_size",
-                "gradient_accumulation_steps", "bf16", "score_precision", "score_batch_size")
-
-
-def _config_identity(args: ScorerConfig, **kwargs: Any) -> dict[str, Any]:
-    identity = {key: kwargs[key] for key in _IDENTITY_KEYS}
-    identity["recipe"] = {key: getattr(args, key) for key in _RECIPE_KEYS}
-    return identity
+def _stem(spec: str) -> str:
+    return Path(str(spec).rstrip("/")).stem.replace("/", "-") or "data"
 
 
 def _check_resumable(run_dir: RunDir, identity: dict[str, Any], fingerprint: str) -> None:
     if not run_dir.run_json.is_file():
         return
-    previous = run_dir.read_json()
-    mismatched = [k for k, v in identity.items() if previous.get("config", {}).get(k) != v]
-    if previous.get("dataset", {}).get("fingerprint") != fingerprint:
+    previous = RunRecord.load(run_dir.path)
+    keys = sorted(set(identity) | set(previous.identity))
+    mismatched = [k for k in keys if previous.identity.get(k) != identity.get(k)]
+    if previous.dataset.fingerprint != fingerprint:
         mismatched.append("dataset content")
     if mismatched:
         raise RunError(
             f"{run_dir.path} holds a different run ({', '.join(mismatched)} differ); "
-            "pass another --out or delete that directory."
+            "pass another --output_dir or delete that directory."
         )
 
 
-def score(
-    source: str,
-    *,
-    out: str | Path,
-    model: str = "default",
-    epochs: int = 3,
-    template: str = "auto",
-    max_length: int = 512,
-    seed: int = 42,
-    split: str = "train",
-    subset: str | None = None,
-    format: str = "auto",
-    revision: str | None = None,
-    trust_remote_code: bool = False,
-    lora: bool = False,
-    lora_r: int = 16,
-    ifd: bool = False,
-    keep_checkpoints: bool = False,
-    limit: int | None = None,
-    rows: datasets.Dataset | None = None,
-    callbacks: list[TrainerCallback] | None = None,
-    **config_overrides: Any,
-) -> ScoreResult:
-    """Run (or resume) a scorer run on ``source`` and write the run directory ``out``.
-
-    ``config_overrides`` are any :class:`ScorerConfig` / ``SFTConfig`` fields (e.g.
-    ``learning_rate``, ``per_device_train_batch_size``, ``bf16``). ``rows`` may pass already
-    canonical rows (see :func:`hf_lpselect.data.load_rows`) instead of reading ``source``;
-    ``limit`` keeps the first N input rows (for quick trials). ``ifd`` adds a pass over the
-    responses without their prompts, before training, for the IFD baselines (METHOD.md §3).
-    """
-    if epochs < 0:
-        raise RunError(f"--epochs must be 0 or more, got {epochs}.")
-    run_dir = RunDir(out)
-    # the config sets up the (possibly distributed) process state, so it comes before PartialState()
-    args = ScorerConfig(
-        output_dir=str(run_dir.checkpoints),
-        num_train_epochs=epochs,
-        max_length=max_length,
-        seed=seed,
-        data_seed=seed,
-        save_total_limit=None if keep_checkpoints else 1,
-        **config_overrides,
-    )
-    state = PartialState()
-    started = time.time()
-    set_seed(seed)
-    origin: dict[str, str] = {}
-    if rows is None:
-        raw = read_source(source, split=split, subset=subset)
+def _read_rows(dataset: str | datasets.Dataset, script: ScoreArguments) -> tuple[datasets.Dataset, datasets.Dataset, dict[str, str]]:
+    """(raw, canonical rows, Hub origin) of the source, limited to ``script.limit`` rows."""
+    if isinstance(dataset, datasets.Dataset):
+        raw, origin = dataset, {}
+    elif isinstance(dataset, str):
+        raw = read_source(dataset, split=script.dataset_train_split, subset=script.dataset_config)
         origin = hub_origin(raw)
-        rows = canonicalize(raw, format=format)
-    if limit is not None:
-        rows = rows.select(range(min(limit, len(rows))))
+    else:
+        raise RunError(f"Cannot score a {type(dataset).__name__}: give a file, a folder, a Hub id or a datasets.Dataset.")
+    if script.limit is not None:
+        raw = raw.select(range(min(script.limit, len(raw))))
+    return raw, canonicalize(raw, format=script.format), origin
+
+
+def _remove_checkpoints(run_dir: RunDir) -> None:
+    """Remove the epoch checkpoints of a completed run: ``checkpoint-N`` folders and the model card
+    TRL writes beside them, then the ``checkpoints`` folder itself if nothing else is in it."""
+    for folder in run_dir.checkpoint_dirs(complete=False):
+        shutil.rmtree(folder, ignore_errors=True)
+    (run_dir.checkpoints / "README.md").unlink(missing_ok=True)
+    if run_dir.checkpoints.is_dir() and not any(run_dir.checkpoints.iterdir()):
+        run_dir.checkpoints.rmdir()
+
+
+def score(
+    dataset: str | datasets.Dataset | None = None,
+    *,
+    script_args: ScoreArguments | None = None,
+    args: ScorerConfig | None = None,
+    model_args: ScorerModelConfig | None = None,
+    callbacks: list[TrainerCallback] | None = None,
+    **kwargs: Any,
+) -> ScoreResult:
+    """Run (or resume) a scorer run and write its run directory.
+
+    Either pass the three parsed dataclasses (what ``lpselect score`` does), or keyword arguments
+    with the same field names (aliases ``out``, ``model``, ``epochs``, ``lora``, ``split``,
+    ``subset``, ``revision`` work too).
+
+    Args:
+        dataset (`str` or `datasets.Dataset`, *optional*):
+            A Hub id, a local file or folder, or an in-memory ``Dataset`` in any supported format (its
+            rows are then stored in the run directory, so the run can be selected and pushed later).
+            Defaults to ``script_args.dataset_name``.
+        script_args (`ScoreArguments`, *optional*): the data, template, limit and IFD choices.
+        args (`ScorerConfig`, *optional*): the training recipe and the run directory (``output_dir``).
+        model_args (`ScorerModelConfig`, *optional*): the scorer model and LoRA / 4-bit options.
+        callbacks (`list[TrainerCallback]`, *optional*): extra callbacks for the trainer.
+        **kwargs: any field of the three dataclasses, when they are not given.
+
+    Returns:
+        `ScoreResult`: the run directory, rows, scores table and run record.
+
+    Example:
+
+    ```python
+    >>> from hf_lpselect import score
+    >>> result = score("data.jsonl", out="runs/mine", model="default", epochs=3)
+    >>> result.scores.sort_values("lp1").head()  # the hardest rows
+    ```
+    """
+    if kwargs or script_args is None or args is None or model_args is None:
+        if script_args is not None or args is not None or model_args is not None:
+            raise RunError("Pass either the three argument dataclasses or keyword arguments, not both.")
+        script_args, args, model_args = build_score_args(**kwargs)
+    source = dataset if dataset is not None else script_args.dataset_name
+    if source is None:
+        raise RunError("No dataset given: pass a file, folder or Hub id (or --dataset_name).")
+    source_name = source if isinstance(source, str) else "source.parquet"
+    run_dir = RunDir(str(args.output_dir).format(dataset=_stem(source_name), model=_stem(model_args.model_name_or_path)))
+    check_run_dir(run_dir.path)
+    state = PartialState()
+    with ExitStack() as stack:
+        if state.is_main_process:
+            stack.enter_context(run_lock(run_dir.path))
+            run_dir.remove_stale_temporaries()
+        return _score(source, run_dir, script_args, args, model_args, callbacks, state)
+
+
+def _score(
+    source: str | datasets.Dataset,
+    run_dir: RunDir,
+    script: ScoreArguments,
+    args: ScorerConfig,
+    model_args: ScorerModelConfig,
+    callbacks: list[TrainerCallback] | None,
+    state: PartialState,
+) -> ScoreResult:
+    started = time.time()
+    epochs = int(args.num_train_epochs)
+    set_seed(args.seed)
+    raw, rows, origin = _read_rows(source, script)
     fingerprint = dataset_fingerprint(rows["id"])
-    loaded = load_model(model, revision=revision, trust_remote_code=trust_remote_code)
-    template = resolve_template(template, loaded.tokenizer, rows)
-    identity = _config_identity(
-        args, source=source, split=split, subset=subset, format=rows[0]["format"] if len(rows) else format,
-        model=model, revision=revision, template=template, max_length=max_length, epochs=epochs, seed=seed, lora=lora, ifd=ifd,
+    from trl.trainer.utils import get_peft_config, get_quantization_config
+
+    quantization = get_quantization_config(model_args)
+    loaded = load_model(
+        model_args.model_name_or_path,
+        revision=model_args.model_revision,
+        trust_remote_code=args.trust_remote_code,
+        dtype=model_args.dtype or "float32",
+        **({"attn_implementation": model_args.attn_implementation} if model_args.attn_implementation else {}),
+        **({"quantization_config": quantization} if quantization is not None else {}),
     )
+    template = resolve_template(script.template, loaded.tokenizer, rows)
+    identity = {**run_identity(script, args, model_args), "world_size": state.num_processes,
+                "model_identity": {k: loaded.identity.get(k) for k in ("weights_sha256", "revision", "architecture")}}
     _check_resumable(run_dir, identity, fingerprint)
 
-    tokenized = tokenize_rows(rows, loaded.tokenizer, template=template, max_length=max_length, alone=ifd)
+    max_length = args.max_length or loaded.tokenizer.model_max_length
+    tokenized = tokenize_rows(rows, loaded.tokenizer, template=template, max_length=max_length, alone=script.ifd)
     rows_table = tokenized.select_columns(ROWS_COLUMNS).to_pandas()
     counts = {status: int((rows_table["status"] == status).sum()) for status in STATUSES}
     counts["truncated"] = int(rows_table["truncated"].sum())
-    info: dict[str, Any] = {
-        "config": identity,
-        "model": loaded.identity,
-        "dataset": {"source": source, "split": split, "subset": subset, **origin, "n_rows": len(rows), "fingerprint": fingerprint},
-        "counts": counts,
-        "versions": {lib: version(lib) for lib in ("hf-lpselect", "torch", "transformers", "trl", "datasets", "accelerate", "peft")},
-        "world_size": state.num_processes,
-    }
+    stored = not isinstance(source, str)
+    record = RunRecord(
+        identity=identity,
+        dataset=DatasetRecord(
+            source=run_dir.source.name if stored else source, split=script.dataset_train_split,
+            config=origin.get("config", script.dataset_config), revision=origin.get("revision"),
+            n_rows=len(rows), fingerprint=fingerprint, stored=stored,
+        ),
+        format=rows[0]["format"] if len(rows) else script.format,
+        template=template,
+        epochs=epochs,
+        model=loaded.identity,
+        counts=counts,
+        versions={lib: version(lib) for lib in ("hf-lpselect", "torch", "transformers", "trl", "datasets", "accelerate", "peft")},
+        world_size=state.num_processes,
+    )
     if state.is_main_process:
         run_dir.path.mkdir(parents=True, exist_ok=True)
+        if stored and not run_dir.source.is_file():
+            write_parquet(raw.to_pandas(), run_dir.source)
         write_parquet(rows_table, run_dir.rows)
-        write_json({**info, "complete": False}, run_dir.run_json)
+        record.save(run_dir.path)
     state.wait_for_everyone()
 
-    columns = ["row", "input_ids", "labels", "length"] + (["alone_input_ids", "alone_labels", "alone_length"] if ifd else [])
+    columns = ["row", "input_ids", "labels", "length"] + (["alone_input_ids", "alone_labels", "alone_length"] if script.ifd else [])
     train_set = tokenized.filter(lambda s: s == "ok", input_columns="status").select_columns(columns)
     if len(train_set) == 0:
         raise RunError("No row can be scored: every row is invalid, a duplicate or excluded (see rows.parquet).")
-    if lora:
-        from peft import LoraConfig
-
-        peft_config = LoraConfig(r=lora_r, lora_alpha=2 * lora_r, target_modules="all-linear", task_type="CAUSAL_LM")
-    else:
-        peft_config = None
+    peft_config = get_peft_config(model_args)
+    if peft_config is not None and peft_config.target_modules in (["all-linear"], {"all-linear"}):
+        peft_config.target_modules = "all-linear"
+    trainer_args = copy.copy(args)  # the trainer's output_dir is the run's checkpoints folder
+    trainer_args.output_dir = str(run_dir.checkpoints)
+    if args.save_total_limit is None and not script.keep_checkpoints:
+        trainer_args.save_total_limit = 1  # the last complete epoch is all a resume needs
     trainer = ScorerTrainer(
         model=loaded.model,
-        args=args,
+        args=trainer_args,
         train_dataset=train_set,
         processing_class=loaded.tokenizer,
         peft_config=peft_config,
         callbacks=callbacks,
         run_dir=run_dir,
     )
-    if ifd:  # before any training: on resume the model is freshly loaded, so still the K = 0 weights
+    if script.ifd:  # before any training: on resume the model is freshly loaded, so still the K = 0 weights
         trainer.run_scoring_pass(0, kind="alone")
-    done = run_dir.completed_passes()
     if epochs == 0:
         trainer.run_scoring_pass(0)
-    elif any(k not in done for k in range(epochs + 1)):
-        checkpoints = sorted(run_dir.checkpoints.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-        trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if checkpoints else None)
+    elif any(k not in run_dir.completed_passes() for k in range(epochs + 1)):
+        complete = run_dir.checkpoint_dirs()
+        trainer.train(resume_from_checkpoint=str(complete[-1]) if complete else None)
+    if trainer.diverged is not None:
+        record.diverged = trainer.diverged
+        if state.is_main_process:
+            record.save(run_dir.path)
+        where = trainer.diverged
+        raise RunError(
+            f"Training diverged in epoch {where['epoch']} (step {where['step']}: {where['what']}), so no LP scores were "
+            f"written; lower --learning_rate (now {args.learning_rate:g}) and score into a new --output_dir."
+        )
     missing = [k for k in range(epochs + 1) if k not in run_dir.completed_passes()]
     if missing:
         raise RunError(f"Training stopped before pass(es) {missing} were scored; re-run the same command to resume.")
 
     passes = [pd.read_parquet(run_dir.pass_path(k)) for k in range(epochs + 1)]
-    alone = pd.read_parquet(run_dir.pass_path(0, "alone")) if ifd else None
+    alone = pd.read_parquet(run_dir.pass_path(0, "alone")) if script.ifd else None
     scores = build_scores(rows_table, passes, alone)
-    info["timings"] = {"seconds_this_call": round(time.time() - started, 1)}
-    info["lp1_summary"] = scores["lp1"].describe().to_dict() if "lp1" in scores else None
+    record.timings = {"seconds_this_call": round(time.time() - started, 1)}
+    record.lp1_summary = scores["lp1"].describe().to_dict() if "lp1" in scores else None
+    record.complete = True
     if state.is_main_process:
         write_parquet(scores, run_dir.scores)
-        write_json({**info, "complete": True}, run_dir.run_json)
-        if not keep_checkpoints:
-            shutil.rmtree(run_dir.checkpoints, ignore_errors=True)
+        record.save(run_dir.path)
+        if not script.keep_checkpoints:
+            _remove_checkpoints(run_dir)
     state.wait_for_everyone()
-    return ScoreResult(run_dir=run_dir, rows=rows, scores=scores, counts=counts, info=info)
+    return ScoreResult(run_dir=run_dir, rows=rows, scores=scores, record=record)
+

@@ -12,15 +12,23 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
+from filelock import FileLock, Timeout
+
+from .errors import RunError
 
 # every input row ends with exactly one of these in rows.parquet and scores.parquet
 STATUSES = ("ok", "excluded", "invalid", "duplicate")
 _PASS_RE = re.compile(r"^epoch_(\d+)\.parquet$")
+_CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+_TMP_RE = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp$")  # what atomic_write names its temporary files
+LOCK_NAME = ".lpselect.lock"
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None:
@@ -30,7 +38,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(name)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; the final file gets the usual permissions
         write(tmp)
         os.replace(tmp, path)
     finally:
@@ -92,6 +103,23 @@ class RunDir:
     def checkpoints(self) -> Path:
         return self.path / "checkpoints"
 
+    @property
+    def source(self) -> Path:
+        """The source rows, stored here when a run was given an in-memory dataset."""
+        return self.path / "source.parquet"
+
+    def checkpoint_dirs(self, *, complete: bool = True) -> list[Path]:
+        """``checkpoints/checkpoint-N`` folders by step; with ``complete``, only those a run can resume from.
+
+        transformers writes ``trainer_state.json`` last when it saves a checkpoint, so a folder whose
+        state file is missing, cut short, or names another step was not saved whole (a kill or a full
+        disk mid-save) and is skipped: the run resumes from the previous complete one.
+        """
+        if not self.checkpoints.is_dir():
+            return []
+        found = [(int(m.group(1)), p) for p in self.checkpoints.iterdir() if (m := _CHECKPOINT_RE.match(p.name)) and p.is_dir()]
+        return [p for step, p in sorted(found) if not complete or _saved_whole(p, step)]
+
     def completed_passes(self) -> list[int]:
         """Epoch indices K whose ``passes/epoch_K.parquet`` exists, ascending."""
         if not self.passes_dir.is_dir():
@@ -101,3 +129,74 @@ class RunDir:
 
     def read_json(self) -> dict[str, Any]:
         return json.loads(self.run_json.read_text(encoding="utf-8"))
+
+    def remove_stale_temporaries(self) -> list[Path]:
+        """Delete the temporary files a killed process left behind (our ``.NAME.XXXX.tmp`` names only)."""
+        removed = []
+        for folder in (self.path, self.passes_dir, self.clusters_dir):
+            if folder.is_dir():
+                for p in folder.iterdir():
+                    if p.is_file() and _TMP_RE.match(p.name):
+                        p.unlink(missing_ok=True)
+                        removed.append(p)
+        return removed
+
+
+def _saved_whole(checkpoint: Path, step: int) -> bool:
+    try:
+        state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(state, dict) and state.get("global_step") == step
+
+
+def check_run_dir(path: str | os.PathLike) -> None:
+    """Refuse, with one sentence, an output directory that is not ours to write into.
+
+    A run may write into a directory that does not exist yet, an empty one, or one holding an
+    hf_lpselect run (``run.json``, checked by :meth:`~hf_lpselect.record.RunRecord.load`). Anything
+    else, a folder of the user's files or a path under a regular file, is refused: a run never
+    writes into, or cleans up, what it did not create.
+    """
+    from .record import RunRecord
+
+    path = Path(path)
+    for parent in (path, *path.parents):
+        if parent.exists() and not parent.is_dir():
+            raise RunError(f"Cannot use {path} as the output directory: {parent} is a file, not a folder.")
+        if parent.is_dir():
+            break
+    if not path.is_dir():
+        return
+    content = sorted(p.name for p in path.iterdir() if p.name != LOCK_NAME)
+    if not content:
+        return
+    if (path / "run.json").exists():
+        RunRecord.load(path)  # raises for an empty, damaged or foreign run.json
+        return
+    shown = ", ".join(content[:3]) + (f" and {len(content) - 3} more" if len(content) > 3 else "")
+    raise RunError(
+        f"{path} is not an hf_lpselect run directory (it holds {shown}); "
+        "pass a new or empty --output_dir so nothing of yours is overwritten."
+    )
+
+
+@contextmanager
+def run_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold the run directory's lock while a run writes into it; a second process is refused.
+
+    The lock is an OS file lock: a crashed or killed process releases it, so it never stays stuck.
+    """
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path / LOCK_NAME), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise RunError(
+            f"Another lpselect process is writing to {path}; wait for it to finish or pass another --output_dir."
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()

@@ -107,6 +107,7 @@ def score_pass(
     batch_size: int = 16,
     autocast_dtype: torch.dtype | None = None,
     desc: str = "Scoring",
+    disable_progress: bool = False,
 ) -> pd.DataFrame:
     """Score every row of a tokenised dataset (``row``, ``input_ids``, ``labels``, ``length``) → ``row, nll, n_tokens``.
 
@@ -119,7 +120,7 @@ def score_pass(
     dataset = dataset.select_columns(["row", "input_ids", "labels"])
     batches = length_batches(lengths, batch_size)[state.process_index :: state.num_processes]
     records: list[tuple[int, float, int]] = []
-    progress = tqdm(total=int(sum(len(b) for b in batches)), desc=desc, unit="row", disable=not state.is_local_main_process)
+    progress = tqdm(total=int(sum(len(b) for b in batches)), desc=desc, unit="row", disable=disable_progress or not state.is_local_main_process)
     try:
         for indices in batches:
             batch = dataset[indices]

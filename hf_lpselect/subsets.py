@@ -13,7 +13,8 @@ from pathlib import Path
 import datasets
 import pandas as pd
 
-from .data import DataError, canonicalize, read_source
+from .data import DataError, canonicalize, dataset_fingerprint, read_source
+from .record import RunRecord
 from .rundir import RunDir
 from .select import Selection, default_mirror, select, selection_frame
 
@@ -27,18 +28,46 @@ def score_columns(scores: pd.DataFrame) -> list[str]:
     return [c for c in scores.columns if c in SCORE_COLUMNS or (c.startswith(SCORE_COLUMN_PREFIXES) and c != "lp_reason")]
 
 
+def open_run_source(run_dir: RunDir, revision: str | None = None) -> tuple[datasets.Dataset, datasets.Dataset]:
+    """The run's input dataset and its canonical rows, verified to still hold the rows the run scored.
+
+    The source is re-read from what ``run.json`` recorded (for a Hub dataset: the config and commit
+    the run read, so later commits to the repo do not change the rows; ``revision`` reads another
+    commit instead; for an in-memory dataset: the copy stored in the run directory). Its first
+    ``n_rows`` rows must have the same content ids, in the same order, as when they were scored:
+    a source that was edited, re-ordered or truncated since is refused with one
+    :class:`~hf_lpselect.errors.DataError`, never paired with another row's score.
+
+    Returns:
+        `tuple[datasets.Dataset, datasets.Dataset]`: the whole source as read (rows past a ``limit``
+        included) and the canonical rows of the ``n_rows`` the run scored.
+    """
+    record = RunRecord.load(run_dir.path)
+    dataset = record.dataset
+    source = str(run_dir.source) if dataset.stored else dataset.source
+    raw = read_source(source, split=dataset.split, subset=dataset.config, revision=revision or dataset.revision)
+    if len(raw) < dataset.n_rows:
+        raise DataError(
+            f"{dataset.source} now has {len(raw)} rows but {run_dir.path} scored {dataset.n_rows}; "
+            "it changed since the run: score it again."
+        )
+    rows = canonicalize(raw.select(range(dataset.n_rows)) if len(raw) > dataset.n_rows else raw, format=record.format)
+    if dataset_fingerprint(rows["id"]) != dataset.fingerprint:
+        raise DataError(
+            f"{dataset.source} no longer holds the rows {run_dir.path} scored, in the same order (their content ids "
+            "differ): it was edited or re-ordered since the run; score it again."
+        )
+    return raw, rows
+
+
 def run_source(run_dir: RunDir, revision: str | None = None) -> datasets.Dataset:
-    """The run's input dataset, re-read from the source recorded in ``run.json`` (for a Hub dataset:
-    the config and commit the run read, so later commits to the repo do not change the rows;
-    ``revision`` reads another commit instead)."""
-    dataset = run_dir.read_json()["dataset"]
-    return read_source(dataset["source"], split=dataset["split"], subset=dataset.get("config") or dataset["subset"],
-                       revision=revision or dataset.get("revision"))
+    """The run's input rows as read, verified (see :func:`open_run_source`)."""
+    return open_run_source(run_dir, revision)[0]
 
 
 def default_output(run_dir: RunDir, selection: Selection) -> Path:
     """``RUN/selections/STRATEGY-FRACTION.EXT``, in the source's own format."""
-    source = Path(run_dir.read_json()["dataset"]["source"])
+    source = Path(RunRecord.load(run_dir.path).dataset.source)
     suffix = source.suffix if source.suffix in (".json", ".jsonl", ".parquet") else ""
     size = f"{selection.requested * 100:g}pct" if isinstance(selection.requested, float) else f"{selection.requested}rows"
     cluster = "-per-cluster" if selection.per_cluster else ""
@@ -56,8 +85,6 @@ def selected_dataset(
     clash = sorted(set(added.columns) & set(source.column_names))
     if clash:
         raise DataError(f"The source already has column(s) {clash}; rename them before selecting.")
-    if len(source) < len(scores):
-        raise DataError(f"The source now has {len(source)} rows but the run scored {len(scores)}; it changed since.")
     subset = source.select(added["row"].tolist())
     for column in added.columns:
         subset = subset.add_column(column, added[column].tolist())
@@ -80,10 +107,8 @@ def write_dataset(dataset: datasets.Dataset, out: str | Path) -> Path:
 
 
 def run_rows(run_dir: RunDir) -> datasets.Dataset:
-    """The run's canonical rows (:func:`hf_lpselect.data.canonicalize`), e.g. for embedding texts."""
-    info = run_dir.read_json()
-    rows = canonicalize(run_source(run_dir), format=info["config"]["format"])
-    return rows.select(range(min(len(rows), info["dataset"]["n_rows"])))
+    """The run's canonical rows (:func:`hf_lpselect.data.canonicalize`), verified, e.g. for embedding texts."""
+    return open_run_source(run_dir)[1]
 
 
 def select_run(

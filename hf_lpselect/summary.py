@@ -10,6 +10,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from .record import RunRecord
 from .rundir import RunDir
 
 _BARS = " ▁▂▃▄▅▆▇█"
@@ -30,11 +31,11 @@ def display_texts(rows) -> dict[int, str]:
 def summarize(run_dir: RunDir, texts: dict[int, str] | None = None, n_examples: int = 5) -> dict[str, Any]:
     """Counts, LP(1) quantiles and histogram, hardest/easiest rows of a run (plain data)."""
     scores = pd.read_parquet(run_dir.scores)
-    info = run_dir.read_json()
+    record = RunRecord.load(run_dir.path)
     out: dict[str, Any] = {
         "run_dir": str(run_dir.path),
         "n_rows": len(scores),
-        "counts": info["counts"],
+        "counts": record.counts,
         "excluded_reasons": scores.loc[scores["status"] != "ok", "reason"].value_counts().head(5).to_dict(),
         "files": [str(p) for p in (run_dir.run_json, run_dir.rows, run_dir.scores, run_dir.train_losses, run_dir.passes_dir)],
     }

@@ -4,6 +4,8 @@ command line up to the network (`--dry-run`). The push itself, over HTTP, is in 
 
 import json
 import math
+import re
+import shutil
 
 import datasets
 import numpy as np
@@ -36,13 +38,6 @@ RECORDS.append(dict(RECORDS[0]))  # duplicate of row 0
 SOURCE_COLUMNS = ["instruction", "input", "output", "family"]
 OURS = ["lp1", "lp_app", "ppl_e0", "ppl_e1", "ppl_e2", "lp1_rank", "ifd_nll", "ifd_ppl",
         "lpselect_status", "lpselect_reason", "lpselect_id", "lpselect_response_tokens"]
-
-
-@pytest.fixture(autouse=True)
-def fresh_datasets_cache(tmp_path, monkeypatch):
-    """A datasets cache per test: datasets keys a local folder's cache by its name and data file
-    names, so two materialised folders both called `repo` would otherwise read each other's rows."""
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets_cache")
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +150,7 @@ def test_the_card_parses_and_declares_each_config(repo):
     card = DatasetCard.load(repo.local_dir / "README.md")
     configs = {c["config_name"]: c["data_files"][0]["path"] for c in card.data.configs}
     assert set(configs) == set(repo.configs)
-    assert configs["default"] == "data/train-*"
+    assert re.fullmatch(r"data/train-00000-of-00001-[0-9a-f]{16}\.parquet", configs["default"])  # named by content
     assert {"lpselect", "data-selection"} <= set(card.data.tags)
     assert card.data.task_categories == ["text-generation"]
     text = card.text
@@ -274,7 +269,7 @@ def test_a_card_without_configs_keeps_the_splits_datasets_detects(run, tmp_path)
                                                           {"split": "test", "path": ["data/test-*"]}]}]
     plan = materialize(run.run_dir, "org/alpaca", tmp_path / "repo", existing_card=existing, detected_configs=detected, subsets=[])
     card = DatasetCard.load(plan.local_dir / "README.md")
-    assert card.data.configs[0]["data_files"] == [{"split": "train", "path": "data/train-*"}, {"split": "test", "path": ["data/test-*"]}]
+    assert card.data.configs[0]["data_files"] == [{"split": "train", "path": plan.files[1]}, {"split": "test", "path": ["data/test-*"]}]
     assert "No YAML at all." in card.text
 
 
@@ -313,6 +308,26 @@ def short_runs(tmp_path_factory, tiny_model_dir):
     kwargs = dict(model=str(tiny_model_dir), max_length=128, **FAST)
     return {0: score(str(data), out=base / "e0", epochs=0, **kwargs),
             1: score(str(data), out=base / "e1", epochs=1, limit=30, **kwargs)}
+
+
+def test_a_folder_made_again_under_an_earlier_folders_name_loads_its_own_rows(short_runs, tmp_path):
+    """datasets caches a local folder by its name and its card's configs (one cache for the whole
+    test, as for a user): two `repo` folders with the same configs must not read each other's rows."""
+    first = materialize(short_runs[0].run_dir, "org/a", tmp_path / "first" / "repo")  # 0 epochs: ppl_e0 only
+    assert "ppl_e1" not in datasets.load_dataset(str(first.local_dir), "default", split="train").column_names
+    second = materialize(short_runs[1].run_dir, "org/a", tmp_path / "second" / "repo")  # 1 epoch, first 30 rows
+    statuses = datasets.load_dataset(str(second.local_dir), "default", split="train")["lpselect_status"]
+    assert list(statuses).count("unscored") == len(RECORDS) - 30
+    shutil.rmtree(first.local_dir)  # the same path made again
+    again = materialize(short_runs[1].run_dir, "org/a", first.local_dir)
+    assert "ppl_e1" in datasets.load_dataset(str(again.local_dir), "default", split="train").column_names
+
+
+def test_the_same_rows_give_the_same_file_names(run, tmp_path):
+    one = materialize(run.run_dir, "org/a", tmp_path / "one", subsets=["lp1_hard_10pct"])
+    two = materialize(run.run_dir, "org/a", tmp_path / "two", subsets=["lp1_hard_10pct"])
+    assert [f for f in one.files if f.endswith(".parquet")] == [f for f in two.files if f.endswith(".parquet")]
+    assert not list(one.local_dir.rglob("*.tmp"))
 
 
 def test_a_run_without_training_pushes_perplexities_and_says_so(short_runs, tmp_path):
@@ -360,7 +375,7 @@ def test_find_run_takes_the_latest_and_refuses_to_guess_between_splits(run, tmp_
     for name, mtime in (("old", 1_000_000), ("new", 2_000_000)):
         shutil.copytree(run.run_dir.path, tmp_path / name)
         os.utime(tmp_path / name / "scores.parquet", (mtime, mtime))
-    source = run.info["dataset"]["source"]
+    source = run.record.dataset.source
     assert find_run(source, runs_dir=tmp_path).path == tmp_path / "new"
     info = json.loads((tmp_path / "old" / "run.json").read_text())
     info["dataset"]["split"] = "test"
@@ -372,11 +387,11 @@ def test_find_run_takes_the_latest_and_refuses_to_guess_between_splits(run, tmp_
 def test_pushes_that_would_overwrite_other_data_are_refused(run):
     from hf_lpselect.hub import Target, _check_target
 
-    source = run.info["dataset"]["source"]
+    source = run.record.dataset.source
     foreign = Target(exists=True, sha="0" * 40, detected_configs=[{"config_name": "default", "data_files": "x/*"}])
     with pytest.raises(ValueError, match="already holds another dataset"):
-        _check_target(foreign, "org/other", run.info["dataset"])
-    _check_target(Target(exists=False), "org/new", run.info["dataset"])  # a new repo is fine
-    _check_target(foreign, source, run.info["dataset"])  # the scored dataset itself is fine
+        _check_target(foreign, "org/other", run.record.dataset)
+    _check_target(Target(exists=False), "org/new", run.record.dataset)  # a new repo is fine
+    _check_target(foreign, source, run.record.dataset)  # the scored dataset itself is fine
     ours = Target(exists=True, sha="0" * 40, card=DatasetCard("---\ntags:\n- lpselect\n---\n"))
-    _check_target(ours, "org/other", run.info["dataset"])  # an earlier push of ours is fine
+    _check_target(ours, "org/other", run.record.dataset)  # an earlier push of ours is fine

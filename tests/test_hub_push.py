@@ -61,7 +61,7 @@ configs:
 The original card text, written by the dataset's authors.
 """
 SCORE_ARGS = ["--epochs", "2", "--max-length", "128", "--learning-rate", "1e-3", "--batch-size", "4",
-              "--grad-accum", "1", "--fp32", "--out", "runs/alpaca"]
+              "--grad-accum", "1", "--bf16", "false", "--out", "runs/alpaca"]
 LOADER = textwrap.dedent("""
     import json, sys
     import datasets, hf_lpselect

@@ -24,7 +24,8 @@ from hf_lpselect.report import (
     trajectory_by_tertile,
 )
 from hf_lpselect.run import build_scores
-from hf_lpselect.rundir import RunDir, write_json, write_parquet
+from hf_lpselect.record import DatasetRecord, RunRecord
+from hf_lpselect.rundir import RunDir, write_parquet
 
 PNG = b"\x89PNG\r\n\x1a\n"
 N_OK = 60
@@ -74,12 +75,11 @@ def make_run(path, epochs: int, with_json: bool = True) -> RunDir:
     write_parquet(scores, run.scores)
     if with_json:
         counts = {s: STATUS.count(s) for s in ("ok", "excluded", "invalid", "duplicate")}
-        write_json({
-            "config": {"source": "data/alpaca.json", "model": "default", "epochs": epochs},
-            "model": {"model": "SmolLM2-135M-Instruct", "source": "gguf"},
-            "counts": {**counts, "truncated": 3},
-            "complete": True,
-        }, run.run_json)
+        RunRecord(
+            identity={"model_name_or_path": "default"}, dataset=DatasetRecord(source="data/alpaca.json", n_rows=len(table)),
+            format="alpaca", template="alpaca", epochs=epochs, model={"model": "SmolLM2-135M-Instruct", "source": "gguf"},
+            counts={**counts, "truncated": 3}, complete=True,
+        ).save(run.path)
     return run
 
 

@@ -112,4 +112,5 @@ def test_lora_scorer_run_records_every_pass(tmp_path, tiny_model_dir):
     assert (result.scores.loc[ok, "nll_2"] != result.scores.loc[ok, "nll_0"]).all()  # the adapters trained
     losses = pd.read_parquet(result.run_dir.train_losses)
     assert sorted(losses.loc[losses["epoch"] == 2, "row"]) == sorted(result.scores.loc[ok, "row"])
-    assert json.loads(result.run_dir.run_json.read_text())["config"]["lora"] is True
+    identity = json.loads(result.run_dir.run_json.read_text())["identity"]
+    assert identity["use_peft"] is True and identity["lora_r"] == 4

@@ -1,0 +1,180 @@
+"""The arguments of a scorer run, declared once: ``ScoreArguments`` + ``ScorerConfig`` + ``ScorerModelConfig``.
+
+``lpselect score`` parses the three with ``trl.TrlParser`` (so every TRL flag works in TRL's
+spelling and ``--config recipe.yaml`` works), :func:`hf_lpselect.score` takes the same names as
+keyword arguments, and the run identity that decides whether a re-run may resume is derived from
+the same fields (:func:`run_identity`), so nothing that changes scores can be left out of it.
+
+Short forms users already type are aliases of the TRL names: ``--model`` (``--model_name_or_path``),
+``--epochs`` (``--num_train_epochs``), ``--out`` (``--output_dir``), ``--split``, ``--subset``,
+``--revision``, ``--lora`` (``--use_peft``), ``--batch-size``, ``--grad-accum``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from transformers import HfArgumentParser
+from trl import ModelConfig, ScriptArguments, TrlParser
+
+from .errors import ConfigError
+from .trainer import ScorerConfig
+
+TEMPLATES = ("auto", "alpaca", "chat", "plain")
+ROW_FORMATS = ("auto", "alpaca", "dolly", "sharegpt", "messages", "prompt-completion")
+
+
+@dataclass
+class ScoreArguments(ScriptArguments):
+    """What to score: TRL's ``ScriptArguments`` (``dataset_name``, ``dataset_config``,
+    ``dataset_train_split``) plus the scorer run's own choices.
+
+    Args:
+        format (`str`, *optional*, defaults to `"auto"`):
+            Row format: alpaca, dolly, sharegpt, messages, prompt-completion, or auto (from the columns).
+        template (`str`, *optional*, defaults to `"auto"`):
+            Prompt template: alpaca (the paper's), chat (the tokenizer's chat template), plain, or auto.
+        limit (`int` or `None`, *optional*, defaults to `None`):
+            Only the first N input rows (quick trials).
+        ifd (`bool`, *optional*, defaults to `False`):
+            Also score each response without its prompt before training (the IFD baselines).
+        keep_checkpoints (`bool`, *optional*, defaults to `False`):
+            Keep the epoch checkpoints once the run is complete.
+
+    Example:
+
+    ```python
+    >>> ScoreArguments(dataset_name="data.jsonl", template="alpaca", limit=100)
+    ```
+    """
+
+    dataset_name: str | None = field(
+        default=None,
+        metadata={"help": "A Hub dataset id, a .json/.jsonl/.parquet/.csv file, or a save_to_disk folder "
+                  "(also the first positional argument of `lpselect score`)."},
+    )
+    dataset_config: str | None = field(default=None, metadata={"aliases": ["--subset"], "help": "Config (subset) of a Hub dataset."})
+    dataset_train_split: str = field(default="train", metadata={"aliases": ["--split"], "help": "Split to score."})
+    format: str = field(default="auto", metadata={"help": "Row format: " + ", ".join(ROW_FORMATS) + "."})
+    template: str = field(
+        default="auto",
+        metadata={"help": "Prompt template: alpaca (the paper's prompt), chat (the tokenizer's chat template), plain, "
+                  "or auto (chat for conversations when the tokenizer has a template, else alpaca)."},
+    )
+    limit: int | None = field(default=None, metadata={"help": "Only the first N input rows (quick trials)."})
+    ifd: bool = field(
+        default=False,
+        metadata={"help": "Also score each response without its prompt before training (IFD baselines; "
+                  "with --epochs 0 no training at all)."},
+    )
+    keep_checkpoints: bool = field(default=False, metadata={"help": "Keep the epoch checkpoints once the run is complete."})
+
+    def __post_init__(self):
+        if self.format not in ROW_FORMATS:
+            raise ConfigError(f"--format must be one of {', '.join(ROW_FORMATS)}, got {self.format!r}.")
+        if self.template not in TEMPLATES:
+            raise ConfigError(f"--template must be one of {', '.join(TEMPLATES)}, got {self.template!r}.")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"--limit must be 1 or more, got {self.limit}.")
+        if self.dataset_streaming:
+            raise ConfigError("--dataset_streaming is not supported: a scorer run reads every row of the dataset.")
+
+
+@dataclass
+class ScorerModelConfig(ModelConfig):
+    """TRL's ``ModelConfig`` (``--model_name_or_path``, ``--use_peft --lora_r …``, ``--load_in_4bit``)
+    with the scorer's defaults: the embedded SmolLM2-135M-Instruct (``default``), float32 weights
+    (bf16 runs as autocast), and LoRA on all linear layers when ``--use_peft`` is given.
+
+    ``model_name_or_path`` also takes a local folder or a ``.gguf`` file (converted once).
+    """
+
+    model_name_or_path: str | None = field(
+        default="default",
+        metadata={"aliases": ["--model"], "help": "Scorer model: a Hub id, a local folder, a .gguf file, or 'default' "
+                  "(SmolLM2-135M-Instruct, offline)."},
+    )
+    model_revision: str = field(default="main", metadata={"aliases": ["--revision"], "help": "Branch, tag or commit on the Hub."})
+    use_peft: bool = field(default=False, metadata={"aliases": ["--lora"], "help": "Train LoRA adapters (peft) instead of all weights."})
+    lora_target_modules: list[str] | None = field(
+        default_factory=lambda: ["all-linear"], metadata={"help": "LoRA target modules (default: all linear layers)."}
+    )
+
+
+SCORE_DATACLASSES = (ScoreArguments, ScorerConfig, ScorerModelConfig)
+
+
+def score_parser() -> TrlParser:
+    """The ``TrlParser`` of ``lpselect score``."""
+    return TrlParser(
+        SCORE_DATACLASSES,
+        prog="lpselect score",
+        usage="lpselect score DATASET [--config recipe.yaml] [--model default] [--epochs 3] [--out runs/NAME] [OPTIONS]",
+        description="Scorer run: fine-tune a small model on DATASET (a Hub id, a .json/.jsonl/.parquet/.csv file or a "
+        "save_to_disk folder) and score every row's response perplexity before training and after each epoch; "
+        "writes LP(1) and the other scores into the run directory. Re-running the same command resumes. "
+        "--config FILE.yaml sets any option below from a YAML mapping (the command line wins). "
+        "Every TRL SFTConfig and ModelConfig option works in TRL's spelling.",
+    )
+
+
+def parse_score_args(argv: list[str]) -> tuple[ScoreArguments, ScorerConfig, ScorerModelConfig]:
+    """Parse ``lpselect score`` arguments; a first positional argument is the dataset.
+
+    Example:
+
+    ```python
+    >>> script, args, model = parse_score_args(["data.jsonl", "--model", "default", "--learning_rate", "1e-4"])
+    ```
+    """
+    argv = list(argv)
+    if argv and not argv[0].startswith("-"):
+        argv = ["--dataset_name", argv[0], *argv[1:]]
+    return tuple(score_parser().parse_args_and_config(argv))
+
+
+# keyword names users type, mapped to the dataclass field they mean
+ALIASES = {
+    "model": "model_name_or_path", "revision": "model_revision", "lora": "use_peft", "out": "output_dir",
+    "epochs": "num_train_epochs", "subset": "dataset_config", "split": "dataset_train_split",
+}
+
+
+def build_score_args(**kwargs: Any) -> tuple[ScoreArguments, ScorerConfig, ScorerModelConfig]:
+    """The three dataclasses from keyword arguments (field names or the aliases above); an unknown name
+    is one :class:`~hf_lpselect.errors.ConfigError`."""
+    values = {ALIASES.get(k, k): (str(v) if k in ("out", "output_dir") and v is not None else v) for k, v in kwargs.items()}
+    known = {f.name for cls in SCORE_DATACLASSES for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"Unknown argument(s) {', '.join(unknown)}: see `lpselect score --help` for every name.")
+    return tuple(HfArgumentParser(SCORE_DATACLASSES).parse_dict(values))
+
+
+# Fields that cannot change a score: where files and logs go, trackers, progress bars, the Hub.
+_NOT_IDENTITY = {
+    "output_dir", "overwrite_output_dir", "keep_checkpoints", "report_to", "run_name", "project", "disable_tqdm",
+    "resume_from_checkpoint", "push_to_hub", "dataloader_num_workers", "dataloader_persistent_workers",
+    "dataloader_prefetch_factor", "dataloader_pin_memory", "skip_memory_metrics", "ddp_timeout", "save_strategy",
+    "save_steps", "save_total_limit", "save_only_model", "save_safetensors", "save_on_each_node", "log_level",
+    "log_level_replica", "log_on_each_node", "logging_dir", "logging_strategy", "logging_steps", "logging_first_step",
+    "logging_nan_inf_filter", "trackio_space_id", "use_cpu", "local_rank", "ignore_bias_buffers",
+    "restore_callback_states_from_checkpoint", "dataset_test_split", "dataset_streaming",
+}
+_NOT_IDENTITY_PREFIXES = ("hub_", "eval_", "do_", "per_device_eval", "include_", "_", "logging_", "save_", "push_to_hub")
+
+
+def run_identity(script: ScoreArguments, args: ScorerConfig, model_args: ScorerModelConfig) -> dict[str, Any]:
+    """Every argument that can change a run's scores, as plain JSON values.
+
+    Derived from the dataclasses' fields minus those that cannot change a score (paths, logging,
+    trackers, the Hub), so a new field is part of the identity unless it is known not to matter.
+    """
+    identity: dict[str, Any] = {}
+    for name, value in (*dataclasses.asdict(script).items(), *args.to_dict().items(), *dataclasses.asdict(model_args).items()):
+        if name in _NOT_IDENTITY or name.startswith(_NOT_IDENTITY_PREFIXES):
+            continue
+        identity[name] = value if isinstance(value, (str, int, float, bool, type(None), list, dict)) else str(value)
+    return identity

@@ -1,0 +1,95 @@
+"""One declaration of every argument: `lpselect score` is TRL's parser over ScoreArguments,
+ScorerConfig and ScorerModelConfig, so TRL spellings, aliases and `--config` YAML all work (issue 9)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from transformers import HfArgumentParser
+from trl import TrlParser
+
+from hf_lpselect.arguments import SCORE_DATACLASSES, parse_score_args, run_identity
+from hf_lpselect.errors import ConfigError
+from hf_lpselect.trainer import ScorerConfig
+
+
+def test_scorer_config_parses_with_transformers_and_trl_parsers(tmp_path):
+    (args,) = HfArgumentParser(ScorerConfig).parse_args_into_dataclasses(["--output_dir", "x", "--report_to", "none"])
+    assert args.output_dir == "x" and args.learning_rate == 2e-5 and args.gradient_accumulation_steps == 8
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("learning_rate: 1.0e-4\nnum_train_epochs: 2\nreport_to: none\n")
+    (args,) = TrlParser(ScorerConfig).parse_args_and_config(["--config", str(recipe), "--output_dir", "y"])
+    assert (args.learning_rate, args.num_train_epochs, args.output_dir) == (1e-4, 2, "y")
+
+
+def test_trl_spellings_aliases_and_a_config_file_with_overrides(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("learning_rate: 3.0e-4\nlora_r: 8\nuse_peft: true\nmax_length: 128\ntemplate: plain\n")
+    script, args, model = parse_score_args(
+        ["data.jsonl", "--config", str(recipe), "--model", "my/model", "--epochs", "2", "--out", "runs/x",
+         "--lora_r", "4", "--batch-size", "2", "--grad-accum", "3", "--limit", "10"]
+    )
+    assert (script.dataset_name, script.template, script.limit) == ("data.jsonl", "plain", 10)
+    assert (args.learning_rate, args.num_train_epochs, args.output_dir, args.max_length) == (3e-4, 2, "runs/x", 128)
+    assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == (2, 3)
+    assert (model.model_name_or_path, model.use_peft, model.lora_r) == ("my/model", True, 4)  # command line beats file
+    same = parse_score_args(["--dataset_name", "data.jsonl", "--model_name_or_path", "my/model", "--num_train_epochs", "2",
+                             "--output_dir", "runs/x", "--learning_rate", "3e-4", "--use_peft", "--lora_r", "4",
+                             "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "3", "--max_length", "128",
+                             "--template", "plain", "--limit", "10"])
+    assert run_identity(*same) == run_identity(script, args, model)
+
+
+def test_the_identity_covers_every_field_that_changes_scores_and_nothing_that_cannot():
+    script, args, model = parse_score_args(["data.jsonl"])
+    identity = run_identity(script, args, model)
+    for name in ("dataset_name", "template", "format", "limit", "ifd", "learning_rate", "seed", "max_length",
+                 "per_device_train_batch_size", "bf16", "score_precision", "model_name_or_path", "lora_r", "lora_alpha",
+                 "use_peft", "load_in_4bit", "lora_target_modules", "weight_decay", "lr_scheduler_type"):
+        assert name in identity, name
+    for name in ("output_dir", "report_to", "run_name", "logging_steps", "disable_tqdm", "keep_checkpoints", "push_to_hub"):
+        assert name not in identity, name
+    other_paths = parse_score_args(["data.jsonl", "--out", "elsewhere", "--report_to", "tensorboard", "--logging_steps", "1"])
+    assert run_identity(*other_paths) == identity
+
+
+def test_score_help_lists_trl_flags_and_ours():
+    from typer.testing import CliRunner
+
+    from hf_lpselect.cli import app
+
+    result = CliRunner().invoke(app, ["score", "--help"])
+    assert result.exit_code == 0
+    for flag in ("--learning_rate", "--model_name_or_path", "--model", "--epochs", "--out", "--lora_r", "--template",
+                 "--score_batch_size", "--config"):
+        assert flag in result.output, flag
+
+
+@pytest.mark.parametrize(
+    "argv, sentence",
+    [
+        (["--batch-size", "0"], "--per_device_train_batch_size must be 1 or more"),
+        (["--limit", "0"], "--limit must be 1 or more"),
+        (["--max_steps", "5"], "--max_steps is not supported"),
+        (["--config", "missing.yaml"], "missing.yaml"),
+    ],
+)
+def test_a_bad_argument_is_one_red_sentence_without_warnings(tmp_path, argv, sentence):
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"instruction": "a", "output": "b"}\n')
+    env = {**os.environ, "PYTHONWARNINGS": "default"}
+    done = subprocess.run([sys.executable, "-m", "hf_lpselect.cli", "score", str(data), *argv, "--out", str(tmp_path / "r")],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert done.returncode == 2
+    assert sentence in done.stderr
+    assert "Traceback" not in done.stderr and "Warning" not in done.stderr, done.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_an_unknown_keyword_is_our_error():
+    from hf_lpselect.arguments import build_score_args
+
+    with pytest.raises(ConfigError, match="Unknown argument"):
+        build_score_args(learning_rat=1e-4)
+    assert len(SCORE_DATACLASSES) == 3

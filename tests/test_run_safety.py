@@ -1,0 +1,194 @@
+"""A scorer run never writes into, or deletes, what it did not create; never mixes two runs; and a
+broken run refuses with one sentence instead of finishing with wrong numbers (issue 8)."""
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+from filelock import FileLock
+from transformers import TrainerCallback
+
+from conftest import make_tiny_model
+from hf_lpselect.demo_data import make_demo_rows
+from hf_lpselect.errors import ConfigError, ModelError, RunError
+from hf_lpselect.record import RunRecord
+from hf_lpselect.rundir import LOCK_NAME, RunDir
+from hf_lpselect.run import score
+
+FAST = {"per_device_train_batch_size": 4, "gradient_accumulation_steps": 1, "learning_rate": 1e-3, "bf16": False, "score_batch_size": 8}
+
+
+def write_jsonl(path, records):
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return str(path)
+
+
+@pytest.fixture()
+def data(tmp_path):
+    return write_jsonl(tmp_path / "d.jsonl", [{k: r[k] for k in ("instruction", "input", "output")} for r in make_demo_rows(8, seed=3)])
+
+
+def test_a_folder_of_the_users_files_is_refused_and_left_untouched(tmp_path, data, tiny_model_dir):
+    out = tmp_path / "mine"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "checkpoints" / "weights.bin").write_bytes(b"precious")
+    with pytest.raises(RunError, match="not an hf_lpselect run directory .*checkpoints"):
+        score(data, out=out, model=str(tiny_model_dir), epochs=1, max_length=64, **FAST)
+    assert (out / "checkpoints" / "weights.bin").read_bytes() == b"precious"
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoints"]
+
+
+@pytest.mark.parametrize("content", ["", "{}", "[1, 2]"])
+def test_a_damaged_or_foreign_run_json_is_refused(tmp_path, data, tiny_model_dir, content):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "run.json").write_text(content)
+    with pytest.raises(RunError, match="run.json"):
+        score(data, out=out, model=str(tiny_model_dir), epochs=0, max_length=64, **FAST)
+    assert (out / "run.json").read_text() == content
+
+
+def test_an_output_dir_under_a_regular_file_is_one_sentence(tmp_path, data, tiny_model_dir):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(RunError, match="is a file, not a folder"):
+        score(data, out=tmp_path / "file" / "run", model=str(tiny_model_dir), epochs=0, **FAST)
+
+
+def test_a_second_process_writing_to_the_same_run_is_refused(tmp_path, data, tiny_model_dir):
+    out = tmp_path / "r"
+    out.mkdir()
+    with FileLock(str(out / LOCK_NAME)):  # what a running `lpselect score` holds
+        with pytest.raises(RunError, match="Another lpselect process is writing"):
+            score(data, out=out, model=str(tiny_model_dir), epochs=0, max_length=64, **FAST)
+    score(data, out=out, model=str(tiny_model_dir), epochs=0, max_length=64, **FAST)  # free again: runs
+
+
+class CrashAfterPassZero(TrainerCallback):
+    def on_step_begin(self, args, state, control, **kwargs):
+        raise KeyboardInterrupt("simulated kill after pass 0")
+
+
+def test_other_weights_in_the_same_model_folder_are_not_mixed_into_a_run(tmp_path, data, tokenizer):
+    model_dir = tmp_path / "model"
+    make_tiny_model(len(tokenizer), seed=0).save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    kwargs = dict(out=tmp_path / "r", model=str(model_dir), epochs=1, max_length=64, **FAST)
+    with pytest.raises(KeyboardInterrupt):
+        score(data, callbacks=[CrashAfterPassZero()], **kwargs)
+    assert RunDir(tmp_path / "r").completed_passes() == [0]
+    make_tiny_model(len(tokenizer), seed=1).save_pretrained(model_dir)  # other weights, same folder
+    with pytest.raises(RunError, match="model_identity"):
+        score(data, **kwargs)
+
+
+def test_a_different_lora_rank_is_a_different_run(tmp_path, data, tiny_model_dir):
+    kwargs = dict(out=tmp_path / "r", model=str(tiny_model_dir), epochs=0, max_length=64, lora=True, **FAST)
+    score(data, lora_r=4, **kwargs)
+    with pytest.raises(RunError, match="lora_r"):
+        score(data, lora_r=64, **kwargs)
+
+
+def test_a_diverged_run_refuses_and_says_so(tmp_path, data, tiny_model_dir):
+    out = tmp_path / "r"
+    with pytest.raises(RunError, match=r"Training diverged in epoch \d \(step \d+: .*non-finite.*--learning_rate \(now 1e\+30\)"):
+        score(data, out=out, model=str(tiny_model_dir), epochs=2, max_length=64, **{**FAST, "learning_rate": 1e30})
+    assert not (out / "scores.parquet").exists()
+    record = RunRecord.load(out)
+    assert not record.complete
+    diverged = record.diverged["epoch"]
+    assert max(RunDir(out).completed_passes()) < diverged  # nothing scored from the broken weights
+    saved = [json.loads((c / "trainer_state.json").read_text())["epoch"] for c in RunDir(out).checkpoint_dirs(complete=False)]
+    assert all(epoch < diverged for epoch in saved)  # and no checkpoint of them
+
+
+def test_a_half_written_checkpoint_is_skipped_and_no_temporary_file_is_left(tmp_path, data, tiny_model_dir):
+    kwargs = dict(model=str(tiny_model_dir), epochs=2, max_length=64, **FAST)
+    straight = score(data, out=tmp_path / "straight", **kwargs)
+
+    class CrashAtSecondSave(TrainerCallback):
+        def on_save(self, args, state, control, **kw):
+            if round(state.epoch) == 2:
+                raise KeyboardInterrupt("simulated kill while saving epoch 2")
+
+    out = tmp_path / "crashed"
+    with pytest.raises(KeyboardInterrupt):
+        score(data, out=out, keep_checkpoints=True, callbacks=[CrashAtSecondSave()], **kwargs)
+    first, second = RunDir(out).checkpoint_dirs()
+    (second / "trainer_state.json").unlink()  # as if killed mid-save: transformers writes it last
+    (out / ".scores.parquet.x1y2.tmp").write_text("half a file")  # an atomic write cut short
+    assert RunDir(out).checkpoint_dirs() == [first]
+    resumed = score(data, out=out, **kwargs)
+    pd.testing.assert_frame_equal(resumed.scores, straight.scores)
+    assert not list(out.glob("**/*.tmp"))
+
+
+def test_only_checkpoint_folders_are_removed_when_a_run_completes(tmp_path, data, tiny_model_dir):
+    result = score(data, out=tmp_path / "r", model=str(tiny_model_dir), epochs=1, max_length=64, **FAST)
+    assert not result.run_dir.checkpoints.exists()
+    assert sorted(p.name for p in result.run_dir.path.iterdir()) == [
+        LOCK_NAME, "passes", "rows.parquet", "run.json", "scores.parquet", "train_losses.parquet"
+    ]
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"limit": 0}, "--limit must be 1 or more"),
+        ({"limit": -3}, "--limit must be 1 or more"),
+        ({"per_device_train_batch_size": 0}, "--per_device_train_batch_size must be 1 or more"),
+        ({"gradient_accumulation_steps": 0}, "--gradient_accumulation_steps must be 1 or more"),
+        ({"score_batch_size": 0}, "--score_batch_size must be 1 or more"),
+        ({"epochs": 1.5}, "whole number"),
+        ({"epochs": -1}, "whole number"),
+        ({"max_steps": 3}, "--max_steps is not supported"),
+        ({"template": "fancy"}, "--template must be one of"),
+        ({"no_such_option": 1}, "Unknown argument"),
+    ],
+)
+def test_bad_arguments_are_one_sentence(tmp_path, data, bad, message):
+    with pytest.raises(ConfigError, match=message):
+        score(data, out=tmp_path / "r", **{**FAST, **bad})
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_folder_without_a_model_is_one_sentence(tmp_path, data):
+    (tmp_path / "empty_model").mkdir()
+    with pytest.raises(ModelError, match="folder without a model"):
+        score(data, out=tmp_path / "r", model=str(tmp_path / "empty_model"), **FAST)
+
+
+def test_an_in_memory_dataset_is_stored_with_the_run_and_can_be_selected(tmp_path, tiny_model_dir):
+    import datasets
+
+    from hf_lpselect.subsets import run_source, select_run, selected_dataset
+
+    rows = datasets.Dataset.from_list([{k: r[k] for k in ("instruction", "input", "output")} for r in make_demo_rows(8, seed=4)])
+    result = score(rows, out=tmp_path / "r", model=str(tiny_model_dir), epochs=1, max_length=64, **FAST)
+    assert result.record.dataset.stored and result.run_dir.source.is_file()
+    selection, scores = select_run(result.run_dir.path, "lp1-hard", fraction=0.5)
+    subset = selected_dataset(run_source(result.run_dir), scores, selection)
+    assert subset["output"] == [rows[r]["output"] for r in selection.rows]
+
+
+def test_select_refuses_a_source_that_was_reordered_since_the_run(tmp_path, data, tiny_model_dir):
+    from hf_lpselect.errors import DataError
+    from hf_lpselect.subsets import run_source
+
+    result = score(data, out=tmp_path / "r", model=str(tiny_model_dir), epochs=0, max_length=64, **FAST)
+    lines = (tmp_path / "d.jsonl").read_text().splitlines()
+    (tmp_path / "d.jsonl").write_text("\n".join(lines[1:] + lines[:1]) + "\n")  # the same rows, re-ordered
+    with pytest.raises(DataError, match="no longer holds the rows .* in the same order"):
+        run_source(result.run_dir)
+
+
+def test_a_copied_run_keeps_working_but_a_moved_source_is_one_sentence(tmp_path, data, tiny_model_dir):
+    from hf_lpselect.errors import DataError
+    from hf_lpselect.subsets import run_source
+
+    result = score(data, out=tmp_path / "r", model=str(tiny_model_dir), epochs=0, max_length=64, **FAST)
+    shutil.copytree(result.run_dir.path, tmp_path / "copy")
+    assert len(run_source(RunDir(tmp_path / "copy"))) == 8
+    (tmp_path / "d.jsonl").unlink()
+    with pytest.raises(DataError, match="No such file"):
+        run_source(RunDir(tmp_path / "copy"))
