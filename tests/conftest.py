@@ -19,6 +19,38 @@ from hf_lpselect.models import default_gguf_path
 
 
 @pytest.fixture(scope="session")
+def converted_models_cache(tmp_path_factory) -> Path:
+    """One hf_lpselect model cache for the whole session: converting the default GGUF takes ~30 s."""
+    return tmp_path_factory.mktemp("hf_lpselect_cache")
+
+
+@pytest.fixture(autouse=True)
+def isolated_caches(tmp_path_factory, converted_models_cache, monkeypatch) -> Path:
+    """Every test gets its own Hugging Face home, never ~/.cache: the variables (for subprocesses)
+    and the paths datasets and huggingface_hub computed from them when they were imported."""
+    import datasets
+    import huggingface_hub.constants as hub_constants
+
+    home = tmp_path_factory.mktemp("hf_home")
+    paths = {"HF_HOME": home, "HF_DATASETS_CACHE": home / "datasets", "HF_HUB_CACHE": home / "hub",
+             "HF_LPSELECT_CACHE": converted_models_cache}
+    for name, path in paths.items():
+        monkeypatch.setenv(name, str(path))
+    for name, value in {
+        "HF_CACHE_HOME": str(home), "HF_DATASETS_CACHE": home / "datasets", "HF_MODULES_CACHE": home / "modules",
+        "DOWNLOADED_DATASETS_PATH": home / "datasets" / "downloads",
+        "EXTRACTED_DATASETS_PATH": home / "datasets" / "downloads" / "extracted",
+    }.items():
+        monkeypatch.setattr(datasets.config, name, value)
+    for name, value in {
+        "HF_HOME": home, "HF_HUB_CACHE": home / "hub", "HF_ASSETS_CACHE": home / "assets",
+        "HF_TOKEN_PATH": home / "token", "HF_STORED_TOKENS_PATH": home / "stored_tokens", "HF_XET_CACHE": home / "xet",
+    }.items():
+        monkeypatch.setattr(hub_constants, name, str(value))
+    return home
+
+
+@pytest.fixture(scope="session")
 def tokenizer_dir(tmp_path_factory) -> Path:
     """SmolLM2-135M-Instruct's tokenizer (BPE, ChatML chat template, pad == EOS) saved as an HF folder."""
     gguf = default_gguf_path()

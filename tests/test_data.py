@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections import Counter
 from pathlib import Path
@@ -522,3 +523,11 @@ def test_real_alpaca_52k():
     ok_ids = [i for i, s in zip(ds["id"], ds["status"]) if s == "ok"]
     assert len(ok_ids) == len(set(ok_ids)) > 51000
     assert all(r == "empty response" for r, s in zip(ds["reason"], ds["status"]) if s == "invalid")
+
+
+def test_a_loaded_folder_is_cached_in_the_tests_own_home_not_the_users(tmp_path):
+    """conftest's isolated_caches: nothing a test loads lands in ~/.cache/huggingface."""
+    (tmp_path / "dry").mkdir()
+    datasets.Dataset.from_list(RECORDS).to_parquet(str(tmp_path / "dry" / "train.parquet"))
+    cached = Path(datasets.load_dataset(str(tmp_path / "dry"), split="train").cache_files[0]["filename"])
+    assert cached.is_relative_to(os.environ["HF_HOME"]) and not cached.is_relative_to(Path.home() / ".cache")
