@@ -41,12 +41,22 @@ def user_errors() -> Iterator[None]:
     except LPSelectError as err:
         console.print(f"[red]Error:[/] {escape(str(err))}", soft_wrap=True)
         raise typer.Exit(2) from None
-    except OSError as err:
-        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+    except Exception as err:
+        if not _disk_full(err):
             raise
-        where = f" while writing {err.filename}" if err.filename else ""
-        console.print(f"[red]Error:[/] No space left on the device{escape(where)}; free some space and re-run the same command to resume.", soft_wrap=True)
+        console.print("[red]Error:[/] No space left on the device; free some space and re-run the same command to resume.", soft_wrap=True)
         raise typer.Exit(2) from None
+
+
+def _disk_full(err: BaseException | None) -> bool:
+    """A full disk, as Python (``OSError`` ENOSPC / EDQUOT) or a native writer (safetensors, Arrow) reports it."""
+    while err is not None:
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "No space left on device" in str(err):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
 
 
 def _print_result(result, texts=None) -> None:

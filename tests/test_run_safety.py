@@ -192,3 +192,34 @@ def test_a_copied_run_keeps_working_but_a_moved_source_is_one_sentence(tmp_path,
     (tmp_path / "d.jsonl").unlink()
     with pytest.raises(DataError, match="No such file"):
         run_source(RunDir(tmp_path / "copy"))
+
+
+@pytest.fixture()
+def small_disk(tmp_path):
+    """A real 700 KiB tmpfs (needs root and mount rights, as in CI; skipped elsewhere)."""
+    import subprocess
+
+    mount = tmp_path / "small_disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=700k", "tmpfs", str(mount)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.strip()}): the full-disk test needs root")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_full_disk_is_one_sentence_and_the_same_command_resumes(small_disk, tmp_path, data, tiny_model_dir):
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "hf_lpselect.cli", "score", data, "--model", str(tiny_model_dir), "--out", str(small_disk / "r"),
+               "--epochs", "2", "--max_length", "64", "--batch-size", "4", "--grad-accum", "1", "--bf16", "false"]
+    full = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert full.returncode == 2, full.stderr[-3000:]
+    assert "No space left on the device; free some space and re-run the same command to resume." in full.stderr
+    assert "Traceback" not in full.stderr
+    subprocess.run(["mount", "-o", "remount,size=200m", str(small_disk)], check=True)
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert RunRecord.load(small_disk / "r").complete
+    assert not list(small_disk.glob("**/*.tmp"))
