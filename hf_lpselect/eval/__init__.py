@@ -1,0 +1,16 @@
+"""``lpselect eval``: is the model trained on the selected subset better?
+
+Each model answers the test sets (batched, cached); a judge compares every model with the
+baseline in both orders (METHOD.md §4); reference answers are scored by response NLL under every
+model, a number that needs no judge. See docs/eval.md.
+
+    from hf_lpselect.eval import EvalArguments, evaluate
+    result = evaluate(EvalArguments(models=["hard=runs/hard", "random=runs/random"], test_sets=["vicuna.jsonl"]))
+    print(result.summary())
+"""
+
+from .args import EvalArguments
+from .pipeline import evaluate
+from .results import EvalResult
+
+__all__ = ["EvalArguments", "EvalResult", "evaluate"]
