@@ -108,3 +108,21 @@ def test_bad_baseline_and_prompt_fail_before_any_work(setup):
     with pytest.raises(EvalError, match=r"lacks \{question\}"):
         evaluate(_args(root, yes, no, eval_dir=str(root / "bad"), judge_model="j", judge_prompt=str(root / "bad_prompt.txt")))
     assert not (root / "bad" / "generations.jsonl").exists()
+
+
+SHARED_EVAL = __import__("pathlib").Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eval"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED_EVAL.is_dir(), reason="../shared/data/eval is absent (the real test sets)")
+def test_the_default_model_answers_real_questions_and_scores_real_references(tmp_path):
+    result = evaluate(EvalArguments(
+        models=["default"], limit=2, max_new_tokens=48, eval_dir=str(tmp_path / "eval"),
+        test_sets=[str(SHARED_EVAL / "cherry_llm_test_data/vicuna_test_set.jsonl"),
+                   f"alpaca_eval={SHARED_EVAL / 'alpaca_eval/gpt4_1106_preview_model_outputs.json'}"],
+    ))
+    answers = _lines(result.generations)
+    assert len(answers) == 4 and all(len(a["answer"].split()) >= 5 for a in answers)  # real sentences, chat template
+    (ref,) = result.results["reference"]
+    assert ref["set"] == "alpaca_eval" and ref["n_scored"] == 2
+    assert 0.5 < ref["mean_nll"] < 3.0  # GPT-4 answers are likely text for an instruct model, not noise (ln 49152 = 10.8)
