@@ -36,6 +36,9 @@ _API = {
     "materialize": "hub",
     "RunDir": "rundir",
     "LPSelectError": "errors",
+    "train": "training",
+    "TrainConfig": "train_args",
+    "SelectionArguments": "train_args",
 }
 __all__ = sorted(_API)
 

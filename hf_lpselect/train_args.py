@@ -1,0 +1,151 @@
+"""The arguments of ``lpselect train``: TRL's own dataclasses, the paper's recipe, and one of ours.
+
+``lpselect train`` parses with :class:`trl.TrlParser` over exactly what ``trl sft`` parses
+(``ScriptArguments``, an ``SFTConfig``, ``ModelConfig``, ``DatasetMixtureConfig``) plus
+:class:`SelectionArguments`, so every ``trl sft`` flag works with TRL's spelling and
+``--config recipe.yaml`` works as it does for TRL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+from trl import DatasetMixtureConfig, ModelConfig, ScriptArguments, SFTConfig, TrlParser
+
+from .trainer import ScorerConfig, _has_accelerator
+
+# the recipe as recorded in lpselect_train.json and on the model card
+RECIPE_KEYS = ("learning_rate", "lr_scheduler_type", "warmup_steps", "weight_decay", "num_train_epochs", "max_steps",
+               "per_device_train_batch_size", "gradient_accumulation_steps", "max_length", "seed", "bf16")
+TEMPLATES = ("auto", "alpaca", "chat", "plain", "trl")
+
+
+def _recipe_field(name: str):
+    """A field with ScorerConfig's default (the paper's value) and SFTConfig's help text."""
+    return field(default=ScorerConfig.__dataclass_fields__[name].default,
+                 metadata=SFTConfig.__dataclass_fields__[name].metadata)
+
+
+@dataclass
+class TrainConfig(SFTConfig):
+    """``SFTConfig`` with the paper's recipe (METHOD.md) as defaults, the same values as ``ScorerConfig``.
+
+    Defaults that differ from TRL's ``SFTConfig``:
+
+    - ``lr_scheduler_type``: ``"cosine"`` instead of ``"linear"``;
+    - ``warmup_steps``: ``0.03`` (3 % of the steps) instead of ``0``;
+    - ``per_device_train_batch_size``: ``4`` instead of ``8``;
+    - ``gradient_accumulation_steps``: ``8`` instead of ``1`` (4 x 8 = 32 rows per device and step);
+    - ``max_length``: ``512`` instead of ``1024``;
+    - ``use_cpu``: ``True`` on a machine with no accelerator (TRL's bf16 default fails there otherwise).
+
+    The rest of the recipe is TRL's default already: ``learning_rate=2e-5``, ``weight_decay=0.0``,
+    ``num_train_epochs=3``, ``seed=42``, bf16 where the hardware has it.
+
+    Example:
+
+    ```python
+    >>> TrainConfig(output_dir="out").lr_scheduler_type
+    <SchedulerType.COSINE: 'cosine'>
+    ```
+    """
+
+    lr_scheduler_type: str = _recipe_field("lr_scheduler_type")
+    warmup_steps: float = _recipe_field("warmup_steps")
+    per_device_train_batch_size: int = _recipe_field("per_device_train_batch_size")
+    gradient_accumulation_steps: int = _recipe_field("gradient_accumulation_steps")
+    max_length: int | None = _recipe_field("max_length")
+
+    def __post_init__(self):
+        if not _has_accelerator():
+            self.use_cpu = True
+        super().__post_init__()
+
+
+@dataclass
+class SelectionArguments:
+    """Where the training rows come from, beyond TRL's ``--dataset_name``/``--dataset_config``.
+
+    Args:
+        run (`str` or `None`, defaults to `None`):
+            A local scorer run directory (``lpselect score``) to select from; needs ``strategy``.
+        strategy (`str` or `None`, defaults to `None`):
+            Select on the fly with this strategy (``lp1-hard``, ``random``, …; see
+            ``hf_lpselect.select.STRATEGIES``) from ``run`` or from a dataset pushed by
+            ``lpselect push-scores`` (``--dataset_name``).
+        fraction (`float` or `None`, defaults to `None`):
+            Share of the eligible rows to select, in (0, 1].
+        count (`int` or `None`, defaults to `None`):
+            Number of rows to select (instead of ``fraction``).
+        per_cluster (`int` or `None`, defaults to `None`):
+            Cluster the rows into K clusters and select per cluster, the paper's way (``run`` only).
+        selection_seed (`int`, defaults to `42`):
+            Seed of k-means and random draws (``seed`` is the training seed).
+        template (`str`, defaults to `"auto"`):
+            ``auto``: the scorer's template when the source records it (run.json, the dataset card),
+            else as ``lpselect score`` chooses; ``alpaca``, ``chat``, ``plain``: that template;
+            ``trl``: hand a plain dataset to TRL unchanged (plain ``trl sft``).
+
+    Example:
+
+    ```python
+    >>> SelectionArguments(run="runs/mine", strategy="lp1-hard", fraction=0.05)
+    ```
+    """
+
+    run: str | None = field(default=None, metadata={"help": "A local scorer run directory to select from (needs --strategy)."})
+    strategy: str | None = field(default=None, metadata={
+        "help": "Select on the fly with this strategy (lp1-hard, lp-app-hard, random, longest, …) from --run or a dataset "
+                "pushed by `lpselect push-scores`."})
+    fraction: float | None = field(default=None, metadata={"help": "Share of the eligible rows to select, in (0, 1]."})
+    count: int | None = field(default=None, metadata={"help": "Number of rows to select (instead of --fraction)."})
+    per_cluster: int | None = field(default=None, metadata={
+        "help": "Cluster the rows into K clusters (all-MiniLM-L6-v2 + k-means) and select per cluster (--run only)."})
+    selection_seed: int = field(default=42, metadata={"help": "Seed of k-means and random draws (--seed seeds training)."})
+    template: str = field(default="auto", metadata={
+        "help": "auto (the scorer's template when recorded), alpaca, chat, plain, or trl (the dataset to TRL unchanged).",
+        "choices": list(TEMPLATES)})
+
+
+ARGUMENT_TYPES = (ScriptArguments, TrainConfig, ModelConfig, DatasetMixtureConfig, SelectionArguments)
+
+
+@dataclass
+class TrainArguments:
+    """Everything ``lpselect train`` parsed, one dataclass per concern (TRL's four and ours)."""
+
+    script: ScriptArguments
+    training: TrainConfig
+    model: ModelConfig
+    mixture: DatasetMixtureConfig
+    selection: SelectionArguments
+
+
+def make_parser(prog: str | None = "lpselect train") -> TrlParser:
+    """The ``TrlParser`` of ``lpselect train`` (``--help`` lists every option)."""
+    return TrlParser(ARGUMENT_TYPES, prog=prog)
+
+
+def parse_train_args(args: list[str] | None = None) -> TrainArguments:
+    """Parse command-line strings (``--config recipe.yaml`` included) as ``trl sft`` does.
+
+    Example:
+
+    ```python
+    >>> parse_train_args(["--model_name_or_path", "m", "--run", "runs/x", "--strategy", "lp1-hard",
+    ...                   "--fraction", "0.05", "--use_peft", "--lora_r", "8"]).model.lora_r
+    8
+    ```
+    """
+    return TrainArguments(*make_parser().parse_args_and_config(args))
+
+
+def train_arguments(**kwargs) -> TrainArguments:
+    """The same arguments as keywords: ``train_arguments(model_name_or_path="m", dataset_name="d", max_steps=2)``."""
+    names = {f.name for t in ARGUMENT_TYPES for f in fields(t)}
+    unknown = sorted(set(kwargs) - names)
+    if unknown:
+        from .errors import TrainError
+
+        raise TrainError(f"Unknown argument(s) {', '.join(unknown)}; use the names of `lpselect train --help`.")
+    return TrainArguments(*make_parser().parse_dict(kwargs))

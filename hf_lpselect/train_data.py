@@ -1,0 +1,251 @@
+"""The rows ``lpselect train`` trains on, from one of four sources, and where they came from.
+
+1. a pushed subset config: ``--dataset_name org/alpaca --dataset_config lp1_hard_5pct`` (a Hub id or
+   a local folder materialised by ``lpselect push-scores --local-dir``);
+2. selected on the fly from a pushed scored dataset: ``--dataset_name org/alpaca --strategy lp1-hard
+   --fraction 0.07``, with :func:`hf_lpselect.hub.load_scored` (the same ``select()`` as ``lpselect select``);
+3. selected from a local scorer run: ``--run runs/NAME --strategy lp1-hard --fraction 0.05``, with
+   :func:`hf_lpselect.subsets.select_run`;
+4. anything ``trl sft`` reads (``--dataset_name``, ``--datasets`` mixtures): no selection.
+
+Rows in a format ``lpselect score`` knows come back canonical (:func:`hf_lpselect.data.canonicalize`),
+so they are tokenised exactly as the scorer tokenised them; with ``--template trl`` (or a plain
+dataset in no such format) the dataset goes to TRL unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import datasets
+from trl import DatasetMixtureConfig, ScriptArguments
+
+from .data import DataError, canonicalize, content_id, detect_format, is_hub_id, read_source
+from .errors import TrainError
+from .train_args import SelectionArguments
+
+# the scorer's table in a card written by `lpselect push-scores` (cards/dataset_card.md)
+_CARD_MODEL = re.compile(r"^\| scorer model \| `([^`]+)`", re.MULTILINE)
+_CARD_TEMPLATE = re.compile(r"^\| template \| `([^`]+)`", re.MULTILINE)
+# columns load_scored adds to the rows it selects (not content)
+_SELECTION_COLUMNS = ("row", "selection_rank", "selection_score", "selection_cluster")
+
+
+@dataclass
+class TrainRows:
+    """The rows to train on and their provenance.
+
+    ``rows`` are canonical rows (``canonical=True``: columns of :data:`hf_lpselect.data.FEATURES`) or
+    the dataset as TRL reads it; ``ids[i]`` is the content id of ``rows[i]`` (the scorer's row id).
+    """
+
+    rows: datasets.Dataset
+    canonical: bool
+    ids: list[str]
+    origin: str  # "subset-config", "hub-selection", "run-selection" or "dataset"
+    dataset: str | None
+    dataset_config: str | None
+    split: str
+    revision: str | None = None  # the Hub commit the rows were read at
+    run: str | None = None
+    selection: dict[str, Any] | None = None
+    scorer: dict[str, Any] | None = None  # {"model", "template"} of the scorer run, when recorded
+
+
+def resolve_rows(script: ScriptArguments, selection: SelectionArguments, mixture: DatasetMixtureConfig) -> TrainRows:
+    """The training rows the arguments name (see the module docstring for the four sources).
+
+    Example:
+
+    ```python
+    >>> resolve_rows(ScriptArguments(), SelectionArguments(run="runs/mine", strategy="lp1-hard", fraction=0.05),
+    ...              DatasetMixtureConfig()).ids[:2]
+    ['3f1c…', '9a0b…']
+    ```
+    """
+    _check_combination(script, selection, mixture)
+    if selection.run is not None:
+        return _from_run(selection)
+    if selection.strategy is not None:
+        return _from_scored(script, selection)
+    if script.dataset_name is not None and not mixture.datasets:
+        data, revision = _load(script.dataset_name, script.dataset_config, script.dataset_train_split)
+        if "lpselect_status" in data.column_names and script.dataset_config not in (None, "default"):
+            return _from_subset_config(script, data, revision)
+        return _plain(data, selection.template, dataset=script.dataset_name, config=script.dataset_config,
+                      split=script.dataset_train_split, revision=revision)
+    from trl import get_dataset
+
+    data = get_dataset(mixture)[script.dataset_train_split]
+    names = ", ".join(d.path for d in mixture.datasets)
+    return _plain(data, selection.template, dataset=names, config=None, split=script.dataset_train_split, revision=None)
+
+
+def _check_combination(script: ScriptArguments, selection: SelectionArguments, mixture: DatasetMixtureConfig) -> None:
+    has_data = script.dataset_name is not None or bool(mixture.datasets)
+    if selection.run is not None and has_data:
+        raise TrainError("Give --run or --dataset_name/--datasets, not both: a run reads the dataset it scored.")
+    if selection.run is not None and selection.strategy is None:
+        raise TrainError("--run needs --strategy (e.g. --strategy lp1-hard --fraction 0.05).")
+    if selection.run is None and not has_data:
+        raise TrainError("Name the training data: --dataset_name, --datasets, or --run with --strategy.")
+    if selection.strategy is None and any(v is not None for v in (selection.fraction, selection.count, selection.per_cluster)):
+        raise TrainError("--fraction, --count and --per_cluster select rows: add --strategy (e.g. lp1-hard).")
+    if selection.strategy is not None and script.dataset_config not in (None, "default"):
+        raise TrainError(
+            f"--dataset_config {script.dataset_config} is already a selection; drop it to select with --strategy "
+            "from the scored rows, or drop --strategy to train on that config.")
+    if selection.strategy is not None and mixture.datasets:
+        raise TrainError("--strategy selects from one scored dataset (--dataset_name) or run (--run), not a --datasets mixture.")
+    if selection.strategy is not None and selection.template == "trl":
+        raise TrainError("--template trl hands a plain dataset to TRL unchanged; selected rows are tokenised as the scorer did "
+                         "(use --template auto, alpaca, chat or plain).")
+
+
+def _from_run(selection: SelectionArguments) -> TrainRows:
+    from .record import RunRecord
+    from .rundir import RunDir
+    from .subsets import run_rows, select_run
+
+    chosen, _ = select_run(selection.run, selection.strategy, fraction=selection.fraction, count=selection.count,
+                                per_cluster=selection.per_cluster, seed=selection.selection_seed)
+    run_dir = RunDir(selection.run)
+    record = RunRecord.load(run_dir.path)
+    rows = run_rows(run_dir).select(list(chosen.rows))  # run_rows verifies they are the rows the run scored
+    return TrainRows(
+        rows=rows, canonical=True, ids=rows["id"], origin="run-selection", dataset=record.dataset.source,
+        dataset_config=record.dataset.config, split=record.dataset.split, revision=record.dataset.revision,
+        run=str(run_dir.path), selection={**chosen.summary(), **_requested(selection)},  # K, not summary()'s per_cluster flag
+        scorer={"model": record.model_name, "template": record.template, "max_length": record.identity.get("max_length")},
+    )
+
+
+def _from_scored(script: ScriptArguments, selection: SelectionArguments) -> TrainRows:
+    from .hub import load_scored
+
+    if selection.per_cluster is not None:
+        raise TrainError("--per_cluster needs the rows' clustering, which only a local run caches: use --run RUN_DIR.")
+    name = script.dataset_name
+    revision = _hub_commit(name)
+    data = load_scored(name, selection.strategy, fraction=selection.fraction, count=selection.count,
+                       split=script.dataset_train_split, revision=revision, seed=selection.selection_seed)
+    rows = _canonical_scored(data.remove_columns([c for c in _SELECTION_COLUMNS if c in data.column_names]), name)
+    return TrainRows(
+        rows=rows, canonical=True, ids=rows["id"], origin="hub-selection", dataset=name, dataset_config="default",
+        split=script.dataset_train_split, revision=revision,
+        selection={**_requested(selection), "n_selected": len(rows)}, scorer=_card_scorer(name, revision),
+    )
+
+
+def _from_subset_config(script: ScriptArguments, data: datasets.Dataset, revision: str | None) -> TrainRows:
+    from .columns import parse_subset
+
+    rows = _canonical_scored(data, script.dataset_name)
+    try:
+        spec = parse_subset(script.dataset_config)
+        chosen: dict[str, Any] = {"config": spec.name, "strategy": spec.strategy, "fraction": spec.fraction}
+    except ValueError:  # a config a person added by hand: its name says nothing about how it was chosen
+        chosen = {"config": script.dataset_config}
+    return TrainRows(
+        rows=rows, canonical=True, ids=rows["id"], origin="subset-config", dataset=script.dataset_name,
+        dataset_config=script.dataset_config, split=script.dataset_train_split, revision=revision,
+        selection={**chosen, "n_selected": len(rows)}, scorer=_card_scorer(script.dataset_name, revision),
+    )
+
+
+def _plain(data: datasets.Dataset, template: str, *, dataset: str, config: str | None, split: str,
+           revision: str | None) -> TrainRows:
+    """Source 4: every row, canonical when the format is one we know (else, or with ``--template trl``, TRL's)."""
+    canonical = template != "trl"
+    if template == "auto":
+        try:
+            detect_format(data.column_names)
+        except DataError:
+            canonical = False
+    if canonical:
+        data = canonicalize(data)
+        ids = data["id"]
+    else:
+        ids = [content_id(record) for record in data.to_list()]
+    return TrainRows(rows=data, canonical=canonical, ids=ids, origin="dataset", dataset=dataset, dataset_config=config,
+                     split=split, revision=revision)
+
+
+def _canonical_scored(data: datasets.Dataset, name: str) -> datasets.Dataset:
+    """Canonical rows of pushed scored data, refused when a row no longer has the content the scorer scored."""
+    rows = canonicalize(data)
+    if "lpselect_id" in data.column_names:
+        changed = [i for i, (ours, pushed) in enumerate(zip(rows["id"], data["lpselect_id"])) if pushed and ours != pushed]
+        if changed:
+            raise DataError(f"{len(changed)} row(s) of {name} (first: row {changed[0]}) changed since they were scored "
+                            "(their content id differs from lpselect_id); push the scores again.")
+    return rows
+
+
+def _requested(selection: SelectionArguments) -> dict[str, Any]:
+    return {"strategy": selection.strategy, "fraction": selection.fraction, "count": selection.count,
+            "per_cluster": selection.per_cluster, "seed": selection.selection_seed}
+
+
+def _load(name: str, config: str | None, split: str) -> tuple[datasets.Dataset, str | None]:
+    """A dataset as ``trl sft`` reads it (a local folder pushed by us: its card's config files); and the Hub commit."""
+    folder = Path(name).expanduser()
+    if folder.is_dir() and (folder / "README.md").is_file():
+        from huggingface_hub import DatasetCard
+
+        from .card import config_paths
+
+        configs = DatasetCard.load(folder / "README.md").data.get("configs") or []
+        chosen = next((c for c in configs if c.get("config_name") == (config or "default")), None)
+        if chosen is not None:
+            paths = config_paths(chosen, split)
+            if not paths:
+                raise DataError(f"Config {config or 'default'} of {name} has no {split!r} split; pass --dataset_train_split.")
+            files = [str(folder / p) for p in paths]
+            return datasets.load_dataset("parquet", data_files=files, split="train"), None
+    if not is_hub_id(name):
+        return read_source(name, split=split, subset=config), None
+    revision = _hub_commit(name)
+    return read_source(name, split=split, subset=config, revision=revision), revision
+
+
+def _hub_commit(name: str) -> str | None:
+    """The commit a Hub dataset is read at (its head now), so provenance names exactly the rows; None
+    for a local folder or offline."""
+    if not is_hub_id(name):
+        return None
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    from .hub import NETWORK_ERRORS
+
+    try:
+        return HfApi().dataset_info(name).sha
+    except RepositoryNotFoundError as err:
+        raise DataError(f"No dataset {name!r} on the Hub; check the id (or give a local path).") from err
+    except NETWORK_ERRORS:  # offline: datasets reads its cache, whose commit it names itself
+        return None
+
+
+def _card_scorer(name: str, revision: str | None) -> dict[str, Any] | None:
+    """The scorer model and template from the card ``lpselect push-scores`` wrote; None if it says nothing."""
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        text = (folder / "README.md").read_text(encoding="utf-8") if (folder / "README.md").is_file() else ""
+    else:
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import EntryNotFoundError
+
+        from .hub import NETWORK_ERRORS
+
+        try:
+            text = Path(hf_hub_download(name, "README.md", repo_type="dataset", revision=revision)).read_text(encoding="utf-8")
+        except (EntryNotFoundError, *NETWORK_ERRORS):
+            return None
+    model, template = _CARD_MODEL.search(text), _CARD_TEMPLATE.search(text)
+    if model is None:
+        return None
+    return {"model": model.group(1), "template": template.group(1) if template else None}

