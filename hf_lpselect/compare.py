@@ -53,6 +53,12 @@ def compare_runs(run_a: str | Path, run_b: str | Path, *, score: str = "lp1", ou
     for name, table in (("first", a), ("second", b)):
         if score not in table or "id" not in table:
             raise DataError(f"The {name} scores table has no {score!r} or 'id' column; columns: {', '.join(table.columns)}.")
+    matched = len(match_by_id(a, b, [score])[0])
+    if matched < 2:
+        raise DataError(
+            f"{run_a} and {run_b} have {matched} row(s) with {score} in both (rows are matched by content id), "
+            "too few to compare: compare two runs over the same data."
+        )
     reference = "ppl_0" if "ppl_0" in a and "ppl_0" in b and score != "ppl_0" else None
     try:
         result = agreement(a, b, score=score, reference=reference)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .errors import RunError
 from .record import RunRecord
 from .rundir import STATUSES, RunDir, atomic_write, write_text
 
@@ -358,8 +359,11 @@ def make_report(
     ``RUN/report``). ``texts`` maps ``row`` to a display text for the example tables. run.json is
     optional (a scores table converted from another tool is enough)."""
     run_dir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    if not run_dir.path.is_dir():
+        raise RunError(f"No run directory at {run_dir.path}; give the --out folder of a finished `lpselect score`.")
     if not run_dir.scores.is_file():
-        raise FileNotFoundError(f"{run_dir.scores} not found: is {run_dir.path} a finished scorer run?")
+        raise RunError(f"{run_dir.path} holds no scores.parquet, so it is not a finished scorer run; "
+                       "finish it with `lpselect score` first.")
     scores = pd.read_parquet(run_dir.scores)
     if "row" not in scores:  # a table converted from another tool may carry only id and scores
         scores.insert(0, "row", np.arange(len(scores)))

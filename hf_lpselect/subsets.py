@@ -92,14 +92,36 @@ def selected_dataset(
 
 
 def write_dataset(dataset: datasets.Dataset, out: str | Path) -> Path:
-    """Write ``dataset`` in the format named by ``out``'s suffix (a folder for no known suffix)."""
+    """Write ``dataset`` in the format named by ``out``'s suffix: ``.json``, ``.jsonl``, ``.parquet``,
+    ``.csv`` (flat columns only), else a ``save_to_disk`` folder. Another extension of letters only
+    (``.tsv``, ``.txt``, ``.xlsx``...) is refused rather than made a folder named like a file; a
+    suffix with a digit (``hard-2.5pct``) is part of a folder name.
+
+    Args:
+        dataset (`datasets.Dataset`): the rows to write.
+        out (`str` or `Path`): the file or folder to write; its parent folders are created.
+
+    Example:
+        >>> write_dataset(datasets.Dataset.from_dict({"output": ["Hi."], "lp1": [0.2]}), "hard.csv")
+        PosixPath('hard.csv')
+    """
     out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in (".json", ".jsonl", ".parquet", ".csv") and suffix[1:].isalpha():
+        raise DataError(f"Cannot write {out.name}: {out.suffix} is not a format we write; "
+                        "end --out in .json, .jsonl, .parquet or .csv, or give a folder name without an extension.")
+    nested = [name for name, feature in dataset.features.items() if not isinstance(feature, datasets.Value)]
+    if suffix == ".csv" and nested:
+        raise DataError(f"CSV holds only flat columns but {', '.join(nested)} hold lists or records; "
+                        "write .jsonl or .parquet instead.")
     out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix == ".jsonl":
+    if suffix == ".csv":
+        dataset.to_csv(str(out), index=False)
+    elif suffix == ".jsonl":
         dataset.to_json(str(out), lines=True, force_ascii=False)
-    elif out.suffix == ".json":  # one JSON array (datasets writes arrays only in a single batch)
+    elif suffix == ".json":  # one JSON array (datasets writes arrays only in a single batch)
         dataset.to_json(str(out), lines=False, force_ascii=False, batch_size=max(1, len(dataset)))
-    elif out.suffix == ".parquet":
+    elif suffix == ".parquet":
         dataset.to_parquet(str(out))
     else:
         dataset.save_to_disk(str(out))

@@ -201,3 +201,19 @@ def test_minimal_scores_table_from_another_tool(tmp_path):
     result = make_report(run)
     assert set(result.figures) == {"status_counts", "lp1_histogram", "p0_histogram", "trajectory"}
     assert "| ok | 66 |" in result.markdown.read_text()
+
+
+def test_a_missing_run_directory_is_one_sentence(tmp_path):
+    from hf_lpselect.errors import RunError
+
+    with pytest.raises(RunError, match=r"^No run directory at .*nowhere; give the --out folder of a finished `lpselect score`\.$"):
+        make_report(tmp_path / "nowhere")
+
+
+def test_a_directory_without_scores_is_one_sentence(tmp_path):
+    from hf_lpselect.errors import RunError
+
+    (tmp_path / "started").mkdir()
+    with pytest.raises(RunError, match=r"started holds no scores\.parquet, so it is not a finished scorer run"):
+        make_report(tmp_path / "started")
+    assert not (tmp_path / "started" / "report").exists()

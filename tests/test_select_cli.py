@@ -94,3 +94,50 @@ def test_report_writes_figures_and_markdown(run, tmp_path):
     assert pngs and all(name in markdown for name in pngs)
     assert "report.md" in output
     assert RECORDS[0]["instruction"][:20] in markdown or any(r["instruction"][:20] in markdown for r in RECORDS)
+
+
+def test_select_writes_csv_that_pandas_reads_back(run, tmp_path):
+    out = tmp_path / "subset.csv"
+    invoke("select", run.run_dir.path, "--strategy", "lp1-hard", "--fraction", "0.25", "--out", out)
+    expected = select(run.scores, "lp1-hard", fraction=0.25)
+    assert out.is_file()  # a file, not a save_to_disk folder named subset.csv
+    subset = pd.read_csv(out, keep_default_na=False)
+    assert subset["row"].tolist() == list(expected.rows)
+    assert subset["output"].tolist() == [RECORDS[r]["output"] for r in expected.rows]
+    assert subset["lp1"].tolist() == pytest.approx(run.scores.set_index("row").loc[list(expected.rows), "lp1"].tolist())
+
+
+@pytest.mark.parametrize("name", ["subset.tsv", "subset.xlsx", "subset.TXT"])
+def test_select_refuses_an_extension_it_does_not_write(run, tmp_path, name):
+    result = CliRunner().invoke(app, ["select", str(run.run_dir.path), "--strategy", "lp1-hard", "--fraction", "0.25",
+                                      "--out", str(tmp_path / name)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"Cannot write {name}:" in result.output and ".json, .jsonl, .parquet or .csv" in result.output
+    assert not (tmp_path / name).exists()
+
+
+def test_a_fractional_percent_folder_name_is_still_a_folder(run, tmp_path):
+    out = tmp_path / "hard-2.5pct"  # what select names a default output for --fraction 0.025
+    invoke("select", run.run_dir.path, "--strategy", "lp1-hard", "--fraction", "0.25", "--out", out)
+    assert len(datasets.load_from_disk(str(out))) == 5
+
+
+def test_csv_refuses_nested_columns():
+    from hf_lpselect.errors import DataError
+    from hf_lpselect.subsets import write_dataset
+
+    rows = datasets.Dataset.from_dict({"messages": [[{"role": "user", "content": "Hi"}]], "lp1": [0.5]})
+    with pytest.raises(DataError, match=r"^CSV holds only flat columns but messages hold lists or records; write \.jsonl or \.parquet instead\.$"):
+        write_dataset(rows, "never-written.csv")
+
+
+def test_compare_runs_with_no_common_rows_is_one_sentence(run, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    scores = run.scores.copy()
+    scores["id"] = [f"elsewhere{i}" for i in range(len(scores))]  # another dataset: no content id in common
+    scores.to_parquet(other / "scores.parquet")
+    result = CliRunner().invoke(app, ["compare", str(run.run_dir.path), str(other), "--out", str(tmp_path / "cmp")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "have 0 row(s) with lp1 in both" in result.output and "compare two runs over the same data" in result.output
+    assert not (tmp_path / "cmp").exists()  # no empty plot
