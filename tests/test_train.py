@@ -217,3 +217,15 @@ def test_a_pushed_subset_config_trained_by_repo_id_and_pushed_with_its_card(scor
     assert f"`{tiny_model_dir.name} (local)` (template `alpaca`)" in card  # the scorer
     assert "6 of 6 given" in card
     assert "arxiv.org/abs/2402.10430" in card and "Mekala, Dheeraj and Nguyen, Alex and Shang, Jingbo" in card
+
+
+@pytest.mark.slow
+def test_the_default_model_trains_and_is_named_as_the_base_model_on_the_card(tmp_path):
+    data = tmp_path / "four.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in RECORDS[:4]))
+    result = hf_lpselect.train(model_name_or_path="default", dataset_name=str(data), output_dir=str(tmp_path / "out"),
+                               **{**STEP, "save_strategy": "steps", "save_steps": 1})  # a checkpoint writes the card
+    assert result.record.model == "HuggingFaceTB/SmolLM2-135M-Instruct" and result.record.n_trained == 4
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "base_model: HuggingFaceTB/SmolLM2-135M-Instruct" in card
+    assert "fine-tuned version of [HuggingFaceTB/SmolLM2-135M-Instruct](https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct)" in card
