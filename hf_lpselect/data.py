@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -285,17 +286,27 @@ def detect_format(column_names: list[str]) -> str:
     )
 
 
-def canonicalize(raw: datasets.Dataset, *, format: str = "auto", num_proc: int | None = None) -> datasets.Dataset:
+def canonicalize(
+    raw: datasets.Dataset,
+    *,
+    format: str = "auto",
+    num_proc: int | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> datasets.Dataset:
     """Map every row of `raw` to one canonical row (columns of FEATURES), same order, none dropped.
 
-    Rows are viewed in Arrow batches by ``datasets.map`` (``num_proc`` worker processes, the result
-    kept in memory as Arrow), so a million rows never become Python lists at once; duplicates are
-    then found over the ``id`` column alone.
+    Rows are viewed in Arrow batches by ``datasets.map`` (``num_proc`` worker processes), so a
+    million rows never become Python lists at once; duplicates are then found over the ``id``
+    column alone. The result is kept in memory as Arrow, or written to an Arrow file in
+    ``cache_dir`` and memory-mapped (then memory stays bounded whatever the size, and later maps
+    of it, e.g. tokenisation, write their cache files there too).
 
     Args:
         raw (`datasets.Dataset`): rows as read by :func:`read_source`.
         format (`str`, defaults to `"auto"`): one of :data:`FORMATS`, or `"auto"` to detect it from the columns.
         num_proc (`int` or `None`, defaults to `None`): processes for the row views (None: this one).
+        cache_dir (`str` or `os.PathLike` or `None`, defaults to `None`): a folder for the rows' Arrow
+            file (None: in memory).
 
     Example:
         >>> rows = canonicalize(read_source("data.jsonl"), num_proc=4)
@@ -333,12 +344,16 @@ def canonicalize(raw: datasets.Dataset, *, format: str = "auto", num_proc: int |
                 out[name].append(value)
         return out
 
+    where: dict[str, Any] = {"keep_in_memory": True}
+    if cache_dir is not None:
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        where = {"cache_file_name": str(Path(cache_dir) / f"rows-{raw._fingerprint}-{format}.arrow"),
+                 "load_from_cache_file": False}
     rows = raw.with_format("arrow").map(
         view_batch, batched=True, batch_size=1000, with_indices=True, remove_columns=columns, features=FEATURES,
-        keep_in_memory=True, num_proc=num_proc if num_proc and num_proc > 1 and len(raw) > 1 else None,
-        desc="Reading rows",
+        num_proc=num_proc if num_proc and num_proc > 1 and len(raw) > 1 else None, desc="Reading rows", **where,
     )
-    return _mark_duplicates(rows.with_format(None))
+    return _mark_duplicates(rows.with_format(None), in_memory=cache_dir is None)
 
 
 def _python_values(column: pa.ChunkedArray, feature: Any) -> list:
@@ -353,8 +368,9 @@ def _python_values(column: pa.ChunkedArray, feature: Any) -> list:
     return values
 
 
-def _mark_duplicates(rows: datasets.Dataset) -> datasets.Dataset:
-    """Mark each ok row whose id an earlier ok row has as ``duplicate of row K`` (K: the first)."""
+def _mark_duplicates(rows: datasets.Dataset, in_memory: bool) -> datasets.Dataset:
+    """Mark each ok row whose id an earlier ok row has as ``duplicate of row K`` (K: the first);
+    the result in memory, or (``in_memory=False``) in a cache file beside ``rows``' own."""
     table = rows.data.table.select(["row", "id", "status"]).to_pandas()
     ok = table[table["status"] == "ok"]
     first = ok.groupby("id", sort=False)["row"].transform("min")
@@ -369,7 +385,7 @@ def _mark_duplicates(rows: datasets.Dataset) -> datasets.Dataset:
         return {"status": status, "reason": reason}
 
     return rows.map(mark, batched=True, batch_size=10_000, input_columns=["row", "status", "reason"],
-                    keep_in_memory=True, desc="Marking duplicates")
+                    keep_in_memory=in_memory, load_from_cache_file=False, desc="Marking duplicates")
 
 
 def load_rows(

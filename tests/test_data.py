@@ -248,6 +248,15 @@ def test_json_nested_32_levels_is_read(tmp_path):
     assert load_rows(str(path))["status"] == ["ok"]
 
 
+def test_rows_written_to_a_cache_dir_are_memory_mapped_and_the_same(tmp_path):
+    records = [RECORDS[0], {"instruction": "a"}, RECORDS[0]]
+    raw = read_source(str(write_jsonl(tmp_path / "d.jsonl", records)))
+    rows = canonicalize(raw, cache_dir=tmp_path / "cache")
+    assert rows.to_list() == canonicalize(raw).to_list()
+    assert rows["status"] == ["ok", "invalid", "duplicate"]
+    assert rows.cache_files and all(Path(f["filename"]).parent == tmp_path / "cache" for f in rows.cache_files)
+
+
 def test_worker_processes_give_the_same_rows(tmp_path):
     records = [RECORDS[0], {"instruction": "a"}, RECORDS[1], RECORDS[0], RECORDS[2], RECORDS[1]]
     path = str(write_jsonl(tmp_path / "d.jsonl", records))
