@@ -22,20 +22,18 @@ from trl import ModelConfig, ScriptArguments, TrlParser
 from .errors import ConfigError
 from .trainer import ScorerConfig
 
-TEMPLATES = ("auto", "alpaca", "chat", "plain")
 ROW_FORMATS = ("auto", "alpaca", "dolly", "sharegpt", "messages", "prompt-completion")
 
 
 @dataclass
 class ScoreArguments(ScriptArguments):
     """What to score: TRL's ``ScriptArguments`` (``dataset_name``, ``dataset_config``,
-    ``dataset_train_split``) plus the scorer run's own choices.
+    ``dataset_train_split``) plus the scorer run's own choices. (The prompt template is
+    ``ScorerConfig.template``: the trainer tokenises.)
 
     Args:
         format (`str`, *optional*, defaults to `"auto"`):
             Row format: alpaca, dolly, sharegpt, messages, prompt-completion, or auto (from the columns).
-        template (`str`, *optional*, defaults to `"auto"`):
-            Prompt template: alpaca (the paper's), chat (the tokenizer's chat template), plain, or auto.
         limit (`int` or `None`, *optional*, defaults to `None`):
             Only the first N input rows (quick trials).
         ifd (`bool`, *optional*, defaults to `False`):
@@ -46,7 +44,7 @@ class ScoreArguments(ScriptArguments):
     Example:
 
     ```python
-    >>> ScoreArguments(dataset_name="data.jsonl", template="alpaca", limit=100)
+    >>> ScoreArguments(dataset_name="data.jsonl", format="alpaca", limit=100)
     ```
     """
 
@@ -58,11 +56,6 @@ class ScoreArguments(ScriptArguments):
     dataset_config: str | None = field(default=None, metadata={"aliases": ["--subset"], "help": "Config (subset) of a Hub dataset."})
     dataset_train_split: str = field(default="train", metadata={"aliases": ["--split"], "help": "Split to score."})
     format: str = field(default="auto", metadata={"help": "Row format: " + ", ".join(ROW_FORMATS) + "."})
-    template: str = field(
-        default="auto",
-        metadata={"help": "Prompt template: alpaca (the paper's prompt), chat (the tokenizer's chat template), plain, "
-                  "or auto (chat for conversations when the tokenizer has a template, else alpaca)."},
-    )
     limit: int | None = field(default=None, metadata={"help": "Only the first N input rows (quick trials)."})
     ifd: bool = field(
         default=False,
@@ -74,8 +67,6 @@ class ScoreArguments(ScriptArguments):
     def __post_init__(self):
         if self.format not in ROW_FORMATS:
             raise ConfigError(f"--format must be one of {', '.join(ROW_FORMATS)}, got {self.format!r}.")
-        if self.template not in TEMPLATES:
-            raise ConfigError(f"--template must be one of {', '.join(TEMPLATES)}, got {self.template!r}.")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"--limit must be 1 or more, got {self.limit}.")
         if self.dataset_streaming:

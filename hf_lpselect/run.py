@@ -204,7 +204,7 @@ def _score(
         **({"attn_implementation": model_args.attn_implementation} if model_args.attn_implementation else {}),
         **({"quantization_config": quantization} if quantization is not None else {}),
     )
-    template = resolve_template(script.template, loaded.tokenizer, rows)
+    template = resolve_template(args.template, loaded.tokenizer, rows)
     identity = {**run_identity(script, args, model_args), "world_size": state.num_processes,
                 "model_identity": {k: loaded.identity.get(k) for k in ("weights_sha256", "revision", "architecture")}}
     _check_resumable(run_dir, identity, fingerprint)

@@ -7,8 +7,9 @@ Two things are added to TRL's SFT loop and nothing else is changed:
 - a per-sample loss hook: TRL's fused LM head already returns per-token ``log_probs`` and the
   ``label_mask`` during ``compute_loss``; a forward hook turns them into one training loss per row
   (``train_losses.parquet``: row, epoch, step, loss) at no extra forward cost;
-- :class:`ScoringPassCallback`, which runs :func:`~hf_lpselect.scoring.score_pass` on the full
-  dataset at train begin and at every epoch end and writes ``passes/epoch_K.parquet``.
+- :class:`LearningPercentageCallback`, which runs :func:`~hf_lpselect.scoring.score_pass` on the full
+  dataset at train begin and at every epoch end and writes ``passes/epoch_K.parquet``. It works
+  in any ``Trainer`` / ``SFTTrainer`` script too.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
+from accelerate import PartialState
 from accelerate.utils import gather_object
 from transformers import TrainerCallback
 from trl import SFTConfig, SFTTrainer
@@ -27,6 +30,7 @@ from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 from .errors import ConfigError
 from .rundir import RunDir, write_parquet
 from .scoring import score_pass
+from .templates import TEMPLATES
 
 TRAIN_LOSS_COLUMNS = ["row", "epoch", "step", "loss"]
 
@@ -50,6 +54,9 @@ class ScorerConfig(SFTConfig):
     bf16 autocast runs over float32 weights (pure bf16 AdamW barely moves the weights).
 
     Args:
+        template (`str`, *optional*, defaults to `"auto"`):
+            Prompt template: ``alpaca`` (the paper's), ``chat`` (the tokenizer's chat template), ``plain``,
+            or ``auto`` (chat for conversations when the tokenizer has a template, else alpaca).
         score_batch_size (`int`, *optional*, defaults to `8`):
             Rows per batch in a scoring pass.
         score_precision (`str`, *optional*, defaults to `"auto"`):
@@ -99,6 +106,11 @@ class ScorerConfig(SFTConfig):
     )
     logging_steps: float = 10
     dataset_kwargs: dict[str, Any] | str | None = field(default_factory=lambda: {"skip_prepare_dataset": True})
+    template: str = field(
+        default="auto",
+        metadata={"help": "Prompt template: alpaca (the paper's prompt), chat (the tokenizer's chat template), plain, "
+                  "or auto (chat for conversations when the tokenizer has a template, else alpaca)."},
+    )
     score_batch_size: int = field(default=8, metadata={"help": "Rows per batch in a scoring pass."})
     score_precision: str = field(
         default="auto",
@@ -106,6 +118,8 @@ class ScorerConfig(SFTConfig):
     )
 
     def __post_init__(self):
+        if self.template not in TEMPLATES:
+            raise ConfigError(f"--template must be one of {', '.join(TEMPLATES)}, got {self.template!r}.")
         if self.score_precision not in ("auto", "bf16", "fp32"):
             raise ConfigError(f"--score_precision must be auto, bf16 or fp32, got {self.score_precision!r}.")
         for name in ("per_device_train_batch_size", "gradient_accumulation_steps", "score_batch_size"):
@@ -124,12 +138,6 @@ class ScorerConfig(SFTConfig):
             self.use_cpu = True  # CPU only: say so, for bf16 autocast on CPU and for gloo under accelerate launch
         super().__post_init__()
 
-    @property
-    def score_autocast_dtype(self) -> torch.dtype | None:
-        if self.score_precision == "bf16" or (self.score_precision == "auto" and self.bf16):
-            return torch.bfloat16
-        return None
-
 
 @dataclass
 class RowCollator(DataCollatorForLanguageModeling):
@@ -141,66 +149,221 @@ class RowCollator(DataCollatorForLanguageModeling):
         return batch
 
 
-class ScoringPassCallback(TrainerCallback):
-    """Scores the full dataset before training and after every WHOLE epoch; writes the pass files.
+class LearningPercentageCallback(TrainerCallback):
+    """Score the full dataset before training and after every whole epoch, inside any ``Trainer``.
 
-    It also watches for divergence: a non-finite training loss (per row, from the loss hook, or as
-    logged) or a non-finite NLL in a pass after training stops the run before anything is scored
-    from broken weights, and no checkpoint of them is saved.
+    Writes ``passes/epoch_K.parquet`` (row, nll, n_tokens) into ``run_dir`` for K = 0 (before
+    training) and K = 1..n (after each epoch), in eval mode with no gradient, through the trainer's
+    own model. A pass whose file exists is not recomputed (resuming is cheap). It also watches for
+    divergence: a non-finite training loss, or a non-finite NLL after training, stops the run before
+    anything is scored or saved from broken weights (``diverged`` says where).
+
+    Args:
+        dataset (`datasets.Dataset`):
+            The rows to score, tokenised with our exact response masks (``row``, ``input_ids``,
+            ``labels``, ``length``; :func:`hf_lpselect.templates.tokenize_rows` makes it).
+        run_dir (`str` or `RunDir`, *optional*):
+            Where the pass files go; defaults to the trainer's ``output_dir``.
+        batch_size (`int`, *optional*, defaults to `8`): rows per scoring batch.
+        precision (`str`, *optional*, defaults to `"auto"`): ``"bf16"``, ``"fp32"`` or ``"auto"``
+            (bf16 autocast when the trainer trains in bf16).
+        trainer (`transformers.Trainer`, *optional*):
+            Give it to log each pass's mean NLL and LP quantiles to the trainer's trackers
+            (``report_to``) and to record per-row training losses when it is a :class:`ScorerTrainer`.
+
+    Example (inside your own TRL script):
+
+    ```python
+    >>> rows = tokenize_rows(load_rows("data.jsonl"), tokenizer, template="alpaca", max_length=512)
+    >>> trainer = SFTTrainer(model, args=SFTConfig("out", dataset_kwargs={"skip_prepare_dataset": True}),
+    ...                      train_dataset=rows.filter(lambda s: s == "ok", input_columns="status"))
+    >>> trainer.add_callback(LearningPercentageCallback(trainer.train_dataset, trainer=trainer))
+    >>> trainer.train()  # then: hf_lpselect.lp.learning_percentages over out/passes/epoch_*.parquet
+    ```
     """
 
-    def __init__(self, trainer: "ScorerTrainer"):
+    def __init__(self, dataset, run_dir: str | RunDir | None = None, *, batch_size: int = 8,
+                 precision: str = "auto", trainer=None):
+        self.dataset = dataset
+        self.run_dir = RunDir(run_dir.path if isinstance(run_dir, RunDir) else run_dir) if run_dir is not None else None
+        self.batch_size = batch_size
+        self.precision = precision
         self.trainer = trainer
+        self.current_epoch = 1
+        self.diverged: dict[str, Any] | None = None
+        self._first_nll: pd.Series | None = None
 
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.trainer.run_scoring_pass(0)
+    # -- the passes
+
+    def run_pass(self, model, args, epoch: int, *, pad_token_id: int, kind: str = "epoch") -> None:
+        """Score the whole dataset for pass ``epoch`` unless its file already exists.
+
+        ``kind="alone"`` scores the responses without their prompts instead (the IFD pass; needs the
+        ``alone_*`` columns of :func:`~hf_lpselect.templates.tokenize_rows` with ``alone=True``).
+        """
+        if self.run_dir is None:
+            self.run_dir = RunDir(args.output_dir)
+        path = self.run_dir.pass_path(epoch, kind)
+        if path.is_file():
+            return
+        dataset = self.dataset
+        if kind == "alone":
+            dataset = dataset.select_columns(["row", "alone_input_ids", "alone_labels", "alone_length"])
+            dataset = dataset.rename_columns({f"alone_{c}": c for c in ("input_ids", "labels", "length")})
+        bf16 = self.precision == "bf16" or (self.precision == "auto" and getattr(args, "bf16", False))
+        frame = score_pass(
+            model,
+            dataset,
+            pad_token_id=pad_token_id,
+            batch_size=self.batch_size,
+            autocast_dtype=torch.bfloat16 if bf16 else None,
+            desc=f"Scoring pass {epoch}" + (" (responses alone)" if kind == "alone" else ""),
+            disable_progress=getattr(args, "disable_tqdm", False),
+        )
+        broken = ~frame["nll"].map(math.isfinite)
+        if epoch > 0 and broken.any():
+            self.mark_diverged(f"a non-finite NLL for {int(broken.sum())} row(s) in pass {epoch}", epoch=epoch,
+                               step=self.trainer.state.global_step if self.trainer is not None else -1)
+            return
+        if PartialState().is_main_process:
+            write_parquet(frame, path)
+        PartialState().wait_for_everyone()
+        if kind == "epoch":
+            self._log_pass(epoch, frame)
+
+    def _log_pass(self, epoch: int, frame: pd.DataFrame) -> None:
+        """Each pass's mean NLL, and how far each row has come since pass 0, to the trainer's trackers."""
+        nll = frame.set_index("row")["nll"]
+        if epoch == 0 or self._first_nll is None:
+            first = self.run_dir.pass_path(0)
+            self._first_nll = nll if epoch == 0 or not first.is_file() else pd.read_parquet(first).set_index("row")["nll"]
+        metrics = {"lpselect/pass": epoch, "lpselect/mean_nll": float(nll.mean())}
+        if epoch > 0:  # share of each row's perplexity that is gone since pass 0: LP_app for pass 1
+            p0, pk = np.exp(self._first_nll), np.exp(nll.reindex(self._first_nll.index))
+            drop = ((p0 - pk) / p0).dropna()
+            metrics.update({f"lpselect/ppl_drop_q{int(q * 100)}": float(drop.quantile(q)) for q in (0.1, 0.25, 0.5, 0.75, 0.9)})
+        if self.trainer is not None and self.trainer.state is not None:
+            self.trainer.log(metrics)
+
+    def mark_diverged(self, what: str, *, epoch: int, step: int) -> None:
+        """Record the first sign that training diverged."""
+        if self.diverged is None:
+            self.diverged = {"what": what, "epoch": epoch, "step": step}
+
+    # -- the trainer's events
+
+    def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
+        self.run_pass(model, args, 0, pad_token_id=_pad_id(processing_class))
 
     def on_epoch_begin(self, args, state, control, **kwargs):
-        self.trainer.current_epoch = int(round(state.epoch or 0)) + 1
+        self.current_epoch = int(round(state.epoch or 0)) + 1
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(loss):
-            self.trainer.mark_diverged(f"training loss {loss}", epoch=self.trainer.current_epoch, step=state.global_step)
+            self.mark_diverged(f"training loss {loss}", epoch=self.current_epoch, step=state.global_step)
         self._stop_if_diverged(control)
 
     def on_step_end(self, args, state, control, **kwargs):
         self._stop_if_diverged(control)
 
-    def on_epoch_end(self, args, state, control, **kwargs):
+    def on_epoch_end(self, args, state, control, model=None, processing_class=None, **kwargs):
         epoch = int(round(state.epoch))
-        if self.trainer.diverged is None and abs(state.epoch - epoch) < 1e-6:  # a whole epoch, not an early stop
-            self.trainer.flush_train_losses(epoch)
-            self.trainer.run_scoring_pass(epoch)
+        if self.diverged is None and abs(state.epoch - epoch) < 1e-6:  # a whole epoch, not an early stop
+            if isinstance(self.trainer, ScorerTrainer):
+                self.trainer.flush_train_losses(epoch)
+            self.run_pass(model, args, epoch, pad_token_id=_pad_id(processing_class))
         self._stop_if_diverged(control)
 
     def _stop_if_diverged(self, control) -> None:
-        if self.trainer.diverged is not None:
+        if self.diverged is not None:
             control.should_training_stop = True
             control.should_save = False
+
+
+def _pad_id(processing_class) -> int:
+    tokenizer = getattr(processing_class, "tokenizer", processing_class)  # a processor wraps its tokenizer
+    if tokenizer is None or tokenizer.pad_token_id is None:
+        raise ConfigError("The trainer's tokenizer has no pad token; set tokenizer.pad_token (e.g. to its EOS) first.")
+    return tokenizer.pad_token_id
 
 
 class ScorerTrainer(SFTTrainer):
     """An ``SFTTrainer`` that records per-row training losses and runs the LP scoring passes.
 
-    ``train_dataset`` is a tokenised dataset with ``row``, ``input_ids``, ``labels`` and ``length``
-    columns (see :func:`hf_lpselect.templates.tokenize_rows`); ``run_dir`` receives the pass files.
-    Passes that already exist in ``run_dir`` are not recomputed, which is what makes resuming cheap.
+    It takes what ``SFTTrainer`` takes. A raw dataset (alpaca, dolly, sharegpt, messages or
+    prompt-completion rows) is tokenised with our exact response masks (the prompt template of
+    ``args.template``); an already tokenised one needs ``row``, ``input_ids``, ``labels`` and ``length``
+    (:func:`hf_lpselect.templates.tokenize_rows`). Rows that cannot be scored are left out of
+    training, as in ``lpselect score``. Two things are added to TRL's loop and nothing else changes:
+    a forward hook that reads each row's training loss off TRL's fused LM head (no extra forward),
+    written to ``train_losses.parquet``, and a :class:`LearningPercentageCallback` writing the passes.
+
+    Args:
+        run_dir (`str` or `RunDir`, *optional*): where the pass files go; defaults to ``args.output_dir``.
+        *args, **kwargs: as for ``trl.SFTTrainer``.
+
+    Example:
+
+    ```python
+    >>> from datasets import load_dataset
+    >>> trainer = ScorerTrainer(model="HuggingFaceTB/SmolLM2-135M-Instruct", args=ScorerConfig("runs/mine"),
+    ...                         train_dataset=load_dataset("tatsu-lab/alpaca", split="train[:200]"))
+    >>> trainer.train()  # runs/mine/passes/epoch_0..3.parquet, runs/mine/train_losses.parquet
+    ```
     """
 
-    def __init__(self, *args, run_dir: RunDir, **kwargs):
+    def __init__(self, *args, run_dir: str | RunDir | None = None, **kwargs):
         kwargs.setdefault("data_collator", None)
+        config = kwargs.get("args") if "args" in kwargs else (args[1] if len(args) > 1 else None)
+        dataset = kwargs.get("train_dataset")
+        if dataset is not None and "input_ids" not in dataset.column_names:
+            kwargs["train_dataset"] = self._tokenize(dataset, kwargs, args, config)
         super().__init__(*args, **kwargs)
         if self.data_collator is None or type(self.data_collator) is DataCollatorForLanguageModeling:
             self.data_collator = RowCollator(pad_token_id=self.processing_class.pad_token_id)
-        self.run_dir = run_dir
-        self.current_epoch = 1
-        self.diverged: dict[str, Any] | None = None
         self._batch_rows: torch.Tensor | None = None
         self._loss_records: list[tuple[int, int, int, float]] = []
         fused = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
         fused.register_forward_hook(self._record_row_losses)
-        self.add_callback(ScoringPassCallback(self))
+        self.lp_callback = LearningPercentageCallback(
+            self.train_dataset, run_dir if run_dir is not None else self.args.output_dir,
+            batch_size=self.args.score_batch_size, precision=self.args.score_precision, trainer=self,
+        )
+        self.add_callback(self.lp_callback)
+
+    @staticmethod
+    def _tokenize(dataset, kwargs: dict, args: tuple, config) -> Any:
+        """A raw dataset in any supported format → our tokenised ``ok`` rows (exact masks)."""
+        from transformers import AutoTokenizer
+
+        from .data import canonicalize
+        from .templates import resolve_template, tokenize_rows
+
+        tokenizer = kwargs.get("processing_class")
+        if tokenizer is None:
+            model = kwargs.get("model", args[0] if args else None)
+            name = model if isinstance(model, str) else model.config._name_or_path
+            tokenizer = kwargs["processing_class"] = AutoTokenizer.from_pretrained(name)
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        rows = canonicalize(dataset)
+        template = resolve_template(getattr(config, "template", "auto"), tokenizer, rows)
+        max_length = getattr(config, "max_length", None) or 512
+        tokenized = tokenize_rows(rows, tokenizer, template=template, max_length=max_length)
+        return tokenized.filter(lambda s: s == "ok", input_columns="status").select_columns(["row", "input_ids", "labels", "length"])
+
+    @property
+    def run_dir(self) -> RunDir:
+        return self.lp_callback.run_dir or RunDir(self.args.output_dir)
+
+    @property
+    def diverged(self) -> dict[str, Any] | None:
+        return self.lp_callback.diverged
+
+    def run_scoring_pass(self, epoch: int, kind: str = "epoch") -> None:
+        """Score pass ``epoch`` now, through this trainer's model (see :meth:`LearningPercentageCallback.run_pass`)."""
+        self.lp_callback.run_pass(self.model, self.args, epoch, pad_token_id=self.processing_class.pad_token_id, kind=kind)
 
     def _set_signature_columns_if_needed(self):
         if self._signature_columns is None:
@@ -221,15 +384,10 @@ class ScorerTrainer(SFTTrainer):
         per_row = -(output.log_probs.detach().float() * mask).sum(1) / mask.sum(1).clamp(min=1)
         step = self.state.global_step + 1  # the optimizer step this micro-batch contributes to
         if not torch.isfinite(per_row).all():
-            self.mark_diverged("a non-finite per-row training loss", epoch=self.current_epoch, step=step)
+            self.lp_callback.mark_diverged("a non-finite per-row training loss", epoch=self.lp_callback.current_epoch, step=step)
         self._loss_records.extend(
-            (int(r), self.current_epoch, step, float(v)) for r, v in zip(self._batch_rows.tolist(), per_row.tolist())
+            (int(r), self.lp_callback.current_epoch, step, float(v)) for r, v in zip(self._batch_rows.tolist(), per_row.tolist())
         )
-
-    def mark_diverged(self, what: str, *, epoch: int, step: int) -> None:
-        """Record the first sign that training diverged (kept in ``run.json`` by :func:`hf_lpselect.score`)."""
-        if self.diverged is None:
-            self.diverged = {"what": what, "epoch": epoch, "step": step}
 
     def flush_train_losses(self, epoch: int) -> None:
         """Append this epoch's recorded losses (from every rank) to ``train_losses.parquet``."""
@@ -248,33 +406,3 @@ class ScorerTrainer(SFTTrainer):
             old = pd.read_parquet(path)
             new = pd.concat([old[old["epoch"] < epoch], new], ignore_index=True)  # drop a crashed epoch's part
         write_parquet(new.sort_values(["epoch", "step", "row"], ignore_index=True), path)
-
-    def run_scoring_pass(self, epoch: int, kind: str = "epoch") -> None:
-        """Score the whole training set for pass ``epoch`` unless its file already exists.
-
-        ``kind="alone"`` scores the responses without their prompts instead (the IFD pass; needs the
-        ``alone_*`` columns of :func:`~hf_lpselect.templates.tokenize_rows` with ``alone=True``).
-        """
-        path = self.run_dir.pass_path(epoch, kind)
-        if path.is_file():
-            return
-        dataset = self.train_dataset
-        if kind == "alone":
-            dataset = dataset.select_columns(["row", "alone_input_ids", "alone_labels", "alone_length"])
-            dataset = dataset.rename_columns({f"alone_{c}": c for c in ("input_ids", "labels", "length")})
-        frame = score_pass(
-            self.accelerator.unwrap_model(self.model),
-            dataset,
-            pad_token_id=self.processing_class.pad_token_id,
-            batch_size=self.args.score_batch_size,
-            autocast_dtype=self.args.score_autocast_dtype,
-            desc=f"Scoring pass {epoch}" + (" (responses alone)" if kind == "alone" else ""),
-            disable_progress=self.args.disable_tqdm,
-        )
-        broken = ~frame["nll"].map(math.isfinite)
-        if epoch > 0 and broken.any():
-            self.mark_diverged(f"a non-finite NLL for {int(broken.sum())} row(s) in pass {epoch}", epoch=epoch, step=self.state.global_step)
-            return
-        if self.accelerator.is_main_process:
-            write_parquet(frame, path)
-        self.accelerator.wait_for_everyone()

@@ -30,7 +30,7 @@ def test_trl_spellings_aliases_and_a_config_file_with_overrides(tmp_path):
         ["data.jsonl", "--config", str(recipe), "--model", "my/model", "--epochs", "2", "--out", "runs/x",
          "--lora_r", "4", "--batch-size", "2", "--grad-accum", "3", "--limit", "10"]
     )
-    assert (script.dataset_name, script.template, script.limit) == ("data.jsonl", "plain", 10)
+    assert (script.dataset_name, args.template, script.limit) == ("data.jsonl", "plain", 10)
     assert (args.learning_rate, args.num_train_epochs, args.output_dir, args.max_length) == (3e-4, 2, "runs/x", 128)
     assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == (2, 3)
     assert (model.model_name_or_path, model.use_peft, model.lora_r) == ("my/model", True, 4)  # command line beats file
