@@ -269,6 +269,26 @@ def train(ctx: typer.Context) -> None:
         Console().print(result.summary(), soft_wrap=True, markup=False)
 
 
+@app.command("eval", context_settings=_PASSTHROUGH, add_help_option=False)
+def eval_cmd(ctx: typer.Context) -> None:
+    """Is the subset-trained model better? Answers, a pairwise judge in both orders, reference NLL.
+
+    lpselect eval --models hard=runs/hard random=runs/random --baseline random --test_sets vicuna.jsonl
+    [--judge_base_url URL --judge_model NAME] [--config eval.yaml]. `lpselect eval --help` lists every option.
+    """
+    from trl import TrlParser
+
+    from .eval import EvalArguments, evaluate
+
+    def parse(argv: list[str]):
+        (args,) = TrlParser(EvalArguments, prog="lpselect eval").parse_args_and_config(argv)
+        return args
+
+    with user_errors():
+        result = evaluate(_parse(parse, ctx.args))
+    Console().print(result.summary(), soft_wrap=True, markup=False)
+
+
 @app.command()
 def space(
     host: str = typer.Option("127.0.0.1", help="Address to serve on (0.0.0.0: every interface)."),
