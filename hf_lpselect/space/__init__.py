@@ -1,0 +1,12 @@
+"""The Gradio Space's logic, testable without a browser (``spaces/app.py`` wires it to the page).
+
+- :mod:`~hf_lpselect.space.sources`: open a scored dataset (a run directory, a folder materialised
+  by ``lpselect push-scores``, or a Hub id of one) as one :class:`~hf_lpselect.space.sources.Scored`;
+  select, write and push subsets of it with the library's own functions.
+- :mod:`~hf_lpselect.space.words`: the plain-words strategy names and the summaries the page shows.
+- :mod:`~hf_lpselect.space.progress`: a ``TrainerCallback`` that drives ``gr.Progress`` and the
+  time estimate shown before scoring.
+
+Nothing here imports gradio except :mod:`~hf_lpselect.space.progress` (through the progress object
+it is given), and nothing imports torch until a dataset is scored.
+"""

@@ -1,0 +1,304 @@
+"""A scored dataset as the Space sees it, and what a person can do with it: select, download, push, compare.
+
+Three kinds of source open as one :class:`Scored`:
+
+- a run directory (``scores.parquet`` + ``run.json``; the rows are re-read from the run's source);
+- a folder materialised by ``lpselect push-scores --dry-run --local-dir``: the ``default``
+  config's Parquet files, whose score columns become a scores table
+  (:func:`hf_lpselect.columns.scores_from_columns`);
+- the Hub id of a dataset pushed by ``lpselect push-scores`` (its ``default`` config).
+
+Selection is :func:`hf_lpselect.select.select` (per cluster: :func:`hf_lpselect.subsets.select_run`),
+exactly as ``lpselect select`` and ``load_scored`` do it; nothing here re-implements it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import datasets
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from datasets.table import InMemoryTable
+from huggingface_hub import DatasetCard
+
+from ..card import config_paths
+from ..columns import OUR_COLUMNS, SUBSET_STRATEGIES, scores_from_columns, subset_name
+from ..compare import compare_runs
+from ..data import canonicalize, is_hub_id
+from ..errors import DataError, HubError, LPSelectError
+from ..record import RunRecord
+from ..rundir import RunDir, write_parquet
+from ..select import Selection, default_mirror, get_strategy, select
+from ..subsets import describe_selection, run_source, select_run, selected_dataset, write_dataset
+
+DOWNLOAD_FORMATS = ("jsonl", "csv", "parquet")
+
+
+@dataclass
+class Scored:
+    """One opened scored dataset.
+
+    Args:
+        name (`str`): what the person opened (a path or a Hub id), shown on the page.
+        kind (`str`): ``"run"``, ``"folder"`` or ``"hub"``.
+        scores (`pandas.DataFrame`): the scores table (``row``, ``id``, ``status``, ``lp1``, ...).
+        data (`datasets.Dataset`): the source rows in ``row`` order; for a folder or a Hub id they
+            already carry the pushed score columns.
+        format (`str`): the rows' format for :func:`hf_lpselect.data.canonicalize` (``"auto"``: detect).
+        run_dir (`RunDir` or `None`, defaults to `None`): the run directory, for ``kind == "run"``.
+    """
+
+    name: str
+    kind: str
+    scores: pd.DataFrame
+    data: datasets.Dataset
+    format: str = "auto"
+    run_dir: RunDir | None = None
+
+
+def _inside(path: Path, roots: list[Path]) -> bool:
+    path = path.resolve()
+    return any(path == root.resolve() or root.resolve() in path.parents for root in roots)
+
+
+def open_scored(source: str, *, allowed_roots: list[Path] | None = None) -> Scored:
+    """Open a run directory, a materialised push-scores folder or a pushed Hub dataset id.
+
+    Args:
+        source (`str`): the path or Hub id the person typed.
+        allowed_roots (`list[Path]` or `None`, defaults to `None`): local folders this caller may read
+            (on a shared Space: the session's own folder); `None` allows any local path.
+
+    Example:
+    ```python
+    scored = open_scored("runs/alpaca-smollm2")
+    scored.scores.sort_values("lp1").head()
+    ```
+    """
+    source = source.strip()
+    if not source:
+        raise DataError("Give a run directory, a folder made by `lpselect push-scores`, or a Hub dataset id.")
+    path = Path(source).expanduser()
+    if path.exists():
+        if allowed_roots is not None and not _inside(path, allowed_roots):
+            raise DataError(f"{source} is not a folder this Space may read; give a Hub dataset id or upload a file in Score.")
+        if (path / "run.json").is_file():
+            return _open_run(RunDir(path), source)
+        if path.is_dir():
+            return _open_folder(path, source)
+        raise DataError(f"{source} is a file; give a run directory, a folder made by `lpselect push-scores`, or a Hub id.")
+    if not is_hub_id(source):
+        raise DataError(f"No such folder: {source}; check the path.")
+    return _open_hub(source)
+
+
+def _open_run(run_dir: RunDir, name: str) -> Scored:
+    record = RunRecord.load(run_dir.path)
+    if not record.complete:
+        raise DataError(f"{name} is an unfinished run; finish it with `lpselect score` (the same command resumes it).")
+    scores = pd.read_parquet(run_dir.scores)
+    try:
+        data = run_source(run_dir)
+    except (OSError, ConnectionError) as err:
+        raise DataError(f"Could not re-read the rows that {name} scored ({err}); check the run's source.") from err
+    return Scored(name=name, kind="run", scores=scores, data=data, format=record.format, run_dir=run_dir)
+
+
+def _with_scores(data: datasets.Dataset, name: str, kind: str) -> Scored:
+    ours = [c for c in data.column_names if OUR_COLUMNS.match(c)]
+    try:
+        scores = scores_from_columns(data.select_columns(ours).to_pandas())
+    except ValueError as err:
+        raise DataError(f"{name}: {err}") from err
+    return Scored(name=name, kind=kind, scores=scores, data=data)
+
+
+def _open_folder(folder: Path, name: str) -> Scored:
+    """The ``default`` config's ``train`` files, read straight into memory (no datasets cache)."""
+    card = DatasetCard.load(folder / "README.md") if (folder / "README.md").is_file() else None
+    configs = (card.data.get("configs") or []) if card is not None else []
+    default = next((c for c in configs if c.get("config_name") == "default"), {})
+    files = sorted({f for pattern in config_paths(default, "train") for f in folder.glob(pattern)})
+    if not files:
+        raise DataError(f"{name} has no scores: give a run directory or a folder made by `lpselect push-scores`.")
+    table = pa.concat_tables([pq.read_table(f) for f in files])
+    return _with_scores(datasets.Dataset(InMemoryTable(table)), name, "folder")
+
+
+def _open_hub(repo_id: str) -> Scored:
+    from ..hub import NETWORK_ERRORS, _short
+
+    try:
+        data = datasets.load_dataset(repo_id, "default", split="train")
+    except (datasets.exceptions.DatasetNotFoundError, ValueError, *NETWORK_ERRORS) as err:
+        raise DataError(f"Could not load the Hub dataset {repo_id} ({_short(err)}); check the id and that it was pushed by `lpselect push-scores`.") from err
+    return _with_scores(data, repo_id, "hub")
+
+
+# ----------------------------------------------------------------------------- texts
+
+
+def row_texts(scored: Scored, rows: list[int]) -> pd.DataFrame:
+    """``row``, ``instruction`` and ``response`` of the given rows, from their canonical form
+    (:func:`hf_lpselect.data.canonicalize`, only these rows: fast on a big dataset). The instruction
+    of a conversation is its turns before the last one; its response is the last turn."""
+    if not rows:
+        return pd.DataFrame({"row": [], "instruction": [], "response": []})
+    raw = scored.data.select(rows)
+    canonical = canonicalize(raw, format=scored.format)
+    instructions, responses = [], []
+    for record in canonical:
+        if record["instruction"] is not None:
+            instructions.append(f"{record['instruction']}\n\n{record['input']}".strip())
+            responses.append(record["output"])
+        elif record["messages"]:
+            *before, last = record["messages"]
+            instructions.append("\n".join(f"{m['role']}: {m['content']}" for m in before))
+            responses.append(last["content"])
+        else:  # an invalid row: no usable view
+            instructions.append("")
+            responses.append("")
+    return pd.DataFrame({"row": rows, "instruction": instructions, "response": responses})
+
+
+# ----------------------------------------------------------------------------- selection
+
+
+def _to_data_error(err: ValueError) -> DataError:
+    return err if isinstance(err, LPSelectError) else DataError(str(err))
+
+
+def select_subset(scored: Scored, strategy: str, fraction: float, *, per_cluster: int | None = None, seed: int = 42) -> Selection:
+    """Select ``fraction`` of the eligible rows with ``strategy``: globally, or per cluster
+    (``per_cluster=K`` embeds and clusters the rows, cached in the run directory: run directories only).
+
+    Example:
+    ```python
+    selection = select_subset(open_scored("runs/mine"), "lp1-hard", 0.05)
+    ```
+    """
+    try:
+        if per_cluster is None:
+            return select(scored.scores, strategy, fraction=fraction, seed=seed, mirror=default_mirror(strategy, scored.scores))
+        if scored.run_dir is None:
+            raise DataError("Per-cluster selection embeds the rows and needs a run directory; turn it off for this dataset.")
+        return select_run(scored.run_dir.path, strategy, fraction=fraction, per_cluster=per_cluster, seed=seed)[0]
+    except ValueError as err:
+        raise _to_data_error(err) from err
+
+
+def baseline_for(scored: Scored, selection: Selection, *, per_cluster: int | None = None) -> Selection | None:
+    """The random draw to compare ``selection`` against: the same number of rows (per cluster: the
+    same counts) drawn uniformly from the rows ``selection``'s strategy could select; None for a
+    random selection or an empty one."""
+    spec = get_strategy(selection.strategy)
+    if spec.order == "random" or not selection.rows:
+        return None
+    try:
+        if per_cluster is not None and scored.run_dir is not None:
+            return select_run(scored.run_dir.path, "clustered-random", fraction=float(selection.requested),
+                              per_cluster=per_cluster, seed=selection.seed, mirror=selection.strategy)[0]
+        return select(scored.scores, "random", count=len(selection.rows), seed=selection.seed, mirror=selection.strategy)
+    except ValueError as err:
+        raise _to_data_error(err) from err
+
+
+def describe(scored: Scored, selection: Selection) -> dict[str, Any]:
+    """:func:`hf_lpselect.subsets.describe_selection` (sizes, length ratio, what was skipped)."""
+    return describe_selection(selection, scored.scores)
+
+
+def subset_dataset(scored: Scored, selection: Selection) -> datasets.Dataset:
+    """The selected rows in selection order, every source column kept, selection (and, for a run
+    directory, score) columns added: what ``lpselect select`` writes."""
+    return selected_dataset(scored.data, scored.scores, selection, with_scores=scored.run_dir is not None)
+
+
+def write_subset(dataset: datasets.Dataset, folder: Path, stem: str, fmt: str) -> Path:
+    """Write ``dataset`` as ``folder/stem.fmt`` (``jsonl``, ``csv`` or ``parquet``); returns the path."""
+    if fmt not in DOWNLOAD_FORMATS:
+        raise DataError(f"Unknown download format {fmt!r}; choose one of: {', '.join(DOWNLOAD_FORMATS)}.")
+    out = Path(folder) / f"{stem}.{fmt}"
+    if fmt == "csv":  # through pandas, which datasets' csv loader reads back exactly
+        out.parent.mkdir(parents=True, exist_ok=True)
+        dataset.to_pandas().to_csv(out, index=False)
+        return out
+    return write_dataset(dataset, out)
+
+
+# ----------------------------------------------------------------------------- push
+
+
+def push_token(oauth_token: str | None, *, on_space: bool) -> str:
+    """The token a push uses: the signed-in person's OAuth token; run locally (not on a Space), the
+    machine's own login (``hf auth login`` / ``HF_TOKEN``) when nobody signed in. On a Space the
+    Space's own token is NEVER used: pushing is on the person's behalf only."""
+    if oauth_token:
+        return oauth_token
+    if on_space:
+        raise HubError("Sign in with Hugging Face first (the button at the top of the page), then push again.")
+    from huggingface_hub import get_token
+
+    token = get_token()
+    if not token:
+        raise HubError("No Hugging Face token: sign in, or run `hf auth login` on this machine, then push again.")
+    return token
+
+
+def push_subset(scored: Scored, selection: Selection, repo_id: str, *, token: str, private: bool = False) -> str:
+    """Push ``selection`` to the Hub as the config ``STRATEGY_Npct``; returns the commit URL.
+
+    A run directory goes through :func:`hf_lpselect.hub.push_scores` (the whole dataset with its
+    score columns as ``default``, the subset as a config, the card). A dataset that was already
+    pushed (a folder or a Hub id) gets the subset as a new config of ``repo_id`` (the same repo, or a new one).
+    """
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    from ..hub import NETWORK_ERRORS, _short, push_scores
+
+    if selection.per_cluster:
+        raise DataError("Per-cluster subsets cannot be pushed as a config yet; download the subset instead.")
+    if selection.strategy not in SUBSET_STRATEGIES:
+        raise DataError(f"{selection.strategy!r} subsets cannot be pushed as a config; download the subset instead.")
+    name = subset_name(selection.strategy, float(selection.requested))
+    if scored.run_dir is not None:
+        plan = push_scores(repo_id, run=scored.run_dir.path, subsets=[name], token=token, private=private, seed=selection.seed)
+        return plan.url or ""
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        raise DataError(f"Bad repo id {repo_id!r}: write OWNER/NAME, e.g. my-name/alpaca-hard ({_short(err)}).") from err
+    try:
+        info = subset_dataset(scored, selection).push_to_hub(repo_id, config_name=name, token=token, private=private,
+                                                             commit_message=f"Add the {name} subset (lpselect)")
+    except NETWORK_ERRORS as err:
+        raise HubError(f"Pushing to {repo_id} failed ({_short(err)}); no commit was made.") from err
+    return info.commit_url
+
+
+# ----------------------------------------------------------------------------- compare
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", Path(name.rstrip("/")).name or name).strip("-") or "scores"
+
+
+def compare_scored(a: Scored, b: Scored, out: Path, *, score: str = "lp1") -> dict[str, Any]:
+    """:func:`hf_lpselect.compare.compare_runs` on two opened datasets (a pushed dataset's scores
+    are written to ``out`` first); returns its numbers, with ``scatter.png`` in ``out``."""
+    out = Path(out)
+    paths = []
+    for label, scored in (("a", a), ("b", b)):
+        if scored.run_dir is not None:
+            paths.append(scored.run_dir.path)
+            continue
+        path = out / label / f"{_slug(scored.name)}.parquet"
+        write_parquet(scored.scores, path)
+        paths.append(path)
+    return compare_runs(paths[0], paths[1], score=score, out=out)

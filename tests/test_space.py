@@ -1,0 +1,299 @@
+"""The Gradio Space (spaces/app.py), driven with gradio_client over HTTP on 127.0.0.1.
+
+The app runs as a real server in a subprocess pointed at the loopback Hub (tests/hub_server.py), so
+the push goes through the real gr.OAuthToken injection (a plain token stands in for the OAuth one:
+gradio_client's ``oauth_token=``) and the real huggingface_hub / datasets clients. The data is a
+tiny-model run of 16 rows (12 ok, 4 not) and the folder `lpselect push-scores --dry-run` makes of it.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import datasets
+import pandas as pd
+import pytest
+
+from hf_lpselect.demo_data import make_demo_rows
+from hf_lpselect.errors import DataError, HubError
+from hf_lpselect.hub import materialize
+from hf_lpselect.run import score
+from hf_lpselect.select import default_mirror, select
+from hf_lpselect.space import sources, words
+from hf_lpselect.space.estimate import estimate_seconds, estimate_text
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+APP = REPO_ROOT / "spaces" / "app.py"
+FAST = {"per_device_train_batch_size": 4, "gradient_accumulation_steps": 1, "learning_rate": 1e-3, "bf16": False}
+GOOD = [{k: r[k] for k in ("instruction", "input", "output")} for r in make_demo_rows(12, seed=5)]
+BAD = [
+    {"instruction": "Say nothing.", "input": "", "output": ""},  # invalid: empty response
+    {"instruction": "Count.", "input": "", "output": 7},  # invalid: not a string
+    dict(GOOD[0]),  # duplicate of row 0
+    {"instruction": "word " * 200, "input": "", "output": "Too late."},  # excluded at max_length=96
+]
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, tiny_model_dir):
+    base = tmp_path_factory.mktemp("space_run")
+    data = write_jsonl(base / "toy.jsonl", GOOD + BAD)
+    return score(str(data), out=base / "run", model=str(tiny_model_dir), epochs=2, max_length=96, **FAST)
+
+
+@pytest.fixture(scope="module")
+def folder(run, tmp_path_factory):
+    """What `lpselect push-scores org/toy --dry-run --local-dir DIR` writes for the run."""
+    out = tmp_path_factory.mktemp("space_folder") / "toy-lp"
+    materialize(run.run_dir, "org/toy", out)
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch_app(env: dict[str, str], log: Path, timeout: float = 120) -> tuple[subprocess.Popen, str]:
+    """``python spaces/app.py`` on a free loopback port; returns the process and its URL once it answers."""
+    port = free_port()
+    env = {**env, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_DISABLE_TELEMETRY": "1",
+           "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+    handle = open(log, "wb")
+    proc = subprocess.Popen([sys.executable, str(APP), "--port", str(port)], env=env, stdout=handle,
+                            stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+    url = f"http://127.0.0.1:{port}/"
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        try:
+            with opener.open(url + "gradio_api/info", timeout=2):
+                return proc, url
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError(f"the app did not start:\n{log.read_text(errors='replace')[-4000:]}")
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    pytest.importorskip("olah", reason="the loopback Hub needs olah (pip install olah==0.5.4)")
+    from hub_server import LoopbackHub
+
+    with LoopbackHub(tmp_path_factory.mktemp("space_hub")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def app(hub, tmp_path_factory):
+    """The Space on 127.0.0.1, with the loopback Hub as its Hub; yields (url, the sessions' folder)."""
+    work = tmp_path_factory.mktemp("space_work")
+    env = hub.env(LPSELECT_SPACE_DIR=str(work / "sessions"), GRADIO_TEMP_DIR=str(work / "gradio"))
+    proc, url = launch_app(env, work / "app.log")
+    yield url, work / "sessions"
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def client(url: str, downloads: Path, **kwargs):
+    """A new gradio_client session (its own session hash) that saves downloaded files in ``downloads``."""
+    from gradio_client import Client
+
+    return Client(url, verbose=False, download_files=str(downloads), **kwargs)
+
+
+@pytest.fixture()
+def opened(app, folder, tmp_path):
+    """A client session with the materialised folder open in Explore; returns (client, explore outputs)."""
+    c = client(app[0], downloads=tmp_path)
+    return c, c.predict(str(folder), api_name="/open")
+
+
+# ----------------------------------------------------------------------------- explore
+
+
+def test_explore_shows_counts_reasons_plots_and_the_hardest_rows(opened, run):
+    _, (about, histogram, by_length, statuses, table, strategies) = opened
+    assert "16 rows" in about and "12 ok, 1 excluded, 2 invalid, 1 duplicate" in about
+    assert "1 × invalid: empty response" in about and "1 × duplicate: duplicate of row 0" in about
+    assert "low LP(1)" in about.replace("**", "")
+    for plot in (histogram, by_length, statuses):
+        assert plot["type"] == "matplotlib" and plot["plot"].startswith("data:image/webp;base64,")
+    rows = pd.DataFrame(table["data"], columns=table["headers"])
+    assert list(rows.columns) == ["which", "row", "instruction", "response", "LP(1)", "response tokens"]
+    hardest = run.scores.dropna(subset=["lp1"]).sort_values(["lp1", "row"])
+    assert rows["row"].tolist() == hardest["row"].tolist()  # 12 rows: all hardest-first, none repeated as easiest
+    assert rows.loc[0, "response"] == GOOD[int(hardest["row"].iloc[0])]["output"]
+    assert rows.loc[0, "LP(1)"] == pytest.approx(hardest["lp1"].iloc[0], abs=1e-4)
+    assert strategies["value"] == "lp1-hard"
+
+
+def test_a_run_directory_opens_with_the_same_table(app, run, tmp_path):
+    table = client(app[0], downloads=tmp_path).predict(str(run.run_dir.path), api_name="/open")[4]
+    hardest = run.scores.dropna(subset=["lp1"]).sort_values(["lp1", "row"])
+    assert [r[1] for r in table["data"]] == hardest["row"].tolist()
+
+
+def test_a_wrong_source_is_one_sentence(app, tmp_path):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError) as caught:
+        client(app[0], tmp_path).predict(str(tmp_path), api_name="/open")
+    message = str(caught.value)
+    assert "has no scores" in message and "Traceback" not in message and message.count(".") <= 2
+
+
+# ----------------------------------------------------------------------------- select
+
+
+def test_the_summary_follows_the_slider(opened, run):
+    c, _ = opened
+    text = c.predict("lp1-hard", 25, False, 100, api_name="/summarize")
+    expected = select(run.scores, "lp1-hard", fraction=0.25)
+    assert len(expected.rows) == 3  # 25 % of the 12 rows with an LP(1)
+    assert "**Hardest for the small model**: 3 rows = 25.0% of the 12 rows it could pick" in text
+    assert "Random baseline" in text
+    assert "4 rows" in c.predict("lp1-hard", 33.5, False, 100, api_name="/summarize")
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_the_downloaded_subset_holds_the_selected_rows(opened, run, fmt):
+    c, _ = opened
+    path = c.predict("lp1-hard", 25, False, 100, fmt, api_name="/download")
+    assert path.endswith(f"lp1-hard-25pct.{fmt}")
+    loaded = datasets.load_dataset("csv" if fmt == "csv" else "json" if fmt == "jsonl" else fmt, data_files=path, split="train")
+    expected = select(run.scores, "lp1-hard", fraction=0.25)
+    assert loaded["output"] == [GOOD[r]["output"] for r in expected.rows]
+    assert list(loaded["selection_rank"]) == [1, 2, 3]
+
+
+def test_random_is_drawn_from_the_rows_lp_could_pick(opened, run, tmp_path):
+    c, _ = opened
+    path = c.predict("random", 50, False, 100, "jsonl", api_name="/download")
+    expected = select(run.scores, "random", fraction=0.5, mirror=default_mirror("random", run.scores))
+    assert [json.loads(line)["output"] for line in Path(path).read_text().splitlines()] == [GOOD[r]["output"] for r in expected.rows]
+
+
+def test_every_session_has_its_own_folder(app, folder, tmp_path):
+    sessions = [client(app[0], downloads=tmp_path / str(i)) for i in range(2)]
+    for c in sessions:
+        c.predict(str(folder), api_name="/open")
+        c.predict("lp1-hard", 25, False, 100, "jsonl", api_name="/download")
+    mine = {c.session_hash for c in sessions}
+    assert len(mine) == 2
+    for session in mine:
+        assert (app[1] / session / "downloads" / "lp1-hard-25pct.jsonl").is_file()
+
+
+# ----------------------------------------------------------------------------- push
+
+
+def test_push_uses_the_signed_in_token_and_the_config_loads_by_id(app, folder, hub, run, tmp_path):
+    from hub_server import FAKE_TOKEN
+
+    c = client(app[0], oauth_token=FAKE_TOKEN, downloads=tmp_path)
+    c.predict(str(folder), api_name="/open")
+    message = c.predict("lp1-hard", 25, False, 100, "me/toy-hard", False, api_name="/push")
+    assert message.startswith("Pushed: ") and "me/toy-hard" in message
+    loader = "import datasets, json; print(json.dumps(list(datasets.load_dataset('me/toy-hard', 'lp1_hard_25pct', split='train')['output'])))"
+    loaded = subprocess.run([sys.executable, "-c", loader], env=hub.env(), capture_output=True, text=True, timeout=300)
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    expected = select(run.scores, "lp1-hard", fraction=0.25)
+    assert json.loads(loaded.stdout) == [GOOD[r]["output"] for r in expected.rows]
+    assert FAKE_TOKEN not in (app[1].parent / "app.log").read_text(errors="replace")
+
+
+def test_a_run_is_pushed_with_its_scores_and_the_subset_config(app, run, hub, tmp_path):
+    from hub_server import FAKE_TOKEN
+
+    c = client(app[0], oauth_token=FAKE_TOKEN, downloads=tmp_path)
+    c.predict(str(run.run_dir.path), api_name="/open")
+    assert "Pushed: " in c.predict("lp1-hard", 50, False, 100, "me/toy-run", False, api_name="/push")
+    files = hub.files("me/toy-run")
+    assert any(f.startswith("lpselect/subsets/lp1_hard_50pct/train-") for f in files) and "README.md" in files
+
+
+def test_on_a_space_only_the_signed_in_persons_token_is_used(monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_the_space_owners_token")
+    with pytest.raises(HubError, match="Sign in with Hugging Face first"):
+        sources.push_token(None, on_space=True)
+    assert sources.push_token("hf_oauth", on_space=True) == "hf_oauth"
+    assert sources.push_token(None, on_space=False) == "hf_the_space_owners_token"  # run locally: your own login
+
+
+def test_on_a_space_other_folders_cannot_be_opened(folder, tmp_path):
+    with pytest.raises(DataError, match="not a folder this Space may read"):
+        sources.open_scored(str(folder), allowed_roots=[tmp_path])
+    assert sources.open_scored(str(folder), allowed_roots=[folder.parent]).kind == "folder"
+
+
+# ----------------------------------------------------------------------------- score
+
+
+def test_an_upload_is_scored_with_progress_and_opens_in_explore(app, tiny_model_dir, tmp_path):
+    from gradio_client import handle_file
+
+    upload = tmp_path / "mine.csv"
+    pd.DataFrame(GOOD[:6] + BAD[:1]).to_csv(upload, index=False)
+    c = client(app[0], downloads=tmp_path)
+    job = c.submit(handle_file(str(upload)), "", str(tiny_model_dir), 1, 10, api_name="/score")
+    seen = set()  # what the progress bar said while the run went on
+    while not job.done():
+        seen.update(unit.desc for unit in job.status().progress_data or [])
+        time.sleep(0.02)
+    outputs = job.result(timeout=300)
+    about, table, message = outputs[0], outputs[4], outputs[6]
+    assert "7 rows" in about and "6 ok" in about and "1 × invalid: empty response" in about
+    assert len(table["data"]) == 6
+    assert "Scored 7 rows (6 ok)" in message
+    assert "Scoring pass 0 of 1 (before training) → Training epoch 1 of 1 → Scoring pass 1 of 1 (after epoch 1)" in message
+    assert seen & {"Loading the data and the scorer model", "Scoring pass 0 of 1 (before training)", "Training epoch 1 of 1"}
+    assert "6 ok" in c.predict(handle_file(str(upload)), "", str(tiny_model_dir), 0, 10, api_name="/score")[0]
+
+
+def test_a_bad_upload_is_one_sentence(app, tmp_path):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    bad = tmp_path / "broken.jsonl"
+    bad.write_text('{"instruction": "a", "output": "b"}\n{not json\n')
+    with pytest.raises(AppError) as caught:
+        client(app[0], tmp_path).predict(handle_file(str(bad)), "", "default", 1, 10, api_name="/score")
+    assert "broken.jsonl" in str(caught.value) and "line 2" in str(caught.value) and "Traceback" not in str(caught.value)
+
+
+def test_the_time_estimate_counts_epochs_and_passes():
+    assert estimate_seconds(100, 2, "cpu") == pytest.approx(100 * (2 * 1.0 + 3 * 0.11))
+    assert estimate_text(100, 2, "cpu").startswith("About 4 min on this CPU")
+    assert "1 epoch of training, 2 scoring passes" in estimate_text(10, 1, "cpu")
+
+
+# ----------------------------------------------------------------------------- compare
+
+
+def test_a_run_compared_with_its_own_pushed_scores_agrees_fully(opened, run):
+    c, _ = opened
+    text, scatter = c.predict("", str(run.run_dir.path), api_name="/compare")  # empty first: the open dataset
+    assert "**12 rows** were scored by both" in text and "Spearman ρ = +1.000" in text and "a strong agreement" in text
+    assert "**100%** are also among the hardest" in text
+    assert Path(scatter).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_plain_strategy_names_only_offer_what_the_scores_allow(run):
+    assert "lp1-hard" in words.usable_strategies(run.scores) and "ifd-nll" not in words.usable_strategies(run.scores)
+    no_training = run.scores[["row", "id", "status", "reason", "n_response_tokens", "nll_0", "ppl_0"]]
+    assert words.usable_strategies(no_training) == ["random", "longest", "ppl-high", "ppl-low", "ppl-mid"]
