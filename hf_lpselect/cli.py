@@ -294,7 +294,7 @@ def space(
     host: str = typer.Option("127.0.0.1", help="Address to serve on (0.0.0.0: every interface)."),
     port: int = typer.Option(7860, help="Port to serve on."),
 ) -> None:
-    """Start the Gradio Space (spaces/app.py of a clone, `pip install -e ".[space]"`) in your browser: explore, select, score, compare."""
+    """Start the Gradio Space (spaces/app.py; needs a clone installed with the space extra) in your browser: explore, select, score, compare."""
     import runpy
     import sys
 

@@ -170,6 +170,14 @@ def test_the_summary_follows_the_slider(opened, run):
     assert "4 rows" in c.predict("lp1-hard", 33.5, False, 100, api_name="/summarize")
 
 
+def test_per_cluster_selection_of_a_run_takes_from_every_group(app, run, tmp_path):
+    """The paper's way: MiniLM embeddings, k-means into 3 groups, ceil(n_c / 4) rows from each at 25 %."""
+    c = client(app[0], downloads=tmp_path)
+    c.predict(str(run.run_dir.path), api_name="/open")
+    text = c.predict("lp1-hard", 25, True, 3, api_name="/summarize")
+    assert "Per cluster: rows taken from 3 of 3 groups" in text and "Random baseline" in text
+
+
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
 def test_the_downloaded_subset_holds_the_selected_rows(opened, run, fmt):
     c, _ = opened
