@@ -4,9 +4,9 @@
   by ``lpselect push-scores``, or a Hub id of one) as one :class:`~hf_lpselect.space.sources.Scored`;
   select, write and push subsets of it with the library's own functions.
 - :mod:`~hf_lpselect.space.words`: the plain-words strategy names and the summaries the page shows.
-- :mod:`~hf_lpselect.space.progress`: a ``TrainerCallback`` that drives ``gr.Progress`` and the
-  time estimate shown before scoring.
+- :mod:`~hf_lpselect.space.estimate`: the row limit and the time estimate shown before scoring.
+- :mod:`~hf_lpselect.space.progress`: a ``TrainerCallback`` that drives ``gr.Progress`` (imports
+  transformers: the app loads it only when a dataset is scored).
 
-Nothing here imports gradio except :mod:`~hf_lpselect.space.progress` (through the progress object
-it is given), and nothing imports torch until a dataset is scored.
+Nothing here imports gradio, so all of it is tested without a browser.
 """

@@ -174,8 +174,15 @@ def _to_data_error(err: ValueError) -> DataError:
 
 
 def select_subset(scored: Scored, strategy: str, fraction: float, *, per_cluster: int | None = None, seed: int = 42) -> Selection:
-    """Select ``fraction`` of the eligible rows with ``strategy``: globally, or per cluster
-    (``per_cluster=K`` embeds and clusters the rows, cached in the run directory: run directories only).
+    """Select ``fraction`` of the eligible rows with ``strategy``: globally, or per cluster.
+
+    Args:
+        scored (`Scored`): the opened dataset.
+        strategy (`str`): a name of :data:`hf_lpselect.select.STRATEGIES`, e.g. ``"lp1-hard"``.
+        fraction (`float`): share of the rows the strategy can pick, in (0, 1].
+        per_cluster (`int` or `None`, defaults to `None`): K groups of similar rows (MiniLM embeddings
+            + k-means, cached in the run directory; run directories only), each giving its share.
+        seed (`int`, defaults to `42`): seed of the random draws.
 
     Example:
     ```python
@@ -220,7 +227,14 @@ def subset_dataset(scored: Scored, selection: Selection) -> datasets.Dataset:
 
 
 def write_subset(dataset: datasets.Dataset, folder: Path, stem: str, fmt: str) -> Path:
-    """Write ``dataset`` as ``folder/stem.fmt`` (``jsonl``, ``csv`` or ``parquet``); returns the path."""
+    """Write ``dataset`` as ``folder/stem.fmt``; returns the path.
+
+    Args:
+        dataset (`datasets.Dataset`): the rows to write, e.g. :func:`subset_dataset`'s.
+        folder (`Path`): where to write (created if needed).
+        stem (`str`): the file name without its suffix.
+        fmt (`str`): ``"jsonl"``, ``"csv"`` or ``"parquet"``.
+    """
     if fmt not in DOWNLOAD_FORMATS:
         raise DataError(f"Unknown download format {fmt!r}; choose one of: {', '.join(DOWNLOAD_FORMATS)}.")
     out = Path(folder) / f"{stem}.{fmt}"
@@ -252,6 +266,13 @@ def push_token(oauth_token: str | None, *, on_space: bool) -> str:
 
 def push_subset(scored: Scored, selection: Selection, repo_id: str, *, token: str, private: bool = False) -> str:
     """Push ``selection`` to the Hub as the config ``STRATEGY_Npct``; returns the commit URL.
+
+    Args:
+        scored (`Scored`): the dataset the selection was made from.
+        selection (`Selection`): a global selection (per-cluster subsets are refused).
+        repo_id (`str`): the dataset repo to push to (the scored repo itself, or a new one).
+        token (`str`): the person's token (:func:`push_token`); never stored or logged.
+        private (`bool`, defaults to `False`): create a new repo as private.
 
     A run directory goes through :func:`hf_lpselect.hub.push_scores` (the whole dataset with its
     score columns as ``default``, the subset as a config, the card). A dataset that was already
