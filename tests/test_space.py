@@ -252,25 +252,31 @@ def test_on_a_space_other_folders_cannot_be_opened(folder, tmp_path):
 # ----------------------------------------------------------------------------- score
 
 
-def test_an_upload_is_scored_with_progress_and_opens_in_explore(app, tiny_model_dir, tmp_path):
+def test_an_upload_is_scored_one_run_at_a_time_with_progress_and_opens_in_explore(app, tiny_model_dir, tmp_path):
     from gradio_client import handle_file
+    from gradio_client.utils import Status
 
     upload = tmp_path / "mine.csv"
     pd.DataFrame(GOOD[:6] + BAD[:1]).to_csv(upload, index=False)
     c = client(app[0], downloads=tmp_path)
     job = c.submit(handle_file(str(upload)), "", str(tiny_model_dir), 1, 10, api_name="/score")
-    seen = set()  # what the progress bar said while the run went on
+    other = client(app[0], tmp_path / "other")  # someone else scores at the same time: one run at a time
+    waiting = other.submit(handle_file(str(upload)), "", str(tiny_model_dir), 0, 10, api_name="/score")
+    seen, places = set(), set()  # what the progress bar said; the other person's place in the queue
     while not job.done():
         seen.update(unit.desc for unit in job.status().progress_data or [])
+        status = waiting.status()
+        if status.code == Status.IN_QUEUE and status.rank is not None:
+            places.add(status.rank)
         time.sleep(0.02)
     outputs = job.result(timeout=300)
+    assert places and "6 ok" in waiting.result(timeout=300)[0]
     about, table, message = outputs[0], outputs[4], outputs[6]
     assert "7 rows" in about and "6 ok" in about and "1 × invalid: empty response" in about
     assert len(table["data"]) == 6
     assert "Scored 7 rows (6 ok)" in message
     assert "Scoring pass 0 of 1 (before training) → Training epoch 1 of 1 → Scoring pass 1 of 1 (after epoch 1)" in message
     assert seen & {"Loading the data and the scorer model", "Scoring pass 0 of 1 (before training)", "Training epoch 1 of 1"}
-    assert "6 ok" in c.predict(handle_file(str(upload)), "", str(tiny_model_dir), 0, 10, api_name="/score")[0]
 
 
 def test_a_bad_upload_is_one_sentence(app, tmp_path):
