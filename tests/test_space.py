@@ -225,7 +225,7 @@ def test_push_uses_the_signed_in_token_and_the_config_loads_by_id(app, folder, h
     assert FAKE_TOKEN not in (app[1].parent / "app.log").read_text(errors="replace")
 
 
-def test_a_run_is_pushed_with_its_scores_and_the_subset_config(app, run, hub, tmp_path):
+def test_a_run_is_pushed_with_its_scores_and_the_subset_config_and_opens_by_hub_id(app, run, hub, tmp_path):
     from hub_server import FAKE_TOKEN
 
     c = client(app[0], oauth_token=FAKE_TOKEN, downloads=tmp_path)
@@ -233,6 +233,9 @@ def test_a_run_is_pushed_with_its_scores_and_the_subset_config(app, run, hub, tm
     assert "Pushed: " in c.predict("lp1-hard", 50, False, 100, "me/toy-run", False, api_name="/push")
     files = hub.files("me/toy-run")
     assert any(f.startswith("lpselect/subsets/lp1_hard_50pct/train-") for f in files) and "README.md" in files
+    table = client(app[0], tmp_path / "reader").predict("me/toy-run", api_name="/open")[4]  # opened by Hub id
+    hardest = run.scores.dropna(subset=["lp1"]).sort_values(["lp1", "row"])
+    assert [r[1] for r in table["data"]] == hardest["row"].tolist()
 
 
 def test_on_a_space_only_the_signed_in_persons_token_is_used(monkeypatch):
