@@ -36,8 +36,9 @@ def make_run(run_dir: Path, n_rows: int, epochs: int, seed: int = 0) -> dict:
     import pandas as pd
 
     from hf_lpselect.data import load_rows
+    from hf_lpselect.record import DatasetRecord, RunRecord
     from hf_lpselect.run import build_scores, dataset_fingerprint
-    from hf_lpselect.rundir import STATUSES, RunDir, write_json, write_parquet
+    from hf_lpselect.rundir import STATUSES, RunDir, write_parquet
 
     rows = load_rows(str(C.ALPACA))
     rows = rows.select(range(min(n_rows, len(rows))))
@@ -57,19 +58,14 @@ def make_run(run_dir: Path, n_rows: int, epochs: int, seed: int = 0) -> dict:
     run = RunDir(run_dir)
     write_parquet(table, run.rows)
     write_parquet(build_scores(table, passes), run.scores)
-    info = {
-        "config": {"source": str(C.ALPACA), "split": "train", "subset": None, "format": "alpaca", "model": "synthetic",
-                   "revision": None, "template": "alpaca", "max_length": 512, "epochs": epochs, "seed": 42,
-                   "lora": False, "ifd": False, "recipe": {}},
-        "model": {"model": "synthetic-scores (bench_push.py)", "revision": None},
-        "dataset": {"source": str(C.ALPACA), "split": "train", "subset": None, "n_rows": len(rows),
-                    "fingerprint": dataset_fingerprint(rows["id"])},
-        "counts": {s: int((table["status"] == s).sum()) for s in STATUSES},
-        "versions": {},
-        "complete": True,
-    }
-    write_json(info, run.run_json)
-    return info["counts"]
+    record = RunRecord(
+        identity={"model_name_or_path": "synthetic", "max_length": 512, "seed": 42},
+        dataset=DatasetRecord(source=str(C.ALPACA), n_rows=len(rows), fingerprint=dataset_fingerprint(rows["id"])),
+        format="alpaca", template="alpaca", epochs=epochs, model={"model": "synthetic-scores (bench_push.py)"},
+        counts={s: int((table["status"] == s).sum()) for s in STATUSES}, complete=True,
+    )
+    record.save(run.path)
+    return record.counts
 
 
 def worker(spec_path: Path) -> None:

@@ -16,7 +16,7 @@ Runs, each in its OWN subprocess (fresh model, separate peak-memory accounting):
    skip_prepare_dataset) with an ``SFTConfig`` whose every field is copied from the scorer's
    ``ScorerConfig`` (recipe defaults + per_device_train_batch_size 4 / grad accum 8), except
    ``save_strategy="no"`` (no checkpoints) — so no scoring passes and no checkpoints;
-2. ``scorer`` — ``hf_lpselect.run.score(..., rows=...)`` exactly as the CLI would run it
+2. ``scorer`` — ``hf_lpselect.run.score(rows, ...)`` exactly as the CLI would run it
    (n + 1 scoring passes, a checkpoint at every epoch end, run directory written). The worker
    wraps ``ScorerTrainer.train``, ``ScorerTrainer.run_scoring_pass`` and
    ``Trainer._save_checkpoint`` with timers (instrumentation only, behaviour unchanged) so the
@@ -139,8 +139,8 @@ def worker(spec_path: str) -> None:
             overrides["bf16"] = spec["bf16"]
         with C.Window() as w:
             res = score(
-                str(C.ALPACA), out=out_dir / "run", model="default", epochs=spec["epochs"], template="alpaca",
-                max_length=MAX_LENGTH, seed=42, rows=rows, **overrides,
+                rows.select_columns(["instruction", "input", "output"]), out=str(out_dir / "run"), model="default",
+                epochs=spec["epochs"], template="alpaca", max_length=MAX_LENGTH, seed=42, **overrides,
             )
         sc = scorer_config(str(out_dir / "run" / "checkpoints"), spec["epochs"], spec["bf16"])
         result.update(

@@ -93,20 +93,6 @@ def vm_hwm_mib(pid: int) -> float | None:
     return None
 
 
-def as_record(run_dir: Path) -> None:
-    """Rewrite make_run's run.json (the earlier loose layout) as the typed RunRecord the library reads."""
-    import json
-
-    from hf_lpselect.record import DatasetRecord, RunRecord
-
-    info = json.loads((run_dir / "run.json").read_text())
-    dataset = info["dataset"]
-    RunRecord(identity=info["config"], format=info["config"]["format"], template=info["config"]["template"],
-              epochs=info["config"]["epochs"], model=info["model"], counts=info["counts"], complete=True,
-              dataset=DatasetRecord(source=dataset["source"], split=dataset["split"], n_rows=dataset["n_rows"],
-                                    fingerprint=dataset["fingerprint"])).save(run_dir)
-
-
 def open_and_wait(page, url: str, folder: Path, rows: int) -> float:
     """Seconds from the click on Open until the summary, three plots and the table are on the page."""
     page.goto(url)
@@ -148,7 +134,6 @@ def main() -> None:
         tmp = Path(tmp)
         started = time.perf_counter()
         counts = make_run(tmp / "run", args.rows, args.epochs)
-        as_record(tmp / "run")
         materialize(tmp / "run", "bench/alpaca", tmp / "alpaca-lp")
         scores = pd.read_parquet(tmp / "run" / "scores.parquet")
         setup_s = time.perf_counter() - started
