@@ -19,7 +19,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,7 @@ FEATURES = Features({
 DATA_SUFFIXES = {".json", ".jsonl", ".parquet", ".csv", ".tsv", ".txt", ".arrow"}
 _WS = re.compile(r"[ \t\n\r]*")
 _SHA = re.compile(r"^[0-9a-f]{40}$")
+CHUNK_ROWS = 50_000  # JSON records turned into Arrow at a time
 MAX_DEPTH = 32  # JSON nesting levels a record may have (Arrow and datasets recurse per level; ~60 fail)
 
 
@@ -163,41 +164,110 @@ def _read_saved(path: Path, source: str, split: str) -> datasets.Dataset:
 
 
 def _read_json(path: Path, source: str) -> datasets.Dataset:
-    """Parse a JSON array of objects or JSON lines into a Dataset, keeping mixed types (see module doc)."""
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise DataError(f"{source} line {line} is not valid UTF-8; re-save the file as UTF-8.") from e
-    try:
-        items = list(_json_array(text) if text.lstrip(" \t\n\r").startswith("[") else _json_lines(text))
-    except json.JSONDecodeError as e:
-        raise DataError(
-            f"{source} line {e.lineno} is not valid JSON ({e.msg}); fix or remove that line."
-        ) from e
-    except _TooDeep as e:
-        raise DataError(_too_deep(source, e.line)) from None
-    for value, line in items:
-        if not isinstance(value, dict):
-            raise DataError(
-                f"{source} line {line} holds a JSON {type(value).__name__}, not an object; "
-                "give a JSON array of objects or one object per line."
-            )
-        if _deeper_than(value, MAX_DEPTH):
-            raise DataError(_too_deep(source, line))
-    if not items:
+    """Parse a JSON array of objects or JSON lines into a Dataset, keeping mixed types (see module doc).
+
+    The records are never all held as Python objects: a first pass checks each one and notes the
+    value types of every key, a second builds the Arrow columns :data:`CHUNK_ROWS` records at a
+    time (JSON lines are re-read from the file line by line; a JSON array is parsed from one string).
+    """
+    with path.open("rb") as f:
+        array = f.read(1 << 16).lstrip(b"\xef\xbb\xbf \t\n\r").startswith(b"[")
+    if array:
+        text = _decode(path.read_bytes(), source)
+        items = lambda: _json_array(text)  # noqa: E731
+    else:
+        items = lambda: _json_file_lines(path, source)  # noqa: E731
+
+    def records() -> Iterator[tuple[dict, int]]:
+        try:
+            for value, line in items():
+                if not isinstance(value, dict):
+                    raise DataError(
+                        f"{source} line {line} holds a JSON {type(value).__name__}, not an object; "
+                        "give a JSON array of objects or one object per line."
+                    )
+                if _deeper_than(value, MAX_DEPTH):
+                    raise DataError(_too_deep(source, line))
+                yield value, line
+        except json.JSONDecodeError as e:
+            raise DataError(_not_json(source, e.lineno, e.msg)) from e
+        except _TooDeep as e:
+            raise DataError(_too_deep(source, e.line)) from None
+
+    types: dict[str, set[type]] = {}  # every key, first-seen order, with the types of its non-null values
+    n = 0
+    for value, _ in records():
+        n += 1
+        for key, v in value.items():
+            types.setdefault(key, set()).update(() if v is None else (type(v),))
+    if not n:
         raise DataError(f"{source} contains no records; give a JSON array of objects or one object per line.")
-    records = [value for value, _ in items]
-    keys = dict.fromkeys(key for record in records for key in record)  # union, first-seen order
+    columns: dict[str, list[pa.Array | None]] = {key: [] for key in types}
+    chunk: list[tuple[dict, int]] = []
+    for item in records():
+        chunk.append(item)
+        if len(chunk) == CHUNK_ROWS:
+            _add_chunk(columns, types, chunk, source)
+            chunk = []
+    if chunk:
+        _add_chunk(columns, types, chunk, source)
+    for key, arrays in columns.items():  # a chunk Arrow could not type, or chunks typed apart: the whole column at once
+        if any(a is None for a in arrays) or len({a.type for a in arrays}) > 1:
+            columns[key] = [_arrow_column([value.get(key) for value, _ in records()])]
     try:
-        return datasets.Dataset.from_dict({k: _arrow_column([r.get(k) for r in records]) for k in keys})
-    except UnicodeEncodeError:  # a lone UTF-16 surrogate, which JSON can escape ("\ud800") but UTF-8 cannot hold
-        line = next(line for value, line in items if not _encodable(value))
-        raise DataError(
-            f"{source} line {line} holds a lone UTF-16 surrogate (a \\uD800-\\uDFFF escape without its pair), "
-            "which is not text; fix or remove that line."
-        ) from None
+        return datasets.Dataset.from_dict({key: pa.chunked_array(arrays) for key, arrays in columns.items()})
+    except UnicodeEncodeError:  # in a key
+        raise _surrogate(source, records()) from None
+
+
+def _add_chunk(columns: dict[str, list], types: dict[str, set[type]], chunk: list[tuple[dict, int]], source: str) -> None:
+    """Append each column's Arrow array for ``chunk`` (None where Arrow cannot type it alone)."""
+    try:
+        for key, arrays in columns.items():
+            values = [value.get(key) for value, _ in chunk]
+            if len(types[key]) > 1:
+                arrays.append(_json_column(values))
+                continue
+            try:
+                arrays.append(pa.array(values))
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+                arrays.append(None)
+    except UnicodeEncodeError:
+        raise _surrogate(source, chunk) from None
+
+
+def _surrogate(source: str, items: Iterable[tuple[dict, int]]) -> DataError:
+    """The error for the first record holding a lone UTF-16 surrogate, which JSON can escape
+    (``"\\ud800"``) but UTF-8, and so Arrow, cannot hold."""
+    line = next(line for value, line in items if not _encodable(value))
+    return DataError(f"{source} line {line} holds a lone UTF-16 surrogate (a \\uD800-\\uDFFF escape without its pair), "
+                     "which is not text; fix or remove that line.")
+
+
+def _not_json(source: str, line: int, msg: str) -> str:
+    return f"{source} line {line} is not valid JSON ({msg}); fix or remove that line."
+
+
+def _decode(raw: bytes, source: str, first_line: int = 1) -> str:
+    try:
+        return raw.decode("utf-8-sig" if first_line == 1 else "utf-8")
+    except UnicodeDecodeError as e:
+        line = first_line + raw[: e.start].count(b"\n")
+        raise DataError(f"{source} line {line} is not valid UTF-8; re-save the file as UTF-8.") from e
+
+
+def _json_file_lines(path: Path, source: str) -> Iterator[tuple[Any, int]]:
+    """Yield (value, 1-based line) for each non-blank line of a JSON lines file, read line by line."""
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, 1):  # splits at b"\n" only: U+2028 may sit in strings
+            line = _decode(raw, source, number)
+            if line.strip():
+                try:
+                    yield json.loads(line), number
+                except json.JSONDecodeError as e:
+                    raise DataError(_not_json(source, number, e.msg)) from e
+                except RecursionError:
+                    raise _TooDeep(number) from None
 
 
 def _too_deep(source: str, line: int) -> str:
@@ -230,21 +300,12 @@ def _arrow_column(values: list) -> pa.Array:
             return pa.array(values)
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
             pass  # e.g. list items or turn fields of mixed types: fall through to JSON
+    return _json_column(values)
+
+
+def _json_column(values: list) -> pa.Array:
+    """A JSON column of ``values``, each encoded by us (decoded back exactly by :func:`canonicalize`)."""
     return pa.array([None if v is None else json.dumps(v, ensure_ascii=False) for v in values], pa.json_())
-
-
-def _json_lines(text: str) -> Iterator[tuple[Any, int]]:
-    """Yield (value, 1-based line) for each non-blank line of JSON lines text."""
-    start = 0  # offset of the current line in `text`, so errors carry the file's line number
-    for number, line in enumerate(text.split("\n"), 1):  # not splitlines(): U+2028 may sit in strings
-        if line.strip():
-            try:
-                yield json.loads(line), number
-            except json.JSONDecodeError as e:
-                raise json.JSONDecodeError(e.msg, text, start + e.pos) from e
-            except RecursionError:
-                raise _TooDeep(number) from None
-        start += len(line) + 1
 
 
 def _json_array(text: str) -> Iterator[tuple[Any, int]]:

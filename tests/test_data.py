@@ -257,6 +257,32 @@ def test_rows_written_to_a_cache_dir_are_memory_mapped_and_the_same(tmp_path):
     assert rows.cache_files and all(Path(f["filename"]).parent == tmp_path / "cache" for f in rows.cache_files)
 
 
+@pytest.mark.parametrize("array", [False, True])
+def test_reading_in_chunks_gives_what_one_chunk_gives(tmp_path, monkeypatch, array):
+    records = [
+        {"instruction": "a", "output": "b", "meta": None, "n": 1, "turns": [{"from": "human"}]},
+        {"instruction": "c", "output": "d", "meta": None, "n": 2, "turns": []},
+        {"instruction": "e", "output": 5, "meta": "x", "n": 3, "turns": [{"from": "gpt", "value": "v"}]},  # output: str and int
+        {"instruction": "f", "output": "g", "meta": "y", "n": 12345678901234567890123, "turns": None},  # n: past int64
+        {"instruction": "h", "output": "i", "extra": [1, "two"]},  # a list Arrow cannot type
+    ]
+    path = tmp_path / ("d.json" if array else "d.jsonl")
+    path.write_text(json.dumps(records) if array else "".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    whole = read_source(str(path))
+    monkeypatch.setattr("hf_lpselect.data.CHUNK_ROWS", 2)  # chunks [0, 1], [2, 3], [4]
+    chunked = read_source(str(path))
+    assert chunked.features == whole.features and chunked.to_list() == whole.to_list()
+    assert [r["status"] for r in canonicalize(chunked).to_list()] == ["ok", "ok", "invalid", "ok", "ok"]
+
+
+def test_a_lone_surrogate_in_a_later_chunk_names_its_line(tmp_path, monkeypatch):
+    monkeypatch.setattr("hf_lpselect.data.CHUNK_ROWS", 2)
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"instruction": "a", "output": "b"}\n' * 3 + '{"instruction": "a", "output": "\\ud800"}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"d\.jsonl line 4 holds a lone UTF-16 surrogate"):
+        read_source(str(path))
+
+
 def test_worker_processes_give_the_same_rows(tmp_path):
     records = [RECORDS[0], {"instruction": "a"}, RECORDS[1], RECORDS[0], RECORDS[2], RECORDS[1]]
     path = str(write_jsonl(tmp_path / "d.jsonl", records))
