@@ -204,7 +204,7 @@ def _read_json(path: Path, source: str) -> datasets.Dataset:
         raise DataError(f"{source} contains no records; give a JSON array of objects or one object per line.")
     columns: dict[str, list[pa.Array | None]] = {key: [] for key in types}
     chunk: list[tuple[dict, int]] = []
-    for item in records():
+    for item in items():  # checked by the first pass
         chunk.append(item)
         if len(chunk) == CHUNK_ROWS:
             _add_chunk(columns, types, chunk, source)
@@ -213,11 +213,11 @@ def _read_json(path: Path, source: str) -> datasets.Dataset:
         _add_chunk(columns, types, chunk, source)
     for key, arrays in columns.items():  # a chunk Arrow could not type, or chunks typed apart: the whole column at once
         if any(a is None for a in arrays) or len({a.type for a in arrays}) > 1:
-            columns[key] = [_arrow_column([value.get(key) for value, _ in records()])]
+            columns[key] = [_arrow_column([value.get(key) for value, _ in items()])]
     try:
         return datasets.Dataset.from_dict({key: pa.chunked_array(arrays) for key, arrays in columns.items()})
     except UnicodeEncodeError:  # in a key
-        raise _surrogate(source, records()) from None
+        raise _surrogate(source, items()) from None
 
 
 def _add_chunk(columns: dict[str, list], types: dict[str, set[type]], chunk: list[tuple[dict, int]], source: str) -> None:
@@ -456,13 +456,11 @@ def load_rows(
     return canonicalize(read_source(source, split=split, subset=subset), format=format, num_proc=num_proc)
 
 
-def dataset_fingerprint(ids: list[str]) -> str:
-    """A short hash of the ordered row ids: same data, same fingerprint."""
-    digest = hashlib.sha256()
-    for row_id in ids:
-        digest.update(row_id.encode())
-        digest.update(b"\n")
-    return digest.hexdigest()[:16]
+def dataset_fingerprint(ids: Iterable[str]) -> str:
+    """A short hash of the ordered row ids (each followed by a newline): same data, same fingerprint."""
+    if isinstance(ids, datasets.arrow_dataset.Column):  # its iterator decodes row by row, a slice in one batch
+        ids = ids[:]
+    return hashlib.sha256("".join(f"{row_id}\n" for row_id in ids).encode()).hexdigest()[:16]
 
 
 def content_id(record: dict) -> str:

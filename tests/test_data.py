@@ -566,3 +566,12 @@ def test_a_loaded_folder_is_cached_in_the_tests_own_home_not_the_users(tmp_path)
     datasets.Dataset.from_list(RECORDS).to_parquet(str(tmp_path / "dry" / "train.parquet"))
     cached = Path(datasets.load_dataset(str(tmp_path / "dry"), split="train").cache_files[0]["filename"])
     assert cached.is_relative_to(os.environ["HF_HOME"]) and not cached.is_relative_to(Path.home() / ".cache")
+
+
+def test_dataset_fingerprint_is_the_hash_of_the_ordered_ids_from_a_list_or_a_column():
+    from hf_lpselect.data import dataset_fingerprint
+
+    expected = hashlib.sha256(b"a1\nb2\ncc\n").hexdigest()[:16]
+    assert dataset_fingerprint(["a1", "b2", "cc"]) == expected
+    assert dataset_fingerprint(datasets.Dataset.from_dict({"id": ["a1", "b2", "cc"]})["id"]) == expected
+    assert dataset_fingerprint(["b2", "a1", "cc"]) != expected
