@@ -29,6 +29,7 @@ import _common as C  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from hf_lpselect.clusters import cached_clusters  # noqa: E402
+from hf_lpselect.record import RunRecord  # noqa: E402
 from hf_lpselect.rundir import RunDir, write_json  # noqa: E402
 from hf_lpselect.run import score  # noqa: E402
 from hf_lpselect.select import STRATEGIES, select  # noqa: E402
@@ -88,13 +89,13 @@ def main() -> None:
                     "length_bias": round(float(chosen["n_response_tokens"].mean()) / mean_len, 3),
                 }
             )
-    info = run_dir.read_json()
+    counts = RunRecord.load(run_dir.path).counts
     payload = {
         "benchmark": "bench_select",
         "date": C.now(),
         "command": C.command_line(),
         "machine": C.machine_info(args.threads),
-        "run": {"dir": str(run_dir.path), "rows": args.rows, "epochs": args.epochs, "recipe": RECIPE, "counts": info["counts"],
+        "run": {"dir": str(run_dir.path), "rows": args.rows, "epochs": args.epochs, "recipe": RECIPE, "counts": counts,
                 "seconds": round(run_seconds, 1) if args.run is None else None},
         "fraction": args.fraction,
         "mean_response_tokens_all_ok_rows": mean_len,

@@ -19,10 +19,11 @@ from typing import Any
 from transformers import HfArgumentParser
 from trl import ModelConfig, ScriptArguments, TrlParser
 
+from .data import FORMATS
 from .errors import ConfigError
 from .trainer import ScorerConfig
 
-ROW_FORMATS = ("auto", "alpaca", "dolly", "sharegpt", "messages", "prompt-completion")
+ROW_FORMATS = ("auto", *FORMATS)
 
 
 @dataclass
@@ -50,7 +51,7 @@ class ScoreArguments(ScriptArguments):
 
     dataset_name: str | None = field(
         default=None,
-        metadata={"help": "A Hub dataset id, a .json/.jsonl/.parquet/.csv file, or a save_to_disk folder "
+        metadata={"help": "A Hub dataset id, a .json/.jsonl/.parquet file, or a save_to_disk folder "
                   "(also the first positional argument of `lpselect score`)."},
     )
     dataset_config: str | None = field(default=None, metadata={"aliases": ["--subset"], "help": "Config (subset) of a Hub dataset."})
@@ -103,7 +104,7 @@ def score_parser() -> TrlParser:
         SCORE_DATACLASSES,
         prog="lpselect score",
         usage="lpselect score DATASET [--config recipe.yaml] [--model default] [--epochs 3] [--out runs/NAME] [OPTIONS]",
-        description="Scorer run: fine-tune a small model on DATASET (a Hub id, a .json/.jsonl/.parquet/.csv file or a "
+        description="Scorer run: fine-tune a small model on DATASET (a Hub id, a .json/.jsonl/.parquet file or a "
         "save_to_disk folder) and score every row's response perplexity before training and after each epoch; "
         "writes LP(1) and the other scores into the run directory. Re-running the same command resumes. "
         "--config FILE.yaml sets any option below from a YAML mapping (the command line wins). "

@@ -103,9 +103,13 @@ def _parse(parse, argv: list[str]):
     try:
         return parse(argv)
     except ValueError as err:
-        if not str(err).startswith("Unknown arguments from config file"):
-            raise
-        raise ConfigError(str(err).split(". Please")[0] + ": see --help for every name.") from None
+        message = str(err)
+        if message.startswith("Unknown arguments from config file"):
+            raise ConfigError(message.split(". Please")[0] + ": see --help for every name.") from None
+        if message.startswith("Some specified arguments are not used by the HfArgumentParser"):
+            unknown = message.split(":", 1)[1].strip()
+            raise ConfigError(f"Unknown option(s) {unknown}: see --help for every name.") from None
+        raise
 
 
 @app.command()
@@ -217,7 +221,8 @@ def report(
     from .summary import display_texts
 
     with user_errors():
-        result = make_report(run, out, texts=display_texts(run_rows(RunDir(run))))
+        texts = display_texts(run_rows(RunDir(run))) if RunDir(run).run_json.is_file() else None  # a foreign table has no source
+        result = make_report(run, out, texts=texts)
     Console().print(f"written: {result.markdown}")
     for name, path in result.figures.items():
         Console().print(f"  {name}: {path}")

@@ -115,8 +115,8 @@ def find_run(repo_id: str, runs_dir: str | Path = "runs") -> RunDir:
 
 
 def _require_finished(run_dir: RunDir) -> None:
-    if not run_dir.scores.is_file() or not RunRecord.load(run_dir.path).complete:
-        raise DataError(f"{run_dir.path} is not a finished scorer run (no scores.parquet); run `lpselect score` first.")
+    if not RunRecord.load(run_dir.path).complete or not run_dir.scores.is_file():
+        raise DataError(f"{run_dir.path} is not a finished scorer run; finish it with `lpselect score` first.")
 
 
 def _write_shards(dataset: datasets.Dataset, folder: Path, split: str) -> list[Path]:
@@ -132,8 +132,11 @@ def _write_shards(dataset: datasets.Dataset, folder: Path, split: str) -> list[P
     for i in range(n):
         written = folder / f".{split}-{i:05d}.parquet.tmp"
         dataset.shard(n, i, contiguous=True).to_parquet(str(written))
+        digest = hashlib.sha256()
         with written.open("rb") as f:
-            digest = hashlib.file_digest(f, "sha256").hexdigest()[:16]
+            while chunk := f.read(1 << 22):
+                digest.update(chunk)
+        digest = digest.hexdigest()[:16]
         paths.append(written.rename(folder / f"{split}-{i:05d}-of-{n:05d}-{digest}.parquet"))
     return paths
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,25 +78,45 @@ def convert_gguf(gguf: str | os.PathLike) -> Path:
 
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".ckpt")
-_WEIGHT_NAMES = ("config.json", "adapter_config.json", "generation_config.json")
+# the files that decide what a model computes on our tokens: weights, configs and the tokenizer
+_WEIGHT_NAMES = ("config.json", "adapter_config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+                 "special_tokens_map.json", "chat_template.jinja", "chat_template.json", "vocab.json", "merges.txt",
+                 "tokenizer.model")
 
 
 def weights_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 over a model file, or over a folder's weight and config files (names and contents).
+    """SHA-256 over a model file, or over a folder's weight, config and tokenizer files (names and contents).
 
     What a local model IS, so a run never mixes passes of two different models that were put in
-    the same folder one after the other.
+    the same folder one after the other. Each file's own hash is cached by (path, size, mtime) in
+    :func:`cache_dir`, so a 13B model is read once, not on every run.
     """
-    path = Path(path)
+    path = Path(path).resolve()
     files = [path] if path.is_file() else sorted(
         p for p in path.rglob("*") if p.is_file() and (p.suffix in _WEIGHT_SUFFIXES or p.name in _WEIGHT_NAMES)
     )
+    cache_file = cache_dir() / "file_sha256.json"
+    try:
+        cache = json.loads(cache_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        cache = {}
     digest = hashlib.sha256()
     for file in files:
-        digest.update(str(file.relative_to(path) if file != path else file.name).encode() + b"\0")
-        with open(file, "rb") as handle:
-            while chunk := handle.read(1 << 22):
-                digest.update(chunk)
+        stat = file.stat()
+        key = f"{file}|{stat.st_size}|{stat.st_mtime_ns}"
+        if key not in cache:
+            one = hashlib.sha256()
+            with open(file, "rb") as handle:
+                while chunk := handle.read(1 << 22):
+                    one.update(chunk)
+            cache[key] = one.hexdigest()
+        digest.update(f"{file.relative_to(path) if file != path else file.name}\0{cache[key]}\n".encode())
+    try:
+        from .rundir import write_json
+
+        write_json(cache, cache_file)
+    except OSError:
+        pass  # a read-only cache only costs time
     return digest.hexdigest()
 
 

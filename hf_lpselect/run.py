@@ -28,7 +28,7 @@ from .errors import RunError
 from .lp import learning_percentages
 from .models import load_model
 from .record import DatasetRecord, RunRecord
-from .rundir import STATUSES, RunDir, check_run_dir, run_lock, write_parquet
+from .rundir import STATUSES, RunDir, atomic_write, check_run_dir, run_lock, write_parquet
 from .templates import resolve_template, tokenize_rows
 from .trainer import ScorerConfig, ScorerTrainer
 
@@ -107,6 +107,8 @@ def _read_rows(dataset: str | datasets.Dataset, script: ScoreArguments) -> tuple
     elif isinstance(dataset, str):
         raw = read_source(dataset, split=script.dataset_train_split, subset=script.dataset_config)
         origin = hub_origin(raw)
+        if Path(dataset).exists():  # a local file or folder: recorded by its absolute path, so select works from anywhere
+            origin["path"] = str(Path(dataset).resolve())
     else:
         raise RunError(f"Cannot score a {type(dataset).__name__}: give a file, a folder, a Hub id or a datasets.Dataset.")
     if script.limit is not None:
@@ -169,7 +171,8 @@ def score(
     if source is None:
         raise RunError("No dataset given: pass a file, folder or Hub id (or --dataset_name).")
     source_name = source if isinstance(source, str) else "source.parquet"
-    run_dir = RunDir(str(args.output_dir).format(dataset=_stem(source_name), model=_stem(model_args.model_name_or_path)))
+    out = str(args.output_dir).replace("{dataset}", _stem(source_name)).replace("{model}", _stem(model_args.model_name_or_path))
+    run_dir = RunDir(out)
     check_run_dir(run_dir.path)
     state = PartialState()
     with ExitStack() as stack:
@@ -205,11 +208,12 @@ def _score(
         **({"quantization_config": quantization} if quantization is not None else {}),
     )
     template = resolve_template(args.template, loaded.tokenizer, rows)
+    max_length = args.max_length or loaded.tokenizer.model_max_length
     identity = {**run_identity(script, args, model_args), "world_size": state.num_processes,
+                "resolved": {"template": template, "max_length": max_length},
                 "model_identity": {k: loaded.identity.get(k) for k in ("weights_sha256", "revision", "architecture")}}
     _check_resumable(run_dir, identity, fingerprint)
 
-    max_length = args.max_length or loaded.tokenizer.model_max_length
     tokenized = tokenize_rows(rows, loaded.tokenizer, template=template, max_length=max_length, alone=script.ifd)
     rows_table = tokenized.select_columns(ROWS_COLUMNS).to_pandas()
     counts = {status: int((rows_table["status"] == status).sum()) for status in STATUSES}
@@ -218,7 +222,7 @@ def _score(
     record = RunRecord(
         identity=identity,
         dataset=DatasetRecord(
-            source=run_dir.source.name if stored else source, split=script.dataset_train_split,
+            source=run_dir.source.name if stored else origin.get("path", source), split=script.dataset_train_split,
             config=origin.get("config", script.dataset_config), revision=origin.get("revision"),
             n_rows=len(rows), fingerprint=fingerprint, stored=stored,
         ),
@@ -232,8 +236,8 @@ def _score(
     )
     if state.is_main_process:
         run_dir.path.mkdir(parents=True, exist_ok=True)
-        if stored and not run_dir.source.is_file():
-            write_parquet(raw.to_pandas(), run_dir.source)
+        if stored and not run_dir.source.is_file():  # through Arrow, so every value and type reads back as it was
+            atomic_write(run_dir.source, lambda tmp: raw.to_parquet(str(tmp)))
         write_parquet(rows_table, run_dir.rows)
         record.save(run_dir.path)
     state.wait_for_everyone()

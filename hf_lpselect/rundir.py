@@ -127,9 +127,6 @@ class RunDir:
         found = (_PASS_RE.match(p.name) for p in self.passes_dir.iterdir())
         return sorted(int(m.group(1)) for m in found if m)
 
-    def read_json(self) -> dict[str, Any]:
-        return json.loads(self.run_json.read_text(encoding="utf-8"))
-
     def remove_stale_temporaries(self) -> list[Path]:
         """Delete the temporary files a killed process left behind (our ``.NAME.XXXX.tmp`` names only)."""
         removed = []

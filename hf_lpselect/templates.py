@@ -130,7 +130,7 @@ def tokenize_rows(
     if tokenizer.eos_token_id is None:
         raise TemplateError("The tokenizer has no EOS token, so the end of a response cannot be scored.")
     if max_length < 2:
-        raise TemplateError(f"--max-length must be at least 2, got {max_length}.")
+        raise TemplateError(f"--max_length must be at least 2, got {max_length}.")
     prefix = special_prefix_ids(tokenizer)
     eos = tokenizer.eos_token_id
     alone_context = prefix or [tokenizer.bos_token_id if tokenizer.bos_token_id is not None else eos]

@@ -24,6 +24,7 @@ import torch
 from accelerate import PartialState
 from accelerate.utils import gather_object
 from transformers import TrainerCallback
+from transformers.utils import logging
 from trl import SFTConfig, SFTTrainer
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
@@ -33,6 +34,7 @@ from .scoring import score_pass
 from .templates import TEMPLATES
 
 TRAIN_LOSS_COLUMNS = ["row", "epoch", "step", "loss"]
+logger = logging.get_logger(__name__)
 
 
 def _has_accelerator() -> bool:
@@ -265,6 +267,8 @@ class LearningPercentageCallback(TrainerCallback):
         self._stop_if_diverged(control)
 
     def on_step_end(self, args, state, control, **kwargs):
+        if PartialState().num_processes > 1:  # a rank that saw a broken loss stops them all, or the others would hang
+            self.diverged = next((d for d in gather_object([self.diverged]) if d is not None), None)
         self._stop_if_diverged(control)
 
     def on_epoch_end(self, args, state, control, model=None, processing_class=None, **kwargs):
@@ -351,6 +355,9 @@ class ScorerTrainer(SFTTrainer):
         template = resolve_template(getattr(config, "template", "auto"), tokenizer, rows)
         max_length = getattr(config, "max_length", None) or 512
         tokenized = tokenize_rows(rows, tokenizer, template=template, max_length=max_length)
+        left_out = pd.Series(tokenized["reason"])[pd.Series(tokenized["status"]) != "ok"].value_counts()
+        for reason, n in left_out.items():
+            logger.warning("ScorerTrainer leaves %d row(s) out of training and scoring: %s", n, reason)
         return tokenized.filter(lambda s: s == "ok", input_columns="status").select_columns(["row", "input_ids", "labels", "length"])
 
     @property

@@ -15,6 +15,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import argparse
 import functools
+import hashlib
 import importlib.util
 import re
 import shutil
@@ -201,7 +202,10 @@ def _prepare_source(upload: str | None, hub_id: str, folder: Path) -> str:
         path = Path(upload)
         if path.suffix.lower() not in UPLOAD_TYPES:
             raise LPSelectError(f"{path.name} is not a {', '.join(UPLOAD_TYPES)} file; upload one of those.")
-        uploads = folder / "uploads"
+        # one folder per upload, named by its content: a later upload of the same name never replaces
+        # the source an earlier run of this session was scored from
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        uploads = folder / "uploads" / digest
         uploads.mkdir(parents=True, exist_ok=True)
         if path.suffix.lower() == ".csv":
             target = uploads / f"{path.stem}.parquet"

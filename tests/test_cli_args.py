@@ -73,6 +73,7 @@ def test_score_help_lists_trl_flags_and_ours():
         (["--limit", "0"], "--limit must be 1 or more"),
         (["--max_steps", "5"], "--max_steps is not supported"),
         (["--config", "missing.yaml"], "missing.yaml"),
+        (["--fp32"], "Unknown option(s) ['--fp32']"),
     ],
 )
 def test_a_bad_argument_is_one_red_sentence_without_warnings(tmp_path, argv, sentence):

@@ -163,12 +163,36 @@ def test_an_in_memory_dataset_is_stored_with_the_run_and_can_be_selected(tmp_pat
 
     from hf_lpselect.subsets import run_source, select_run, selected_dataset
 
-    rows = datasets.Dataset.from_list([{k: r[k] for k in ("instruction", "input", "output")} for r in make_demo_rows(8, seed=4)])
+    records = [{k: r[k] for k in ("instruction", "input", "output")} for r in make_demo_rows(8, seed=4)]
+    for i, record in enumerate(records):  # extra columns whose types pandas would change (1 → 1.0, None → NaN)
+        record["votes"] = None if i == 3 else i
+        record["tags"] = ["a"] if i % 2 else []
+    rows = datasets.Dataset.from_list(records)
     result = score(rows, out=tmp_path / "r", model=str(tiny_model_dir), epochs=1, max_length=64, **FAST)
     assert result.record.dataset.stored and result.run_dir.source.is_file()
     selection, scores = select_run(result.run_dir.path, "lp1-hard", fraction=0.5)
     subset = selected_dataset(run_source(result.run_dir), scores, selection)
     assert subset["output"] == [rows[r]["output"] for r in selection.rows]
+    assert subset["votes"] == [rows[r]["votes"] for r in selection.rows]
+
+
+def test_an_output_dir_with_braces_is_a_plain_path(tmp_path, data, tiny_model_dir):
+    result = score(data, out=str(tmp_path / "runs" / "{exp}-{dataset}"), model=str(tiny_model_dir), epochs=0, max_length=64, **FAST)
+    assert result.run_dir.path == tmp_path / "runs" / "{exp}-d"
+
+
+def test_a_changed_tokenizer_in_the_model_folder_is_another_run(tmp_path, data, tokenizer):
+    model_dir = tmp_path / "model"
+    make_tiny_model(len(tokenizer)).save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    kwargs = dict(out=tmp_path / "r", model=str(model_dir), epochs=1, max_length=64, **FAST)
+    with pytest.raises(KeyboardInterrupt):
+        score(data, callbacks=[CrashAfterPassZero()], **kwargs)
+    config = json.loads((model_dir / "tokenizer_config.json").read_text())
+    config["model_max_length"] = 77
+    (model_dir / "tokenizer_config.json").write_text(json.dumps(config))
+    with pytest.raises(RunError, match="model_identity"):
+        score(data, **kwargs)
 
 
 def test_select_refuses_a_source_that_was_reordered_since_the_run(tmp_path, data, tiny_model_dir):
