@@ -78,8 +78,12 @@ class TrainRecord:
 
     @classmethod
     def load(cls, output_dir: str | Path) -> TrainRecord:
-        """Read ``OUTPUT_DIR/lpselect_train.json``."""
-        return cls(**json.loads((Path(output_dir) / RECORD_FILE).read_text(encoding="utf-8")))
+        """Read ``OUTPUT_DIR/lpselect_train.json``; a damaged or foreign file is one :class:`TrainError`."""
+        path = Path(output_dir) / RECORD_FILE
+        try:
+            return cls(**json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, ValueError, TypeError) as err:
+            raise TrainError(f"{path} cannot be read as an lpselect train record ({err}); pass another --output_dir.") from None
 
 
 @dataclass
@@ -332,7 +336,16 @@ def _training_set(
 
 
 def _check_resume(output_dir: Path, record: TrainRecord, resume: str | None) -> None:
-    if not resume or not (output_dir / RECORD_FILE).is_file():
+    """A new training run needs a new or empty output dir (its record and checkpoints must not meet
+    another run's); a resumed one must be the same rows and template as the run it continues."""
+    if not resume:
+        held = sorted(p.name for p in output_dir.iterdir()) if output_dir.is_dir() else []
+        if held:
+            shown = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
+            raise TrainError(f"{output_dir} is not empty (it holds {shown}); pass a new --output_dir, "
+                             "or --resume_from_checkpoint to continue the run that is there.")
+        return
+    if not (output_dir / RECORD_FILE).is_file():
         return
     previous = TrainRecord.load(output_dir)
     if previous.row_ids != record.row_ids or previous.template != record.template:

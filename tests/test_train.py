@@ -200,6 +200,10 @@ def test_resume_from_checkpoint_goes_on_and_refuses_other_rows(scored, tiny_mode
     assert state["global_step"] == 2
     with pytest.raises(TrainError, match="trained on other rows"):
         hf_lpselect.train(fraction=0.5, **{**common, "max_steps": 3}, resume_from_checkpoint=str(out / "checkpoint-2"))
+    before = sorted(p.name for p in out.iterdir()), (out / "lpselect_train.json").read_text()
+    with pytest.raises(TrainError, match="is not empty .*--resume_from_checkpoint"):
+        hf_lpselect.train(fraction=0.5, **common)  # a new run into the old one's folder: refused, nothing touched
+    assert (sorted(p.name for p in out.iterdir()), (out / "lpselect_train.json").read_text()) == before
 
 
 # ---------------------------------------------------------------------------------------- Hub
