@@ -37,7 +37,7 @@ def make_run(run_dir: Path, n_rows: int, epochs: int, seed: int = 0) -> dict:
 
     from hf_lpselect.data import load_rows
     from hf_lpselect.record import DatasetRecord, RunRecord
-    from hf_lpselect.run import build_scores, dataset_fingerprint
+    from hf_lpselect.scoring.run import build_scores, dataset_fingerprint
     from hf_lpselect.rundir import STATUSES, RunDir, write_parquet
 
     rows = load_rows(str(C.ALPACA))
@@ -71,7 +71,7 @@ def make_run(run_dir: Path, n_rows: int, epochs: int, seed: int = 0) -> dict:
 def worker(spec_path: Path) -> None:
     spec = json.loads(spec_path.read_text())
     t0 = time.perf_counter()
-    from hf_lpselect.hub import materialize
+    from hf_lpselect.hub.push import materialize
 
     import_s = time.perf_counter() - t0
     with C.Window() as window:

@@ -13,7 +13,7 @@ Variants, each in its OWN subprocess (so peak memory of one cannot leak into ano
 
 - ``peer_fp32_bs1``: what peer tools do — for each row, ``model(input_ids, labels=labels)`` with
   batch size 1, full ``(seq, vocab)`` logits and the plain transformers loss, fp32, eval, no_grad;
-- ``pass_<prec>_bs<B>``: ``hf_lpselect.scoring.score_pass`` (length-sorted batches, LM head only at
+- ``pass_<prec>_bs<B>``: ``hf_lpselect.scoring.passes.score_pass`` (length-sorted batches, LM head only at
   response positions) with float32 weights, either plain fp32 or bf16 autocast.
 
 Each worker: loads model + data, does a short untimed warm-up (one batch), then times the full
@@ -86,9 +86,9 @@ def worker(spec_path: str) -> None:
     torch.set_num_threads(spec["threads"])
     import datasets
 
-    import hf_lpselect.scoring as scoring
+    import hf_lpselect.scoring.passes as scoring
     from hf_lpselect.models import load_model
-    from hf_lpselect.scoring import length_batches, score_pass
+    from hf_lpselect.scoring.passes import length_batches, score_pass
 
     if spec.get("head_chunk"):  # what-if: a different LM-head chunk (score_pass looks batch_nll up at call time)
         import functools
@@ -184,7 +184,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="torch threads (default: usable cores)")
     ap.add_argument("--skip-peer", action="store_true", help="do not run the one-row-at-a-time baseline")
     ap.add_argument("--head-chunk", type=int, default=None,
-                    help="what-if: pass this head_chunk to hf_lpselect.scoring.batch_nll (default: the package's own)")
+                    help="what-if: pass this head_chunk to hf_lpselect.scoring.passes.batch_nll (default: the package's own)")
     ap.add_argument("--retries", type=int, default=1,
                     help="re-run a variant up to this many times when other processes used more than --max-other-share of the CPU")
     ap.add_argument("--max-other-share", type=float, default=0.1)

@@ -10,7 +10,7 @@ a finished run directory instead.
 
 For each strategy at ``--fraction`` (global, and per cluster where it applies): the median wall
 time of ``select()`` over 5 repeats, and the length bias = mean response tokens of the subset /
-mean over all ok rows (METHOD.md §2: hard samples tend to be long; ``longest`` is the yardstick).
+mean over all ok rows (docs/method.md §5: hard samples tend to be long; ``longest`` is the yardstick).
 Writes benchmarks/results/bench_select.json and prints a table. No asserts.
 """
 
@@ -28,12 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from hf_lpselect.clusters import cached_clusters  # noqa: E402
+from hf_lpselect.selection.clusters import cached_clusters  # noqa: E402
 from hf_lpselect.record import RunRecord  # noqa: E402
 from hf_lpselect.rundir import RunDir, write_json  # noqa: E402
-from hf_lpselect.run import score  # noqa: E402
-from hf_lpselect.select import STRATEGIES, select  # noqa: E402
-from hf_lpselect.subsets import run_rows  # noqa: E402
+from hf_lpselect.scoring.run import score  # noqa: E402
+from hf_lpselect.selection.strategies import STRATEGIES, select  # noqa: E402
+from hf_lpselect.selection.subsets import run_rows  # noqa: E402
 
 RECIPE = {"template": "plain", "max_length": 256, "learning_rate": 1e-4, "per_device_train_batch_size": 8, "gradient_accumulation_steps": 1}
 

@@ -126,8 +126,8 @@ def main() -> None:
 
     from playwright.sync_api import sync_playwright
 
-    from hf_lpselect.hub import materialize
-    from hf_lpselect.select import default_mirror, select
+    from hf_lpselect.hub.push import materialize
+    from hf_lpselect.selection.strategies import default_mirror, select
     import pandas as pd
 
     with tempfile.TemporaryDirectory(prefix="bench_space-") as tmp:

@@ -4,8 +4,30 @@ Learning percentage (Mekala, Nguyen & Shang, ACL Findings 2024): fine-tune a sma
 the whole dataset, score each sample's response perplexity before training and after every epoch,
 and keep the samples it learned slowest.
 
-The public API is importable from here; names load on first use, so ``import hf_lpselect`` (and
-the command line) stays fast.
+The package is grouped by stage:
+
+- ``hf_lpselect.scoring``: the scorer run (``score``, ``ScorerConfig`` + ``ScorerTrainer``,
+  ``LearningPercentageCallback``, the scoring passes);
+- ``hf_lpselect.selection``: from scores to subsets (``select``, ``STRATEGIES``, ``select_run``,
+  clusters, ``agreement`` / ``compare_runs`` between runs, ``make_report``);
+- ``hf_lpselect.hub``: scores as Hub dataset columns (``push_scores``, ``load_scored``, ``materialize``);
+- ``hf_lpselect.training``: ``train`` the target model on a curated split;
+- ``hf_lpselect.eval``: ``evaluate`` whether the subset was worth it;
+- ``hf_lpselect.space``: the Gradio Space's logic (the app is ``spaces/app.py``);
+
+and the shared pieces: ``data`` (reading any instruction dataset), ``templates`` (prompts and exact
+response masks), ``models``, ``lp`` (the formulas), ``record`` / ``rundir`` (the run directory).
+
+Every public name below is importable from here; names load on first use, so ``import hf_lpselect``
+(and the command line) stays fast.
+
+Example:
+
+```python
+>>> import hf_lpselect
+>>> result = hf_lpselect.score("data.jsonl", out="runs/mine", model="default", epochs=3)
+>>> subset = hf_lpselect.select(result.scores, "lp1-hard", fraction=0.05)
+```
 """
 
 from __future__ import annotations
@@ -15,30 +37,38 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+# public name -> the module that defines it
 _API = {
     "load_rows": "data",
-    "score": "run",
-    "ScoreResult": "run",
-    "ScorerConfig": "trainer",
-    "ScorerTrainer": "trainer",
-    "score_pass": "scoring",
     "tokenize_rows": "templates",
     "load_model": "models",
     "learning_percentages": "lp",
-    "select": "select",
-    "STRATEGIES": "select",
-    "select_run": "subsets",
-    "agreement": "agreement",
-    "compare_runs": "compare",
-    "make_report": "report",
-    "push_scores": "hub",
-    "load_scored": "hub",
-    "materialize": "hub",
     "RunDir": "rundir",
+    "RunRecord": "record",
     "LPSelectError": "errors",
-    "train": "training",
-    "TrainConfig": "train_args",
-    "SelectionArguments": "train_args",
+    "score": "scoring.run",
+    "ScoreResult": "scoring.run",
+    "ScoreArguments": "scoring.arguments",
+    "ScorerModelConfig": "scoring.arguments",
+    "ScorerConfig": "scoring.trainer",
+    "ScorerTrainer": "scoring.trainer",
+    "LearningPercentageCallback": "scoring.trainer",
+    "score_pass": "scoring.passes",
+    "select": "selection.strategies",
+    "STRATEGIES": "selection.strategies",
+    "select_run": "selection.subsets",
+    "agreement": "selection.agreement",
+    "compare_runs": "selection.compare",
+    "make_report": "selection.report",
+    "push_scores": "hub.push",
+    "load_scored": "hub.push",
+    "materialize": "hub.push",
+    "train": "training.run",
+    "TrainConfig": "training.arguments",
+    "SelectionArguments": "training.arguments",
+    "evaluate": "eval.pipeline",
+    "EvalArguments": "eval.args",
+    "EvalResult": "eval.results",
 }
 __all__ = sorted(_API)
 
@@ -47,3 +77,7 @@ def __getattr__(name: str) -> Any:
     if name in _API:
         return getattr(importlib.import_module(f".{_API[name]}", __name__), name)
     raise AttributeError(f"module 'hf_lpselect' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

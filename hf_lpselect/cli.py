@@ -62,7 +62,7 @@ def _disk_full(err: BaseException | None) -> bool:
 def _print_result(result, texts=None) -> None:
     from accelerate import PartialState
 
-    from .summary import print_summary, summarize
+    from .scoring.summary import print_summary, summarize
 
     if PartialState().is_main_process:
         print_summary(summarize(result.run_dir, texts=texts), Console())
@@ -78,9 +78,9 @@ def score(ctx: typer.Context) -> None:
     lpselect score DATASET [--model default] [--epochs 3] [--out runs/NAME] [any TRL SFTConfig / ModelConfig flag]
     [--config recipe.yaml]. `lpselect score --help` lists every option.
     """
-    from .arguments import parse_score_args
-    from .run import score as run_score
-    from .summary import display_texts
+    from .scoring.arguments import parse_score_args
+    from .scoring.run import score as run_score
+    from .scoring.summary import display_texts
 
     with user_errors():
         script, args, model_args = _parse(parse_score_args, ctx.args)
@@ -125,8 +125,8 @@ def demo(
     generated answers is deliberately wrong; the last line counts how many of them the scorer ranks
     among the hardest 10 % (chance: 10 %).
     """
-    from .demo import DEMO_RECIPE, run_demo, wrong_rows_among_hardest
-    from .summary import display_texts
+    from .scoring.demo import DEMO_RECIPE, run_demo, wrong_rows_among_hardest
+    from .scoring.summary import display_texts
 
     recipe = ", ".join(f"{k} {v}" for k, v in {**DEMO_RECIPE, "epochs": epochs}.items())
     console.print(f"Demo: {rows} generated rows, default model ({recipe}) → {out}")
@@ -154,7 +154,7 @@ def select_cmd(
     """Pick a subset of a scored dataset and write it with its score columns."""
     import json
 
-    from .subsets import (
+    from .selection.subsets import (
         default_output,
         describe_selection,
         run_source,
@@ -192,7 +192,7 @@ def compare(
     out: Optional[Path] = typer.Option(None, help="Folder for compare.json and scatter.png (default: RUN_A/compare-NAME_B)."),
 ) -> None:
     """Agreement between two scorer runs on the same rows: Spearman, Kendall, overlap of the hardest sets."""
-    from .compare import compare_runs
+    from .selection.compare import compare_runs
 
     with user_errors():
         result = compare_runs(run_a, run_b, score=score, out=out)
@@ -216,9 +216,9 @@ def report(
     out: Optional[Path] = typer.Option(None, help="Folder for the figures and report.md (default: RUN/report)."),
 ) -> None:
     """Figures and a Markdown summary of a run: LP(1) histogram, trajectories by tertile, LP vs length, counts."""
-    from .report import make_report
-    from .subsets import run_rows
-    from .summary import display_texts
+    from .selection.report import make_report
+    from .selection.subsets import run_rows
+    from .scoring.summary import display_texts
 
     with user_errors():
         texts = display_texts(run_rows(RunDir(run))) if RunDir(run).run_json.is_file() else None  # a foreign table has no source
@@ -240,7 +240,7 @@ def push_scores_cmd(
     seed: int = typer.Option(42, help="Seed for the random subsets."),
 ) -> None:
     """Push a run's scores as new columns of a Hub dataset, with subset configs and a generated card, in one commit."""
-    from .hub import push_scores
+    from .hub.push import push_scores
 
     names = None if subsets is None else [] if subsets.strip() == "none" else [s.strip() for s in subsets.split(",") if s.strip()]
     with user_errors():
@@ -265,8 +265,8 @@ def train(ctx: typer.Context) -> None:
     """
     from accelerate import PartialState
 
-    from .train_args import parse_train_args
-    from .training import run_train
+    from .training.arguments import parse_train_args
+    from .training.run import run_train
 
     with user_errors():
         result = run_train(_parse(parse_train_args, ctx.args))

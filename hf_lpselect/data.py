@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from datasets import Features, List, Value
 
-from .columns import OUR_COLUMNS
+from .hub.columns import OUR_COLUMNS
 from .errors import DataError
 
 FORMATS = ("alpaca", "dolly", "sharegpt", "messages", "prompt-completion")
@@ -345,6 +345,12 @@ def detect_format(column_names: list[str]) -> str:
         f"The dataset {what} with columns {sorted(column_names)}; "
         f"pass --format with one of: {', '.join(FORMATS)}."
     )
+
+
+def canonical_num_proc(n_rows: int) -> int | None:
+    """Worker processes worth starting to canonicalise ``n_rows`` rows: all cores (at most 8) from
+    100,000 rows on, where the start-up cost is paid back; none below."""
+    return min(os.cpu_count() or 1, 8) if n_rows >= 100_000 and (os.cpu_count() or 1) > 1 else None
 
 
 def canonicalize(

@@ -6,7 +6,7 @@
 - ``LP(1)`` is the ranking score (low = learned slowly = hard);
 - ``LP_app = (P_0 - P_1) / P_0`` needs only the first epoch.
 
-NaN, never 0, wherever the formula has no meaning (METHOD.md section 2): a row with no scored pass,
+NaN, never 0, wherever the formula has no meaning (docs/method.md §5): a row with no scored pass,
 or ``P_0 - P_n <= 0`` (nothing learned overall), gets NaN LP values and a reason.
 """
 

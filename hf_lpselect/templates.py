@@ -1,7 +1,7 @@
 """Prompt templates and exact tokenisation: each canonical row → input_ids + labels (-100 = not scored).
 
 The response mask is exact at the token level because prompt and response are tokenised
-SEPARATELY and their ids concatenated; no string search, no re-tokenisation (METHOD.md §2).
+SEPARATELY and their ids concatenated; no string search, no re-tokenisation (docs/method.md §5).
 
 - ``alpaca``: the Stanford Alpaca prompt, exactly; target = output + EOS (the EOS is scored).
 - ``plain``: ``"{instruction}\\n{input}\\n"``; target = output + EOS.
@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import datasets
+import jinja2
 from transformers import PreTrainedTokenizerBase
 
 from .errors import TemplateError
@@ -102,7 +103,10 @@ def chat_segments(messages: list[dict[str, str]], tokenizer: PreTrainedTokenizer
 def row_segments(row: dict[str, Any], template: str, tokenizer: PreTrainedTokenizerBase) -> list[tuple[str, bool]] | str:
     """The ``(text, scored)`` pieces of one ok row, or a reason string when the template cannot score it."""
     if template == "chat":
-        return chat_segments(row["messages"], tokenizer)
+        try:
+            return chat_segments(row["messages"], tokenizer)
+        except jinja2.TemplateError as err:  # the template refused this conversation (e.g. a role it does not know)
+            return f"the tokenizer's chat template cannot render this row: {err}"
     if row["instruction"] is None:
         return MULTI_TURN_REASON.format(template=template)
     return [(prompt_text(row["instruction"], row["input"] or "", template), False), (row["output"], True)]
@@ -120,12 +124,12 @@ def tokenize_rows(
     """Add ``input_ids``, ``labels``, token counts, ``truncated`` and the final ``status``/``reason``.
 
     Rows that are not ``ok`` pass through with empty ids. After right-truncation to ``max_length``,
-    a row left with no scored response token becomes ``excluded`` (METHOD.md §2: never score it).
+    a row left with no scored response token becomes ``excluded`` (docs/method.md §5: never score it).
     Labels are built by position, so a pad token equal to EOS never unscores the final EOS.
 
     ``alone=True`` also adds ``alone_input_ids``/``alone_labels``/``alone_length``: the same scored
     tokens with only a one-token context before them (the tokenizer's own prefix, else BOS, else
-    EOS), the "answer alone" of IFD (METHOD.md §3), so both IFD terms average the same tokens.
+    EOS), the "answer alone" of IFD (docs/method.md §4), so both IFD terms average the same tokens.
     """
     if tokenizer.eos_token_id is None:
         raise TemplateError("The tokenizer has no EOS token, so the end of a response cannot be scored.")

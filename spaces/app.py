@@ -27,7 +27,7 @@ import gradio as gr
 import pandas as pd
 
 from hf_lpselect.errors import LPSelectError
-from hf_lpselect.report import lp1_histogram, p0_histogram, score_vs_length, status_counts
+from hf_lpselect.selection.report import lp1_histogram, p0_histogram, score_vs_length, status_counts
 from hf_lpselect.space import sources, words
 from hf_lpselect.space.estimate import ROW_LIMIT, estimate_text, hardware
 
@@ -224,7 +224,7 @@ def _prepare_source(upload: str | None, hub_id: str, folder: Path) -> str:
 
 @_gpu
 def _run_scorer(source: str, out: Path, model: str, epochs: int, limit: int, progress):
-    from hf_lpselect.run import score
+    from hf_lpselect.scoring.run import score
     from hf_lpselect.space.progress import ProgressCallback
 
     callback = ProgressCallback(progress, epochs)

@@ -6,7 +6,7 @@ import math
 import pandas as pd
 import pytest
 
-from hf_lpselect.agreement import agreement
+from hf_lpselect.selection.agreement import agreement
 
 NAN = float("nan")
 

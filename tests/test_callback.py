@@ -9,9 +9,9 @@ from trl import SFTConfig, SFTTrainer
 
 from conftest import make_tiny_model
 from hf_lpselect.data import canonicalize
-from hf_lpselect.demo_data import make_demo_rows
+from hf_lpselect.scoring.demo_data import make_demo_rows
 from hf_lpselect.templates import tokenize_rows
-from hf_lpselect.trainer import LearningPercentageCallback, ScorerConfig, ScorerTrainer
+from hf_lpselect.scoring.trainer import LearningPercentageCallback, ScorerConfig, ScorerTrainer
 
 RECIPE = dict(num_train_epochs=2, per_device_train_batch_size=4, gradient_accumulation_steps=1, learning_rate=1e-3,
               lr_scheduler_type="cosine", warmup_steps=0.03, weight_decay=0.0, activation_checkpointing=False,

@@ -9,9 +9,9 @@ import pytest
 from transformers import HfArgumentParser
 from trl import TrlParser
 
-from hf_lpselect.arguments import SCORE_DATACLASSES, parse_score_args, run_identity
+from hf_lpselect.scoring.arguments import SCORE_DATACLASSES, parse_score_args, run_identity
 from hf_lpselect.errors import ConfigError
-from hf_lpselect.trainer import ScorerConfig
+from hf_lpselect.scoring.trainer import ScorerConfig
 
 
 def test_scorer_config_parses_with_transformers_and_trl_parsers(tmp_path):
@@ -89,7 +89,7 @@ def test_a_bad_argument_is_one_red_sentence_without_warnings(tmp_path, argv, sen
 
 
 def test_an_unknown_keyword_is_our_error():
-    from hf_lpselect.arguments import build_score_args
+    from hf_lpselect.scoring.arguments import build_score_args
 
     with pytest.raises(ConfigError, match="Unknown argument"):
         build_score_args(learning_rat=1e-4)

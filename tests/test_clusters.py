@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hf_lpselect import clusters as C
-from hf_lpselect.clusters import (
+from hf_lpselect.selection import clusters as C
+from hf_lpselect.selection.clusters import (
     ClusterError,
     cached_clusters,
     cluster_rows,
@@ -21,7 +21,7 @@ from hf_lpselect.clusters import (
 )
 from hf_lpselect.data import canonicalize
 from hf_lpselect.rundir import RunDir, write_parquet
-from hf_lpselect.select import select
+from hf_lpselect.selection.strategies import select
 
 SENTENCES = [
     "A cat is sitting on the mat.",

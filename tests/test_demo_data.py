@@ -6,7 +6,7 @@ from collections import Counter
 import datasets
 import pytest
 
-from hf_lpselect.demo_data import FAMILIES, WRONG_FRACTION, demo_dataset, make_demo_rows
+from hf_lpselect.scoring.demo_data import FAMILIES, WRONG_FRACTION, demo_dataset, make_demo_rows
 
 # Enough rows that every family gets several deliberately wrong ones.
 MANY = make_demo_rows(1200, seed=3)

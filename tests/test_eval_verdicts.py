@@ -1,4 +1,4 @@
-"""Judge arithmetic (METHOD.md §4) on hand-made verdict tables: both orders → win / tie / lose →
+"""Judge arithmetic (docs/method.md §8) on hand-made verdict tables: both orders → win / tie / lose →
 winning score = (win - lose) / total + 1; an unreadable reply is counted, never a tie."""
 
 from __future__ import annotations

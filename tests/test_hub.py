@@ -15,7 +15,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 from typer.testing import CliRunner
 
 from hf_lpselect.cli import app
-from hf_lpselect.columns import (
+from hf_lpselect.hub.columns import (
     DEFAULT_SUBSETS,
     SUBSET_STRATEGIES,
     hub_columns,
@@ -25,10 +25,10 @@ from hf_lpselect.columns import (
     select_scored,
     subset_name,
 )
-from hf_lpselect.demo_data import make_demo_rows
-from hf_lpselect.hub import load_scored, materialize
-from hf_lpselect.run import score
-from hf_lpselect.select import select
+from hf_lpselect.scoring.demo_data import make_demo_rows
+from hf_lpselect.hub.push import load_scored, materialize
+from hf_lpselect.scoring.run import score
+from hf_lpselect.selection.strategies import select
 
 FAST = {"per_device_train_batch_size": 4, "gradient_accumulation_steps": 1, "learning_rate": 1e-3, "bf16": False}
 RECORDS = [{"instruction": r["instruction"], "input": r["input"], "output": r["output"], "family": r["family"]}
@@ -191,7 +191,7 @@ def test_an_existing_card_keeps_its_metadata_configs_and_text(run, tmp_path):
 def test_the_card_reports_measured_agreement_with_another_scorer(run, tmp_path):
     import shutil
 
-    from hf_lpselect.compare import compare_runs
+    from hf_lpselect.selection.compare import compare_runs
 
     copy = tmp_path / "run"
     shutil.copytree(run.run_dir.path, copy)
@@ -370,7 +370,7 @@ def test_find_run_takes_the_latest_and_refuses_to_guess_between_splits(run, tmp_
     import os
     import shutil
 
-    from hf_lpselect.hub import find_run
+    from hf_lpselect.hub.push import find_run
 
     for name, mtime in (("old", 1_000_000), ("new", 2_000_000)):
         shutil.copytree(run.run_dir.path, tmp_path / name)
@@ -385,7 +385,7 @@ def test_find_run_takes_the_latest_and_refuses_to_guess_between_splits(run, tmp_
 
 
 def test_pushes_that_would_overwrite_other_data_are_refused(run):
-    from hf_lpselect.hub import Target, _check_target
+    from hf_lpselect.hub.push import Target, _check_target
 
     source = run.record.dataset.source
     foreign = Target(exists=True, sha="0" * 40, detected_configs=[{"config_name": "default", "data_files": "x/*"}])

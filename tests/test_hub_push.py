@@ -24,8 +24,8 @@ import pandas as pd
 import pytest
 from huggingface_hub import DatasetCard
 
-from hf_lpselect.columns import DEFAULT_SUBSETS, parse_subset, select_scored
-from hf_lpselect.demo_data import make_demo_rows
+from hf_lpselect.hub.columns import DEFAULT_SUBSETS, parse_subset, select_scored
+from hf_lpselect.scoring.demo_data import make_demo_rows
 
 REPO = "org/alpaca"
 RECORDS = [{"instruction": r["instruction"], "input": r["input"], "output": r["output"], "category": r["family"]}
@@ -221,7 +221,7 @@ def test_a_push_keeps_rows_added_since_the_run_and_refuses_edited_ones(hub, push
 DETECT = textwrap.dedent("""
     import json, sys
     from huggingface_hub import HfApi
-    from hf_lpselect.hub import read_target
+    from hf_lpselect.hub.push import read_target
     target = read_target(HfApi(), sys.argv[1])
     print(json.dumps({"exists": target.exists, "sha": target.sha, "configs": target.detected_configs,
                       "card": target.card.text if target.card else None}))

@@ -17,8 +17,8 @@ import uuid
 
 import pytest
 
-from hf_lpselect.columns import DEFAULT_SUBSETS
-from hf_lpselect.demo_data import make_demo_rows
+from hf_lpselect.hub.columns import DEFAULT_SUBSETS
+from hf_lpselect.scoring.demo_data import make_demo_rows
 
 NAMESPACE = os.environ.get("LPSELECT_HUB_SMOKE_NAMESPACE")
 pytestmark = pytest.mark.skipif(not NAMESPACE, reason="opt-in: set LPSELECT_HUB_SMOKE_NAMESPACE (and a token) to run")
@@ -45,7 +45,7 @@ CLIENT = textwrap.dedent("""
 
 
 def test_push_to_the_real_hub_and_load_every_config(tmp_path, tiny_model_dir):
-    from hf_lpselect.run import score
+    from hf_lpselect.scoring.run import score
 
     data = tmp_path / "data.jsonl"
     data.write_text("".join(json.dumps({k: r[k] for k in ("instruction", "input", "output")}) + "\n" for r in make_demo_rows(30, seed=1)))

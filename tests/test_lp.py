@@ -1,4 +1,4 @@
-"""LP formulas on a hand-computed table (METHOD.md §1), NaN rules included (§2)."""
+"""LP formulas on a hand-computed table (docs/method.md §2), NaN rules included (§5)."""
 
 import math
 
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from hf_lpselect.lp import NO_DROP_REASON, NOT_SCORED_REASON, learning_percentages
-from hf_lpselect.run import build_scores
+from hf_lpselect.scoring.run import build_scores
 
 NAN = float("nan")
 

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hf_lpselect.demo_data import make_demo_rows
+from hf_lpselect.scoring.demo_data import make_demo_rows
 
 pytestmark = pytest.mark.multiprocess
 
@@ -43,7 +43,7 @@ ENTRY = textwrap.dedent(
     from pathlib import Path
 
     from accelerate import PartialState
-    from hf_lpselect.run import score
+    from hf_lpselect.scoring.run import score
 
     data, model, out, epochs = sys.argv[1], sys.argv[2], Path(sys.argv[3]), int(sys.argv[4])
     result = score(

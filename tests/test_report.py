@@ -10,7 +10,7 @@ pytest.importorskip("matplotlib")
 from matplotlib.figure import Figure
 from matplotlib.image import imread
 
-from hf_lpselect.report import (
+from hf_lpselect.selection.report import (
     FIGURE_FILES,
     examples,
     lp1_histogram,
@@ -23,7 +23,7 @@ from hf_lpselect.report import (
     status_counts,
     trajectory_by_tertile,
 )
-from hf_lpselect.run import build_scores
+from hf_lpselect.scoring.run import build_scores
 from hf_lpselect.record import DatasetRecord, RunRecord
 from hf_lpselect.rundir import RunDir, write_parquet
 

@@ -8,8 +8,8 @@ from transformers import TrainerCallback
 from typer.testing import CliRunner
 
 from hf_lpselect.cli import app
-from hf_lpselect.demo_data import make_demo_rows
-from hf_lpselect.run import RunError, score
+from hf_lpselect.scoring.demo_data import make_demo_rows
+from hf_lpselect.scoring.run import RunError, score
 
 FAST = {"per_device_train_batch_size": 4, "gradient_accumulation_steps": 1, "learning_rate": 1e-3, "bf16": False, "score_batch_size": 8}
 

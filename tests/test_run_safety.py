@@ -10,11 +10,11 @@ from filelock import FileLock
 from transformers import TrainerCallback
 
 from conftest import make_tiny_model
-from hf_lpselect.demo_data import make_demo_rows
+from hf_lpselect.scoring.demo_data import make_demo_rows
 from hf_lpselect.errors import ConfigError, ModelError, RunError
 from hf_lpselect.record import RunRecord
 from hf_lpselect.rundir import LOCK_NAME, RunDir
-from hf_lpselect.run import score
+from hf_lpselect.scoring.run import score
 
 FAST = {"per_device_train_batch_size": 4, "gradient_accumulation_steps": 1, "learning_rate": 1e-3, "bf16": False, "score_batch_size": 8}
 
@@ -161,7 +161,7 @@ def test_a_folder_without_a_model_is_one_sentence(tmp_path, data):
 def test_an_in_memory_dataset_is_stored_with_the_run_and_can_be_selected(tmp_path, tiny_model_dir):
     import datasets
 
-    from hf_lpselect.subsets import run_source, select_run, selected_dataset
+    from hf_lpselect.selection.subsets import run_source, select_run, selected_dataset
 
     records = [{k: r[k] for k in ("instruction", "input", "output")} for r in make_demo_rows(8, seed=4)]
     for i, record in enumerate(records):  # extra columns whose types pandas would change (1 → 1.0, None → NaN)
@@ -197,7 +197,7 @@ def test_a_changed_tokenizer_in_the_model_folder_is_another_run(tmp_path, data, 
 
 def test_select_refuses_a_source_that_was_reordered_since_the_run(tmp_path, data, tiny_model_dir):
     from hf_lpselect.errors import DataError
-    from hf_lpselect.subsets import run_source
+    from hf_lpselect.selection.subsets import run_source
 
     result = score(data, out=tmp_path / "r", model=str(tiny_model_dir), epochs=0, max_length=64, **FAST)
     lines = (tmp_path / "d.jsonl").read_text().splitlines()
@@ -208,7 +208,7 @@ def test_select_refuses_a_source_that_was_reordered_since_the_run(tmp_path, data
 
 def test_a_copied_run_keeps_working_but_a_moved_source_is_one_sentence(tmp_path, data, tiny_model_dir):
     from hf_lpselect.errors import DataError
-    from hf_lpselect.subsets import run_source
+    from hf_lpselect.selection.subsets import run_source
 
     result = score(data, out=tmp_path / "r", model=str(tiny_model_dir), epochs=0, max_length=64, **FAST)
     shutil.copytree(result.run_dir.path, tmp_path / "copy")

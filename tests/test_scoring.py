@@ -9,8 +9,8 @@ from datasets import Dataset, concatenate_datasets
 from test_templates import CHAT
 
 from hf_lpselect.data import canonicalize
-from hf_lpselect.demo_data import demo_dataset
-from hf_lpselect.scoring import length_batches, score_pass
+from hf_lpselect.scoring.demo_data import demo_dataset
+from hf_lpselect.scoring.passes import length_batches, score_pass
 from hf_lpselect.templates import tokenize_rows
 
 

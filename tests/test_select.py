@@ -1,4 +1,4 @@
-"""Selection strategies on hand-made scores tables: exact rows expected (METHOD.md sections 1 and 3)."""
+"""Selection strategies on hand-made scores tables: exact rows expected (docs/method.md §3 and §4)."""
 
 import json
 import math
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hf_lpselect.select import (
+from hf_lpselect.selection.strategies import (
     HARD_END,
     STRATEGIES,
     cluster_step,

@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from hf_lpselect.cli import app
-from hf_lpselect.demo_data import make_demo_rows
-from hf_lpselect.run import score
-from hf_lpselect.select import select
+from hf_lpselect.scoring.demo_data import make_demo_rows
+from hf_lpselect.scoring.run import score
+from hf_lpselect.selection.strategies import select
 
 FAST = {"per_device_train_batch_size": 4, "gradient_accumulation_steps": 1, "learning_rate": 1e-3, "bf16": False}
 RECORDS = [{k: r[k] for k in ("instruction", "input", "output")} for r in make_demo_rows(20, seed=8)]
@@ -124,7 +124,7 @@ def test_a_fractional_percent_folder_name_is_still_a_folder(run, tmp_path):
 
 def test_csv_refuses_nested_columns():
     from hf_lpselect.errors import DataError
-    from hf_lpselect.subsets import write_dataset
+    from hf_lpselect.selection.subsets import write_dataset
 
     rows = datasets.Dataset.from_dict({"messages": [[{"role": "user", "content": "Hi"}]], "lp1": [0.5]})
     with pytest.raises(DataError, match=r"^CSV holds only flat columns but messages hold lists or records; write \.jsonl or \.parquet instead\.$"):

@@ -20,11 +20,11 @@ import datasets
 import pandas as pd
 import pytest
 
-from hf_lpselect.demo_data import make_demo_rows
+from hf_lpselect.scoring.demo_data import make_demo_rows
 from hf_lpselect.errors import DataError, HubError
-from hf_lpselect.hub import materialize
-from hf_lpselect.run import score
-from hf_lpselect.select import default_mirror, select
+from hf_lpselect.hub.push import materialize
+from hf_lpselect.scoring.run import score
+from hf_lpselect.selection.strategies import default_mirror, select
 from hf_lpselect.space import sources, words
 from hf_lpselect.space.estimate import estimate_seconds, estimate_text
 

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from test_space import BAD, GOOD, folder, launch_app, run  # noqa: F401  (fixtures)
 
-from hf_lpselect.select import select
+from hf_lpselect.selection.strategies import select
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -1,4 +1,4 @@
-"""The response mask is exact at the token level, on SmolLM2's real tokenizer (METHOD.md §2)."""
+"""The response mask is exact at the token level, on SmolLM2's real tokenizer (docs/method.md §5)."""
 
 import datasets
 import pytest
@@ -120,3 +120,29 @@ def test_auto_template(tokenizer):
     assert resolve_template("auto", tokenizer, rows_of(ALPACA)) == "alpaca"
     with pytest.raises(TemplateError, match="Unknown template"):
         resolve_template("llama", tokenizer, rows_of(ALPACA))
+
+
+def test_a_row_the_chat_template_refuses_is_excluded_with_its_message(tokenizer_dir):
+    """One conversation the template cannot render (here: a tool turn) must not stop the others."""
+    import datasets
+    from transformers import AutoTokenizer
+
+    from hf_lpselect.data import canonicalize
+    from hf_lpselect.templates import tokenize_rows
+
+    strict = AutoTokenizer.from_pretrained(tokenizer_dir)
+    strict.chat_template = strict.chat_template.replace(
+        "{% for message in messages %}",
+        "{% for message in messages %}{% if message['role'] == 'tool' %}{{ raise_exception('tool turns are not supported') }}{% endif %}",
+        1,
+    )
+    assert "raise_exception" in strict.chat_template
+    chats = [
+        [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}],
+        [{"role": "user", "content": "Weather?"}, {"role": "tool", "content": "sunny"}, {"role": "assistant", "content": "Sunny."}],
+    ]
+    rows = canonicalize(datasets.Dataset.from_list([{"messages": m} for m in chats]))
+    out = tokenize_rows(rows, strict, template="chat", max_length=128)
+    assert out["status"] == ["ok", "excluded"]
+    assert out["reason"][1] == "the tokenizer's chat template cannot render this row: tool turns are not supported"
+    assert out["n_response_tokens"][0] > 0 and out["input_ids"][1] == []

@@ -1,7 +1,7 @@
 """``lpselect eval``: is the model trained on the selected subset better?
 
 Each model answers the test sets (batched, cached); a judge compares every model with the
-baseline in both orders (METHOD.md §4); reference answers are scored by response NLL under every
+baseline in both orders (docs/method.md §8); reference answers are scored by response NLL under every
 model, a number that needs no judge. See docs/eval.md.
 
     from hf_lpselect.eval import EvalArguments, evaluate

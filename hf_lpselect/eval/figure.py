@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..report import _figure
+from ..selection.report import _figure
 
 COLOURS = {"win": "#4c9a2a", "tie": "#b8b8b8", "lose": "#c0392b"}
 

@@ -3,7 +3,7 @@
 The mean response NLL (and perplexity) of reference answers, e.g. AlpacaEval's GPT-4 answers or
 held-out rows of the training source, under each model and its own template. It reuses the
 scorer's exact tokenisation (:func:`hf_lpselect.templates.tokenize_rows`: response tokens only,
-the EOS that ends the response scored) and its scoring pass (:func:`hf_lpselect.scoring.score_pass`),
+the EOS that ends the response scored) and its scoring pass (:func:`hf_lpselect.scoring.passes.score_pass`),
 so a reference NLL means the same thing as a scorer run's P_0. Lower is better.
 """
 
@@ -19,7 +19,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..data import canonicalize
-from ..scoring import score_pass
+from ..scoring.passes import score_pass
 from ..templates import tokenize_rows
 from .testsets import TestSet
 

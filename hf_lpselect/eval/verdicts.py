@@ -1,6 +1,6 @@
 """Pairwise verdicts: read a judge's two scores, combine both orders, tally win / tie / lose.
 
-The arithmetic is METHOD.md §4, exactly. Each pair (model answer, baseline answer) is judged twice,
+The arithmetic is docs/method.md §8, exactly. Each pair (model answer, baseline answer) is judged twice,
 once with the model's answer shown first and once with it shown second. Per order the model wins,
 ties or loses on the two 1-10 scores; the two orders combine as
 
@@ -67,7 +67,7 @@ def order_outcome(model_score: float, baseline_score: float) -> str:
 
 
 def combine(first: str, second: str) -> str:
-    """The pair's outcome from the model's outcomes in the two orders (METHOD.md §4).
+    """The pair's outcome from the model's outcomes in the two orders (docs/method.md §8).
 
     Example:
         >>> combine("win", "tie"), combine("win", "lose"), combine("tie", "lose")

@@ -5,10 +5,10 @@ Three kinds of source open as one :class:`Scored`:
 - a run directory (``scores.parquet`` + ``run.json``; the rows are re-read from the run's source);
 - a folder materialised by ``lpselect push-scores --dry-run --local-dir``: the ``default``
   config's Parquet files, whose score columns become a scores table
-  (:func:`hf_lpselect.columns.scores_from_columns`);
+  (:func:`hf_lpselect.hub.columns.scores_from_columns`);
 - the Hub id of a dataset pushed by ``lpselect push-scores`` (its ``default`` config).
 
-Selection is :func:`hf_lpselect.select.select` (per cluster: :func:`hf_lpselect.subsets.select_run`),
+Selection is :func:`hf_lpselect.selection.strategies.select` (per cluster: :func:`hf_lpselect.selection.subsets.select_run`),
 exactly as ``lpselect select`` and ``load_scored`` do it; nothing here re-implements it.
 """
 
@@ -26,15 +26,15 @@ import pyarrow.parquet as pq
 from datasets.table import InMemoryTable
 from huggingface_hub import DatasetCard
 
-from ..card import config_paths
-from ..columns import OUR_COLUMNS, SUBSET_STRATEGIES, scores_from_columns, subset_name
-from ..compare import compare_runs
+from ..hub.card import config_paths
+from ..hub.columns import OUR_COLUMNS, SUBSET_STRATEGIES, scores_from_columns, subset_name
+from ..selection.compare import compare_runs
 from ..data import canonicalize, is_hub_id
 from ..errors import DataError, HubError, LPSelectError
 from ..record import RunRecord
 from ..rundir import RunDir, write_parquet
-from ..select import Selection, default_mirror, get_strategy, select
-from ..subsets import describe_selection, run_source, select_run, selected_dataset, write_dataset
+from ..selection.strategies import Selection, default_mirror, get_strategy, select
+from ..selection.subsets import describe_selection, run_source, select_run, selected_dataset, write_dataset
 
 DOWNLOAD_FORMATS = ("jsonl", "csv", "parquet")
 
@@ -131,7 +131,7 @@ def _open_folder(folder: Path, name: str) -> Scored:
 
 
 def _open_hub(repo_id: str) -> Scored:
-    from ..hub import NETWORK_ERRORS, _short
+    from ..hub.push import NETWORK_ERRORS, _short
 
     try:
         data = datasets.load_dataset(repo_id, "default", split="train")
@@ -178,7 +178,7 @@ def select_subset(scored: Scored, strategy: str, fraction: float, *, per_cluster
 
     Args:
         scored (`Scored`): the opened dataset.
-        strategy (`str`): a name of :data:`hf_lpselect.select.STRATEGIES`, e.g. ``"lp1-hard"``.
+        strategy (`str`): a name of :data:`hf_lpselect.selection.strategies.STRATEGIES`, e.g. ``"lp1-hard"``.
         fraction (`float`): share of the rows the strategy can pick, in (0, 1].
         per_cluster (`int` or `None`, defaults to `None`): K groups of similar rows (MiniLM embeddings
             + k-means, cached in the run directory; run directories only), each giving its share.
@@ -216,7 +216,7 @@ def baseline_for(scored: Scored, selection: Selection, *, per_cluster: int | Non
 
 
 def describe(scored: Scored, selection: Selection) -> dict[str, Any]:
-    """:func:`hf_lpselect.subsets.describe_selection` (sizes, length ratio, what was skipped)."""
+    """:func:`hf_lpselect.selection.subsets.describe_selection` (sizes, length ratio, what was skipped)."""
     return describe_selection(selection, scored.scores)
 
 
@@ -274,14 +274,14 @@ def push_subset(scored: Scored, selection: Selection, repo_id: str, *, token: st
         token (`str`): the person's token (:func:`push_token`); never stored or logged.
         private (`bool`, defaults to `False`): create a new repo as private.
 
-    A run directory goes through :func:`hf_lpselect.hub.push_scores` (the whole dataset with its
+    A run directory goes through :func:`hf_lpselect.hub.push.push_scores` (the whole dataset with its
     score columns as ``default``, the subset as a config, the card). A dataset that was already
     pushed (a folder or a Hub id) gets the subset as a new config of ``repo_id`` (the same repo, or a new one).
     """
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
 
-    from ..hub import NETWORK_ERRORS, _short, push_scores
+    from ..hub.push import NETWORK_ERRORS, _short, push_scores
 
     if selection.per_cluster:
         raise DataError("Per-cluster subsets cannot be pushed as a config yet; download the subset instead.")
@@ -311,7 +311,7 @@ def _slug(name: str) -> str:
 
 
 def compare_scored(a: Scored, b: Scored, out: Path, *, score: str = "lp1") -> dict[str, Any]:
-    """:func:`hf_lpselect.compare.compare_runs` on two opened datasets (a pushed dataset's scores
+    """:func:`hf_lpselect.selection.compare.compare_runs` on two opened datasets (a pushed dataset's scores
     are written to ``out`` first); returns its numbers, with ``scatter.png`` in ``out``."""
     out = Path(out)
     paths = []

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..report import count_statuses, examples, reason_lines
-from ..select import STRATEGIES, nll_columns
+from ..selection.report import count_statuses, examples, reason_lines
+from ..selection.strategies import STRATEGIES, nll_columns
 
 # (plain name, strategy, one-line explanation), in the order the page lists them
 PLAIN_STRATEGIES: tuple[tuple[str, str, str], ...] = (
@@ -95,7 +95,7 @@ def explore_markdown(name: str, scores: pd.DataFrame) -> str:
 
 
 def examples_frame(scores: pd.DataFrame, n: int = 100) -> tuple[pd.DataFrame, str]:
-    """The ``n`` hardest and ``n`` easiest rows (:func:`hf_lpselect.report.examples`) as one table
+    """The ``n`` hardest and ``n`` easiest rows (:func:`hf_lpselect.selection.report.examples`) as one table
     with columns which, row, score, response tokens (texts added by the caller); and the score name."""
     score = ranking_score(scores)
     if score not in scores:
@@ -144,7 +144,7 @@ def _strength(rho: float | None) -> str:
 
 
 def compare_markdown(result: dict[str, Any]) -> str:
-    """The Compare tab's answer to "does hardness transfer?", from :func:`hf_lpselect.compare.compare_runs`."""
+    """The Compare tab's answer to "does hardness transfer?", from :func:`hf_lpselect.selection.compare.compare_runs`."""
     score = result["score"]
     main = result["results"][score]
     n = result["n_matched"]

@@ -19,8 +19,8 @@ from typing import Any
 from transformers import HfArgumentParser
 from trl import ModelConfig, ScriptArguments, TrlParser
 
-from .data import FORMATS
-from .errors import ConfigError
+from ..data import FORMATS
+from ..errors import ConfigError
 from .trainer import ScorerConfig
 
 ROW_FORMATS = ("auto", *FORMATS)

@@ -2,7 +2,7 @@
 
 A scores table (``scores.parquet``) becomes columns added to the source rows when it is pushed to
 the Hub (:func:`hub_columns`), and the pushed columns turn back into a scores table that
-:func:`hf_lpselect.select.select` reads (:func:`scores_from_columns`), so ``load_scored`` selects
+:func:`hf_lpselect.selection.strategies.select` reads (:func:`scores_from_columns`), so ``load_scored`` selects
 with exactly the code ``lpselect select`` uses.
 
 Pushed columns (one value per source row; null where a score does not apply):
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .select import STRATEGIES, Selection, default_mirror, nll_columns, select
+from ..selection.strategies import STRATEGIES, Selection, default_mirror, nll_columns, select
 
 # Configs pushed when --subsets is not given (for a run with LP(1)): the paper's hard sets and the
 # random baseline of the same size as the smallest.
@@ -74,8 +74,8 @@ def subset_name(strategy: str, fraction: float) -> str:
 def select_scored(
     scores: pd.DataFrame, strategy: str, *, fraction: float | None = None, count: int | None = None, seed: int = 42
 ) -> Selection:
-    """:func:`~hf_lpselect.select.select` as pushed subsets and ``load_scored`` use it: global, and
-    random draws from the rows LP(1) could select (:func:`~hf_lpselect.select.default_mirror`)."""
+    """:func:`~hf_lpselect.selection.strategies.select` as pushed subsets and ``load_scored`` use it: global, and
+    random draws from the rows LP(1) could select (:func:`~hf_lpselect.selection.strategies.default_mirror`)."""
     if strategy not in SUBSET_STRATEGIES:
         raise ValueError(f"{strategy!r} cannot be selected from score columns; choose one of: {', '.join(SUBSET_STRATEGIES)}.")
     return select(scores, strategy, fraction=fraction, count=count, seed=seed, mirror=default_mirror(strategy, scores))
@@ -132,7 +132,7 @@ def hub_columns(scores: pd.DataFrame, n_source_rows: int) -> pd.DataFrame:
 
 def scores_from_columns(frame: pd.DataFrame) -> pd.DataFrame:
     """A scores table (row, id, status, reason, n_response_tokens, nll_K, ppl_K, lp1, …) from pushed
-    columns, so :func:`hf_lpselect.select.select` can run on a dataset loaded from the Hub."""
+    columns, so :func:`hf_lpselect.selection.strategies.select` can run on a dataset loaded from the Hub."""
     if "lpselect_status" not in frame:
         raise ValueError(
             "This dataset has no lpselect_status column: it was not pushed by `lpselect push-scores`."

@@ -6,9 +6,9 @@ and for a reference score (``ppl_0``), so one can see whether P_0 alone agrees m
 It needs only ``id``, the score columns and, when present, ``status`` and ``row``: tables made by
 other tools can be compared once converted to that contract.
 
-"Hardest" is the end :data:`hf_lpselect.select.HARD_END` names (lowest lp1 / lp_app, highest
+"Hardest" is the end :data:`hf_lpselect.selection.strategies.HARD_END` names (lowest lp1 / lp_app, highest
 ppl_0): the same definition the hard selectors use. Top-k sizes use the global rounding of
-:func:`hf_lpselect.select.global_count`.
+:func:`hf_lpselect.selection.strategies.global_count`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .select import End, global_count, hard_end
+from .strategies import End, global_count, hard_end
 
 TOP = (0.01, 0.05, 0.10, 0.33)
 

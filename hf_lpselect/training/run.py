@@ -2,7 +2,7 @@
 
 :func:`train` is what ``lpselect train`` calls. The rows come from a pushed subset config, a
 selection made on the fly (from a pushed scored dataset or a local scorer run), or any dataset
-``trl sft`` reads (:mod:`hf_lpselect.train_data`). Rows in a format ``lpselect score`` knows are
+``trl sft`` reads (:mod:`hf_lpselect.training.data`). Rows in a format ``lpselect score`` knows are
 tokenised with :func:`hf_lpselect.templates.tokenize_rows` (the scorer's template unless
 ``--template`` says otherwise; response-only loss, EOS scored), so "hard" means at training time
 what it meant to the scorer. ``OUTPUT_DIR/lpselect_train.json`` records what was trained on
@@ -24,11 +24,11 @@ import datasets
 from huggingface_hub import ModelCard
 from trl import SFTTrainer, get_peft_config, get_quantization_config
 
-from .data import is_hub_id
-from .errors import ModelError, TrainError
-from .rundir import write_json
-from .train_args import RECIPE_KEYS, TrainArguments, train_arguments
-from .train_data import TrainRows, resolve_rows
+from ..data import is_hub_id
+from ..errors import ModelError, TrainError
+from ..rundir import write_json
+from .arguments import RECIPE_KEYS, TrainArguments, train_arguments
+from .data import TrainRows, resolve_rows
 
 RECORD_FILE = "lpselect_train.json"
 PAPER_URL = "https://arxiv.org/abs/2402.10430"
@@ -154,7 +154,7 @@ def _hub_dataset(record: TrainRecord) -> str | None:
 
 
 def _public(name: str | None) -> str:
-    from .hub import _public_name
+    from ..hub.push import _public_name
 
     return _public_name(name) if name else "–"
 
@@ -208,7 +208,7 @@ def train(*args: TrainArguments, **kwargs: Any) -> TrainResult:
     """Fine-tune a target model with TRL's SFT on a curated split; the Python face of ``lpselect train``.
 
     Takes the keyword arguments of ``lpselect train --help`` (TRL's names), or one parsed
-    :class:`~hf_lpselect.train_args.TrainArguments`.
+    :class:`~hf_lpselect.training.arguments.TrainArguments`.
 
     Args:
         model_name_or_path (`str`):
@@ -218,11 +218,11 @@ def train(*args: TrainArguments, **kwargs: Any) -> TrainResult:
         run (`str` or `None`, defaults to `None`):
             A local scorer run to select from, with ``strategy`` and ``fraction`` or ``count``.
         strategy, fraction, count, per_cluster, selection_seed, template:
-            See :class:`~hf_lpselect.train_args.SelectionArguments`.
+            See :class:`~hf_lpselect.training.arguments.SelectionArguments`.
         **kwargs:
             Any ``SFTConfig`` / ``ModelConfig`` / ``ScriptArguments`` field (``output_dir``, ``max_steps``,
             ``use_peft``, ``lora_r``, ``push_to_hub``, ``resume_from_checkpoint``, …); the recipe defaults are
-            :class:`~hf_lpselect.train_args.TrainConfig`'s.
+            :class:`~hf_lpselect.training.arguments.TrainConfig`'s.
 
     Returns:
         [`TrainResult`]: the output directory, the provenance record and the tokenised training set.
@@ -242,7 +242,7 @@ def train(*args: TrainArguments, **kwargs: Any) -> TrainResult:
 
 
 def run_train(args: TrainArguments) -> TrainResult:
-    """Train as :func:`train` does, from parsed arguments (:func:`~hf_lpselect.train_args.parse_train_args`)."""
+    """Train as :func:`train` does, from parsed arguments (:func:`~hf_lpselect.training.arguments.parse_train_args`)."""
     from accelerate import PartialState
 
     training, model_args = args.training, args.model
@@ -290,7 +290,7 @@ def run_train(args: TrainArguments) -> TrainResult:
 
 def _model_path(spec: str) -> tuple[str, str]:
     """What TRL loads (``default`` and ``.gguf`` converted once to a folder) and the model's name for the record."""
-    from .models import DEFAULT_MODEL, resolve_model_path
+    from ..models import DEFAULT_MODEL, resolve_model_path
 
     if spec == DEFAULT_MODEL or spec.endswith(".gguf"):
         path, identity = resolve_model_path(spec)
@@ -317,7 +317,7 @@ def _training_set(
     the ids of the rows trained on."""
     if not rows.canonical:
         return rows.rows, "trl", [], list(rows.ids)
-    from .templates import resolve_template, tokenize_rows
+    from ..templates import resolve_template, tokenize_rows
 
     training = args.training
     if training.max_length is None:

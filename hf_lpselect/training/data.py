@@ -3,9 +3,9 @@
 1. a pushed subset config: ``--dataset_name org/alpaca --dataset_config lp1_hard_5pct`` (a Hub id or
    a local folder materialised by ``lpselect push-scores --local-dir``);
 2. selected on the fly from a pushed scored dataset: ``--dataset_name org/alpaca --strategy lp1-hard
-   --fraction 0.07``, with :func:`hf_lpselect.hub.load_scored` (the same ``select()`` as ``lpselect select``);
+   --fraction 0.07``, with :func:`hf_lpselect.hub.push.load_scored` (the same ``select()`` as ``lpselect select``);
 3. selected from a local scorer run: ``--run runs/NAME --strategy lp1-hard --fraction 0.05``, with
-   :func:`hf_lpselect.subsets.select_run`;
+   :func:`hf_lpselect.selection.subsets.select_run`;
 4. anything ``trl sft`` reads (``--dataset_name``, ``--datasets`` mixtures): no selection.
 
 Rows in a format ``lpselect score`` knows come back canonical (:func:`hf_lpselect.data.canonicalize`),
@@ -23,9 +23,9 @@ from typing import Any
 import datasets
 from trl import DatasetMixtureConfig, ScriptArguments
 
-from .data import DataError, canonicalize, content_id, detect_format, is_hub_id, read_source
-from .errors import TrainError
-from .train_args import SelectionArguments
+from ..data import DataError, canonicalize, content_id, detect_format, is_hub_id, read_source
+from ..errors import TrainError
+from .arguments import SelectionArguments
 
 # the scorer's table in a card written by `lpselect push-scores` (cards/dataset_card.md)
 _CARD_MODEL = re.compile(r"^\| scorer model \| `([^`]+)`", re.MULTILINE)
@@ -106,9 +106,9 @@ def _check_combination(script: ScriptArguments, selection: SelectionArguments, m
 
 
 def _from_run(selection: SelectionArguments) -> TrainRows:
-    from .record import RunRecord
-    from .rundir import RunDir
-    from .subsets import run_rows, select_run
+    from ..record import RunRecord
+    from ..rundir import RunDir
+    from ..selection.subsets import run_rows, select_run
 
     chosen, _ = select_run(selection.run, selection.strategy, fraction=selection.fraction, count=selection.count,
                                 per_cluster=selection.per_cluster, seed=selection.selection_seed)
@@ -124,7 +124,7 @@ def _from_run(selection: SelectionArguments) -> TrainRows:
 
 
 def _from_scored(script: ScriptArguments, selection: SelectionArguments) -> TrainRows:
-    from .hub import load_scored
+    from ..hub.push import load_scored
 
     name = script.dataset_name
     if selection.per_cluster is not None:
@@ -144,9 +144,9 @@ def _from_scored_per_cluster(script: ScriptArguments, selection: SelectionArgume
     """The paper's per-cluster selection from pushed score columns: the scored rows embedded and clustered
     as ``lpselect select --per-cluster`` clusters a run's rows (not cached: a pushed dataset has no run
     directory), then the same ``select()``."""
-    from .clusters import cluster_rows
-    from .columns import OUR_COLUMNS, UNSCORED, scores_from_columns
-    from .select import default_mirror, select
+    from ..selection.clusters import cluster_rows
+    from ..hub.columns import OUR_COLUMNS, UNSCORED, scores_from_columns
+    from ..selection.strategies import default_mirror, select
 
     name = script.dataset_name
     data, revision = _load(name, "default", script.dataset_train_split)
@@ -171,7 +171,7 @@ def _from_scored_per_cluster(script: ScriptArguments, selection: SelectionArgume
 
 
 def _from_subset_config(script: ScriptArguments, data: datasets.Dataset, revision: str | None) -> TrainRows:
-    from .columns import parse_subset
+    from ..hub.columns import parse_subset
 
     rows = _canonical_scored(data, script.dataset_name)
     try:
@@ -226,7 +226,7 @@ def _load(name: str, config: str | None, split: str) -> tuple[datasets.Dataset, 
     if folder.is_dir() and (folder / "README.md").is_file():
         from huggingface_hub import DatasetCard
 
-        from .card import config_paths
+        from ..hub.card import config_paths
 
         configs = DatasetCard.load(folder / "README.md").data.get("configs") or []
         chosen = next((c for c in configs if c.get("config_name") == (config or "default")), None)
@@ -250,7 +250,7 @@ def _hub_commit(name: str) -> str | None:
     from huggingface_hub import HfApi
     from huggingface_hub.errors import RepositoryNotFoundError
 
-    from .hub import NETWORK_ERRORS
+    from ..hub.push import NETWORK_ERRORS
 
     try:
         return HfApi().dataset_info(name).sha
@@ -269,7 +269,7 @@ def _card_scorer(name: str, revision: str | None) -> dict[str, Any] | None:
         from huggingface_hub import hf_hub_download
         from huggingface_hub.errors import EntryNotFoundError
 
-        from .hub import NETWORK_ERRORS
+        from ..hub.push import NETWORK_ERRORS
 
         try:
             text = Path(hf_hub_download(name, "README.md", repo_type="dataset", revision=revision)).read_text(encoding="utf-8")

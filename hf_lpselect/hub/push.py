@@ -30,7 +30,7 @@ import pandas as pd
 from huggingface_hub import DatasetCard, HfApi
 from huggingface_hub.errors import HfHubHTTPError
 
-from . import __version__
+from .. import __version__
 from .card import SubsetRow, card_data, config_paths, original_body, render_card
 from .columns import (
     DEFAULT_SUBSETS,
@@ -41,13 +41,13 @@ from .columns import (
     scores_from_columns,
     select_scored,
 )
-from .data import is_hub_id
-from .errors import DataError, HubError, RunError
-from .record import DatasetRecord, RunRecord
-from .report import FIGURE_FILES, count_statuses, make_report, reason_lines
-from .rundir import RunDir
-from .select import STRATEGIES, Selection, nll_columns
-from .subsets import describe_selection, run_source, selected_dataset
+from ..data import is_hub_id
+from ..errors import DataError, HubError, RunError
+from ..record import DatasetRecord, RunRecord
+from ..selection.report import FIGURE_FILES, count_statuses, make_report, reason_lines
+from ..rundir import RunDir
+from ..selection.strategies import STRATEGIES, Selection, nll_columns
+from ..selection.subsets import describe_selection, run_source, selected_dataset
 
 MAX_SHARD_BYTES = 500 << 20  # as datasets' push_to_hub
 DATA_DIR = "data"
@@ -502,7 +502,7 @@ def load_scored(
     """Any subset of a dataset pushed by ``lpselect push-scores``, from its score columns.
 
     ``load_scored("org/alpaca", strategy="lp1-hard", fraction=0.07)`` loads the ``default``
-    config and selects with :func:`hf_lpselect.select.select`, exactly as ``lpselect select``
+    config and selects with :func:`hf_lpselect.selection.strategies.select`, exactly as ``lpselect select``
     does; rows come hardest first, with ``selection_rank`` (and ``selection_score``) added.
     ``repo_id`` may also be a local folder holding such a repo.
     """

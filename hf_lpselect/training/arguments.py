@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 
 from trl import DatasetMixtureConfig, ModelConfig, ScriptArguments, SFTConfig, TrlParser
 
-from .trainer import ScorerConfig, _has_accelerator
+from ..scoring.trainer import ScorerConfig, _has_accelerator
 
 # the recipe as recorded in lpselect_train.json and on the model card
 RECIPE_KEYS = ("learning_rate", "lr_scheduler_type", "warmup_steps", "weight_decay", "num_train_epochs", "max_steps",
@@ -28,7 +28,7 @@ def _recipe_field(name: str):
 
 @dataclass
 class TrainConfig(SFTConfig):
-    """``SFTConfig`` with the paper's recipe (METHOD.md) as defaults, the same values as ``ScorerConfig``.
+    """``SFTConfig`` with the paper's recipe (docs/method.md) as defaults, the same values as ``ScorerConfig``.
 
     Defaults that differ from TRL's ``SFTConfig``:
 
@@ -71,7 +71,7 @@ class SelectionArguments:
             A local scorer run directory (``lpselect score``) to select from; needs ``strategy``.
         strategy (`str` or `None`, defaults to `None`):
             Select on the fly with this strategy (``lp1-hard``, ``random``, …; see
-            ``hf_lpselect.select.STRATEGIES``) from ``run`` or from a dataset pushed by
+            ``hf_lpselect.selection.strategies.STRATEGIES``) from ``run`` or from a dataset pushed by
             ``lpselect push-scores`` (``--dataset_name``).
         fraction (`float` or `None`, defaults to `None`):
             Share of the eligible rows to select, in (0, 1].
@@ -146,7 +146,7 @@ def train_arguments(**kwargs) -> TrainArguments:
     names = {f.name for t in ARGUMENT_TYPES for f in fields(t)}
     unknown = sorted(set(kwargs) - names)
     if unknown:
-        from .errors import TrainError
+        from ..errors import TrainError
 
         raise TrainError(f"Unknown argument(s) {', '.join(unknown)}; use the names of `lpselect train --help`.")
     return TrainArguments(*make_parser().parse_dict(kwargs))

@@ -1,7 +1,7 @@
 """Figures and a short Markdown report of a scorer run: what a person would rather look at than read.
 
 Each figure function takes a scores table (``scores.parquet``, see
-:func:`hf_lpselect.run.build_scores`) and returns a :class:`matplotlib.figure.Figure` drawn on the
+:func:`hf_lpselect.scoring.run.build_scores`) and returns a :class:`matplotlib.figure.Figure` drawn on the
 Agg canvas (no pyplot, no global state: safe in a Gradio Space or a notebook). :func:`make_report`
 reads a run directory, saves the figures that make sense for it as PNG files and writes
 ``report.md`` embedding them. A run with ``--epochs 0`` has no LP(1): it gets the status counts,
@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .errors import RunError
-from .record import RunRecord
-from .rundir import STATUSES, RunDir, atomic_write, write_text
+from ..errors import RunError
+from ..record import RunRecord
+from ..rundir import STATUSES, RunDir, atomic_write, write_text
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -275,7 +275,7 @@ def examples(
     """(hardest, easiest) rows by ``score``: lowest / highest LP(1), ties by row (for ``ppl_0``:
     highest / lowest, the surprising end first). Columns: row, id, the score, P_0, P_n, response
     tokens and ``text`` (from ``texts``, "" when not given)."""
-    from .select import HARD_END  # pure pandas: no torch
+    from .strategies import HARD_END  # pure pandas: no torch
 
     ranked = scores[np.isfinite(pd.to_numeric(scores[score], errors="coerce").astype("float64"))]
     hard_low = HARD_END.get(score, "low") == "low"

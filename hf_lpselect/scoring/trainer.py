@@ -7,7 +7,7 @@ Two things are added to TRL's SFT loop and nothing else is changed:
 - a per-sample loss hook: TRL's fused LM head already returns per-token ``log_probs`` and the
   ``label_mask`` during ``compute_loss``; a forward hook turns them into one training loss per row
   (``train_losses.parquet``: row, epoch, step, loss) at no extra forward cost;
-- :class:`LearningPercentageCallback`, which runs :func:`~hf_lpselect.scoring.score_pass` on the full
+- :class:`LearningPercentageCallback`, which runs :func:`~hf_lpselect.scoring.passes.score_pass` on the full
   dataset at train begin and at every epoch end and writes ``passes/epoch_K.parquet``. It works
   in any ``Trainer`` / ``SFTTrainer`` script too.
 """
@@ -28,10 +28,10 @@ from transformers.utils import logging
 from trl import SFTConfig, SFTTrainer
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
-from .errors import ConfigError
-from .rundir import RunDir, write_parquet
-from .scoring import score_pass
-from .templates import TEMPLATES
+from ..errors import ConfigError
+from ..rundir import RunDir, write_parquet
+from .passes import score_pass
+from ..templates import TEMPLATES
 
 TRAIN_LOSS_COLUMNS = ["row", "epoch", "step", "loss"]
 logger = logging.get_logger(__name__)
@@ -44,7 +44,7 @@ def _has_accelerator() -> bool:
 
 @dataclass
 class ScorerConfig(SFTConfig):
-    """``SFTConfig`` with the paper's scorer recipe as defaults (METHOD.md) and the scoring-pass knobs.
+    """``SFTConfig`` with the paper's scorer recipe as defaults (docs/method.md) and the scoring-pass knobs.
 
     Every ``SFTConfig`` / ``TrainingArguments`` field works in TRL's spelling (``--learning_rate``,
     ``--report_to`` …). Defaults that differ from TRL's: ``learning_rate`` 2e-5, ``lr_scheduler_type``
@@ -341,8 +341,8 @@ class ScorerTrainer(SFTTrainer):
         """A raw dataset in any supported format → our tokenised ``ok`` rows (exact masks)."""
         from transformers import AutoTokenizer
 
-        from .data import canonicalize
-        from .templates import resolve_template, tokenize_rows
+        from ..data import canonicalize
+        from ..templates import resolve_template, tokenize_rows
 
         tokenizer = kwargs.get("processing_class")
         if tokenizer is None:

@@ -1,6 +1,6 @@
 """Selection strategies over a scores table: pure pandas/numpy/scikit-learn, no torch, no I/O.
 
-One registry, :data:`STRATEGIES`, holds every selector and every baseline of METHOD.md section 3.
+One registry, :data:`STRATEGIES`, holds every selector and every baseline of docs/method.md §4.
 A strategy is declarative: the score it orders rows by and which end it keeps. :func:`select`
 applies it to a scores table (``scores.parquet``: row, id, status, nll_K, ppl_K, lp1, ...) with a
 seed, globally or per cluster, and returns a :class:`Selection`.
@@ -14,7 +14,7 @@ Rules shared by every strategy:
   use ``numpy.random.default_rng(seed)`` over rows sorted by ``row``.
 - Global size: ``count`` rows (capped at the eligible rows), or ``fraction`` x eligible rounded
   half up, at least 1 row when any row is eligible (:func:`global_count`).
-- Per cluster (the paper's code, METHOD.md section 1): each cluster gives
+- Per cluster (the paper's code, docs/method.md §3): each cluster gives
   ``ceil(n_c / round(1 / fraction))`` rows, ``n_c`` its ELIGIBLE rows (:func:`per_cluster_counts`),
   so a nominal 5 % is more than 5 % overall. A count cannot be split that way: per-cluster
   selection takes ``fraction`` only.
@@ -32,7 +32,7 @@ Ends and bands:
   al. (2020) recommend training on (their hard-to-learn region also holds most mislabelled rows).
 
 Which end is "hard" is defined once, in :data:`HARD_END`; the hard strategies and
-:mod:`hf_lpselect.agreement` both read it.
+:mod:`hf_lpselect.selection.agreement` both read it.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ Order = Literal["low", "high", "middle", "random", "s2l"]
 
 # The end of each score that a selector keeps as "hard" (for variability: "ambiguous").
 HARD_END: dict[str, End] = {
-    "lp1": "low",  # little of the total perplexity drop happened in epoch 1: learned slowly (METHOD.md §1)
+    "lp1": "low",  # little of the total perplexity drop happened in epoch 1: learned slowly (docs/method.md §2)
     "lp_app": "low",  # same reading, one-epoch approximation
     "ppl_0": "high",  # surprising to the model before training
     "nll_0": "high",

@@ -2,7 +2,7 @@
 
 Reads only what the run contract guarantees (``scores.parquet`` with ``id`` and the score
 columns), so runs made by other tools can be compared once converted to that contract. Writes
-``compare.json`` (every number of :func:`~hf_lpselect.agreement.agreement`) and ``scatter.png``.
+``compare.json`` (every number of :func:`~hf_lpselect.selection.agreement.agreement`) and ``scatter.png``.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 import pandas as pd
 
 from .agreement import agreement, match_by_id
-from .data import DataError
-from .rundir import write_json
+from ..data import DataError
+from ..rundir import write_json
 
 
 def read_scores(run: str | Path) -> pd.DataFrame:

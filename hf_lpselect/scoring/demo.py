@@ -1,6 +1,6 @@
 """``lpselect demo``: a real scorer run, offline, in minutes on 2 CPU cores.
 
-The data is generated here (:mod:`hf_lpselect.demo_data`: answers computed by code, a few
+The data is generated here (:mod:`hf_lpselect.scoring.demo_data`: answers computed by code, a few
 deliberately wrong) and scored in memory (the rows are stored in the run directory as
 ``source.parquet``); the model is the embedded default, SmolLM2-135M-Instruct. The recipe is the
 paper's, scaled down so 120 short rows (by default) show a real learning signal in about 4 minutes:

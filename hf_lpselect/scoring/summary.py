@@ -10,8 +10,8 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from .record import RunRecord
-from .rundir import RunDir
+from ..record import RunRecord
+from ..rundir import RunDir
 
 _BARS = " ▁▂▃▄▅▆▇█"
 

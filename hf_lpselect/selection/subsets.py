@@ -1,4 +1,4 @@
-"""From a run directory to a subset on disk: clusters, :func:`~hf_lpselect.select.select`, output.
+"""From a run directory to a subset on disk: clusters, :func:`~hf_lpselect.selection.strategies.select`, output.
 
 :func:`select_run` is what ``lpselect select`` calls. The source is re-read from what ``run.json`` recorded, rows are picked by their input position
 ``row``, and the output format follows the output path: ``.json`` (array), ``.jsonl``,
@@ -13,10 +13,10 @@ from pathlib import Path
 import datasets
 import pandas as pd
 
-from .data import DataError, canonicalize, dataset_fingerprint, read_source
-from .record import RunRecord
-from .rundir import RunDir
-from .select import Selection, default_mirror, select, selection_frame
+from ..data import DataError, canonical_num_proc, canonicalize, dataset_fingerprint, read_source
+from ..record import RunRecord
+from ..rundir import RunDir
+from .strategies import Selection, default_mirror, select, selection_frame
 
 # score columns carried into a subset, when the run has them
 SCORE_COLUMN_PREFIXES = ("nll_", "ppl_", "lp_", "ifd_")
@@ -51,7 +51,8 @@ def open_run_source(run_dir: RunDir, revision: str | None = None) -> tuple[datas
             f"{dataset.source} now has {len(raw)} rows but {run_dir.path} scored {dataset.n_rows}; "
             "it changed since the run: score it again."
         )
-    rows = canonicalize(raw.select(range(dataset.n_rows)) if len(raw) > dataset.n_rows else raw, format=record.format)
+    scored = raw.select(range(dataset.n_rows)) if len(raw) > dataset.n_rows else raw
+    rows = canonicalize(scored, format=record.format, num_proc=canonical_num_proc(len(scored)))
     if dataset_fingerprint(rows["id"]) != dataset.fingerprint:
         raise DataError(
             f"{dataset.source} no longer holds the rows {run_dir.path} scored, in the same order (their content ids "

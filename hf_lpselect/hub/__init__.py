@@ -1,0 +1,1 @@
+"""Scores on the Hub: pushed columns, subset configs, the generated dataset card."""

@@ -1,0 +1,1 @@
+"""From scores to subsets: strategies, clusters, agreement between runs, reports."""

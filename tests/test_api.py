@@ -1,0 +1,30 @@
+"""The public API is discoverable and stable: `help(hf_lpselect)` and `dir()` list it, and a name
+stays what it is after its module is imported (issue 9)."""
+
+import importlib
+import inspect
+import pkgutil
+
+import hf_lpselect
+
+
+def test_every_public_name_is_listed_and_loads():
+    listed = dir(hf_lpselect)
+    for name in hf_lpselect.__all__:
+        assert name in listed
+        assert getattr(hf_lpselect, name) is not None
+    assert "score" in hf_lpselect.__doc__ and "hf_lpselect.selection" in hf_lpselect.__doc__
+
+
+def test_functions_stay_functions_after_every_module_is_imported():
+    for module in pkgutil.walk_packages(hf_lpselect.__path__, "hf_lpselect."):
+        importlib.import_module(module.name)
+    for name in ("score", "select", "train", "evaluate", "agreement", "push_scores", "load_scored"):
+        assert inspect.isfunction(getattr(hf_lpselect, name)), name
+
+
+def test_every_public_function_and_class_has_a_docstring():
+    for name in hf_lpselect.__all__:
+        obj = getattr(hf_lpselect, name)
+        if inspect.isfunction(obj) or inspect.isclass(obj):
+            assert obj.__doc__ and len(obj.__doc__.strip()) > 40, name
