@@ -575,3 +575,20 @@ def test_dataset_fingerprint_is_the_hash_of_the_ordered_ids_from_a_list_or_a_col
     assert dataset_fingerprint(["a1", "b2", "cc"]) == expected
     assert dataset_fingerprint(datasets.Dataset.from_dict({"id": ["a1", "b2", "cc"]})["id"]) == expected
     assert dataset_fingerprint(["b2", "a1", "cc"]) != expected
+
+
+def test_content_ids_are_the_ids_canonicalize_gives(tmp_path):
+    """The fast id-only path (used to verify a run's source) against the full canonicalisation."""
+    from hf_lpselect.data import content_ids
+
+    records = [
+        {"instruction": "a", "input": "", "output": "b", "extra": 1},
+        {"instruction": "a", "input": "", "output": "b", "extra": 1},  # duplicate: same id
+        {"instruction": "c", "output": 7},  # invalid row: still has an id
+        {"instruction": "d", "input": None, "output": "e", "lp1": 0.3},  # our pushed columns are not content
+    ]
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    raw = read_source(str(path))
+    assert content_ids(raw) == canonicalize(raw)["id"]
+    assert content_ids(raw)[0] == content_ids(raw)[1] != content_ids(raw)[2]

@@ -23,7 +23,7 @@ from accelerate import PartialState
 from transformers import TrainerCallback, set_seed
 
 from .arguments import ScoreArguments, ScorerModelConfig, build_score_args, run_identity
-from ..data import canonical_num_proc, canonicalize, dataset_fingerprint, hub_origin, read_source
+from ..data import canonicalize, dataset_fingerprint, hub_origin, read_source
 from ..errors import RunError
 from ..lp import learning_percentages
 from ..models import load_model
@@ -113,7 +113,7 @@ def _read_rows(dataset: str | datasets.Dataset, script: ScoreArguments) -> tuple
         raise RunError(f"Cannot score a {type(dataset).__name__}: give a file, a folder, a Hub id or a datasets.Dataset.")
     if script.limit is not None:
         raw = raw.select(range(min(script.limit, len(raw))))
-    return raw, canonicalize(raw, format=script.format, num_proc=canonical_num_proc(len(raw))), origin
+    return raw, canonicalize(raw, format=script.format), origin
 
 
 def _remove_checkpoints(run_dir: RunDir) -> None:

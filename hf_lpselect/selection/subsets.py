@@ -13,7 +13,7 @@ from pathlib import Path
 import datasets
 import pandas as pd
 
-from ..data import DataError, canonical_num_proc, canonicalize, dataset_fingerprint, read_source
+from ..data import DataError, canonicalize, content_ids, dataset_fingerprint, read_source
 from ..record import RunRecord
 from ..rundir import RunDir
 from .strategies import Selection, default_mirror, select, selection_frame
@@ -28,8 +28,8 @@ def score_columns(scores: pd.DataFrame) -> list[str]:
     return [c for c in scores.columns if c in SCORE_COLUMNS or (c.startswith(SCORE_COLUMN_PREFIXES) and c != "lp_reason")]
 
 
-def open_run_source(run_dir: RunDir, revision: str | None = None) -> tuple[datasets.Dataset, datasets.Dataset]:
-    """The run's input dataset and its canonical rows, verified to still hold the rows the run scored.
+def run_source(run_dir: RunDir, revision: str | None = None) -> datasets.Dataset:
+    """The run's input dataset, verified to still hold the rows the run scored.
 
     The source is re-read from what ``run.json`` recorded (for a Hub dataset: the config and commit
     the run read, so later commits to the repo do not change the rows; ``revision`` reads another
@@ -39,8 +39,7 @@ def open_run_source(run_dir: RunDir, revision: str | None = None) -> tuple[datas
     :class:`~hf_lpselect.errors.DataError`, never paired with another row's score.
 
     Returns:
-        `tuple[datasets.Dataset, datasets.Dataset]`: the whole source as read (rows past a ``limit``
-        included) and the canonical rows of the ``n_rows`` the run scored.
+        `datasets.Dataset`: the whole source as read, rows past a ``limit`` included.
     """
     record = RunRecord.load(run_dir.path)
     dataset = record.dataset
@@ -51,19 +50,16 @@ def open_run_source(run_dir: RunDir, revision: str | None = None) -> tuple[datas
             f"{dataset.source} now has {len(raw)} rows but {run_dir.path} scored {dataset.n_rows}; "
             "it changed since the run: score it again."
         )
-    scored = raw.select(range(dataset.n_rows)) if len(raw) > dataset.n_rows else raw
-    rows = canonicalize(scored, format=record.format, num_proc=canonical_num_proc(len(scored)))
-    if dataset_fingerprint(rows["id"]) != dataset.fingerprint:
+    if dataset_fingerprint(content_ids(_scored_rows(raw, dataset.n_rows))) != dataset.fingerprint:
         raise DataError(
             f"{dataset.source} no longer holds the rows {run_dir.path} scored, in the same order (their content ids "
             "differ): it was edited or re-ordered since the run; score it again."
         )
-    return raw, rows
+    return raw
 
 
-def run_source(run_dir: RunDir, revision: str | None = None) -> datasets.Dataset:
-    """The run's input rows as read, verified (see :func:`open_run_source`)."""
-    return open_run_source(run_dir, revision)[0]
+def _scored_rows(raw: datasets.Dataset, n_rows: int) -> datasets.Dataset:
+    return raw.select(range(n_rows)) if len(raw) > n_rows else raw
 
 
 def default_output(run_dir: RunDir, selection: Selection) -> Path:
@@ -131,7 +127,8 @@ def write_dataset(dataset: datasets.Dataset, out: str | Path) -> Path:
 
 def run_rows(run_dir: RunDir) -> datasets.Dataset:
     """The run's canonical rows (:func:`hf_lpselect.data.canonicalize`), verified, e.g. for embedding texts."""
-    return open_run_source(run_dir)[1]
+    record = RunRecord.load(run_dir.path)
+    return canonicalize(_scored_rows(run_source(run_dir), record.dataset.n_rows), format=record.format)
 
 
 def select_run(
