@@ -118,7 +118,7 @@ def demo(
     rows: int = typer.Option(120, help="Rows of generated data."),
     epochs: int = typer.Option(2, help="Training epochs (at least 2 for LP(1) to mean anything)."),
 ) -> None:
-    """Offline demo: score generated rows with the embedded SmolLM2-135M-Instruct (about 4 minutes on 2 CPU cores).
+    """Offline demo: score generated rows with the embedded SmolLM2-135M-Instruct (2-3 minutes on 2 CPU cores).
 
     The recipe is scaled down from the paper's so a CPU shows a real signal in minutes: learning rate
     1e-4, batch 8 without accumulation, max length 256, the short `plain` prompt. About 1 in 12
@@ -136,7 +136,7 @@ def demo(
     found, total = wrong_rows_among_hardest(result)
     Console().print(
         f"Deliberately wrong answers among the 10 % rows the scorer found hardest: {found} of {total} "
-        f"(by chance about {total / 10:.0f}): wrong answers are hard to learn."
+        f"(by chance {total / 10:.1f}): wrong answers are hard to learn."
     )
 
 

@@ -3,7 +3,7 @@
 The data is generated here (:mod:`hf_lpselect.scoring.demo_data`: answers computed by code, a few
 deliberately wrong) and scored in memory (the rows are stored in the run directory as
 ``source.parquet``); the model is the embedded default, SmolLM2-135M-Instruct. The recipe is the
-paper's, scaled down so 120 short rows (by default) show a real learning signal in about 4 minutes:
+paper's, scaled down so 120 short rows (by default) show a real learning signal in 2-3 minutes:
 2 epochs, batch 8 without accumulation, a larger learning rate (1e-4), length 256 and the short
 ``plain`` prompt (the Alpaca preamble alone would double the tokens, and the time, on a CPU).
 
