@@ -175,6 +175,13 @@ def test_an_in_memory_dataset_is_stored_with_the_run_and_can_be_selected(tmp_pat
     assert subset["output"] == [rows[r]["output"] for r in selection.rows]
     assert subset["votes"] == [rows[r]["votes"] for r in selection.rows]
 
+    from hf_lpselect.hub.push import materialize  # and it can be pushed: every row, with its scores
+
+    plan = materialize(result.run_dir, "me/mem", tmp_path / "repo", subsets=["lp1_hard_50pct"])
+    pushed = pd.read_parquet(tmp_path / "repo" / plan.files[1])
+    assert pushed["output"].tolist() == rows["output"] and pushed["votes"].isna().tolist() == [v is None for v in rows["votes"]]
+    assert plan.configs == {"default": 8, "lp1_hard_50pct": len(select_run(result.run_dir.path, "lp1-hard", fraction=0.5)[0].rows)}
+
 
 def test_an_output_dir_with_braces_is_a_plain_path(tmp_path, data, tiny_model_dir):
     result = score(data, out=str(tmp_path / "runs" / "{exp}-{dataset}"), model=str(tiny_model_dir), epochs=0, max_length=64, **FAST)
