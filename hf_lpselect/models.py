@@ -25,6 +25,7 @@ from transformers import (
 )
 
 from .errors import ModelError
+from .rundir import file_sha256, write_json
 
 DEFAULT_MODEL = "default"
 DEFAULT_MODEL_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -105,15 +106,9 @@ def weights_sha256(path: str | os.PathLike) -> str:
         stat = file.stat()
         key = f"{file}|{stat.st_size}|{stat.st_mtime_ns}"
         if key not in cache:
-            one = hashlib.sha256()
-            with open(file, "rb") as handle:
-                while chunk := handle.read(1 << 22):
-                    one.update(chunk)
-            cache[key] = one.hexdigest()
+            cache[key] = file_sha256(file)
         digest.update(f"{file.relative_to(path) if file != path else file.name}\0{cache[key]}\n".encode())
     try:
-        from .rundir import write_json
-
         write_json(cache, cache_file)
     except OSError:
         pass  # a read-only cache only costs time

@@ -8,6 +8,7 @@ leaves half a file, and a re-run can trust whatever it finds.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -46,6 +47,15 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 hex digest of a file's bytes, read in 4 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def write_parquet(df: pd.DataFrame, path: str | os.PathLike) -> None:

@@ -13,7 +13,6 @@ Repo layout (what ``load_dataset(repo_id, config)`` reads, declared in the card'
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -44,8 +43,8 @@ from .columns import (
 from ..data import is_hub_id
 from ..errors import DataError, HubError, RunError
 from ..record import DatasetRecord, RunRecord
+from ..rundir import RunDir, file_sha256
 from ..selection.report import FIGURE_FILES, count_statuses, make_report, reason_lines
-from ..rundir import RunDir
 from ..selection.strategies import STRATEGIES, Selection, nll_columns
 from ..selection.subsets import describe_selection, run_source, selected_dataset
 
@@ -132,11 +131,7 @@ def _write_shards(dataset: datasets.Dataset, folder: Path, split: str) -> list[P
     for i in range(n):
         written = folder / f".{split}-{i:05d}.parquet.tmp"
         dataset.shard(n, i, contiguous=True).to_parquet(str(written))
-        digest = hashlib.sha256()
-        with written.open("rb") as f:
-            while chunk := f.read(1 << 22):
-                digest.update(chunk)
-        digest = digest.hexdigest()[:16]
+        digest = file_sha256(written)[:16]
         paths.append(written.rename(folder / f"{split}-{i:05d}-of-{n:05d}-{digest}.parquet"))
     return paths
 
