@@ -3,6 +3,7 @@ random Llama models built from a config. Nothing here touches a model hub."""
 
 from __future__ import annotations
 
+import json
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -63,6 +64,16 @@ def tokenizer_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tokenizer(tokenizer_dir):
     return AutoTokenizer.from_pretrained(tokenizer_dir)
+
+
+# a quick scorer recipe for tiny models: one step per 4 rows, a learning rate that moves them, fp32
+FAST = {"per_device_train_batch_size": 4, "gradient_accumulation_steps": 1, "learning_rate": 1e-3, "bf16": False, "score_batch_size": 8}
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    """Write ``records`` as a JSON-lines file at ``path``; return the path."""
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
 
 
 def make_tiny_model(vocab_size: int, seed: int = 0) -> LlamaForCausalLM:

@@ -14,6 +14,7 @@ import pytest
 from huggingface_hub import DatasetCard, DatasetCardData
 from typer.testing import CliRunner
 
+from conftest import FAST
 from hf_lpselect.cli import app
 from hf_lpselect.hub.columns import (
     DEFAULT_SUBSETS,
@@ -30,7 +31,6 @@ from hf_lpselect.hub.push import load_scored, materialize
 from hf_lpselect.scoring.run import score
 from hf_lpselect.selection.strategies import select
 
-FAST = {"per_device_train_batch_size": 4, "gradient_accumulation_steps": 1, "learning_rate": 1e-3, "bf16": False}
 RECORDS = [{"instruction": r["instruction"], "input": r["input"], "output": r["output"], "family": r["family"]}
            for r in make_demo_rows(40, seed=3)]
 RECORDS.append({"instruction": "Say nothing.", "input": "", "output": "", "family": "bad"})  # invalid

@@ -7,16 +7,12 @@ import pytest
 from transformers import TrainerCallback
 from typer.testing import CliRunner
 
+from conftest import FAST, write_jsonl
 from hf_lpselect.cli import app
 from hf_lpselect.scoring.demo_data import make_demo_rows
 from hf_lpselect.scoring.run import RunError, score
 
-FAST = {"per_device_train_batch_size": 4, "gradient_accumulation_steps": 1, "learning_rate": 1e-3, "bf16": False, "score_batch_size": 8}
 
-
-def write_jsonl(path, records):
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    return str(path)
 
 
 @pytest.fixture()

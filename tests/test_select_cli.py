@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from conftest import FAST
 from hf_lpselect.cli import app
 from hf_lpselect.scoring.demo_data import make_demo_rows
 from hf_lpselect.scoring.run import score
 from hf_lpselect.selection.strategies import select
 
-FAST = {"per_device_train_batch_size": 4, "gradient_accumulation_steps": 1, "learning_rate": 1e-3, "bf16": False}
 RECORDS = [{k: r[k] for k in ("instruction", "input", "output")} for r in make_demo_rows(20, seed=8)]
 RECORDS.append({"instruction": "Say nothing.", "input": "", "output": ""})  # invalid: never selected
 

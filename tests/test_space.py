@@ -20,6 +20,7 @@ import datasets
 import pandas as pd
 import pytest
 
+from conftest import FAST, write_jsonl
 from hf_lpselect.scoring.demo_data import make_demo_rows
 from hf_lpselect.errors import DataError, HubError
 from hf_lpselect.hub.push import materialize
@@ -30,7 +31,6 @@ from hf_lpselect.space.estimate import estimate_seconds, estimate_text
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 APP = REPO_ROOT / "spaces" / "app.py"
-FAST = {"per_device_train_batch_size": 4, "gradient_accumulation_steps": 1, "learning_rate": 1e-3, "bf16": False}
 GOOD = [{k: r[k] for k in ("instruction", "input", "output")} for r in make_demo_rows(12, seed=5)]
 BAD = [
     {"instruction": "Say nothing.", "input": "", "output": ""},  # invalid: empty response
@@ -39,10 +39,6 @@ BAD = [
     {"instruction": "word " * 200, "input": "", "output": "Too late."},  # excluded at max_length=96
 ]
 
-
-def write_jsonl(path: Path, records: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    return path
 
 
 @pytest.fixture(scope="module")
