@@ -9,19 +9,14 @@ import pytest
 from filelock import FileLock
 from transformers import TrainerCallback
 
-from conftest import make_tiny_model
+from conftest import FAST, make_tiny_model, write_jsonl
 from hf_lpselect.scoring.demo_data import make_demo_rows
 from hf_lpselect.errors import ConfigError, ModelError, RunError
 from hf_lpselect.record import RunRecord
 from hf_lpselect.rundir import LOCK_NAME, RunDir
 from hf_lpselect.scoring.run import score
 
-FAST = {"per_device_train_batch_size": 4, "gradient_accumulation_steps": 1, "learning_rate": 1e-3, "bf16": False, "score_batch_size": 8}
 
-
-def write_jsonl(path, records):
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    return str(path)
 
 
 @pytest.fixture()
@@ -254,3 +249,9 @@ def test_a_full_disk_is_one_sentence_and_the_same_command_resumes(small_disk, tm
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert RunRecord.load(small_disk / "r").complete
     assert not list(small_disk.glob("**/*.tmp"))
+
+
+def test_a_path_object_is_a_source_like_its_string(tmp_path, data, tiny_model_dir):
+    """``score(Path(...))`` used to fail with "Cannot score a PosixPath"."""
+    result = score(data, out=tmp_path / "r", model=str(tiny_model_dir), epochs=0, max_length=64, **FAST)
+    assert isinstance(data, type(tmp_path)) and result.record.dataset.source == str(data.resolve())

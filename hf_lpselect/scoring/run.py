@@ -8,6 +8,7 @@ and a run with another identity (data, model weights, template, recipe, LoRA …
 from __future__ import annotations
 
 import copy
+import os
 import shutil
 import time
 from contextlib import ExitStack
@@ -127,7 +128,7 @@ def _remove_checkpoints(run_dir: RunDir) -> None:
 
 
 def score(
-    dataset: str | datasets.Dataset | None = None,
+    dataset: str | os.PathLike | datasets.Dataset | None = None,
     *,
     script_args: ScoreArguments | None = None,
     args: ScorerConfig | None = None,
@@ -142,7 +143,7 @@ def score(
     ``subset``, ``revision`` work too).
 
     Args:
-        dataset (`str` or `datasets.Dataset`, *optional*):
+        dataset (`str`, `os.PathLike` or `datasets.Dataset`, *optional*):
             A Hub id, a local file or folder, or an in-memory ``Dataset`` in any supported format (its
             rows are then stored in the run directory, so the run can be selected and pushed later).
             Defaults to ``script_args.dataset_name``.
@@ -168,6 +169,8 @@ def score(
             raise RunError("Pass either the three argument dataclasses or keyword arguments, not both.")
         script_args, args, model_args = build_score_args(**kwargs)
     source = dataset if dataset is not None else script_args.dataset_name
+    if isinstance(source, os.PathLike):
+        source = os.fspath(source)
     if source is None:
         raise RunError("No dataset given: pass a file, folder or Hub id (or --dataset_name).")
     source_name = source if isinstance(source, str) else "source.parquet"
