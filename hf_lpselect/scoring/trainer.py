@@ -29,6 +29,7 @@ from trl import SFTConfig, SFTTrainer
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 from ..errors import ConfigError
+from ..heads import CompactHeadMixin
 from ..rundir import RunDir, write_parquet
 from .passes import score_pass
 from ..templates import TEMPLATES
@@ -292,7 +293,7 @@ def _pad_id(processing_class) -> int:
     return tokenizer.pad_token_id
 
 
-class ScorerTrainer(SFTTrainer):
+class ScorerTrainer(CompactHeadMixin, SFTTrainer):
     """An ``SFTTrainer`` that records per-row training losses and runs the LP scoring passes.
 
     It takes what ``SFTTrainer`` takes. A raw dataset (alpaca, dolly, sharegpt, messages or
