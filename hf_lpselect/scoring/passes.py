@@ -3,10 +3,14 @@
 This is the hot path of a scorer run (n + 1 passes over the whole dataset), so it is built for
 speed while staying exact:
 
-- rows are sorted by length and batched, so padding is small;
-- the decoder runs once per batch and the vocabulary projection is applied ONLY at scored
-  (response) positions, in chunks, so no ``(batch, seq, vocab)`` logits tensor is ever built;
-- cross-entropy is taken in float32 even under bf16 autocast;
+- rows are sorted by length, longest first, and batched by a TOKEN budget (rows x the longest
+  row's length, the padded tokens the decoder computes), so memory is bounded by the budget,
+  short rows share a batch with many others and padding stays small;
+- the decoder runs once per batch (with no attention mask when the batch has no padding) and the
+  vocabulary projection is applied ONLY at scored (response) positions, in chunks, so no
+  ``(batch, seq, vocab)`` logits tensor is ever built;
+- under bf16 autocast the whole pass is one autocast region, so each weight is cast to bf16 once
+  per pass rather than once per batch; cross-entropy is taken in float32;
 - under ``accelerate`` the batches are dealt round-robin to the ranks and the ``(row, nll)``
   results gathered back, so every row is scored exactly once.
 """
@@ -26,6 +30,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
 PASS_COLUMNS = ["row", "nll", "n_tokens"]
+DEFAULT_TOKEN_BUDGET = 4096
 
 
 def _decoder_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module, PreTrainedModel]:
@@ -45,10 +50,59 @@ def _transform_logits(logits: torch.Tensor, config) -> torch.Tensor:
     return logits
 
 
-def length_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
-    """Indices grouped into batches of similar length (longest first, so memory peaks early)."""
+def _autocast(device: torch.device, dtype: torch.dtype | None):
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
+
+
+def length_batches(lengths: np.ndarray, *, token_budget: int, max_rows: int | None = None) -> list[np.ndarray]:
+    """Row indices in batches of similar length whose padded size stays within a token budget.
+
+    Rows are taken longest first (so memory peaks early); a batch takes as many rows as fit in
+    ``token_budget`` when each is padded to the batch's first (longest) row, i.e. while
+    ``rows x longest length <= token_budget``. A row longer than the budget is a batch of its own.
+
+    Args:
+        lengths (`np.ndarray`):
+            Tokens of each row.
+        token_budget (`int`):
+            Most padded tokens per batch (rows x the longest row's length).
+        max_rows (`int` or `None`, *optional*, defaults to `None`):
+            Also at most this many rows per batch; `None`: the budget alone decides.
+
+    Example:
+
+    ```python
+    >>> [b.tolist() for b in length_batches(np.array([3, 9, 1, 7, 7, 2, 8]), token_budget=20)]
+    [[1, 6], [3, 4], [0, 5, 2]]
+    ```
+    """
+    lengths = np.asarray(lengths)
     order = np.argsort(-lengths, kind="stable")
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    batches, start = [], 0
+    while start < len(order):
+        rows = max(1, token_budget // max(1, int(lengths[order[start]])))
+        if max_rows is not None:
+            rows = min(rows, max_rows)
+        batches.append(order[start : start + rows])
+        start += rows
+    return batches
+
+
+def computed_tokens(lengths: np.ndarray, batches: list[np.ndarray]) -> int:
+    """Tokens the decoder computes for ``batches``, padding included (rows x the longest row, summed).
+
+    ``1 - lengths.sum() / computed_tokens(lengths, batches)`` is the share of a pass spent on padding.
+
+    Example:
+
+    ```python
+    >>> lengths = np.array([3, 9, 1, 7, 7, 2, 8])
+    >>> computed_tokens(lengths, length_batches(lengths, token_budget=20))  # 2 x 9 + 2 x 7 + 3 x 3
+    41
+    ```
+    """
+    lengths = np.asarray(lengths)
+    return int(sum(len(batch) * int(lengths[batch].max()) for batch in batches))
 
 
 @torch.no_grad()
@@ -64,24 +118,22 @@ def batch_nll(
     """Mean and count of response-token cross-entropy for each sequence of one batch."""
     decoder, head, base = _decoder_and_head(model)
     device = head.weight.device
-    width = max(len(ids) for ids in input_ids)
-    ids = torch.full((len(input_ids), width), pad_token_id, dtype=torch.long)
-    lab = torch.full((len(input_ids), width), -100, dtype=torch.long)
-    attn = torch.zeros((len(input_ids), width), dtype=torch.long)
-    for i, (seq, seq_labels) in enumerate(zip(input_ids, labels)):
-        ids[i, : len(seq)] = torch.as_tensor(seq)
-        lab[i, : len(seq)] = torch.as_tensor(seq_labels)
-        attn[i, : len(seq)] = 1
-    ids, lab, attn = ids.to(device), lab.to(device), attn.to(device)
-    autocast = (
-        torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None else nullcontext()
-    )
+    lengths = np.fromiter(map(len, input_ids), dtype=np.int64, count=len(input_ids))
+    width = int(lengths.max())
+    real = np.arange(width) < lengths[:, None]
+    ids = np.full(real.shape, pad_token_id, dtype=np.int64)
+    lab = np.full(real.shape, -100, dtype=np.int64)
+    ids[real] = np.concatenate(input_ids)
+    lab[real] = np.concatenate(labels)
+    ids = torch.from_numpy(ids).to(device)
+    # without padding no mask is needed: attention takes its plain causal path
+    attn = None if real.all() else torch.from_numpy(real).to(device=device, dtype=torch.long)
+    autocast = _autocast(device, autocast_dtype)
     with autocast:
         hidden = decoder(input_ids=ids, attention_mask=attn, use_cache=False).last_hidden_state
     # position t predicts token t + 1
-    targets = lab[:, 1:]
+    targets = torch.from_numpy(lab[:, 1:]).to(device)
     mask = targets != -100
-    which_row = mask.nonzero()[:, 0]
     scored_hidden = hidden[:, :-1][mask]
     scored_targets = targets[mask]
     losses = torch.empty(scored_targets.shape[0], dtype=torch.float32, device=device)
@@ -91,8 +143,8 @@ def batch_nll(
             logits = head(scored_hidden[chunk])
         logits = _transform_logits(logits.float(), base.config)
         losses[chunk] = F.cross_entropy(logits, scored_targets[chunk], reduction="none")
-    sums = torch.zeros(len(input_ids), dtype=torch.float64, device=device).index_add_(0, which_row, losses.double())
     counts = mask.sum(dim=1)
+    sums = torch.zeros(len(input_ids), dtype=torch.float64, device=device).index_add_(0, mask.nonzero()[:, 0], losses.double())
     nll = (sums / counts.clamp(min=1)).cpu().numpy()
     counts = counts.cpu().numpy()
     nll[counts == 0] = np.nan
@@ -104,7 +156,8 @@ def score_pass(
     dataset: datasets.Dataset,
     *,
     pad_token_id: int,
-    batch_size: int = 16,
+    token_budget: int = DEFAULT_TOKEN_BUDGET,
+    batch_size: int | None = None,
     autocast_dtype: torch.dtype | None = None,
     desc: str = "Scoring",
     disable_progress: bool = False,
@@ -112,23 +165,53 @@ def score_pass(
     """Score every row of a tokenised dataset (``row``, ``input_ids``, ``labels``, ``length``) → ``row, nll, n_tokens``.
 
     In a distributed run each rank scores its share and all ranks return the full, row-sorted table.
+
+    Args:
+        model (`torch.nn.Module`):
+            A causal LM (or a PEFT model around one).
+        dataset (`datasets.Dataset`):
+            Rows tokenised by :func:`hf_lpselect.templates.tokenize_rows`.
+        pad_token_id (`int`):
+            Id that pads a batch (never scored).
+        token_budget (`int`, *optional*, defaults to `4096`):
+            Most padded tokens per batch (rows x the longest row's length, see :func:`length_batches`);
+            bounds the pass's memory.
+        batch_size (`int` or `None`, *optional*, defaults to `None`):
+            Also at most this many rows per batch; `None`: the budget alone decides.
+        autocast_dtype (`torch.dtype` or `None`, *optional*, defaults to `None`):
+            e.g. ``torch.bfloat16`` for bf16 autocast over the weights as they are.
+        desc (`str`, *optional*, defaults to `"Scoring"`):
+            Progress bar label.
+        disable_progress (`bool`, *optional*, defaults to `False`):
+            Hide the progress bar.
+
+    Example:
+
+    ```python
+    >>> rows = tokenize_rows(load_rows("data.jsonl"), tokenizer, template="alpaca", max_length=512)
+    >>> score_pass(model, rows, pad_token_id=tokenizer.pad_token_id, token_budget=2048).head()
+    ```
     """
     state = PartialState()
     was_training = model.training
     model.eval()
     lengths = np.asarray(dataset["length"])
     dataset = dataset.select_columns(["row", "input_ids", "labels"])
-    batches = length_batches(lengths, batch_size)[state.process_index :: state.num_processes]
+    batches = length_batches(lengths, token_budget=token_budget, max_rows=batch_size)
+    batches = batches[state.process_index :: state.num_processes]
     records: list[tuple[int, float, int]] = []
     progress = tqdm(total=int(sum(len(b) for b in batches)), desc=desc, unit="row", disable=disable_progress or not state.is_local_main_process)
+    device = _decoder_and_head(model)[1].weight.device
     try:
-        for indices in batches:
-            batch = dataset[indices]
-            nll, counts = batch_nll(
-                model, batch["input_ids"], batch["labels"], pad_token_id=pad_token_id, autocast_dtype=autocast_dtype
-            )
-            records.extend(zip(batch["row"], nll.tolist(), counts.tolist()))
-            progress.update(len(indices))
+        # one autocast region for the whole pass: its cache casts each (trainable) weight to bf16 once
+        with _autocast(device, autocast_dtype):
+            for indices in batches:
+                batch = dataset[indices]
+                nll, counts = batch_nll(
+                    model, batch["input_ids"], batch["labels"], pad_token_id=pad_token_id, autocast_dtype=autocast_dtype
+                )
+                records.extend(zip(batch["row"], nll.tolist(), counts.tolist()))
+                progress.update(len(indices))
     finally:
         progress.close()
         model.train(was_training)
