@@ -73,6 +73,13 @@ def test_recipe_defaults_are_the_papers():
     assert (config.per_device_train_batch_size, config.gradient_accumulation_steps, config.max_length) == (4, 8, 512)
 
 
+def test_activation_checkpointing_is_off_on_a_cpu_and_warns_nothing(recwarn):
+    config = TrainConfig(output_dir="unused")  # this machine has no accelerator
+    assert config.use_cpu and config.activation_checkpointing is False
+    assert not [w for w in recwarn if "checkpointing" in str(w.message)]  # TRL's deprecated name is not set
+    assert parse_train_args(["--model_name_or_path", "m", "--gradient_checkpointing", "true"]).training.activation_checkpointing
+
+
 def test_yaml_config_and_trl_spellings_parse(tmp_path):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(yaml.safe_dump({
