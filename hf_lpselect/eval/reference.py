@@ -19,7 +19,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..data import canonicalize
-from ..scoring.passes import score_pass
+from ..scoring.passes import DEFAULT_TOKEN_BUDGET, score_pass
 from ..templates import tokenize_rows
 from .testsets import TestSet
 
@@ -48,7 +48,8 @@ def reference_nll(
     *,
     template: str,
     max_length: int = 1024,
-    batch_size: int = 8,
+    token_budget: int = DEFAULT_TOKEN_BUDGET,
+    batch_size: int | None = None,
     autocast_dtype: torch.dtype | None = None,
 ) -> pd.DataFrame:
     """Per-row response NLL of canonical ``rows`` under ``model``: ``row, id, status, reason, nll, n_tokens``.
@@ -62,7 +63,8 @@ def reference_nll(
         rows (`datasets.Dataset`): canonical rows (:func:`hf_lpselect.data.load_rows`, :func:`reference_rows`).
         template (`str`): ``chat``, ``alpaca`` or ``plain`` (the model's generation template).
         max_length (`int`, defaults to `1024`): tokens per row (right truncation).
-        batch_size (`int`, defaults to `8`): rows per forward pass.
+        token_budget (`int`, defaults to `2048`): most tokens per forward pass (rows x the longest row).
+        batch_size (`int | None`, defaults to `None`): also at most this many rows per forward pass.
         autocast_dtype (`torch.dtype | None`, defaults to `None`): e.g. ``torch.bfloat16``.
 
     Example:
@@ -73,7 +75,7 @@ def reference_nll(
     table = tokenized.select_columns(["row", "id", "status", "reason"]).to_pandas()
     ok = tokenized.filter(lambda status: status == "ok", input_columns="status")
     if len(ok):
-        scored = score_pass(model, ok, pad_token_id=tokenizer.pad_token_id, batch_size=batch_size,
+        scored = score_pass(model, ok, pad_token_id=tokenizer.pad_token_id, token_budget=token_budget, batch_size=batch_size,
                             autocast_dtype=autocast_dtype, desc="Reference NLL")
         table = table.merge(scored, on="row", how="left")
     else:

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
 PASS_COLUMNS = ["row", "nll", "n_tokens"]
-DEFAULT_TOKEN_BUDGET = 4096
+DEFAULT_TOKEN_BUDGET = 2048
 
 
 def _decoder_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module, PreTrainedModel]:
@@ -173,7 +173,7 @@ def score_pass(
             Rows tokenised by :func:`hf_lpselect.templates.tokenize_rows`.
         pad_token_id (`int`):
             Id that pads a batch (never scored).
-        token_budget (`int`, *optional*, defaults to `4096`):
+        token_budget (`int`, *optional*, defaults to `2048`):
             Most padded tokens per batch (rows x the longest row's length, see :func:`length_batches`);
             bounds the pass's memory.
         batch_size (`int` or `None`, *optional*, defaults to `None`):

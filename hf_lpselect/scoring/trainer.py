@@ -31,7 +31,7 @@ from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 from ..errors import ConfigError
 from ..heads import CompactHeadMixin
 from ..rundir import RunDir, write_parquet
-from .passes import score_pass
+from .passes import DEFAULT_TOKEN_BUDGET, score_pass
 from ..templates import TEMPLATES
 
 TRAIN_LOSS_COLUMNS = ["row", "epoch", "step", "loss"]
@@ -60,8 +60,11 @@ class ScorerConfig(SFTConfig):
         template (`str`, *optional*, defaults to `"auto"`):
             Prompt template: ``alpaca`` (the paper's), ``chat`` (the tokenizer's chat template), ``plain``,
             or ``auto`` (chat for conversations when the tokenizer has a template, else alpaca).
-        score_batch_size (`int`, *optional*, defaults to `8`):
-            Rows per batch in a scoring pass.
+        score_token_budget (`int`, *optional*, defaults to `2048`):
+            Most tokens per scoring batch: rows x the longest row's length (padding included) stays
+            within it, which bounds a pass's memory; a longer row is scored alone.
+        score_batch_size (`int` or `None`, *optional*, defaults to `None`):
+            Also at most this many rows per scoring batch; ``None``: the token budget alone decides.
         score_precision (`str`, *optional*, defaults to `"auto"`):
             Scoring-pass autocast: ``"bf16"``, ``"fp32"`` or ``"auto"`` (bf16 when training in bf16).
 
@@ -114,7 +117,15 @@ class ScorerConfig(SFTConfig):
         metadata={"help": "Prompt template: alpaca (the paper's prompt), chat (the tokenizer's chat template), plain, "
                   "or auto (chat for conversations when the tokenizer has a template, else alpaca)."},
     )
-    score_batch_size: int = field(default=8, metadata={"help": "Rows per batch in a scoring pass."})
+    score_token_budget: int = field(
+        default=DEFAULT_TOKEN_BUDGET,
+        metadata={"help": "Most tokens per scoring batch (rows x the longest row, padding included): bounds a pass's "
+                  "memory; a longer row is scored alone."},
+    )
+    score_batch_size: int | None = field(
+        default=None, metadata={"help": "Also at most this many rows per scoring batch (default: no cap, "
+                                "--score_token_budget decides)."},
+    )
     score_precision: str = field(
         default="auto",
         metadata={"help": "Scoring-pass autocast: 'bf16', 'fp32', or 'auto' (bf16 when training in bf16)."},
@@ -125,8 +136,8 @@ class ScorerConfig(SFTConfig):
             raise ConfigError(f"--template must be one of {', '.join(TEMPLATES)}, got {self.template!r}.")
         if self.score_precision not in ("auto", "bf16", "fp32"):
             raise ConfigError(f"--score_precision must be auto, bf16 or fp32, got {self.score_precision!r}.")
-        for name in ("per_device_train_batch_size", "gradient_accumulation_steps", "score_batch_size"):
-            if getattr(self, name) < 1:
+        for name in ("per_device_train_batch_size", "gradient_accumulation_steps", "score_token_budget", "score_batch_size"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"--{name} must be 1 or more, got {getattr(self, name)}.")
         epochs = self.num_train_epochs
         if epochs < 0 or epochs != int(epochs):
@@ -167,7 +178,9 @@ class LearningPercentageCallback(TrainerCallback):
             ``labels``, ``length``; :func:`hf_lpselect.templates.tokenize_rows` makes it).
         run_dir (`str` or `RunDir`, *optional*):
             Where the pass files go; defaults to the trainer's ``output_dir``.
-        batch_size (`int`, *optional*, defaults to `8`): rows per scoring batch.
+        token_budget (`int`, *optional*, defaults to `2048`): most tokens per scoring batch (rows x the
+            longest row, padding included).
+        batch_size (`int` or `None`, *optional*, defaults to `None`): also at most this many rows per batch.
         precision (`str`, *optional*, defaults to `"auto"`): ``"bf16"``, ``"fp32"`` or ``"auto"``
             (bf16 autocast when the trainer trains in bf16).
         trainer (`transformers.Trainer`, *optional*):
@@ -185,10 +198,11 @@ class LearningPercentageCallback(TrainerCallback):
     ```
     """
 
-    def __init__(self, dataset, run_dir: str | RunDir | None = None, *, batch_size: int = 8,
-                 precision: str = "auto", trainer=None):
+    def __init__(self, dataset, run_dir: str | RunDir | None = None, *, token_budget: int = DEFAULT_TOKEN_BUDGET,
+                 batch_size: int | None = None, precision: str = "auto", trainer=None):
         self.dataset = dataset
         self.run_dir = RunDir(run_dir.path if isinstance(run_dir, RunDir) else run_dir) if run_dir is not None else None
+        self.token_budget = token_budget
         self.batch_size = batch_size
         self.precision = precision
         self.trainer = trainer
@@ -218,6 +232,7 @@ class LearningPercentageCallback(TrainerCallback):
             model,
             dataset,
             pad_token_id=pad_token_id,
+            token_budget=self.token_budget,
             batch_size=self.batch_size,
             autocast_dtype=torch.bfloat16 if bf16 else None,
             desc=f"Scoring pass {epoch}" + (" (responses alone)" if kind == "alone" else ""),
@@ -333,7 +348,8 @@ class ScorerTrainer(CompactHeadMixin, SFTTrainer):
         fused.register_forward_hook(self._record_row_losses)
         self.lp_callback = LearningPercentageCallback(
             self.train_dataset, run_dir if run_dir is not None else self.args.output_dir,
-            batch_size=self.args.score_batch_size, precision=self.args.score_precision, trainer=self,
+            token_budget=self.args.score_token_budget, batch_size=self.args.score_batch_size,
+            precision=self.args.score_precision, trainer=self,
         )
         self.add_callback(self.lp_callback)
 
