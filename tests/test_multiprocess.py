@@ -181,3 +181,49 @@ def test_train_losses_have_each_ok_row_once_per_epoch(runs):
 
 def test_run_json_records_world_size(runs):
     assert json.loads((runs / "multi" / "run.json").read_text())["world_size"] == 2
+
+
+TRAIN_ENTRY = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+
+    from accelerate import PartialState
+    import hf_lpselect
+
+    run, model, out = sys.argv[1], sys.argv[2], sys.argv[3]
+    result = hf_lpselect.train(
+        model_name_or_path=model, run=run, strategy="lp1-hard", fraction=0.5, output_dir=out, num_train_epochs=1,
+        per_device_train_batch_size=2, gradient_accumulation_steps=1, learning_rate=1e-3, bf16=False, max_length=128,
+        report_to="none", save_strategy="no", logging_steps=1000, disable_tqdm=True,
+    )
+    state = PartialState()
+    Path(f"{out}.rank{state.process_index}.json").write_text(json.dumps({
+        "num_processes": state.num_processes, "row_ids": result.record.row_ids,
+    }))
+    """
+)
+
+
+def test_train_under_two_processes_trains_the_selected_rows_once(runs, tiny_model_dir):
+    """``lpselect train`` under DDP (2 CPU ranks): it completes, and both ranks train the rows the
+    selection names. Every rank checks the output directory before rank 0 writes its record there."""
+    from hf_lpselect.selection.subsets import select_run
+    from hf_lpselect.training.run import TrainRecord
+
+    entry = runs / "train_entry.py"
+    entry.write_text(TRAIN_ENTRY)
+    out = runs / "target"
+    launch = [
+        sys.executable, "-m", "accelerate.commands.launch",
+        "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
+        str(entry), str(runs / "multi"), str(tiny_model_dir), str(out),
+    ]
+    _run(launch, _child_env(ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1"), runs)
+    views = [json.loads((runs / f"target.rank{r}.json").read_text()) for r in (0, 1)]
+    assert [v["num_processes"] for v in views] == [2, 2]
+    selection, scores = select_run(runs / "multi", "lp1-hard", fraction=0.5)
+    expected = sorted(scores.set_index("row").loc[list(selection.rows), "id"])
+    assert sorted(TrainRecord.load(out).row_ids) == expected == sorted(views[0]["row_ids"])
+    assert (out / "model.safetensors").is_file()

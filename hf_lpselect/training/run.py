@@ -267,6 +267,7 @@ def run_train(args: TrainArguments) -> TrainResult:
     output_dir = Path(training.output_dir)
     _check_resume(output_dir, record, training.resume_from_checkpoint)
     state = PartialState()
+    state.wait_for_everyone()  # every rank has checked the directory before rank 0 writes into it
     if state.is_main_process:
         record.save(output_dir)
     training.model_init_kwargs = {
