@@ -113,7 +113,7 @@ def batch_nll(
     *,
     pad_token_id: int,
     autocast_dtype: torch.dtype | None = None,
-    head_chunk: int = 512,
+    head_chunk: int = 256,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean and count of response-token cross-entropy for each sequence of one batch."""
     decoder, head, base = _decoder_and_head(model)
