@@ -12,7 +12,12 @@ speed while staying exact:
 - under bf16 autocast the whole pass is one autocast region, so each weight is cast to bf16 once
   per pass rather than once per batch; cross-entropy is taken in float32;
 - under ``accelerate`` the batches are dealt round-robin to the ranks and the ``(row, nll)``
-  results gathered back, so every row is scored exactly once.
+  results gathered back, so every row is scored exactly once;
+- with sharded weights (FSDP, FSDP2, DeepSpeed ZeRO-3) the decoder and head cannot be called
+  directly (a module's shards are gathered only when it is called through its own forward), so a
+  batch goes through the model's forward with TRL's fused LM head, still projecting only the
+  response positions, and every rank runs as many forwards as the others (the gathers are
+  collectives).
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ from accelerate import PartialState
 from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel
+from trl.trainer.utils import add_fused_lm_head
+
+from ..heads import compact_lm_head
 
 PASS_COLUMNS = ["row", "nll", "n_tokens"]
 DEFAULT_TOKEN_BUDGET = 2048
@@ -37,6 +45,29 @@ def _decoder_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn
     """The transformer body, the LM head and the model that owns them (unwrapping PEFT)."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     return base.get_decoder(), base.get_output_embeddings(), base
+
+
+def is_sharded(model: torch.nn.Module) -> bool:
+    """Whether the model's weights are sharded across ranks: FSDP, FSDP2 (``fully_shard``) or DeepSpeed ZeRO-3."""
+    from torch.distributed.fsdp import FSDPModule, FullyShardedDataParallel
+
+    return any(isinstance(m, (FSDPModule, FullyShardedDataParallel)) for m in model.modules()) or any(
+        hasattr(p, "ds_id") for p in model.parameters()
+    )
+
+
+def _nll_through_forward(model: torch.nn.Module, ids: torch.Tensor, labels: torch.Tensor,
+                         attention_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row summed response NLL and token count, through the model's own forward (sharded weights)."""
+    owner = getattr(model, "module", model)  # FSDP's wrapper
+    owner = owner.get_base_model() if hasattr(owner, "get_base_model") else owner  # PEFT's
+    if not getattr(owner, "_lpselect_fused_head", False):
+        add_fused_lm_head(owner)  # an SFTTrainer has added one already; a second layer changes nothing
+        owner._lpselect_fused_head = True
+    with compact_lm_head():
+        out = model(input_ids=ids, attention_mask=attention_mask, labels=labels, fused_lm_head=True, use_cache=False)
+    mask = out.label_mask
+    return -(out.log_probs.double() * mask).sum(dim=1), mask.sum(dim=1)
 
 
 def _transform_logits(logits: torch.Tensor, config) -> torch.Tensor:
@@ -114,8 +145,13 @@ def batch_nll(
     pad_token_id: int,
     autocast_dtype: torch.dtype | None = None,
     head_chunk: int = 256,
+    through_forward: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and count of response-token cross-entropy for each sequence of one batch."""
+    """Mean and count of response-token cross-entropy for each sequence of one batch.
+
+    ``through_forward``: call the model's own forward with TRL's fused LM head instead of its
+    decoder and head (needed with sharded weights, see :func:`is_sharded`).
+    """
     decoder, head, base = _decoder_and_head(model)
     device = head.weight.device
     lengths = np.fromiter(map(len, input_ids), dtype=np.int64, count=len(input_ids))
@@ -129,6 +165,10 @@ def batch_nll(
     # without padding no mask is needed: attention takes its plain causal path
     attn = None if real.all() else torch.from_numpy(real).to(device=device, dtype=torch.long)
     autocast = _autocast(device, autocast_dtype)
+    if through_forward:
+        with autocast:
+            sums, counts = _nll_through_forward(model, ids, torch.from_numpy(lab).to(device), attn)
+        return _means(sums, counts)
     with autocast:
         hidden = decoder(input_ids=ids, attention_mask=attn, use_cache=False).last_hidden_state
     # position t predicts token t + 1
@@ -145,6 +185,11 @@ def batch_nll(
         losses[chunk] = F.cross_entropy(logits, scored_targets[chunk], reduction="none")
     counts = mask.sum(dim=1)
     sums = torch.zeros(len(input_ids), dtype=torch.float64, device=device).index_add_(0, mask.nonzero()[:, 0], losses.double())
+    return _means(sums, counts)
+
+
+def _means(sums: torch.Tensor, counts: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Mean NLL (NaN for a row with no scored token) and token count per row."""
     nll = (sums / counts.clamp(min=1)).cpu().numpy()
     counts = counts.cpu().numpy()
     nll[counts == 0] = np.nan
@@ -198,20 +243,26 @@ def score_pass(
     lengths = np.asarray(dataset["length"])
     dataset = dataset.select_columns(["row", "input_ids", "labels"])
     batches = length_batches(lengths, token_budget=token_budget, max_rows=batch_size)
-    batches = batches[state.process_index :: state.num_processes]
+    sharded = is_sharded(model)
+    mine = batches[state.process_index :: state.num_processes]
+    # with sharded weights every forward is a collective: a rank with fewer batches runs its first
+    # one again (at least one) and throws the repeat's results away
+    repeats = (-(-len(batches) // state.num_processes) - len(mine)) if sharded else 0
     records: list[tuple[int, float, int]] = []
-    progress = tqdm(total=int(sum(len(b) for b in batches)), desc=desc, unit="row", disable=disable_progress or not state.is_local_main_process)
+    progress = tqdm(total=int(sum(len(b) for b in mine)), desc=desc, unit="row", disable=disable_progress or not state.is_local_main_process)
     device = _decoder_and_head(model)[1].weight.device
     try:
         # one autocast region for the whole pass: its cache casts each (trainable) weight to bf16 once
         with _autocast(device, autocast_dtype):
-            for indices in batches:
+            for k, indices in enumerate(mine + batches[:1] * repeats):
                 batch = dataset[indices]
                 nll, counts = batch_nll(
-                    model, batch["input_ids"], batch["labels"], pad_token_id=pad_token_id, autocast_dtype=autocast_dtype
+                    model, batch["input_ids"], batch["labels"], pad_token_id=pad_token_id, autocast_dtype=autocast_dtype,
+                    through_forward=sharded,
                 )
-                records.extend(zip(batch["row"], nll.tolist(), counts.tolist()))
-                progress.update(len(indices))
+                if k < len(mine):
+                    records.extend(zip(batch["row"], nll.tolist(), counts.tolist()))
+                    progress.update(len(indices))
     finally:
         progress.close()
         model.train(was_training)
