@@ -21,7 +21,7 @@ from .errors import RunError
 RECORD_KIND = "hf_lpselect.run"
 # the training recipe as a person reads it (cards, reports): a view of the identity
 RECIPE_FIELDS = ("learning_rate", "lr_scheduler_type", "warmup_steps", "weight_decay", "per_device_train_batch_size",
-                 "gradient_accumulation_steps", "bf16", "score_precision", "score_batch_size", "use_peft", "lora_r",
+                 "gradient_accumulation_steps", "bf16", "score_precision", "use_peft", "lora_r",
                  "lora_alpha", "lora_dropout")
 
 

@@ -91,6 +91,20 @@ def test_a_finished_run_is_not_redone_and_a_different_one_is_refused(tmp_path, t
         score(data, out=tmp_path / "r", model=str(tiny_model_dir), epochs=0, max_length=32, **FAST)
 
 
+def test_how_a_pass_is_batched_is_not_part_of_a_runs_identity(tmp_path, tiny_model_dir):
+    """A finished run is resumed, not refused, with another token budget or row cap, or from a
+    record written when the row cap still counted (its identity held score_batch_size)."""
+    data = write_jsonl(tmp_path / "d.jsonl", make_demo_rows(6, seed=1))
+    kwargs = dict(out=tmp_path / "r", model=str(tiny_model_dir), epochs=0, max_length=64, **FAST)
+    first = score(data, **kwargs)
+    again = score(data, **{**kwargs, "score_token_budget": 32, "score_batch_size": 2})
+    pd.testing.assert_frame_equal(again.scores, first.scores)
+    record = json.loads(first.run_dir.run_json.read_text())
+    record["identity"]["score_batch_size"] = 8  # as a record of hf_lpselect before token budgets held it
+    first.run_dir.run_json.write_text(json.dumps(record))
+    pd.testing.assert_frame_equal(score(data, **kwargs).scores, first.scores)
+
+
 def test_cli_bad_input_is_one_clear_sentence(tmp_path):
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"instruction": "a", "output": "b"}\n{"instruction": \n')

@@ -44,7 +44,8 @@ class EvalArguments:
     dtype: str = field(default="float32", metadata={"help": "Weights dtype of the evaluated models.", "choices": list(DTYPES)})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from the Hub to run."})
     max_length: int = field(default=1024, metadata={"help": "Tokens per row when scoring reference answers (longer rows are truncated; a row with no answer token left is not scored)."})
-    score_batch_size: int = field(default=8, metadata={"help": "Rows per batch when scoring reference answers."})
+    score_token_budget: int = field(default=2048, metadata={"help": "Most tokens per forward pass when scoring reference answers (rows x the longest row): bounds its memory."})
+    score_batch_size: Optional[int] = field(default=None, metadata={"help": "Also at most this many rows per forward pass when scoring reference answers (default: the token budget alone)."})
     judge_base_url: Optional[str] = field(default=None, metadata={"help": "OpenAI-compatible endpoint of the judge (OpenAI, vLLM, TGI, llama.cpp server, transformers serve), e.g. http://127.0.0.1:8000/v1."})
     judge_model: Optional[str] = field(default=None, metadata={"help": "The judge: the model name at --judge_base_url, or without it a local model (Hub id, folder, .gguf) run here. Unset: no judge, reference metrics only."})
     judge_api_key_env: str = field(default="OPENAI_API_KEY", metadata={"help": "Environment variable holding the judge endpoint's API key (unset variable: no key sent)."})
@@ -61,8 +62,9 @@ class EvalArguments:
             raise EvalError("Give at least one test set (--test_sets) or reference set (--reference_sets).")
         if self.judge_base_url and not self.judge_model:
             raise EvalError("--judge_base_url needs --judge_model, the model name the endpoint serves.")
-        for name in ("max_new_tokens", "batch_size", "max_length", "score_batch_size", "judge_max_new_tokens", "judge_workers", "judge_batch_size"):
-            if getattr(self, name) < 1:
+        for name in ("max_new_tokens", "batch_size", "max_length", "score_token_budget", "score_batch_size",
+                     "judge_max_new_tokens", "judge_workers", "judge_batch_size"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise EvalError(f"--{name} must be at least 1, got {getattr(self, name)}.")
         if self.limit is not None and self.limit < 1:
             raise EvalError(f"--limit must be at least 1, got {self.limit}.")

@@ -118,7 +118,7 @@ def evaluate(args: EvalArguments) -> EvalResult:
             generation_rows.append({"model": label, "test_set": test_set.name, **vars(stats), "tokens_per_s": stats.tokens_per_s})
         for name, rows in ref_sets.items():
             table = reference_nll(loaded.model, loaded.tokenizer, rows, template=template, max_length=args.max_length,
-                                  batch_size=args.score_batch_size)
+                                  token_budget=args.score_token_budget, batch_size=args.score_batch_size)
             reference_tables.append(table.assign(model=label, set=name))
             reference_rows_out.append({"model": label, "set": name, **summarize_nll(table)})
         del loaded

@@ -23,7 +23,7 @@ import pandas as pd
 from accelerate import PartialState
 from transformers import TrainerCallback, set_seed
 
-from .arguments import ScoreArguments, ScorerModelConfig, build_score_args, run_identity
+from .arguments import ScoreArguments, ScorerModelConfig, build_score_args, is_identity_field, run_identity
 from ..data import canonicalize, dataset_fingerprint, hub_origin, read_source
 from ..errors import RunError
 from ..lp import learning_percentages
@@ -90,7 +90,7 @@ def _check_resumable(run_dir: RunDir, identity: dict[str, Any], fingerprint: str
     if not run_dir.run_json.is_file():
         return
     previous = RunRecord.load(run_dir.path)
-    keys = sorted(set(identity) | set(previous.identity))
+    keys = sorted(k for k in set(identity) | set(previous.identity) if is_identity_field(k))  # an older record may hold more
     mismatched = [k for k in keys if previous.identity.get(k) != identity.get(k)]
     if previous.dataset.fingerprint != fingerprint:
         mismatched.append("dataset content")
