@@ -18,7 +18,7 @@ Runs, each in its OWN subprocess (fresh model, separate peak-memory accounting):
    ``save_strategy="no"`` (no checkpoints) — so no scoring passes and no checkpoints;
 2. ``scorer`` — ``hf_lpselect.scoring.run.score(rows, ...)`` exactly as the CLI would run it
    (n + 1 scoring passes, a checkpoint at every epoch end, run directory written). The worker
-   wraps ``ScorerTrainer.train``, ``ScorerTrainer.run_scoring_pass`` and
+   wraps ``ScorerTrainer.train``, ``LearningPercentageCallback.run_pass`` and
    ``Trainer._save_checkpoint`` with timers (instrumentation only, behaviour unchanged) so the
    time of the passes and of checkpoint saving can be separated from training;
 3. ``speed_bf16`` / ``speed_fp32`` — the plain SFTTrainer for ``--speed-epochs`` on the first
@@ -81,6 +81,33 @@ class Timer:
         return round(sum(self.calls), 3)
 
 
+class TokenCounter:
+    """Counts, over every training batch a collator builds: tokens computed (padding included), real
+    tokens, and labeled positions (those the compact LM head projects)."""
+
+    def __init__(self):
+        self.computed = self.real = self.labeled = 0
+
+    def wrap(self, owner) -> None:
+        original = owner.torch_call
+        counter = self
+
+        def counted(collator, examples):
+            batch = original(collator, examples)
+            ids, mask = batch["input_ids"], batch.get("attention_mask")
+            counter.computed += ids.numel()
+            counter.real += int(mask.sum()) if mask is not None else ids.numel()
+            counter.labeled += int((batch["labels"][:, 1:] != -100).sum())
+            return batch
+
+        owner.torch_call = counted
+
+    def as_dict(self) -> dict[str, float]:
+        return {"train_tokens_computed": self.computed, "train_tokens_real": self.real,
+                "train_padded_share": round(1 - self.real / self.computed, 4) if self.computed else None,
+                "train_labeled_share_of_computed": round(self.labeled / self.computed, 4) if self.computed else None}
+
+
 def scorer_config(output_dir: str, epochs: int, bf16: bool | None, seed: int = 42):
     """The ScorerConfig that hf_lpselect.scoring.run.score builds for these settings."""
     from hf_lpselect.scoring.trainer import ScorerConfig
@@ -126,13 +153,15 @@ def worker(spec_path: str) -> None:
     out_dir = Path(spec["out_dir"])
     result = {"name": spec["name"], "kind": spec["kind"], "epochs": spec["epochs"], "n_rows": len(rows), "torch_threads": torch.get_num_threads()}
     train_timer, pass_timer, save_timer = Timer(), Timer(), Timer()
+    tokens = TokenCounter()
 
     if spec["kind"] == "scorer":
         from hf_lpselect.scoring.run import score
-        from hf_lpselect.scoring.trainer import ScorerTrainer
+        from hf_lpselect.scoring.trainer import LearningPercentageCallback, RowCollator, ScorerTrainer
 
+        tokens.wrap(RowCollator)
         train_timer.wrap(ScorerTrainer, "train")
-        pass_timer.wrap(ScorerTrainer, "run_scoring_pass")
+        pass_timer.wrap(LearningPercentageCallback, "run_pass")
         save_timer.wrap(transformers.Trainer, "_save_checkpoint")
         overrides = dict(RECIPE_OVERRIDES)
         if spec["bf16"] is not None:
@@ -146,7 +175,7 @@ def worker(spec_path: str) -> None:
         result.update(
             scorer_bf16=sc.bf16,
             scorer_score_precision=sc.score_precision,
-            score_batch_size=sc.score_batch_size,
+            score_token_budget=sc.score_token_budget,
             counts=res.counts,
             lp1_median=float(res.scores["lp1"].median()) if "lp1" in res.scores else None,
             n_scored_rows=int(res.scores["nll_0"].notna().sum()),
@@ -157,6 +186,9 @@ def worker(spec_path: str) -> None:
         result["config_fields_differing_from_scorer"] = diff
         result["plain_bf16"] = cfg.bf16
         save_timer.wrap(transformers.Trainer, "_save_checkpoint")
+        from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+        tokens.wrap(DataCollatorForLanguageModeling)
         with C.Window() as w:
             loaded = load_model("default")
             tok = tokenize_rows(rows, loaded.tokenizer, template="alpaca", max_length=MAX_LENGTH)
@@ -177,7 +209,9 @@ def worker(spec_path: str) -> None:
         scoring_passes_total_s=pass_timer.total,
         checkpoint_save_s=save_timer.calls,
         checkpoint_save_total_s=save_timer.total,
-        train_only_s=round(train_timer.total - pass_timer.total - save_timer.total, 3),
+        # score() runs pass 0 before train(); passes 1..n run inside it (at epoch ends)
+        train_only_s=round(train_timer.total - sum(pass_timer.calls[1:]) - save_timer.total, 3),
+        **tokens.as_dict(),
         ru_maxrss_end_mib=C.maxrss_mib(),
         process_cpu_s_total=C.cpu_s(),
     )
@@ -289,6 +323,9 @@ def main() -> None:
             scorer_pass_tokens_per_s=round(data["main_input_tokens"] * len(s["scoring_pass_s"]) / max(1e-9, s["scoring_passes_total_s"]), 1),
             scorer_training_overhead_vs_plain=round(s["train_only_s"] / p["train_wall_s"], 3),
             checkpoint_share_of_scorer_train=round(s["checkpoint_save_total_s"] / s["train_wall_s"], 3),
+            scorer_train_padded_share=s["train_padded_share"],
+            plain_train_padded_share=p["train_padded_share"],
+            train_labeled_share_of_computed=s["train_labeled_share_of_computed"],
         )
     b, f = results.get("speed_bf16"), results.get("speed_fp32")
     if b and f and not b.get("failed") and not f.get("failed"):
