@@ -209,8 +209,8 @@ def worker(spec_path: str) -> None:
         scoring_passes_total_s=pass_timer.total,
         checkpoint_save_s=save_timer.calls,
         checkpoint_save_total_s=save_timer.total,
-        # score() runs pass 0 before train(); passes 1..n run inside it (at epoch ends)
-        train_only_s=round(train_timer.total - sum(pass_timer.calls[1:]) - save_timer.total, 3),
+        # every pass runs inside train(): pass 0 at train begin, passes 1..n at epoch ends
+        train_only_s=round(train_timer.total - pass_timer.total - save_timer.total, 3),
         **tokens.as_dict(),
         ru_maxrss_end_mib=C.maxrss_mib(),
         process_cpu_s_total=C.cpu_s(),

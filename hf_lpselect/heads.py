@@ -1,4 +1,4 @@
-"""The compact LM head on every device: the training loss projects only the positions that have a label.
+"""The compact LM head on CPUs too: the training loss projects only the positions that have a label.
 
 TRL's ``SFTTrainer`` computes the training loss with a fused LM head
 (``trl.trainer.utils.add_fused_lm_head``) that never builds the ``(batch, seq, vocab)`` logits. On
@@ -10,7 +10,8 @@ training step (on SmolLM2-135M with Alpaca rows, the head took 4.7 s of an 8.1 s
 vocabulary projection is the largest matrix product of a small model.
 
 :class:`CompactHeadMixin` makes both trainers of this package (the scorer and ``lpselect train``)
-use TRL's own compact path on every device. The per-token log-probabilities, the loss and the
+use TRL's own compact path on CPUs as well as on CUDA/XPU (other devices keep TRL's choice, and so
+does ``torch_compile``). The per-token log-probabilities, the loss and the
 gradients are those of the full path: the same positions, each row's projection computed alone.
 """
 
@@ -26,7 +27,7 @@ import trl.trainer.utils as trl_utils
 
 @contextmanager
 def compact_lm_head(enabled: bool = True) -> Iterator[None]:
-    """Within this context, TRL's fused LM head projects only labeled positions, on any device.
+    """Within this context, TRL's fused LM head projects only labeled positions on a CPU too.
 
     It widens TRL's device test (``_use_triton``, read by the fused head on each call) to CPUs for
     the duration and restores it on exit, so other trainers in the process are unaffected.

@@ -12,6 +12,8 @@ import hashlib
 import importlib.util
 import json
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,10 +73,17 @@ def convert_gguf(gguf: str | os.PathLike) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     model.hf_quantizer.remove_quantization_config(model)
-    tmp = target.with_name(target.name + ".partial")
+    # each process writes a folder of its own: under `accelerate launch` every rank may convert at once
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    tmp.rename(target)
+    try:
+        tmp.rename(target)
+    except OSError:  # another process finished first: its folder is the same conversion
+        if not (target / "config.json").is_file():
+            raise
+        shutil.rmtree(tmp)
     return target
 
 

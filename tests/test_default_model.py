@@ -52,3 +52,24 @@ def test_short_demo_run_learns(tmp_path):
     assert len(scores) == 24 and len(ok) == 24
     assert (ok["ppl_2"] < ok["ppl_0"]).mean() > 0.8  # training lowered most rows' perplexity
     assert ok["lp1"].notna().mean() > 0.8
+
+
+def test_a_conversion_finished_first_by_another_process_is_used(monkeypatch, tmp_path):
+    """Under ``accelerate launch`` every rank may convert the GGUF at once: the rank whose rename
+    loses keeps the winner's folder and removes its own, instead of failing."""
+    from pathlib import Path
+
+    from hf_lpselect.models import convert_gguf, default_gguf_path
+
+    rename = Path.rename
+
+    def another_rank_wins(self, target):
+        rename(self, target)  # the other rank's identical folder lands first ...
+        Path(self).mkdir()
+        raise OSError(39, "Directory not empty")  # ... so this rank's rename fails
+
+    monkeypatch.setenv("HF_LPSELECT_CACHE", str(tmp_path))  # a cache of its own: the conversion really runs
+    monkeypatch.setattr(Path, "rename", another_rank_wins)
+    target = convert_gguf(default_gguf_path())
+    assert (target / "config.json").is_file()
+    assert [p.name for p in target.parent.iterdir()] == [target.name]  # no partial folder left

@@ -205,9 +205,10 @@ TRAIN_ENTRY = textwrap.dedent(
 )
 
 
-def test_train_under_two_processes_trains_the_selected_rows_once(runs, tiny_model_dir):
-    """``lpselect train`` under DDP (2 CPU ranks): it completes, and both ranks train the rows the
-    selection names. Every rank checks the output directory before rank 0 writes its record there."""
+def test_train_under_two_processes_completes_with_the_selected_rows(runs, tiny_model_dir):
+    """``lpselect train`` under DDP (2 CPU ranks) completes (no rank left waiting), and both ranks
+    hold the rows the selection names. Every rank checks the output directory before rank 0 writes
+    its record there."""
     from hf_lpselect.selection.subsets import select_run
     from hf_lpselect.training.run import TrainRecord
 
@@ -225,5 +226,5 @@ def test_train_under_two_processes_trains_the_selected_rows_once(runs, tiny_mode
     assert [v["num_processes"] for v in views] == [2, 2]
     selection, scores = select_run(runs / "multi", "lp1-hard", fraction=0.5)
     expected = sorted(scores.set_index("row").loc[list(selection.rows), "id"])
-    assert sorted(TrainRecord.load(out).row_ids) == expected == sorted(views[0]["row_ids"])
+    assert sorted(TrainRecord.load(out).row_ids) == expected == sorted(views[0]["row_ids"]) == sorted(views[1]["row_ids"])
     assert (out / "model.safetensors").is_file()

@@ -65,8 +65,8 @@ def test_pass_with_a_tiny_budget_equals_a_pass_with_a_huge_one(tokenizer, model)
 
 
 def test_bf16_pass_in_one_autocast_region_equals_batch_by_batch(tokenizer, model):
-    """The pass casts each weight to bf16 once (autocast's cache over the whole pass): same numbers
-    as autocasting every batch on its own."""
+    """The whole pass runs in one autocast region (so autocast's cache can cast each weight once):
+    it gives the same numbers as autocasting every batch on its own. (It does not count the casts.)"""
     data = tokenized(tokenizer, "alpaca")
     frame = score_pass(model, data, pad_token_id=tokenizer.pad_token_id, token_budget=400, autocast_dtype=torch.bfloat16)
     expected = np.empty(len(data))

@@ -8,8 +8,8 @@ head, and every rank runs as many forwards as the others (FSDP's gathers are col
 A whole scorer run under FSDP needs accelerate's FSDP plugin, which picks FSDP only with GPUs; this
 test shards the model the same way accelerate's FSDP2 does (``fully_shard`` per layer, then the root).
 
-11 ok rows with a budget of one row per batch: 11 batches dealt 6 / 5, so rank 1 must run a
-forward whose results it throws away.
+11 ok rows, first with a budget of one row per batch (11 batches dealt 6 / 5, so rank 1 runs a
+forward whose results it throws away), then with padded batches of several rows.
 """
 
 from __future__ import annotations
@@ -48,9 +48,10 @@ WORKER = textwrap.dedent(
     for layer in model.model.layers:
         fully_shard(layer)
     fully_shard(model)
-    frame = score_pass(model, rows, pad_token_id=int(sys.argv[4]), token_budget=1, disable_progress=True)
-    if dist.get_rank() == 0:
-        frame.to_parquet(sys.argv[5])
+    for budget in (1, 300):  # one row per batch, then padded batches of several rows
+        frame = score_pass(model, rows, pad_token_id=int(sys.argv[4]), token_budget=budget, disable_progress=True)
+        if dist.get_rank() == 0:
+            frame.to_parquet(f"{sys.argv[5]}.{budget}.parquet")
     dist.destroy_process_group()
     """
 )
@@ -65,12 +66,13 @@ def test_fsdp2_on_two_processes_gives_the_single_process_p0(tmp_path, tokenizer)
     rows.save_to_disk(str(tmp_path / "rows"))
     worker = tmp_path / "worker.py"
     worker.write_text(WORKER)
-    out = tmp_path / "sharded.parquet"
+    out = tmp_path / "sharded"
     _run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone", str(worker),
           str(Path(__file__).parent), str(tmp_path / "rows"), str(len(tokenizer)), str(tokenizer.pad_token_id), str(out)], _child_env(OMP_NUM_THREADS="1"), tmp_path)
 
     single = score_pass(make_tiny_model(len(tokenizer)), rows, pad_token_id=tokenizer.pad_token_id, disable_progress=True)
-    sharded = pd.read_parquet(out)
-    assert sharded["row"].tolist() == single["row"].tolist() == rows["row"]
-    assert sharded["n_tokens"].tolist() == single["n_tokens"].tolist()
-    np.testing.assert_allclose(sharded["nll"], single["nll"], rtol=1e-5)
+    for budget in (1, 300):
+        sharded = pd.read_parquet(f"{out}.{budget}.parquet")
+        assert sharded["row"].tolist() == single["row"].tolist() == rows["row"]
+        assert sharded["n_tokens"].tolist() == single["n_tokens"].tolist()
+        np.testing.assert_allclose(sharded["nll"], single["nll"], rtol=1e-5)

@@ -270,8 +270,12 @@ class LearningPercentageCallback(TrainerCallback):
 
     # -- the trainer's events
 
+    def _model(self, model):
+        """The model to score: the trainer's, which is FSDP's wrapper under FSDP (the callbacks' is the inner module)."""
+        return self.trainer.model if self.trainer is not None else model
+
     def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
-        self.run_pass(model, args, 0, pad_token_id=_pad_id(processing_class))
+        self.run_pass(self._model(model), args, 0, pad_token_id=_pad_id(processing_class))
 
     def on_epoch_begin(self, args, state, control, **kwargs):
         self.current_epoch = int(round(state.epoch or 0)) + 1
@@ -292,7 +296,7 @@ class LearningPercentageCallback(TrainerCallback):
         if self.diverged is None and abs(state.epoch - epoch) < 1e-6:  # a whole epoch, not an early stop
             if isinstance(self.trainer, ScorerTrainer):
                 self.trainer.flush_train_losses(epoch)
-            self.run_pass(model, args, epoch, pad_token_id=_pad_id(processing_class))
+            self.run_pass(self._model(model), args, epoch, pad_token_id=_pad_id(processing_class))
         self._stop_if_diverged(control)
 
     def _stop_if_diverged(self, control) -> None:
