@@ -29,7 +29,8 @@ resumes where it stopped. Writes benchmarks/results/<name>.json after every trai
 prints a table at the end.
 
 Size. Gemma-3-270M trains at only ~25 tokens/s on 2 CPU cores (its 262k-token vocabulary makes
-the LM head the largest matrix product), so the defaults are sized to fit about 1 h 30 min there:
+the LM head the largest matrix product), so the defaults are sized to fit well within 2 hours there
+(measured: 80 min, the scorer 36 of them, on a machine shared with other work):
 a 160-row pool, subsets of 16 and 53 rows, one target epoch. That is far below the paper's scale
 (tens of thousands of rows, 3 epochs): at this size a difference from random must be large to show.
 On a GPU, run it bigger, e.g. ``--pool 5000 --heldout 500 --alpaca-eval 200 --target-epochs 3``.
