@@ -23,6 +23,10 @@
    Lower is better. The random subsets give the spread that chance alone produces; a strategy
    "beats random" at a fraction only if its NLL is below the lowest random seed's AND the paired
    per-row difference to the mean of the random seeds is more than 2 standard errors below zero.
+6. Judge (only with ``--judge-model``; generation is slow on a CPU): every trained model answers the
+   AlpacaEval prompts and the judge compares it with the full-pool model in both orders
+   (``hf_lpselect.eval.evaluate``, ``--judge-base-url`` for an OpenAI-compatible endpoint, else a
+   local model); the winning score of each (1.0 = parity with the full pool) goes into the results.
 
 Every stage is cached in ``--work`` (default benchmarks/.evidence/, git-ignored), so a stopped run
 resumes where it stopped. Writes benchmarks/results/<name>.json after every trained model and
@@ -160,6 +164,19 @@ def evaluate(gguf: Path, adapter: str | None, reference: dict[str, Any], cache: 
     return {name: summarize_nll(pd.read_parquet(path)) | {"table": str(path)} for name, path in tables.items()}
 
 
+def judge(work: Path, models: dict[str, Any], alpaca_eval: str, base_url: str | None, judge_model: str) -> dict[str, Any]:
+    """Winning score of every trained model against the full-pool model on the AlpacaEval prompts."""
+    from hf_lpselect.eval import EvalArguments, evaluate
+
+    trained = {name: m["output_dir"] for name, m in models.items() if "output_dir" in m}
+    result = evaluate(EvalArguments(
+        models=[f"{name}={path}" for name, path in trained.items()], baseline="full", test_sets=[f"alpaca_eval={alpaca_eval}"],
+        eval_dir=str(work / "judge"), judge_base_url=base_url, judge_model=judge_model, template="alpaca",
+        max_new_tokens=256,
+    ))
+    return {row["model"]: row["winning_score"] for row in result.results["pairwise"] if row["test_set"] == "all"}
+
+
 def verdicts(models: dict[str, Any], fractions: list[float], seeds: list[int], sets: list[str]) -> dict[str, Any]:
     """Each strategy against the random seeds at the same fraction, per reference set (paired per row)."""
     import numpy as np
@@ -205,6 +222,9 @@ def main() -> None:
     parser.add_argument("--target-epochs", type=float, default=1)
     parser.add_argument("--work", type=Path, default=C.BENCH_DIR / ".evidence")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--judge-model", help="Also judge answers against the full-pool model: an endpoint's model name "
+                        "(with --judge-base-url) or a local model (Hub id, folder, .gguf).")
+    parser.add_argument("--judge-base-url", help="An OpenAI-compatible endpoint serving --judge-model.")
     parser.add_argument("--name", default="bench_evidence")
     args = parser.parse_args()
 
@@ -246,6 +266,10 @@ def main() -> None:
         payload["models"][spec["name"]] = model
         save()
 
+    if args.judge_model:
+        payload["winning_score_vs_full"] = judge(args.work, payload["models"], files["alpaca_eval"], args.judge_base_url,
+                                                 args.judge_model)
+        save()
     rows = [[name, m.get("n_trained", "-")] + [m["eval"][ref]["mean_nll"] for ref in reference]
             for name, m in payload["models"].items()]
     print(C.table(rows, ["model", "rows", *reference]))

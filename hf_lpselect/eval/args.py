@@ -45,7 +45,7 @@ class EvalArguments:
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from the Hub to run."})
     max_length: int = field(default=1024, metadata={"help": "Tokens per row when scoring reference answers (longer rows are truncated; a row with no answer token left is not scored)."})
     score_token_budget: int = field(default=2048, metadata={"help": "Most tokens per forward pass when scoring reference answers (rows x the longest row): bounds its memory."})
-    score_batch_size: Optional[int] = field(default=None, metadata={"help": "Also at most this many rows per forward pass when scoring reference answers (default: the token budget alone)."})
+    score_batch_size: Optional[int] = field(default=8, metadata={"help": "Also at most this many rows per forward pass when scoring reference answers (none: the token budget alone)."})
     judge_base_url: Optional[str] = field(default=None, metadata={"help": "OpenAI-compatible endpoint of the judge (OpenAI, vLLM, TGI, llama.cpp server, transformers serve), e.g. http://127.0.0.1:8000/v1."})
     judge_model: Optional[str] = field(default=None, metadata={"help": "The judge: the model name at --judge_base_url, or without it a local model (Hub id, folder, .gguf) run here. Unset: no judge, reference metrics only."})
     judge_api_key_env: str = field(default="OPENAI_API_KEY", metadata={"help": "Environment variable holding the judge endpoint's API key (unset variable: no key sent)."})

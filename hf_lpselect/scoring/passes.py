@@ -39,6 +39,9 @@ from ..heads import compact_lm_head
 
 PASS_COLUMNS = ["row", "nll", "n_tokens"]
 DEFAULT_TOKEN_BUDGET = 2048
+# also at most 8 rows a batch: on 2 CPU cores a bf16 pass ran 3.91x the one-row loop in batches of 8 and
+# 3.27x by the 2048-token budget alone (about 20 short rows a batch); benchmarks/results/bench_scoring.json
+DEFAULT_MAX_ROWS = 8
 
 
 def _decoder_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module, PreTrainedModel]:
@@ -202,7 +205,7 @@ def score_pass(
     *,
     pad_token_id: int,
     token_budget: int = DEFAULT_TOKEN_BUDGET,
-    batch_size: int | None = None,
+    batch_size: int | None = DEFAULT_MAX_ROWS,
     autocast_dtype: torch.dtype | None = None,
     desc: str = "Scoring",
     disable_progress: bool = False,
@@ -221,7 +224,7 @@ def score_pass(
         token_budget (`int`, *optional*, defaults to `2048`):
             Most padded tokens per batch (rows x the longest row's length, see :func:`length_batches`);
             bounds the pass's memory.
-        batch_size (`int` or `None`, *optional*, defaults to `None`):
+        batch_size (`int` or `None`, *optional*, defaults to `8`):
             Also at most this many rows per batch; `None`: the budget alone decides.
         autocast_dtype (`torch.dtype` or `None`, *optional*, defaults to `None`):
             e.g. ``torch.bfloat16`` for bf16 autocast over the weights as they are.
