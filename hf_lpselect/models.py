@@ -137,7 +137,8 @@ def resolve_model_path(spec: str) -> tuple[str, dict[str, Any]]:
     if spec.endswith(".gguf"):
         return str(convert_gguf(spec)), {"model": spec, "source": "gguf", "weights_sha256": weights_sha256(spec)}
     if Path(spec).is_dir():
-        if not (Path(spec) / "config.json").is_file():
+        # a LoRA output (`lpselect train --use_peft`): transformers loads its base, then the adapter
+        if not (Path(spec) / "config.json").is_file() and not (Path(spec) / "adapter_config.json").is_file():
             raise ModelError(f"{spec} is a folder without a model (no config.json): pass a model folder, a .gguf file or a Hub id.")
         return spec, {"model": spec, "source": "local", "weights_sha256": weights_sha256(spec)}
     if Path(spec).exists():

@@ -250,3 +250,27 @@ def test_the_default_model_trains_and_is_named_as_the_base_model_on_the_card(tmp
     card = (tmp_path / "out" / "README.md").read_text()
     assert "base_model: HuggingFaceTB/SmolLM2-135M-Instruct" in card
     assert "fine-tuned version of [HuggingFaceTB/SmolLM2-135M-Instruct](https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct)" in card
+
+
+def test_a_lora_output_folder_loads_for_eval_with_its_adapter(scored, tiny_model_dir, tmp_path):
+    """``lpselect train --use_peft`` writes an adapter folder (no config.json); ``lpselect eval`` and
+    ``load_model`` take it as a model: the base with the trained adapter applied."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from hf_lpselect.models import load_model
+
+    out = tmp_path / "lora"
+    hf_lpselect.train(model_name_or_path=str(tiny_model_dir), run=str(scored["run"]), strategy="random", fraction=0.5,
+                      output_dir=str(out), use_peft=True, lora_r=4, lora_target_modules=["q_proj", "v_proj"],
+                      learning_rate=1e-2, warmup_steps=0, **STEP)
+    assert (out / "adapter_config.json").is_file() and not (out / "config.json").exists()
+    loaded = load_model(str(out))
+    expected = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), out)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    ids = torch.tensor([[5, 9, 14, 3]])
+    with torch.no_grad():
+        logits = loaded.model(ids).logits
+        torch.testing.assert_close(logits, expected(ids).logits)
+        assert not torch.allclose(logits, base(ids).logits)  # the adapter is applied
