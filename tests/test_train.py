@@ -13,7 +13,9 @@ import subprocess
 import sys
 
 import pytest
+import torch
 import yaml
+from safetensors.torch import load_file
 from transformers import AutoTokenizer
 
 import hf_lpselect
@@ -136,6 +138,19 @@ def test_run_selection_trains_exactly_the_selected_rows_with_the_scorers_tokens(
     # the scorer's own count of scored response tokens (rows.parquet), EOS included
     assert [sum(x != -100 for x in row) for row in result.train_dataset["labels"]] == scored["n_response_tokens"]
     assert (tmp_path / "out" / "model.safetensors").is_file()
+
+
+def test_padding_free_training_learns_what_padded_training_learns(scored, tiny_model_dir, tmp_path):
+    # before the fix TRL refused --padding_free whenever max_length was set, although these rows are truncated already
+    weights = {}
+    for name, extra in (("padded", {}), ("free", {"padding_free": True})):
+        hf_lpselect.train(model_name_or_path=str(tiny_model_dir), run=str(scored["run"]), strategy="lp1-hard",
+                          fraction=0.25, output_dir=str(tmp_path / name), **{**STEP, "learning_rate": 1e-3, "warmup_steps": 0}, **extra)
+        weights[name] = load_file(tmp_path / name / "model.safetensors")
+    initial = load_file(tiny_model_dir / "model.safetensors")
+    assert any(not torch.equal(weights["padded"][k], initial[k]) for k in initial)  # the step moved the weights
+    for key, value in weights["padded"].items():
+        torch.testing.assert_close(weights["free"][key], value, rtol=1e-4, atol=1e-6)
 
 
 def test_per_cluster_selection_from_a_run_is_select_runs(scored, tiny_model_dir, tmp_path):

@@ -15,7 +15,7 @@ Two things are added to TRL's SFT loop and nothing else is changed:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,7 @@ from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 from ..errors import ConfigError
 from ..heads import CompactHeadMixin
+from ..padding_free import PaddingFreeMixin
 from ..rundir import RunDir, write_parquet
 from .passes import DEFAULT_MAX_ROWS, DEFAULT_TOKEN_BUDGET, score_pass
 from ..templates import TEMPLATES
@@ -313,7 +314,7 @@ def _pad_id(processing_class) -> int:
     return tokenizer.pad_token_id
 
 
-class ScorerTrainer(CompactHeadMixin, SFTTrainer):
+class ScorerTrainer(CompactHeadMixin, PaddingFreeMixin, SFTTrainer):
     """An ``SFTTrainer`` that records per-row training losses and runs the LP scoring passes.
 
     It takes what ``SFTTrainer`` takes. A raw dataset (alpaca, dolly, sharegpt, messages or
@@ -345,9 +346,10 @@ class ScorerTrainer(CompactHeadMixin, SFTTrainer):
         if dataset is not None and "input_ids" not in dataset.column_names:
             kwargs["train_dataset"] = self._tokenize(dataset, kwargs, args, config)
         super().__init__(*args, **kwargs)
-        if self.data_collator is None or type(self.data_collator) is DataCollatorForLanguageModeling:
-            self.data_collator = RowCollator(pad_token_id=self.processing_class.pad_token_id)
+        if type(self.data_collator) is DataCollatorForLanguageModeling:  # TRL's, as TRL configured it
+            self.data_collator = RowCollator(**{f.name: getattr(self.data_collator, f.name) for f in fields(self.data_collator)})
         self._batch_rows: torch.Tensor | None = None
+        self._batch_segments: torch.Tensor | None = None
         self._loss_records: list[tuple[int, int, int, float]] = []
         fused = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
         fused.register_forward_hook(self._record_row_losses)
@@ -400,17 +402,25 @@ class ScorerTrainer(CompactHeadMixin, SFTTrainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         self._batch_rows = inputs.pop("row", None)
+        self._batch_segments = inputs.get("seq_idx") if self.padding_free else None  # each token's row in a packed batch
         try:
             return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
         finally:
-            self._batch_rows = None
+            self._batch_rows = self._batch_segments = None
 
     def _record_row_losses(self, module, args, output):
         """Forward hook: per-row mean training loss from the fused head's per-token log-probs."""
         if self._batch_rows is None or not module.training or getattr(output, "label_mask", None) is None:
             return
-        mask = output.label_mask
-        per_row = -(output.log_probs.detach().float() * mask).sum(1) / mask.sum(1).clamp(min=1)
+        mask = output.label_mask.float()
+        log_probs = output.log_probs.detach().float() * mask
+        if self._batch_segments is None:
+            per_row = -log_probs.sum(1) / mask.sum(1).clamp(min=1)
+        else:  # padding-free: one sequence; a label's row is its token's (labels are shifted by one position)
+            n_rows = len(self._batch_rows)
+            row_of = self._batch_segments[0, 1:].long().clamp(max=n_rows - 1)  # trailing pad positions have no label
+            total = log_probs.new_zeros(n_rows).index_add_(0, row_of, log_probs[0])
+            per_row = -total / mask.new_zeros(n_rows).index_add_(0, row_of, mask[0]).clamp(min=1)
         step = self.state.global_step + 1  # the optimizer step this micro-batch contributes to
         if not torch.isfinite(per_row).all():
             self.lp_callback.mark_diverged("a non-finite per-row training loss", epoch=self.lp_callback.current_epoch, step=step)

@@ -27,6 +27,7 @@ from trl import SFTTrainer, get_peft_config, get_quantization_config
 from ..data import is_hub_id
 from ..errors import ModelError, TrainError
 from ..heads import CompactHeadMixin
+from ..padding_free import PaddingFreeMixin
 from ..rundir import write_json
 from .arguments import RECIPE_KEYS, TrainArguments, train_arguments
 from .data import TrainRows, resolve_rows
@@ -118,7 +119,7 @@ def _size(selection: dict[str, Any]) -> str:
     return f"{selection.get('count')} rows"
 
 
-class TargetTrainer(CompactHeadMixin, SFTTrainer):
+class TargetTrainer(CompactHeadMixin, PaddingFreeMixin, SFTTrainer):
     """TRL's ``SFTTrainer`` whose model card also says what the model was trained on (``record``).
 
     The card is TRL's generated card with the tag ``lpselect``, the dataset linked in its metadata,
