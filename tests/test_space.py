@@ -9,6 +9,7 @@ tiny-model run of 16 rows (12 ok, 4 not) and the folder `lpselect push-scores --
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -246,6 +247,28 @@ def test_on_a_space_other_folders_cannot_be_opened(folder, tmp_path):
     with pytest.raises(DataError, match="not a folder this Space may read"):
         sources.open_scored(str(folder), allowed_roots=[tmp_path])
     assert sources.open_scored(str(folder), allowed_roots=[folder.parent]).kind == "folder"
+
+
+def test_scores_pushed_for_another_split_than_train_open_from_a_folder_and_by_hub_id(folder, hub, run, tmp_path):
+    # before the fix the Space read only a `train` split: "has no scores" for the folder, a load error on the Hub
+    other = tmp_path / "toy-test-split"
+    shutil.copytree(folder, other)
+    card = other / "README.md"
+    card.write_text(card.read_text().replace("split: train", "split: test"))
+    assert sources.open_scored(str(other)).scores["row"].tolist() == run.scores["row"].tolist()
+    hub.seed("me/toy-test-split", other)
+    opener = ("from hf_lpselect.space.sources import open_scored; "
+              "print(open_scored('me/toy-test-split').scores['row'].tolist())")
+    opened = subprocess.run([sys.executable, "-c", opener], env=hub.env(), capture_output=True, text=True, timeout=300)
+    assert opened.returncode == 0, opened.stderr[-3000:]
+    assert json.loads(opened.stdout) == run.scores["row"].tolist()
+
+
+def test_the_split_opened_is_the_only_one_else_train_else_refused():
+    assert sources._scored_split(["test"], "me/x") == "test"
+    assert sources._scored_split(["test", "train"], "me/x") == "train"
+    with pytest.raises(DataError, match=r"me/x has several splits \(test, validation\) and none is 'train'"):
+        sources._scored_split(["test", "validation"], "me/x")
 
 
 # ----------------------------------------------------------------------------- score

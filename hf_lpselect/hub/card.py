@@ -50,6 +50,11 @@ def _split_files(data_files: Any) -> list[dict[str, Any]]:
     return [dict(f) for f in data_files or []]
 
 
+def config_splits(config: dict[str, Any]) -> list[str]:
+    """The split names of a card config, in the card's order."""
+    return list(dict.fromkeys(f.get("split") for f in _split_files(config.get("data_files"))))
+
+
 def config_paths(config: dict[str, Any], split: str | None = None) -> list[str]:
     """The data file patterns of a card config (of one ``split``, or all), flattened."""
     paths = [f.get("path") for f in _split_files(config.get("data_files")) if split is None or f.get("split") == split]

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from datasets.table import InMemoryTable
 from huggingface_hub import DatasetCard
 
-from ..hub.card import config_paths
+from ..hub.card import config_paths, config_splits
 from ..hub.columns import OUR_COLUMNS, SUBSET_STRATEGIES, scores_from_columns, subset_name
 from ..selection.compare import compare_runs
 from ..data import canonicalize, is_hub_id
@@ -118,12 +118,23 @@ def _with_scores(data: datasets.Dataset, name: str, kind: str) -> Scored:
     return Scored(name=name, kind=kind, scores=scores, data=data)
 
 
+def _scored_split(splits: list[str], name: str) -> str:
+    """The split to open: the only one there is, else ``train``; several others are refused (the Space has no split choice)."""
+    if len(splits) == 1:
+        return splits[0]
+    if "train" in splits or not splits:
+        return "train"
+    raise DataError(f"{name} has several splits ({', '.join(splits)}) and none is 'train'; open the run directory "
+                    "that scored the one you want.")
+
+
 def _open_folder(folder: Path, name: str) -> Scored:
-    """The ``default`` config's ``train`` files, read straight into memory (no datasets cache)."""
+    """The ``default`` config's files of its scored split, read straight into memory (no datasets cache)."""
     card = DatasetCard.load(folder / "README.md") if (folder / "README.md").is_file() else None
     configs = (card.data.get("configs") or []) if card is not None else []
     default = next((c for c in configs if c.get("config_name") == "default"), {})
-    files = sorted({f for pattern in config_paths(default, "train") for f in folder.glob(pattern)})
+    split = _scored_split(config_splits(default), name)
+    files = sorted({f for pattern in config_paths(default, split) for f in folder.glob(pattern)})
     if not files:
         raise DataError(f"{name} has no scores: give a run directory or a folder made by `lpselect push-scores`.")
     table = pa.concat_tables([pq.read_table(f) for f in files])
@@ -134,7 +145,10 @@ def _open_hub(repo_id: str) -> Scored:
     from ..hub.push import NETWORK_ERRORS, _short
 
     try:
-        data = datasets.load_dataset(repo_id, "default", split="train")
+        split = _scored_split(datasets.get_dataset_split_names(repo_id, "default"), repo_id)
+        data = datasets.load_dataset(repo_id, "default", split=split)
+    except DataError:
+        raise
     except (datasets.exceptions.DatasetNotFoundError, ValueError, *NETWORK_ERRORS) as err:
         raise DataError(f"Could not load the Hub dataset {repo_id} ({_short(err)}); check the id and that it was pushed by `lpselect push-scores`.") from err
     return _with_scores(data, repo_id, "hub")
