@@ -69,6 +69,10 @@ class ScorerConfig(SFTConfig):
             rows); ``None``: the token budget alone decides.
         score_precision (`str`, *optional*, defaults to `"auto"`):
             Scoring-pass autocast: ``"bf16"``, ``"fp32"`` or ``"auto"`` (bf16 when training in bf16).
+        padding_free (`bool`, *optional*, defaults to `False`):
+            TRL's flag, made to work with our pre-truncated rows: a micro-batch's rows are packed into one
+            sequence, so no position is padding. The model is probed first (two rows packed vs alone) and
+            a model whose attention would mix packed rows is refused (:mod:`hf_lpselect.padding_free`).
 
     Passes are scored at epoch ends, so ``max_steps`` and a fractional ``num_train_epochs`` are refused.
 
@@ -114,6 +118,12 @@ class ScorerConfig(SFTConfig):
     )
     logging_steps: float = 10
     dataset_kwargs: dict[str, Any] | str | None = field(default_factory=lambda: {"skip_prepare_dataset": True})
+    padding_free: bool = field(
+        default=False,
+        metadata={"help": "Lay each training micro-batch out as its rows packed into one sequence (position ids restart "
+                  "at each row) instead of padding them: the same loss, fewer positions computed. Checked on the model "
+                  "first and refused where its attention would mix the packed rows (e.g. OPT)."},
+    )
     template: str = field(
         default="auto",
         metadata={"help": "Prompt template: alpaca (the paper's prompt), chat (the tokenizer's chat template), plain, "

@@ -63,6 +63,7 @@ class TrainConfig(SFTConfig):
         default=None, metadata={"help": "Recompute activations in the backward pass to save memory "
                                 "(default: on with an accelerator, off on a CPU)."})
     gradient_checkpointing: bool | None = None
+    padding_free: bool = field(default=False, metadata=ScorerConfig.__dataclass_fields__["padding_free"].metadata)
 
     def __post_init__(self):
         if not _has_accelerator():
