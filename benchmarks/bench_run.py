@@ -1,7 +1,7 @@
 """Benchmark: a whole scorer run (hf_lpselect.scoring.run.score) vs a plain TRL SFTTrainer run of the same recipe.
 
     python benchmarks/bench_run.py [--rows 100] [--epochs 3] [--speed-rows 64] [--speed-epochs 1]
-                                   [--threads 2] [--skip-main] [--skip-speed] [--retries 0]
+                                   [--threads 2] [--skip-main] [--skip-speed] [--padding-free] [--retries 0]
                                    [--max-other-share 0.1] [--name bench_run]
 
 Default size: 100 rows x 3 epochs (~18 min on 2 CPU cores). Training runs at only ~80 tokens/s
@@ -21,6 +21,8 @@ Runs, each in its OWN subprocess (fresh model, separate peak-memory accounting):
    wraps ``ScorerTrainer.train``, ``LearningPercentageCallback.run_pass`` and
    ``Trainer._save_checkpoint`` with timers (instrumentation only, behaviour unchanged) so the
    time of the passes and of checkpoint saving can be separated from training;
+   With ``--padding-free``, a third run ``scorer_padding_free`` is the same scorer run with
+   ``padding_free=True`` (each micro-batch's rows packed into one sequence, no padding);
 3. ``speed_bf16`` / ``speed_fp32`` — the plain SFTTrainer for ``--speed-epochs`` on the first
    ``--speed-rows`` rows, with ``bf16=True`` vs ``bf16=False`` (everything else identical): does
    bf16 autocast help TRAINING speed on this CPU?
@@ -163,7 +165,7 @@ def worker(spec_path: str) -> None:
         train_timer.wrap(ScorerTrainer, "train")
         pass_timer.wrap(LearningPercentageCallback, "run_pass")
         save_timer.wrap(transformers.Trainer, "_save_checkpoint")
-        overrides = dict(RECIPE_OVERRIDES)
+        overrides = {**RECIPE_OVERRIDES, **spec.get("overrides", {})}
         if spec["bf16"] is not None:
             overrides["bf16"] = spec["bf16"]
         with C.Window() as w:
@@ -232,6 +234,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="torch threads (default: usable cores)")
     ap.add_argument("--skip-main", action="store_true", help="skip the scorer-vs-plain comparison")
     ap.add_argument("--skip-speed", action="store_true", help="skip the bf16-vs-fp32 training-speed runs")
+    ap.add_argument("--padding-free", action="store_true",
+                    help="also run the scorer with --padding_free (rows of a micro-batch packed into one sequence)")
     ap.add_argument("--retries", type=int, default=0,
                     help="re-run a run up to this many times when other processes used more than --max-other-share of "
                          "the CPU during it (the quietest attempt is kept; each retry of the main runs costs ~7-10 min)")
@@ -266,6 +270,8 @@ def main() -> None:
         jobs = []
         if not args.skip_main:
             jobs += [("plain", "plain", args.rows, args.epochs, None), ("scorer", "scorer", args.rows, args.epochs, None)]
+            if args.padding_free:
+                jobs.append(("scorer_padding_free", "scorer", args.rows, args.epochs, None))
         if not args.skip_speed:
             jobs += [
                 ("speed_bf16", "plain", args.speed_rows, args.speed_epochs, True),
@@ -276,6 +282,7 @@ def main() -> None:
             spec = {
                 "name": name, "kind": kind, "n_rows": n, "epochs": epochs, "bf16": bf16, "threads": args.threads,
                 "rows_dir": str(tmp / "rows"), "out_dir": str(tmp / name), "result_path": str(tmp / f"{name}.json"),
+                "overrides": {"padding_free": True} if name == "scorer_padding_free" else {},
             }
             attempts = []
             for attempt in range(1 + args.retries):
@@ -326,6 +333,15 @@ def main() -> None:
             scorer_train_padded_share=s["train_padded_share"],
             plain_train_padded_share=p["train_padded_share"],
             train_labeled_share_of_computed=s["train_labeled_share_of_computed"],
+        )
+    q = results.get("scorer_padding_free")
+    if p and q and not p.get("failed") and not q.get("failed"):
+        summary.update(
+            padding_free_ratio_train=round(q["train_wall_s"] / p["train_wall_s"], 3),
+            padding_free_train_only_tokens_per_s=round(data["main_input_tokens"] * n / q["train_only_s"], 1),
+            padding_free_train_padded_share=q["train_padded_share"],
+            padding_free_lp1_median=q["lp1_median"],
+            scorer_lp1_median=s["lp1_median"] if s and not s.get("failed") else None,
         )
     b, f = results.get("speed_bf16"), results.get("speed_fp32")
     if b and f and not b.get("failed") and not f.get("failed"):
