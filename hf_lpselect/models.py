@@ -42,6 +42,19 @@ class LoadedModel:
     identity: dict[str, Any] = field(default_factory=dict)
 
 
+def unwrap_peft(model: torch.nn.Module) -> torch.nn.Module:
+    """The model under a PEFT wrapper (the model itself when it has none).
+
+    Example:
+
+    ```python
+    >>> type(unwrap_peft(get_peft_model(model, LoraConfig()))).__name__  # doctest: +SKIP
+    'LlamaForCausalLM'
+    ```
+    """
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def cache_dir() -> Path:
     """Where converted models live: ``$HF_LPSELECT_CACHE`` or ``~/.cache/hf_lpselect``."""
     return Path(os.environ.get("HF_LPSELECT_CACHE", Path.home() / ".cache" / "hf_lpselect"))

@@ -16,6 +16,7 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
+from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 from transformers import AutoTokenizer
 
 import hf_lpselect
@@ -140,13 +141,19 @@ def test_run_selection_trains_exactly_the_selected_rows_with_the_scorers_tokens(
     assert (tmp_path / "out" / "model.safetensors").is_file()
 
 
-def test_padding_free_training_learns_what_padded_training_learns(scored, tiny_model_dir, tmp_path):
+def test_padding_free_training_learns_what_padded_training_learns(scored, tiny_model_dir, tmp_path, monkeypatch):
     # before the fix TRL refused --padding_free whenever max_length was set, although these rows are truncated already
+    masked = []  # whether each training batch carried an attention mask (a padded layout)
+    collate = DataCollatorForLanguageModeling.torch_call
+    monkeypatch.setattr(DataCollatorForLanguageModeling, "torch_call",
+                        lambda self, examples: masked.append("attention_mask" in (b := collate(self, examples))) or b)
     weights = {}
     for name, extra in (("padded", {}), ("free", {"padding_free": True})):
+        masked.clear()
         hf_lpselect.train(model_name_or_path=str(tiny_model_dir), run=str(scored["run"]), strategy="lp1-hard",
                           fraction=0.25, output_dir=str(tmp_path / name), **{**STEP, "learning_rate": 1e-3, "warmup_steps": 0}, **extra)
         weights[name] = load_file(tmp_path / name / "model.safetensors")
+        assert masked and all(masked) == (name == "padded") and any(masked) == (name == "padded")
     initial = load_file(tiny_model_dir / "model.safetensors")
     assert any(not torch.equal(weights["padded"][k], initial[k]) for k in initial)  # the step moved the weights
     for key, value in weights["padded"].items():

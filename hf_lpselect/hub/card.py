@@ -52,7 +52,7 @@ def _split_files(data_files: Any) -> list[dict[str, Any]]:
 
 def config_splits(config: dict[str, Any]) -> list[str]:
     """The split names of a card config, in the card's order."""
-    return list(dict.fromkeys(f.get("split") for f in _split_files(config.get("data_files"))))
+    return list(dict.fromkeys(f["split"] for f in _split_files(config.get("data_files")) if f.get("split")))
 
 
 def config_paths(config: dict[str, Any], split: str | None = None) -> list[str]:

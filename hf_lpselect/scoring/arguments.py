@@ -157,9 +157,6 @@ _NOT_IDENTITY = {
     # how a pass is batched changes its speed and memory, not its scores: the batched pass equals
     # the one-row loop in fp32 (tested); under bf16 they differ by bf16 rounding only (~1e-4 in NLL)
     "score_batch_size", "score_token_budget",
-    # padding-free batches lay a micro-batch's rows out in one sequence: the same rows, positions and
-    # loss (each row's training loss equals the padded batch's in fp32, tested), fewer positions computed
-    "padding_free",
 }
 _NOT_IDENTITY_PREFIXES = ("hub_", "eval_", "do_", "per_device_eval", "include_", "_", "logging_", "save_", "push_to_hub")
 

@@ -36,6 +36,7 @@ from transformers import PreTrainedModel
 from trl.trainer.utils import add_fused_lm_head
 
 from ..heads import compact_lm_head
+from ..models import unwrap_peft
 
 PASS_COLUMNS = ["row", "nll", "n_tokens"]
 DEFAULT_TOKEN_BUDGET = 2048
@@ -46,7 +47,7 @@ DEFAULT_MAX_ROWS = 8
 
 def _decoder_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module, PreTrainedModel]:
     """The transformer body, the LM head and the model that owns them (unwrapping PEFT)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = unwrap_peft(model)
     return base.get_decoder(), base.get_output_embeddings(), base
 
 
@@ -63,7 +64,7 @@ def _nll_through_forward(model: torch.nn.Module, ids: torch.Tensor, labels: torc
                          attention_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-row summed response NLL and token count, through the model's own forward (sharded weights)."""
     owner = getattr(model, "module", model)  # FSDP's wrapper
-    owner = owner.get_base_model() if hasattr(owner, "get_base_model") else owner  # PEFT's
+    owner = unwrap_peft(owner)
     if not getattr(owner, "_lpselect_fused_head", False):
         add_fused_lm_head(owner)  # an SFTTrainer has added one already; a second layer changes nothing
         owner._lpselect_fused_head = True

@@ -28,8 +28,9 @@ from transformers.utils import logging
 from trl import SFTConfig, SFTTrainer
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
-from ..errors import ConfigError
+from ..errors import ConfigError, RunError
 from ..heads import CompactHeadMixin
+from ..models import unwrap_peft
 from ..padding_free import PaddingFreeMixin
 from ..rundir import RunDir, write_parquet
 from .passes import DEFAULT_MAX_ROWS, DEFAULT_TOKEN_BUDGET, score_pass
@@ -71,8 +72,9 @@ class ScorerConfig(SFTConfig):
             Scoring-pass autocast: ``"bf16"``, ``"fp32"`` or ``"auto"`` (bf16 when training in bf16).
         padding_free (`bool`, *optional*, defaults to `False`):
             TRL's flag, made to work with our pre-truncated rows: a micro-batch's rows are packed into one
-            sequence, so no position is padding. The model is probed first (two rows packed vs alone) and
-            a model whose attention would mix packed rows is refused (:mod:`hf_lpselect.padding_free`).
+            sequence, so no position is padding. The model is probed first (two rows packed in both orders) and
+            a model whose attention would mix packed rows is refused (:mod:`hf_lpselect.padding_free`). Part of
+            the run identity: under bf16 the layout moves LP(1) a little.
 
     Passes are scored at epoch ends, so ``max_steps`` and a fractional ``num_train_epochs`` are refused.
 
@@ -361,8 +363,7 @@ class ScorerTrainer(CompactHeadMixin, PaddingFreeMixin, SFTTrainer):
         self._batch_rows: torch.Tensor | None = None
         self._batch_segments: torch.Tensor | None = None
         self._loss_records: list[tuple[int, int, int, float]] = []
-        fused = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
-        fused.register_forward_hook(self._record_row_losses)
+        unwrap_peft(self.model).register_forward_hook(self._record_row_losses)
         self.lp_callback = LearningPercentageCallback(
             self.train_dataset, run_dir if run_dir is not None else self.args.output_dir,
             token_budget=self.args.score_token_budget, batch_size=self.args.score_batch_size,
@@ -428,7 +429,12 @@ class ScorerTrainer(CompactHeadMixin, PaddingFreeMixin, SFTTrainer):
             per_row = -log_probs.sum(1) / mask.sum(1).clamp(min=1)
         else:  # padding-free: one sequence; a label's row is its token's (labels are shifted by one position)
             n_rows = len(self._batch_rows)
-            row_of = self._batch_segments[0, 1:].long().clamp(max=n_rows - 1)  # trailing pad positions have no label
+            row_of = self._batch_segments[0, 1:].long()
+            labeled = mask[0] > 0
+            if labeled.any() and int(row_of[labeled].max()) >= n_rows:
+                raise RunError(f"A padding-free batch holds labels for more rows than the {n_rows} it names; "
+                               "its rows cannot be told apart.")
+            row_of = row_of.clamp(max=n_rows - 1)  # trailing pad positions (pad_to_multiple_of) carry no label
             total = log_probs.new_zeros(n_rows).index_add_(0, row_of, log_probs[0])
             per_row = -total / mask.new_zeros(n_rows).index_add_(0, row_of, mask[0]).clamp(min=1)
         step = self.state.global_step + 1  # the optimizer step this micro-batch contributes to

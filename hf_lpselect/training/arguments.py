@@ -42,6 +42,10 @@ class TrainConfig(SFTConfig):
       elsewhere;
     - ``use_cpu``: ``True`` on a machine with no accelerator (TRL's bf16 default fails there otherwise).
 
+    ``padding_free`` keeps TRL's default (off) and TRL's meaning, and works with our rows although
+    ``max_length`` is set: they are truncated before TRL sees them. The model is checked first and
+    refused where its attention would mix packed rows (:mod:`hf_lpselect.padding_free`).
+
     The rest of the recipe is TRL's default already: ``learning_rate=2e-5``, ``weight_decay=0.0``,
     ``num_train_epochs=3``, ``seed=42``, bf16 where the hardware has it.
 
