@@ -815,7 +815,9 @@ class LoopbackHub:
     # -- client side --------------------------------------------------------------------------
     def env(self, **extra: str) -> dict[str, str]:
         """A complete environment for a client subprocess: os.environ without any HF_*/HUGGINGFACE_*
-        variable (so no real cache, token or offline switch leaks in), plus the loopback settings."""
+        variable (so no real cache, token or offline switch leaks in), plus the loopback settings.
+        hf_lpselect's own cache stays the test's isolated one (``HF_LPSELECT_CACHE``), or one beside
+        this Hub's ``HF_HOME``: never ``~/.cache/hf_lpselect``."""
         if self.endpoint is None:
             raise RuntimeError("LoopbackHub is not started")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))}
@@ -825,6 +827,7 @@ class LoopbackHub:
             "HF_HUB_DISABLE_XET": "1",
             "HF_TOKEN": FAKE_TOKEN,
             "HF_HOME": str(self.hf_home),
+            "HF_LPSELECT_CACHE": os.environ.get("HF_LPSELECT_CACHE", str(self.hf_home / "hf_lpselect")),
             "HF_HUB_OFFLINE": "0",
             "HF_DATASETS_OFFLINE": "0",
             "HF_HUB_DISABLE_TELEMETRY": "1",

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import zlib
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -157,3 +158,11 @@ def test_seed_and_errors(loopback_hub, tmp_path):
     )
     proc = subprocess.run([sys.executable, "-c", code, sha], env=hub.env(), capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr[-4000:]
+
+
+def test_client_environments_never_use_the_users_lpselect_cache(loopback_hub, monkeypatch, tmp_path):
+    # before the fix env() dropped HF_LPSELECT_CACHE with the other HF_* variables: clients wrote ~/.cache/hf_lpselect
+    monkeypatch.setenv("HF_LPSELECT_CACHE", str(tmp_path / "isolated"))
+    assert loopback_hub.env()["HF_LPSELECT_CACHE"] == str(tmp_path / "isolated")
+    monkeypatch.delenv("HF_LPSELECT_CACHE")  # a module-scoped fixture may build its env before the autouse one runs
+    assert Path(loopback_hub.env()["HF_LPSELECT_CACHE"]).parent == Path(loopback_hub.env()["HF_HOME"])
