@@ -19,8 +19,9 @@ Spearman, overlap of the hardest 5 / 10 / 33 %):
   LengthGroupedSampler: rows of similar length share a batch). It changes which rows share an
   optimizer step, the batch composition the paper used.
 
-Runs are resumable (each variant's run directory under ``--work`` is reused when complete). Wall
-times are recorded for information only; speed is measured on a quiet machine by bench_run.py.
+Runs are resumable (each variant's run directory under ``--work`` is read back when complete, and
+the results say so); each run's layout is taken from its own run record. ``run_s`` (from the record)
+is for information only: speed is measured on a quiet machine by bench_run.py.
 Writes benchmarks/results/<name>.json. No asserts: this is a benchmark.
 """
 
@@ -58,13 +59,18 @@ def make_pool(work: Path, rows: int) -> Path:
 
 
 def run_variant(pool: Path, out: Path, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Run (or read back, when it is complete) one variant; what its own run record says it was."""
     import hf_lpselect
+    from hf_lpselect.record import RunRecord
 
-    t0 = time.perf_counter()
+    reused = (out / "run.json").is_file() and RunRecord.load(out).complete
     result = hf_lpselect.score(str(pool), out=str(out), model="default", template="alpaca", max_length=MAX_LENGTH,
                                disable_tqdm=True, **overrides)
-    return {"run_dir": str(out), "wall_s": round(time.perf_counter() - t0, 1), "counts": result.counts,
-            "lp1_median": round(float(result.scores["lp1"].median()), 4), "overrides": overrides}
+    record = RunRecord.load(out)
+    return {"run_dir": str(out), "reused_complete_run": reused, "overrides": overrides,
+            "recorded_layout": {k: record.identity.get(k) for k in ("seed", "padding_free", "train_sampling_strategy")},
+            "run_s": record.timings.get("seconds_this_call"), "counts": result.counts,
+            "lp1_median": round(float(result.scores["lp1"].median()), 4)}
 
 
 def compare(reference: Path, other: Path) -> dict[str, Any]:
@@ -96,11 +102,11 @@ def main() -> None:
     runs: dict[str, dict[str, Any]] = {}
     for name, overrides in VARIANTS.items():
         if name == "reference" and args.reference:
-            runs[name] = {"run_dir": str(args.reference), "reused": True, "overrides": {}}
+            runs[name] = {"run_dir": str(args.reference), "given_as_reference": True, "overrides": {}}
             continue
         print(f"scorer run: {name} {overrides or ''} ...", flush=True)
         runs[name] = run_variant(pool, args.work / name, overrides)
-        print(f"  {runs[name]['wall_s']} s", flush=True)
+        print(f"  {runs[name]['run_s']} s{' (read back)' if runs[name]['reused_complete_run'] else ''}", flush=True)
 
     reference = Path(runs["reference"]["run_dir"])
     agreement = {name: compare(reference, Path(run["run_dir"])) for name, run in runs.items() if name != "reference"}
