@@ -10,6 +10,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,20 @@ from hf_lpselect.models import default_gguf_path
 def converted_models_cache(tmp_path_factory) -> Path:
     """One hf_lpselect model cache for the whole session: converting the default GGUF takes ~30 s."""
     return tmp_path_factory.mktemp("hf_lpselect_cache")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_session_env(tmp_path_factory, converted_models_cache) -> Iterator[None]:
+    """Cache variables for the subprocesses that module-scoped fixtures start (an app, a 2-process run):
+    those fixtures are set up before the per-test ``isolated_caches`` below, and would otherwise
+    inherit none, so their children wrote ~/.cache (hf_lpselect's weight hashes, Chromium's dconf)."""
+    patch = pytest.MonkeyPatch()
+    home = tmp_path_factory.mktemp("hf_home_session")
+    for name, path in {"HF_HOME": home, "HF_DATASETS_CACHE": home / "datasets", "HF_HUB_CACHE": home / "hub",
+                       "HF_LPSELECT_CACHE": converted_models_cache, "XDG_CACHE_HOME": home / "xdg_cache"}.items():
+        patch.setenv(name, str(path))
+    yield
+    patch.undo()
 
 
 @pytest.fixture(autouse=True)
