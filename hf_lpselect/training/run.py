@@ -286,9 +286,29 @@ def run_train(args: TrainArguments) -> TrainResult:
     if training.push_to_hub:
         commit = trainer.push_to_hub(dataset_name=_hub_dataset(record))
         url = getattr(commit, "commit_url", None) or f"{trainer.hub_model_id}"
+    _end(trainer)
+    return TrainResult(output_dir=output_dir, record=record, train_dataset=train_set, hub_url=url)
+
+
+def _end(trainer: TargetTrainer) -> None:
+    """Finish the trackers and take the processes down together.
+
+    Under DDP the wrapper's gradient reducer holds the process group. Left to the garbage collector
+    after ``trainer.end()`` had destroyed the group, a rank's last reference went when the other
+    rank had exited already, and gloo's teardown then waited for it forever (seen in the 2-process
+    ``lpselect train`` test). So every rank first waits for the others, drops the wrapper while the
+    group is alive, and only then is the group destroyed, on all ranks at once.
+    """
+    import gc
+
+    from accelerate import PartialState
+
+    PartialState().wait_for_everyone()
+    trainer.accelerator.free_memory()  # accelerate's references to the wrapped model, optimizer, dataloaders
+    trainer.model_wrapped = trainer.model
+    gc.collect()
     if hasattr(trainer, "end"):  # transformers >= 5.18: finish the trackers, destroy the process group
         trainer.end()
-    return TrainResult(output_dir=output_dir, record=record, train_dataset=train_set, hub_url=url)
 
 
 def _model_path(spec: str) -> tuple[str, str]:
