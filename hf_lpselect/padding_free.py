@@ -16,8 +16,8 @@ the rows packed before it: different numbers, and no error anywhere.
   truncate. Our trainers' rows are already truncated to ``max_length`` (with exact response masks)
   before TRL sees them, which is the case TRL's message itself allows, so for them the check is
   lifted for the duration of ``SFTTrainer.__init__`` only;
-- before training, :func:`keeps_rows_apart` runs the model on two short rows packed and alone and
-  refuses the run with one sentence when the packed row's predictions differ.
+- before training, :func:`keeps_rows_apart` runs the model on two short rows packed in both orders
+  and the run is refused with one sentence when a row is predicted differently at the other place.
 """
 
 from __future__ import annotations
@@ -37,8 +37,7 @@ PROBE_TOKENS = 16  # tokens of each probe row: enough for a row to see another, 
 # the mean |difference| of next-token log-probabilities that is still kernel rounding. Measured on
 # SmolLM2-135M (2 rows of 16 tokens, CPU): 3e-6 with float32 weights and 0.04 with bfloat16 weights
 # when the rows are kept apart, 1.9 in both when they are not (each row seeing the one before it)
-TOLERANCE = {torch.float32: 1e-3, torch.float64: 1e-3}
-HALF_TOLERANCE = 0.2
+FULL_PRECISION_TOLERANCE, HALF_PRECISION_TOLERANCE = 1e-3, 0.2
 
 
 def keeps_rows_apart(model: torch.nn.Module, rows: list[list[int]], *, pad_token_id: int = 0) -> tuple[bool, float]:
@@ -90,11 +89,11 @@ def keeps_rows_apart(model: torch.nn.Module, rows: list[list[int]], *, pad_token
                 log_probs.append(logits[0].float().log_softmax(-1))
     finally:
         model.train(was_training)
-    n = len(first)
     # first then second vs second then first: each row at the other place in a sequence of the same shape
     swapped = torch.cat([log_probs[1][len(second):], log_probs[1][:len(second)]])
-    diff = float((log_probs[0] - swapped).abs().mean()) if n else 0.0
-    return diff <= TOLERANCE.get(weight.dtype, HALF_TOLERANCE), diff
+    diff = float((log_probs[0] - swapped).abs().mean())
+    full = weight.dtype in (torch.float32, torch.float64)
+    return diff <= (FULL_PRECISION_TOLERANCE if full else HALF_PRECISION_TOLERANCE), diff
 
 
 @contextmanager

@@ -14,6 +14,7 @@ importing a submodule named ``train`` would replace the package attribute with t
 
 from __future__ import annotations
 
+import gc
 import json
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
@@ -132,6 +133,21 @@ class TargetTrainer(CompactHeadMixin, PaddingFreeMixin, SFTTrainer):
     def __init__(self, *args: Any, record: TrainRecord, **kwargs: Any):
         self.record = record
         super().__init__(*args, **kwargs)
+
+    def end(self) -> None:
+        """Finish the trackers and destroy the process group, on every rank together.
+
+        Under DDP the wrapper's gradient reducer holds the process group. Left to the garbage
+        collector after the group was destroyed, a rank's last reference could go when the other rank
+        had exited already, and gloo's teardown then waited for it forever (4 of 15 two-process
+        ``lpselect train`` runs). So the ranks first wait for each other and drop the wrapper while
+        the group is alive; only then is the group destroyed.
+        """
+        self.accelerator.wait_for_everyone()
+        self.accelerator.free_memory()  # accelerate's references to the wrapped model, optimizer, dataloaders
+        self.model_wrapped = self.model
+        gc.collect()
+        getattr(super(), "end", self.accelerator.end_training)()  # Trainer.end: transformers >= 5.18
 
     def create_model_card(self, model_name: str | None = None, dataset_name: str | None = None,
                           tags: str | list[str] | None = None) -> None:
@@ -286,29 +302,8 @@ def run_train(args: TrainArguments) -> TrainResult:
     if training.push_to_hub:
         commit = trainer.push_to_hub(dataset_name=_hub_dataset(record))
         url = getattr(commit, "commit_url", None) or f"{trainer.hub_model_id}"
-    _end(trainer)
+    trainer.end()
     return TrainResult(output_dir=output_dir, record=record, train_dataset=train_set, hub_url=url)
-
-
-def _end(trainer: TargetTrainer) -> None:
-    """Finish the trackers and take the processes down together.
-
-    Under DDP the wrapper's gradient reducer holds the process group. Left to the garbage collector
-    after ``trainer.end()`` had destroyed the group, a rank's last reference went when the other
-    rank had exited already, and gloo's teardown then waited for it forever (seen in the 2-process
-    ``lpselect train`` test). So every rank first waits for the others, drops the wrapper while the
-    group is alive, and only then is the group destroyed, on all ranks at once.
-    """
-    import gc
-
-    from accelerate import PartialState
-
-    PartialState().wait_for_everyone()
-    trainer.accelerator.free_memory()  # accelerate's references to the wrapped model, optimizer, dataloaders
-    trainer.model_wrapped = trainer.model
-    gc.collect()
-    if hasattr(trainer, "end"):  # transformers >= 5.18: finish the trackers, destroy the process group
-        trainer.end()
 
 
 def _model_path(spec: str) -> tuple[str, str]:
