@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import huggingface_hub.constants as hub_constants
 import torch
 from transformers import (
     AutoModelForCausalLM,
@@ -26,6 +27,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from .core.hardware import say_once
 from .errors import ModelError
 from .rundir import file_sha256, write_json
 
@@ -84,7 +86,8 @@ def convert_gguf(gguf: str | os.PathLike) -> Path:
     if (target / "config.json").is_file():
         return target
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32,
+                                                 **hub_kernels_kwargs({}))
     model.hf_quantizer.remove_quantization_config(model)
     # each process writes a folder of its own: under `accelerate launch` every rank may convert at once
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -159,21 +162,39 @@ def resolve_model_path(spec: str) -> tuple[str, dict[str, Any]]:
     return spec, {"model": spec, "source": "hub"}
 
 
+def hub_kernels_kwargs(model_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``use_kernels=False`` when the Hub is offline, unless the caller or ``USE_HUB_KERNELS`` decided.
+
+    transformers turns its Hub kernels on by default and fetches them from the Hub when a model first runs on a
+    GPU; offline that ends in a traceback at the first training step. Offline, torch's own kernels are used
+    instead, said in one line; ``USE_HUB_KERNELS=1`` keeps the Hub kernels (those already in the local cache).
+    """
+    if "use_kernels" in model_kwargs or "USE_HUB_KERNELS" in os.environ or not hub_constants.HF_HUB_OFFLINE:
+        return {}
+    say_once("Offline: transformers' Hub kernels are off, torch's kernels are used (USE_HUB_KERNELS=1 uses cached ones).")
+    return {"use_kernels": False}
+
+
 def load_model(
     spec: str,
     *,
     revision: str | None = None,
     trust_remote_code: bool = False,
     dtype: torch.dtype | str = torch.float32,
+    device: str | torch.device | None = None,
     **model_kwargs: Any,
 ) -> LoadedModel:
     """Load a causal LM and its tokenizer; float32 weights by default (bf16 is applied by autocast).
+
+    Offline (``HF_HUB_OFFLINE=1``), transformers' Hub kernels are turned off (:func:`hub_kernels_kwargs`).
 
     Args:
         spec (`str`): a Hub id, a local folder, a ``.gguf`` file, or ``"default"``.
         revision (`str` or `None`, *optional*, defaults to `None`): branch, tag or commit on the Hub.
         trust_remote_code (`bool`, *optional*, defaults to `False`): allow model code from the Hub.
         dtype (`torch.dtype` or `str`, *optional*, defaults to `torch.float32`): weight dtype.
+        device (`str`, `torch.device` or `None`, *optional*, defaults to `None`): move the model there
+            (``None``: it stays on the CPU, where a ``Trainer`` picks it up and moves it itself).
         **model_kwargs: passed to ``from_pretrained`` (``attn_implementation``, ``quantization_config`` …).
 
     Example:
@@ -188,9 +209,12 @@ def load_model(
     kwargs = {"revision": revision, "trust_remote_code": trust_remote_code}
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs, **model_kwargs)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs, **hub_kernels_kwargs(model_kwargs),
+                                                     **model_kwargs)
     except (OSError, ValueError) as err:
         raise ModelError(f"Could not load model {spec!r}: {str(err).splitlines()[0]}") from err
+    if device is not None:
+        model.to(device)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token  # labels are built by position, so this never unscores EOS
     identity.update(

@@ -65,6 +65,8 @@ class RunRecord:
         versions (`dict`): library versions.
         world_size (`int`): processes that trained.
         complete (`bool`): the run finished and ``scores.parquet`` is final.
+        hardware (`dict`): the device this call ran on (:class:`~hf_lpselect.core.hardware.Hardware`) and the
+            precision of training and of the scoring passes (``bf16`` or ``fp32``).
         timings (`dict`), lp1_summary (`dict` or `None`), diverged (`dict` or `None`): how it went.
 
     Example:
@@ -87,6 +89,7 @@ class RunRecord:
     versions: dict[str, str] = field(default_factory=dict)
     world_size: int = 1
     complete: bool = False
+    hardware: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, Any] = field(default_factory=dict)
     lp1_summary: dict[str, Any] | None = None
     diverged: dict[str, Any] | None = None

@@ -11,7 +11,7 @@ from typing import Optional
 
 from ..errors import EvalError
 
-DTYPES = ("float32", "bfloat16", "float16")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 @dataclass
@@ -41,11 +41,11 @@ class EvalArguments:
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature (with --do_sample)."})
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling threshold (with --do_sample)."})
     seed: int = field(default=42, metadata={"help": "Seed for sampling (with --do_sample)."})
-    dtype: str = field(default="float32", metadata={"help": "Weights dtype of the evaluated models.", "choices": list(DTYPES)})
+    dtype: str = field(default="auto", metadata={"help": "Weights dtype of the evaluated models and a local judge; auto: bfloat16 on a GPU that computes it natively, else float32.", "choices": list(DTYPES)})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from the Hub to run."})
     max_length: int = field(default=1024, metadata={"help": "Tokens per row when scoring reference answers (longer rows are truncated; a row with no answer token left is not scored)."})
-    score_token_budget: int = field(default=2048, metadata={"help": "Most tokens per forward pass when scoring reference answers (rows x the longest row): bounds its memory."})
-    score_batch_size: Optional[int] = field(default=8, metadata={"help": "Also at most this many rows per forward pass when scoring reference answers (none: the token budget alone)."})
+    score_token_budget: Optional[int] = field(default=None, metadata={"help": "Most tokens per forward pass when scoring reference answers (rows x the longest row): bounds its memory. Default: 2048 on a CPU, sized to the free memory on a GPU."})
+    score_batch_size: Optional[int] = field(default=None, metadata={"help": "Also at most this many rows per forward pass when scoring reference answers. Default: 8 on a CPU, no cap on a GPU; 0: no cap."})
     judge_base_url: Optional[str] = field(default=None, metadata={"help": "OpenAI-compatible endpoint of the judge (OpenAI, vLLM, TGI, llama.cpp server, transformers serve), e.g. http://127.0.0.1:8000/v1."})
     judge_model: Optional[str] = field(default=None, metadata={"help": "The judge: the model name at --judge_base_url, or without it a local model (Hub id, folder, .gguf) run here. Unset: no judge, reference metrics only."})
     judge_api_key_env: str = field(default="OPENAI_API_KEY", metadata={"help": "Environment variable holding the judge endpoint's API key (unset variable: no key sent)."})
@@ -62,10 +62,12 @@ class EvalArguments:
             raise EvalError("Give at least one test set (--test_sets) or reference set (--reference_sets).")
         if self.judge_base_url and not self.judge_model:
             raise EvalError("--judge_base_url needs --judge_model, the model name the endpoint serves.")
-        for name in ("max_new_tokens", "batch_size", "max_length", "score_token_budget", "score_batch_size",
+        for name in ("max_new_tokens", "batch_size", "max_length", "score_token_budget",
                      "judge_max_new_tokens", "judge_workers", "judge_batch_size"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise EvalError(f"--{name} must be at least 1, got {getattr(self, name)}.")
+        if self.score_batch_size is not None and self.score_batch_size < 0:
+            raise EvalError(f"--score_batch_size must be 0 (no cap) or more, got {self.score_batch_size}.")
         if self.limit is not None and self.limit < 1:
             raise EvalError(f"--limit must be at least 1, got {self.limit}.")
         if self.dtype not in DTYPES:

@@ -146,11 +146,12 @@ class LocalJudge:
                  trust_remote_code: bool = False) -> None:
         import torch
 
+        from ..core.hardware import default_device
         from ..models import load_model
         from .generate import GenerationSettings, generation_config
         from .identity import model_key
 
-        self.loaded = load_model(spec, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code)
+        self.loaded = load_model(spec, dtype=getattr(torch, dtype), device=default_device(), trust_remote_code=trust_remote_code)
         self.settings = GenerationSettings(template="chat" if self.loaded.tokenizer.chat_template else "none",
                                            max_new_tokens=max_new_tokens, dtype=dtype)
         self.config = generation_config(self.loaded.model, self.loaded.tokenizer, self.settings)

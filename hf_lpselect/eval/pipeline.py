@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from ..core.hardware import default_device, inference_dtype
 from ..data import load_rows
 from ..errors import DataError, EvalError
 from ..models import load_model
@@ -63,7 +64,7 @@ def _judge(args: EvalArguments):
         return EndpointJudge(args.judge_base_url, args.judge_model, api_key_env=args.judge_api_key_env,
                              max_tokens=args.judge_max_new_tokens, temperature=args.judge_temperature, workers=args.judge_workers)
     return LocalJudge(args.judge_model, max_new_tokens=args.judge_max_new_tokens, batch_size=args.judge_batch_size,
-                      dtype=args.dtype, trust_remote_code=args.trust_remote_code)
+                      dtype=inference_dtype(args.dtype), trust_remote_code=args.trust_remote_code)
 
 
 def evaluate(args: EvalArguments) -> EvalResult:
@@ -97,16 +98,18 @@ def evaluate(args: EvalArguments) -> EvalResult:
     baseline = _baseline(args, labels)
     prompt = load_prompt(args.judge_prompt) if args.judge_model else None  # a bad prompt file fails before any work
     generations = JsonlStore(eval_dir / "generations.jsonl")
-    dtype = getattr(torch, args.dtype)
+    device = default_device()
+    dtype_name = inference_dtype(args.dtype, device)
+    dtype = getattr(torch, dtype_name)
 
     answers: dict[tuple[str, str], list[dict[str, Any]]] = {}
     generation_rows, reference_rows_out, reference_tables, models_out = [], [], [], []
     for spec, label in zip(args.models, labels):
         source = split_named(spec)[1]
-        loaded = load_model(source, dtype=dtype, trust_remote_code=args.trust_remote_code)
+        loaded = load_model(source, dtype=dtype, device=device, trust_remote_code=args.trust_remote_code)
         template = generation_template(loaded.tokenizer, args.template)
         settings = GenerationSettings(template=template, max_new_tokens=args.max_new_tokens, do_sample=args.do_sample,
-                                      temperature=args.temperature, top_p=args.top_p, seed=args.seed, dtype=args.dtype)
+                                      temperature=args.temperature, top_p=args.top_p, seed=args.seed, dtype=dtype_name)
         key = model_key(source, loaded.identity)
         models_out.append({"label": label, "spec": source, "identity": loaded.identity, "template": template, "key": key})
         for test_set in test_sets:

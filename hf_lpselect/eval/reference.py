@@ -19,7 +19,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..data import canonicalize
-from ..scoring.passes import DEFAULT_MAX_ROWS, DEFAULT_TOKEN_BUDGET, score_pass
+from ..scoring.passes import score_pass
 from ..templates import tokenize_rows
 from .testsets import TestSet
 
@@ -48,8 +48,8 @@ def reference_nll(
     *,
     template: str,
     max_length: int = 1024,
-    token_budget: int = DEFAULT_TOKEN_BUDGET,
-    batch_size: int | None = DEFAULT_MAX_ROWS,
+    token_budget: int | None = None,
+    batch_size: int | None = None,
     autocast_dtype: torch.dtype | None = None,
 ) -> pd.DataFrame:
     """Per-row response NLL of canonical ``rows`` under ``model``: ``row, id, status, reason, nll, n_tokens``.
@@ -63,8 +63,10 @@ def reference_nll(
         rows (`datasets.Dataset`): canonical rows (:func:`hf_lpselect.data.load_rows`, :func:`reference_rows`).
         template (`str`): ``chat``, ``alpaca`` or ``plain`` (the model's generation template).
         max_length (`int`, defaults to `1024`): tokens per row (right truncation).
-        token_budget (`int`, defaults to `2048`): most tokens per forward pass (rows x the longest row).
-        batch_size (`int | None`, defaults to `8`): also at most this many rows per forward pass.
+        token_budget (`int | None`, defaults to `None`): most tokens per forward pass (rows x the longest row);
+            ``None``: chosen for the model's device (:func:`hf_lpselect.scoring.passes.device_batching`).
+        batch_size (`int | None`, defaults to `None`): also at most this many rows per forward pass; ``None``: 8 on a
+            CPU, no cap on an accelerator; ``0``: no cap.
         autocast_dtype (`torch.dtype | None`, defaults to `None`): e.g. ``torch.bfloat16``.
 
     Example:

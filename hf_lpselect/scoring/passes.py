@@ -23,6 +23,7 @@ speed while staying exact:
 from __future__ import annotations
 
 from contextlib import nullcontext
+from dataclasses import dataclass
 
 import datasets
 import numpy as np
@@ -35,14 +36,83 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 from trl.trainer.utils import add_fused_lm_head
 
+from ..core.hardware import free_memory
 from ..heads import compact_lm_head
 from ..models import unwrap_peft
 
 PASS_COLUMNS = ["row", "nll", "n_tokens"]
-DEFAULT_TOKEN_BUDGET = 2048
-# also at most 8 rows a batch: on 2 CPU cores a bf16 pass ran 3.91x the one-row loop in batches of 8 and
-# 3.27x by the 2048-token budget alone (about 20 short rows a batch); benchmarks/results/bench_scoring.json
-DEFAULT_MAX_ROWS = 8
+# On a CPU: at most 8 rows and 2,048 tokens a batch. On 2 CPU cores a bf16 pass ran 3.91x the one-row loop in
+# batches of 8 and 3.27x by the 2,048-token budget alone (about 20 short rows a batch);
+# benchmarks/results/bench_scoring.json
+CPU_TOKEN_BUDGET = 2048
+CPU_MAX_ROWS = 8
+# On an accelerator: no row cap, and the largest power-of-two token budget whose activations stay within
+# 3 GiB and half the free memory, from 2,048 up to 65,536 tokens. For SmolLM2's three shapes that picks the
+# faster of the two budgets measured on an H200 (16,384 and 65,536 tokens; issue 17): 65,536 at 135M and
+# 360M, 16,384 at 1.7B.
+ACTIVATION_BYTES = 3 << 30
+MAX_TOKEN_BUDGET = 65536
+
+
+@dataclass(frozen=True)
+class Batching:
+    """How a pass is cut into batches: at most ``token_budget`` padded tokens and ``max_rows`` rows (``None``: no cap)."""
+
+    token_budget: int
+    max_rows: int | None
+
+
+def activation_bytes_per_token(config) -> int:
+    """A generous bound on the bytes one token's activations take in a no-grad forward (float32, the widest
+    moment of a decoder layer: its MLP's gate, up and product beside four hidden-size vectors)."""
+    config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    hidden = int(getattr(config, "hidden_size", 0) or getattr(config, "n_embd", 0) or 1024)
+    inner = int(getattr(config, "intermediate_size", 0) or getattr(config, "ffn_dim", 0) or 4 * hidden)
+    return 4 * (4 * hidden + 3 * inner)
+
+
+def accelerator_token_budget(bytes_per_token: int, free_bytes: int | None = None) -> int:
+    """The largest power of two of tokens whose activations fit 3 GiB and half of ``free_bytes``, in [2048, 65536].
+
+    Example:
+
+    ```python
+    >>> accelerator_token_budget(4 * (4 * 576 + 3 * 1536)), accelerator_token_budget(4 * (4 * 2048 + 3 * 8192))
+    (65536, 16384)
+    ```
+    """
+    room = ACTIVATION_BYTES if free_bytes is None else min(ACTIVATION_BYTES, free_bytes // 2)
+    tokens = max(CPU_TOKEN_BUDGET, min(MAX_TOKEN_BUDGET, room // max(1, bytes_per_token)))
+    return 1 << (int(tokens).bit_length() - 1)
+
+
+def device_batching(model: torch.nn.Module, token_budget: int | None = None, batch_size: int | None = None) -> Batching:
+    """The batching of a pass on the device ``model`` lives on; what is given explicitly is kept.
+
+    Args:
+        model (`torch.nn.Module`): the model to score (its device and shape decide).
+        token_budget (`int` or `None`, *optional*, defaults to `None`): ``None``: 2,048 on a CPU; on an
+            accelerator :func:`accelerator_token_budget` for the model's shape and the free memory.
+        batch_size (`int` or `None`, *optional*, defaults to `None`): most rows a batch; ``None``: 8 on a
+            CPU, no cap on an accelerator; ``0``: no cap.
+
+    Example:
+
+    ```python
+    >>> device_batching(cpu_model)  # doctest: +SKIP
+    Batching(token_budget=2048, max_rows=8)
+    ```
+    """
+    device = _decoder_and_head(model)[1].weight.device
+    on_cpu = device.type == "cpu"
+    if batch_size is None:
+        batch_size = CPU_MAX_ROWS if on_cpu else 0
+    if token_budget is None:
+        if on_cpu:
+            token_budget = CPU_TOKEN_BUDGET
+        else:
+            token_budget = accelerator_token_budget(activation_bytes_per_token(unwrap_peft(model).config), free_memory(device))
+    return Batching(token_budget=token_budget, max_rows=batch_size or None)
 
 
 def _decoder_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module, PreTrainedModel]:
@@ -205,8 +275,8 @@ def score_pass(
     dataset: datasets.Dataset,
     *,
     pad_token_id: int,
-    token_budget: int = DEFAULT_TOKEN_BUDGET,
-    batch_size: int | None = DEFAULT_MAX_ROWS,
+    token_budget: int | None = None,
+    batch_size: int | None = None,
     autocast_dtype: torch.dtype | None = None,
     desc: str = "Scoring",
     disable_progress: bool = False,
@@ -222,11 +292,11 @@ def score_pass(
             Rows tokenised by :func:`hf_lpselect.templates.tokenize_rows`.
         pad_token_id (`int`):
             Id that pads a batch (never scored).
-        token_budget (`int`, *optional*, defaults to `2048`):
+        token_budget (`int` or `None`, *optional*, defaults to `None`):
             Most padded tokens per batch (rows x the longest row's length, see :func:`length_batches`);
-            bounds the pass's memory.
-        batch_size (`int` or `None`, *optional*, defaults to `8`):
-            Also at most this many rows per batch; `None`: the budget alone decides.
+            bounds the pass's memory. ``None``: chosen for the model's device (:func:`device_batching`).
+        batch_size (`int` or `None`, *optional*, defaults to `None`):
+            Also at most this many rows per batch; ``None``: 8 on a CPU, no cap on an accelerator; ``0``: no cap.
         autocast_dtype (`torch.dtype` or `None`, *optional*, defaults to `None`):
             e.g. ``torch.bfloat16`` for bf16 autocast over the weights as they are.
         desc (`str`, *optional*, defaults to `"Scoring"`):
@@ -238,7 +308,7 @@ def score_pass(
 
     ```python
     >>> rows = tokenize_rows(load_rows("data.jsonl"), tokenizer, template="alpaca", max_length=512)
-    >>> score_pass(model, rows, pad_token_id=tokenizer.pad_token_id, token_budget=2048).head()
+    >>> score_pass(model, rows, pad_token_id=tokenizer.pad_token_id).head()
     ```
     """
     state = PartialState()
@@ -246,7 +316,8 @@ def score_pass(
     model.eval()
     lengths = np.asarray(dataset["length"])
     dataset = dataset.select_columns(["row", "input_ids", "labels"])
-    batches = length_batches(lengths, token_budget=token_budget, max_rows=batch_size)
+    batching = device_batching(model, token_budget, batch_size)
+    batches = length_batches(lengths, token_budget=batching.token_budget, max_rows=batching.max_rows)
     sharded = is_sharded(model)
     mine = batches[state.process_index :: state.num_processes]
     # with sharded weights every forward is a collective: a rank with fewer batches runs its first

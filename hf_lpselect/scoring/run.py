@@ -23,7 +23,7 @@ import pandas as pd
 from accelerate import PartialState
 from transformers import TrainerCallback, set_seed
 
-from .arguments import ScoreArguments, ScorerModelConfig, build_score_args, is_identity_field, run_identity
+from ..core.hardware import probe
 from ..data import canonicalize, dataset_fingerprint, hub_origin, read_source
 from ..errors import RunError
 from ..lp import learning_percentages
@@ -31,7 +31,8 @@ from ..models import load_model
 from ..record import DatasetRecord, RunRecord
 from ..rundir import STATUSES, RunDir, atomic_write, check_run_dir, run_lock, write_parquet
 from ..templates import resolve_template, tokenize_rows
-from .trainer import ScorerConfig, ScorerTrainer
+from .arguments import ScoreArguments, ScorerModelConfig, build_score_args, is_identity_field, run_identity
+from .trainer import ScorerConfig, ScorerTrainer, scores_in_bf16
 
 ROWS_COLUMNS = ["row", "id", "status", "reason", "n_prompt_tokens", "n_response_tokens", "truncated"]
 
@@ -94,6 +95,12 @@ def _check_resumable(run_dir: RunDir, identity: dict[str, Any], fingerprint: str
     mismatched = [k for k in keys if previous.identity.get(k) != identity.get(k)]
     if previous.dataset.fingerprint != fingerprint:
         mismatched.append("dataset content")
+    if mismatched == ["bf16"]:
+        was, now = ("bf16", "float32") if previous.identity.get("bf16") else ("float32", "bf16")
+        raise RunError(
+            f"{run_dir.path} was scored in {was} and this run would be {now} (precision moves the scores); "
+            f"pass --bf16 {str(bool(previous.identity.get('bf16'))).lower()} to resume it, or another --output_dir."
+        )
     if mismatched:
         raise RunError(
             f"{run_dir.path} holds a different run ({', '.join(mismatched)} differ); "
@@ -236,6 +243,8 @@ def _score(
         counts=counts,
         versions={lib: version(lib) for lib in ("hf-lpselect", "torch", "transformers", "trl", "datasets", "accelerate", "peft")},
         world_size=state.num_processes,
+        hardware={**probe("cpu" if args.use_cpu else None).to_dict(),
+                  "precision": {"training": "bf16" if args.bf16 else "fp32", "scoring": "bf16" if scores_in_bf16(args.score_precision, args.bf16) else "fp32"}},
     )
     if state.is_main_process:
         run_dir.path.mkdir(parents=True, exist_ok=True)

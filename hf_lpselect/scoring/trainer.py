@@ -28,21 +28,17 @@ from transformers.utils import logging
 from trl import SFTConfig, SFTTrainer
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
+from ..core.hardware import has_accelerator, resolve_bf16
 from ..errors import ConfigError, RunError
 from ..heads import CompactHeadMixin
 from ..models import unwrap_peft
 from ..padding_free import PaddingFreeMixin
 from ..rundir import RunDir, write_parquet
-from .passes import DEFAULT_MAX_ROWS, DEFAULT_TOKEN_BUDGET, score_pass
+from .passes import score_pass
 from ..templates import TEMPLATES
 
 TRAIN_LOSS_COLUMNS = ["row", "epoch", "step", "loss"]
 logger = logging.get_logger(__name__)
-
-
-def _has_accelerator() -> bool:
-    xpu = getattr(torch, "xpu", None)
-    return torch.cuda.is_available() or torch.backends.mps.is_available() or bool(xpu and xpu.is_available())
 
 
 @dataclass
@@ -56,18 +52,25 @@ class ScorerConfig(SFTConfig):
     ``save_strategy`` epoch (resumable; checkpoints are removed when the run completes),
     ``activation_checkpointing`` (``gradient_checkpointing``) off, ``logging_steps`` 10, ``report_to`` none, and ``output_dir``
     ``runs/{dataset}-{model}`` (the run directory; ``{dataset}`` and ``{model}`` are filled in).
-    bf16 autocast runs over float32 weights (pure bf16 AdamW barely moves the weights).
+    bf16 autocast runs over float32 weights (pure bf16 AdamW barely moves the weights), and only where the
+    device computes bf16 natively unless ``--bf16 true`` asks for it.
 
     Args:
         template (`str`, *optional*, defaults to `"auto"`):
             Prompt template: ``alpaca`` (the paper's), ``chat`` (the tokenizer's chat template), ``plain``,
             or ``auto`` (chat for conversations when the tokenizer has a template, else alpaca).
-        score_token_budget (`int`, *optional*, defaults to `2048`):
+        score_token_budget (`int` or `None`, *optional*, defaults to `None`):
             Most tokens per scoring batch: rows x the longest row's length (padding included) stays
-            within it, which bounds a pass's memory; a longer row is scored alone.
-        score_batch_size (`int` or `None`, *optional*, defaults to `8`):
-            Also at most this many rows per scoring batch (faster on a CPU than larger batches of short
-            rows); ``None``: the token budget alone decides.
+            within it, which bounds a pass's memory; a longer row is scored alone. ``None``: 2,048 on a
+            CPU; on an accelerator sized to its free memory, up to 65,536
+            (:func:`~hf_lpselect.scoring.passes.device_batching`).
+        score_batch_size (`int` or `None`, *optional*, defaults to `None`):
+            Also at most this many rows per scoring batch. ``None``: 8 on a CPU (faster there than larger
+            batches of short rows), no cap on an accelerator; ``0``: no cap.
+        bf16 (`bool` or `None`, *optional*, defaults to `None`):
+            bf16 autocast over float32 weights. ``None``: on where the device computes bf16 natively (a
+            CPU with AMX or AVX-512 BF16, a GPU of compute capability 8.0 or more), float32 elsewhere,
+            announced in one line (:mod:`hf_lpselect.core.hardware`). Part of the run identity.
         score_precision (`str`, *optional*, defaults to `"auto"`):
             Scoring-pass autocast: ``"bf16"``, ``"fp32"`` or ``"auto"`` (bf16 when training in bf16).
         padding_free (`bool`, *optional*, defaults to `False`):
@@ -131,14 +134,21 @@ class ScorerConfig(SFTConfig):
         metadata={"help": "Prompt template: alpaca (the paper's prompt), chat (the tokenizer's chat template), plain, "
                   "or auto (chat for conversations when the tokenizer has a template, else alpaca)."},
     )
-    score_token_budget: int = field(
-        default=DEFAULT_TOKEN_BUDGET,
+    score_token_budget: int | None = field(
+        default=None,
         metadata={"help": "Most tokens per scoring batch (rows x the longest row, padding included): bounds a pass's "
-                  "memory; a longer row is scored alone."},
+                  "memory; a longer row is scored alone. Default: 2048 on a CPU; on a GPU sized to its free memory "
+                  "(up to 65536)."},
     )
     score_batch_size: int | None = field(
-        default=DEFAULT_MAX_ROWS, metadata={"help": "Also at most this many rows per scoring batch (none: "
-                                            "--score_token_budget alone decides)."},
+        default=None, metadata={"help": "Also at most this many rows per scoring batch. Default: 8 on a CPU, no cap "
+                                "on a GPU; 0: no cap (--score_token_budget alone decides)."},
+    )
+    bf16: bool | None = field(
+        default=None,
+        metadata={"help": "bf16 autocast over float32 weights. Default: on where the device computes bf16 natively (a CPU "
+                  "with AMX or AVX-512 BF16, a GPU of compute capability 8.0 or more), float32 elsewhere, where bf16 "
+                  "is emulated and many times slower."},
     )
     score_precision: str = field(
         default="auto",
@@ -150,9 +160,11 @@ class ScorerConfig(SFTConfig):
             raise ConfigError(f"--template must be one of {', '.join(TEMPLATES)}, got {self.template!r}.")
         if self.score_precision not in ("auto", "bf16", "fp32"):
             raise ConfigError(f"--score_precision must be auto, bf16 or fp32, got {self.score_precision!r}.")
-        for name in ("per_device_train_batch_size", "gradient_accumulation_steps", "score_token_budget", "score_batch_size"):
+        for name in ("per_device_train_batch_size", "gradient_accumulation_steps", "score_token_budget"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"--{name} must be 1 or more, got {getattr(self, name)}.")
+        if self.score_batch_size is not None and self.score_batch_size < 0:
+            raise ConfigError(f"--score_batch_size must be 0 (no cap) or more, got {self.score_batch_size}.")
         epochs = self.num_train_epochs
         if epochs < 0 or epochs != int(epochs):
             raise ConfigError(
@@ -162,9 +174,15 @@ class ScorerConfig(SFTConfig):
             raise ConfigError("--max_steps is not supported: passes are scored at epoch ends; set --num_train_epochs instead.")
         if self.max_length is not None and self.max_length < 2:
             raise ConfigError(f"--max_length must be 2 or more, got {self.max_length}.")
-        if not _has_accelerator():
+        if not has_accelerator():
             self.use_cpu = True  # CPU only: say so, for bf16 autocast on CPU and for gloo under accelerate launch
+        self.bf16 = resolve_bf16(self.bf16, device="cpu" if self.use_cpu else None, fp16=self.fp16)
         super().__post_init__()
+
+
+def scores_in_bf16(precision: str, training_bf16: bool | None) -> bool:
+    """Whether scoring passes autocast to bf16: ``precision`` is ``"bf16"``, or ``"auto"`` while training is in bf16."""
+    return precision == "bf16" or (precision == "auto" and bool(training_bf16))
 
 
 @dataclass
@@ -192,9 +210,11 @@ class LearningPercentageCallback(TrainerCallback):
             ``labels``, ``length``; :func:`hf_lpselect.templates.tokenize_rows` makes it).
         run_dir (`str` or `RunDir`, *optional*):
             Where the pass files go; defaults to the trainer's ``output_dir``.
-        token_budget (`int`, *optional*, defaults to `2048`): most tokens per scoring batch (rows x the
-            longest row, padding included).
-        batch_size (`int` or `None`, *optional*, defaults to `8`): also at most this many rows per batch.
+        token_budget (`int` or `None`, *optional*, defaults to `None`): most tokens per scoring batch (rows x
+            the longest row, padding included); ``None``: chosen for the device
+            (:func:`~hf_lpselect.scoring.passes.device_batching`).
+        batch_size (`int` or `None`, *optional*, defaults to `None`): also at most this many rows per batch;
+            ``None``: 8 on a CPU, no cap on an accelerator; ``0``: no cap.
         precision (`str`, *optional*, defaults to `"auto"`): ``"bf16"``, ``"fp32"`` or ``"auto"``
             (bf16 autocast when the trainer trains in bf16).
         trainer (`transformers.Trainer`, *optional*):
@@ -212,8 +232,8 @@ class LearningPercentageCallback(TrainerCallback):
     ```
     """
 
-    def __init__(self, dataset, run_dir: str | RunDir | None = None, *, token_budget: int = DEFAULT_TOKEN_BUDGET,
-                 batch_size: int | None = DEFAULT_MAX_ROWS, precision: str = "auto", trainer=None):
+    def __init__(self, dataset, run_dir: str | RunDir | None = None, *, token_budget: int | None = None,
+                 batch_size: int | None = None, precision: str = "auto", trainer=None):
         self.dataset = dataset
         self.run_dir = RunDir(run_dir.path if isinstance(run_dir, RunDir) else run_dir) if run_dir is not None else None
         self.token_budget = token_budget
@@ -241,7 +261,7 @@ class LearningPercentageCallback(TrainerCallback):
         if kind == "alone":
             dataset = dataset.select_columns(["row", "alone_input_ids", "alone_labels", "alone_length"])
             dataset = dataset.rename_columns({f"alone_{c}": c for c in ("input_ids", "labels", "length")})
-        bf16 = self.precision == "bf16" or (self.precision == "auto" and getattr(args, "bf16", False))
+        bf16 = scores_in_bf16(self.precision, getattr(args, "bf16", False))
         frame = score_pass(
             model,
             dataset,

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, fields
 
 from trl import DatasetMixtureConfig, ModelConfig, ScriptArguments, SFTConfig, TrlParser
 
-from ..scoring.trainer import ScorerConfig, _has_accelerator
+from ..core.hardware import has_accelerator, resolve_bf16
+from ..scoring.trainer import ScorerConfig
 
 # the recipe as recorded in lpselect_train.json and on the model card
 RECIPE_KEYS = ("learning_rate", "lr_scheduler_type", "warmup_steps", "weight_decay", "num_train_epochs", "max_steps",
@@ -40,14 +41,16 @@ class TrainConfig(SFTConfig):
     - ``activation_checkpointing`` (TRL's ``gradient_checkpointing``): off on a machine with no accelerator,
       where memory is plentiful and recomputing activations costs a third more time per step; TRL's ``True``
       elsewhere;
-    - ``use_cpu``: ``True`` on a machine with no accelerator (TRL's bf16 default fails there otherwise).
+    - ``use_cpu``: ``True`` on a machine with no accelerator (TRL's bf16 default fails there otherwise);
+    - ``bf16``: only where the device computes bf16 natively (a CPU with AMX or AVX-512 BF16, a GPU of compute
+      capability 8.0 or more) instead of always; float32 elsewhere, announced in one line.
 
     ``padding_free`` keeps TRL's default (off) and TRL's meaning, and works with our rows although
     ``max_length`` is set: they are truncated before TRL sees them. The model is checked first and
     refused where its attention would mix packed rows (:mod:`hf_lpselect.padding_free`).
 
     The rest of the recipe is TRL's default already: ``learning_rate=2e-5``, ``weight_decay=0.0``,
-    ``num_train_epochs=3``, ``seed=42``, bf16 where the hardware has it.
+    ``num_train_epochs=3``, ``seed=42``.
 
     Example:
 
@@ -68,10 +71,12 @@ class TrainConfig(SFTConfig):
                                 "(default: on with an accelerator, off on a CPU)."})
     gradient_checkpointing: bool | None = None
     padding_free: bool = field(default=False, metadata=ScorerConfig.__dataclass_fields__["padding_free"].metadata)
+    bf16: bool | None = field(default=None, metadata=ScorerConfig.__dataclass_fields__["bf16"].metadata)
 
     def __post_init__(self):
-        if not _has_accelerator():
+        if not has_accelerator():
             self.use_cpu = True
+        self.bf16 = resolve_bf16(self.bf16, device="cpu" if self.use_cpu else None, fp16=self.fp16)
         if self.activation_checkpointing is None and self.gradient_checkpointing is None:
             self.activation_checkpointing = not self.use_cpu
         super().__post_init__()
