@@ -85,7 +85,7 @@ def machine_info(threads: int) -> dict[str, Any]:
         "memory_total_gib": round(psutil.virtual_memory().total / 2**30, 1),
         "torch_threads_set": threads,
         "torch_interop_threads": torch.get_num_interop_threads(),
-        "mkldnn_bf16_supported": bool(getattr(torch.backends.mkldnn, "is_available", lambda: False)()) and _has_bf16(),
+        "native_bf16": _has_bf16(),
         "gpu": torch.cuda.is_available(),
         "python": platform.python_version(),
         "versions": {lib: _version(lib) for lib in ("torch", "transformers", "trl", "datasets", "accelerate", "peft", "hf-lpselect")},
@@ -96,7 +96,10 @@ def machine_info(threads: int) -> dict[str, Any]:
 
 
 def _has_bf16() -> bool:
-    return "avx512_bf16" in _cpu_flags() or any(f.startswith("amx") for f in _cpu_flags())
+    """Whether this CPU computes bf16 natively (what the package's own defaults follow)."""
+    from hf_lpselect.core.hardware import probe
+
+    return probe("cpu").native_bf16
 
 
 def command_line() -> str:

@@ -250,7 +250,7 @@ def full_alpaca_padding(token_budgets: list[int], batch_sizes: list[int]) -> dic
 
 def summarize(results: dict) -> dict:
     """The headline numbers: the fastest bf16 pass against the one-row fp32 loop, and the package default's."""
-    from hf_lpselect.scoring.passes import DEFAULT_TOKEN_BUDGET
+    from hf_lpselect.scoring.passes import CPU_TOKEN_BUDGET
 
     ok = {n: r for n, r in results.items() if not r.get("failed") and "speedup_vs_peer_wall" in r}
     out = {}
@@ -258,7 +258,7 @@ def summarize(results: dict) -> dict:
     if bf16:
         best = max(bf16, key=lambda n: bf16[n]["speedup_vs_peer_wall"])
         out["fastest_bf16_pass_vs_one_row_fp32_loop"] = f"{bf16[best]['speedup_vs_peer_wall']}x ({best})"
-    default = f"pass_bf16_tb{DEFAULT_TOKEN_BUDGET}"
+    default = f"pass_bf16_tb{CPU_TOKEN_BUDGET}"
     if default in ok:
         out["default_bf16_pass_vs_one_row_fp32_loop"] = f"{ok[default]['speedup_vs_peer_wall']}x ({default})"
     return out

@@ -117,6 +117,8 @@ def demo(
     out: Path = typer.Option(Path("runs/demo"), help="Run directory for the demo."),
     rows: int = typer.Option(120, help="Rows of generated data."),
     epochs: int = typer.Option(2, help="Training epochs (at least 2 for LP(1) to mean anything)."),
+    bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", show_default=False,
+                                        help="bf16 autocast, or float32 [default: bf16 where this device computes it natively]."),
 ) -> None:
     """Offline demo: score generated rows with the embedded SmolLM2-135M-Instruct (2-3 minutes on 2 CPU cores).
 
@@ -131,7 +133,9 @@ def demo(
     recipe = ", ".join(f"{k} {v}" for k, v in {**DEMO_RECIPE, "epochs": epochs}.items())
     console.print(f"Demo: {rows} generated rows, default model ({recipe}) → {out}")
     with user_errors():
-        result = run_demo(out=out, n_rows=rows, epochs=epochs)
+        result = run_demo(out=out, n_rows=rows, epochs=epochs, **({} if bf16 is None else {"bf16": bf16}))
+    hardware = result.record.hardware
+    console.print(f"Ran on {hardware['name']} ({hardware['device']}) in {hardware['precision']['training']}.")
     _print_result(result, display_texts(result.rows))
     found, total = wrong_rows_among_hardest(result)
     Console().print(

@@ -133,7 +133,7 @@ def test_only_checkpoint_folders_are_removed_when_a_run_completes(tmp_path, data
         ({"limit": -3}, "--limit must be 1 or more"),
         ({"per_device_train_batch_size": 0}, "--per_device_train_batch_size must be 1 or more"),
         ({"gradient_accumulation_steps": 0}, "--gradient_accumulation_steps must be 1 or more"),
-        ({"score_batch_size": -1}, "--score_batch_size must be 0 (no cap) or more"),
+        ({"score_batch_size": -1}, r"--score_batch_size must be 0 \(no cap\) or more"),
         ({"epochs": 1.5}, "whole number"),
         ({"epochs": -1}, "whole number"),
         ({"max_steps": 3}, "--max_steps is not supported"),
