@@ -1,17 +1,23 @@
 """A TRL user's own trainer: ScorerTrainer takes any dataset SFTTrainer takes, and the
 LearningPercentageCallback records the same passes inside a plain SFTTrainer script (issue 9)."""
 
+from pathlib import Path
+
 import datasets
 import pandas as pd
 import pytest
 from transformers import TrainerCallback
 from trl import SFTConfig, SFTTrainer
+from typer.testing import CliRunner
 
 from conftest import make_tiny_model
+from hf_lpselect.cli import app
+from hf_lpselect.errors import ConfigError
+from hf_lpselect.record import RunRecord
 from hf_lpselect.data import canonicalize
 from hf_lpselect.scoring.demo_data import make_demo_rows
 from hf_lpselect.templates import tokenize_rows
-from hf_lpselect.scoring.trainer import LearningPercentageCallback, ScorerConfig, ScorerTrainer
+from hf_lpselect.scoring.trainer import LearningPercentageCallback, ScorerConfig, ScorerTrainer, scoring_rows
 
 RECIPE = dict(num_train_epochs=2, per_device_train_batch_size=4, gradient_accumulation_steps=1, learning_rate=1e-3,
               lr_scheduler_type="cosine", warmup_steps=0.03, weight_decay=0.0, activation_checkpointing=False,
@@ -84,3 +90,88 @@ def test_each_pass_is_logged_to_the_trackers(tmp_path, tokenizer):
     first = pd.read_parquet(tmp_path / "r" / "passes" / "epoch_0.parquet")
     assert logged[0]["lpselect/mean_nll"] == pytest.approx(first["nll"].mean())
     assert "lpselect/ppl_drop_q50" in logged[1] and "lpselect/ppl_drop_q50" not in logged[0]
+
+
+def readme_block(marker: str) -> str:
+    """The Python block that follows ``<!-- tested: MARKER -->`` in README.md."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    after = text.split(f"<!-- tested: {marker} -->", 1)[1]
+    return after.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def prompt_completion_rows(n=12):
+    return datasets.Dataset.from_list([{"prompt": r["instruction"], "completion": r["output"]} for r in make_demo_rows(n, seed=4)])
+
+
+def test_the_readmes_trl_script_ends_in_a_run_that_lpselect_select_takes(tmp_path, tokenizer, monkeypatch):
+    """Run README's block as written. The one stand-in: trl.SFTConfig gets this file's fast recipe (a tiny random
+    model learns nothing at the paper's 2e-5 in 3 epochs of 12 rows)."""
+    import trl
+
+    monkeypatch.chdir(tmp_path)
+    fast = {k: v for k, v in RECIPE.items() if k not in ("num_train_epochs", "max_length")}
+    monkeypatch.setattr(trl, "SFTConfig", lambda output_dir, **kw: SFTConfig(output_dir, **{**fast, **kw}))
+    raw = prompt_completion_rows()
+    exec(readme_block("the TRL script"), {"model": make_tiny_model(len(tokenizer)), "tokenizer": tokenizer, "raw": raw})
+
+    out = tmp_path / "out"
+    scores = pd.read_parquet(out / "scores.parquet")
+    assert scores["row"].tolist() == list(range(12)) and (scores["status"] == "ok").all()
+    assert scores["lp1"].notna().sum() >= 10
+    record = RunRecord.load(out)
+    assert record.complete and record.epochs == 3 and record.dataset.stored and record.format == "prompt-completion"
+    assert record.identity["learning_rate"] == RECIPE["learning_rate"]
+
+    result = CliRunner().invoke(app, ["select", str(out), "--strategy", "lp1-hard", "--fraction", "0.25"])
+    assert result.exit_code == 0, result.output
+    picked = pd.read_parquet(next((out / "selections").glob("lp1-hard*")))
+    hardest = scores.dropna(subset=["lp1"]).sort_values(["lp1", "row"])["row"].head(len(picked)).tolist()
+    assert sorted(picked["completion"]) == sorted(raw.select(hardest)["completion"])
+
+
+def test_trls_labels_are_the_response_tokens_the_callback_scores(tokenizer):
+    raw = prompt_completion_rows(4)
+    trainer = SFTTrainer(model=make_tiny_model(len(tokenizer)), processing_class=tokenizer, train_dataset=raw,
+                         args=SFTConfig("unused", **RECIPE))
+    rows = scoring_rows(trainer.train_dataset)
+    assert rows["row"] == [0, 1, 2, 3] and rows["labels"] == trainer.train_dataset["labels"]
+    for ids, labels, completion in zip(rows["input_ids"], rows["labels"], raw["completion"]):
+        response = [t for t in labels if t != -100]
+        assert response == ids[len(ids) - len(response):]  # the end of the row, after the prompt
+        assert response[:-1] == tokenizer(completion, add_special_tokens=False)["input_ids"]
+        assert response[-1] == tokenizer.eos_token_id  # the EOS that ends the response is scored
+
+
+def test_rows_trl_leaves_out_are_matched_by_number_not_position(tmp_path, tokenizer):
+    """TRL drops a row whose response is truncated away: positions then name the wrong rows (before: silently)."""
+    raw = prompt_completion_rows(6)
+    raw = datasets.Dataset.from_list([*raw.select(range(2)), {"prompt": "word " * 80, "completion": "late"},
+                                      *raw.select(range(2, 6))])
+    config = SFTConfig(str(tmp_path / "out"), **{**RECIPE, "max_length": 48})
+    trainer = SFTTrainer(model=make_tiny_model(len(tokenizer)), processing_class=tokenizer, train_dataset=raw, args=config)
+    assert len(trainer.train_dataset) == 6
+    with pytest.raises(ConfigError, match="cannot be matched by position.*lpselect_row"):
+        LearningPercentageCallback(trainer.train_dataset, source=raw, trainer=trainer)
+
+    numbered = raw.add_column("lpselect_row", list(range(len(raw))))
+    trainer = SFTTrainer(model=make_tiny_model(len(tokenizer)), processing_class=tokenizer, train_dataset=numbered, args=config)
+    trainer.add_callback(LearningPercentageCallback(trainer.train_dataset, source=numbered, trainer=trainer))
+    trainer.train()
+    scores = pd.read_parquet(tmp_path / "out" / "scores.parquet")
+    assert scores["row"].tolist() == list(range(7))
+    assert scores["status"].tolist() == ["ok", "ok", "excluded", "ok", "ok", "ok", "ok"]
+    assert scores.loc[2, "reason"].startswith("left out of training by the trainer") and pd.isna(scores.loc[2, "nll_0"])
+    first = pd.read_parquet(tmp_path / "out" / "passes" / "epoch_0.parquet")
+    assert first["row"].tolist() == [0, 1, 3, 4, 5, 6]
+
+
+@pytest.mark.parametrize("dataset, says", [
+    (prompt_completion_rows(3), "needs tokenised rows with labels"),  # the raw rows, not the trainer's
+    (datasets.Dataset.from_dict({"input_ids": [[1, 2, 3]], "labels": [[1, 2, 3]]}), "labels mask no token"),
+    (datasets.Dataset.from_dict({"input_ids": [[1, 2, 3]], "labels": [[-100, 2, 3]], "seq_lengths": [[1, 2]]}),
+     "cannot score packed rows"),
+])
+def test_a_dataset_the_callback_cannot_score_is_one_sentence_when_it_is_made(dataset, says):
+    """Before: the callback was made, then failed at on_train_begin with `Column 'length' doesn't exist`."""
+    with pytest.raises(ConfigError, match=says):
+        LearningPercentageCallback(dataset)

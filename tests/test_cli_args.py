@@ -64,6 +64,7 @@ def test_score_help_lists_trl_flags_and_ours():
     for flag in ("--learning_rate", "--model_name_or_path", "--model", "--epochs", "--out", "--lora_r", "--template",
                  "--score_batch_size", "--config"):
         assert flag in result.output, flag
+    assert "--max_steps" not in result.output  # refused (passes belong to epoch ends), so not offered
 
 
 @pytest.mark.parametrize(

@@ -137,6 +137,10 @@ def test_only_checkpoint_folders_are_removed_when_a_run_completes(tmp_path, data
         ({"epochs": 1.5}, "whole number"),
         ({"epochs": -1}, "whole number"),
         ({"max_steps": 3}, "--max_steps is not supported"),
+        # fields the method fixes: before, accepted and silently ignored (or, for packing, LP(1) moved)
+        ({"completion_only_loss": False}, "--completion_only_loss False cannot be used for a scorer run: .*response alone"),
+        ({"packing": True}, "--packing True cannot be used for a scorer run"),
+        ({"truncation_mode": "keep_end"}, "--truncation_mode keep_end cannot be used for a scorer run"),
         ({"template": "fancy"}, "--template must be one of"),
         ({"no_such_option": 1}, "Unknown argument"),
     ],

@@ -21,6 +21,7 @@ from trl import ModelConfig, ScriptArguments, TrlParser
 
 from ..data import FORMATS
 from ..errors import ConfigError
+from ..record import identity_of
 from .trainer import ScorerConfig
 
 ROW_FORMATS = ("auto", *FORMATS)
@@ -145,36 +146,10 @@ def build_score_args(**kwargs: Any) -> tuple[ScoreArguments, ScorerConfig, Score
     return tuple(HfArgumentParser(SCORE_DATACLASSES).parse_dict(values))
 
 
-# Fields that cannot change a score: where files and logs go, trackers, progress bars, the Hub.
-_NOT_IDENTITY = {
-    "output_dir", "overwrite_output_dir", "keep_checkpoints", "report_to", "run_name", "project", "disable_tqdm",
-    "resume_from_checkpoint", "push_to_hub", "dataloader_num_workers", "dataloader_persistent_workers",
-    "dataloader_prefetch_factor", "dataloader_pin_memory", "skip_memory_metrics", "ddp_timeout", "save_strategy",
-    "save_steps", "save_total_limit", "save_only_model", "save_safetensors", "save_on_each_node", "log_level",
-    "log_level_replica", "log_on_each_node", "logging_dir", "logging_strategy", "logging_steps", "logging_first_step",
-    "logging_nan_inf_filter", "trackio_space_id", "use_cpu", "local_rank", "ignore_bias_buffers",
-    "restore_callback_states_from_checkpoint", "dataset_test_split", "dataset_streaming",
-    # how a pass is batched changes its speed and memory, not its scores: the batched pass equals
-    # the one-row loop in fp32 (tested); under bf16 they differ by bf16 rounding only (~1e-4 in NLL)
-    "score_batch_size", "score_token_budget",
-}
-_NOT_IDENTITY_PREFIXES = ("hub_", "eval_", "do_", "per_device_eval", "include_", "_", "logging_", "save_", "push_to_hub")
-
-
-def is_identity_field(name: str) -> bool:
-    """Whether an argument can change a run's scores (and so belongs to its identity)."""
-    return name not in _NOT_IDENTITY and not name.startswith(_NOT_IDENTITY_PREFIXES)
-
-
 def run_identity(script: ScoreArguments, args: ScorerConfig, model_args: ScorerModelConfig) -> dict[str, Any]:
     """Every argument that can change a run's scores, as plain JSON values.
 
     Derived from the dataclasses' fields minus those that cannot change a score (paths, logging,
     trackers, the Hub), so a new field is part of the identity unless it is known not to matter.
     """
-    identity: dict[str, Any] = {}
-    for name, value in (*dataclasses.asdict(script).items(), *args.to_dict().items(), *dataclasses.asdict(model_args).items()):
-        if not is_identity_field(name):
-            continue
-        identity[name] = value if isinstance(value, (str, int, float, bool, type(None), list, dict)) else str(value)
-    return identity
+    return identity_of(dataclasses.asdict(script), args.to_dict(), dataclasses.asdict(model_args))

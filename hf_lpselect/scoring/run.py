@@ -12,13 +12,10 @@ import os
 import shutil
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import datasets
-import numpy as np
 import pandas as pd
 from accelerate import PartialState
 from transformers import TrainerCallback, set_seed
@@ -26,62 +23,13 @@ from transformers import TrainerCallback, set_seed
 from ..core.hardware import probe
 from ..data import canonicalize, dataset_fingerprint, hub_origin, read_source
 from ..errors import RunError
-from ..lp import learning_percentages
 from ..models import load_model
-from ..record import DatasetRecord, RunRecord
-from ..rundir import STATUSES, RunDir, atomic_write, check_run_dir, run_lock, write_parquet
+from ..record import DatasetRecord, RunRecord, is_identity_field
+from ..rundir import RunDir, atomic_write, check_run_dir, run_lock, write_parquet
 from ..templates import resolve_template, tokenize_rows
-from .arguments import ScoreArguments, ScorerModelConfig, build_score_args, is_identity_field, run_identity
+from .arguments import ScoreArguments, ScorerModelConfig, build_score_args, run_identity
+from .results import ROWS_COLUMNS, ScoreResult, build_scores, library_versions, status_counts
 from .trainer import ScorerConfig, ScorerTrainer, scores_in_bf16
-
-ROWS_COLUMNS = ["row", "id", "status", "reason", "n_prompt_tokens", "n_response_tokens", "truncated"]
-
-
-@dataclass
-class ScoreResult:
-    """What a finished scorer run produced.
-
-    Args:
-        run_dir (`RunDir`): where the files are.
-        rows (`datasets.Dataset`): the canonical input rows.
-        scores (`pandas.DataFrame`): ``scores.parquet``, one row per input row.
-        record (`RunRecord`): ``run.json``.
-    """
-
-    run_dir: RunDir
-    rows: datasets.Dataset
-    scores: pd.DataFrame
-    record: RunRecord
-
-    @property
-    def counts(self) -> dict[str, int]:
-        return self.record.counts
-
-
-def build_scores(rows: pd.DataFrame, passes: list[pd.DataFrame], alone: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Join the rows table and the pass tables into ``scores.parquet``: one row per INPUT row.
-
-    Columns: row, id, status, reason, n_response_tokens, nll_K and ppl_K for every pass, lp_K for
-    K = 1..n, lp1, lp_app, the out-of-range flags and lp_reason. With the ``alone`` pass (the
-    responses scored without their prompts, before training): nll_alone, ppl_alone and both IFD
-    variants, ``ifd_nll = nll_0 / nll_alone`` and ``ifd_ppl = ppl_0 / ppl_alone``.
-    Rows that were not scored keep NaN.
-    """
-    out = rows[["row", "id", "status", "reason", "n_response_tokens"]].copy()
-    named = [(f"nll_{k}", frame) for k, frame in enumerate(passes)] + ([("nll_alone", alone)] if alone is not None else [])
-    for column, frame in named:
-        out[column] = out["row"].map(frame.set_index("row")["nll"]).astype("float64")
-    for column, _ in named:
-        out["ppl" + column[3:]] = np.exp(out[column])
-    if alone is not None:
-        out["ifd_nll"] = out["nll_0"] / out["nll_alone"]
-        out["ifd_ppl"] = out["ppl_0"] / out["ppl_alone"]
-    if len(passes) > 1:
-        lp = learning_percentages(out[[f"ppl_{k}" for k in range(len(passes))]].to_numpy())
-        lp.index = out.index
-        out = pd.concat([out, lp], axis=1)
-    return out
-
 
 def _stem(spec: str) -> str:
     return Path(str(spec).rstrip("/")).stem.replace("/", "-") or "data"
@@ -226,8 +174,7 @@ def _score(
 
     tokenized = tokenize_rows(rows, loaded.tokenizer, template=template, max_length=max_length, alone=script.ifd)
     rows_table = tokenized.select_columns(ROWS_COLUMNS).to_pandas()
-    counts = {status: int((rows_table["status"] == status).sum()) for status in STATUSES}
-    counts["truncated"] = int(rows_table["truncated"].sum())
+    counts = status_counts(rows_table)
     stored = not isinstance(source, str)
     record = RunRecord(
         identity=identity,
@@ -241,7 +188,7 @@ def _score(
         epochs=epochs,
         model=loaded.identity,
         counts=counts,
-        versions={lib: version(lib) for lib in ("hf-lpselect", "torch", "transformers", "trl", "datasets", "accelerate", "peft")},
+        versions=library_versions(),
         world_size=state.num_processes,
         hardware={**probe("cpu" if args.use_cpu else None).to_dict(),
                   "precision": {"training": "bf16" if args.bf16 else "fp32", "scoring": "bf16" if scores_in_bf16(args.score_precision, args.bf16) else "fp32"}},

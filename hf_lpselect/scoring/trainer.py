@@ -14,10 +14,12 @@ Two things are added to TRL's SFT loop and nothing else is changed:
 
 from __future__ import annotations
 
+import argparse
 import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+import datasets
 import numpy as np
 import pandas as pd
 import torch
@@ -34,11 +36,22 @@ from ..heads import CompactHeadMixin
 from ..models import unwrap_peft
 from ..padding_free import PaddingFreeMixin
 from ..rundir import RunDir, write_parquet
+from .results import ScoreResult, scores_from_passes
 from .passes import score_pass
 from ..templates import TEMPLATES
 
 TRAIN_LOSS_COLUMNS = ["row", "epoch", "step", "loss"]
 logger = logging.get_logger(__name__)
+
+
+# SFTConfig fields whose value the scorer's method fixes: the values it accepts, and why
+_FIXED_FIELDS = {
+    "completion_only_loss": ((None, True), "learning percentage is the perplexity of the response alone, so the "
+                             "prompt is never scored"),
+    "packing": ((False,), "each row needs its own loss and passes; --padding_free removes padding without mixing rows"),
+    "truncation_mode": (("keep_start",), "rows are cut at their end, as the paper's were (a row whose response is "
+                        "cut away is excluded)"),
+}
 
 
 @dataclass
@@ -79,7 +92,10 @@ class ScorerConfig(SFTConfig):
             a model whose attention would mix packed rows is refused (:mod:`hf_lpselect.padding_free`). Part of
             the run identity: under bf16 the layout moves LP(1) a little.
 
-    Passes are scored at epoch ends, so ``max_steps`` and a fractional ``num_train_epochs`` are refused.
+    Passes are scored at epoch ends, so ``max_steps`` and a fractional ``num_train_epochs`` are refused. Fields the
+    method fixes are refused with the reason when given another value: ``completion_only_loss`` (only the
+    response is scored), ``packing`` (rows stay apart; ``padding_free`` removes the padding instead) and
+    ``truncation_mode`` (rows are cut at their end).
 
     Example:
 
@@ -113,6 +129,7 @@ class ScorerConfig(SFTConfig):
                                "away is excluded, never scored."},
     )
     seed: int = 42
+    max_steps: int = field(default=-1, metadata={"help": argparse.SUPPRESS})  # refused: passes belong to epoch ends
     save_strategy: str = "epoch"
     # transformers 5 renamed gradient_checkpointing to activation_checkpointing; setting the new name
     # (and leaving the old one unset) keeps TRL's deprecated default from printing a FutureWarning
@@ -170,6 +187,9 @@ class ScorerConfig(SFTConfig):
             raise ConfigError(
                 f"--num_train_epochs must be a whole number, 0 or more (passes are scored at epoch ends), got {epochs}."
             )
+        for name, (allowed, why) in _FIXED_FIELDS.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"--{name} {getattr(self, name)} cannot be used for a scorer run: {why}.")
         if self.max_steps not in (-1, None):
             raise ConfigError("--max_steps is not supported: passes are scored at epoch ends; set --num_train_epochs instead.")
         if self.max_length is not None and self.max_length < 2:
@@ -178,6 +198,59 @@ class ScorerConfig(SFTConfig):
             self.use_cpu = True  # CPU only: say so, for bf16 autocast on CPU and for gloo under accelerate launch
         self.bf16 = resolve_bf16(self.bf16, device="cpu" if self.use_cpu else None, fp16=self.fp16)
         super().__post_init__()
+
+
+SCORING_COLUMNS = ["row", "input_ids", "labels", "length"]
+# a column that numbers the raw rows when the trainer may leave some out; matches hub.columns.OUR_COLUMNS,
+# so it is not part of a row's content
+ROW_NUMBER = "lpselect_row"
+# columns TRL adds when it packs several rows into one sequence: such rows cannot be scored one by one
+_PACKED_COLUMNS = ("seq_lengths", "position_ids")
+
+
+def scoring_rows(dataset: datasets.Dataset) -> datasets.Dataset:
+    """The rows a scoring pass takes (``row``, ``input_ids``, ``labels``, ``length``), from a trainer's dataset.
+
+    Rows from :func:`~hf_lpselect.templates.tokenize_rows` are taken as they are. A dataset TRL prepared
+    (``input_ids`` and ``labels``, the prompt masked with -100) gets ``length`` from its ids and ``row``
+    from an ``lpselect_row`` column when it has one, else from its position. Anything else is refused in
+    one sentence saying what is needed: untokenised rows, packed rows, and labels with no masked
+    token (the loss on every token, e.g. ``completion_only_loss=False``: there is no response to score).
+
+    Args:
+        dataset (`datasets.Dataset`): the trainer's ``train_dataset`` (or ours).
+
+    Example:
+
+    ```python
+    >>> trainer = SFTTrainer(model, args=SFTConfig("out"), train_dataset=prompt_completion_rows)
+    >>> scoring_rows(trainer.train_dataset).column_names
+    ['row', 'input_ids', 'labels', 'length']
+    ```
+    """
+    columns = set(getattr(dataset, "column_names", None) or ())
+    if set(SCORING_COLUMNS) <= columns:
+        return dataset
+    if not {"input_ids", "labels"} <= columns:
+        raise ConfigError(
+            "LearningPercentageCallback needs tokenised rows with labels: the trainer's own train_dataset after TRL "
+            f"prepared it, or rows from hf_lpselect.tokenize_rows; this dataset has columns {sorted(columns)}.")
+    if columns & set(_PACKED_COLUMNS):
+        raise ConfigError("LearningPercentageCallback cannot score packed rows (TRL's packing joins rows into one "
+                          "sequence); train with packing=False.")
+    sample = dataset.select(range(min(len(dataset), 256)))["labels"]
+    if sample and not any(-100 in labels for labels in sample):
+        raise ConfigError(
+            "The trainer's labels mask no token, so there is no response to score (plain-text rows, or "
+            "completion_only_loss=False): give prompt/completion rows with completion_only_loss left on, or "
+            "conversations with assistant_only_loss=True.")
+
+    def derive(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
+        return {"row": batch[ROW_NUMBER] if ROW_NUMBER in batch else indices, "input_ids": batch["input_ids"],
+                "labels": batch["labels"], "length": [len(ids) for ids in batch["input_ids"]]}
+
+    return dataset.map(derive, batched=True, with_indices=True, remove_columns=dataset.column_names,
+                       desc="Rows for the scoring passes")
 
 
 def scores_in_bf16(precision: str, training_bf16: bool | None) -> bool:
@@ -220,21 +293,33 @@ class LearningPercentageCallback(TrainerCallback):
         trainer (`transformers.Trainer`, *optional*):
             Give it to log each pass's mean NLL and LP quantiles to the trainer's trackers
             (``report_to``) and to record per-row training losses when it is a :class:`ScorerTrainer`.
+        source (`datasets.Dataset`, *optional*):
+            The raw rows the trainer's dataset was made from, in the same order. Given it, the callback
+            finishes the run directory when training ends (:func:`~hf_lpselect.scoring.results.scores_from_passes`:
+            ``rows.parquet``, ``scores.parquet``, ``run.json``), so ``lpselect select DIR`` takes it.
+
+    The dataset is checked here, not when training starts (:func:`scoring_rows`): TRL-prepared rows
+    need their prompt masked in ``labels``, and rows TRL left out (responses truncated away) need an
+    ``lpselect_row`` column numbering the raw rows.
 
     Example (inside your own TRL script):
 
     ```python
-    >>> rows = tokenize_rows(load_rows("data.jsonl"), tokenizer, template="alpaca", max_length=512)
-    >>> trainer = SFTTrainer(model, args=SFTConfig("out", dataset_kwargs={"skip_prepare_dataset": True}),
-    ...                      train_dataset=rows.filter(lambda s: s == "ok", input_columns="status"))
-    >>> trainer.add_callback(LearningPercentageCallback(trainer.train_dataset, trainer=trainer))
-    >>> trainer.train()  # then: hf_lpselect.lp.learning_percentages over out/passes/epoch_*.parquet
+    >>> trainer = SFTTrainer(model, args=SFTConfig("out"), train_dataset=raw)  # prompt/completion rows
+    >>> trainer.add_callback(LearningPercentageCallback(trainer.train_dataset, source=raw, trainer=trainer))
+    >>> trainer.train()  # out/passes/epoch_*.parquet, then out/scores.parquet: `lpselect select out --strategy lp1-hard`
     ```
     """
 
-    def __init__(self, dataset, run_dir: str | RunDir | None = None, *, token_budget: int | None = None,
-                 batch_size: int | None = None, precision: str = "auto", trainer=None):
-        self.dataset = dataset
+    def __init__(self, dataset, run_dir: str | RunDir | None = None, *, source: datasets.Dataset | None = None,
+                 token_budget: int | None = None, batch_size: int | None = None, precision: str = "auto", trainer=None):
+        self.dataset = scoring_rows(dataset)
+        self.source = source
+        if source is not None and len(self.dataset) != len(source) and not {"row", ROW_NUMBER} & set(dataset.column_names):
+            raise ConfigError(
+                f"The trainer's dataset has {len(self.dataset)} rows and the source {len(source)} (TRL leaves out rows "
+                "whose response is truncated away), so rows cannot be matched by position; number the raw rows before "
+                f"the trainer sees them: raw = raw.add_column({ROW_NUMBER!r}, list(range(len(raw)))).")
         self.run_dir = RunDir(run_dir.path if isinstance(run_dir, RunDir) else run_dir) if run_dir is not None else None
         self.token_budget = token_budget
         self.batch_size = batch_size
@@ -309,7 +394,24 @@ class LearningPercentageCallback(TrainerCallback):
         return self.trainer.model if self.trainer is not None else model
 
     def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
+        self._model_name = getattr(getattr(unwrap_peft(model), "config", None), "_name_or_path", "") if model is not None else ""
         self.run_pass(self._model(model), args, 0, pad_token_id=_pad_id(processing_class))
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.source is not None and self.diverged is None and PartialState().is_main_process:
+            self.write_scores(args)
+
+    def write_scores(self, args=None) -> ScoreResult:
+        """Finish the run directory from the passes: ``rows.parquet``, ``scores.parquet``, ``run.json`` (needs ``source``).
+
+        Called when training ends if ``source`` was given; call it yourself after a resumed or
+        interrupted script. Returns what :func:`hf_lpselect.score` returns.
+        """
+        if self.source is None:
+            raise ConfigError("LearningPercentageCallback.write_scores needs the raw rows: pass source=... to the callback.")
+        args = args if args is not None else getattr(self.trainer, "args", None)
+        run_dir = self.run_dir or RunDir(args.output_dir)
+        return scores_from_passes(run_dir, self.source, self.dataset, args=args, model_name=getattr(self, "_model_name", ""))
 
     def on_epoch_begin(self, args, state, control, **kwargs):
         self.current_epoch = int(round(state.epoch or 0)) + 1
