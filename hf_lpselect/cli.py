@@ -18,6 +18,7 @@ from rich.markup import escape
 
 from .errors import ConfigError, LPSelectError
 from .rundir import RunDir
+from .selection.strategies import STRATEGIES
 
 app = typer.Typer(
     name="lpselect",
@@ -83,33 +84,9 @@ def score(ctx: typer.Context) -> None:
     from .scoring.summary import display_texts
 
     with user_errors():
-        script, args, model_args = _parse(parse_score_args, ctx.args)
+        script, args, model_args = parse_score_args(ctx.args)
         result = run_score(script_args=script, args=args, model_args=model_args)
     _print_result(result, display_texts(result.rows))
-
-
-def _parse(parse, argv: list[str]):
-    """Run a TrlParser-based parse; a bad ``--config`` file is one sentence (argparse reports bad flags itself)."""
-    import yaml
-
-    if "--config" in argv and argv.index("--config") + 1 < len(argv):
-        path = Path(argv[argv.index("--config") + 1])
-        try:
-            config = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-            raise ConfigError(f"Cannot read the --config file {path}: {str(err).splitlines()[0]}") from None
-        if not isinstance(config, dict):
-            raise ConfigError(f"The --config file {path} must be a YAML mapping of argument names to values.")
-    try:
-        return parse(argv)
-    except ValueError as err:
-        message = str(err)
-        if message.startswith("Unknown arguments from config file"):
-            raise ConfigError(message.split(". Please")[0] + ": see --help for every name.") from None
-        if message.startswith("Some specified arguments are not used by the HfArgumentParser"):
-            unknown = message.split(":", 1)[1].strip()
-            raise ConfigError(f"Unknown option(s) {unknown}: see --help for every name.") from None
-        raise
 
 
 @app.command()
@@ -147,12 +124,12 @@ def demo(
 @app.command("select")
 def select_cmd(
     run: Path = typer.Argument(..., help="A finished run directory (from lpselect score)."),
-    strategy: str = typer.Option(..., help="lp1-hard, lp1-medium, lp1-easy, lp-app-hard, random, clustered-random, longest, ppl-low, ppl-mid, ppl-high, ifd-nll, ifd-ppl, s2l, confidence, variability."),
+    strategy: str = typer.Option(..., help=", ".join(STRATEGIES) + "."),
     fraction: Optional[float] = typer.Option(None, help="Share of the eligible rows, in (0, 1]."),
     count: Optional[int] = typer.Option(None, help="Number of rows (global selection only)."),
-    per_cluster: Optional[int] = typer.Option(None, help="Cluster the rows into K clusters (all-MiniLM-L6-v2 + k-means, cached) and select per cluster, as the paper does."),
+    per_cluster: Optional[int] = typer.Option(None, "--per-cluster", "--per_cluster", help="Cluster the rows into K clusters (all-MiniLM-L6-v2 + k-means, cached) and select per cluster, as the paper does."),
     clusters: Optional[Path] = typer.Option(None, help="Use a clustering made elsewhere: Parquet/JSON/CSV mapping row or id to cluster."),
-    seed: int = typer.Option(42, help="Seed for k-means and random draws."),
+    seed: int = typer.Option(42, "--seed", "--selection_seed", "--selection-seed", help="Seed for k-means and random draws."),
     out: Optional[Path] = typer.Option(None, help="Output: .json, .jsonl, .parquet, or a folder (save_to_disk). Default: RUN/selections/, in the source's format."),
 ) -> None:
     """Pick a subset of a scored dataset and write it with its score columns."""
@@ -273,7 +250,7 @@ def train(ctx: typer.Context) -> None:
     from .training.run import run_train
 
     with user_errors():
-        result = run_train(_parse(parse_train_args, ctx.args))
+        result = run_train(parse_train_args(ctx.args))
     if PartialState().is_main_process:
         Console().print(result.summary(), soft_wrap=True, markup=False)
 
@@ -285,16 +262,12 @@ def eval_cmd(ctx: typer.Context) -> None:
     lpselect eval --models hard=runs/hard random=runs/random --baseline random --test_sets vicuna.jsonl
     [--judge_base_url URL --judge_model NAME] [--config eval.yaml]. `lpselect eval --help` lists every option.
     """
-    from trl import TrlParser
-
+    from .core.parser import ArgumentParser
     from .eval import EvalArguments, evaluate
 
-    def parse(argv: list[str]):
-        (args,) = TrlParser(EvalArguments, prog="lpselect eval").parse_args_and_config(argv)
-        return args
-
     with user_errors():
-        result = evaluate(_parse(parse, ctx.args))
+        (args,) = ArgumentParser(EvalArguments, prog="lpselect eval").parse(ctx.args)
+        result = evaluate(args)
     Console().print(result.summary(), soft_wrap=True, markup=False)
 
 

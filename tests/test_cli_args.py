@@ -74,7 +74,9 @@ def test_score_help_lists_trl_flags_and_ours():
         (["--limit", "0"], "--limit must be 1 or more"),
         (["--max_steps", "5"], "--max_steps is not supported"),
         (["--config", "missing.yaml"], "missing.yaml"),
-        (["--fp32"], "Unknown option(s) ['--fp32']"),
+        (["--fp32"], "Unknown option(s): --fp32 (did you mean --bf16 false"),
+        (["--learnig_rate", "1e-4"], "Unknown option(s): --learnig_rate (did you mean --learning_rate?)"),
+        (["--warmup_ratio", "0.1"], "--warmup_ratio (did you mean --warmup_steps (a value below 1 is a share"),
     ],
 )
 def test_a_bad_argument_is_one_red_sentence_without_warnings(tmp_path, argv, sentence):
@@ -95,3 +97,25 @@ def test_an_unknown_keyword_is_our_error():
     with pytest.raises(ConfigError, match="Unknown argument"):
         build_score_args(learning_rat=1e-4)
     assert len(SCORE_DATACLASSES) == 3
+
+
+def test_config_yaml_takes_the_same_names_as_the_command_line(tmp_path):
+    """README's own names (model, epochs, out) and dashed spellings work as YAML keys; before, they were refused."""
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("model: default\nepochs: 2\nout: runs/x\nlearning-rate: 1.0e-4\nbatch-size: 2\n")
+    script, args, model = parse_score_args(["d.jsonl", "--config", str(recipe), "--epochs", "1"])
+    assert (model.model_name_or_path, args.num_train_epochs, args.output_dir) == ("default", 1, "runs/x")  # the command line wins
+    assert (args.learning_rate, args.per_device_train_batch_size) == (1e-4, 2)
+    recipe.write_text("lernig_rate: 1.0e-4\n")
+    with pytest.raises(ConfigError, match=r"Unknown option\(s\): --lernig_rate \(did you mean --learning_rate\?\)"):
+        parse_score_args(["d.jsonl", "--config", str(recipe)])
+
+
+def test_select_takes_the_spellings_train_takes(tmp_path):
+    from typer.testing import CliRunner
+
+    from hf_lpselect.cli import app
+
+    result = CliRunner().invoke(app, ["select", "--help"], terminal_width=200)
+    for flag in ("--per-cluster", "--per_cluster", "--selection_seed", "lp1-hard", "variability"):
+        assert flag in result.output, flag

@@ -68,9 +68,9 @@ def table(lp1, status=None, nll=None):
     return out
 
 
-def test_lp1_rank_is_zero_for_the_hardest_and_ties_go_by_row():
+def test_lp1_rank_is_one_for_the_hardest_as_selection_rank_is_and_ties_go_by_row():
     scores = table([0.5, 0.2, float("nan"), 0.2, 0.9], status=["ok", "ok", "ok", "ok", "invalid"])
-    assert lp1_rank(scores).tolist() == [2, 0, pd.NA, 1, pd.NA]
+    assert lp1_rank(scores).tolist() == [3, 1, pd.NA, 2, pd.NA]  # before: 0-based, while selection_rank is 1-based
 
 
 def test_hub_columns_hold_perplexities_and_account_for_unscored_rows():
@@ -142,7 +142,7 @@ def test_every_config_loads_with_datasets_with_the_expected_rows(run, repo):
         assert subset["output"] == [RECORDS[r]["output"] for r in expected.rows]
         assert subset.column_names == default.column_names
     hard = datasets.load_dataset(str(repo.local_dir), "lp1_hard_33pct", split="train")
-    assert hard["lp1_rank"] == list(range(len(hard)))  # hardest first
+    assert hard["lp1_rank"] == list(range(1, len(hard) + 1))  # hardest first
     assert hard["lp1"] == sorted(hard["lp1"])
 
 

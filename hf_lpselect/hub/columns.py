@@ -9,7 +9,7 @@ Pushed columns (one value per source row; null where a score does not apply):
 
 - ``lp1``, ``lp_app``: LP(1) and its one-epoch approximation (low = learned slowly = hard);
 - ``ppl_e0`` … ``ppl_eN``: response perplexity before training (e0) and after each epoch;
-- ``lp1_rank``: 0 = the hardest row (lowest LP(1), ties by row), 1 = the next, …;
+- ``lp1_rank``: 1 = the hardest row (lowest LP(1), ties by row), 2 = the next, …, as ``selection_rank``;
 - ``ifd_nll``, ``ifd_ppl``: the IFD scores, when the run has them;
 - ``lpselect_status`` (ok / excluded / invalid / duplicate / unscored), ``lpselect_reason``,
   ``lpselect_id`` (the row's content id) and ``lpselect_response_tokens``.
@@ -82,13 +82,13 @@ def select_scored(
 
 
 def lp1_rank(scores: pd.DataFrame) -> pd.Series:
-    """0 = hardest: the position of each row in the ``lp1-hard`` order (lowest LP(1), ties by row);
-    <NA> for rows that strategy cannot select."""
+    """1 = hardest: the rank of each row in the ``lp1-hard`` order (lowest LP(1), ties by row), on the same base as
+    ``selection_rank``; <NA> for rows that strategy cannot select."""
     rank = pd.Series(pd.NA, index=scores.index, dtype="Int64")
     if "lp1" not in scores:
         return rank
     order = select(scores, "lp1-hard", fraction=1.0)
-    positions = pd.Series(np.arange(len(order.rows)), index=list(order.rows))
+    positions = pd.Series(np.arange(1, len(order.rows) + 1), index=list(order.rows))
     return scores["row"].map(positions).astype("Int64").set_axis(scores.index)
 
 

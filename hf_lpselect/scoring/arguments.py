@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from transformers import HfArgumentParser
-from trl import ModelConfig, ScriptArguments, TrlParser
+from trl import ModelConfig, ScriptArguments
 
 from ..data import FORMATS
+from ..core.parser import ArgumentParser
 from ..errors import ConfigError
 from ..record import identity_of
 from .trainer import ScorerConfig
@@ -99,9 +100,9 @@ class ScorerModelConfig(ModelConfig):
 SCORE_DATACLASSES = (ScoreArguments, ScorerConfig, ScorerModelConfig)
 
 
-def score_parser() -> TrlParser:
-    """The ``TrlParser`` of ``lpselect score``."""
-    return TrlParser(
+def score_parser() -> ArgumentParser:
+    """The parser of ``lpselect score`` (a ``TrlParser``: every field a flag, ``--config`` YAML)."""
+    return ArgumentParser(
         SCORE_DATACLASSES,
         prog="lpselect score",
         usage="lpselect score DATASET [--config recipe.yaml] [--model default] [--epochs 3] [--out runs/NAME] [OPTIONS]",
@@ -125,7 +126,7 @@ def parse_score_args(argv: list[str]) -> tuple[ScoreArguments, ScorerConfig, Sco
     argv = list(argv)
     if argv and not argv[0].startswith("-"):
         argv = ["--dataset_name", argv[0], *argv[1:]]
-    return tuple(score_parser().parse_args_and_config(argv))
+    return score_parser().parse(argv)
 
 
 # keyword names users type, mapped to the dataclass field they mean

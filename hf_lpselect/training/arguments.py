@@ -1,6 +1,6 @@
 """The arguments of ``lpselect train``: TRL's own dataclasses, the paper's recipe, and one of ours.
 
-``lpselect train`` parses with :class:`trl.TrlParser` over exactly what ``trl sft`` parses
+``lpselect train`` parses with a :class:`trl.TrlParser` (:class:`hf_lpselect.core.parser.ArgumentParser`) over exactly what ``trl sft`` parses
 (``ScriptArguments``, an ``SFTConfig``, ``ModelConfig``, ``DatasetMixtureConfig``) plus
 :class:`SelectionArguments`, so every ``trl sft`` flag works with TRL's spelling and
 ``--config recipe.yaml`` works as it does for TRL.
@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
-from trl import DatasetMixtureConfig, ModelConfig, ScriptArguments, SFTConfig, TrlParser
+from trl import DatasetMixtureConfig, ModelConfig, ScriptArguments, SFTConfig
 
 from ..core.hardware import has_accelerator, resolve_bf16
+from ..core.parser import ArgumentParser
 from ..scoring.trainer import ScorerConfig
 
 # the recipe as recorded in lpselect_train.json and on the model card
@@ -142,9 +143,9 @@ class TrainArguments:
     selection: SelectionArguments
 
 
-def make_parser(prog: str | None = "lpselect train") -> TrlParser:
-    """The ``TrlParser`` of ``lpselect train`` (``--help`` lists every option)."""
-    return TrlParser(ARGUMENT_TYPES, prog=prog)
+def make_parser(prog: str | None = "lpselect train") -> ArgumentParser:
+    """The parser of ``lpselect train`` (a ``TrlParser``; ``--help`` lists every option)."""
+    return ArgumentParser(ARGUMENT_TYPES, prog=prog)
 
 
 def parse_train_args(args: list[str] | None = None) -> TrainArguments:
@@ -158,7 +159,7 @@ def parse_train_args(args: list[str] | None = None) -> TrainArguments:
     8
     ```
     """
-    return TrainArguments(*make_parser().parse_args_and_config(args))
+    return TrainArguments(*make_parser().parse(args))
 
 
 def train_arguments(**kwargs) -> TrainArguments:

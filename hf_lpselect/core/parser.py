@@ -1,0 +1,98 @@
+"""One argument parser for every command that takes dataclasses: TRL's ``TrlParser``, with one spelling rule.
+
+- A field's flag works in TRL's spelling (``--output_dir``), with dashes (``--output-dir``) and under
+  the short aliases its metadata declares (``--out``); the same names work as keys of a ``--config``
+  YAML file (``out: runs/x``, ``epochs: 3``).
+- An unknown flag or YAML key is one :class:`~hf_lpselect.errors.ConfigError` with the closest names
+  ("did you mean"), and an unreadable ``--config`` file is one sentence; no other library's message
+  text is matched.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from trl import TrlParser
+
+from ..errors import ConfigError
+
+
+# spellings people type that difflib would map wrongly: the flag they mean
+_RENAMED = {"--warmup_ratio": "--warmup_steps (a value below 1 is a share of the steps)",
+            "--fp32": "--bf16 false (float32 is what runs without bf16)"}
+
+
+class ArgumentParser(TrlParser):
+    """``TrlParser`` whose flags and ``--config`` keys share one set of names, and whose errors are ours.
+
+    Example:
+
+    ```python
+    >>> parser = ArgumentParser((ScoreArguments, ScorerConfig, ScorerModelConfig), prog="lpselect score")
+    >>> script, args, model = parser.parse(["--dataset_name", "d.jsonl", "--epochs", "2"])
+    ```
+    """
+
+    def _names(self) -> dict[str, str]:
+        """Every accepted name (without dashes, underscores for dashes) → the field it sets."""
+        names = {}
+        for action in self._actions:
+            for option in action.option_strings:
+                if option.startswith("--"):
+                    names[option[2:].replace("-", "_")] = action.dest
+        return names
+
+    def _unknown(self, given: Iterable[str]) -> ConfigError:
+        known = sorted({"--" + name for name in self._names()})
+        hints = []
+        for flag in given:
+            close = [_RENAMED[flag]] if flag in _RENAMED else difflib.get_close_matches(flag, known, n=1, cutoff=0.75)
+            hints.append(f"{flag} (did you mean {close[0]}?)" if close else flag)
+        return ConfigError(f"Unknown option(s): {', '.join(hints)}; `{self.prog} --help` lists every option.")
+
+    def set_defaults_with_config(self, **kwargs: Any) -> list[str]:
+        names = self._names()
+        unknown = [key for key in kwargs if str(key).replace("-", "_") not in names]
+        if unknown:
+            raise self._unknown(f"--{key}" for key in unknown)
+        return super().set_defaults_with_config(**{names[str(key).replace("-", "_")]: value for key, value in kwargs.items()})
+
+    def parse(self, argv: list[str] | None = None) -> tuple[Any, ...]:
+        """Parse command-line strings (``--config FILE.yaml`` included) into the dataclasses.
+
+        Args:
+            argv (`list[str]` or `None`, *optional*, defaults to `None`): the arguments after the command's
+                name (``None``: ``sys.argv[1:]``).
+
+        Returns:
+            `tuple`: one instance of each dataclass, in the order given to the parser.
+        """
+        argv = list(argv) if argv is not None else sys.argv[1:]
+        if "--config" in argv:
+            at = argv.index("--config")
+            if at + 1 == len(argv):
+                raise ConfigError("--config needs a YAML file.")
+            _read_config(Path(argv[at + 1]))
+        *parsed, remaining = self.parse_args_and_config(argv, return_remaining_strings=True)
+        flags = [item for item in remaining if item.startswith("--")]
+        if flags:
+            raise self._unknown(flags)
+        if remaining:
+            raise ConfigError(f"Unexpected argument(s) {remaining}; `{self.prog} --help` lists every option.")
+        return tuple(parsed)
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    """The YAML mapping of a ``--config`` file; anything else is one sentence."""
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise ConfigError(f"Cannot read the --config file {path}: {str(err).splitlines()[0]}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"The --config file {path} must be a YAML mapping of argument names to values.")
+    return config
