@@ -86,6 +86,8 @@ def score(ctx: typer.Context) -> None:
     with user_errors():
         script, args, model_args = parse_score_args(ctx.args)
         result = run_score(script_args=script, args=args, model_args=model_args)
+    if result.already_complete:
+        console.print(f"Already complete: {result.run_dir.path} was finished before; nothing was trained or scored again.")
     _print_result(result, display_texts(result.rows))
 
 

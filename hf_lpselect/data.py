@@ -340,11 +340,48 @@ def detect_format(column_names: list[str]) -> str:
     found = [name for name in FORMATS if set(REQUIRED[name]) <= set(column_names)]
     if len(found) == 1:
         return found[0]
-    what = f"is ambiguous ({' or '.join(found)})" if found else "matches no known format"
+    if found:
+        raise DataError(f"The dataset is ambiguous ({' or '.join(found)}) with columns {sorted(column_names)}; "
+                        f"pass --format with one of: {', '.join(found)}.")
+    formats = "; ".join(f"{name}: {', '.join(REQUIRED[name])}" for name in FORMATS)
     raise DataError(
-        f"The dataset {what} with columns {sorted(column_names)}; "
-        f"pass --format with one of: {', '.join(FORMATS)}."
+        f"The dataset's columns {sorted(column_names)} match no known format ({formats}); rename yours to one of them "
+        "with --columns, e.g. --columns question=instruction,answer=output."
     )
+
+
+def parse_column_map(text: str | None) -> dict[str, str]:
+    """``"question=instruction,answer=output"`` → ``{"question": "instruction", "answer": "output"}``.
+
+    Example:
+
+    ```python
+    >>> parse_column_map("question=instruction, answer=output")
+    {'question': 'instruction', 'answer': 'output'}
+    ```
+    """
+    mapping: dict[str, str] = {}
+    for pair in filter(None, (part.strip() for part in (text or "").split(","))):
+        source, sep, target = (side.strip() for side in pair.partition("="))
+        if not sep or not source or not target:
+            raise DataError(f"--columns takes YOURS=FORMAT pairs separated by commas (question=instruction,answer=output), "
+                            f"not {pair!r}.")
+        mapping[source] = target
+    return mapping
+
+
+def map_columns(raw: datasets.Dataset, mapping: dict[str, str]) -> datasets.Dataset:
+    """Rename the columns of ``raw`` (yours → a known format's) as ``datasets.Dataset.rename_columns`` does,
+    with a one-sentence :class:`~hf_lpselect.errors.DataError` for a column that is not there or a name taken."""
+    if not mapping:
+        return raw
+    missing = sorted(set(mapping) - set(raw.column_names))
+    if missing:
+        raise DataError(f"--columns names {missing}, which the dataset does not have (it has {sorted(raw.column_names)}).")
+    taken = sorted((set(raw.column_names) - set(mapping)) & set(mapping.values()))
+    if taken:
+        raise DataError(f"--columns renames to {taken}, which the dataset already has; rename those too or map to others.")
+    return raw.rename_columns(mapping)
 
 
 def canonicalize(

@@ -27,7 +27,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from .core.hardware import say_once
+from .core.hardware import has_accelerator, say_once
 from .errors import ModelError
 from .rundir import file_sha256, write_json
 
@@ -167,11 +167,13 @@ def hub_kernels_kwargs(model_kwargs: dict[str, Any]) -> dict[str, Any]:
 
     transformers turns its Hub kernels on by default and fetches them from the Hub when a model first runs on a
     GPU; offline that ends in a traceback at the first training step. Offline, torch's own kernels are used
-    instead, said in one line; ``USE_HUB_KERNELS=1`` keeps the Hub kernels (those already in the local cache).
+    instead, said in one line where an accelerator makes it matter; ``USE_HUB_KERNELS=1`` keeps the Hub kernels
+    (those already in the local cache).
     """
     if "use_kernels" in model_kwargs or "USE_HUB_KERNELS" in os.environ or not hub_constants.HF_HUB_OFFLINE:
         return {}
-    say_once("Offline: transformers' Hub kernels are off, torch's kernels are used (USE_HUB_KERNELS=1 uses cached ones).")
+    if has_accelerator():  # on a CPU torch's kernels run either way: nothing worth a line
+        say_once("Offline: transformers' Hub kernels are off, torch's kernels are used (USE_HUB_KERNELS=1 uses cached ones).")
     return {"use_kernels": False}
 
 

@@ -73,6 +73,7 @@ class DatasetRecord:
         n_rows (`int`): input rows scored (after ``limit``).
         fingerprint (`str`): hash of the ordered content ids of those rows.
         stored (`bool`): the source rows are stored in the run directory.
+        columns (`dict`): the source's columns renamed to a known format's (``--columns``) when its rows are read.
     """
 
     source: str
@@ -82,6 +83,7 @@ class DatasetRecord:
     n_rows: int = 0
     fingerprint: str = ""
     stored: bool = False
+    columns: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -19,6 +19,8 @@ from hf_lpselect.data import (
     content_id,
     detect_format,
     load_rows,
+    map_columns,
+    parse_column_map,
     read_source,
 )
 
@@ -316,8 +318,22 @@ def test_detect_format(columns, expected):
 def test_detect_format_ambiguous_or_unknown():
     with pytest.raises(DataError, match=r"ambiguous \(alpaca or dolly\).*--format with one of: alpaca, dolly"):
         detect_format(["instruction", "output", "response"])
-    with pytest.raises(DataError, match=r"matches no known format with columns \['answer', 'question'\]"):
+    # before: "pass --format with one of: …", advice no format could follow
+    with pytest.raises(DataError, match=r"columns \['answer', 'question'\] match no known format \(alpaca: instruction, "
+                       r"output; .*\); rename yours to one of them with --columns, e.g. --columns question=instruction"):
         detect_format(["question", "answer"])
+
+
+def test_column_map_parses_pairs_and_refuses_what_cannot_be_renamed():
+    assert parse_column_map("question=instruction, answer=output") == {"question": "instruction", "answer": "output"}
+    assert parse_column_map(None) == {}
+    with pytest.raises(DataError, match="YOURS=FORMAT pairs"):
+        parse_column_map("question")
+    raw = datasets.Dataset.from_dict({"question": ["q"], "answer": ["a"], "output": ["o"]})
+    with pytest.raises(DataError, match=r"names \['query'\], which the dataset does not have"):
+        map_columns(raw, {"query": "instruction"})
+    with pytest.raises(DataError, match=r"renames to \['output'\], which the dataset already has"):
+        map_columns(raw, {"question": "instruction", "answer": "output"})
 
 
 def test_format_override_and_its_errors(tmp_path):

@@ -98,6 +98,18 @@ def test_no_judge_gives_answers_and_reference_metrics_only(setup):
     assert result.results["baseline"] == "yes"
     assert not result.judgments.exists()
     assert "No judge configured" in result.summary()
+    assert "judgments.jsonl" not in result.summary().split("Written:")[1]
+
+
+def test_reference_nll_only_names_no_answers_and_no_file_it_did_not_write(setup):
+    """Before: an empty "Answers" header and "Written: generations.jsonl", though no answer was generated."""
+    root, yes, no, _ = setup
+    result = evaluate(EvalArguments(models=[f"yes={yes}"], reference_sets=[f"refs={root / 'refs.json'}"],
+                                    eval_dir=str(root / "refonly")))
+    summary = result.summary()
+    assert "Answers" not in summary and "Reference answers" in summary
+    assert not result.generations.exists()
+    assert summary.splitlines()[-1] == "Written: results.json"
 
 
 def test_bad_baseline_and_prompt_fail_before_any_work(setup):

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from conftest import FAST, write_jsonl
+import hf_lpselect.models
 from hf_lpselect.core import hardware
 from hf_lpselect.core.hardware import inference_dtype, probe, resolve_bf16
 from hf_lpselect.errors import RunError
@@ -137,6 +138,7 @@ def test_offline_the_hub_kernels_are_off_in_one_line(tiny_model_dir, monkeypatch
     """transformers turns its Hub kernels on by default; offline on a GPU they fail at the first step."""
     monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
     monkeypatch.delenv("USE_HUB_KERNELS", raising=False)
+    monkeypatch.setattr(hf_lpselect.models, "has_accelerator", lambda: True)  # the line is said where a GPU is used
     with caplog.at_level(logging.WARNING, logger="hf_lpselect"):
         model = load_model(str(tiny_model_dir)).model
     assert model.use_kernels is False

@@ -217,3 +217,21 @@ def test_a_directory_without_scores_is_one_sentence(tmp_path):
     with pytest.raises(RunError, match=r"started holds no scores\.parquet, so it is not a finished scorer run"):
         make_report(tmp_path / "started")
     assert not (tmp_path / "started" / "report").exists()
+
+
+def test_the_summary_table_never_cuts_a_number():
+    """Before: a P_0 of 615.38 printed as "615.…" in an 80-column terminal."""
+    from rich.console import Console
+
+    from hf_lpselect.scoring.summary import print_summary
+
+    example = {"row": 12345, "lp1": -0.123, "ppl_0": 615.38, "text": "a long instruction " * 20}
+    summary = {"run_dir": "r", "n_rows": 1, "counts": {"ok": 1, "excluded": 0, "invalid": 0, "duplicate": 0, "truncated": 0},
+               "excluded_reasons": {}, "files": [],
+               "lp1": {"n": 1, "nan": 0, "above_1": 0, "below_0": 1, "quantiles": {q: -0.123 for q in (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)},
+                       "histogram": {"counts": [1], "edges": [-0.5, 1.5]}},
+               "hardest": [example], "easiest": [example]}
+    console = Console(width=60, record=True)
+    print_summary(summary, console)
+    text = console.export_text()
+    assert "615.4" in text and "12345" in text and "-0.123" in text

@@ -87,6 +87,13 @@ def test_a_finished_run_is_not_redone_and_a_different_one_is_refused(tmp_path, t
     again = score(data, out=tmp_path / "r", model=str(tiny_model_dir), epochs=0, max_length=64, **FAST)
     assert first.run_dir.pass_path(0).stat().st_mtime_ns == mtime
     pd.testing.assert_frame_equal(again.scores, first.scores)
+    assert not first.already_complete and again.already_complete
+    argv = ["score", str(data), "--out", str(tmp_path / "cli"), "--model", str(tiny_model_dir), "--epochs", "0", "--max_length", "64",
+            "--bf16", "false"]
+    said = [CliRunner().invoke(app, argv) for _ in range(2)]
+    assert [r.exit_code for r in said] == [0, 0]
+    assert "Already complete:" not in said[0].output
+    assert "Already complete:" in said[1].output  # before: the summary again, as if just scored
     with pytest.raises(RunError, match="max_length"):
         score(data, out=tmp_path / "r", model=str(tiny_model_dir), epochs=0, max_length=32, **FAST)
 
@@ -124,3 +131,20 @@ def test_lora_scorer_run_records_every_pass(tmp_path, tiny_model_dir):
     assert sorted(losses.loc[losses["epoch"] == 2, "row"]) == sorted(result.scores.loc[ok, "row"])
     identity = json.loads(result.run_dir.run_json.read_text())["identity"]
     assert identity["use_peft"] is True and identity["lora_r"] == 4
+
+
+def test_columns_of_no_known_format_are_mapped_and_select_reads_the_source_the_same_way(tmp_path, tiny_model_dir):
+    """Before: question/answer rows were refused with "pass --format", and no format fits them."""
+    records = [{"question": r["instruction"], "answer": r["output"]} for r in make_demo_rows(8, seed=2)]
+    data = write_jsonl(tmp_path / "qa.jsonl", records)
+    out = tmp_path / "r"
+    runner = CliRunner()
+    refused = runner.invoke(app, ["score", str(data), "--out", str(out), "--model", str(tiny_model_dir)])
+    assert refused.exit_code == 2 and "--columns question=instruction,answer=output" in refused.output
+    result = score(data, out=out, model=str(tiny_model_dir), epochs=2, max_length=96, columns="question=instruction,answer=output",
+                   **FAST)
+    assert (result.scores["status"] == "ok").all() and result.record.dataset.columns == {"question": "instruction", "answer": "output"}
+    picked = runner.invoke(app, ["select", str(out), "--strategy", "lp1-hard", "--fraction", "0.25", "--out", str(tmp_path / "hard.jsonl")])
+    assert picked.exit_code == 0, picked.output
+    rows = [json.loads(line) for line in (tmp_path / "hard.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and {"question", "answer", "lp1"} <= set(rows[0])  # the user's own columns, as they are

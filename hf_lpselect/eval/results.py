@@ -44,7 +44,9 @@ class EvalResult:
     def summary(self) -> str:
         """A plain-text report: answers per model and set, reference NLL, and the pairwise verdicts."""
         r = self.results
-        lines = [f"Eval dir: {self.eval_dir}", "", "Answers (model / test set: answers, generated now, hit max_new_tokens, tokens/s):"]
+        lines = [f"Eval dir: {self.eval_dir}"]
+        if r["generation"]:
+            lines += ["", "Answers (model / test set: answers, generated now, hit max_new_tokens, tokens/s):"]
         for g in r["generation"]:
             lines.append(f"  {g['model']} / {g['test_set']}: {g['n_answers']}, {g['n_generated']} now, "
                          f"{g['n_unfinished']} cut at max_new_tokens, {_num(g['tokens_per_s'], '.1f')} tok/s")
@@ -68,6 +70,7 @@ class EvalResult:
             if n_bad:
                 lines.append(f"  {n_bad} pair(s) had a judge reply without two readable scores: counted as unparseable, "
                              "not as ties (see judgments.jsonl).")
-        lines += ["", f"Written: {self.generations.name}, {self.judgments.name if r['judge'] else '(no judgments)'}, "
-                      f"{self.results_json.name}" + (f", {self.figure.name}" if self.figure else "")]
+        written = [path.name for path in (self.generations, self.judgments) if path.is_file()]
+        written += [self.results_json.name] + ([self.figure.name] if self.figure else [])
+        lines += ["", f"Written: {', '.join(written)}"]
         return "\n".join(lines)

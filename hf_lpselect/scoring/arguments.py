@@ -19,9 +19,9 @@ from typing import Any
 from transformers import HfArgumentParser
 from trl import ModelConfig, ScriptArguments
 
-from ..data import FORMATS
+from ..data import FORMATS, parse_column_map
 from ..core.parser import ArgumentParser
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..record import identity_of
 from .trainer import ScorerConfig
 
@@ -37,6 +37,8 @@ class ScoreArguments(ScriptArguments):
     Args:
         format (`str`, *optional*, defaults to `"auto"`):
             Row format: alpaca, dolly, sharegpt, messages, prompt-completion, or auto (from the columns).
+        columns (`str` or `None`, *optional*, defaults to `None`):
+            Rename the source's columns to a known format's before reading: ``"question=instruction,answer=output"``.
         limit (`int` or `None`, *optional*, defaults to `None`):
             Only the first N input rows (quick trials).
         ifd (`bool`, *optional*, defaults to `False`):
@@ -59,6 +61,11 @@ class ScoreArguments(ScriptArguments):
     dataset_config: str | None = field(default=None, metadata={"aliases": ["--subset"], "help": "Config (subset) of a Hub dataset."})
     dataset_train_split: str = field(default="train", metadata={"aliases": ["--split"], "help": "Split to score."})
     format: str = field(default="auto", metadata={"help": "Row format: " + ", ".join(ROW_FORMATS) + "."})
+    columns: str | None = field(
+        default=None,
+        metadata={"help": "Rename your columns to a known format's first: YOURS=FORMAT pairs, comma-separated, e.g. "
+                  "question=instruction,answer=output (alpaca), or prompt=prompt,reply=completion."},
+    )
     limit: int | None = field(default=None, metadata={"help": "Only the first N input rows (quick trials)."})
     ifd: bool = field(
         default=False,
@@ -70,6 +77,10 @@ class ScoreArguments(ScriptArguments):
     def __post_init__(self):
         if self.format not in ROW_FORMATS:
             raise ConfigError(f"--format must be one of {', '.join(ROW_FORMATS)}, got {self.format!r}.")
+        try:
+            parse_column_map(self.columns)
+        except DataError as err:
+            raise ConfigError(str(err)) from None
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"--limit must be 1 or more, got {self.limit}.")
         if self.dataset_streaming:

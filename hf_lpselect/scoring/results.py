@@ -35,12 +35,14 @@ class ScoreResult:
         rows (`datasets.Dataset`): the canonical input rows.
         scores (`pandas.DataFrame`): ``scores.parquet``, one row per input row.
         record (`RunRecord`): ``run.json``.
+        already_complete (`bool`, defaults to `False`): the run had finished before this call, which only read it back.
     """
 
     run_dir: RunDir
     rows: datasets.Dataset
     scores: pd.DataFrame
     record: RunRecord
+    already_complete: bool = False
 
     @property
     def counts(self) -> dict[str, int]:

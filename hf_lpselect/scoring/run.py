@@ -21,7 +21,7 @@ from accelerate import PartialState
 from transformers import TrainerCallback, set_seed
 
 from ..core.hardware import probe
-from ..data import canonicalize, dataset_fingerprint, hub_origin, read_source
+from ..data import canonicalize, dataset_fingerprint, hub_origin, map_columns, parse_column_map, read_source
 from ..errors import RunError
 from ..models import load_model
 from ..record import DatasetRecord, RunRecord, is_identity_field
@@ -57,7 +57,8 @@ def _check_resumable(run_dir: RunDir, identity: dict[str, Any], fingerprint: str
 
 
 def _read_rows(dataset: str | datasets.Dataset, script: ScoreArguments) -> tuple[datasets.Dataset, datasets.Dataset, dict[str, str]]:
-    """(raw, canonical rows, Hub origin) of the source, limited to ``script.limit`` rows."""
+    """(raw, canonical rows, Hub origin) of the source, limited to ``script.limit`` rows; the canonical rows are
+    read through ``--columns``."""
     if isinstance(dataset, datasets.Dataset):
         raw, origin = dataset, {}
     elif isinstance(dataset, str):
@@ -69,7 +70,8 @@ def _read_rows(dataset: str | datasets.Dataset, script: ScoreArguments) -> tuple
         raise RunError(f"Cannot score a {type(dataset).__name__}: give a file, a folder, a Hub id or a datasets.Dataset.")
     if script.limit is not None:
         raw = raw.select(range(min(script.limit, len(raw))))
-    return raw, canonicalize(raw, format=script.format), origin
+    # the source keeps its own column names (stored and selected as they are); its rows are read through the mapping
+    return raw, canonicalize(map_columns(raw, parse_column_map(script.columns)), format=script.format), origin
 
 
 def _remove_checkpoints(run_dir: RunDir) -> None:
@@ -171,6 +173,7 @@ def _score(
                 "resolved": {"template": template, "max_length": max_length},
                 "model_identity": {k: loaded.identity.get(k) for k in ("weights_sha256", "revision", "architecture")}}
     _check_resumable(run_dir, identity, fingerprint)
+    already_complete = run_dir.run_json.is_file() and run_dir.scores.is_file() and RunRecord.load(run_dir.path).complete
 
     tokenized = tokenize_rows(rows, loaded.tokenizer, template=template, max_length=max_length, alone=script.ifd)
     rows_table = tokenized.select_columns(ROWS_COLUMNS).to_pandas()
@@ -181,7 +184,7 @@ def _score(
         dataset=DatasetRecord(
             source=run_dir.source.name if stored else origin.get("path", source), split=script.dataset_train_split,
             config=origin.get("config", script.dataset_config), revision=origin.get("revision"),
-            n_rows=len(rows), fingerprint=fingerprint, stored=stored,
+            n_rows=len(rows), fingerprint=fingerprint, stored=stored, columns=parse_column_map(script.columns),
         ),
         format=rows[0]["format"] if len(rows) else script.format,
         template=template,
@@ -253,5 +256,5 @@ def _score(
         if not script.keep_checkpoints:
             _remove_checkpoints(run_dir)
     state.wait_for_everyone()
-    return ScoreResult(run_dir=run_dir, rows=rows, scores=scores, record=record)
+    return ScoreResult(run_dir=run_dir, rows=rows, scores=scores, record=record, already_complete=already_complete)
 

@@ -89,11 +89,14 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         console.print(f"  {hist['edges'][0]:+.1f} {_sparkline(hist['counts'])} {hist['edges'][-1]:+.1f}")
         for title, key in (("Hardest (lowest LP(1): learned slowest)", "hardest"), ("Easiest (highest LP(1))", "easiest")):
             table = Table(title=title, show_lines=False, title_justify="left")
-            for col in ("row", "LP(1)", "P_0"):
-                table.add_column(col, justify="right", no_wrap=True, min_width=len(col) + 2)
+            cells = [(str(ex["row"]), f"{ex['lp1']:.3f}", f"{ex['ppl_0']:.4g}", ex["text"].replace("\n", " ⏎ "))
+                     for ex in summary[key]]
+            for i, col in enumerate(("row", "LP(1)", "P_0")):  # numbers are never cut: the text column gives way
+                width = max([len(col)] + [len(row[i]) for row in cells])
+                table.add_column(col, justify="right", no_wrap=True, min_width=width)
             table.add_column("text", overflow="ellipsis", no_wrap=True, ratio=1)
-            for ex in summary[key]:
-                table.add_row(str(ex["row"]), f"{ex['lp1']:.3f}", f"{ex['ppl_0']:.2f}", ex["text"].replace("\n", " ⏎ "))
+            for row in cells:
+                table.add_row(*row)
             console.print(table)
     console.print("Files:")
     for path in summary["files"]:

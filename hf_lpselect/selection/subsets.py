@@ -13,7 +13,7 @@ from pathlib import Path
 import datasets
 import pandas as pd
 
-from ..data import DataError, canonicalize, content_ids, dataset_fingerprint, read_source
+from ..data import DataError, canonicalize, content_ids, dataset_fingerprint, map_columns, read_source
 from ..record import RunRecord
 from ..rundir import RunDir
 from .strategies import Selection, default_mirror, select, selection_frame
@@ -39,7 +39,8 @@ def run_source(run_dir: RunDir, revision: str | None = None) -> datasets.Dataset
     :class:`~hf_lpselect.errors.DataError`, never paired with another row's score.
 
     Returns:
-        `datasets.Dataset`: the whole source as read, rows past a ``limit`` included.
+        `datasets.Dataset`: the whole source as read, rows past a ``limit`` included, with its own column names
+        (a run scored with ``--columns`` read them renamed; :func:`run_rows` does the same).
     """
     record = RunRecord.load(run_dir.path)
     dataset = record.dataset
@@ -50,7 +51,7 @@ def run_source(run_dir: RunDir, revision: str | None = None) -> datasets.Dataset
             f"{dataset.source} now has {len(raw)} rows but {run_dir.path} scored {dataset.n_rows}; "
             "it changed since the run: score it again."
         )
-    if dataset_fingerprint(content_ids(_scored_rows(raw, dataset.n_rows))) != dataset.fingerprint:
+    if dataset_fingerprint(content_ids(map_columns(_scored_rows(raw, dataset.n_rows), dataset.columns))) != dataset.fingerprint:
         raise DataError(
             f"{dataset.source} no longer holds the rows {run_dir.path} scored, in the same order (their content ids "
             "differ): it was edited or re-ordered since the run; score it again."
@@ -128,7 +129,8 @@ def write_dataset(dataset: datasets.Dataset, out: str | Path) -> Path:
 def run_rows(run_dir: RunDir) -> datasets.Dataset:
     """The run's canonical rows (:func:`hf_lpselect.data.canonicalize`), verified, e.g. for embedding texts."""
     record = RunRecord.load(run_dir.path)
-    return canonicalize(_scored_rows(run_source(run_dir), record.dataset.n_rows), format=record.format)
+    scored = map_columns(_scored_rows(run_source(run_dir), record.dataset.n_rows), record.dataset.columns)
+    return canonicalize(scored, format=record.format)
 
 
 def select_run(
