@@ -16,7 +16,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from .errors import ConfigError, LPSelectError
+from .core.flags import check_early
+from .errors import LPSelectError
 from .rundir import RunDir
 from .selection.strategies import STRATEGIES
 
@@ -79,11 +80,12 @@ def score(ctx: typer.Context) -> None:
     lpselect score DATASET [--model default] [--epochs 3] [--out runs/NAME] [any TRL SFTConfig / ModelConfig flag]
     [--config recipe.yaml]. `lpselect score --help` lists every option.
     """
-    from .scoring.arguments import parse_score_args
-    from .scoring.run import score as run_score
-    from .scoring.summary import display_texts
-
     with user_errors():
+        check_early("lpselect score", ctx.args)  # a mistyped flag answered before torch is imported
+        from .scoring.arguments import parse_score_args
+        from .scoring.run import score as run_score
+        from .scoring.summary import display_texts
+
         script, args, model_args = parse_score_args(ctx.args)
         result = run_score(script_args=script, args=args, model_args=model_args)
     if result.already_complete:
@@ -248,10 +250,11 @@ def train(ctx: typer.Context) -> None:
     """
     from accelerate import PartialState
 
-    from .training.arguments import parse_train_args
-    from .training.run import run_train
-
     with user_errors():
+        check_early("lpselect train", ctx.args)
+        from .training.arguments import parse_train_args
+        from .training.run import run_train
+
         result = run_train(parse_train_args(ctx.args))
     if PartialState().is_main_process:
         Console().print(result.summary(), soft_wrap=True, markup=False)
@@ -264,10 +267,11 @@ def eval_cmd(ctx: typer.Context) -> None:
     lpselect eval --models hard=runs/hard random=runs/random --baseline random --test_sets vicuna.jsonl
     [--judge_base_url URL --judge_model NAME] [--config eval.yaml]. `lpselect eval --help` lists every option.
     """
-    from .core.parser import ArgumentParser
-    from .eval import EvalArguments, evaluate
-
     with user_errors():
+        check_early("lpselect eval", ctx.args)
+        from .core.parser import ArgumentParser
+        from .eval import EvalArguments, evaluate
+
         (args,) = ArgumentParser(EvalArguments, prog="lpselect eval").parse(ctx.args)
         result = evaluate(args)
     Console().print(result.summary(), soft_wrap=True, markup=False)

@@ -27,6 +27,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from .core.cache import cache_dir
 from .core.hardware import has_accelerator, say_once
 from .errors import ModelError
 from .rundir import file_sha256, write_json
@@ -55,11 +56,6 @@ def unwrap_peft(model: torch.nn.Module) -> torch.nn.Module:
     ```
     """
     return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
-def cache_dir() -> Path:
-    """Where converted models live: ``$HF_LPSELECT_CACHE`` or ``~/.cache/hf_lpselect``."""
-    return Path(os.environ.get("HF_LPSELECT_CACHE", Path.home() / ".cache" / "hf_lpselect"))
 
 
 def default_gguf_path() -> Path:

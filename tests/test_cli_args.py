@@ -119,3 +119,19 @@ def test_select_takes_the_spellings_train_takes(tmp_path):
     result = CliRunner().invoke(app, ["select", "--help"], terminal_width=200)
     for flag in ("--per-cluster", "--per_cluster", "--selection_seed", "lp1-hard", "variability"):
         assert flag in result.output, flag
+
+
+def test_a_mistyped_flag_is_answered_before_torch_is_imported(tmp_path, monkeypatch):
+    """Before: 4-14 s of imports, then the error. The option names of the last parse are remembered in the cache."""
+    from hf_lpselect.core import flags
+
+    parse_score_args(["d.jsonl", "--epochs", "1"])  # a parse remembers the names
+    code = ("import sys\nfrom hf_lpselect.core.flags import check_early\n"
+            "try:\n    check_early('lpselect score', ['d.jsonl', '--learnig_rate', '1', '--epochs', '2'])\n"
+            "except Exception as err:\n    print(err)\nprint('torch' in sys.modules, 'transformers' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.splitlines() == [
+        "Unknown option(s): --learnig_rate (did you mean --learning_rate?); `lpselect score --help` lists every option.",
+        "False False"]
+    monkeypatch.setattr(flags, "_key", lambda: "another version or an edited option file")
+    flags.check_early("lpselect score", ["--a_flag_added_since"])  # stale names: the parser decides

@@ -5,12 +5,12 @@
   YAML file (``out: runs/x``, ``epochs: 3``).
 - An unknown flag or YAML key is one :class:`~hf_lpselect.errors.ConfigError` with the closest names
   ("did you mean"), and an unreadable ``--config`` file is one sentence; no other library's message
-  text is matched.
+  text is matched. The option names are remembered (:mod:`hf_lpselect.core.flags`), so the next call
+  answers a mistyped flag before importing torch.
 """
 
 from __future__ import annotations
 
-import difflib
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,11 +20,7 @@ import yaml
 from trl import TrlParser
 
 from ..errors import ConfigError
-
-
-# spellings people type that difflib would map wrongly: the flag they mean
-_RENAMED = {"--warmup_ratio": "--warmup_steps (a value below 1 is a share of the steps)",
-            "--fp32": "--bf16 false (float32 is what runs without bf16)"}
+from .flags import remember, unknown_options
 
 
 class ArgumentParser(TrlParser):
@@ -48,12 +44,7 @@ class ArgumentParser(TrlParser):
         return names
 
     def _unknown(self, given: Iterable[str]) -> ConfigError:
-        known = sorted({"--" + name for name in self._names()})
-        hints = []
-        for flag in given:
-            close = [_RENAMED[flag]] if flag in _RENAMED else difflib.get_close_matches(flag, known, n=1, cutoff=0.75)
-            hints.append(f"{flag} (did you mean {close[0]}?)" if close else flag)
-        return ConfigError(f"Unknown option(s): {', '.join(hints)}; `{self.prog} --help` lists every option.")
+        return unknown_options(self.prog, given, {"--" + name for name in self._names()})
 
     def set_defaults_with_config(self, **kwargs: Any) -> list[str]:
         names = self._names()
@@ -78,6 +69,7 @@ class ArgumentParser(TrlParser):
             if at + 1 == len(argv):
                 raise ConfigError("--config needs a YAML file.")
             _read_config(Path(argv[at + 1]))
+        remember(self.prog, [option for action in self._actions for option in action.option_strings])
         *parsed, remaining = self.parse_args_and_config(argv, return_remaining_strings=True)
         flags = [item for item in remaining if item.startswith("--")]
         if flags:
