@@ -30,10 +30,7 @@ Example:
 ```
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import Any
+import importlib as _importlib
 
 __version__ = "0.1.0"
 
@@ -71,13 +68,18 @@ _API = {
     "EvalResult": "eval.results",
 }
 __all__ = sorted(_API)
+# the packages a newcomer looks for by stage (and the bottom layer they share)
+_STAGES = ("core", "scoring", "selection", "hub", "training", "eval", "space")
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name in _API:
-        return getattr(importlib.import_module(f".{_API[name]}", __name__), name)
+        return getattr(_importlib.import_module(f".{_API[name]}", __name__), name)
+    if name in _STAGES:
+        return _importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'hf_lpselect' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    """The public API, the stage packages and the version, not this module's helpers."""
+    return sorted({*__all__, *_STAGES, "__version__"})

@@ -27,6 +27,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # a docstring's paragraphs wrap to the terminal, not at the source's line breaks
 )
 console = Console(stderr=True)
 
@@ -99,9 +100,9 @@ def demo(
     rows: int = typer.Option(120, help="Rows of generated data."),
     epochs: int = typer.Option(2, help="Training epochs (at least 2 for LP(1) to mean anything)."),
     bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", show_default=False,
-                                        help="bf16 autocast, or float32 [default: bf16 where this device computes it natively]."),
+                                        help="bf16 autocast, or float32 (default: bf16 where this device computes it natively)."),
 ) -> None:
-    """Offline demo: score generated rows with the embedded SmolLM2-135M-Instruct (2-3 minutes on 2 CPU cores).
+    """Offline demo: score generated rows with the embedded SmolLM2-135M-Instruct (a minute or two on 2 CPU cores).
 
     The recipe is scaled down from the paper's so a CPU shows a real signal in minutes: learning rate
     1e-4, batch 8 without accumulation, max length 256, the short `plain` prompt. About 1 in 12

@@ -14,6 +14,8 @@ def test_every_public_name_is_listed_and_loads():
         assert name in listed
         assert getattr(hf_lpselect, name) is not None
     assert "score" in hf_lpselect.__doc__ and "hf_lpselect.selection" in hf_lpselect.__doc__
+    assert not {"Any", "annotations", "importlib"} & set(listed)  # before: the module's own imports were listed
+    assert hf_lpselect.scoring.passes.score_pass is hf_lpselect.score_pass  # the stage packages are reachable by name
 
 
 def test_functions_stay_functions_after_every_module_is_imported():
