@@ -134,17 +134,16 @@ class PaddingFreeMixin:
     ```
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        config = kwargs["args"] if "args" in kwargs else (args[1] if len(args) > 1 else None)
-        if config is None or not config.padding_free or config.packing:
-            super().__init__(*args, **kwargs)
+    def __init__(self, model: Any = None, args: Any = None, *rest: Any, **kwargs: Any) -> None:
+        if args is None or not args.padding_free or args.packing:
+            super().__init__(model, args, *rest, **kwargs)
             return
-        _check_config(config, kwargs)
-        if (config.dataset_kwargs or {}).get("skip_prepare_dataset"):  # our rows: truncated to max_length already
-            with _max_length_hidden(config):
-                super().__init__(*args, **kwargs)
+        _check_config(args, kwargs)
+        if (args.dataset_kwargs or {}).get("skip_prepare_dataset"):  # our rows: truncated to max_length already
+            with _max_length_hidden(args):
+                super().__init__(model, args, *rest, **kwargs)
         else:  # rows TRL prepares itself: TRL's own rules
-            super().__init__(*args, **kwargs)
+            super().__init__(model, args, *rest, **kwargs)
         dataset = self.train_dataset
         if not isinstance(dataset, Sized):
             raise ConfigError("--padding_free is checked on the first two rows before training, so it needs a "

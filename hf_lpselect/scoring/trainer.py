@@ -25,12 +25,13 @@ import pandas as pd
 import torch
 from accelerate import PartialState
 from accelerate.utils import gather_object
-from transformers import TrainerCallback
+from transformers import AutoTokenizer, TrainerCallback
 from transformers.utils import logging
 from trl import SFTConfig, SFTTrainer
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 from ..core.hardware import has_accelerator, resolve_bf16
+from ..data import canonicalize
 from ..errors import ConfigError, RunError
 from ..heads import CompactHeadMixin
 from ..models import unwrap_peft
@@ -38,7 +39,7 @@ from ..padding_free import PaddingFreeMixin
 from ..rundir import RunDir, write_parquet
 from .results import ScoreResult, scores_from_passes
 from .passes import score_pass
-from ..templates import TEMPLATES
+from ..templates import TEMPLATES, resolve_template, tokenize_rows
 
 TRAIN_LOSS_COLUMNS = ["row", "epoch", "step", "loss"]
 logger = logging.get_logger(__name__)
@@ -251,6 +252,11 @@ def scoring_rows(dataset: datasets.Dataset) -> datasets.Dataset:
 
     return dataset.map(derive, batched=True, with_indices=True, remove_columns=dataset.column_names,
                        desc="Rows for the scoring passes")
+
+
+def _tokenizer_of(model) -> Any:
+    """The tokenizer of a model given by name or as a loaded model (what SFTTrainer does when none is passed)."""
+    return AutoTokenizer.from_pretrained(model if isinstance(model, str) else model.config._name_or_path)
 
 
 def scores_in_bf16(precision: str, training_bf16: bool | None) -> bool:
@@ -473,13 +479,16 @@ class ScorerTrainer(CompactHeadMixin, PaddingFreeMixin, SFTTrainer):
     ```
     """
 
-    def __init__(self, *args, run_dir: str | RunDir | None = None, **kwargs):
-        kwargs.setdefault("data_collator", None)
-        config = kwargs.get("args") if "args" in kwargs else (args[1] if len(args) > 1 else None)
+    def __init__(self, model=None, args: SFTConfig | None = None, *rest: Any, run_dir: str | RunDir | None = None,
+                 **kwargs: Any):
+        if not rest:
+            kwargs.setdefault("data_collator", None)
         dataset = kwargs.get("train_dataset")
         if dataset is not None and "input_ids" not in dataset.column_names:
-            kwargs["train_dataset"] = self._tokenize(dataset, kwargs, args, config)
-        super().__init__(*args, **kwargs)
+            if kwargs.get("processing_class") is None:
+                kwargs["processing_class"] = _tokenizer_of(model)
+            kwargs["train_dataset"] = self._tokenize(dataset, kwargs["processing_class"], args)
+        super().__init__(model, args, *rest, **kwargs)
         if type(self.data_collator) is DataCollatorForLanguageModeling:  # TRL's, as TRL configured it
             self.data_collator = RowCollator(**{f.name: getattr(self.data_collator, f.name) for f in fields(self.data_collator)})
         self._batch_rows: torch.Tensor | None = None
@@ -494,18 +503,8 @@ class ScorerTrainer(CompactHeadMixin, PaddingFreeMixin, SFTTrainer):
         self.add_callback(self.lp_callback)
 
     @staticmethod
-    def _tokenize(dataset, kwargs: dict, args: tuple, config) -> Any:
+    def _tokenize(dataset: datasets.Dataset, tokenizer, config: SFTConfig | None) -> datasets.Dataset:
         """A raw dataset in any supported format → our tokenised ``ok`` rows (exact masks)."""
-        from transformers import AutoTokenizer
-
-        from ..data import canonicalize
-        from ..templates import resolve_template, tokenize_rows
-
-        tokenizer = kwargs.get("processing_class")
-        if tokenizer is None:
-            model = kwargs.get("model", args[0] if args else None)
-            name = model if isinstance(model, str) else model.config._name_or_path
-            tokenizer = kwargs["processing_class"] = AutoTokenizer.from_pretrained(name)
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         rows = canonicalize(dataset)
