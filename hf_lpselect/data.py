@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from datasets import Features, List, Value
 
-from .hub.columns import OUR_COLUMNS
+from .core.schema import OUR_COLUMNS
 from .errors import DataError
 
 FORMATS = ("alpaca", "dolly", "sharegpt", "messages", "prompt-completion")

@@ -45,6 +45,15 @@ class LoadedModel:
     identity: dict[str, Any] = field(default_factory=dict)
 
 
+def is_sharded(model: torch.nn.Module) -> bool:
+    """Whether the model's weights are sharded across ranks: FSDP, FSDP2 (``fully_shard``) or DeepSpeed ZeRO-3."""
+    from torch.distributed.fsdp import FSDPModule, FullyShardedDataParallel
+
+    return any(isinstance(m, (FSDPModule, FullyShardedDataParallel)) for m in model.modules()) or any(
+        hasattr(p, "ds_id") for p in model.parameters()
+    )
+
+
 def unwrap_peft(model: torch.nn.Module) -> torch.nn.Module:
     """The model under a PEFT wrapper (the model itself when it has none).
 

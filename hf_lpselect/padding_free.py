@@ -30,8 +30,7 @@ import torch
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 from .errors import ConfigError
-from .models import unwrap_peft
-from .scoring.passes import is_sharded
+from .models import is_sharded, unwrap_peft
 
 PROBE_TOKENS = 16  # tokens of each probe row: enough for a row to see another, cheap on any model
 # the mean |difference| of next-token log-probabilities that is still kernel rounding. Measured on

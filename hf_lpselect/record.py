@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .core.io import write_json
 from .errors import RunError
 
 RECORD_KIND = "hf_lpselect.run"
@@ -144,8 +145,6 @@ class RunRecord:
 
     def save(self, run_dir: str | os.PathLike) -> None:
         """Write ``run_dir/run.json`` atomically."""
-        from .rundir import write_json
-
         write_json(asdict(self), Path(run_dir) / "run.json")
 
     @classmethod

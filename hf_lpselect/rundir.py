@@ -8,69 +8,25 @@ leaves half a file, and a re-run can trust whatever it finds.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
 
-import pandas as pd
 from filelock import FileLock, Timeout
 
+from .core.io import atomic_write, file_sha256, write_json, write_parquet, write_text  # noqa: F401  (the run files' writers)
+from .core.schema import STATUSES  # noqa: F401
 from .errors import RunError
+from .record import RunRecord
 
-# every input row ends with exactly one of these in rows.parquet and scores.parquet
-STATUSES = ("ok", "excluded", "invalid", "duplicate")
 _PASS_RE = re.compile(r"^epoch_(\d+)\.parquet$")
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 _TMP_RE = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp$")  # what atomic_write names its temporary files
 LOCK_NAME = ".lpselect.lock"
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; the final file gets the usual permissions
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """The SHA-256 hex digest of a file's bytes, read in 4 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def write_parquet(df: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Write ``df`` to ``path`` as Parquet, atomically."""
-    atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
-
-
-def write_text(text: str, path: str | os.PathLike) -> None:
-    """Write ``text`` to ``path`` as UTF-8, atomically."""
-    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def write_json(obj: Any, path: str | os.PathLike) -> None:
-    """Write ``obj`` to ``path`` as indented JSON, atomically."""
-    write_text(json.dumps(obj, indent=2, default=str) + "\n", path)
 
 
 @dataclass(frozen=True)
@@ -165,8 +121,6 @@ def check_run_dir(path: str | os.PathLike) -> None:
     else, a folder of the user's files or a path under a regular file, is refused: a run never
     writes into, or cleans up, what it did not create.
     """
-    from .record import RunRecord
-
     path = Path(path)
     for parent in (path, *path.parents):
         if parent.exists() and not parent.is_dir():

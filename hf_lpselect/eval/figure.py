@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..selection.report import _figure
+from ..core.figures import new_figure
 
 COLOURS = {"win": "#4c9a2a", "tie": "#b8b8b8", "lose": "#c0392b"}
 
@@ -26,7 +26,7 @@ def win_tie_lose_figure(pairwise: list[dict[str, Any]], *, judge: str = "") -> "
     """
     models = list(dict.fromkeys(row["model"] for row in pairwise))
     n_sets = max((sum(row["model"] == m for row in pairwise) for m in models), default=1)
-    fig = _figure(width=8.0, height=1.0 + 0.45 * n_sets * len(models) + 0.6 * len(models))
+    fig = new_figure(width=8.0, height=1.0 + 0.45 * n_sets * len(models) + 0.6 * len(models))
     axes = fig.subplots(len(models), 1, squeeze=False)[:, 0]
     for ax, model in zip(axes, models):
         rows = [row for row in pairwise if row["model"] == model][::-1]  # first test set on top

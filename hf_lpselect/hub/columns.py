@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..core.schema import OUR_COLUMNS  # noqa: F401  (the pushed columns are ours: defined with the row schema)
 from ..selection.strategies import STRATEGIES, Selection, default_mirror, nll_columns, select
 
 # Configs pushed when --subsets is not given (for a run with LP(1)): the paper's hard sets and the
@@ -33,8 +34,6 @@ from ..selection.strategies import STRATEGIES, Selection, default_mirror, nll_co
 DEFAULT_SUBSETS = ("lp1_hard_5pct", "lp1_hard_10pct", "lp1_hard_33pct", "random_5pct")
 UNSCORED = "unscored"  # status of source rows beyond the rows the run scored (a run with --limit)
 
-# every column this module writes; a source column matching it is replaced on push
-OUR_COLUMNS = re.compile(r"^(lp1|lp_app|lp1_rank|ppl_e\d+|ifd_nll|ifd_ppl|lpselect_[a-z_]+)$")
 _SUBSET = re.compile(r"^(?P<strategy>[a-z0-9_]+?)_(?P<whole>\d+)(?:p(?P<part>\d+))?pct$")
 # strategies a subset config can use: not clustered-random (it needs a clustering of the rows)
 SUBSET_STRATEGIES = tuple(name for name in STRATEGIES if name != "clustered-random")

@@ -38,7 +38,7 @@ from trl.trainer.utils import add_fused_lm_head
 
 from ..core.hardware import free_memory
 from ..heads import compact_lm_head
-from ..models import unwrap_peft
+from ..models import is_sharded, unwrap_peft
 
 PASS_COLUMNS = ["row", "nll", "n_tokens"]
 # On a CPU: at most 8 rows and 2,048 tokens a batch. On 2 CPU cores a bf16 pass ran 3.91x the one-row loop in
@@ -119,15 +119,6 @@ def _decoder_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn
     """The transformer body, the LM head and the model that owns them (unwrapping PEFT)."""
     base = unwrap_peft(model)
     return base.get_decoder(), base.get_output_embeddings(), base
-
-
-def is_sharded(model: torch.nn.Module) -> bool:
-    """Whether the model's weights are sharded across ranks: FSDP, FSDP2 (``fully_shard``) or DeepSpeed ZeRO-3."""
-    from torch.distributed.fsdp import FSDPModule, FullyShardedDataParallel
-
-    return any(isinstance(m, (FSDPModule, FullyShardedDataParallel)) for m in model.modules()) or any(
-        hasattr(p, "ds_id") for p in model.parameters()
-    )
 
 
 def _nll_through_forward(model: torch.nn.Module, ids: torch.Tensor, labels: torch.Tensor,

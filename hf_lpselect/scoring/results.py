@@ -21,7 +21,9 @@ from ..data import FORMATS, canonicalize, content_ids, dataset_fingerprint, dete
 from ..errors import ConfigError, DataError, RunError
 from ..lp import learning_percentages
 from ..record import DatasetRecord, RunRecord, identity_of
-from ..rundir import STATUSES, RunDir, atomic_write, write_parquet
+from ..core.io import atomic_write, write_parquet
+from ..core.schema import STATUSES
+from ..rundir import RunDir
 
 ROWS_COLUMNS = ["row", "id", "status", "reason", "n_prompt_tokens", "n_response_tokens", "truncated"]
 

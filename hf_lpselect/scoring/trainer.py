@@ -202,7 +202,7 @@ class ScorerConfig(SFTConfig):
 
 
 SCORING_COLUMNS = ["row", "input_ids", "labels", "length"]
-# a column that numbers the raw rows when the trainer may leave some out; matches hub.columns.OUR_COLUMNS,
+# a column that numbers the raw rows when the trainer may leave some out; matches core.schema.OUR_COLUMNS,
 # so it is not part of a row's content
 ROW_NUMBER = "lpselect_row"
 # columns TRL adds when it packs several rows into one sequence: such rows cannot be scored one by one

@@ -21,14 +21,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ..core.figures import DPI, new_figure
+from ..core.io import atomic_write, write_text
+from ..core.schema import STATUSES
 from ..errors import RunError
 from ..record import RunRecord
-from ..rundir import STATUSES, RunDir, atomic_write, write_text
+from ..rundir import RunDir
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-DPI = 120
 TERTILES = ("hard", "medium", "easy")
 _TERTILE_COLORS = {"hard": "#c0392b", "medium": "#7f8c8d", "easy": "#2471a3"}
 _STATUS_COLORS = {"ok": "#27ae60", "excluded": "#e67e22", "invalid": "#c0392b", "duplicate": "#7f8c8d"}
@@ -43,17 +45,6 @@ FIGURE_FILES = {
     "p0_vs_length": "p0_vs_length.png",
 }
 _LABELS = {"lp1": "LP(1)", "ppl_0": "P_0 (perplexity before training)"}
-
-
-def _figure(width: float = 7.0, height: float = 4.5) -> "Figure":
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError as e:
-        raise ImportError("Figures need matplotlib: pip install matplotlib.") from e
-    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
 
 
 def _plain_log_ticks(axis) -> None:
@@ -104,7 +95,7 @@ def lp1_histogram(scores: pd.DataFrame, bins: int = 40) -> "Figure":
         raise _no_data("LP(1)")
     lo, hi = lp_display_range(values)
     outside = int(((values < lo) | (values > hi)).sum())
-    fig = _figure()
+    fig = new_figure()
     ax = fig.add_subplot()
     ax.hist(values.clip(lo, hi), bins=np.linspace(lo, hi, bins + 1), color="#5b7db1", edgecolor="white", linewidth=0.5)
     below, above = int((values < 0).sum()), int((values > 1).sum())
@@ -133,7 +124,7 @@ def p0_histogram(scores: pd.DataFrame, bins: int = 40) -> "Figure":
         raise _no_data("P_0")
     lo, hi = float(values.min()), float(values.max())
     edges = np.geomspace(lo, hi if hi > lo else lo * 1.01, bins + 1)
-    fig = _figure()
+    fig = new_figure()
     ax = fig.add_subplot()
     ax.hist(values, bins=edges, color="#5b7db1", edgecolor="white", linewidth=0.5)
     median = float(values.median())
@@ -167,7 +158,7 @@ def trajectory_by_tertile(scores: pd.DataFrame) -> "Figure":
     if len(columns) < 2 or not _has(scores, "lp1", 3):
         raise ValueError("The trajectory needs at least one training epoch and 3 rows with an LP(1).")
     thirds = lp1_tertiles(scores)
-    fig = _figure()
+    fig = new_figure()
     ax = fig.add_subplot()
     x = np.arange(len(columns))
     for name in TERTILES:
@@ -209,7 +200,7 @@ def score_vs_length(scores: pd.DataFrame, score: str = "lp1") -> "Figure":
         raise _no_data(score)
     rho, n = spearman(frame, score)
     y, x = frame[score], frame["n_response_tokens"]
-    fig = _figure()
+    fig = new_figure()
     ax = fig.add_subplot()
     note = ""
     if score == "ppl_0":
@@ -251,7 +242,7 @@ def lp1_vs_length(scores: pd.DataFrame) -> "Figure":
 def status_counts(scores: pd.DataFrame) -> "Figure":
     """Bar chart of rows by status (ok, excluded, invalid, duplicate, then any other), counts on the bars."""
     counts = count_statuses(scores)
-    fig = _figure(6.0, 4.0)
+    fig = new_figure(6.0, 4.0)
     ax = fig.add_subplot()
     bars = ax.bar(list(counts.index), counts.to_numpy(),
                   color=[_STATUS_COLORS.get(s, "#5b7db1") for s in counts.index])
