@@ -16,8 +16,10 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
+import jinja2
 import numpy as np
 import pandas as pd
 
@@ -339,6 +341,13 @@ def reason_lines(scores: pd.DataFrame, top: int = 10) -> list[str]:
     return lines
 
 
+def render_report(context: dict[str, Any]) -> str:
+    """``report.md`` from the package template ``cards/report.md`` (the numbers are :func:`make_report`'s)."""
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(str(files("hf_lpselect.cards"))), trim_blocks=True,
+                                     lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+    return environment.get_template("report.md").render(**context).rstrip() + "\n"
+
+
 def make_report(
     run_dir: RunDir | str | os.PathLike,
     out_dir: str | os.PathLike | None = None,
@@ -384,86 +393,50 @@ def make_report(
 
     header = [f"Run `{run_dir.path}`"]
     if record is not None:
-        header.append(f"scorer `{record.model_name}`")
-        header.append(f"data `{record.dataset.source}`")
-    header.append(f"{epochs} training epoch(s)")
-    header.append(f"{len(scores):,} input rows")
-    md = ["# Scorer run report", "", " · ".join(header), ""]
-
-    # counts
-    md += ["## Rows by status", "", f"![Rows by status]({save('status_counts', status_counts(scores))})", ""]
-    md += ["| status | rows |", "|---|---:|", *[f"| {s} | {n:,} |" for s, n in counts.items()], ""]
-    if "truncated" in stats:
-        md += [f"{stats['truncated']:,} row(s) had their prompt or response truncated to the run's max length.", ""]
-    reasons = [f"- {line}" for line in reason_lines(scores)]
-    if reasons:
-        md += ["Rows not scored, by reason (only `ok` rows are scored and selectable):", "", *reasons, ""]
+        header += [f"scorer `{record.model_name}`", f"data `{record.dataset.source}`"]
+    header += [f"{epochs} training epoch(s)", f"{len(scores):,} input rows"]
+    context: dict[str, Any] = {"header": header, "counts": counts.to_dict(), "truncated": stats.get("truncated"),
+                               "reasons": reason_lines(scores), "lp_reasons": [], "epochs": epochs, "lp1": None,
+                               "p0": None, "length": None, "example_tables": []}
+    save("status_counts", status_counts(scores))
     if "lp_reason" in scores and has_lp:
         ok = scores["status"].astype(str) == "ok"
         lp_reasons = scores.loc[ok & scores["lp1"].isna(), "lp_reason"].astype(str).value_counts()
         stats["ok_without_lp1"] = int(lp_reasons.sum())
-        if len(lp_reasons):
-            md += ["Scored rows without an LP(1) (never selected by an LP strategy):", "",
-                   *[f"- {n:,} × {_cell(r, 120)}" for r, n in lp_reasons.items()], ""]
+        context["lp_reasons"] = [f"{n:,} × {_cell(r, 120)}" for r, n in lp_reasons.items()]
 
-    # LP(1)
     if has_lp:
         lp = _finite(scores["lp1"])
         lo, hi = lp_display_range(lp)
         q = lp.quantile([0.1, 0.5, 0.9])
-        stats["lp1"] = {
+        stats["lp1"] = context["lp1"] = {
             "n": int(len(lp)), "median": float(q[0.5]), "q10": float(q[0.1]), "q90": float(q[0.9]),
             "above_1": int((lp > 1).sum()), "below_0": int((lp < 0).sum()),
             "outside_plot": int(((lp < lo) | (lp > hi)).sum()), "plot_range": [lo, hi],
         }
-        s = stats["lp1"]
-        md += ["## LP(1) distribution", "", f"![LP(1) histogram]({save('lp1_histogram', lp1_histogram(scores))})", "",
-               f"LP(1) = (P_0 − P_1) / (P_0 − P_n): the share of a row's total perplexity drop that happened in "
-               f"the first epoch. Low LP(1) = learned slowly = hard. Median {s['median']:.3f}, 10–90 % "
-               f"[{s['q10']:.3f}, {s['q90']:.3f}] over {s['n']:,} rows; {s['above_1']:,} above 1 and "
-               f"{s['below_0']:,} below 0 (kept and flagged); {s['outside_plot']:,} outside the plotted "
-               f"range [{lo:g}, {hi:g}] are drawn in its edge bins.", ""]
-    elif epochs == 0:
-        md += ["## LP(1)", "", "This run trained for 0 epochs: there is no LP(1), only the perplexity before "
-               "training (P_0) and, with `--ifd`, the IFD scores.", ""]
-    else:
-        md += ["## LP(1)", "", "No row has an LP(1) (see the reasons above).", ""]
+        save("lp1_histogram", lp1_histogram(scores))
 
     if _has(scores, "ppl_0"):
         p0 = _finite(scores["ppl_0"])
         stats["ppl_0_median"] = float(p0.median())
-        md += ["## Perplexity before training (P_0)", "", f"![P_0 histogram]({save('p0_histogram', p0_histogram(scores))})", "",
-               f"Median P_0 {p0.median():.2f} over {len(p0):,} scored rows.", ""]
+        context["p0"] = {"median": float(p0.median()), "n": int(len(p0))}
+        save("p0_histogram", p0_histogram(scores))
 
     if has_lp and _has(scores, "lp1", 3):
         thirds = lp1_tertiles(scores)
-        md += ["## Perplexity trajectory by LP(1) third", "",
-               f"![Perplexity trajectory by LP(1) third]({save('trajectory', trajectory_by_tertile(scores))})", "",
-               "Mean response perplexity before training and after each epoch, for the hardest, middle and easiest "
-               "third of rows by LP(1). Means are pulled up by a few very high perplexities.", ""]
+        save("trajectory", trajectory_by_tertile(scores))
         if "n_response_tokens" in scores:
             length = scores.groupby(thirds)["n_response_tokens"].mean()
             stats["mean_response_tokens_by_third"] = {t: float(length.get(t, np.nan)) for t in TERTILES}
 
     length_score = "lp1" if has_lp else "ppl_0"
     if "n_response_tokens" in scores and _has(scores, length_score, 1):
-        name = "lp1_vs_length" if has_lp else "p0_vs_length"
         rho, n = spearman(scores, length_score)
         stats[f"spearman_{length_score}_length"] = rho
-        label = "LP(1)" if has_lp else "P_0"
-        md += [f"## {label} against response length", "",
-               f"![{label} against response length]({save(name, score_vs_length(scores, length_score))})", "",
-               f"Spearman ρ = {_fmt(rho)} over {n:,} rows."]
-        if has_lp:
-            md[-1] += (" A negative ρ means longer responses look harder: hard-sample selectors pick long "
-                       "responses (length bias), so compare any LP selection with the `longest` baseline.")
-            by_third = stats.get("mean_response_tokens_by_third")
-            if by_third:
-                md[-1] += (f" Mean response tokens: hard third {by_third['hard']:.1f}, medium "
-                           f"{by_third['medium']:.1f}, easy {by_third['easy']:.1f}.")
-        md += [""]
+        context["length"] = {"label": "LP(1)" if has_lp else "P_0", "rho": _fmt(rho), "n": n,
+                             "figure": save("lp1_vs_length" if has_lp else "p0_vs_length", score_vs_length(scores, length_score)),
+                             "by_third": stats.get("mean_response_tokens_by_third")}
 
-    # examples
     example_score = "lp1" if has_lp else "ppl_0" if _has(scores, "ppl_0") else None
     if example_score:
         hardest, easiest = examples(scores, n_examples, texts, example_score)
@@ -471,12 +444,12 @@ def make_report(
             titles = ("Hardest rows (lowest LP(1): learned slowest)", "Easiest rows (highest LP(1))")
         else:
             titles = ("Most surprising rows (highest P_0)", "Least surprising rows (lowest P_0)")
-        for title, frame in zip(titles, (hardest, easiest)):
-            md += [f"## {title}", "", *_examples_table(frame), ""]
+        context["example_tables"] = [{"title": t, "lines": _examples_table(f)} for t, f in zip(titles, (hardest, easiest))]
+    context["figures"] = {name: path.name for name, path in figures.items()}
 
     for name, filename in FIGURE_FILES.items():  # figures an earlier report wrote and this one did not
         if name not in figures:
             (out / filename).unlink(missing_ok=True)
     markdown = out / "report.md"
-    write_text("\n".join(md).rstrip() + "\n", markdown)
+    write_text(render_report(context), markdown)
     return ReportResult(out_dir=out, markdown=markdown, figures=figures, stats=stats)
