@@ -3,7 +3,7 @@ settings and the best manual ones, a pass over all of Alpaca, and a whole scorer
 
 Two steps, because the GPU machine reaches no registry and no Hub and ../shared does not travel with a call:
 
-    # here (CPU, online registry, ../shared present): writes .gpu/ (git-ignored, about 30 MB)
+    # here (CPU, online registry, ../shared present): writes .gpu/ (git-ignored, about 12 MiB)
     python benchmarks/bench_gpu.py prepare
     # there (the device tool): carry [".gpu"], one call, at most 8 minutes
     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/wheels/*.whl \\

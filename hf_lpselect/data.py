@@ -367,6 +367,9 @@ def parse_column_map(text: str | None) -> dict[str, str]:
             raise DataError(f"--columns takes YOURS=FORMAT pairs separated by commas (question=instruction,answer=output), "
                             f"not {pair!r}.")
         mapping[source] = target
+    doubled = sorted({t for t in mapping.values() if list(mapping.values()).count(t) > 1})
+    if doubled:
+        raise DataError(f"--columns maps two columns to {doubled}; each format column can come from one of yours only.")
     return mapping
 
 

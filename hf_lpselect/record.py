@@ -168,3 +168,11 @@ class RunRecord:
             return cls(**{k: v for k, v in data.items() if k in names})
         except (TypeError, KeyError) as err:
             raise RunError(f"{path} is an incomplete run record ({err}); score again into a new output directory.") from None
+
+
+def identity_differences(previous: RunRecord, identity: dict[str, Any], fingerprint: str) -> list[str]:
+    """What differs between a recorded run and a new one: the identity fields (an older record may hold more),
+    and ``"dataset content"`` when the rows' fingerprints differ. Empty: the new one may resume the recorded one."""
+    keys = sorted(k for k in set(identity) | set(previous.identity) if is_identity_field(k))
+    differ = [k for k in keys if previous.identity.get(k) != identity.get(k)]
+    return differ + (["dataset content"] if previous.dataset.fingerprint != fingerprint else [])

@@ -30,3 +30,16 @@ def test_every_public_function_and_class_has_a_docstring():
         obj = getattr(hf_lpselect, name)
         if inspect.isfunction(obj) or inspect.isclass(obj):
             assert obj.__doc__ and len(obj.__doc__.strip()) > 40, name
+
+
+def test_every_package_of_the_source_is_installed_by_pyproject():
+    """The package list is explicit (cards/ installs as hf_lpselect.cards): a new subpackage must be named there, or a
+    plain `pip install .` lacks it while the editable install used by the tests still finds it (it once lacked core)."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(root).parts) for p in (root / "hf_lpselect").rglob("__init__.py")}
+    assert found <= listed, sorted(found - listed)
+    assert "hf_lpselect.cards" in listed and (root / "cards" / "report.md").is_file()

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from conftest import make_tiny_model
 from hf_lpselect.cli import app
-from hf_lpselect.errors import ConfigError
+from hf_lpselect.errors import ConfigError, RunError
 from hf_lpselect.record import RunRecord
 from hf_lpselect.data import canonicalize
 from hf_lpselect.scoring.demo_data import make_demo_rows
@@ -175,3 +175,38 @@ def test_a_dataset_the_callback_cannot_score_is_one_sentence_when_it_is_made(dat
     """Before: the callback was made, then failed at on_train_begin with `Column 'length' doesn't exist`."""
     with pytest.raises(ConfigError, match=says):
         LearningPercentageCallback(dataset)
+
+
+def test_a_callback_run_never_mixes_its_passes_with_another_runs(tmp_path, tokenizer):
+    """Before: pass files already in output_dir were reused whatever run wrote them (another learning rate, model or data)."""
+    raw = prompt_completion_rows(6)
+
+    def trainer_for(dataset, **recipe):
+        trainer = SFTTrainer(model=make_tiny_model(len(tokenizer)), processing_class=tokenizer, train_dataset=dataset,
+                             args=SFTConfig(str(tmp_path / "out"), **{**RECIPE, **recipe}))
+        trainer.add_callback(LearningPercentageCallback(trainer.train_dataset, source=dataset, trainer=trainer))
+        return trainer
+
+    trainer_for(raw).train()
+    first = pd.read_parquet(tmp_path / "out" / "scores.parquet")
+    trainer_for(raw).train()  # the same run again: resumes, nothing re-scored
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "out" / "scores.parquet"), first)
+    with pytest.raises(RunError, match=r"holds the passes of a different run \(learning_rate differ\)"):
+        trainer_for(raw, learning_rate=5e-4).train()
+    with pytest.raises(RunError, match=r"\(dataset content differ\)"):
+        trainer_for(prompt_completion_rows(7)).train()
+    (tmp_path / "out" / "run.json").unlink()
+    with pytest.raises(RunError, match="holds pass files but no run.json"):
+        trainer_for(raw).train()
+
+
+def test_a_duplicate_the_trainer_trained_on_is_still_a_duplicate_in_the_scores(tmp_path, tokenizer):
+    raw = prompt_completion_rows(5)
+    raw = datasets.Dataset.from_list([*raw, raw[1]])
+    trainer = SFTTrainer(model=make_tiny_model(len(tokenizer)), processing_class=tokenizer, train_dataset=raw,
+                         args=SFTConfig(str(tmp_path / "out"), **RECIPE))
+    trainer.add_callback(LearningPercentageCallback(trainer.train_dataset, source=raw, trainer=trainer))
+    trainer.train()
+    scores = pd.read_parquet(tmp_path / "out" / "scores.parquet")
+    assert scores["status"].tolist() == ["ok"] * 5 + ["duplicate"] and scores.loc[5, "reason"] == "duplicate of row 1"
+    assert RunRecord.load(tmp_path / "out").counts["duplicate"] == 1

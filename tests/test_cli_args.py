@@ -77,6 +77,7 @@ def test_score_help_lists_trl_flags_and_ours():
         (["--fp32"], "Unknown option(s): --fp32 (did you mean --bf16 false"),
         (["--learnig_rate", "1e-4"], "Unknown option(s): --learnig_rate (did you mean --learning_rate?)"),
         (["--warmup_ratio", "0.1"], "--warmup_ratio (did you mean --warmup_steps (a value below 1 is a share"),
+        (["--epoch", "2"], "Unknown option(s): --epoch (did you mean --epochs?)"),  # before: taken as an abbreviation
     ],
 )
 def test_a_bad_argument_is_one_red_sentence_without_warnings(tmp_path, argv, sentence):
@@ -106,6 +107,9 @@ def test_config_yaml_takes_the_same_names_as_the_command_line(tmp_path):
     script, args, model = parse_score_args(["d.jsonl", "--config", str(recipe), "--epochs", "1"])
     assert (model.model_name_or_path, args.num_train_epochs, args.output_dir) == ("default", 1, "runs/x")  # the command line wins
     assert (args.learning_rate, args.per_device_train_batch_size) == (1e-4, 2)
+    recipe.write_text("no_remove_unused_columns: true\n")  # --no_X is a flag, not a key: it read as X: true
+    with pytest.raises(ConfigError, match=r"Unknown option\(s\): --no_remove_unused_columns"):
+        parse_score_args(["d.jsonl", "--config", str(recipe)])
     recipe.write_text("lernig_rate: 1.0e-4\n")
     with pytest.raises(ConfigError, match=r"Unknown option\(s\): --lernig_rate \(did you mean --learning_rate\?\)"):
         parse_score_args(["d.jsonl", "--config", str(recipe)])
@@ -135,3 +139,11 @@ def test_a_mistyped_flag_is_answered_before_torch_is_imported(tmp_path, monkeypa
         "False False"]
     monkeypatch.setattr(flags, "_key", lambda: "another version or an edited option file")
     flags.check_early("lpselect score", ["--a_flag_added_since"])  # stale names: the parser decides
+
+
+def test_one_column_mapping_has_one_spelling_in_a_runs_identity():
+    from hf_lpselect.scoring.arguments import ScoreArguments
+
+    assert ScoreArguments(dataset_name="d.jsonl", columns=" q=instruction, a=output ").columns == "q=instruction,a=output"
+    with pytest.raises(ConfigError, match="YOURS=FORMAT pairs"):
+        ScoreArguments(dataset_name="d.jsonl", columns="question")

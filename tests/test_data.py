@@ -329,6 +329,8 @@ def test_column_map_parses_pairs_and_refuses_what_cannot_be_renamed():
     assert parse_column_map(None) == {}
     with pytest.raises(DataError, match="YOURS=FORMAT pairs"):
         parse_column_map("question")
+    with pytest.raises(DataError, match=r"maps two columns to \['instruction'\]"):  # before: datasets' ValueError, a traceback
+        parse_column_map("q=instruction,r=instruction")
     raw = datasets.Dataset.from_dict({"question": ["q"], "answer": ["a"], "output": ["o"]})
     with pytest.raises(DataError, match=r"names \['query'\], which the dataset does not have"):
         map_columns(raw, {"query": "instruction"})

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -34,10 +35,17 @@ class ArgumentParser(TrlParser):
     ```
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)  # a prefix of a flag is a typo to name, not another flag to guess
+        super().__init__(*args, **kwargs)
+
     def _names(self) -> dict[str, str]:
-        """Every accepted name (without dashes, underscores for dashes) → the field it sets."""
+        """Every accepted name (without dashes, underscores for dashes) → the field it sets. A ``--no_X`` flag sets X to
+        false, so it is no YAML key: ``no_X: true`` would read as ``X: true``."""
         names = {}
         for action in self._actions:
+            if isinstance(action, argparse._StoreFalseAction):
+                continue
             for option in action.option_strings:
                 if option.startswith("--"):
                     names[option[2:].replace("-", "_")] = action.dest

@@ -77,8 +77,8 @@ class ScoreArguments(ScriptArguments):
     def __post_init__(self):
         if self.format not in ROW_FORMATS:
             raise ConfigError(f"--format must be one of {', '.join(ROW_FORMATS)}, got {self.format!r}.")
-        try:
-            parse_column_map(self.columns)
+        try:  # one spelling of the same mapping, so "a=b, c=d" and "a=b,c=d" are the same run
+            self.columns = ",".join(f"{k}={v}" for k, v in parse_column_map(self.columns).items()) or None
         except DataError as err:
             raise ConfigError(str(err)) from None
         if self.limit is not None and self.limit < 1:

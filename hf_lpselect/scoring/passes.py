@@ -308,6 +308,8 @@ def score_pass(
     lengths = np.asarray(dataset["length"])
     dataset = dataset.select_columns(["row", "input_ids", "labels"])
     batching = device_batching(model, token_budget, batch_size)
+    if state.num_processes > 1:  # every rank must cut the same batches: the smallest budget any rank's memory allows
+        batching = Batching(min(gather_object([batching.token_budget])), batching.max_rows)
     batches = length_batches(lengths, token_budget=batching.token_budget, max_rows=batching.max_rows)
     sharded = is_sharded(model)
     mine = batches[state.process_index :: state.num_processes]

@@ -15,12 +15,13 @@ from typing import Any
 import datasets
 import numpy as np
 import pandas as pd
+from accelerate import PartialState
 
 from ..core.hardware import probe
 from ..data import FORMATS, canonicalize, content_ids, dataset_fingerprint, detect_format
 from ..errors import ConfigError, DataError, RunError
 from ..lp import learning_percentages
-from ..record import DatasetRecord, RunRecord, identity_of
+from ..record import DatasetRecord, RunRecord, identity_differences, identity_of
 from ..core.io import atomic_write, write_parquet
 from ..core.schema import STATUSES
 from ..rundir import RunDir
@@ -97,16 +98,14 @@ def status_counts(rows: pd.DataFrame) -> dict[str, int]:
 
 def _rows_table(source: datasets.Dataset, canonical: datasets.Dataset, scored: datasets.Dataset,
                 first_pass: pd.DataFrame) -> pd.DataFrame:
-    """One row per source row: scored ones ``ok`` (``excluded`` when no response token was left), the others with
-    the reason the scorer's own reading gives them, or as not in the scored dataset."""
+    """One row per source row: scored ones ``ok`` (``excluded`` when no response token was left), rows left out as
+    not in the scored dataset, and rows the scorer's own reading finds invalid or duplicate as such."""
     n = len(source)
     ids = content_ids(source)
     table = pd.DataFrame({"row": np.arange(n, dtype="int64"), "id": ids, "status": "excluded",
                           "reason": "left out of training by the trainer (its response truncated away at max_length, for instance)", "n_prompt_tokens": 0,
                           "n_response_tokens": 0, "truncated": pd.array([pd.NA] * n, dtype="boolean")})
     not_ok = np.asarray(canonical["status"]) != "ok"
-    table.loc[not_ok, "status"] = np.asarray(canonical["status"])[not_ok]
-    table.loc[not_ok, "reason"] = np.asarray(canonical["reason"], dtype=object)[not_ok]
     rows = np.asarray(scored["row"], dtype="int64")
     lengths = np.asarray(scored["length"], dtype="int64")
     responses = np.fromiter((sum(1 for v in labels if v != -100) for labels in scored["labels"]), dtype="int64", count=len(scored))
@@ -115,10 +114,58 @@ def _rows_table(source: datasets.Dataset, canonical: datasets.Dataset, scored: d
     table.loc[rows, "n_prompt_tokens"] = lengths - responses
     table.loc[rows, "status"] = np.where(tokens > 0, "ok", "excluded")
     table.loc[rows, "reason"] = np.where(tokens > 0, None, "no response token left to score (truncated away)")
+    # a row the scorer's own reading finds invalid or a duplicate stays so, trained on or not: a selection never
+    # takes an invalid row, or both copies of a duplicate, as lpselect score's never does
+    table.loc[not_ok, "status"] = np.asarray(canonical["status"])[not_ok]
+    table.loc[not_ok, "reason"] = np.asarray(canonical["reason"], dtype=object)[not_ok]
     if "truncated" in scored.column_names:
         table.loc[rows, "truncated"] = pd.array(scored["truncated"], dtype="boolean")
     table["reason"] = table["reason"].astype(object).where(table["status"] != "ok", None)
     return table
+
+
+def callback_record(source: datasets.Dataset, *, args: Any, model_name: str, template: str = "") -> RunRecord:
+    """The ``run.json`` of a run whose passes a callback writes in the user's own trainer (``complete`` false):
+    identity from the trainer's arguments and model, the source's fingerprint, and the device and precision."""
+    try:
+        row_format = detect_format(source.column_names)
+    except DataError:
+        raise ConfigError(f"The source rows have columns {sorted(source.column_names)}, which match none of the formats "
+                          f"hf_lpselect reads ({', '.join(FORMATS)}).") from None
+    values = args.to_dict() if args is not None else {}
+    bf16 = bool(values.get("bf16"))
+    return RunRecord(
+        identity={**identity_of(values), "model_name_or_path": model_name, "resolved": {"template": template}},
+        dataset=DatasetRecord(source="source.parquet", n_rows=len(source), fingerprint=dataset_fingerprint(content_ids(source)),
+                              stored=True),
+        format=row_format, template=template, epochs=int(values.get("num_train_epochs") or 0),
+        model={"model": model_name, "source": "trainer"}, versions=library_versions(),
+        hardware={**probe("cpu" if values.get("use_cpu") else None).to_dict(),
+                  "precision": {"training": "bf16" if bf16 else "fp32", "scoring": "bf16" if bf16 else "fp32"}},
+    )
+
+
+def start_callback_run(run_dir: str | os.PathLike | RunDir, source: datasets.Dataset, *, args: Any, model_name: str) -> None:
+    """Before a callback's first pass: refuse a folder that holds another run, then record this one (``run.json``).
+
+    The same run (identity and rows) resumes; another one, or pass files with no record, is one :class:`RunError`,
+    so passes of two runs are never mixed into one set of scores.
+    """
+    run_dir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    record = callback_record(source, args=args, model_name=model_name)
+    if run_dir.run_json.is_file():
+        differ = identity_differences(RunRecord.load(run_dir.path), record.identity, record.dataset.fingerprint)
+        if differ:
+            raise RunError(f"{run_dir.path} holds the passes of a different run ({', '.join(differ)} differ); give the "
+                           "trainer another output_dir or delete that directory.")
+        return
+    if run_dir.completed_passes():
+        raise RunError(f"{run_dir.path} holds pass files but no run.json, so they may be another run's; give the trainer "
+                       "another output_dir or delete that directory.")
+    state = PartialState()
+    if state.is_main_process:
+        record.save(run_dir.path)
+    state.wait_for_everyone()
 
 
 def scores_from_passes(
@@ -162,34 +209,19 @@ def scores_from_passes(
     ```
     """
     run_dir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    record = callback_record(source, args=args, model_name=model_name, template=template)
     done = run_dir.completed_passes()
-    epochs = len(done) - 1
-    if epochs < 1 or done != list(range(epochs + 1)):
-        raise RunError(f"{run_dir.path} holds passes {done or 'none'}; LP needs pass 0 and every pass after it "
-                       "(train for at least 1 whole epoch with the callback).")
+    if done != list(range(record.epochs + 1)) or record.epochs < 1:
+        raise RunError(f"{run_dir.path} holds passes {done or 'none'}, and a run of {record.epochs} epoch(s) needs passes 0 to "
+                       f"{record.epochs}: train whole epochs with the callback (at least 1), into an output_dir of its own.")
     if max(scored["row"], default=-1) >= len(source):
         raise ConfigError(f"The scored rows name row {max(scored['row'])}, but the source has {len(source)} rows: "
                           "give the raw rows the trainer's dataset was made from, in the same order.")
-    try:
-        row_format = detect_format(source.column_names)
-    except DataError:
-        raise ConfigError(f"The source rows have columns {sorted(source.column_names)}, which match none of the formats "
-                          f"hf_lpselect reads ({', '.join(FORMATS)}).") from None
-    canonical = canonicalize(source, format=row_format)
+    canonical = canonicalize(source, format=record.format)
     passes = [pd.read_parquet(run_dir.pass_path(k)) for k in done]
     rows = _rows_table(source, canonical, scored, passes[0])
     scores = build_scores(rows, passes)
-    hardware = {**probe("cpu" if getattr(args, "use_cpu", False) else None).to_dict(),
-                "precision": {"training": "bf16" if getattr(args, "bf16", False) else "fp32"}}
-    record = RunRecord(
-        identity={**identity_of(args.to_dict() if args is not None else {}), "model_name_or_path": model_name,
-                  "resolved": {"template": template}},
-        dataset=DatasetRecord(source=run_dir.source.name, n_rows=len(source), fingerprint=dataset_fingerprint(rows["id"]),
-                              stored=True),
-        format=row_format, template=template, epochs=epochs, model={"model": model_name, "source": "trainer"},
-        counts=status_counts(rows), versions=library_versions(), complete=True, hardware=hardware,
-        lp1_summary=scores["lp1"].describe().to_dict(),
-    )
+    record.counts, record.complete, record.lp1_summary = status_counts(rows), True, scores["lp1"].describe().to_dict()
     atomic_write(run_dir.source, lambda tmp: source.to_parquet(str(tmp)))
     write_parquet(rows, run_dir.rows)
     write_parquet(scores, run_dir.scores)

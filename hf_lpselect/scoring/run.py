@@ -24,7 +24,7 @@ from ..core.hardware import probe
 from ..data import canonicalize, dataset_fingerprint, hub_origin, map_columns, parse_column_map, read_source
 from ..errors import RunError
 from ..models import load_model
-from ..record import DatasetRecord, RunRecord, is_identity_field
+from ..record import DatasetRecord, RunRecord, identity_differences
 from ..rundir import RunDir, atomic_write, check_run_dir, run_lock, write_parquet
 from ..templates import resolve_template, tokenize_rows
 from .arguments import ScoreArguments, ScorerModelConfig, build_score_args, run_identity
@@ -39,10 +39,7 @@ def _check_resumable(run_dir: RunDir, identity: dict[str, Any], fingerprint: str
     if not run_dir.run_json.is_file():
         return
     previous = RunRecord.load(run_dir.path)
-    keys = sorted(k for k in set(identity) | set(previous.identity) if is_identity_field(k))  # an older record may hold more
-    mismatched = [k for k in keys if previous.identity.get(k) != identity.get(k)]
-    if previous.dataset.fingerprint != fingerprint:
-        mismatched.append("dataset content")
+    mismatched = identity_differences(previous, identity, fingerprint)
     if mismatched == ["bf16"]:
         was, now = ("bf16", "float32") if previous.identity.get("bf16") else ("float32", "bf16")
         raise RunError(
@@ -173,7 +170,8 @@ def _score(
                 "resolved": {"template": template, "max_length": max_length},
                 "model_identity": {k: loaded.identity.get(k) for k in ("weights_sha256", "revision", "architecture")}}
     _check_resumable(run_dir, identity, fingerprint)
-    already_complete = run_dir.run_json.is_file() and run_dir.scores.is_file() and RunRecord.load(run_dir.path).complete
+    previous = RunRecord.load(run_dir.path) if run_dir.run_json.is_file() else None
+    already_complete = previous is not None and previous.complete and run_dir.scores.is_file()
 
     tokenized = tokenize_rows(rows, loaded.tokenizer, template=template, max_length=max_length, alone=script.ifd)
     rows_table = tokenized.select_columns(ROWS_COLUMNS).to_pandas()
@@ -193,8 +191,11 @@ def _score(
         counts=counts,
         versions=library_versions(),
         world_size=state.num_processes,
-        hardware={**probe("cpu" if args.use_cpu else None).to_dict(),
-                  "precision": {"training": "bf16" if args.bf16 else "fp32", "scoring": "bf16" if scores_in_bf16(args.score_precision, args.bf16) else "fp32"}},
+        # a finished run read back keeps the device it ran on
+        hardware=previous.hardware if already_complete else {
+            **probe("cpu" if args.use_cpu else None).to_dict(),
+            "precision": {"training": "bf16" if args.bf16 else "fp32",
+                          "scoring": "bf16" if scores_in_bf16(args.score_precision, args.bf16) else "fp32"}},
     )
     if state.is_main_process:
         run_dir.path.mkdir(parents=True, exist_ok=True)

@@ -37,7 +37,7 @@ from ..heads import CompactHeadMixin
 from ..models import unwrap_peft
 from ..padding_free import PaddingFreeMixin
 from ..rundir import RunDir, write_parquet
-from .results import ScoreResult, scores_from_passes
+from .results import ScoreResult, scores_from_passes, start_callback_run
 from .passes import score_pass
 from ..templates import TEMPLATES, resolve_template, tokenize_rows
 
@@ -401,6 +401,8 @@ class LearningPercentageCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
         self._model_name = getattr(getattr(unwrap_peft(model), "config", None), "_name_or_path", "") if model is not None else ""
+        if self.source is not None:  # refuse another run's passes before using any (every rank checks; the first writes)
+            start_callback_run(self.run_dir or RunDir(args.output_dir), self.source, args=args, model_name=self._model_name)
         self.run_pass(self._model(model), args, 0, pad_token_id=_pad_id(processing_class))
 
     def on_train_end(self, args, state, control, **kwargs):
