@@ -8,10 +8,12 @@ leaves half a file, and a re-run can trust whatever it finds.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,6 +49,70 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+FULL_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def no_space_left(path: str | os.PathLike) -> bool:
+    """Whether the filesystem that holds ``path`` is full: a 1 MiB write beside it fails (or is cut short).
+
+    Asked where a native writer failed without saying why (torch's zip writer reports a full disk as
+    ``RuntimeError: … unexpected pos``), before anything it left is removed: what it wrote still
+    holds the space. The probe file is our temporary name, removed at once.
+    """
+    folder = Path(path)
+    while not folder.is_dir():
+        if folder.parent == folder:
+            return False
+        folder = folder.parent
+    size = 1 << 20
+    try:
+        fd, name = tempfile.mkstemp(prefix=".lpselect-space-probe.", suffix=".tmp", dir=folder)
+    except OSError as err:
+        return err.errno in FULL_DISK_ERRNOS
+    try:
+        written = os.write(fd, b"\0" * size)
+        os.fsync(fd)
+        return written < size
+    except OSError as err:
+        return err.errno in FULL_DISK_ERRNOS
+    finally:
+        os.close(fd)
+        os.unlink(name)
+
+
+class SafeCheckpointMixin:
+    """A ``Trainer`` mixin: a checkpoint save that fails leaves no half-written ``checkpoint-N`` folder,
+    and a full disk is said as one.
+
+    transformers writes a checkpoint file by file into ``checkpoint-N`` (weights, optimizer, scheduler,
+    RNG states, ``trainer_state.json`` last). When a save fails part-way (a full disk, an interrupt), the
+    folder this save created is removed, so no later run or person finds half a checkpoint. A failure
+    while the disk is full is raised as ``OSError(ENOSPC)`` from the original error, whatever the writer
+    called it (torch's zip writer: ``RuntimeError: [enforce fail at inline_container.cc] … unexpected pos``),
+    so ``lpselect`` says "No space left" in one sentence. A folder that existed before the save is
+    left alone; runs resume only from checkpoints saved whole (:meth:`RunDir.checkpoint_dirs`).
+    """
+
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+        folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        new = not folder.exists()
+        try:
+            super()._save_checkpoint(model, trial)
+        except BaseException as err:
+            full = isinstance(err, Exception) and not _says_disk_full(err) and no_space_left(folder)
+            if new and self.args.should_save:
+                shutil.rmtree(folder, ignore_errors=True)
+            if full:
+                raise OSError(errno.ENOSPC, f"No space left on device while saving the checkpoint {folder}") from err
+            raise
+
+
+def _says_disk_full(err: BaseException) -> bool:
+    return isinstance(err, OSError) and err.errno in FULL_DISK_ERRNOS
 
 
 def file_sha256(path: str | os.PathLike) -> str:

@@ -29,7 +29,7 @@ from ..data import is_hub_id
 from ..errors import ModelError, TrainError
 from ..heads import CompactHeadMixin
 from ..padding_free import PaddingFreeMixin
-from ..rundir import write_json
+from ..rundir import SafeCheckpointMixin, write_json
 from .arguments import RECIPE_KEYS, TrainArguments, train_arguments
 from .data import TrainRows, resolve_rows
 
@@ -120,7 +120,7 @@ def _size(selection: dict[str, Any]) -> str:
     return f"{selection.get('count')} rows"
 
 
-class TargetTrainer(CompactHeadMixin, PaddingFreeMixin, SFTTrainer):
+class TargetTrainer(SafeCheckpointMixin, CompactHeadMixin, PaddingFreeMixin, SFTTrainer):
     """TRL's ``SFTTrainer`` whose model card also says what the model was trained on (``record``).
 
     The card is TRL's generated card with the tag ``lpselect``, the dataset linked in its metadata,
