@@ -99,16 +99,29 @@ class SafeCheckpointMixin:
         from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
         folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-        new = not folder.exists()
-        try:
+        with saving_into(folder, remove=self.args.should_save):
             super()._save_checkpoint(model, trial)
-        except BaseException as err:
-            full = isinstance(err, Exception) and not _says_disk_full(err) and no_space_left(folder)
-            if new and self.args.should_save:
-                shutil.rmtree(folder, ignore_errors=True)
-            if full:
-                raise OSError(errno.ENOSPC, f"No space left on device while saving the checkpoint {folder}") from err
-            raise
+
+
+@contextmanager
+def saving_into(folder: str | os.PathLike, *, remove: bool = True) -> Iterator[None]:
+    """Write a folder of files (a checkpoint, a saved model) so that a failure leaves none of it behind.
+
+    If the body fails, the folder is removed when this call created it (and ``remove``), and a failure
+    on a full disk is raised as ``OSError(ENOSPC)`` from the original error, whatever the writer called
+    it (torch's zip writer: ``RuntimeError: [enforce fail at inline_container.cc] … unexpected pos``).
+    """
+    folder = Path(folder)
+    new = not folder.exists()
+    try:
+        yield
+    except BaseException as err:
+        full = isinstance(err, Exception) and not _says_disk_full(err) and no_space_left(folder)
+        if new and remove:
+            shutil.rmtree(folder, ignore_errors=True)
+        if full:
+            raise OSError(errno.ENOSPC, f"No space left on device while writing {folder}") from err
+        raise
 
 
 def _says_disk_full(err: BaseException) -> bool:
@@ -191,10 +204,7 @@ class RunDir:
         state file is missing, cut short, or names another step was not saved whole (a kill or a full
         disk mid-save) and is skipped: the run resumes from the previous complete one.
         """
-        if not self.checkpoints.is_dir():
-            return []
-        found = [(int(m.group(1)), p) for p in self.checkpoints.iterdir() if (m := _CHECKPOINT_RE.match(p.name)) and p.is_dir()]
-        return [p for step, p in sorted(found) if not complete or _saved_whole(p, step)]
+        return checkpoint_dirs(self.checkpoints, complete=complete)
 
     def completed_passes(self) -> list[int]:
         """Epoch indices K whose ``passes/epoch_K.parquet`` exists, ascending."""
@@ -213,6 +223,16 @@ class RunDir:
                         p.unlink(missing_ok=True)
                         removed.append(p)
         return removed
+
+
+def checkpoint_dirs(folder: str | os.PathLike, *, complete: bool = True) -> list[Path]:
+    """The ``checkpoint-N`` folders of a trainer's ``output_dir``, by step; with ``complete``, only those
+    saved whole (``trainer_state.json``, written last, is there and names step N)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _CHECKPOINT_RE.match(p.name)) and p.is_dir()]
+    return [p for step, p in sorted(found) if not complete or _saved_whole(p, step)]
 
 
 def _saved_whole(checkpoint: Path, step: int) -> bool:
