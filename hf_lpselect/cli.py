@@ -6,7 +6,6 @@ Every command prints where its outputs went and fails with one sentence on bad i
 
 from __future__ import annotations
 
-import errno
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -70,13 +69,9 @@ def user_errors() -> Iterator[None]:
 
 def _disk_full(err: BaseException | None) -> bool:
     """A full disk, as Python (``OSError`` ENOSPC / EDQUOT) or a native writer (safetensors, Arrow) reports it."""
-    while err is not None:
-        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        if "No space left on device" in str(err) or "Disk quota exceeded" in str(err):
-            return True
-        err = err.__cause__ or err.__context__
-    return False
+    from .rundir import is_disk_full
+
+    return is_disk_full(err)
 
 
 def _print_result(result, texts=None) -> None:

@@ -128,6 +128,16 @@ def _says_disk_full(err: BaseException) -> bool:
     return isinstance(err, OSError) and err.errno in FULL_DISK_ERRNOS
 
 
+def is_disk_full(err: BaseException | None) -> bool:
+    """Whether ``err`` (or an error it was raised from) is a full disk, as Python (``OSError`` ENOSPC /
+    EDQUOT) or a native writer (safetensors, Arrow: "No space left on device") reports it."""
+    while err is not None:
+        if _says_disk_full(err) or "No space left on device" in str(err) or "Disk quota exceeded" in str(err):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
 def file_sha256(path: str | os.PathLike) -> str:
     """The SHA-256 hex digest of a file's bytes, read in 4 MiB chunks."""
     digest = hashlib.sha256()
