@@ -82,6 +82,20 @@ def half_written_checkpoints(folder: Path) -> list[Path]:
     return found
 
 
+def test_score_a_disk_that_fills_early_says_so_on_a_line_of_its_own(small_disk, tmp_path, data, tiny_model_dir):
+    """20 KiB: the disk fills while a progress bar is drawing. Before the fix the sentence was glued
+    to the bar's line ("… 2/4 [00:00<00:00, 2.60it/s]Error: No space left …")."""
+    disk = small_disk("20k")
+    full = lpselect("score", data, "--model", tiny_model_dir, "--out", disk.path / "r", *SCORE_FLAGS)
+    assert_one_sentence(full)
+    assert "it/s]Error" not in full.stderr
+    disk.grow()
+    resumed = lpselect("score", data, "--model", tiny_model_dir, "--out", disk.path / "r", *SCORE_FLAGS)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    straight = lpselect("score", data, "--model", tiny_model_dir, "--out", tmp_path / "straight", *SCORE_FLAGS)
+    pd.testing.assert_frame_equal(pd.read_parquet(RunDir(disk.path / "r").scores), pd.read_parquet(RunDir(tmp_path / "straight").scores))
+
+
 def test_score_a_disk_that_fills_while_an_epoch_checkpoint_is_written(small_disk, tmp_path, data, tiny_model_dir):
     """10 MiB: the passes and the model's weights fit, the optimizer state (torch's zip writer) does not.
     Before the fix: exit 1 and "RuntimeError: … inline_container.cc … unexpected pos", and the
