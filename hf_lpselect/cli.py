@@ -6,7 +6,6 @@ Every command prints where its outputs went and fails with one sentence on bad i
 
 from __future__ import annotations
 
-import errno
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,29 +36,45 @@ def user_errors() -> Iterator[None]:
     """The one place where our errors become one red sentence and exit code 2.
 
     Only :class:`~hf_lpselect.errors.LPSelectError` (raised where the problem was found) and a full
-    disk are turned into a sentence; anything else is a bug and keeps its traceback.
+    disk are turned into a sentence; anything else is a bug and keeps its traceback. The sentence
+    starts a line of its own: the progress bars the failure interrupted are closed first.
     """
+
+    def _end_progress_bars() -> None:
+        # A bar (ours, transformers', datasets', huggingface_hub's: all tqdm) that was drawing when the
+        # error was raised left the cursor after its text; closed, it ends its line (or clears it), and
+        # it cannot redraw itself below the error when it is garbage-collected later.
+        import sys
+
+        if "tqdm" not in sys.modules:  # nothing drew a bar
+            return
+        from tqdm.std import tqdm
+
+        for bar in list(tqdm._instances):
+            try:
+                bar.close()
+            except (OSError, ValueError):  # its stream is closed: nothing to end
+                pass
+
     try:
         yield
     except LPSelectError as err:
+        _end_progress_bars()
         console.print(f"[red]Error:[/] {escape(str(err))}", soft_wrap=True)
         raise typer.Exit(2) from None
     except Exception as err:
         if not _disk_full(err):
             raise
+        _end_progress_bars()
         console.print("[red]Error:[/] No space left on the device; free some space and re-run the same command to resume.", soft_wrap=True)
         raise typer.Exit(2) from None
 
 
 def _disk_full(err: BaseException | None) -> bool:
     """A full disk, as Python (``OSError`` ENOSPC / EDQUOT) or a native writer (safetensors, Arrow) reports it."""
-    while err is not None:
-        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        if "No space left on device" in str(err):
-            return True
-        err = err.__cause__ or err.__context__
-    return False
+    from .rundir import is_disk_full
+
+    return is_disk_full(err)
 
 
 def _print_result(result, texts=None) -> None:

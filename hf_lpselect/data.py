@@ -54,6 +54,9 @@ SHAREGPT_ROLES = {
     "model": "assistant",
     "system": "system",
 }
+# the roles of an OpenAI-style `messages` row; any other is the row's own defect (invalid), named before
+# any template's limits (a single-turn template would otherwise call it multi-turn)
+MESSAGE_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 FEATURES = Features({
     "row": Value("int64"),
     "id": Value("string"),
@@ -582,7 +585,7 @@ def _string(record: dict, key: str, *, required: bool = True) -> str:
 
 
 def _conversation(turns: list, role_key: str, content_key: str, roles: dict[str, str] | None) -> View:
-    """View of a list of turns; `roles` maps source role names (None: taken as is)."""
+    """View of a list of turns; `roles` maps source role names (None: taken as is, one of MESSAGE_ROLES)."""
     messages = []
     for number, turn in enumerate(turns, 1):
         if not isinstance(turn, dict):
@@ -593,9 +596,9 @@ def _conversation(turns: list, role_key: str, content_key: str, roles: dict[str,
                 raise _Invalid(f"turn {number} has no {name!r}")
             if not isinstance(value, str):
                 raise _Invalid(f"turn {number} {name!r} is not a string ({type(value).__name__})")
+        if role not in (roles if roles is not None else MESSAGE_ROLES):
+            raise _Invalid(f"unknown role {role!r}")
         if roles is not None:
-            if role not in roles:
-                raise _Invalid(f"unknown role {role!r}")
             role = roles[role]
         if role == "assistant" and not content.strip():
             raise _Invalid(f"empty response (turn {number})")

@@ -15,10 +15,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock, Timeout
 
-from .core.io import atomic_write, file_sha256, write_json, write_parquet, write_text  # noqa: F401  (the run files' writers)
+from .core.io import (  # noqa: F401  (the run files' writers, and full-disk handling, re-exported for the stages)
+    atomic_write,
+    file_sha256,
+    is_disk_full,
+    no_space_left,
+    saving_into,
+    write_json,
+    write_parquet,
+    write_text,
+)
 from .core.schema import STATUSES  # noqa: F401
 from .errors import RunError
 from .record import RunRecord
@@ -27,6 +37,27 @@ _PASS_RE = re.compile(r"^epoch_(\d+)\.parquet$")
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 _TMP_RE = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp$")  # what atomic_write names its temporary files
 LOCK_NAME = ".lpselect.lock"
+
+
+class SafeCheckpointMixin:
+    """A ``Trainer`` mixin: a checkpoint save that fails leaves no half-written ``checkpoint-N`` folder,
+    and a full disk is said as one.
+
+    transformers writes a checkpoint file by file into ``checkpoint-N`` (weights, optimizer, scheduler,
+    RNG states, ``trainer_state.json`` last). When a save fails part-way (a full disk, an interrupt), the
+    folder this save created is removed, so no later run or person finds half a checkpoint. A failure
+    while the disk is full is raised as ``OSError(ENOSPC)`` from the original error, whatever the writer
+    called it (torch's zip writer: ``RuntimeError: [enforce fail at inline_container.cc] … unexpected pos``),
+    so ``lpselect`` says "No space left" in one sentence. A folder that existed before the save is
+    left alone; runs resume only from checkpoints saved whole (:meth:`RunDir.checkpoint_dirs`).
+    """
+
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+        folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        with saving_into(folder, remove=self.args.should_save):
+            super()._save_checkpoint(model, trial)
 
 
 @dataclass(frozen=True)
@@ -81,10 +112,7 @@ class RunDir:
         state file is missing, cut short, or names another step was not saved whole (a kill or a full
         disk mid-save) and is skipped: the run resumes from the previous complete one.
         """
-        if not self.checkpoints.is_dir():
-            return []
-        found = [(int(m.group(1)), p) for p in self.checkpoints.iterdir() if (m := _CHECKPOINT_RE.match(p.name)) and p.is_dir()]
-        return [p for step, p in sorted(found) if not complete or _saved_whole(p, step)]
+        return checkpoint_dirs(self.checkpoints, complete=complete)
 
     def completed_passes(self) -> list[int]:
         """Epoch indices K whose ``passes/epoch_K.parquet`` exists, ascending."""
@@ -103,6 +131,16 @@ class RunDir:
                         p.unlink(missing_ok=True)
                         removed.append(p)
         return removed
+
+
+def checkpoint_dirs(folder: str | os.PathLike, *, complete: bool = True) -> list[Path]:
+    """The ``checkpoint-N`` folders of a trainer's ``output_dir``, by step; with ``complete``, only those
+    saved whole (``trainer_state.json``, written last, is there and names step N)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _CHECKPOINT_RE.match(p.name)) and p.is_dir()]
+    return [p for step, p in sorted(found) if not complete or _saved_whole(p, step)]
 
 
 def _saved_whole(checkpoint: Path, step: int) -> bool:

@@ -17,6 +17,8 @@ speaks enough of the Hub HTTP protocol for the real client libraries (``huggingf
   ``refs/pr/N`` and answers ``pullRequestUrl``), the git-LFS batch API with a basic single-PUT
   transfer and ``verify``, ``/api/validate-yaml`` (only checks that the README front matter is a
   YAML mapping), ``/api/whoami-v2`` (a fixed fake user).
+* Fault injection (:meth:`LoopbackHub.fail`): chosen requests answer 429 / 5xx, lose the
+  connection mid-answer, happen but answer an error, or meet someone else's commit first.
 * A few read routes are answered here before olah because olah's offline mode gets them wrong for
   local mirrors: repo info without a revision (olah only looks in its proxy cache), ``resolve`` of a
   missing file or revision (olah answers 401/500 instead of ``EntryNotFound``/``RevisionNotFound``),
@@ -713,10 +715,80 @@ class _RefRewrite:
         await self.app(scope, receive, send)
 
 
+FAULTS_FILE = "faults.json"
+
+
+class _Faults:
+    """ASGI middleware: a Hub that fails on purpose. The rules live in ``ROOT/faults.json`` (written by
+    :meth:`LoopbackHub.fail`), read on every request; the first rule whose ``method`` and ``path``
+    (a regex searched in the URL path) match and whose ``times`` is not used up is applied and counted:
+
+    * ``status``: answer HTTP ``status`` (429, 500, 503 …; ``retry_after`` seconds if given) and do nothing;
+    * ``drop``: start an answer, then cut the connection mid-body (the client sees the connection reset);
+    * ``after-status``: do the request, then answer ``status`` instead (it happened; the client cannot know);
+    * ``commit-first``: commit ``path_in_repo`` to the repo's ``main`` first, as someone else's push, then do
+      the request (a commit whose parent was read before it then conflicts).
+    """
+
+    def __init__(self, app, root: Path):
+        self.app, self.root = app, root
+
+    def _take(self, method: str, path: str) -> dict | None:
+        rules_path = self.root / FAULTS_FILE
+        if not rules_path.is_file():
+            return None
+        with open(self.root / ".faults.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            rules = json.loads(rules_path.read_text())
+            for rule in rules:
+                if rule["times"] > 0 and rule["method"] == method and re.search(rule["path"], path):
+                    rule["times"] -= 1
+                    rule["used"] = rule.get("used", 0) + 1
+                    tmp = rules_path.with_suffix(".tmp")
+                    tmp.write_text(json.dumps(rules))
+                    tmp.replace(rules_path)
+                    return rule
+        return None
+
+    async def _answer(self, send, status: int, retry_after: int | None = None) -> None:
+        headers = [(b"content-type", b"application/json"), (b"x-error-message", b"injected fault")]
+        if retry_after is not None:
+            headers.append((b"retry-after", str(retry_after).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": json.dumps({"error": "injected fault"}).encode()})
+
+    async def __call__(self, scope, receive, send):
+        rule = self._take(scope["method"], scope["path"]) if scope["type"] == "http" else None
+        if rule is None:
+            return await self.app(scope, receive, send)
+        action = rule["action"]
+        if action == "status":
+            return await self._answer(send, rule["status"], rule.get("retry_after"))
+        if action == "drop":
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")]})
+            await send({"type": "http.response.body", "body": b'{"partial', "more_body": True})
+            raise ConnectionAbortedError("loopback hub: connection dropped on purpose")  # uvicorn closes it
+        if action == "after-status":
+            async def swallow(message):
+                pass
+
+            await self.app(scope, receive, swallow)
+            return await self._answer(send, rule["status"])
+        if action == "commit-first":
+            repo = MirrorRepo(self.root / "mirrors", rule.get("repo_type", "dataset"), rule["repo_id"])
+            content = base64.b64encode(b"Someone else's change.\n").decode()
+            with repo.locked():
+                repo.apply_commit(DEFAULT_REVISION, [("file", {"path": rule["path_in_repo"], "content": content})],
+                                  summary="Someone else's push")
+            return await self.app(scope, receive, send)
+        raise ValueError(f"unknown fault action {action!r}")
+
+
 def _serve(root: Path, port_file: Path, parent_pid: int) -> None:
     import uvicorn
 
-    app = create_app(root / "mirrors", root / "olah-cache")
+    app = _Faults(create_app(root / "mirrors", root / "olah-cache"), root)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -838,6 +910,27 @@ class LoopbackHub:
             **extra,
         })
         return env
+
+    # -- fault injection (see _Faults) ---------------------------------------------------------
+    def fail(self, method: str, path: str, action: str = "status", *, times: int = 1, **details) -> None:
+        """Make the next ``times`` requests ``method path`` (a regex searched in the URL path) fail:
+        ``fail("POST", "/commit/", status=500, times=2)``, ``fail("POST", "/commit/", "drop")``,
+        ``fail("POST", "/commit/", "commit-first", repo_id="org/x", path_in_repo="OTHER.md")``."""
+        if action in ("status", "after-status") and "status" not in details:
+            raise ValueError(f"fault {action!r} needs status=")
+        rules = self.faults()
+        rules.append({"method": method, "path": path, "action": action, "times": times, **details})
+        tmp = self.root / (FAULTS_FILE + ".tmp")
+        tmp.write_text(json.dumps(rules))
+        tmp.replace(self.root / FAULTS_FILE)
+
+    def faults(self) -> list[dict]:
+        """The fault rules with how often each was ``used``."""
+        path = self.root / FAULTS_FILE
+        return json.loads(path.read_text()) if path.is_file() else []
+
+    def clear_faults(self) -> None:
+        (self.root / FAULTS_FILE).unlink(missing_ok=True)
 
     # -- direct access to the git mirror (test setup and assertions) ----------------------------
     def repo(self, repo_id: str, repo_type: str = "dataset") -> MirrorRepo:

@@ -2,6 +2,7 @@
 broken run refuses with one sentence instead of finishing with wrong numbers (issue 8)."""
 
 import json
+import re
 import shutil
 
 import pandas as pd
@@ -246,7 +247,8 @@ def test_a_full_disk_is_one_sentence_and_the_same_command_resumes(small_disk, tm
                "--epochs", "2", "--max_length", "64", "--batch-size", "4", "--grad-accum", "1", "--bf16", "false"]
     full = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert full.returncode == 2, full.stderr[-3000:]
-    assert "No space left on the device; free some space and re-run the same command to resume." in full.stderr
+    # on a line of its own, not glued to the interrupted progress bar (issue 20)
+    assert re.search(r"(?m)^Error: No space left on the device; free some space and re-run the same command to resume\.$", full.stderr), full.stderr[-2000:]
     assert "Traceback" not in full.stderr
     subprocess.run(["mount", "-o", "remount,size=200m", str(small_disk)], check=True)
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=600)

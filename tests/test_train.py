@@ -230,8 +230,8 @@ def test_resume_from_checkpoint_goes_on_and_refuses_other_rows(scored, tiny_mode
     with pytest.raises(TrainError, match="trained on other rows"):
         hf_lpselect.train(fraction=0.5, **{**common, "max_steps": 3}, resume_from_checkpoint=str(out / "checkpoint-2"))
     before = sorted(p.name for p in out.iterdir()), (out / "lpselect_train.json").read_text()
-    with pytest.raises(TrainError, match="is not empty .*--resume_from_checkpoint"):
-        hf_lpselect.train(fraction=0.5, **common)  # a new run into the old one's folder: refused, nothing touched
+    with pytest.raises(TrainError, match="holds a training run with another rows, selection, recipe"):
+        hf_lpselect.train(fraction=0.5, **common)  # another run into the old one's folder: refused, nothing touched
     assert (sorted(p.name for p in out.iterdir()), (out / "lpselect_train.json").read_text()) == before
 
 
@@ -249,6 +249,8 @@ def test_a_pushed_subset_config_trained_by_repo_id_and_pushed_with_its_card(scor
     assert "trained" in done.stdout and "6 of 6 rows" in done.stdout
 
     pushed = loopback_hub.repo("org/target-hard", "model")
+    files = pushed.git("ls-tree", "-r", "--name-only", "main").decode().split()
+    assert "model.safetensors" in files and not [f for f in files if "lpselect_final" in f]
     record = json.loads(pushed.git("show", f"main:{RECORD_FILE}"))
     assert record["row_ids"] == scored["ids"] and record["revision"] == seed_sha
     card = pushed.git("show", "main:README.md").decode()

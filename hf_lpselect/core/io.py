@@ -1,14 +1,20 @@
-"""Files written whole or not at all: every writer goes through a temporary file in the same folder and a rename.
+"""Files written whole or not at all, and a full disk told apart from other failures.
 
-A crash never leaves half a file, so whatever a later run finds it can trust. Light: pandas only.
+Every writer goes through a temporary file in the same folder and a rename, so a crash never leaves
+half a file and whatever a later run finds it can trust. A folder written file by file (a checkpoint,
+a saved model) goes through :func:`saving_into`. Light: pandas only.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
@@ -54,3 +60,69 @@ def write_text(text: str, path: str | os.PathLike) -> None:
 def write_json(obj: Any, path: str | os.PathLike) -> None:
     """Write ``obj`` to ``path`` as indented JSON, atomically."""
     write_text(json.dumps(obj, indent=2, default=str) + "\n", path)
+
+
+FULL_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def no_space_left(path: str | os.PathLike) -> bool:
+    """Whether the filesystem that holds ``path`` is full: a 1 MiB write beside it fails (or is cut short).
+
+    Asked where a native writer failed without saying why (torch's zip writer reports a full disk as
+    ``RuntimeError: … unexpected pos``), before anything it left is removed: what it wrote still
+    holds the space. The probe file is our temporary name, removed at once.
+    """
+    folder = Path(path)
+    while not folder.is_dir():
+        if folder.parent == folder:
+            return False
+        folder = folder.parent
+    size = 1 << 20
+    try:
+        fd, name = tempfile.mkstemp(prefix=".lpselect-space-probe.", suffix=".tmp", dir=folder)
+    except OSError as err:
+        return err.errno in FULL_DISK_ERRNOS
+    try:
+        written = os.write(fd, b"\0" * size)
+        os.fsync(fd)
+        return written < size
+    except OSError as err:
+        return err.errno in FULL_DISK_ERRNOS
+    finally:
+        os.close(fd)
+        os.unlink(name)
+
+
+@contextmanager
+def saving_into(folder: str | os.PathLike, *, remove: bool = True) -> Iterator[None]:
+    """Write a folder of files (a checkpoint, a saved model) so that a failure leaves none of it behind.
+
+    If the body fails, the folder is removed when this call created it (and ``remove``), and a failure
+    on a full disk is raised as ``OSError(ENOSPC)`` from the original error, whatever the writer called
+    it (torch's zip writer: ``RuntimeError: [enforce fail at inline_container.cc] … unexpected pos``).
+    """
+    folder = Path(folder)
+    new = not folder.exists()
+    try:
+        yield
+    except BaseException as err:
+        full = isinstance(err, Exception) and not _says_disk_full(err) and no_space_left(folder)
+        if new and remove:
+            shutil.rmtree(folder, ignore_errors=True)
+        if full:
+            raise OSError(errno.ENOSPC, f"No space left on device while writing {folder}") from err
+        raise
+
+
+def _says_disk_full(err: BaseException) -> bool:
+    return isinstance(err, OSError) and err.errno in FULL_DISK_ERRNOS
+
+
+def is_disk_full(err: BaseException | None) -> bool:
+    """Whether ``err`` (or an error it was raised from) is a full disk, as Python (``OSError`` ENOSPC /
+    EDQUOT) or a native writer (safetensors, Arrow: "No space left on device") reports it."""
+    while err is not None:
+        if _says_disk_full(err) or "No space left on device" in str(err) or "Disk quota exceeded" in str(err):
+            return True
+        err = err.__cause__ or err.__context__
+    return False

@@ -54,6 +54,8 @@ class EvalArguments:
     judge_temperature: float = field(default=0.0, metadata={"help": "Temperature of an endpoint judge (a local judge is always greedy)."})
     judge_workers: int = field(default=4, metadata={"help": "Requests in flight at once to an endpoint judge."})
     judge_batch_size: int = field(default=4, metadata={"help": "Prompts per generate call of a local judge."})
+    judge_timeout: float = field(default=120.0, metadata={"help": "Seconds an endpoint judge may take to answer one request before it is asked again."})
+    judge_max_retries: int = field(default=3, metadata={"help": "Times a failed judge request (timeout, HTTP 408 / 429 / 5xx, a lost connection, a malformed answer) is asked again, with exponential backoff, before eval stops; the replies already given are kept."})
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -66,6 +68,10 @@ class EvalArguments:
                      "judge_max_new_tokens", "judge_workers", "judge_batch_size"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise EvalError(f"--{name} must be at least 1, got {getattr(self, name)}.")
+        if not self.judge_timeout > 0:
+            raise EvalError(f"--judge_timeout must be a positive number of seconds, got {self.judge_timeout}.")
+        if self.judge_max_retries < 0:
+            raise EvalError(f"--judge_max_retries must be 0 or more, got {self.judge_max_retries}.")
         if self.score_batch_size is not None and self.score_batch_size < 0:
             raise EvalError(f"--score_batch_size must be 0 (no cap) or more, got {self.score_batch_size}.")
         if self.limit is not None and self.limit < 1:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -84,6 +85,12 @@ class EndpointJudge:
         max_tokens (`int`, defaults to `256`): tokens per reply.
         temperature (`float`, defaults to `0.0`): 0 asks for the judge's most likely reply.
         workers (`int`, defaults to `4`): requests in flight at once.
+        timeout (`float`, defaults to `120.0`): seconds one request may take before it is asked again.
+        max_retries (`int`, defaults to `3`): times a failed request is asked again, with exponential backoff
+            (the ``openai`` client's for timeouts, lost connections and HTTP 408 / 409 / 429 / 5xx, honouring
+            ``Retry-After``; ours for an answer that is not a chat completion). Then one :class:`EvalError`
+            says what failed; replies already given were kept (:func:`judge_pairs`), and a re-run asks only
+            for the missing ones. No verdict is ever made up: only a chat completion's text is a reply.
 
     Example:
         >>> judge = EndpointJudge("http://127.0.0.1:8000/v1", "Qwen/Qwen2.5-7B-Instruct")  # doctest: +SKIP
@@ -91,40 +98,85 @@ class EndpointJudge:
 
     def __init__(
         self, base_url: str, model: str, *, api_key_env: str = "OPENAI_API_KEY", max_tokens: int = 256,
-        temperature: float = 0.0, workers: int = 4,
+        temperature: float = 0.0, workers: int = 4, timeout: float = 120.0, max_retries: int = 3,
     ) -> None:
         try:
             import openai
         except ImportError as err:
             raise EvalError("An endpoint judge needs the openai client: pip install 'hf-lpselect[eval]'.") from err
         self._openai = openai
-        self.client = openai.OpenAI(base_url=base_url, api_key=os.environ.get(api_key_env) or "no-key", max_retries=3)
+        self.client = openai.OpenAI(base_url=base_url, api_key=os.environ.get(api_key_env) or "no-key",
+                                    max_retries=max_retries, timeout=timeout)
+        self.timeout, self.tries = timeout, max_retries + 1
         self.model, self.base_url, self.api_key_env = model, base_url, api_key_env
         self.max_tokens, self.temperature, self.workers = max_tokens, temperature, workers
         self.identity = {"backend": "endpoint", "base_url": base_url, "model": model, "max_tokens": max_tokens, "temperature": temperature}
 
     def _ask(self, prompt: str) -> str:
+        """The text of the judge's chat completion for ``prompt``; an :class:`EvalError` once the retries are spent."""
         openai = self._openai
-        try:
-            response = self.client.chat.completions.create(
-                model=self.model, messages=[{"role": "user", "content": prompt}],
-                max_tokens=self.max_tokens, temperature=self.temperature,
-            )
-        except openai.AuthenticationError as err:
-            raise EvalError(f"The judge at {self.base_url} refused the API key; put a valid key in ${self.api_key_env}.") from err
-        except openai.APIStatusError as err:  # e.g. 404 / 400 for a model the server does not serve
-            detail = str(err.message).splitlines()[0][:200]
-            raise EvalError(f"The judge at {self.base_url} answered HTTP {err.status_code} for model {self.model!r} "
-                            f"({detail}); check --judge_model and the server.") from err
-        except openai.APIConnectionError as err:
-            raise EvalError(f"Could not reach the judge at {self.base_url}; start the server or fix --judge_base_url.") from err
-        return response.choices[0].message.content or ""
+        saved = "the replies already given are kept: re-run the same command to ask only for the missing ones"
+        for attempt in range(self.tries):
+            try:
+                response = self.client.chat.completions.create(
+                    model=self.model, messages=[{"role": "user", "content": prompt}],
+                    max_tokens=self.max_tokens, temperature=self.temperature,
+                )
+            except openai.AuthenticationError as err:
+                raise EvalError(f"The judge at {self.base_url} refused the API key; put a valid key in ${self.api_key_env}.") from err
+            except openai.APIStatusError as err:
+                detail = str(err.message).splitlines()[0][:200] if str(err.message) else "no detail"
+                if err.status_code in (408, 409, 429) or err.status_code >= 500:  # retried by the client already
+                    raise EvalError(f"The judge at {self.base_url} kept failing (HTTP {err.status_code}: {detail}) after "
+                                    f"{self.tries} tries; {saved}.") from err
+                raise EvalError(f"The judge at {self.base_url} answered HTTP {err.status_code} for model {self.model!r} "
+                                f"({detail}); check --judge_model and the server.") from err  # e.g. a model it does not serve
+            except openai.APITimeoutError as err:
+                raise EvalError(f"The judge at {self.base_url} did not answer within {self.timeout:g} s, {self.tries} tries "
+                                f"(raise --judge_timeout for a slow judge); {saved}.") from err
+            except openai.APIConnectionError as err:
+                raise EvalError(f"Could not reach the judge at {self.base_url} ({self.tries} tries); start the server or fix "
+                                f"--judge_base_url, then re-run the same command: the replies already given are kept.") from err
+            except (ValueError, openai.APIResponseValidationError) as err:  # a body that is not JSON (a proxy's page, nothing)
+                malformed = f"{type(err).__name__}: {' '.join(str(err).split())[:120]}"
+            else:
+                content = _completion_text(response)
+                if content is not None:
+                    return content
+                malformed = f"a {type(response).__name__} without choices"
+            if attempt < self.tries - 1:
+                time.sleep(min(0.5 * 2 ** attempt, 8.0))
+        raise EvalError(f"The judge at {self.base_url} answered {self.tries} times with something that is not a chat "
+                        f"completion ({malformed}), so no verdict was taken from it; fix the server, then re-run the same "
+                        "command: the replies already given are kept.")
 
     def replies(self, prompts: Sequence[str]) -> Iterator[list[tuple[int, str]]]:
+        """Replies in batches of ``workers``; when a request fails for good, the batch's other replies are
+        yielded (and so kept) before its error is raised."""
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             for start in range(0, len(prompts), self.workers):
-                chunk = range(start, min(start + self.workers, len(prompts)))
-                yield list(zip(chunk, pool.map(self._ask, (prompts[i] for i in chunk))))
+                futures = [(i, pool.submit(self._ask, prompts[i])) for i in range(start, min(start + self.workers, len(prompts)))]
+                done, failure = [], None
+                for i, future in futures:
+                    try:
+                        done.append((i, future.result()))
+                    except EvalError as err:
+                        failure = failure or err
+                if done:
+                    yield done
+                if failure is not None:
+                    raise failure
+
+
+def _completion_text(response: Any) -> str | None:
+    """The message text of a chat completion ("" when it has none), or None when ``response`` is not one."""
+    choices = getattr(response, "choices", None)
+    if not choices:
+        return None
+    message = getattr(choices[0], "message", None)
+    if message is None:
+        return None
+    return getattr(message, "content", None) or ""
 
 
 class LocalJudge:
@@ -212,20 +264,19 @@ def judge_pairs(judge: Judge, template: str, pairs: Sequence[Pair], store: Jsonl
                 requests.append((key, prompt, pair, order))
         keys.append(tuple(both))
     if requests:
-        progress = tqdm(total=len(requests), desc="Judging", unit="reply")
-        for batch in judge.replies([prompt for _, prompt, _, _ in requests]):
-            records = []
-            for i, reply in batch:
-                key, _, pair, order = requests[i]
-                scores = parse_scores(reply)
-                records.append({
-                    "key": key, "test_set": pair.test_set, "id": pair.id, "model": pair.model, "baseline": pair.baseline,
-                    "order": order, "judge": judge.identity, "prompt_sha": prompt_sha, "reply": reply,
-                    "scores": list(scores) if scores is not None else None,
-                })
-            store.add(records)
-            progress.update(len(batch))
-        progress.close()
+        with tqdm(total=len(requests), desc="Judging", unit="reply") as progress:
+            for batch in judge.replies([prompt for _, prompt, _, _ in requests]):
+                records = []
+                for i, reply in batch:
+                    key, _, pair, order = requests[i]
+                    scores = parse_scores(reply)
+                    records.append({
+                        "key": key, "test_set": pair.test_set, "id": pair.id, "model": pair.model, "baseline": pair.baseline,
+                        "order": order, "judge": judge.identity, "prompt_sha": prompt_sha, "reply": reply,
+                        "scores": list(scores) if scores is not None else None,
+                    })
+                store.add(records)  # durable before the next batch is asked for
+                progress.update(len(batch))
     outcomes = []
     for first_key, second_key in keys:
         first, second = (store[k]["scores"] for k in (first_key, second_key))

@@ -62,7 +62,8 @@ def _judge(args: EvalArguments):
         return None
     if args.judge_base_url:
         return EndpointJudge(args.judge_base_url, args.judge_model, api_key_env=args.judge_api_key_env,
-                             max_tokens=args.judge_max_new_tokens, temperature=args.judge_temperature, workers=args.judge_workers)
+                             max_tokens=args.judge_max_new_tokens, temperature=args.judge_temperature, workers=args.judge_workers,
+                             timeout=args.judge_timeout, max_retries=args.judge_max_retries)
     return LocalJudge(args.judge_model, max_new_tokens=args.judge_max_new_tokens, batch_size=args.judge_batch_size,
                       dtype=inference_dtype(args.dtype), trust_remote_code=args.trust_remote_code)
 

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import random
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -43,7 +46,7 @@ from .columns import (
 from ..data import is_hub_id
 from ..errors import DataError, HubError, RunError
 from ..record import DatasetRecord, RunRecord
-from ..rundir import RunDir, file_sha256
+from ..rundir import RunDir, file_sha256, is_disk_full
 from ..selection.report import FIGURE_FILES, count_statuses, make_report, reason_lines
 from ..selection.strategies import STRATEGIES, Selection, nll_columns
 from ..selection.subsets import describe_selection, run_source, selected_dataset
@@ -249,6 +252,37 @@ def materialize(
     local_dir = Path(local_dir)
     if local_dir.exists() and any(local_dir.iterdir()):
         raise DataError(f"{local_dir} is not empty; give an empty or new folder for --local-dir.")
+    # Written whole into a staging folder beside local_dir, then renamed to it: a full disk or a kill
+    # never leaves a half-materialised --local-dir that a later push (or `datasets`) would trust, and
+    # the same command can run again. A staging folder a kill left behind is ours and replaced.
+    staging = local_dir.parent / f".{local_dir.name}.lpselect-materialize.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        plan = _materialize(run_dir, record, split, repo_id, staging, subsets=subsets, existing_card=existing_card,
+                            source_card=source_card, detected_configs=detected_configs, source_revision=source_revision,
+                            seed=seed)
+        os.replace(staging, local_dir)  # onto a missing or empty folder (checked above): one rename
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    plan.local_dir = local_dir
+    return plan
+
+
+def _materialize(
+    run_dir: RunDir,
+    record: RunRecord,
+    split: str,
+    repo_id: str,
+    local_dir: Path,
+    *,
+    subsets: list[str] | None,
+    existing_card: DatasetCard | None,
+    source_card: DatasetCard | None,
+    detected_configs: list[dict[str, Any]] | None,
+    source_revision: str | None,
+    seed: int,
+) -> PushPlan:
     scores = pd.read_parquet(run_dir.scores)
     epochs = len(nll_columns(scores)) - 1
     specs, notes = subset_specs(subsets, scores)
@@ -444,25 +478,122 @@ def push_scores(
                                    detected_configs=target.detected_configs, seed=seed,
                                    source_revision=target.sha if repo_id == source_id else None)
         except NETWORK_ERRORS as err:
+            if is_disk_full(err):
+                raise  # a full disk while materialising: said as one by the command line, and the re-run resumes
             raise HubError(f"Could not read the scored rows of {source_id} ({_short(err)}); check your connection.") from err
         if dry_run:
             plan.notes.append("dry run: nothing was sent; the target's existing card was not read (a push keeps its metadata and text)")
             return plan
-        try:
-            if not target.exists:
-                api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-            info = api.upload_folder(
-                folder_path=plan.local_dir, repo_id=repo_id, repo_type="dataset",
-                commit_message=plan.commit_message, commit_description=plan.commit_description,
-                create_pr=create_pr, delete_patterns=plan.delete_patterns, parent_commit=target.sha,
-            )
-        except NETWORK_ERRORS as err:
-            raise HubError(f"Pushing to {repo_id} failed ({_short(err)}); no commit was made.") from err
+        if not target.exists:
+            _with_retries(lambda: api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True),
+                          f"Creating {repo_id}")
+        info = _upload(api, plan, target, create_pr)
         plan.url = info.pr_url if create_pr else info.commit_url
         return plan
     finally:
         if scratch is not None:
             scratch.cleanup()
+
+
+# a Hub answer or transport failure that may pass: retried with exponential backoff, PUSH_ATTEMPTS times in all
+TRANSIENT_STATUS = (408, 429, 500, 502, 503, 504)
+PUSH_ATTEMPTS = 4
+RETRY_BASE_SECONDS = 1.0
+RETRY_MAX_SECONDS = 30.0
+
+
+def _status(err: BaseException) -> int | None:
+    response = getattr(err, "response", None)
+    return getattr(response, "status_code", None)
+
+
+def _transient(err: BaseException) -> bool:
+    """A failure worth asking again: 408 / 429 / 5xx, or the connection failing (refused, reset, timed out)."""
+    import httpx2
+
+    status = _status(err)
+    if status is not None:
+        return status in TRANSIENT_STATUS
+    return isinstance(err, (httpx2.TransportError, ConnectionError, TimeoutError))
+
+
+def _backoff(attempt: int, err: BaseException) -> float:
+    """Seconds to wait before attempt ``attempt + 1``: the server's Retry-After when it gives one, else
+    exponential (1, 2, 4 … s, at most 30) with a little jitter."""
+    response = getattr(err, "response", None)
+    after = getattr(response, "headers", {}).get("retry-after") if response is not None else None
+    if after is not None and str(after).isdigit():
+        return min(float(after), RETRY_MAX_SECONDS)
+    return min(RETRY_BASE_SECONDS * 2 ** attempt, RETRY_MAX_SECONDS) * (1 + 0.1 * random.random())
+
+
+def _with_retries(call, what: str):
+    """``call()``, asked again on a transient failure (bounded, with backoff); anything else is one sentence."""
+    for attempt in range(PUSH_ATTEMPTS):
+        try:
+            return call()
+        except NETWORK_ERRORS as err:
+            if is_disk_full(err):
+                raise
+            if not _transient(err) or attempt == PUSH_ATTEMPTS - 1:
+                tries = f" after {attempt + 1} tries" if attempt else ""
+                raise HubError(f"{what} failed{tries} ({_short(err)}); nothing was pushed, re-run the same command.") from err
+            time.sleep(_backoff(attempt, err))
+
+
+def _upload(api: HfApi, plan: PushPlan, target: Target, create_pr: bool):
+    """The one commit (or pull request) of the materialised folder, with bounded retries.
+
+    The commit's parent is ``target.sha``: if someone else's commit landed on the branch since the
+    card was read, the Hub refuses it (HTTP 412 / 409) and nothing of ours lands; that is said in one
+    sentence, and the same command then pushes on top of their commit. A transient failure is asked
+    again; if a commit whose answer was lost did land, the retry meets it as a conflict and it is
+    recognised as ours (same title and description, on top of ``target.sha``).
+    """
+    repo_id = plan.repo_id
+    ambiguous = False
+    for attempt in range(PUSH_ATTEMPTS):
+        try:
+            return api.upload_folder(
+                folder_path=plan.local_dir, repo_id=repo_id, repo_type="dataset",
+                commit_message=plan.commit_message, commit_description=plan.commit_description,
+                create_pr=create_pr, delete_patterns=plan.delete_patterns, parent_commit=target.sha,
+            )
+        except NETWORK_ERRORS as err:
+            if is_disk_full(err):
+                raise
+            if _status(err) in (409, 412) and target.sha is not None:
+                landed = _our_commit(api, plan, target) if ambiguous and not create_pr else None
+                if landed is not None:
+                    return landed
+                raise HubError(
+                    f"Someone else pushed to {repo_id} while this push was being made, so nothing was pushed (the push "
+                    "would have replaced their commit); re-run the same command to push on top of it."
+                ) from err
+            if not _transient(err) or attempt == PUSH_ATTEMPTS - 1:
+                tries = f" after {attempt + 1} tries" if attempt else ""
+                raise HubError(f"Pushing to {repo_id} failed{tries} ({_short(err)}); no commit was made, "
+                               "re-run the same command.") from err
+            ambiguous = True
+            time.sleep(_backoff(attempt, err))
+
+
+def _our_commit(api: HfApi, plan: PushPlan, target: Target):
+    """The CommitInfo of our commit if it landed on top of ``target.sha`` (its answer lost on the way), else None."""
+    from huggingface_hub import CommitInfo
+
+    try:
+        commits = api.list_repo_commits(plan.repo_id, repo_type="dataset")
+    except NETWORK_ERRORS:
+        return None
+    if len(commits) < 2 or commits[1].commit_id != target.sha:
+        return None
+    head = commits[0]
+    if head.title != plan.commit_message or plan.commit_description not in (head.message or ""):
+        return None
+    url = f"{api.endpoint}/datasets/{plan.repo_id}/commit/{head.commit_id}"
+    return CommitInfo(commit_url=url, commit_message=plan.commit_message, commit_description=plan.commit_description,
+                      oid=head.commit_id)
 
 
 @contextmanager

@@ -36,7 +36,7 @@ from ..errors import ConfigError, RunError
 from ..heads import CompactHeadMixin
 from ..models import unwrap_peft
 from ..padding_free import PaddingFreeMixin
-from ..rundir import RunDir, write_parquet
+from ..rundir import RunDir, SafeCheckpointMixin, write_parquet
 from .results import ScoreResult, scores_from_passes, start_callback_run
 from .passes import score_pass
 from ..templates import TEMPLATES, resolve_template, tokenize_rows
@@ -456,7 +456,7 @@ def _pad_id(processing_class) -> int:
     return tokenizer.pad_token_id
 
 
-class ScorerTrainer(CompactHeadMixin, PaddingFreeMixin, SFTTrainer):
+class ScorerTrainer(SafeCheckpointMixin, CompactHeadMixin, PaddingFreeMixin, SFTTrainer):
     """An ``SFTTrainer`` that records per-row training losses and runs the LP scoring passes.
 
     It takes what ``SFTTrainer`` takes. A raw dataset (alpaca, dolly, sharegpt, messages or

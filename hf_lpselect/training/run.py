@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import gc
 import json
+import os
+import shutil
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -29,7 +31,7 @@ from ..data import is_hub_id
 from ..errors import ModelError, TrainError
 from ..heads import CompactHeadMixin
 from ..padding_free import PaddingFreeMixin
-from ..rundir import write_json
+from ..rundir import SafeCheckpointMixin, checkpoint_dirs, saving_into, write_json
 from .arguments import RECIPE_KEYS, TrainArguments, train_arguments
 from .data import TrainRows, resolve_rows
 
@@ -120,7 +122,7 @@ def _size(selection: dict[str, Any]) -> str:
     return f"{selection.get('count')} rows"
 
 
-class TargetTrainer(CompactHeadMixin, PaddingFreeMixin, SFTTrainer):
+class TargetTrainer(SafeCheckpointMixin, CompactHeadMixin, PaddingFreeMixin, SFTTrainer):
     """TRL's ``SFTTrainer`` whose model card also says what the model was trained on (``record``).
 
     The card is TRL's generated card with the tag ``lpselect``, the dataset linked in its metadata,
@@ -282,8 +284,8 @@ def run_train(args: TrainArguments) -> TrainResult:
         versions={lib: version(lib) for lib in ("hf-lpselect", "torch", "transformers", "trl", "datasets", "peft")},
     )
     output_dir = Path(training.output_dir)
-    _check_resume(output_dir, record, training.resume_from_checkpoint)
     state = PartialState()
+    resume = _check_resume(output_dir, record, training.resume_from_checkpoint)
     state.wait_for_everyone()  # every rank has checked the directory before rank 0 writes into it
     if state.is_main_process:
         record.save(output_dir)
@@ -296,8 +298,8 @@ def run_train(args: TrainArguments) -> TrainResult:
         model=path, args=training, train_dataset=train_set, processing_class=tokenizer,
         quantization_config=get_quantization_config(model_args), peft_config=get_peft_config(model_args), record=record,
     )
-    trainer.train(resume_from_checkpoint=training.resume_from_checkpoint)
-    trainer.save_model(str(output_dir))
+    trainer.train(resume_from_checkpoint=resume)
+    _save_final_model(trainer, output_dir, state)
     url = None
     if training.push_to_hub:
         commit = trainer.push_to_hub(dataset_name=_hub_dataset(record))
@@ -353,22 +355,73 @@ def _training_set(
     return trained, template, skipped, [rows.ids[i] for i in keep]
 
 
-def _check_resume(output_dir: Path, record: TrainRecord, resume: str | None) -> None:
-    """A new training run needs a new or empty output dir (its record and checkpoints must not meet
-    another run's); a resumed one must be the same rows and template as the run it continues."""
-    if not resume:
-        held = sorted(p.name for p in output_dir.iterdir()) if output_dir.is_dir() else []
-        if held:
-            shown = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
-            raise TrainError(f"{output_dir} is not empty (it holds {shown}); pass a new --output_dir, "
-                             "or --resume_from_checkpoint to continue the run that is there.")
-        return
-    if not (output_dir / RECORD_FILE).is_file():
-        return
-    previous = TrainRecord.load(output_dir)
-    if previous.row_ids != record.row_ids or previous.template != record.template:
-        raise TrainError(f"{output_dir} was trained on other rows or another template ({RECORD_FILE}); "
-                         "resume with the arguments of that run, or pass another --output_dir.")
+# what a training run is, as its record says: a re-run of the same command must match all of it to resume
+_IDENTITY = {"row_ids": "rows", "template": "template", "origin": "source", "dataset": "dataset",
+             "dataset_config": "dataset config", "split": "split", "revision": "dataset revision", "run": "scorer run",
+             "selection": "selection", "model": "model", "recipe": "recipe", "peft": "LoRA settings"}
+_FINAL_STAGING = "_lpselect_final_model.tmp"  # "_*": left out of the trainer's Hub uploads
+
+
+def _check_resume(output_dir: Path, record: TrainRecord, resume: str | None) -> str | None:
+    """Where training starts: ``None`` (from the beginning) or a checkpoint folder.
+
+    A new run needs a new or empty ``output_dir``. A folder holding a run of ours (``lpselect_train.json``)
+    with the same identity (rows, template, source, selection, model, recipe, LoRA settings) is resumed
+    from its last checkpoint saved whole, so the same command goes on after a kill or a full disk; any
+    other identity is refused in one sentence, and so is a folder of files that are not a run of ours.
+    With ``--resume_from_checkpoint`` (e.g. to train for more steps), only the rows and template must match.
+    """
+    held = sorted(p.name for p in output_dir.iterdir() ) if output_dir.is_dir() else []
+    has_record = (output_dir / RECORD_FILE).is_file()
+    if resume:
+        if has_record:
+            previous = TrainRecord.load(output_dir)
+            if previous.row_ids != record.row_ids or previous.template != record.template:
+                raise TrainError(f"{output_dir} was trained on other rows or another template ({RECORD_FILE}); "
+                                 "resume with the arguments of that run, or pass another --output_dir.")
+        return resume
+    if not held:
+        return None
+    if not has_record:
+        shown = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
+        raise TrainError(f"{output_dir} is not empty and holds no lpselect training run (it holds {shown}); "
+                         "pass a new --output_dir so nothing of yours is overwritten.")
+    before, now = _plain_json(asdict(TrainRecord.load(output_dir))), _plain_json(asdict(record))
+    differ = [name for key, name in _IDENTITY.items() if before.get(key) != now.get(key)]
+    if differ:
+        raise TrainError(f"{output_dir} holds a training run with another {', '.join(differ)} ({RECORD_FILE}); "
+                         "re-run that run's command to resume it, or pass another --output_dir.")
+    complete = checkpoint_dirs(output_dir)
+    return str(complete[-1]) if complete else None
+
+
+def _plain_json(value: Any) -> Any:
+    """``value`` as it reads back from the record's JSON (tuples as lists, other objects as strings)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _save_final_model(trainer: TargetTrainer, output_dir: Path, state) -> None:
+    """Save the trained model so that no later run, or ``lpselect eval``, finds half of it in ``output_dir``.
+
+    It is saved whole into a staging folder inside ``output_dir`` first (a failure removes it, a full disk
+    is said as one); only then is each file renamed into ``output_dir`` (same filesystem: atomic, no
+    extra space). A kill before the renames leaves the staging folder, which the re-run replaces.
+    """
+    staging = output_dir / _FINAL_STAGING
+    if state.is_main_process and staging.exists():
+        shutil.rmtree(staging)  # a save a kill cut short: ours, and never trusted
+    state.wait_for_everyone()
+    with saving_into(staging, remove=state.is_main_process):
+        trainer.save_model(str(staging), _internal_call=True)  # the push, if any, follows from output_dir
+    state.wait_for_everyone()
+    if state.is_main_process:
+        for item in sorted(staging.iterdir()):
+            target = output_dir / item.name
+            if item.is_dir() and target.is_dir():
+                shutil.rmtree(target)
+            os.replace(item, target)
+        staging.rmdir()
+    state.wait_for_everyone()
 
 
 def _plain_value(value: Any) -> Any:
