@@ -124,7 +124,7 @@ def opened(app, folder, tmp_path):
 
 
 def test_explore_shows_counts_reasons_plots_and_the_hardest_rows(opened, run):
-    _, (about, histogram, by_length, statuses, table, strategies) = opened
+    _, (about, histogram, by_length, statuses, table, strategies, groups) = opened
     assert "16 rows" in about and "12 ok, 1 excluded, 2 invalid, 1 duplicate" in about
     assert "1 × invalid: empty response" in about and "1 × duplicate: duplicate of row 0" in about
     assert "low LP(1)" in about.replace("**", "")
@@ -137,6 +137,8 @@ def test_explore_shows_counts_reasons_plots_and_the_hardest_rows(opened, run):
     assert rows.loc[0, "response"] == GOOD[int(hardest["row"].iloc[0])]["output"]
     assert rows.loc[0, "LP(1)"] == pytest.approx(hardest["lp1"].iloc[0], abs=1e-4)
     assert strategies["value"] == "lp1-hard"
+    assert groups["value"] == 2  # sized to the data: 12 scored rows, about 10 a group, at least 2
+    assert set(rows["which"]) == {"harder half", "easier half"}  # 12 rows: not all "hardest"
 
 
 def test_a_run_directory_opens_with_the_same_table(app, run, tmp_path):
@@ -172,7 +174,7 @@ def test_per_cluster_selection_of_a_run_takes_from_every_group(app, run, tmp_pat
     c = client(app[0], downloads=tmp_path)
     c.predict(str(run.run_dir.path), api_name="/open")
     text = c.predict("lp1-hard", 25, True, 3, api_name="/summarize")
-    assert "Per cluster: rows taken from 3 of 3 groups" in text and "Random baseline" in text
+    assert "Per group: rows taken from 3 of 3 groups" in text and "Random baseline" in text
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
@@ -293,7 +295,7 @@ def test_an_upload_is_scored_one_run_at_a_time_with_progress_and_opens_in_explor
         time.sleep(0.02)
     outputs = job.result(timeout=300)
     assert places and "6 ok" in waiting.result(timeout=300)[0]
-    about, table, message = outputs[0], outputs[4], outputs[6]
+    about, table, message = outputs[0], outputs[4], outputs[7]
     assert "7 rows" in about and "6 ok" in about and "1 × invalid: empty response" in about
     assert len(table["data"]) == 6
     assert "Scored 7 rows (6 ok)" in message
@@ -312,10 +314,12 @@ def test_a_bad_upload_is_one_sentence(app, tmp_path):
     assert "broken.jsonl" in str(caught.value) and "line 2" in str(caught.value) and "Traceback" not in str(caught.value)
 
 
-def test_the_time_estimate_counts_epochs_and_passes():
-    assert estimate_seconds(100, 2, "cpu") == pytest.approx(100 * (2 * 1.0 + 3 * 0.11))
+def test_the_time_estimate_counts_loading_epochs_and_passes():
+    assert estimate_seconds(100, 2, "cpu") == pytest.approx(17 + 100 * (2 * 1.0 + 3 * 0.11))
     assert estimate_text(100, 2, "cpu").startswith("About 4 min on this CPU")
     assert "1 epoch of training, 2 scoring passes" in estimate_text(10, 1, "cpu")
+    # before the fix: "About 1 s" for 10 rows and 0 epochs, which took 18.7 s (loading the model was not counted)
+    assert estimate_text(10, 0, "cpu").startswith("About 18 s")
 
 
 # ----------------------------------------------------------------------------- compare
