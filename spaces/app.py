@@ -199,6 +199,11 @@ def open_dataset(source: str, request: gr.Request):
     return explore_outputs(scored)
 
 
+def open_example(request: gr.Request):
+    """Open the shipped example (the demo's 120 rows scored by the default model): one click."""
+    return open_dataset(EXAMPLE_NAME, request)
+
+
 # ----------------------------------------------------------------------------- select
 
 
@@ -505,7 +510,7 @@ def build_demo() -> gr.Blocks:
             opened.success(summarize_selection, selecting, summary, api_name=False)
         example_opened = example_button.click(lambda: EXAMPLE_NAME, None, source, api_name=False, queue=False).then(
             cleared, None, [*explored, summary], api_name=False, queue=False).then(
-            open_dataset, [source], explored, api_name="open_example")
+            open_example, None, explored, api_name="open_example")
         example_opened.success(summarize_selection, selecting, summary, api_name=False)
         for control in (strategy, percent, per_cluster, clusters):
             control.change(summarize_selection, selecting, summary, api_name="summarize" if control is percent else False,

@@ -63,14 +63,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch_app(env: dict[str, str], log: Path, timeout: float = 120) -> tuple[subprocess.Popen, str]:
-    """``python spaces/app.py`` on a free loopback port; returns the process and its URL once it answers."""
+def launch_app(env: dict[str, str], log: Path, timeout: float = 120, *, python: str = sys.executable,
+               app: Path = APP, cwd: Path = REPO_ROOT) -> tuple[subprocess.Popen, str]:
+    """``python spaces/app.py`` (or another ``app`` with another ``python``) on a free loopback port;
+    returns the process and its URL once it answers."""
     port = free_port()
     env = {**env, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_DISABLE_TELEMETRY": "1",
            "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
     handle = open(log, "wb")
-    proc = subprocess.Popen([sys.executable, str(APP), "--port", str(port)], env=env, stdout=handle,
-                            stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+    proc = subprocess.Popen([python, str(app), "--port", str(port)], env=env, stdout=handle,
+                            stderr=subprocess.STDOUT, cwd=cwd)
     url = f"http://127.0.0.1:{port}/"
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     deadline = time.monotonic() + timeout
