@@ -179,7 +179,7 @@ def explore_outputs(scored: sources.Scored) -> tuple:
         _figure(status_counts, scores),
         _table(scored),
         gr.update(choices=choices, value=value if value in values else values[0]),
-        gr.update(value=groups, maximum=max(2, ok), label=f"Number of groups (2 to {max(2, ok):,} for these rows)"),
+        gr.update(value=groups, label=f"Number of groups (2 to {max(2, ok):,} for these rows)"),
     )
 
 

@@ -57,6 +57,11 @@ def folder(run, tmp_path_factory):
     return out
 
 
+def table_of(output: dict) -> dict:
+    """The table's headers and data from what /open returns (an update: its value, with its heading as label)."""
+    return output.get("value", output)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -132,6 +137,8 @@ def test_explore_shows_counts_reasons_plots_and_the_hardest_rows(opened, run):
     assert "low LP(1)" in about.replace("**", "")
     for plot in (histogram, by_length, statuses):
         assert plot["type"] == "matplotlib" and plot["plot"].startswith("data:image/webp;base64,")
+    assert table["label"] == "All 12 scored rows, hardest first (by LP(1)) (search to filter)"
+    table = table_of(table)
     rows = pd.DataFrame(table["data"], columns=table["headers"])
     assert list(rows.columns) == ["which", "row", "instruction", "response", "LP(1)", "response tokens"]
     hardest = run.scores.dropna(subset=["lp1"]).sort_values(["lp1", "row"])
@@ -144,7 +151,7 @@ def test_explore_shows_counts_reasons_plots_and_the_hardest_rows(opened, run):
 
 
 def test_a_run_directory_opens_with_the_same_table(app, run, tmp_path):
-    table = client(app[0], downloads=tmp_path).predict(str(run.run_dir.path), api_name="/open")[4]
+    table = table_of(client(app[0], downloads=tmp_path).predict(str(run.run_dir.path), api_name="/open")[4])
     hardest = run.scores.dropna(subset=["lp1"]).sort_values(["lp1", "row"])
     assert [r[1] for r in table["data"]] == hardest["row"].tolist()
 
@@ -234,7 +241,7 @@ def test_a_run_is_pushed_with_its_scores_and_the_subset_config_and_opens_by_hub_
     assert "Pushed: " in c.predict("lp1-hard", 50, False, 100, "me/toy-run", False, api_name="/push")
     files = hub.files("me/toy-run")
     assert any(f.startswith("lpselect/subsets/lp1_hard_50pct/train-") for f in files) and "README.md" in files
-    table = client(app[0], tmp_path / "reader").predict("me/toy-run", api_name="/open")[4]  # opened by Hub id
+    table = table_of(client(app[0], tmp_path / "reader").predict("me/toy-run", api_name="/open")[4])  # opened by Hub id
     hardest = run.scores.dropna(subset=["lp1"]).sort_values(["lp1", "row"])
     assert [r[1] for r in table["data"]] == hardest["row"].tolist()
 
@@ -297,7 +304,7 @@ def test_an_upload_is_scored_one_run_at_a_time_with_progress_and_opens_in_explor
         time.sleep(0.02)
     outputs = job.result(timeout=300)
     assert places and "6 ok" in waiting.result(timeout=300)[0]
-    about, table, message = outputs[0], outputs[4], outputs[7]
+    about, table, message = outputs[0], table_of(outputs[4]), outputs[7]
     assert "7 rows" in about and "6 ok" in about and "1 × invalid: empty response" in about
     assert len(table["data"]) == 6
     assert "Scored 7 rows (6 ok)" in message

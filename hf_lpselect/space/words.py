@@ -206,7 +206,7 @@ def compare_markdown(result: dict[str, Any]) -> str:
     for top in main["top"]:
         if top["overlap"] is None:
             continue
-        lines.append(f"- Of the hardest {top['fraction']:.0%} ({top['k']:,} rows) by the first, "
+        lines.append(f"- Of the hardest {top['fraction']:.0%} ({rows(top['k'])}) by the first, "
                      f"**{top['overlap']:.0%}** are also among the hardest by the second "
                      f"(about {top['expected_random']:.0%} if the two were unrelated).")
     reference = result.get("reference")
