@@ -14,6 +14,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import argparse
+import dataclasses
 import functools
 import hashlib
 import importlib.util
@@ -22,8 +23,11 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import traceback
+import weakref
+from collections import OrderedDict
 from pathlib import Path
 
 # deployed (`lpselect space deploy`), hf_lpselect travels beside this file; in a clone it is installed
@@ -43,6 +47,10 @@ EXAMPLES = 100  # hardest and easiest rows shown in the table
 # LP(1) against length draws at most this many rows (a seeded random sample): drawing 52,002 points
 # takes 1.2 s of the Explore tab's 3 s budget, 20,000 take 0.5 s and look the same
 SCATTER_POINTS = 20_000
+# opened datasets are shared by every visitor (read-only): ten visitors on one 52k-row dataset hold it
+# once, not ten times; the least recently opened goes first; a Hub id is re-read after HUB_MINUTES
+OPEN_CACHE = 4
+HUB_MINUTES = 10
 SESSION_HOURS = 6  # a session's folder is removed this long after its last use, or when it ends
 UPLOAD_TYPES = [".json", ".jsonl", ".csv", ".parquet"]
 TITLE = "Pick the instruction data a small model finds hard"
@@ -91,9 +99,20 @@ def session_folder(request: gr.Request) -> Path:
     return folder
 
 
+_left: set[str] = set()  # session folders removed because their visitor left (a run may still be writing there)
+
+
 def _remove(folder: str | None) -> None:
+    """A session ended (the visitor left, or SESSION_HOURS passed): its folder goes."""
     if folder:
+        _left.add(str(Path(folder)))
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def session_start(request: gr.Request) -> str:
+    """At page load: the session's folder, kept in a State whose end removes it, so that a visitor who
+    leaves before anything finished (mid-run) leaves nothing behind."""
+    return str(session_folder(request))
 
 
 def _allowed(request: gr.Request) -> list[Path] | None:
@@ -163,6 +182,24 @@ def suggested_groups(scores) -> int:
     return int(max(2, min(100, ok // 10)))
 
 
+_drawn_for: dict[int, tuple] = {}  # id(scores table) -> its encoded plots and table, while the table lives
+
+
+def _drawings(scored: sources.Scored, by_lp: bool) -> tuple:
+    """The three plots (encoded once, as the page receives them) and the table of a scores table: the
+    same for every visitor of a shared dataset, so drawn once (ten visitors cost one drawing)."""
+    scores = scored.scores
+    key = id(scores)
+    if key not in _drawn_for:
+        plot = gr.Plot()
+        figures = (_figure(lp1_histogram if by_lp else p0_histogram, scores),
+                   _figure(lambda s: score_vs_length(_drawn(s), "lp1" if by_lp else "ppl_0"), scores),
+                   _figure(status_counts, scores))
+        _drawn_for[key] = (*(plot.postprocess(f) for f in figures), _table(scored))
+        weakref.finalize(scores, _drawn_for.pop, key, None)
+    return _drawn_for[key]
+
+
 def explore_outputs(scored: sources.Scored) -> tuple:
     scores = scored.scores
     by_lp = words.ranking_score(scores) == "lp1"
@@ -171,13 +208,14 @@ def explore_outputs(scored: sources.Scored) -> tuple:
     value = "lp1-hard" if by_lp else "ppl-high"
     groups = suggested_groups(scores)
     ok = int((scores["status"] == "ok").sum()) if "status" in scores else len(scores)
+    histogram, by_length, statuses, table = _drawings(scored, by_lp)
     return (
         scored,
         words.explore_markdown(scored.name, scores),
-        _figure(lp1_histogram if by_lp else p0_histogram, scores),
-        _figure(lambda s: score_vs_length(_drawn(s), "lp1" if by_lp else "ppl_0"), scores),
-        _figure(status_counts, scores),
-        _table(scored),
+        histogram,
+        by_length,
+        statuses,
+        table,
         gr.update(choices=choices, value=value if value in values else values[0]),
         gr.update(value=groups, label=f"Number of groups (2 to {max(2, ok):,} for these rows)"),
     )
@@ -189,13 +227,52 @@ def cleared() -> tuple:
             gr.update(), gr.update(), "")
 
 
+_opened: OrderedDict[tuple, sources.Scored] = OrderedDict()
+_opening: dict[tuple, threading.Lock] = {}
+_opened_lock = threading.Lock()
+
+
+def _cache_key(source: str) -> tuple:
+    path = Path(source).expanduser()
+    if path.exists():
+        stamps = [p.stat().st_mtime_ns for p in (path, path / "README.md", path / "run.json", path / "scores.parquet") if p.exists()]
+        return ("path", str(path.resolve()), tuple(stamps))
+    return ("hub", source, int(time.time() // (HUB_MINUTES * 60)))
+
+
+def open_shared(source: str, allowed: list[Path] | None) -> sources.Scored:
+    """:func:`hf_lpselect.space.sources.open_scored`, shared by every visitor: the same source (unchanged
+    since) is read once and kept, up to :data:`OPEN_CACHE` of them. Whether this visitor may read a
+    local folder is checked every time."""
+    path = Path(source).expanduser()
+    if allowed is not None and path.exists() and not sources._inside(path, allowed):
+        return sources.open_scored(source, allowed_roots=allowed)  # refused in one sentence
+    key = _cache_key(source)
+    with _opened_lock:
+        if key in _opened:
+            _opened.move_to_end(key)
+            return _opened[key]
+        lock = _opening.setdefault(key, threading.Lock())
+    with lock:  # one reader per source: the others wait for it instead of reading it again
+        with _opened_lock:
+            if key in _opened:
+                return _opened[key]
+        scored = sources.open_scored(source, allowed_roots=allowed)
+        with _opened_lock:
+            _opened[key] = scored
+            while len(_opened) > OPEN_CACHE:
+                _opened.popitem(last=False)
+            _opening.pop(key, None)
+        return scored
+
+
 @friendly
 def open_dataset(source: str, request: gr.Request):
     """Open a scored dataset: a Hub id pushed by `lpselect push-scores`, a folder, or a run directory."""
     source = _source(source)
-    scored = sources.open_scored(source, allowed_roots=_allowed(request))
+    scored = open_shared(source, _allowed(request))
     if Path(source).parent == EXAMPLES_DIR:
-        scored.name = f"The example ({Path(source).name})"
+        scored = dataclasses.replace(scored, name=f"The example ({Path(source).name})")
     return explore_outputs(scored)
 
 
@@ -352,16 +429,23 @@ def score_dataset(upload, hub_id: str, model: str, epochs: float, limit: float, 
                   progress=gr.Progress()):
     """Score a small dataset (the first LIMIT rows) with a small model; the result opens in Explore."""
     folder = session_folder(request)
-    source = _prepare_source(upload, hub_id, folder, int(limit))
-    out = folder / "runs" / f"{Path(source.rstrip('/')).stem or 'data'}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
-        steps = _run_scorer(source, out, words.hub_id_from_url(model or DEFAULT_SCORER), int(epochs), int(limit), progress)
-    except OSError as err:  # a model or dataset that cannot be fetched
-        shutil.rmtree(out, ignore_errors=True)
-        raise LPSelectError(words.visitor_sentence(f"Could not load the model or the data ({err}); check the id.")) from err
-    except BaseException:
-        shutil.rmtree(out, ignore_errors=True)  # an unfinished run is of no use to a visitor
-        raise
+        source = _prepare_source(upload, hub_id, folder, int(limit))
+        out = folder / "runs" / f"{Path(source.rstrip('/')).stem or 'data'}-{time.strftime('%Y%m%d-%H%M%S')}"
+        try:
+            steps = _run_scorer(source, out, words.hub_id_from_url(model or DEFAULT_SCORER), int(epochs), int(limit), progress)
+        except OSError as err:  # a model or dataset that cannot be fetched
+            shutil.rmtree(out, ignore_errors=True)
+            raise LPSelectError(words.visitor_sentence(f"Could not load the model or the data ({err}); check the id.")) from err
+        except BaseException:
+            shutil.rmtree(out, ignore_errors=True)  # an unfinished run is of no use to a visitor
+            raise
+    finally:
+        if str(folder) in _left:  # the visitor left mid-run: what the run wrote since goes too
+            _left.discard(str(folder))
+            shutil.rmtree(folder, ignore_errors=True)
+    if not folder.exists():
+        raise LPSelectError("This session has ended; reload the page to start again.")
     scored = sources.open_scored(str(out))
     scored.name = f"Your run {out.name}"
     counts = scored.scores["status"].value_counts()
@@ -501,6 +585,7 @@ def build_demo() -> gr.Blocks:
                 compared = gr.Markdown()
                 scatter = gr.Image(label="Rank against rank: on the diagonal = same hardness", type="filepath")
 
+        demo.load(session_start, None, folder, api_name=False, queue=False)
         explored = [scored, about, histogram, by_length, statuses, table, strategy, clusters]
         selecting = [scored, strategy, percent, per_cluster, clusters]
         # a new Open first clears what the last one showed, so a failed Open leaves nothing stale behind

@@ -229,3 +229,24 @@ def test_the_gpu_time_asked_for_is_bounded(app_module):
     app, _ = app_module
     assert app._gpu_seconds("x", None, "default", 3, 5000, None) == 900  # ZeroGPU's calls are bounded
     assert app._gpu_seconds("x", None, "default", 0, 10, None) < 120
+
+
+def test_a_visitor_who_leaves_mid_run_leaves_no_folder_behind(app_module, tmp_path, tiny_model_dir):
+    """gradio calls the folder State's delete_callback (app._remove) when a session ends; here it is
+    called mid-run, from the progress bar, as if the visitor closed the tab while the scorer trained.
+    Before the fix the scorer wrote its run back into the removed folder, which then stayed forever."""
+    app, sessions = app_module
+    visitor = Visitor("leaves")
+    folder = Path(app.session_start(visitor))  # page load: the State holds the folder from the start
+    assert folder == sessions / "leaves" and folder.is_dir()
+    data = write_jsonl(tmp_path / "mine.jsonl", [{"instruction": f"Say {i}.", "output": f"{i} it is."} for i in range(10)])
+
+    def progress(fraction, desc=""):
+        if desc.startswith("Training epoch"):
+            app._remove(str(folder))  # the visitor leaves now
+
+    try:
+        app.score_dataset(str(data), "", str(tiny_model_dir), 1, 10, visitor, progress=progress)
+    except Exception as err:  # whatever the run said after its folder vanished, it is one sentence
+        assert "Traceback" not in str(err)
+    assert not folder.exists()
