@@ -541,7 +541,7 @@ def build_demo() -> gr.Blocks:
                 percent = gr.Slider(0.5, 100, value=5, step=0.5, label="How many: % of the rows the strategy can pick")
                 with gr.Row():
                     per_cluster = gr.Checkbox(label="Per group: group similar rows first and take the share from each "
-                                                    "group (the paper's way; your own scored runs only)")
+                                                    "group (the paper's way; the first time, every row is embedded, which takes a while on a big dataset)")
                     clusters = gr.Number(value=100, precision=0, minimum=2, label="Number of groups")
                 summary = gr.Markdown()
                 with gr.Row():

@@ -346,3 +346,29 @@ def test_plain_strategy_names_only_offer_what_the_scores_allow(run):
     assert "lp1-hard" in words.usable_strategies(run.scores) and "ifd-nll" not in words.usable_strategies(run.scores)
     no_training = run.scores[["row", "id", "status", "reason", "n_response_tokens", "nll_0", "ppl_0"]]
     assert words.usable_strategies(no_training) == ["random", "longest", "ppl-high", "ppl-low", "ppl-mid"]
+
+
+# ----------------------------------------------------------------------------- hostile visitors (issue 20, goal 5)
+
+
+def test_an_upload_over_the_size_limit_is_refused_and_stored_nowhere(app, tmp_path):
+    from gradio_client import handle_file
+
+    big = tmp_path / "huge.jsonl"
+    with big.open("wb") as out:
+        out.truncate(51 * 2**20)  # over the Space's 50 MB: sparse, costs no disk here
+    c = client(app[0], tmp_path)
+    with pytest.raises(Exception) as caught:
+        c.predict(handle_file(str(big)), "", "default", 0, 10, api_name="/score")
+    assert "Traceback" not in str(caught.value)
+    assert not (app[1] / c.session_hash / "uploads").exists()
+
+
+def test_a_model_repo_given_as_a_dataset_is_one_plain_sentence(app, hub, tiny_model_dir, tmp_path):
+    from gradio_client.exceptions import AppError
+
+    hub.seed("me/tiny-model", tiny_model_dir, repo_type="model")
+    with pytest.raises(AppError) as caught:
+        client(app[0], tmp_path).predict("https://huggingface.co/me/tiny-model", api_name="/open")
+    said = str(caught.value)
+    assert said == "That Hub dataset does not exist or is private; check its name (owner/name)."

@@ -92,6 +92,10 @@ def test_plain_strategy_names_without_formulas():
     ("Unknown format 'x'; pass --format with one of: alpaca, sharegpt.", None),
     ("Could not load the Hub dataset org/x (Repository Not Found for url. Use `repo_type` argument if needed.).",
      "That Hub dataset does not exist or is private; check its name (owner/name)."),
+    ("Could not load the Hub dataset me/tiny-model (Dataset 'me/tiny-model' doesn't exist on the Hub or cannot be "
+     "accessed.); check the id.",  # a model repo's id: before the fix "metiny-model" and library words
+     "That Hub dataset does not exist or is private; check its name (owner/name)."),
+    ("No such folder: /srv/x/mine; check the path.", "No such folder: mine; check the path."),
     ("OfflineModeIsEnabled: Cannot reach https://huggingface.co/api/datasets/x",
      "The Hugging Face Hub cannot be reached from here right now; upload a file instead."),
 ])
@@ -250,3 +254,23 @@ def test_a_visitor_who_leaves_mid_run_leaves_no_folder_behind(app_module, tmp_pa
     except Exception as err:  # whatever the run said after its folder vanished, it is one sentence
         assert "Traceback" not in str(err)
     assert not folder.exists()
+
+
+def test_per_cluster_selection_works_for_a_pushed_dataset_and_matches_a_run(app_module):
+    """Before: "Per-cluster selection … needs a run directory". The shipped example is a pushed folder;
+    its rows are embedded with the cluster model (MiniLM, offline) and clustered as a run's would be."""
+    from hf_lpselect.selection.clusters import cluster_rows  # noqa: F401  (the same model and k-means)
+    from hf_lpselect.space import sources
+
+    app, _ = app_module
+    example = sources.open_scored(str(app.EXAMPLE))
+    selection = sources.select_subset(example, "lp1-hard", 0.1, per_cluster=4)
+    assert selection.per_cluster and len(set(selection.rows)) == len(selection.rows) >= 12
+    clusters = sources.pushed_clusters(example, 4)
+    assert sorted(clusters.unique()) == [0, 1, 2, 3] and len(clusters) == 120
+    assert {int(clusters[r]) for r in selection.rows} == {0, 1, 2, 3}  # every group gives its share
+    assert sources.pushed_clusters(example, 4).equals(clusters)  # cached embeddings, the same groups
+    baseline = sources.baseline_for(example, selection, per_cluster=4)
+    assert baseline is not None and baseline.per_cluster
+    with pytest.raises(LPSelectError, match="Choose between 2 and 120 groups"):
+        sources.select_subset(example, "lp1-hard", 0.1, per_cluster=500)

@@ -289,14 +289,15 @@ def with_evidence(readme: str, results: dict[str, Any], link: str) -> str:
 # ----------------------------------------------------------------------------- errors in a visitor's words
 
 GENERIC_ERROR = "Something went wrong on our side; try again, or with other data."
-_PATH = re.compile(r"(?:file://)?(?:[A-Za-z]:)?(?:/[^\s/,;:()'\"`]+)+/?")
+# a path starts a word (a Hub id such as owner/name is not one: its slash follows a letter)
+_PATH = re.compile(r"(?<![\w.\-])(?:file://)?(?:~|\.{1,2})?(?:/[^\s/,;:()'\"`]+)+/?")
 _FLAG = re.compile(r"\s*\(?`?--[a-z][a-z0-9-]*(?:[ =][^\s`)]+)?`?\)?")
 _COMMAND = re.compile(r"`(?:lpselect|hf|pip|python)[^`]*`")
 # library messages a visitor must never read, and what to say instead
 _LIBRARY = (
     (re.compile(r"OfflineModeIsEnabled|offline mode is enabled|HF_HUB_OFFLINE", re.I),
      "The Hugging Face Hub cannot be reached from here right now; upload a file instead."),
-    (re.compile(r"repo_type|Repository Not Found|RepositoryNotFound|404 Client Error", re.I),
+    (re.compile(r"repo_type|Repository Not Found|RepositoryNotFound|404 Client Error|doesn't exist on the Hub", re.I),
      "That Hub dataset does not exist or is private; check its name (owner/name)."),
     (re.compile(r"Traceback|Error\(|Exception\(|\bself\b|NoneType|KeyError|AttributeError", re.I), GENERIC_ERROR),
 )
@@ -326,7 +327,7 @@ def visitor_sentence(message: str) -> str:
     for pattern, plain in _LIBRARY:
         if pattern.search(text):
             return plain
-    text = _COMMAND.sub("the command line", text)
+    text = _COMMAND.sub(lambda m: "lpselect" if m.group(0).startswith("`lpselect") else "the command line", text)
     text = _FLAG.sub("", text)
     text = _PATH.sub(lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1] or "that folder", text)
     text = re.sub(r"\(\s*\)", "", text)
