@@ -39,7 +39,7 @@ import pandas as pd
 from hf_lpselect.errors import LPSelectError
 from hf_lpselect.selection.report import lp1_histogram, p0_histogram, score_vs_length, status_counts
 from hf_lpselect.space import sources, words
-from hf_lpselect.space.estimate import LOAD_SECONDS, ROW_LIMIT, estimate_seconds, estimate_text, hardware
+from hf_lpselect.space.estimate import ROW_LIMIT, estimate_seconds, estimate_text, hardware
 
 ON_SPACE = bool(os.environ.get("SPACE_ID"))
 WORK = Path(os.environ.get("LPSELECT_SPACE_DIR") or Path(tempfile.gettempdir()) / "lpselect-space")

@@ -1,5 +1,6 @@
 """The Space end to end in a real browser: headless Chromium (Debian's `chromium`, driven by pip's
-`playwright`; never `playwright install`) against spaces/app.py on 127.0.0.1, offline.
+`playwright`; never `playwright install`) against the deployed folder's app.py (what `lpselect space
+deploy --dry-run --local-dir` writes) on 127.0.0.1, offline.
 
 A person opens a scored folder, reads the table and sees the plots, moves the slider, downloads the
 subset; then uploads a tiny file and scores it with a tiny model while the progress bar moves on
@@ -32,10 +33,15 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
+    """The deployed folder's app: `lpselect space deploy --dry-run --local-dir` writes it (app, examples,
+    the package beside it), and it runs from there, importing hf_lpselect from that folder."""
+    from hf_lpselect.space.deploy import deploy_space
+
     work = tmp_path_factory.mktemp("browser_app")
+    space = deploy_space("me/lpselect", dry_run=True, local_dir=work / "space").local_dir
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(work / "hf"),
            "LPSELECT_SPACE_DIR": str(work / "sessions"), "GRADIO_TEMP_DIR": str(work / "gradio")}
-    proc, url = launch_app(env, work / "app.log")
+    proc, url = launch_app(env, work / "app.log", app=space / "app.py", cwd=space)
     yield url
     proc.terminate()
     proc.wait(timeout=20)
@@ -90,7 +96,7 @@ def test_upload_and_score_while_the_progress_bar_moves(page, tiny_model_dir, tmp
     pd.DataFrame(GOOD[:6] + BAD[:1]).to_csv(data, index=False)
     page.get_by_role("tab", name="Score").click()
     page.locator('input[type=file][accept*=".jsonl"]').set_input_files(str(data))  # not the table's CSV import
-    page.get_by_text("mine.csv").first.wait_for(timeout=30_000)
+    page.get_by_text("mine.csv").first.wait_for(timeout=90_000)  # the upload: slow on a busy machine
     page.get_by_label("Scorer model").fill(str(tiny_model_dir))
     epochs = page.get_by_label("number input for Epochs (0: perplexity only, no LP; LP(1) needs 2 or more)")
     epochs.fill("1")
@@ -128,7 +134,7 @@ def _screenshot(page, tmp_path: Path, name: str) -> None:
 
 
 def test_a_first_visitor_opens_the_example_selects_and_downloads(page, tmp_path):
-    example = pd.read_parquet(next((APP.parent / "examples" / "demo-smollm2-2-epochs" / "data").glob("*.parquet")))
+    example = pd.read_parquet(next((APP.parent / "examples" / "demo-smollm2-2-epochs" / "data").glob("*.parquet")))  # = the deployed copy
     hardest = example.sort_values("lp1_rank").iloc[0]
     page.get_by_role("button", name="Open the example").click()  # one click, nothing to type
     page.get_by_text("The example (demo-smollm2-2-epochs): 120 rows").wait_for(timeout=60_000)

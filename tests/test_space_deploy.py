@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 from packaging.version import Version
-from test_space import free_port, launch_app  # noqa: F401
+from test_space import launch_app
 
 from hf_lpselect.space import words
 

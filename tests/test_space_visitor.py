@@ -9,7 +9,6 @@ Space: the stand-in records what `spaces.GPU` decorates and is called with.
 
 from __future__ import annotations
 
-import json
 import runpy
 import sys
 import types
@@ -259,7 +258,6 @@ def test_a_visitor_who_leaves_mid_run_leaves_no_folder_behind(app_module, tmp_pa
 def test_per_cluster_selection_works_for_a_pushed_dataset_and_matches_a_run(app_module):
     """Before: "Per-cluster selection … needs a run directory". The shipped example is a pushed folder;
     its rows are embedded with the cluster model (MiniLM, offline) and clustered as a run's would be."""
-    from hf_lpselect.selection.clusters import cluster_rows  # noqa: F401  (the same model and k-means)
     from hf_lpselect.space import sources
 
     app, _ = app_module
