@@ -1,6 +1,6 @@
 """Benchmark: the Space's Explore tab on a 52,002-row scored dataset, in a real browser.
 
-    python benchmarks/bench_space.py [--rows 52002] [--epochs 3] [--repeats 3] [--no-screenshots]
+    python benchmarks/bench_space.py [--rows 52002] [--epochs 3] [--repeats 3] [--screenshots]
 
 Data: Stanford Alpaca (../shared/data), all rows, canonicalised by hf_lpselect; the SCORES ARE
 SYNTHETIC (bench_push.py's make_run: a seeded random per-pass NLL decay through the real
@@ -11,8 +11,9 @@ headless Chromium (Debian's `chromium`, driven by pip's `playwright`) opens the 
 Measured: seconds from the click on Open until the page shows the summary, the three plots and the
 table (each repeat is a new page, so a new session); seconds for the Select summary to follow the
 slider; the app process's peak RSS (Linux VmHWM of the server process, and psutil sampling of its
-whole tree from outside). Targets (issue 11): under 3 s and under 1 GiB. Two screenshots go to
-docs/images/ (space-explore.png, space-select.png). Writes benchmarks/results/bench_space.json.
+whole tree from outside). Targets (issue 11): under 3 s and under 1 GiB. With --screenshots, two
+screenshots of the 52k-row page go to docs/images/bench-space-*.png (the README's screenshots come
+from tests/test_space_browser.py). Writes benchmarks/results/bench_space.json.
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=52002)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--no-screenshots", action="store_true")
+    parser.add_argument("--screenshots", action="store_true")
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -151,19 +152,19 @@ def main() -> None:
                     opens.append(round(open_and_wait(page, url, tmp / "alpaca-lp", args.rows), 2))
                     if i < args.repeats - 1:
                         page.close()
-                if not args.no_screenshots:
+                if args.screenshots:
                     IMAGES.mkdir(parents=True, exist_ok=True)
                     page.wait_for_timeout(1000)
-                    page.screenshot(path=str(IMAGES / "space-explore.png"), full_page=False)
+                    page.screenshot(path=str(IMAGES / "bench-space-explore.png"), full_page=False)
                 page.get_by_role("tab", name="Select").click()
                 sizes = {}
                 for percent in (10, 33, 5):
                     n = len(select(scores, "lp1-hard", fraction=percent / 100,
                                    mirror=default_mirror("lp1-hard", scores)).rows)
                     sizes[percent] = round(move_slider(page, percent, f"{n:,} rows = "), 2)
-                if not args.no_screenshots:
+                if args.screenshots:
                     page.wait_for_timeout(500)
-                    page.screenshot(path=str(IMAGES / "space-select.png"), full_page=False)
+                    page.screenshot(path=str(IMAGES / "bench-space-select.png"), full_page=False)
                 browser.close()
             peak_hwm = vm_hwm_mib(proc.pid)
             load_after = os.getloadavg()
@@ -188,7 +189,7 @@ def main() -> None:
         "browser": "Debian chromium via playwright (headless), on the same machine as the app",
         "load_average_1_5_15min": {"before": [round(v, 2) for v in load_before], "after": [round(v, 2) for v in load_after],
                                    "cpus": os.cpu_count(), "note": "shared machine: a load above the CPU count slows every number"},
-        "screenshots": [] if args.no_screenshots else ["docs/images/space-explore.png", "docs/images/space-select.png"],
+        "screenshots": ["docs/images/bench-space-explore.png", "docs/images/bench-space-select.png"] if args.screenshots else [],
         "targets": {"explore_open_s": TARGET_S, "peak_rss_mib": TARGET_MIB,
                     "met": bool(max(opens) < TARGET_S and peak < TARGET_MIB)},
     }

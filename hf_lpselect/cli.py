@@ -293,15 +293,26 @@ def eval_cmd(ctx: typer.Context) -> None:
     Console().print(result.summary(), soft_wrap=True, markup=False)
 
 
-@app.command()
+space_app = typer.Typer(help="The Gradio Space: run it here, or deploy it to the Hugging Face Hub.",
+                        invoke_without_command=True, no_args_is_help=False)
+app.add_typer(space_app, name="space")
+
+
+@space_app.callback()
 def space(
+    ctx: typer.Context,
     host: str = typer.Option("127.0.0.1", help="Address to serve on (0.0.0.0: every interface)."),
     port: int = typer.Option(7860, help="Port to serve on."),
 ) -> None:
-    """Start the Gradio Space (spaces/app.py; needs a clone installed with the space extra) in your browser: explore, select, score, compare."""
+    """Start the Gradio Space (spaces/app.py; needs a clone installed with the space extra) in your browser: explore, select, score, compare.
+
+    `lpselect space deploy OWNER/NAME` puts it on the Hugging Face Hub instead.
+    """
     import runpy
     import sys
 
+    if ctx.invoked_subcommand is not None:
+        return
     app_path = Path(__file__).resolve().parent.parent / "spaces" / "app.py"
     if not app_path.is_file():
         console.print("[red]Error:[/] The Space needs a clone of hf_lpselect (spaces/app.py is not installed); "
@@ -309,6 +320,29 @@ def space(
         raise typer.Exit(2)
     sys.argv = [str(app_path), "--host", host, "--port", str(port)]
     runpy.run_path(str(app_path), run_name="__main__")
+
+
+@space_app.command("deploy")
+def space_deploy(
+    repo_id: str = typer.Argument(..., help="The Space to create or update, OWNER/NAME."),
+    private: bool = typer.Option(False, "--private", help="Make a new Space private."),
+    hardware: Optional[str] = typer.Option(None, help="Space hardware: cpu-basic, zero-a10g (ZeroGPU), t4-small, a10g-small, ..."),
+    token: Optional[str] = typer.Option(None, help="Hugging Face token [default: HF_TOKEN or `hf auth login`]."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Write the Space folder and stop: nothing is sent."),
+    local_dir: Optional[Path] = typer.Option(None, help="Keep the Space folder here (exactly what is uploaded; must be empty or new)."),
+) -> None:
+    """Deploy the Space to the Hub in one commit: the app, its front matter, pinned requirements, this package and the example."""
+    from .space.deploy import deploy_space
+
+    with user_errors():
+        plan = deploy_space(repo_id, private=private, hardware=hardware, token=token, dry_run=dry_run, local_dir=local_dir)
+    out = Console()
+    out.print(f"{len(plan.files)} files{' (dry run: nothing was sent)' if dry_run else ''}", soft_wrap=True, markup=False)
+    if local_dir is not None:
+        out.print(f"written: {plan.local_dir}", soft_wrap=True, markup=False)
+    if plan.url:
+        out.print(f"deployed: {plan.url}", soft_wrap=True, markup=False)
+        out.print(f"the Space: https://huggingface.co/spaces/{repo_id}", soft_wrap=True, markup=False)
 
 
 def main() -> None:

@@ -57,20 +57,27 @@ def folder(run, tmp_path_factory):
     return out
 
 
+def table_of(output: dict) -> dict:
+    """The table's headers and data from what /open returns (an update: its value, with its heading as label)."""
+    return output.get("value", output)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def launch_app(env: dict[str, str], log: Path, timeout: float = 120) -> tuple[subprocess.Popen, str]:
-    """``python spaces/app.py`` on a free loopback port; returns the process and its URL once it answers."""
+def launch_app(env: dict[str, str], log: Path, timeout: float = 120, *, python: str = sys.executable,
+               app: Path = APP, cwd: Path = REPO_ROOT) -> tuple[subprocess.Popen, str]:
+    """``python spaces/app.py`` (or another ``app`` with another ``python``) on a free loopback port;
+    returns the process and its URL once it answers."""
     port = free_port()
     env = {**env, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_DISABLE_TELEMETRY": "1",
            "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
     handle = open(log, "wb")
-    proc = subprocess.Popen([sys.executable, str(APP), "--port", str(port)], env=env, stdout=handle,
-                            stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+    proc = subprocess.Popen([python, str(app), "--port", str(port)], env=env, stdout=handle,
+                            stderr=subprocess.STDOUT, cwd=cwd)
     url = f"http://127.0.0.1:{port}/"
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     deadline = time.monotonic() + timeout
@@ -124,12 +131,14 @@ def opened(app, folder, tmp_path):
 
 
 def test_explore_shows_counts_reasons_plots_and_the_hardest_rows(opened, run):
-    _, (about, histogram, by_length, statuses, table, strategies) = opened
+    _, (about, histogram, by_length, statuses, table, strategies, groups) = opened
     assert "16 rows" in about and "12 ok, 1 excluded, 2 invalid, 1 duplicate" in about
     assert "1 × invalid: empty response" in about and "1 × duplicate: duplicate of row 0" in about
     assert "low LP(1)" in about.replace("**", "")
     for plot in (histogram, by_length, statuses):
         assert plot["type"] == "matplotlib" and plot["plot"].startswith("data:image/webp;base64,")
+    assert table["label"] == "All 12 scored rows, hardest first (by LP(1)) (search to filter)"
+    table = table_of(table)
     rows = pd.DataFrame(table["data"], columns=table["headers"])
     assert list(rows.columns) == ["which", "row", "instruction", "response", "LP(1)", "response tokens"]
     hardest = run.scores.dropna(subset=["lp1"]).sort_values(["lp1", "row"])
@@ -137,10 +146,12 @@ def test_explore_shows_counts_reasons_plots_and_the_hardest_rows(opened, run):
     assert rows.loc[0, "response"] == GOOD[int(hardest["row"].iloc[0])]["output"]
     assert rows.loc[0, "LP(1)"] == pytest.approx(hardest["lp1"].iloc[0], abs=1e-4)
     assert strategies["value"] == "lp1-hard"
+    assert groups["value"] == 2  # sized to the data: 12 scored rows, about 10 a group, at least 2
+    assert set(rows["which"]) == {"harder half", "easier half"}  # 12 rows: not all "hardest"
 
 
 def test_a_run_directory_opens_with_the_same_table(app, run, tmp_path):
-    table = client(app[0], downloads=tmp_path).predict(str(run.run_dir.path), api_name="/open")[4]
+    table = table_of(client(app[0], downloads=tmp_path).predict(str(run.run_dir.path), api_name="/open")[4])
     hardest = run.scores.dropna(subset=["lp1"]).sort_values(["lp1", "row"])
     assert [r[1] for r in table["data"]] == hardest["row"].tolist()
 
@@ -172,7 +183,7 @@ def test_per_cluster_selection_of_a_run_takes_from_every_group(app, run, tmp_pat
     c = client(app[0], downloads=tmp_path)
     c.predict(str(run.run_dir.path), api_name="/open")
     text = c.predict("lp1-hard", 25, True, 3, api_name="/summarize")
-    assert "Per cluster: rows taken from 3 of 3 groups" in text and "Random baseline" in text
+    assert "Per group: rows taken from 3 of 3 groups" in text and "Random baseline" in text
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
@@ -230,7 +241,7 @@ def test_a_run_is_pushed_with_its_scores_and_the_subset_config_and_opens_by_hub_
     assert "Pushed: " in c.predict("lp1-hard", 50, False, 100, "me/toy-run", False, api_name="/push")
     files = hub.files("me/toy-run")
     assert any(f.startswith("lpselect/subsets/lp1_hard_50pct/train-") for f in files) and "README.md" in files
-    table = client(app[0], tmp_path / "reader").predict("me/toy-run", api_name="/open")[4]  # opened by Hub id
+    table = table_of(client(app[0], tmp_path / "reader").predict("me/toy-run", api_name="/open")[4])  # opened by Hub id
     hardest = run.scores.dropna(subset=["lp1"]).sort_values(["lp1", "row"])
     assert [r[1] for r in table["data"]] == hardest["row"].tolist()
 
@@ -293,7 +304,7 @@ def test_an_upload_is_scored_one_run_at_a_time_with_progress_and_opens_in_explor
         time.sleep(0.02)
     outputs = job.result(timeout=300)
     assert places and "6 ok" in waiting.result(timeout=300)[0]
-    about, table, message = outputs[0], outputs[4], outputs[6]
+    about, table, message = outputs[0], table_of(outputs[4]), outputs[7]
     assert "7 rows" in about and "6 ok" in about and "1 × invalid: empty response" in about
     assert len(table["data"]) == 6
     assert "Scored 7 rows (6 ok)" in message
@@ -312,10 +323,12 @@ def test_a_bad_upload_is_one_sentence(app, tmp_path):
     assert "broken.jsonl" in str(caught.value) and "line 2" in str(caught.value) and "Traceback" not in str(caught.value)
 
 
-def test_the_time_estimate_counts_epochs_and_passes():
-    assert estimate_seconds(100, 2, "cpu") == pytest.approx(100 * (2 * 1.0 + 3 * 0.11))
+def test_the_time_estimate_counts_loading_epochs_and_passes():
+    assert estimate_seconds(100, 2, "cpu") == pytest.approx(17 + 100 * (2 * 1.0 + 3 * 0.11))
     assert estimate_text(100, 2, "cpu").startswith("About 4 min on this CPU")
     assert "1 epoch of training, 2 scoring passes" in estimate_text(10, 1, "cpu")
+    # before the fix: "About 1 s" for 10 rows and 0 epochs, which took 18.7 s (loading the model was not counted)
+    assert estimate_text(10, 0, "cpu").startswith("About 18 s")
 
 
 # ----------------------------------------------------------------------------- compare
@@ -333,3 +346,29 @@ def test_plain_strategy_names_only_offer_what_the_scores_allow(run):
     assert "lp1-hard" in words.usable_strategies(run.scores) and "ifd-nll" not in words.usable_strategies(run.scores)
     no_training = run.scores[["row", "id", "status", "reason", "n_response_tokens", "nll_0", "ppl_0"]]
     assert words.usable_strategies(no_training) == ["random", "longest", "ppl-high", "ppl-low", "ppl-mid"]
+
+
+# ----------------------------------------------------------------------------- hostile visitors (issue 20, goal 5)
+
+
+def test_an_upload_over_the_size_limit_is_refused_and_stored_nowhere(app, tmp_path):
+    from gradio_client import handle_file
+
+    big = tmp_path / "huge.jsonl"
+    with big.open("wb") as out:
+        out.truncate(51 * 2**20)  # over the Space's 50 MB: sparse, costs no disk here
+    c = client(app[0], tmp_path)
+    with pytest.raises(Exception) as caught:
+        c.predict(handle_file(str(big)), "", "default", 0, 10, api_name="/score")
+    assert "Traceback" not in str(caught.value)
+    assert not (app[1] / c.session_hash / "uploads").exists()
+
+
+def test_a_model_repo_given_as_a_dataset_is_one_plain_sentence(app, hub, tiny_model_dir, tmp_path):
+    from gradio_client.exceptions import AppError
+
+    hub.seed("me/tiny-model", tiny_model_dir, repo_type="model")
+    with pytest.raises(AppError) as caught:
+        client(app[0], tmp_path).predict("https://huggingface.co/me/tiny-model", api_name="/open")
+    said = str(caught.value)
+    assert said == "That Hub dataset does not exist or is private; check its name (owner/name)."

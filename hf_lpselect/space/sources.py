@@ -187,6 +187,41 @@ def _to_data_error(err: ValueError) -> DataError:
     return err if isinstance(err, LPSelectError) else DataError(str(err))
 
 
+EMBEDDINGS_KEPT = 4  # pushed datasets whose row embeddings stay in memory (a run directory caches its own on disk)
+_embedded: dict[tuple, Any] = {}
+
+
+def _embeddings(scored: Scored) -> tuple[list[int], Any]:
+    """The ``ok`` rows of a pushed dataset (a folder or a Hub id) and their MiniLM embeddings (the
+    cluster model of ``lpselect select --per-cluster``), embedded on first use and kept in memory,
+    keyed by the rows' content ids."""
+    import hashlib
+
+    from ..selection.clusters import embed, embedding_text
+
+    ok = scored.scores[scored.scores["status"] == "ok"]
+    rows = [int(r) for r in ok["row"]]
+    key = (hashlib.sha256("\n".join(map(str, ok["id"])).encode()).hexdigest(),)
+    if key not in _embedded:
+        canonical = canonicalize(scored.data.select(rows), format=scored.format)
+        texts = [embedding_text(r) for r in canonical.select_columns(["instruction", "input", "output", "messages"])]
+        _embedded[key] = embed(texts, progress=False)
+        while len(_embedded) > EMBEDDINGS_KEPT:
+            _embedded.pop(next(iter(_embedded)))
+    return rows, _embedded[key]
+
+
+def pushed_clusters(scored: Scored, k: int, seed: int = 42) -> pd.Series:
+    """Cluster ids by row for a pushed dataset: MiniLM embeddings (:func:`_embeddings`) and k-means,
+    as :func:`hf_lpselect.selection.subsets.select_run` does for a run directory."""
+    from ..selection.clusters import kmeans_clusters
+
+    rows, embeddings = _embeddings(scored)
+    if not 2 <= k <= len(rows):
+        raise DataError(f"Choose between 2 and {len(rows):,} groups for these {len(rows):,} scored rows.")
+    return pd.Series(kmeans_clusters(embeddings, k, seed), index=pd.Index(rows, name="row"), name="cluster")
+
+
 def select_subset(scored: Scored, strategy: str, fraction: float, *, per_cluster: int | None = None, seed: int = 42) -> Selection:
     """Select ``fraction`` of the eligible rows with ``strategy``: globally, or per cluster.
 
@@ -195,7 +230,7 @@ def select_subset(scored: Scored, strategy: str, fraction: float, *, per_cluster
         strategy (`str`): a name of :data:`hf_lpselect.selection.strategies.STRATEGIES`, e.g. ``"lp1-hard"``.
         fraction (`float`): share of the rows the strategy can pick, in (0, 1].
         per_cluster (`int` or `None`, defaults to `None`): K groups of similar rows (MiniLM embeddings
-            + k-means, cached in the run directory; run directories only), each giving its share.
+            + k-means; cached in the run directory, or in memory for a pushed dataset), each giving its share.
         seed (`int`, defaults to `42`): seed of the random draws.
 
     Example:
@@ -206,8 +241,9 @@ def select_subset(scored: Scored, strategy: str, fraction: float, *, per_cluster
     try:
         if per_cluster is None:
             return select(scored.scores, strategy, fraction=fraction, seed=seed, mirror=default_mirror(strategy, scored.scores))
-        if scored.run_dir is None:
-            raise DataError("Per-cluster selection embeds the rows and needs a run directory; turn it off for this dataset.")
+        if scored.run_dir is None:  # a pushed dataset: its rows are embedded here
+            return select(scored.scores, strategy, fraction=fraction, seed=seed, clusters=pushed_clusters(scored, per_cluster, seed),
+                          mirror=default_mirror(strategy, scored.scores))
         return select_run(scored.run_dir.path, strategy, fraction=fraction, per_cluster=per_cluster, seed=seed)[0]
     except ValueError as err:
         raise _to_data_error(err) from err
@@ -224,6 +260,9 @@ def baseline_for(scored: Scored, selection: Selection, *, per_cluster: int | Non
         if per_cluster is not None and scored.run_dir is not None:
             return select_run(scored.run_dir.path, "clustered-random", fraction=float(selection.requested),
                               per_cluster=per_cluster, seed=selection.seed, mirror=selection.strategy)[0]
+        if per_cluster is not None:
+            return select(scored.scores, "clustered-random", fraction=float(selection.requested), seed=selection.seed,
+                          clusters=pushed_clusters(scored, per_cluster, selection.seed), mirror=selection.strategy)
         return select(scored.scores, "random", count=len(selection.rows), seed=selection.seed, mirror=selection.strategy)
     except ValueError as err:
         raise _to_data_error(err) from err
