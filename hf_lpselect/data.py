@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from datasets import Features, List, Value
 
+from .core.hub import is_hub_id
 from .core.schema import OUR_COLUMNS
 from .errors import DataError
 
@@ -68,7 +69,6 @@ FEATURES = Features({
     "messages": List({"role": Value("string"), "content": Value("string")}),
     "format": Value("string"),
 })
-DATA_SUFFIXES = {".json", ".jsonl", ".parquet", ".csv", ".tsv", ".txt", ".arrow"}
 _WS = re.compile(r"[ \t\n\r]*")
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 CHUNK_ROWS = 50_000  # JSON records turned into Arrow at a time
@@ -131,12 +131,6 @@ def _no_rows_refused(dataset: datasets.Dataset, source: str) -> datasets.Dataset
     if len(dataset) == 0:
         raise DataError(f"{source} holds no rows; give a dataset with at least one row.")
     return dataset
-
-
-def is_hub_id(source: str) -> bool:
-    """Whether ``source`` names a Hub dataset rather than a local path (existing, or path-like)."""
-    return not Path(source).expanduser().exists() and not source.startswith((".", "/", "~")) \
-        and Path(source).suffix not in DATA_SUFFIXES
 
 
 def hub_origin(dataset: datasets.Dataset) -> dict[str, str]:

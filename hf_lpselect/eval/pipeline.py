@@ -164,7 +164,7 @@ def evaluate(args: EvalArguments) -> EvalResult:
         "test_sets": [{"name": t.name, "source": t.source, "shape": t.shape, "n_items": len(t.items),
                        "n_references": sum(i.reference is not None for i in t.items)} for t in test_sets],
         "reference_sets": sorted(ref_sets),
-        "settings": {k: v for k, v in vars(args).items() if not k.startswith("judge")},
+        "settings": {**{k: v for k, v in vars(args).items() if not k.startswith("judge")}, "dtype": dtype_name},
         "generation": generation_rows,
         "reference": reference_rows_out,
         "judge": judge_info,

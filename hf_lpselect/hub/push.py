@@ -30,7 +30,6 @@ from typing import Any
 import datasets
 import pandas as pd
 from huggingface_hub import DatasetCard, HfApi
-from huggingface_hub.errors import HfHubHTTPError
 
 from .. import __version__
 from .card import SubsetRow, card_data, config_paths, original_body, render_card
@@ -43,7 +42,7 @@ from .columns import (
     scores_from_columns,
     select_scored,
 )
-from ..data import is_hub_id
+from ..core.hub import NETWORK_ERRORS, is_hub_id, public_name, short_error
 from ..errors import DataError, HubError, RunError
 from ..record import DatasetRecord, RunRecord
 from ..rundir import RunDir, file_sha256, is_disk_full
@@ -55,9 +54,6 @@ MAX_SHARD_BYTES = 500 << 20  # as datasets' push_to_hub
 DATA_DIR = "data"
 SUBSETS_DIR = "lpselect/subsets"
 FIGURES_DIR = "lpselect/figures"
-# what a failed Hub request raises: HTTP errors, and the transport's own (connection refused, timeouts),
-# which share HfHubHTTPError's base class; OSError covers the rest (disk, offline mode)
-NETWORK_ERRORS = (OSError, *HfHubHTTPError.__bases__)
 # report figures shown on the card: (report figure name, title, caption)
 CARD_FIGURES = (
     ("lp1_histogram", "LP(1) histogram", "How many rows learned how much of their perplexity drop in the first epoch; the hard subsets are the left tail."),
@@ -214,11 +210,6 @@ def _comparisons(run_dir: RunDir) -> list[str]:
     return out
 
 
-def _public_name(name: str) -> str:
-    """A Hub id as it is; a local path by its last part (a card must not publish local paths)."""
-    return name if is_hub_id(name) else f"{Path(name.rstrip('/')).name} (local)"
-
-
 def materialize(
     run: str | Path | RunDir,
     repo_id: str,
@@ -314,7 +305,7 @@ def _materialize(
 
     figures, stats = _figures(run_dir, local_dir)
     source = record.dataset.source
-    model = _public_name(record.model_name)
+    model = public_name(record.model_name)
     yaml_configs = [{"config_name": "default", "default": True, "data_files": [{"split": split, "path": config_files["default"]}]}]
     yaml_configs += [{"config_name": s.name, "data_files": [{"split": split, "path": config_files[s.name]}]} for s in specs]
     data = card_data(
@@ -331,7 +322,7 @@ def _materialize(
     rho = stats.get("spearman_lp1_length")
     card = render_card(
         data,
-        repo_id=repo_id, source=_public_name(source), source_is_hub=is_hub_id(source), split=split, n_rows=len(scored),
+        repo_id=repo_id, source=public_name(source), source_is_hub=is_hub_id(source), split=split, n_rows=len(scored),
         n_scored=len(scores), model=model, model_revision=record.model.get("revision"),
         epochs=epochs, template=record.template, max_length=record.identity.get("max_length"), seed=record.identity.get("seed"),
         selection_seed=seed, recipe=record.recipe,
@@ -371,7 +362,7 @@ def read_target(api: HfApi, repo_id: str, *, detect: bool = True) -> Target:
     try:
         return _read_target(api, repo_id, detect)
     except NETWORK_ERRORS as err:
-        raise HubError(f"Could not read {repo_id} on the Hub ({_short(err)}); check the id and your connection.") from err
+        raise HubError(f"Could not read {repo_id} on the Hub ({short_error(err)}); check the id and your connection.") from err
 
 
 def _read_target(api: HfApi, repo_id: str, detect: bool) -> Target:
@@ -393,7 +384,7 @@ def _read_target(api: HfApi, repo_id: str, detect: bool) -> Target:
     except EntryNotFoundError:
         pass
     except ValueError as err:  # broken YAML
-        raise HubError(f"The dataset card of {repo_id} cannot be parsed ({_short(err)}); fix its YAML header first.") from err
+        raise HubError(f"The dataset card of {repo_id} cannot be parsed ({short_error(err)}); fix its YAML header first.") from err
     if detect and (target.card is None or not target.card.data.get("configs")):
         from datasets.data_files import get_data_patterns
         from datasets.download import DownloadConfig
@@ -453,7 +444,7 @@ def push_scores(
     try:
         validate_repo_id(repo_id)
     except HFValidationError as err:
-        raise DataError(f"Bad repo id {repo_id!r}: write OWNER/NAME, e.g. my-org/alpaca ({_short(err)}).") from err
+        raise DataError(f"Bad repo id {repo_id!r}: write OWNER/NAME, e.g. my-org/alpaca ({short_error(err)}).") from err
     subset_specs(subsets)  # a bad name fails before any network call
     run_dir = RunDir(run) if run is not None else find_run(repo_id, runs_dir)
     _require_finished(run_dir)
@@ -480,7 +471,7 @@ def push_scores(
         except NETWORK_ERRORS as err:
             if is_disk_full(err):
                 raise  # a full disk while materialising: said as one by the command line, and the re-run resumes
-            raise HubError(f"Could not read the scored rows of {source_id} ({_short(err)}); check your connection.") from err
+            raise HubError(f"Could not read the scored rows of {source_id} ({short_error(err)}); check your connection.") from err
         if dry_run:
             plan.notes.append("dry run: nothing was sent; the target's existing card was not read (a push keeps its metadata and text)")
             return plan
@@ -537,7 +528,7 @@ def _with_retries(call, what: str):
                 raise
             if not _transient(err) or attempt == PUSH_ATTEMPTS - 1:
                 tries = f" after {attempt + 1} tries" if attempt else ""
-                raise HubError(f"{what} failed{tries} ({_short(err)}); nothing was pushed, re-run the same command.") from err
+                raise HubError(f"{what} failed{tries} ({short_error(err)}); nothing was pushed, re-run the same command.") from err
             time.sleep(_backoff(attempt, err))
 
 
@@ -572,7 +563,7 @@ def _upload(api: HfApi, plan: PushPlan, target: Target, create_pr: bool):
                 ) from err
             if not _transient(err) or attempt == PUSH_ATTEMPTS - 1:
                 tries = f" after {attempt + 1} tries" if attempt else ""
-                raise HubError(f"Pushing to {repo_id} failed{tries} ({_short(err)}); no commit was made, "
+                raise HubError(f"Pushing to {repo_id} failed{tries} ({short_error(err)}); no commit was made, "
                                "re-run the same command.") from err
             ambiguous = True
             time.sleep(_backoff(attempt, err))
@@ -608,10 +599,6 @@ def offline() -> Iterator[None]:
         yield
     finally:
         hub_constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE = saved
-
-
-def _short(err: BaseException) -> str:
-    return " ".join(str(err).split())[:300]
 
 
 def load_scored(

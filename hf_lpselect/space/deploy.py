@@ -25,6 +25,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..core.hub import NETWORK_ERRORS, short_error
 from ..errors import DataError, HubError
 from . import words
 
@@ -165,7 +166,6 @@ def deploy_space(
     from huggingface_hub.errors import HFValidationError, RepositoryNotFoundError
     from huggingface_hub.utils import validate_repo_id
 
-    from ..hub.push import NETWORK_ERRORS, _short
 
     try:
         validate_repo_id(repo_id)
@@ -199,7 +199,7 @@ def deploy_space(
             if exists and hardware is not None:
                 api.request_space_hardware(repo_id, hardware)
         except NETWORK_ERRORS as err:
-            raise HubError(f"Deploying the Space {repo_id} failed ({_short(err)}).") from err
+            raise HubError(f"Deploying the Space {repo_id} failed ({short_error(err)}).") from err
         plan.url = info.commit_url
         return plan
     finally:

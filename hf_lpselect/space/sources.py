@@ -29,7 +29,8 @@ from huggingface_hub import DatasetCard
 from ..hub.card import config_paths, config_splits
 from ..hub.columns import OUR_COLUMNS, SUBSET_STRATEGIES, scores_from_columns, subset_name
 from ..selection.compare import compare_runs
-from ..data import canonicalize, is_hub_id
+from ..core.hub import NETWORK_ERRORS, is_hub_id, short_error
+from ..data import canonicalize
 from ..errors import DataError, HubError, LPSelectError
 from ..record import RunRecord
 from ..rundir import RunDir, write_parquet
@@ -142,7 +143,6 @@ def _open_folder(folder: Path, name: str) -> Scored:
 
 
 def _open_hub(repo_id: str) -> Scored:
-    from ..hub.push import NETWORK_ERRORS, _short
 
     try:
         split = _scored_split(datasets.get_dataset_split_names(repo_id, "default"), repo_id)
@@ -150,7 +150,7 @@ def _open_hub(repo_id: str) -> Scored:
     except DataError:
         raise
     except (datasets.exceptions.DatasetNotFoundError, ValueError, *NETWORK_ERRORS) as err:
-        raise DataError(f"Could not load the Hub dataset {repo_id} ({_short(err)}); check the id and that it was pushed by `lpselect push-scores`.") from err
+        raise DataError(f"Could not load the Hub dataset {repo_id} ({short_error(err)}); check the id and that it was pushed by `lpselect push-scores`.") from err
     return _with_scores(data, repo_id, "hub")
 
 
@@ -334,7 +334,7 @@ def push_subset(scored: Scored, selection: Selection, repo_id: str, *, token: st
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
 
-    from ..hub.push import NETWORK_ERRORS, _short, push_scores
+    from ..hub.push import push_scores
 
     if selection.per_cluster:
         raise DataError("Per-cluster subsets cannot be pushed as a config yet; download the subset instead.")
@@ -347,12 +347,12 @@ def push_subset(scored: Scored, selection: Selection, repo_id: str, *, token: st
     try:
         validate_repo_id(repo_id)
     except HFValidationError as err:
-        raise DataError(f"Bad repo id {repo_id!r}: write OWNER/NAME, e.g. my-name/alpaca-hard ({_short(err)}).") from err
+        raise DataError(f"Bad repo id {repo_id!r}: write OWNER/NAME, e.g. my-name/alpaca-hard ({short_error(err)}).") from err
     try:
         info = subset_dataset(scored, selection).push_to_hub(repo_id, config_name=name, token=token, private=private,
                                                              commit_message=f"Add the {name} subset (lpselect)")
     except NETWORK_ERRORS as err:
-        raise HubError(f"Pushing to {repo_id} failed ({_short(err)}); no commit was made.") from err
+        raise HubError(f"Pushing to {repo_id} failed ({short_error(err)}); no commit was made.") from err
     return info.commit_url
 
 

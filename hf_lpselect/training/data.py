@@ -23,6 +23,7 @@ from typing import Any
 import datasets
 from trl import DatasetMixtureConfig, ScriptArguments
 
+from ..core.hub import NETWORK_ERRORS
 from ..data import DataError, canonicalize, content_id, detect_format, is_hub_id, read_source
 from ..errors import TrainError
 from .arguments import SelectionArguments
@@ -250,7 +251,6 @@ def _hub_commit(name: str) -> str | None:
     from huggingface_hub import HfApi
     from huggingface_hub.errors import RepositoryNotFoundError
 
-    from ..hub.push import NETWORK_ERRORS
 
     try:
         return HfApi().dataset_info(name).sha
@@ -269,8 +269,7 @@ def _card_scorer(name: str, revision: str | None) -> dict[str, Any] | None:
         from huggingface_hub import hf_hub_download
         from huggingface_hub.errors import EntryNotFoundError
 
-        from ..hub.push import NETWORK_ERRORS
-
+    
         try:
             text = Path(hf_hub_download(name, "README.md", repo_type="dataset", revision=revision)).read_text(encoding="utf-8")
         except (EntryNotFoundError, *NETWORK_ERRORS):

@@ -27,9 +27,10 @@ import datasets
 from huggingface_hub import ModelCard
 from trl import SFTTrainer, get_peft_config, get_quantization_config
 
-from ..data import is_hub_id
+from ..core.hub import is_hub_id, public_name
 from ..errors import ModelError, TrainError
 from ..heads import CompactHeadMixin
+from ..models import hub_kernels_kwargs
 from ..padding_free import PaddingFreeMixin
 from ..rundir import SafeCheckpointMixin, checkpoint_dirs, saving_into, write_json
 from .arguments import RECIPE_KEYS, TrainArguments, train_arguments
@@ -174,9 +175,8 @@ def _hub_dataset(record: TrainRecord) -> str | None:
 
 
 def _public(name: str | None) -> str:
-    from ..hub.push import _public_name
 
-    return _public_name(name) if name else "–"
+    return public_name(name) if name else "–"
 
 
 def card_section(record: TrainRecord) -> str:
@@ -292,6 +292,7 @@ def run_train(args: TrainArguments) -> TrainResult:
     training.model_init_kwargs = {
         "revision": model_args.model_revision, "trust_remote_code": training.trust_remote_code,
         "attn_implementation": model_args.attn_implementation, "dtype": model_args.dtype,
+        **hub_kernels_kwargs(training.model_init_kwargs or {}),  # offline: torch's kernels, not a fetch at step 1
         **(training.model_init_kwargs or {}),
     }
     trainer = TargetTrainer(
