@@ -538,11 +538,10 @@ def _upload(api: HfApi, plan: PushPlan, target: Target, create_pr: bool):
     The commit's parent is ``target.sha``: if someone else's commit landed on the branch since the
     card was read, the Hub refuses it (HTTP 412 / 409) and nothing of ours lands; that is said in one
     sentence, and the same command then pushes on top of their commit. A transient failure is asked
-    again; if a commit whose answer was lost did land, the retry meets it as a conflict and it is
-    recognised as ours (same title and description, on top of ``target.sha``).
+    again. If a commit whose answer was lost did land, the retry finds every file already there and
+    huggingface_hub makes no second, empty commit.
     """
     repo_id = plan.repo_id
-    ambiguous = False
     for attempt in range(PUSH_ATTEMPTS):
         try:
             return api.upload_folder(
@@ -554,9 +553,6 @@ def _upload(api: HfApi, plan: PushPlan, target: Target, create_pr: bool):
             if is_disk_full(err):
                 raise
             if _status(err) in (409, 412) and target.sha is not None:
-                landed = _our_commit(api, plan, target) if ambiguous and not create_pr else None
-                if landed is not None:
-                    return landed
                 raise HubError(
                     f"Someone else pushed to {repo_id} while this push was being made, so nothing was pushed (the push "
                     "would have replaced their commit); re-run the same command to push on top of it."
@@ -565,26 +561,7 @@ def _upload(api: HfApi, plan: PushPlan, target: Target, create_pr: bool):
                 tries = f" after {attempt + 1} tries" if attempt else ""
                 raise HubError(f"Pushing to {repo_id} failed{tries} ({short_error(err)}); no commit was made, "
                                "re-run the same command.") from err
-            ambiguous = True
             time.sleep(_backoff(attempt, err))
-
-
-def _our_commit(api: HfApi, plan: PushPlan, target: Target):
-    """The CommitInfo of our commit if it landed on top of ``target.sha`` (its answer lost on the way), else None."""
-    from huggingface_hub import CommitInfo
-
-    try:
-        commits = api.list_repo_commits(plan.repo_id, repo_type="dataset")
-    except NETWORK_ERRORS:
-        return None
-    if len(commits) < 2 or commits[1].commit_id != target.sha:
-        return None
-    head = commits[0]
-    if head.title != plan.commit_message or plan.commit_description not in (head.message or ""):
-        return None
-    url = f"{api.endpoint}/datasets/{plan.repo_id}/commit/{head.commit_id}"
-    return CommitInfo(commit_url=url, commit_message=plan.commit_message, commit_description=plan.commit_description,
-                      oid=head.commit_id)
 
 
 @contextmanager

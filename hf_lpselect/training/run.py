@@ -359,7 +359,7 @@ def _training_set(
 # what a training run is, as its record says: a re-run of the same command must match all of it to resume
 _IDENTITY = {"row_ids": "rows", "template": "template", "origin": "source", "dataset": "dataset",
              "dataset_config": "dataset config", "split": "split", "revision": "dataset revision", "run": "scorer run",
-             "selection": "selection", "model": "model", "recipe": "recipe", "peft": "LoRA settings"}
+             "selection": "selection", "scorer": "scorer", "model": "model", "recipe": "recipe", "peft": "LoRA settings"}
 _FINAL_STAGING = "_lpselect_final_model.tmp"  # "_*": left out of the trainer's Hub uploads
 
 
@@ -372,7 +372,7 @@ def _check_resume(output_dir: Path, record: TrainRecord, resume: str | None) -> 
     other identity is refused in one sentence, and so is a folder of files that are not a run of ours.
     With ``--resume_from_checkpoint`` (e.g. to train for more steps), only the rows and template must match.
     """
-    held = sorted(p.name for p in output_dir.iterdir() ) if output_dir.is_dir() else []
+    held = sorted(p.name for p in output_dir.iterdir()) if output_dir.is_dir() else []
     has_record = (output_dir / RECORD_FILE).is_file()
     if resume:
         if has_record:
