@@ -28,6 +28,8 @@ from typing import Any
 
 import psutil
 
+from hf_lpselect.core.hardware import cpu_name
+
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
@@ -35,16 +37,6 @@ ALPACA = REPO.parent / "shared" / "data" / "train" / "alpaca" / "alpaca_data.jso
 
 
 # ----------------------------------------------------------------------------- facts
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _cpu_flags() -> list[str]:
@@ -77,7 +69,7 @@ def machine_info(threads: int) -> dict[str, Any]:
 
     return {
         "hostname": platform.node(),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_name(),
         "cpu_flags_of_interest": _cpu_flags(),
         "logical_cpus": os.cpu_count(),
         "usable_cpus": len(os.sched_getaffinity(0)),

@@ -117,6 +117,18 @@ def move_slider(page, percent: float, expect: str) -> float:
     return time.perf_counter() - started
 
 
+def scored_folder(tmp: Path, n_rows: int, epochs: int):
+    """A synthetic run over the first ``n_rows`` Alpaca rows in ``tmp/run``, materialised as a pushed folder
+    ``tmp/alpaca-lp`` (what a visitor opens); returns the run's status counts and scores table."""
+    import pandas as pd
+
+    from hf_lpselect.hub.push import materialize
+
+    counts = make_run(tmp / "run", n_rows, epochs)
+    materialize(tmp / "run", "bench/alpaca", tmp / "alpaca-lp")
+    return counts, pd.read_parquet(tmp / "run" / "scores.parquet")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=52002)
@@ -127,16 +139,12 @@ def main() -> None:
 
     from playwright.sync_api import sync_playwright
 
-    from hf_lpselect.hub.push import materialize
     from hf_lpselect.selection.strategies import default_mirror, select
-    import pandas as pd
 
     with tempfile.TemporaryDirectory(prefix="bench_space-") as tmp:
         tmp = Path(tmp)
         started = time.perf_counter()
-        counts = make_run(tmp / "run", args.rows, args.epochs)
-        materialize(tmp / "run", "bench/alpaca", tmp / "alpaca-lp")
-        scores = pd.read_parquet(tmp / "run" / "scores.parquet")
+        counts, scores = scored_folder(tmp, args.rows, args.epochs)
         setup_s = time.perf_counter() - started
         load_before = os.getloadavg()
         proc, url = start_app(tmp, tmp / "app.log")

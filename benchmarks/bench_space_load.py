@@ -33,8 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import psutil
 
 import _common as C
-from bench_push import make_run
-from bench_space import Sampler, start_app, vm_hwm_mib
+from bench_space import Sampler, scored_folder, start_app, vm_hwm_mib
 
 TARGET_P95_S, TARGET_MIB = 5.0, 2048.0
 PERCENTS = (10, 33, 5)
@@ -86,17 +85,13 @@ def main() -> None:
     parser.add_argument("--no-scoring", action="store_true")
     args = parser.parse_args()
 
-    import pandas as pd
     from gradio_client import Client, handle_file
 
-    from hf_lpselect.hub.push import materialize
     from hf_lpselect.selection.strategies import default_mirror, select
 
     with tempfile.TemporaryDirectory(prefix="bench_space_load-") as tmp:
         tmp = Path(tmp)
-        counts = make_run(tmp / "run", args.rows, args.epochs)
-        materialize(tmp / "run", "bench/alpaca", tmp / "alpaca-lp")
-        scores = pd.read_parquet(tmp / "run" / "scores.parquet")
+        counts, scores = scored_folder(tmp, args.rows, args.epochs)
         import pyarrow.parquet as pq
 
         n_folder = sum(pq.read_metadata(f).num_rows for f in (tmp / "alpaca-lp" / "data").glob("*.parquet"))
