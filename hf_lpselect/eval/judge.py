@@ -196,7 +196,7 @@ class LocalJudge:
 
     def __init__(self, spec: str, *, max_new_tokens: int = 256, batch_size: int = 4, dtype: str = "float32",
                  trust_remote_code: bool = False) -> None:
-        import torch
+        import torch  # a local judge needs torch and the model stack; an endpoint judge (the common case) imports none of it
 
         from ..core.hardware import default_device
         from ..models import load_model
@@ -212,7 +212,7 @@ class LocalJudge:
                          **self.settings.key_parts()}
 
     def replies(self, prompts: Sequence[str]) -> Iterator[list[tuple[int, str]]]:
-        from .generate import generate_batched, prompt_ids, text_ids
+        from .generate import generate_batched, prompt_ids, text_ids  # torch: see __init__
 
         tokenizer = self.loaded.tokenizer
         chat = self.settings.template == "chat"

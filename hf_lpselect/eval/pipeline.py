@@ -19,7 +19,7 @@ from ..data import load_rows
 from ..errors import DataError, EvalError
 from ..models import load_model
 from ..rundir import atomic_write
-from .args import EvalArguments
+from .arguments import EvalArguments
 from .figure import win_tie_lose_figure
 from .generate import GenerationSettings, generate_answers, generation_template
 from .identity import model_key, model_labels, split_named
