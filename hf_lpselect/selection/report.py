@@ -29,6 +29,10 @@ from ..core.schema import STATUSES
 from ..errors import RunError
 from ..record import RunRecord
 from ..rundir import RunDir
+from ..scoring.summary import display_texts
+from .arguments import ReportArguments
+from .strategies import HARD_END
+from .subsets import run_rows
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -51,7 +55,7 @@ _LABELS = {"lp1": "LP(1)", "ppl_0": "P_0 (perplexity before training)"}
 
 def _plain_log_ticks(axis) -> None:
     """Log-axis tick labels as plain numbers (20, 50, 100), not 2×10^1."""
-    from matplotlib.ticker import LogFormatter
+    from matplotlib.ticker import LogFormatter  # matplotlib loads with the first figure (core/figures.py)
 
     axis.set_major_formatter(LogFormatter())
     axis.set_minor_formatter(LogFormatter(minor_thresholds=(2, 0.5)))
@@ -182,7 +186,7 @@ def trajectory_by_tertile(scores: pd.DataFrame) -> "Figure":
 
 def spearman(scores: pd.DataFrame, score: str = "lp1", length: str = "n_response_tokens") -> tuple[float, int]:
     """Spearman correlation of ``score`` with response length over rows where both are finite, and n."""
-    from scipy.stats import spearmanr
+    from scipy.stats import spearmanr  # scipy.stats takes ~0.3 s to import; the Space's pages need it only here
 
     both = scores[[score, length]].apply(pd.to_numeric, errors="coerce").astype("float64")
     both = both[np.isfinite(both).all(axis=1)]
@@ -268,7 +272,6 @@ def examples(
     """(hardest, easiest) rows by ``score``: lowest / highest LP(1), ties by row (for ``ppl_0``:
     highest / lowest, the surprising end first). Columns: row, id, the score, P_0, P_n, response
     tokens and ``text`` (from ``texts``, "" when not given)."""
-    from .strategies import HARD_END  # pure pandas: no torch
 
     ranked = scores[np.isfinite(pd.to_numeric(scores[score], errors="coerce").astype("float64"))]
     hard_low = HARD_END.get(score, "low") == "low"
@@ -293,6 +296,10 @@ class ReportResult:
     markdown: Path
     figures: dict[str, Path]
     stats: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """Where ``report.md`` and each figure went."""
+        return "\n".join([f"written: {self.markdown}", *(f"  {name}: {path}" for name, path in self.figures.items())])
 
 
 def _save(fig: "Figure", path: Path) -> None:
@@ -453,3 +460,19 @@ def make_report(
     markdown = out / "report.md"
     write_text(render_report(context), markdown)
     return ReportResult(out_dir=out, markdown=markdown, figures=figures, stats=stats)
+
+
+def report_run(args: ReportArguments) -> ReportResult:
+    """``lpselect report``: :func:`make_report` with the example rows' texts read from the run's source.
+
+    A scores table made by another tool (no ``run.json``) has no source: its examples show row numbers only.
+
+    Example:
+
+    ```python
+    >>> print(report_run(ReportArguments(run="runs/mine")).summary())
+    ```
+    """
+    run_dir = RunDir(args.run)
+    texts = display_texts(run_rows(run_dir)) if run_dir.run_json.is_file() else None
+    return make_report(run_dir, args.out, texts=texts)

@@ -28,14 +28,14 @@ from huggingface_hub import DatasetCard
 
 from ..hub.card import config_paths, config_splits
 from ..hub.columns import OUR_COLUMNS, SUBSET_STRATEGIES, scores_from_columns, subset_name
-from ..selection.compare import compare_runs
+from ..selection.compare import CompareResult, compare_runs
 from ..core.hub import NETWORK_ERRORS, is_hub_id, short_error
 from ..data import canonicalize
 from ..errors import DataError, HubError, LPSelectError
 from ..record import RunRecord
 from ..rundir import RunDir, write_parquet
 from ..selection.strategies import Selection, default_mirror, get_strategy, select
-from ..selection.subsets import describe_selection, run_source, select_run, selected_dataset, write_dataset
+from ..selection.subsets import SelectionStats, describe_selection, run_source, select_run, selected_dataset, write_dataset
 
 DOWNLOAD_FORMATS = ("jsonl", "csv", "parquet")
 
@@ -268,7 +268,7 @@ def baseline_for(scored: Scored, selection: Selection, *, per_cluster: int | Non
         raise _to_data_error(err) from err
 
 
-def describe(scored: Scored, selection: Selection) -> dict[str, Any]:
+def describe(scored: Scored, selection: Selection) -> SelectionStats:
     """:func:`hf_lpselect.selection.subsets.describe_selection` (sizes, length ratio, what was skipped)."""
     return describe_selection(selection, scored.scores)
 
@@ -363,7 +363,7 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", Path(name.rstrip("/")).name or name).strip("-") or "scores"
 
 
-def compare_scored(a: Scored, b: Scored, out: Path, *, score: str = "lp1") -> dict[str, Any]:
+def compare_scored(a: Scored, b: Scored, out: Path, *, score: str = "lp1") -> CompareResult:
     """:func:`hf_lpselect.selection.compare.compare_runs` on two opened datasets (a pushed dataset's scores
     are written to ``out`` first); returns its numbers, with ``scatter.png`` in ``out``."""
     out = Path(out)
