@@ -120,3 +120,17 @@ def test_cached_answers_and_replies_survive_kill_9(models, tmp_path):
     results = json.loads((out / "results.json").read_text())
     assert [g["n_generated"] for g in results["generation"]] == [0, 0]
     assert results["pairwise"][0]["total"] == 4 and results["pairwise"][0]["unparseable"] == 0
+
+
+def test_with_no_retries_the_error_counts_one_try():
+    """--judge_max_retries 0 once said "(1 tries)"."""
+    import socket
+
+    from hf_lpselect.eval.judge import EndpointJudge
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    judge = EndpointJudge(f"http://127.0.0.1:{port}/v1", "judge", max_retries=0, timeout=5)
+    with pytest.raises(EvalError, match=r"^Could not reach the judge at \S+ \(1 try\); start the server"):
+        judge._ask("Which answer is better?")
