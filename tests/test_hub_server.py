@@ -1,4 +1,4 @@
-"""The loopback Hub (tests/hub_server.py) works with the real clients: huggingface_hub uploads
+"""The loopback Hub (tests/hub_server/) works with the real clients: huggingface_hub uploads
 (create_repo, upload_folder in one commit, create_pr, delete_patterns) and datasets.load_dataset by
 repo id. The clients run in a subprocess because huggingface_hub reads HF_ENDPOINT at import time."""
 

@@ -1,6 +1,6 @@
 """The Gradio Space (spaces/app.py), driven with gradio_client over HTTP on 127.0.0.1.
 
-The app runs as a real server in a subprocess pointed at the loopback Hub (tests/hub_server.py), so
+The app runs as a real server in a subprocess pointed at the loopback Hub (tests/hub_server/), so
 the push goes through the real gr.OAuthToken injection (a plain token stands in for the OAuth one:
 gradio_client's ``oauth_token=``) and the real huggingface_hub / datasets clients. The data is a
 tiny-model run of 16 rows (12 ok, 4 not) and the folder `lpselect push-scores --dry-run` makes of it.

@@ -1,6 +1,6 @@
 """`lpselect space deploy` (hf_lpselect/space/deploy.py) and what the Space installs from.
 
-End to end on the loopback Hub (tests/hub_server.py, real huggingface_hub): the Space is deployed,
+End to end on the loopback Hub (tests/hub_server/, real huggingface_hub): the Space is deployed,
 downloaded back with snapshot_download, and its files are installed into a FRESH virtualenv that
 cannot see this checkout. Installing happens as on a Space: pip reads requirements.txt alone
 (`--no-index`: nothing is fetched). The fresh virtualenv borrows the test environment's third-party
