@@ -276,6 +276,19 @@ def open_dataset(source: str, request: gr.Request):
     return explore_outputs(scored)
 
 
+_suggested: list = [float("-inf"), []]  # when the Hub was last asked for suggestions, and its answer
+
+
+def suggest_datasets():
+    """At page load: the datasets most recently pushed by `lpselect push-scores`, offered beside the Hub
+    id box; the list stays hidden when the Hub does not answer (offline, unreachable, slow). The Hub is
+    asked once every HUB_MINUTES for every visitor."""
+    if time.monotonic() - _suggested[0] > HUB_MINUTES * 60:
+        _suggested[:] = [time.monotonic(), sources.recent_scored()]
+    recent = _suggested[1]
+    return gr.Dropdown(choices=recent, value=None, visible=bool(recent))
+
+
 def open_example(request: gr.Request):
     """Open the shipped example (the demo's 120 rows scored by the default model): one click."""
     return open_dataset(EXAMPLE_NAME, request)
@@ -520,6 +533,8 @@ def build_demo() -> gr.Blocks:
                                         + ("" if ON_SPACE else ", a folder it made, or a run directory"))
                     open_button = gr.Button("Open", variant="primary", scale=1)
                     example_button = gr.Button("Open the example", scale=1, visible=has_example)
+                recent = gr.Dropdown(label="…or one recently pushed with lpselect (from the Hub)", choices=[],
+                                     value=None, visible=False)
                 about = gr.Markdown("Open a scored dataset" + (", or the example (120 demo rows scored by "
                                     "SmolLM2-135M)," if has_example else "") + " or score one in the Score tab.")
                 gr.Markdown("**Left**: how many rows have each LP(1) (the hard ones are on the left). **Middle**: are "
@@ -586,10 +601,13 @@ def build_demo() -> gr.Blocks:
                 scatter = gr.Image(label="Rank against rank: on the diagonal = same hardness", type="filepath")
 
         demo.load(session_start, None, folder, api_name=False, queue=False)
+        demo.load(suggest_datasets, None, recent, api_name="suggest", queue=False)
         explored = [scored, about, histogram, by_length, statuses, table, strategy, clusters]
         selecting = [scored, strategy, percent, per_cluster, clusters]
-        # a new Open first clears what the last one showed, so a failed Open leaves nothing stale behind
-        for trigger, api_name in ((open_button.click, "open"), (source.submit, False)):
+        # a suggestion picked goes into the box and opens as Open does; a new Open first clears what the
+        # last one showed, so a failed Open leaves nothing stale behind
+        picked = recent.input(lambda hub_id: hub_id, recent, source, api_name=False, queue=False)
+        for trigger, api_name in ((open_button.click, "open"), (source.submit, False), (picked.then, False)):
             opened = trigger(cleared, None, [*explored, summary], api_name=False, queue=False).then(
                 open_dataset, [source], explored, api_name=api_name)
             opened.success(summarize_selection, selecting, summary, api_name=False)

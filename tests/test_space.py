@@ -165,6 +165,51 @@ def test_a_wrong_source_is_one_sentence(app, tmp_path):
     assert "has no scores" in message and "Traceback" not in message and message.count(".") <= 2
 
 
+def test_the_hub_id_box_suggests_datasets_pushed_by_lpselect_and_no_other(app, hub, run, folder, tmp_path):
+    pushed = subprocess.run([sys.executable, "-m", "hf_lpselect.cli", "push-scores", "me/toy-suggested", "--run",
+                             str(run.run_dir.path), "--subsets", "none"], env=hub.env(), cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert pushed.returncode == 0, pushed.stderr[-3000:]
+    plain = tmp_path / "plain"  # a dataset without the lpselect tag
+    plain.mkdir()
+    (plain / "README.md").write_text("---\nlicense: mit\n---\nNot scored.\n")
+    pd.DataFrame(GOOD).to_parquet(plain / "train.parquet")
+    hub.seed("me/not-scored", plain)
+    hub.seed("me/private-scores", folder, private=True)  # tagged, but private: never shown to every visitor
+
+    suggested = client(app[0], tmp_path).predict(api_name="/suggest")
+    ids = [value for _, value in suggested["choices"]]
+    assert "me/toy-suggested" in ids and suggested["visible"] is True
+    assert "me/not-scored" not in ids and "me/private-scores" not in ids
+    about = client(app[0], tmp_path / "picked").predict("me/toy-suggested", api_name="/open")[0]  # what picking one opens
+    assert "16 rows" in about
+
+
+def silent_port() -> socket.socket:
+    """A listening socket that never answers: a Hub that hangs."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    return sock
+
+
+@pytest.mark.parametrize("hub_is", ["offline", "unreachable", "hanging"])
+def test_without_a_hub_there_are_no_suggestions_and_nothing_is_said(hub_is, hub, tmp_path):
+    env = hub.env()
+    with silent_port() as hanging:
+        if hub_is == "offline":
+            env["HF_HUB_OFFLINE"] = "1"
+        else:
+            port = free_port() if hub_is == "unreachable" else hanging.getsockname()[1]
+            env["HF_ENDPOINT"] = f"http://127.0.0.1:{port}"
+        code = ("import json, time; from hf_lpselect.space import sources; t = time.monotonic(); "
+                "found = sources.recent_scored(timeout=1.0); print(json.dumps([found, time.monotonic() - t]))")
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3000:]  # the log may note retries
+    found, seconds = json.loads(done.stdout)
+    assert found == [] and seconds < 2
+
+
 # ----------------------------------------------------------------------------- select
 
 

@@ -15,6 +15,7 @@ exactly as ``lpselect select`` and ``load_scored`` do it; nothing here re-implem
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ import pyarrow.parquet as pq
 from datasets.table import InMemoryTable
 from huggingface_hub import DatasetCard
 
-from ..hub.card import config_paths, config_splits
+from ..hub.card import TAGS, config_paths, config_splits
 from ..hub.columns import OUR_COLUMNS, SUBSET_STRATEGIES, scores_from_columns, subset_name
 from ..selection.compare import compare_runs
 from ..core.hub import NETWORK_ERRORS, is_hub_id, short_error
@@ -38,6 +39,8 @@ from ..selection.strategies import Selection, default_mirror, get_strategy, sele
 from ..selection.subsets import describe_selection, run_source, select_run, selected_dataset, write_dataset
 
 DOWNLOAD_FORMATS = ("jsonl", "csv", "parquet")
+SUGGESTIONS = 20  # recently pushed scored datasets offered beside the Hub id box
+SUGGEST_SECONDS = 3.0  # how long the page waits for the Hub's list before offering none
 
 
 @dataclass
@@ -152,6 +155,39 @@ def _open_hub(repo_id: str) -> Scored:
     except (datasets.exceptions.DatasetNotFoundError, ValueError, *NETWORK_ERRORS) as err:
         raise DataError(f"Could not load the Hub dataset {repo_id} ({short_error(err)}); check the id and that it was pushed by `lpselect push-scores`.") from err
     return _with_scores(data, repo_id, "hub")
+
+
+def recent_scored(limit: int = SUGGESTIONS, timeout: float = SUGGEST_SECONDS) -> list[str]:
+    """The Hub ids of the public datasets most recently pushed by ``lpselect push-scores`` (its card's
+    ``lpselect`` tag), newest first; empty, and silent, when the Hub is offline, unreachable or slow.
+
+    Args:
+        limit (`int`, defaults to `SUGGESTIONS`): at most this many ids.
+        timeout (`float`, defaults to `SUGGEST_SECONDS`): seconds to wait for the Hub's answer.
+
+    The search is anonymous: on a Space the Space's own token would list its owner's private datasets
+    to every visitor.
+
+    Example:
+    ```python
+    recent_scored(5)  # e.g. ["my-org/alpaca-lp", ...]
+    ```
+    """
+    from huggingface_hub import HfApi
+
+    found: list[str] = []
+
+    def search() -> None:
+        try:
+            datasets_found = HfApi().list_datasets(filter=TAGS[0], sort="last_modified", limit=limit, token=False)
+            found.extend(info.id for info in datasets_found)
+        except (*NETWORK_ERRORS, ValueError):  # no Hub: no suggestions, and nothing to say about it
+            found.clear()
+
+    worker = threading.Thread(target=search, daemon=True)  # a Hub that does not answer is left behind
+    worker.start()
+    worker.join(timeout)
+    return list(found) if not worker.is_alive() else []
 
 
 # ----------------------------------------------------------------------------- texts

@@ -16,7 +16,11 @@ speaks enough of the Hub HTTP protocol for the real client libraries (``huggingf
   ``/api/repos/delete``, ``preupload``, ``commit`` (the ndjson payload: header, file, lfsFile,
   deletedFile, deletedFolder; ``create_pr=1`` makes ``refs/pr/N`` and answers ``pullRequestUrl``),
   the git-LFS batch API with a basic single-PUT transfer and ``verify``, ``/api/validate-yaml``
-  (only checks that the README front matter is a YAML mapping), ``/api/whoami-v2`` (a fixed fake user).
+  (only checks that the README front matter is a YAML mapping), ``/api/whoami-v2`` (a fixed fake
+  user).
+* Search (``routes_repos``): ``GET /api/datasets`` as ``HfApi.list_datasets`` sends it (``filter`` by
+  the card's tags, ``author``, ``search``, ``sort`` by ``lastModified``/``createdAt``, ``limit``;
+  private repos only for a request with a token).
 * Fault injection (``faults``, :meth:`LoopbackHub.fail`): chosen requests answer 429 / 5xx, lose the
   connection mid-answer, happen but answer an error, or meet someone else's commit first.
 * A few read routes are answered here before olah, because olah's offline mode gets them wrong for
@@ -39,6 +43,8 @@ What it can NOT prove
   schema, the dataset viewer / parquet conversion (``refs/convert/parquet``), file size and count
   limits, binary-file rejection in regular commits, gitattributes edits, rate limits, hooks,
   discussions (a PR is just a ``refs/pr/N`` ref: no discussion object, no merge), Spaces.
+* The search's own tags (``region:``, ``format:``, ``size_categories:`` …), its other sorts, and its
+  pages: only the card's ``tags`` are matched, and every match comes in one answer.
 * Which files are LFS is decided here with a simple rule (an LFS pattern in the repo's
   ``.gitattributes``, non-UTF-8 content, or >= 10 MB); the real Hub's rule may differ.
 
@@ -46,7 +52,7 @@ What it can NOT prove
 The modules, one job each
 -------------------------
 ``mirror``          the git repository behind each Hub repo (commits, LFS objects, seeding)
-``routes_repos``    create / delete / info of repos, whoami, validate-yaml
+``routes_repos``    create / delete / info / search of repos, whoami, validate-yaml
 ``routes_commits``  preupload and commit
 ``routes_lfs``      the git-LFS batch API, upload and verify
 ``routes_files``    commits, tree and resolve, answered before olah gets them wrong

@@ -1,4 +1,4 @@
-"""Routes for whole repos: create, delete, info; plus
+"""Routes for whole repos: create, delete, info and the dataset search; plus
 ``whoami-v2`` (a fixed fake user), ``validate-yaml`` and the health check the test process polls."""
 
 import re
@@ -12,9 +12,31 @@ from fastapi.responses import JSONResponse, Response
 from olah.mirror.repos import LocalMirrorRepo
 
 from .answers import base_url, error
-from .mirror import DEFAULT_REVISION, FAKE_USER, URL_PREFIXES, MirrorRepo, existing
+from .mirror import DEFAULT_REVISION, FAKE_USER, URL_PREFIXES, HubError, MirrorRepo, existing
 
 _FRONT_MATTER = re.compile(r"^\s*---\s*\n(.*?)\n---\s*(\n|$)", flags=re.DOTALL)
+LIST_SORTS = ("lastModified", "createdAt")  # what the search sorts by here (newest first), as HfApi spells them
+
+
+def card_tags(repo: MirrorRepo) -> list[str]:
+    """The ``tags`` of the README's YAML front matter on ``main`` (the real Hub adds tags of its own)."""
+    entry = repo.tree_entries(repo.resolve(DEFAULT_REVISION)).get("README.md")
+    match = _FRONT_MATTER.match(repo.file_bytes(entry[1]).decode(errors="replace")) if entry else None
+    try:
+        meta = yaml.safe_load(match.group(1)) if match else None
+    except yaml.YAMLError:
+        return []
+    tags = meta.get("tags") if isinstance(meta, dict) else None
+    return [str(t) for t in tags] if isinstance(tags, list) else []
+
+
+def listed(repo: MirrorRepo) -> dict:
+    """One repo as the Hub's search lists it (``DatasetInfo`` reads these keys)."""
+    commits = repo.commits(DEFAULT_REVISION)
+    return {"id": repo.repo_id, "author": repo.repo_id.split("/")[0], "sha": commits[0]["id"],
+            "lastModified": commits[0]["date"], "createdAt": commits[-1]["date"],
+            "private": bool(repo.settings().get("private", False)), "tags": card_tags(repo),
+            "downloads": 0, "likes": 0}
 
 
 def router(mirrors_path: Path, write_lock: threading.RLock) -> APIRouter:
@@ -72,6 +94,33 @@ def router(mirrors_path: Path, write_lock: threading.RLock) -> APIRouter:
                 return error(404, f"Repository {repo_id} not found", "RepoNotFound")
             shutil.rmtree(repo.path)
         return Response(status_code=200)
+
+    @routes.get("/api/datasets")
+    async def list_datasets(request: Request):
+        """The search ``HfApi.list_datasets`` sends: ``filter`` (tags; a repo needs every one), ``author``,
+        ``search`` (a part of the id), ``sort`` (newest first) and ``limit``; one page, no ``Link`` header.
+        Private repos are listed to a request with a token only (any token: there are no accounts here)."""
+        query = request.query_params
+        wanted, searched, author = set(query.getlist("filter")), query.getlist("search"), query.get("author")
+        sort = query.get("sort")
+        if sort is not None and sort not in LIST_SORTS:
+            raise HubError(400, f"the loopback Hub sorts by {' or '.join(LIST_SORTS)} only, not {sort!r}")
+        found = []
+        for git_dir in sorted((mirrors_path / "datasets").glob("*/*/.git")):
+            repo = MirrorRepo(mirrors_path, "dataset", f"{git_dir.parent.parent.name}/{git_dir.parent.name}")
+            if author not in (None, repo.repo_id.split("/")[0]):
+                continue
+            if not all(s.lower() in repo.repo_id.lower() for s in searched):
+                continue
+            item = listed(repo)
+            if item["private"] and not request.headers.get("authorization"):
+                continue
+            if wanted <= set(item["tags"]):
+                found.append(item)
+        if sort is not None:
+            found.sort(key=lambda item: item[sort], reverse=True)
+        limit = query.get("limit")
+        return found[: int(limit)] if limit else found
 
     @routes.head("/api/{repo_type}/{org}/{name}")
     @routes.get("/api/{repo_type}/{org}/{name}")
