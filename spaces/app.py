@@ -36,6 +36,7 @@ APP_DIR = Path(__file__).resolve().parent
 import gradio as gr
 import pandas as pd
 
+from hf_lpselect.core.schema import display_name
 from hf_lpselect.errors import LPSelectError
 from hf_lpselect.selection.report import lp1_histogram, p0_histogram, score_vs_length, status_counts
 from hf_lpselect.space import sources, words
@@ -169,7 +170,7 @@ def _table(scored: sources.Scored):
     frame, score, heading = words.examples_frame(scored.scores, EXAMPLES)
     texts = sources.row_texts(scored, [int(r) for r in frame["row"]])
     frame = frame.merge(texts, on="row", how="left")
-    label = "LP(1)" if score == "lp1" else "P_0"
+    label = display_name(score)
     frame = frame.rename(columns={score: label})
     frame[label] = frame[label].round(4)
     return gr.Dataframe(value=frame[["which", "row", "instruction", "response", label, "response tokens"]],

@@ -210,6 +210,26 @@ def test_without_a_hub_there_are_no_suggestions_and_nothing_is_said(hub_is, hub,
     assert found == [] and seconds < 2
 
 
+def test_the_figures_name_the_scores_as_the_page_does(run, tmp_path):
+    """One display-name map (hf_lpselect.core.schema.display_name) for the page and every figure the Space draws:
+    LP(1) and P_0, never the column names lp1 and ppl_0 (before the fix the Compare plot's axes said "lp1")."""
+    from hf_lpselect.core.schema import display_name
+    from hf_lpselect.selection.compare import compare_runs, scatter_figure
+    from hf_lpselect.selection.report import lp1_histogram, p0_histogram, score_vs_length
+
+    figures = [scatter_figure(run.scores, run.scores, "lp1", ("first", "second")), lp1_histogram(run.scores),
+               p0_histogram(run.scores), score_vs_length(run.scores, "lp1"), score_vs_length(run.scores, "ppl_0")]
+    said = [text for fig in figures for ax in fig.axes for text in (ax.get_xlabel(), ax.get_ylabel(), ax.get_title())]
+    assert not [text for text in said if "lp1" in text or "ppl_" in text]
+    assert figures[0].axes[0].get_xlabel() == "LP(1) percentile, first"
+    assert figures[4].axes[0].get_ylabel() == "P_0 (perplexity before training)"
+    assert words.examples_frame(run.scores, 5)[2].endswith("(by LP(1))")
+    compared = words.compare_markdown(compare_runs(run.run_dir.path, run.run_dir.path, out=tmp_path))
+    assert "agreement (same order) on LP(1)" in compared and "P_0 (perplexity before training) agrees" in compared
+    # a run's column and its pushed name read the same
+    assert display_name("ppl_0") == display_name("ppl_e0") == "P_0" and display_name("lp_2") == "LP(2)"
+
+
 # ----------------------------------------------------------------------------- select
 
 

@@ -8,13 +8,18 @@ columns), so runs made by other tools can be compared once converted to that con
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from .agreement import agreement, match_by_id
+from ..core.figures import new_figure
+from ..core.schema import display_name
 from ..data import DataError
 from ..rundir import write_json
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def read_scores(run: str | Path) -> pd.DataFrame:
@@ -26,24 +31,21 @@ def read_scores(run: str | Path) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
-def scatter_figure(a: pd.DataFrame, b: pd.DataFrame, score: str, labels: tuple[str, str]):
-    """Rank-vs-rank scatter (percentiles) of ``score`` over the rows both tables scored."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def scatter_figure(a: pd.DataFrame, b: pd.DataFrame, score: str, labels: tuple[str, str]) -> "Figure":
+    """Rank-vs-rank scatter (percentiles) of ``score`` over the rows both tables scored, on the Agg
+    canvas (:func:`hf_lpselect.core.figures.new_figure`: no pyplot state, safe in the Space's threads)."""
     both = match_by_id(a, b, [score])[0]
-    fig, ax = plt.subplots(figsize=(5.5, 5.5), dpi=120)
+    fig = new_figure(5.5, 5.5)
+    ax = fig.add_subplot()
     if len(both):
         x = both[f"{score}_a"].rank(pct=True) * 100
         y = both[f"{score}_b"].rank(pct=True) * 100
         ax.scatter(x, y, s=6, alpha=min(1.0, max(0.1, 300 / len(both))), linewidths=0)
     ax.plot([0, 100], [0, 100], color="grey", lw=0.8, ls="--")
-    ax.set_xlabel(f"{score} percentile, {labels[0]}")
-    ax.set_ylabel(f"{score} percentile, {labels[1]}")
-    ax.set_title(f"{score}: {len(both)} rows scored by both")
-    fig.tight_layout()
+    name = display_name(score)
+    ax.set_xlabel(f"{name} percentile, {labels[0]}")
+    ax.set_ylabel(f"{name} percentile, {labels[1]}")
+    ax.set_title(f"{name}: {len(both)} rows scored by both")
     return fig
 
 
@@ -72,7 +74,4 @@ def compare_runs(run_a: str | Path, run_b: str | Path, *, score: str = "lp1", ou
     write_json(result, out / "compare.json")
     fig = scatter_figure(a, b, score, labels)
     fig.savefig(out / "scatter.png")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
     return result

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..core.schema import display_name
 from ..selection.report import count_statuses, examples, reason_lines
 from ..selection.strategies import STRATEGIES, nll_columns
 
@@ -139,7 +140,7 @@ def examples_frame(scores: pd.DataFrame, n: int = 100) -> tuple[pd.DataFrame, st
     heading true for the table's size (with at most ``2 n`` ranked rows: all of them, the harder half
     labelled ``harder half``, the rest ``easier half``)."""
     score = ranking_score(scores)
-    label = "LP(1)" if score == "lp1" else "perplexity before training (P_0)"
+    label = display_name(score, explained=True)
     if score not in scores:
         return pd.DataFrame(columns=["which", "row", score, "response tokens"]), score, "No scored rows to show"
     ranked = int(np.isfinite(pd.to_numeric(scores[score], errors="coerce").astype("float64")).sum())
@@ -201,7 +202,7 @@ def compare_markdown(result: dict[str, Any]) -> str:
     rho, tau = main["spearman"], main["kendall_tau_b"]
     fmt = lambda v: "n/a" if v is None else f"{v:+.3f}"  # noqa: E731
     lines = [f"**{rows(n)}** were scored by both (matched by content).",
-             f"**Spearman ρ = {fmt(rho)}**, Kendall τ = {fmt(tau)}: {_strength(rho)} on {score}. "
+             f"**Spearman ρ = {fmt(rho)}**, Kendall τ = {fmt(tau)}: {_strength(rho)} on {display_name(score)}. "
              "1 = both rank every row the same way, 0 = unrelated, −1 = reversed."]
     for top in main["top"]:
         if top["overlap"] is None:
@@ -212,7 +213,7 @@ def compare_markdown(result: dict[str, Any]) -> str:
     reference = result.get("reference")
     if reference and reference in result["results"]:
         ref_rho = result["results"][reference]["spearman"]
-        lines.append(f"For reference, perplexity before training ({reference}) agrees with ρ = {fmt(ref_rho)}.")
+        lines.append(f"For reference, {display_name(reference, explained=True)} agrees with ρ = {fmt(ref_rho)}.")
     return "\n\n".join(lines[:2]) + "\n\n" + "\n".join(lines[2:])
 
 
