@@ -262,6 +262,26 @@ def test_the_downloaded_subset_holds_the_selected_rows(opened, run, fmt):
     assert list(loaded["selection_rank"]) == [1, 2, 3]
 
 
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_a_run_and_its_pushed_folder_download_the_same_columns(app, run, folder, fmt, tmp_path):
+    """The score columns are named as on the Hub (ppl_e0, lpselect_status …) whichever source the rows come from:
+    before the fix a run's download said ppl_0, nll_0, n_response_tokens where its pushed folder's said ppl_e0 and
+    lpselect_response_tokens."""
+    loaded = []
+    for source in (run.run_dir.path, folder):
+        c = client(app[0], downloads=tmp_path / source.name)
+        c.predict(str(source), api_name="/open")
+        path = c.predict("lp1-hard", 50, False, 100, fmt, api_name="/download")
+        loaded.append(datasets.load_dataset("csv" if fmt == "csv" else "json" if fmt == "jsonl" else fmt,
+                                            data_files=path, split="train", cache_dir=str(tmp_path / "cache")))
+    from_run, from_folder = loaded
+    assert from_run.column_names == from_folder.column_names
+    assert {"ppl_e0", "ppl_e2", "lp1", "lp1_rank", "lpselect_status", "selection_rank"} <= set(from_run.column_names)
+    assert not {"ppl_0", "nll_0", "n_response_tokens"} & set(from_run.column_names)
+    assert from_run["output"] == from_folder["output"] and from_run["lp1"] == pytest.approx(from_folder["lp1"])
+    assert from_run["lpselect_status"] == from_folder["lpselect_status"] == ["ok"] * 6
+
+
 def test_random_is_drawn_from_the_rows_lp_could_pick(opened, run, tmp_path):
     c, _ = opened
     path = c.predict("random", 50, False, 100, "jsonl", api_name="/download")

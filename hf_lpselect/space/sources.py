@@ -28,7 +28,7 @@ from datasets.table import InMemoryTable
 from huggingface_hub import DatasetCard
 
 from ..hub.card import TAGS, config_paths, config_splits
-from ..hub.columns import OUR_COLUMNS, SUBSET_STRATEGIES, scores_from_columns, subset_name
+from ..hub.columns import OUR_COLUMNS, SUBSET_STRATEGIES, hub_columns, scores_from_columns, subset_name
 from ..selection.compare import compare_runs
 from ..core.hub import NETWORK_ERRORS, is_hub_id, short_error
 from ..data import canonicalize
@@ -310,9 +310,25 @@ def describe(scored: Scored, selection: Selection) -> dict[str, Any]:
 
 
 def subset_dataset(scored: Scored, selection: Selection) -> datasets.Dataset:
-    """The selected rows in selection order, every source column kept, selection (and, for a run
-    directory, score) columns added: what ``lpselect select`` writes."""
-    return selected_dataset(scored.data, scored.scores, selection, with_scores=scored.run_dir is not None)
+    """The selected rows in selection order: every source column, the score columns, then the selection
+    columns (``selection_rank`` …), as ``lpselect select`` adds them.
+
+    The score columns are named as a pushed dataset names them (``lp1``, ``ppl_e0``, ``lpselect_status`` …:
+    :func:`hf_lpselect.hub.columns.hub_columns`, the columns documented on every pushed card), whichever source
+    the rows came from, so the same selection downloads the same columns from a run directory and from
+    the dataset it was pushed as. A run's source columns with those names (an earlier push's scores)
+    are replaced, as ``push-scores`` replaces them.
+    """
+    if scored.run_dir is None:  # a pushed dataset carries its score columns already
+        return selected_dataset(scored.data, scored.scores, selection, with_scores=False)
+    pushed = hub_columns(scored.scores, len(scored.scores))
+    source = scored.data.remove_columns([c for c in pushed.columns if c in scored.data.column_names])
+    subset = selected_dataset(source, scored.scores, selection, with_scores=False)
+    rows = [int(r) for r in selection.rows]
+    scores = datasets.Dataset.from_pandas(pushed.iloc[rows].reset_index(drop=True), preserve_index=False)
+    subset = datasets.concatenate_datasets([subset, scores], axis=1)
+    added = [c for c in subset.column_names if c not in source.column_names and c not in pushed.columns]
+    return subset.select_columns([*source.column_names, *pushed.columns, *added])
 
 
 def write_subset(dataset: datasets.Dataset, folder: Path, stem: str, fmt: str) -> Path:
