@@ -17,7 +17,7 @@ speaks enough of the Hub HTTP protocol for the real client libraries (``huggingf
   deletedFile, deletedFolder; ``create_pr=1`` makes ``refs/pr/N`` and answers ``pullRequestUrl``),
   the git-LFS batch API with a basic single-PUT transfer and ``verify``, ``/api/validate-yaml``
   (only checks that the README front matter is a YAML mapping), ``/api/whoami-v2`` (a fixed fake
-  user).
+  user), a Space's ``hardware`` request and its ``runtime`` (the hardware asked for).
 * Search (``routes_repos``): ``GET /api/datasets`` as ``HfApi.list_datasets`` sends it (``filter`` by
   the card's tags, ``author``, ``search``, ``sort`` by ``lastModified``/``createdAt``, ``limit``;
   private repos only for a request with a token).
@@ -42,7 +42,8 @@ What it can NOT prove
 * The real Hub's server-side checks: README/dataset-card YAML validation against the Hub's metadata
   schema, the dataset viewer / parquet conversion (``refs/convert/parquet``), file size and count
   limits, binary-file rejection in regular commits, gitattributes edits, rate limits, hooks,
-  discussions (a PR is just a ``refs/pr/N`` ref: no discussion object, no merge), Spaces.
+  discussions (a PR is just a ``refs/pr/N`` ref: no discussion object, no merge), Spaces (a Space is
+  a repo; its hardware is recorded, nothing is built or run).
 * The search's own tags (``region:``, ``format:``, ``size_categories:`` …), its other sorts, and its
   pages: only the card's ``tags`` are matched, and every match comes in one answer.
 * Which files are LFS is decided here with a simple rule (an LFS pattern in the repo's
@@ -52,7 +53,7 @@ What it can NOT prove
 The modules, one job each
 -------------------------
 ``mirror``          the git repository behind each Hub repo (commits, LFS objects, seeding)
-``routes_repos``    create / delete / info / search of repos, whoami, validate-yaml
+``routes_repos``    create / delete / info / search of repos, a Space's hardware, whoami, validate-yaml
 ``routes_commits``  preupload and commit
 ``routes_lfs``      the git-LFS batch API, upload and verify
 ``routes_files``    commits, tree and resolve, answered before olah gets them wrong

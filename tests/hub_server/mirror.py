@@ -110,7 +110,7 @@ class MirrorRepo:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def settings(self) -> dict:
-        """What the Hub keeps beside the files: ``private``."""
+        """What the Hub keeps beside the files: ``private``, and a Space's ``hardware`` once asked for."""
         try:
             return json.loads((self.git_dir / "loopback.json").read_text())
         except (OSError, ValueError):
@@ -123,11 +123,11 @@ class MirrorRepo:
         tmp.replace(self.git_dir / "loopback.json")
         return settings
 
-    def create(self, private: bool = False) -> None:
+    def create(self, private: bool = False, **settings) -> None:
         """git init + the Hub's initial commit (a .gitattributes with the default LFS patterns)."""
         self.path.mkdir(parents=True, exist_ok=True)
         subprocess.run(["git", "init", "-q", "-b", DEFAULT_REVISION, str(self.path)], check=True, capture_output=True)
-        self.update_settings(private=bool(private))
+        self.update_settings(private=bool(private), **settings)
         self.lfs_dir.mkdir(parents=True, exist_ok=True)
         entries = {".gitattributes": ("100644", self.hash_blob(DEFAULT_GITATTRIBUTES.encode()))}
         sha = self.commit_tree(entries, parent=None, message="initial commit")

@@ -1,4 +1,4 @@
-"""Routes for whole repos: create, delete, info and the dataset search; plus
+"""Routes for whole repos: create, delete, info, the dataset search, and a Space's hardware; plus
 ``whoami-v2`` (a fixed fake user), ``validate-yaml`` and the health check the test process polls."""
 
 import re
@@ -37,6 +37,11 @@ def listed(repo: MirrorRepo) -> dict:
             "lastModified": commits[0]["date"], "createdAt": commits[-1]["date"],
             "private": bool(repo.settings().get("private", False)), "tags": card_tags(repo),
             "downloads": 0, "likes": 0}
+
+
+def runtime(repo: MirrorRepo) -> dict:
+    """A Space's runtime as the Hub answers it (``SpaceRuntime``): nothing runs here, the hardware is only requested."""
+    return {"stage": "NO_APP_FILE", "hardware": {"current": None, "requested": repo.settings().get("hardware")}}
 
 
 def router(mirrors_path: Path, write_lock: threading.RLock) -> APIRouter:
@@ -81,7 +86,8 @@ def router(mirrors_path: Path, write_lock: threading.RLock) -> APIRouter:
             if repo.exists:
                 return JSONResponse({"error": "You already created this repo", "url": url}, status_code=409)
             private = payload.get("private", payload.get("visibility") == "private")
-            repo.create(private=bool(private))
+            hardware = {"hardware": payload["hardware"]} if payload.get("hardware") else {}  # a Space's, if asked for
+            repo.create(private=bool(private), **hardware)
         return {"url": url, "name": repo_id, "id": repo_id}
 
     @routes.delete("/api/repos/delete")
@@ -129,5 +135,19 @@ def router(mirrors_path: Path, write_lock: threading.RLock) -> APIRouter:
         meta = LocalMirrorRepo(str(repo.path), repo.type_dir, org, name).get_meta(DEFAULT_REVISION)
         meta["private"] = bool(repo.settings().get("private", False))
         return meta
+
+    @routes.post("/api/spaces/{org}/{name}/hardware")
+    async def request_space_hardware(org: str, name: str, request: Request):
+        payload = await request.json()
+        repo = existing(mirrors_path, "space", org, name)
+        if not payload.get("flavor"):
+            raise HubError(400, "flavor is required")
+        with write_lock, repo.locked():
+            repo.update_settings(hardware=payload["flavor"])
+        return runtime(repo)
+
+    @routes.get("/api/spaces/{org}/{name}/runtime")
+    async def space_runtime(org: str, name: str):
+        return runtime(existing(mirrors_path, "space", org, name))
 
     return routes
