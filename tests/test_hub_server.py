@@ -207,3 +207,26 @@ def test_the_dataset_search_answers_list_datasets_by_card_tag_newest_first(loopb
     assert sorted(out["both_tags"]) == ["org/newer", "org/older", "org/secret"]
     assert out["by_name"] == out["by_author"] == ["other/plain"]
     assert out["tags"] == [["lpselect", "data-selection"]]
+
+
+def test_a_private_repo_is_hidden_from_a_request_without_a_token(loopback_hub, tmp_path):
+    hub = loopback_hub
+    hub.seed("someone/private", _write_folder(tmp_path / "private"), private=True)
+    code = textwrap.dedent(
+        """
+        from huggingface_hub import HfApi, hf_hub_download
+        from huggingface_hub.errors import RepositoryNotFoundError
+        assert HfApi().dataset_info("someone/private").private  # with the token of hub.env()
+        for read in (lambda: HfApi().dataset_info("someone/private", token=False),
+                     lambda: hf_hub_download("someone/private", "README.md", repo_type="dataset", token=False)):
+            try:
+                read()
+            except RepositoryNotFoundError:
+                pass
+            else:
+                raise AssertionError("an anonymous request read a private repo")
+        print("OK")
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], env=hub.env(), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr[-4000:]

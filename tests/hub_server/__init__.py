@@ -37,8 +37,9 @@ What it can NOT prove
 ---------------------
 * Xet storage: uploads and downloads go through classic git-LFS (basic transfer) only; nothing about
   the Xet protocol, chunking or dedup is exercised.
-* Auth and permissions: any token (or none) is accepted for everything; private repos are readable
-  by anyone; gated repos, orgs, write scopes, resource groups do not exist.
+* Auth and permissions: any token (or none) is accepted for everything, except that a private repo
+  is hidden (``RepoNotFound``) from a request without a token (``access``); any token reads it. Gated
+  repos, orgs, write scopes, resource groups do not exist.
 * The real Hub's server-side checks: README/dataset-card YAML validation against the Hub's metadata
   schema, the dataset viewer / parquet conversion (``refs/convert/parquet``), file size and count
   limits, binary-file rejection in regular commits, gitattributes edits, rate limits, hooks,
@@ -58,6 +59,7 @@ The modules, one job each
 ``routes_lfs``      the git-LFS batch API, upload and verify
 ``routes_files``    commits, tree and resolve, answered before olah gets them wrong
 ``app``             the FastAPI app: our routes, then olah's; the quoted-ref rewriting
+``access``          private repos hidden from requests without a token
 ``faults``          fault injection
 ``server``          the child process (``python -m hub_server.server``)
 ``client``          :class:`LoopbackHub`, the test process's side

@@ -1,5 +1,6 @@
 """The server's app: our routes in front of olah's (offline, serving the git mirror), on one FastAPI
-app, behind a middleware that rewrites quoted refs (``refs%2Fpr%2F1``) to the commit they point at."""
+app, behind a middleware that rewrites quoted refs (``refs%2Fpr%2F1``) to the commit they point at
+and one that hides private repos from requests without a token (:mod:`.access`)."""
 
 import contextlib
 import re
@@ -13,6 +14,7 @@ from olah.configs import OlahConfig
 from olah.server_routes import router as olah_router
 
 from . import routes_commits, routes_files, routes_lfs, routes_repos
+from .access import PrivateRepos
 from .answers import error
 from .mirror import HubError, MirrorRepo
 
@@ -41,7 +43,7 @@ def create_app(mirrors_path: Path, repos_path: Path):
     app.include_router(routes_commits.router(mirrors_path, write_lock))
     app.include_router(routes_lfs.router(mirrors_path))
     app.include_router(olah_router)
-    return _RefRewrite(app, mirrors_path)
+    return PrivateRepos(_RefRewrite(app, mirrors_path), mirrors_path)
 
 
 # /api/<type>/<org>/<name>/(revision|tree|paths-info)/<rev>... and /[datasets|spaces/]<org>/<name>/resolve/<rev>/...
