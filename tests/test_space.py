@@ -339,6 +339,40 @@ def test_on_a_space_only_the_signed_in_persons_token_is_used(monkeypatch):
     assert sources.push_token(None, on_space=False) == "hf_the_space_owners_token"  # run locally: your own login
 
 
+@pytest.fixture(scope="module")
+def space_app(hub, tmp_path_factory):
+    """The app as on a Space: what a Space sets (SYSTEM, SPACE_ID; hf_oauth: true adds the OAuth app's
+    settings, never contacted here), with the Space's own token in HF_TOKEN as a Space secret would put
+    it there; yields its URL."""
+    work = tmp_path_factory.mktemp("space_on_a_space")
+    env = hub.env(LPSELECT_SPACE_DIR=str(work / "sessions"), GRADIO_TEMP_DIR=str(work / "gradio"),
+                  SYSTEM="spaces", SPACE_ID="me/lpselect", OAUTH_CLIENT_ID="loopback", OAUTH_CLIENT_SECRET="loopback",
+                  OAUTH_SCOPES="openid profile read-repos write-repos manage-repos", OPENID_PROVIDER_URL="http://127.0.0.1:9")
+    proc, url = launch_app(env, work / "app.log")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def test_on_a_space_a_hub_dataset_opens_with_the_signed_in_visitors_token_only(space_app, hub, folder, tmp_path):
+    """The sign-in is gradio's real gr.OAuthToken injection, given a plain token by gradio_client's oauth_token=
+    (no Hub OAuth here). The loopback Hub hides a private repo from a request without a token."""
+    from gradio_client.exceptions import AppError
+    from hub_server import FAKE_TOKEN
+
+    hub.seed("me/private-toy", folder, private=True)
+    hub.seed("me/public-toy", folder)
+    signed_in = client(space_app, tmp_path / "signed-in", oauth_token=FAKE_TOKEN)
+    assert "16 rows" in signed_in.predict("me/private-toy", api_name="/open")[0]
+    stranger = client(space_app, tmp_path / "stranger")
+    # neither the Space's own token nor the copy the signed-in visitor opened reaches someone else
+    with pytest.raises(AppError) as caught:
+        stranger.predict("me/private-toy", api_name="/open")
+    assert str(caught.value) == "That Hub dataset does not exist or is private; check its name (owner/name)."
+    assert "16 rows" in stranger.predict("me/public-toy", api_name="/open")[0]
+    assert sources.read_token(None, on_space=False) is None  # run locally: this machine's own login
+
+
 def test_on_a_space_other_folders_cannot_be_opened(folder, tmp_path):
     with pytest.raises(DataError, match="not a folder this Space may read"):
         sources.open_scored(str(folder), allowed_roots=[tmp_path])

@@ -14,6 +14,7 @@ exactly as ``lpselect select`` and ``load_scored`` do it; nothing here re-implem
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 from dataclasses import dataclass
@@ -70,13 +71,15 @@ def _inside(path: Path, roots: list[Path]) -> bool:
     return any(path == root.resolve() or root.resolve() in path.parents for root in roots)
 
 
-def open_scored(source: str, *, allowed_roots: list[Path] | None = None) -> Scored:
+def open_scored(source: str, *, allowed_roots: list[Path] | None = None, token: str | bool | None = None) -> Scored:
     """Open a run directory, a materialised push-scores folder or a pushed Hub dataset id.
 
     Args:
         source (`str`): the path or Hub id the person typed.
         allowed_roots (`list[Path]` or `None`, defaults to `None`): local folders this caller may read
             (on a shared Space: the session's own folder); `None` allows any local path.
+        token (`str`, `bool` or `None`, defaults to `None`): how a Hub dataset is read (:func:`read_token`):
+            a token, `False` for anonymous (public datasets only), `None` for this machine's login.
 
     Example:
     ```python
@@ -98,7 +101,17 @@ def open_scored(source: str, *, allowed_roots: list[Path] | None = None) -> Scor
         raise DataError(f"{source} is a file; give a run directory, a folder made by `lpselect push-scores`, or a Hub id.")
     if not is_hub_id(source):
         raise DataError(f"No such folder: {source}; check the path.")
-    return _open_hub(source)
+    return _open_hub(source, token)
+
+
+def read_token(oauth_token: str | None, *, on_space: bool) -> str | bool | None:
+    """The token a Hub dataset is opened with: the signed-in person's OAuth token, so that they open their
+    own private datasets; on a Space when nobody signed in, none (`False`: public datasets only), because
+    the Space's own token would open its owner's private datasets for every visitor; run locally, `None`
+    (the machine's own login, ``hf auth login`` / ``HF_TOKEN``)."""
+    if oauth_token:
+        return oauth_token
+    return False if on_space else None
 
 
 def _open_run(run_dir: RunDir, name: str) -> Scored:
@@ -145,11 +158,20 @@ def _open_folder(folder: Path, name: str) -> Scored:
     return _with_scores(datasets.Dataset(InMemoryTable(table)), name, "folder")
 
 
-def _open_hub(repo_id: str) -> Scored:
+def _reader_cache(token: str | bool | None) -> str | None:
+    """Where a Hub dataset read with a person's own token is cached: a folder of theirs (named by a hash of
+    the token), because datasets falls back to a cached copy when the Hub refuses a repo, so a private
+    dataset in the shared cache would open for the next visitor. Anonymous and local reads share the default."""
+    if not isinstance(token, str):
+        return None
+    return str(Path(datasets.config.HF_DATASETS_CACHE) / "lpselect-readers" / hashlib.sha256(token.encode()).hexdigest())
 
+
+def _open_hub(repo_id: str, token: str | bool | None = None) -> Scored:
+    cache = _reader_cache(token)
     try:
-        split = _scored_split(datasets.get_dataset_split_names(repo_id, "default"), repo_id)
-        data = datasets.load_dataset(repo_id, "default", split=split)
+        split = _scored_split(datasets.get_dataset_split_names(repo_id, "default", token=token, cache_dir=cache), repo_id)
+        data = datasets.load_dataset(repo_id, "default", split=split, token=token, cache_dir=cache)
     except DataError:
         raise
     except (datasets.exceptions.DatasetNotFoundError, ValueError, *NETWORK_ERRORS) as err:
@@ -231,8 +253,6 @@ def _embeddings(scored: Scored) -> tuple[list[int], Any]:
     """The ``ok`` rows of a pushed dataset (a folder or a Hub id) and their MiniLM embeddings (the
     cluster model of ``lpselect select --per-cluster``), embedded on first use and kept in memory,
     keyed by the rows' content ids."""
-    import hashlib
-
     from ..selection.clusters import embed, embedding_text
 
     ok = scored.scores[scored.scores["status"] == "ok"]
