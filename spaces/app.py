@@ -288,7 +288,7 @@ def open_dataset(source: str, request: gr.Request, oauth_token: gr.OAuthToken | 
 _suggested: list = [float("-inf"), []]  # when the Hub was last asked for suggestions, and its answer
 
 
-def suggest_datasets():
+def suggest_datasets() -> gr.Dropdown:
     """At page load: the datasets most recently pushed by `lpselect push-scores`, offered beside the Hub
     id box; the list stays hidden when the Hub does not answer (offline, unreachable, slow). The Hub is
     asked once every HUB_MINUTES for every visitor."""
