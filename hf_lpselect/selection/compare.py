@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..core.figures import new_figure
 from ..core.io import write_json
+from ..core.schema import display_name
 from ..data import DataError
 from .agreement import agreement, match_by_id
 
@@ -32,18 +33,20 @@ def read_scores(run: str | Path) -> pd.DataFrame:
 
 
 def scatter_figure(a: pd.DataFrame, b: pd.DataFrame, score: str, labels: tuple[str, str]) -> Figure:
-    """Rank-vs-rank scatter (percentiles) of ``score`` over the rows both tables scored."""
+    """Rank-vs-rank scatter (percentiles) of ``score`` over the rows both tables scored, on the Agg
+    canvas (:func:`hf_lpselect.core.figures.new_figure`: no pyplot state, safe in the Space's threads)."""
     both = match_by_id(a, b, [score])[0]
     fig = new_figure(5.5, 5.5)
-    ax = fig.subplots()
+    ax = fig.add_subplot()
     if len(both):
         x = both[f"{score}_a"].rank(pct=True) * 100
         y = both[f"{score}_b"].rank(pct=True) * 100
         ax.scatter(x, y, s=6, alpha=min(1.0, max(0.1, 300 / len(both))), linewidths=0)
     ax.plot([0, 100], [0, 100], color="grey", lw=0.8, ls="--")
-    ax.set_xlabel(f"{score} percentile, {labels[0]}")
-    ax.set_ylabel(f"{score} percentile, {labels[1]}")
-    ax.set_title(f"{score}: {len(both)} rows scored by both")
+    name = display_name(score)
+    ax.set_xlabel(f"{name} percentile, {labels[0]}")
+    ax.set_ylabel(f"{name} percentile, {labels[1]}")
+    ax.set_title(f"{name}: {len(both)} rows scored by both")
     return fig
 
 

@@ -25,7 +25,7 @@ import pandas as pd
 
 from ..core.figures import DPI, new_figure
 from ..core.io import atomic_write, write_text
-from ..core.schema import STATUSES
+from ..core.schema import STATUSES, display_name
 from ..errors import RunError
 from ..record import RunRecord
 from ..rundir import RunDir
@@ -50,7 +50,6 @@ FIGURE_FILES = {
     "lp1_vs_length": "lp1_vs_length.png",
     "p0_vs_length": "p0_vs_length.png",
 }
-_LABELS = {"lp1": "LP(1)", "ppl_0": "P_0 (perplexity before training)"}
 
 
 def _plain_log_ticks(axis) -> None:
@@ -232,9 +231,9 @@ def score_vs_length(scores: pd.DataFrame, score: str = "lp1") -> "Figure":
     ax.set_xscale("log")
     _plain_log_ticks(ax.xaxis)
     ax.set_xlabel("response tokens (log scale)")
-    ax.set_ylabel(_LABELS.get(score, score))
+    ax.set_ylabel(display_name(score, explained=True))
     rho_text = "n/a" if np.isnan(rho) else f"{rho:+.3f}"
-    ax.set_title(f"{_LABELS.get(score, score).split(' (')[0]} against response length\n"
+    ax.set_title(f"{display_name(score)} against response length\n"
                  f"Spearman ρ = {rho_text} (n = {n:,}{note})")
     ax.legend(frameon=False, loc="best")
     return fig
@@ -324,9 +323,8 @@ def _fmt(value: Any) -> str:
 def _examples_table(frame: pd.DataFrame) -> list[str]:
     if frame.empty:
         return ["(none)"]
-    headers = {"row": "row", "id": "id", "lp1": "LP(1)", "ppl_0": "P_0", "n_response_tokens": "response tokens", "text": "text"}
     cols = [c for c in frame.columns if c != "text" or frame["text"].astype(bool).any()]
-    names = [headers.get(c, c.replace("ppl_", "P_")) for c in cols]
+    names = [display_name(c) for c in cols]
     lines = ["| " + " | ".join(names) + " |", "|" + "|".join("---" if c == "text" or c == "id" else "---:" for c in cols) + "|"]
     for record in frame[cols].itertuples(index=False):
         cells = []

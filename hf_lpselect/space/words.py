@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..core.schema import display_name
 from ..selection.report import count_statuses, examples, reason_lines
 from ..selection.compare import CompareResult
 from ..selection.strategies import STRATEGIES, nll_columns
@@ -142,7 +143,7 @@ def examples_frame(scores: pd.DataFrame, n: int = 100) -> tuple[pd.DataFrame, st
     heading true for the table's size (with at most ``2 n`` ranked rows: all of them, the harder half
     labelled ``harder half``, the rest ``easier half``)."""
     score = ranking_score(scores)
-    label = "LP(1)" if score == "lp1" else "perplexity before training (P_0)"
+    label = display_name(score, explained=True)
     if score not in scores:
         return pd.DataFrame(columns=["which", "row", score, "response tokens"]), score, "No scored rows to show"
     ranked = int(np.isfinite(pd.to_numeric(scores[score], errors="coerce").astype("float64")).sum())
@@ -198,7 +199,7 @@ def compare_markdown(result: CompareResult) -> str:
     fmt = lambda v: "n/a" if v is None else f"{v:+.3f}"  # noqa: E731
     lines = [f"**{rows(result.n_matched)}** were scored by both (matched by content).",
              f"**Spearman ρ = {fmt(main.spearman)}**, Kendall τ = {fmt(main.kendall_tau_b)}: {_strength(main.spearman)} "
-             f"on {result.score}. 1 = both rank every row the same way, 0 = unrelated, −1 = reversed."]
+             f"on {display_name(result.score)}. 1 = both rank every row the same way, 0 = unrelated, −1 = reversed."]
     for top in main.top:
         if top.overlap is None:
             continue
@@ -206,7 +207,7 @@ def compare_markdown(result: CompareResult) -> str:
                      f"**{top.overlap:.0%}** are also among the hardest by the second "
                      f"(about {top.expected_random:.0%} if the two were unrelated).")
     if result.reference in result.results:
-        lines.append(f"For reference, perplexity before training ({result.reference}) agrees with "
+        lines.append(f"For reference, {display_name(result.reference, explained=True)} agrees with "
                      f"ρ = {fmt(result.results[result.reference].spearman)}.")
     return "\n\n".join(lines[:2]) + "\n\n" + "\n".join(lines[2:])
 
