@@ -47,8 +47,8 @@ are de-quantised to float32 on the device by the package's own ``convert_gguf``,
 of the CPU experiment (bench_evidence.py). Float32 safetensors (540 MB and 1.07 GB) or bf16 (half that) would take
 10 and 20 calls; an int8 + scale format of our own would still take 3 and 5 and be a third model, neither the
 original nor the GGUF. The price: Gemma starts from 4-bit-quantised weights, not Google's bf16 ones; every arm
-starts from the same weights, so the comparison between arms is fair. Calls per lease: scorer 3 parts, target 6
-(the checkout, about 3 MiB, travels with every call; ``prepare`` checks that part + checkout fit 64 MiB).
+starts from the same weights, so the comparison between arms is fair. Calls per lease: scorer 2 parts, target 5
+(the checkout, about 2 MiB, travels with every call; ``prepare`` checks that part + checkout fit 64 MiB).
 
 Throughput (ESTIMATES, not measured: no lease has run this yet; the first one calibrates). Alpaca rows average
 about 150 tokens under the alpaca template (prompt ~70, response ~80). Scorer: 10,000 rows x 3 epochs = 4.5 M
@@ -96,7 +96,8 @@ STAGE_SEED = {"scorer": 42, "scorer-seed2": 1}
 # packages the GPU image lacks (it has torch, transformers, accelerate, peft, pandas, pyarrow, numpy ...)
 WHEELS = ("trl", "datasets", "dill", "multiprocess", "xxhash", "gguf")
 # what a device stage imports; checked before any work, so a missing one is one sentence, not a traceback
-DEVICE_MODULES = ("torch", "transformers", "accelerate", "peft", "trl", "datasets", "gguf", "pandas", "pyarrow", "hf_lpselect")
+DEVICE_MODULES = ("torch", "transformers", "accelerate", "peft", "trl", "datasets", "gguf", "pandas", "pyarrow",
+                  "hf_lpselect.scoring.run", "hf_lpselect.training.run", "hf_lpselect.eval.reference")
 FRACTIONS = (0.05, 0.1, 0.33)
 RANDOM_SEEDS = (0, 1, 2)
 HARD_ARMS = ("lp1-hard", "lp-app-hard")
@@ -368,9 +369,14 @@ def install_wheels(kit: Path, store: Path) -> None:
         (site / ".installed").write_text("\n".join(w.name for w in wheels))
     if wheels:
         sys.path.insert(0, str(site))
-    import importlib.util
+    import importlib
 
-    missing = [m for m in DEVICE_MODULES if importlib.util.find_spec(m) is None]
+    missing = []
+    for module in DEVICE_MODULES:  # imported, not only found: a package may lack one of its own dependencies
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            missing.append(err.name or module)
     if missing:
         raise KitError(f"This machine lacks the module(s) {', '.join(missing)}: add their packages to WHEELS in "
                        "bench_evidence_gpu.py, prepare again, and repeat the calls.")
