@@ -688,33 +688,39 @@ def comparisons(tables: dict[str, Any], plans: dict[str, Any], fraction: float, 
     return out
 
 
-def _better(compared: dict[str, Any], arms: list[str], on: str) -> list[str]:
-    return [a.split("@")[0] for a in arms if a in compared and compared[a][on]["reading"] == "lower"]
+def _reading(compared: dict[str, Any], arms: list[str], on: str, reading: str) -> list[str]:
+    """The arms (names without the fraction) whose paired difference to random on ``on`` reads ``reading``."""
+    return [a.split("@")[0] for a in arms if a in compared and compared[a][on]["reading"] == reading]
+
+
+LONGEST_READS = {"lower": "also beat random", "higher": "did worse than random", "no difference": "did not differ from random"}
 
 
 def verdict(fraction: float, compared: dict[str, Any], plans: dict[str, Any], stable: dict[str, Any] | None) -> str:
-    """One sentence on one fraction, whatever it shows."""
+    """One sentence on one fraction, whatever it shows: which LP-hard arms beat (or lost to) the random mean on which
+    reference set (a 95 % bootstrap interval wholly below or above 0), what the length baseline did, and whether LP(1)
+    is mostly seed noise (a second seed shares less than half of its hardest 5 %)."""
     at = f"@{fraction:g}"
     name = f"At {fraction:.0%} of the pool ({plans.get(f'lp1-hard{at}', {}).get('n_rows', '?')} rows)"
     hard = [f"{s}{pc}{at}" for s in HARD_ARMS for pc in ("", "-pc")]
     if not compared or not any(a in compared for a in hard):
         return f"{name}: not measured yet (the random seeds and at least one LP-hard arm must have run)."
-    both = [a for a in _better(compared, hard, SETS[0]) if a in _better(compared, hard, SETS[1])]
-    held, ae = _better(compared, hard, SETS[0]), _better(compared, hard, SETS[1])
+    held, ae = (_reading(compared, hard, on, "lower") for on in SETS)
+    both = [a for a in held if a in ae]
     if both:
         found = f"{', '.join(both)} trained the target to a lower NLL than random on both held-out Alpaca and AlpacaEval"
     elif held or ae:
         found = "; ".join(filter(None, [f"{', '.join(held)} beat random on held-out Alpaca only" if held else "",
                                         f"{', '.join(ae)} beat random on AlpacaEval only" if ae else ""]))
     else:
-        found = "no LP-hard arm trained the target better than random on either reference set (95 % bootstrap intervals)"
-    worse = [a.split("@")[0] for a in hard if a in compared and "higher" in (compared[a][s]["reading"] for s in SETS)]
+        found = "no LP-hard arm trained the target better than random on either reference set"
+    worse = sorted(set(_reading(compared, hard, SETS[0], "higher") + _reading(compared, hard, SETS[1], "higher")))
     found += f"; {', '.join(worse)} did worse than random on at least one set" if worse else ""
     longest = compared.get(f"longest{at}", {}).get(SETS[0])
-    found += f", and longest read '{longest['reading']}' vs random on held-out Alpaca" if longest else ""
+    found += f"; longest {LONGEST_READS[longest['reading']]} on held-out Alpaca" if longest else ""
     if stable and stable["seed_noise"]:
-        found += (f", while a second scorer seed shares only {stable['top']['0.05']['overlap']:.0%} of LP(1)'s hardest 5 % "
-                  "(mostly seed noise)")
+        found += (f"; and a second scorer seed shares only {stable['top']['0.05']['overlap']:.0%} of LP(1)'s hardest 5 %, "
+                  "so the selection itself is mostly seed noise")
     return f"{name}: {found}."
 
 

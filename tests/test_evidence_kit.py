@@ -143,3 +143,37 @@ def test_a_damaged_part_is_refused(prepared, tmp_path):
 def test_target_needs_the_committed_arms(prepared, tmp_path):
     with pytest.raises(kit.KitError, match="arms.json is missing: run `bench_evidence_gpu.py select` here"):
         device("target", prepared, tmp_path / "results", tmp_path / "store")
+
+
+def compared_at(readings: dict[str, tuple[str, str]]) -> dict:
+    """Comparisons at 5 % with the given (held-out, AlpacaEval) readings per arm."""
+    return {f"{arm}@0.05": {name: {"reading": r} for name, r in zip(kit.SETS, pair)} for arm, pair in readings.items()}
+
+
+def test_the_verdict_says_what_the_intervals_show():
+    plans = {"lp1-hard@0.05": {"n_rows": 500}}
+    noisy = {"seed_noise": True, "top": {"0.05": {"overlap": 0.3}}}
+    assert kit.verdict(0.05, {}, plans, None) == (
+        "At 5% of the pool (500 rows): not measured yet (the random seeds and at least one LP-hard arm must have run).")
+    found = compared_at({"lp1-hard": ("lower", "lower"), "lp-app-hard-pc": ("higher", "no difference"),
+                         "longest": ("lower", "lower")})
+    assert kit.verdict(0.05, found, plans, None) == (
+        "At 5% of the pool (500 rows): lp1-hard trained the target to a lower NLL than random on both held-out Alpaca "
+        "and AlpacaEval; lp-app-hard-pc did worse than random on at least one set; longest also beat random on held-out Alpaca.")
+    nothing = compared_at({"lp1-hard": ("no difference", "no difference"), "longest": ("no difference", "higher")})
+    assert kit.verdict(0.05, nothing, plans, noisy) == (
+        "At 5% of the pool (500 rows): no LP-hard arm trained the target better than random on either reference set; "
+        "longest did not differ from random on held-out Alpaca; and a second scorer seed shares only 30% of LP(1)'s "
+        "hardest 5 %, so the selection itself is mostly seed noise.")
+
+
+def test_the_size_ratio_says_what_it_implies(tmp_path):
+    (tmp_path / "scorer").mkdir()
+    (tmp_path / "target").mkdir()
+    (tmp_path / "scorer" / "stage.json").write_text(json.dumps({"parameters": 134_515_008, "non_embedding_parameters": 106_203_456}))
+    (tmp_path / "target" / "base.json").write_text(json.dumps({"parameters": 268_098_176, "non_embedding_parameters": 100_326_016}))
+    ratio = kit.size_ratio(tmp_path)
+    assert (ratio["ratio"], ratio["ratio_without_embeddings"]) == (1.99, 0.94)
+    assert ratio["statement"].startswith("The target has 2.0x the scorer's parameters (0.9x without embeddings); ")
+    assert "a null result here does not refute the paper" in ratio["statement"]
+    assert "ratio" not in kit.size_ratio(tmp_path / "nothing") and "2.0x" in kit.size_ratio(tmp_path / "nothing")["statement"]
