@@ -535,8 +535,10 @@ def run(args: argparse.Namespace) -> None:
     if not check_parts(manifest, args.store, carried):
         return
     kit_dir = unpack(manifest, args.store)
+    for name, value in {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "USE_HUB_KERNELS": "0",
+                        "HF_LPSELECT_CACHE": str(args.store / "cache")}.items():  # no network there; GGUFs converted once
+        os.environ.setdefault(name, value)
     install_wheels(kit_dir, args.store)
-    os.environ.setdefault("HF_LPSELECT_CACHE", str(args.store / "cache"))  # GGUF conversions: once per machine
     kit = read_json(kit_dir / "kit.json")
     if stage == "target":
         run_target(kit_dir, kit, args)
