@@ -83,6 +83,8 @@ def test_toy_kit_runs_every_stage_resumes_and_reports(prepared, tmp_path, capsys
     assert done == {kit.arm_file(a) for a in arms}
     device("target", prepared, results, store)
     assert "stage target is done" in capsys.readouterr().out
+    call("plan", work=prepared, results=results)
+    assert capsys.readouterr().out.splitlines() == ["scorer: done", "scorer-seed2: done", "target: done"]
 
     call("report", work=prepared, results=results, report=str(report))
     payload = json.loads(report.read_text())
