@@ -100,6 +100,7 @@ def test_toy_kit_runs_every_stage_resumes_and_reports(prepared, tmp_path, capsys
             assert c["reading"] in ("lower", "higher", "no difference")
     for fraction, sentence in payload["verdicts"].items():
         assert sentence.startswith(f"At {float(fraction):.0%} of the pool") and sentence.endswith(".")
+    assert set(payload["per_cluster_vs_clustered_random"]["0.05"]) == {"lp1-hard-pc@0.05", "lp-app-hard-pc@0.05"}
     assert {"kendall_tau_b", "top", "seed_noise"} <= set(payload["stability"])
     assert payload["size_ratio"]["ratio"] > 0 and "Yin & Rush" in payload["size_ratio"]["statement"]
     assert (results / "table.md").read_text().count("\n") == len(arms) + 2
