@@ -85,16 +85,21 @@ def prepare(args: argparse.Namespace) -> None:
     table = pa.table({"row": pa.array(ok["row"], pa.int32()), "input_ids": pa.array(ok["input_ids"], pa.list_(pa.int32())),
                       "n_prompt": pa.array(n_prompt, pa.int32())})
     pq.write_table(table, GPU_DIR / "alpaca_tokens.parquet", compression="zstd")
-    wheels = GPU_DIR / "wheels"
-    wheels.mkdir(exist_ok=True)
-    from importlib.metadata import version
-
-    platforms = [f"--platform={p}" for p in ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")]
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--python-version", "3.12",
-                    "--implementation", "cp", *platforms, "-d", str(wheels), *[f"{w}=={version(w)}" for w in WHEELS]], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(REPO)], check=True)
+    download_wheels(GPU_DIR / "wheels", WHEELS)
     size = sum(p.stat().st_size for p in GPU_DIR.rglob("*") if p.is_file())
     print(f"{GPU_DIR}: {len(ok)} ok rows of {len(rows)}, {sum(map(len, ok['input_ids'])):,} tokens; {size / 2**20:.1f} MiB to carry")
+
+
+def download_wheels(folder: Path, names: tuple[str, ...]) -> None:
+    """The wheels of ``names`` (the versions installed here, for the device's CPython 3.12 on x86-64 Linux)
+    and of hf_lpselect itself into ``folder``, for a machine that reaches no registry."""
+    from importlib.metadata import version
+
+    folder.mkdir(parents=True, exist_ok=True)
+    platforms = [f"--platform={p}" for p in ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")]
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--python-version", "3.12",
+                    "--implementation", "cp", *platforms, "-d", str(folder), *[f"{w}=={version(w)}" for w in names]], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(folder), str(REPO)], check=True)
 
 
 # ============================================================================ run (there)
@@ -114,7 +119,8 @@ def _dataset(n_rows: int | None):
                                        "length": [len(x) for x in ids]})
 
 
-def _model(shape: tuple[int, ...], vocab: int, device: str):
+def model_from_shape(shape: tuple[int, ...], vocab: int, device: str):
+    """A Llama of SmolLM2's build (hidden, intermediate, layers, heads, kv heads) with seeded random weights, in eval mode."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -194,7 +200,7 @@ def passes_section(args, tokenizer, device: str, shapes: dict) -> dict:
     peer = data.select(range(min(args.peer_rows, len(data))))
     out = {}
     for name, shape in shapes.items():
-        model = _model(shape, len(tokenizer), device)
+        model = model_from_shape(shape, len(tokenizer), device)
         timed_pass(model, data.select(range(min(64, len(data)))), tokenizer.pad_token_id, device, args.peak_tflops)  # warm-up
         entry = {"one_row_loop_fp32": one_row_loop(model, peer, device),
                  "default": timed_pass(model, data, tokenizer.pad_token_id, device, args.peak_tflops)}
@@ -215,7 +221,7 @@ def passes_section(args, tokenizer, device: str, shapes: dict) -> dict:
 
 def full_alpaca_section(args, tokenizer, device: str, shapes: dict) -> dict:
     data = _dataset(args.smoke_rows if args.smoke else None)
-    model = _model(next(iter(shapes.values())), len(tokenizer), device)
+    model = model_from_shape(next(iter(shapes.values())), len(tokenizer), device)
     result = timed_pass(model, data, tokenizer.pad_token_id, device, args.peak_tflops)
     print("full alpaca", json.dumps(result), flush=True)
     return {"shape": next(iter(shapes)), **result}
@@ -228,7 +234,7 @@ def _train(kind: str, data, tokenizer, device: str, shape, overrides: dict, work
 
     from hf_lpselect.scoring.trainer import ScorerConfig, ScorerTrainer
 
-    model = _model(shape, len(tokenizer), device).train()
+    model = model_from_shape(shape, len(tokenizer), device).train()
     scorer_args = ScorerConfig(output_dir=str(workdir / f"{kind}"), num_train_epochs=1, max_length=MAX_LENGTH,
                                disable_tqdm=True, logging_steps=1000, **overrides)
     start = time.perf_counter()
