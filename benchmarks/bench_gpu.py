@@ -46,7 +46,7 @@ GPU_DIR = REPO / ".gpu"
 ALPACA = REPO.parent / "shared" / "data" / "train" / "alpaca" / "alpaca_data.json"
 MAX_LENGTH = 512
 # packages the GPU image lacks (it has torch, transformers, accelerate, peft, pandas, pyarrow, numpy, psutil …)
-WHEELS = ("trl", "datasets", "dill", "multiprocess")
+WHEELS = ("trl", "datasets", "dill", "multiprocess", "xxhash")  # xxhash: datasets imports it; the GPU image lacks it
 # SmolLM2's shapes (HuggingFaceTB/SmolLM2-{135M,360M,1.7B} configs): hidden, intermediate, layers, heads, kv heads
 SHAPES = {
     "135m": (576, 1536, 30, 9, 3),
