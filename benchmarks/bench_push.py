@@ -71,7 +71,7 @@ def make_run(run_dir: Path, n_rows: int, epochs: int, seed: int = 0) -> dict:
 def worker(spec_path: Path) -> None:
     spec = json.loads(spec_path.read_text())
     t0 = time.perf_counter()
-    from hf_lpselect.hub.push import materialize
+    from hf_lpselect.hub.materialize import materialize
 
     import_s = time.perf_counter() - t0
     with C.Window() as window:
