@@ -258,6 +258,11 @@ def test_a_pushed_subset_config_trained_by_repo_id_and_pushed_with_its_card(scor
     card = pushed.git("show", "main:README.md").decode()
     header = yaml.safe_load(card.split("---")[1])
     assert "lpselect" in header["tags"] and header["datasets"] == "org/alpaca-lp"  # as TRL writes it
+    assert header["lpselect"] == {  # the provenance, machine-readable
+        "origin": "subset-config", "dataset": "org/alpaca-lp", "dataset_config": SUBSET, "split": "train",
+        "revision": seed_sha, "selection": {"config": SUBSET, "strategy": "lp1-hard", "fraction": 0.25, "n_selected": 6},
+        "scorer": {"model": f"{tiny_model_dir.name} (local)", "template": "alpaca"}, "template": "alpaca",
+        "n_rows": 6, "n_trained": 6}
     assert f"fine-tuned version of `{tiny_model_dir.name} (local)` on the [org/alpaca-lp]" in card  # not TRL's [None]
     assert "[org/alpaca-lp](https://huggingface.co/datasets/org/alpaca-lp)" in card
     assert f"`{SUBSET}`" in card and "strategy `lp1-hard`, fraction 0.25" in card
