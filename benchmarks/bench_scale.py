@@ -151,7 +151,9 @@ def make_run(run_dir: Path, rows_path: Path, source: Path, epochs: int = 3, seed
 
     from hf_lpselect.data import dataset_fingerprint
     from hf_lpselect.record import DatasetRecord, RunRecord
-    from hf_lpselect.rundir import STATUSES, RunDir, write_parquet
+    from hf_lpselect.core.schema import STATUSES
+    from hf_lpselect.core.io import write_parquet
+    from hf_lpselect.rundir import RunDir
     from hf_lpselect.scoring.run import build_scores
 
     table = pd.read_parquet(rows_path)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from .agreement import agreement, match_by_id
 from ..data import DataError
-from ..rundir import write_json
+from ..core.io import write_json
 
 
 def read_scores(run: str | Path) -> pd.DataFrame:

@@ -30,7 +30,8 @@ from ..errors import ModelError, TrainError
 from ..heads import CompactHeadMixin
 from ..models import hub_kernels_kwargs
 from ..padding_free import PaddingFreeMixin
-from ..rundir import SafeCheckpointMixin, checkpoint_dirs, saving_into, write_json
+from ..core.io import saving_into, write_json
+from ..rundir import SafeCheckpointMixin, checkpoint_dirs
 from .arguments import RECIPE_KEYS, TrainArguments, train_arguments
 from .card import model_card
 from .data import TrainRows, resolve_rows
