@@ -258,6 +258,40 @@ def test_load_scored_refuses_a_dataset_without_scores(tmp_path):
         load_scored(str(tmp_path), "lp1-hard", fraction=0.1)
 
 
+# ---------------------------------------------------------------- offline mode (--dry-run)
+
+
+@pytest.fixture
+def online(monkeypatch):
+    """huggingface_hub's and datasets' offline flags, both off (the tests run with HF_HUB_OFFLINE=1)."""
+    import huggingface_hub.constants as hub_constants
+
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    return lambda: (hub_constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE)
+
+
+def test_offline_sets_the_flags_back_when_the_last_overlapping_block_ends(online):
+    from hf_lpselect.core.hub import offline
+
+    first, second = offline(), offline()  # two threads' blocks: the first ends while the second is inside
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert online() == (True, True)
+    second.__exit__(None, None, None)
+    assert online() == (False, False)
+
+
+def test_offline_sets_the_flags_back_after_an_error(online):
+    from hf_lpselect.core.hub import offline
+
+    with pytest.raises(RuntimeError), offline():
+        assert online() == (True, True)
+        raise RuntimeError("materialising failed")
+    assert online() == (False, False)
+
+
 # ---------------------------------------------------------------- command line, up to the network
 
 

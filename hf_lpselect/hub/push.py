@@ -11,16 +11,14 @@ from __future__ import annotations
 import random
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import datasets
 from huggingface_hub import DatasetCard, HfApi
 
-from ..core.hub import NETWORK_ERRORS, is_hub_id, short_error
+from ..core.hub import NETWORK_ERRORS, is_hub_id, offline, short_error
 from ..core.io import is_disk_full
 from ..errors import DataError, HubError
 from ..record import DatasetRecord, RunRecord
@@ -245,17 +243,3 @@ def _upload(api: HfApi, plan: PushPlan, target: Target, create_pr: bool):
                 raise HubError(f"Pushing to {repo_id} failed{tries} ({short_error(err)}); no commit was made, "
                                "re-run the same command.") from err
             time.sleep(_backoff(attempt, err))
-
-
-@contextmanager
-def offline() -> Iterator[None]:
-    """No network inside (``--dry-run``): datasets and huggingface_hub read these flags on every
-    call, so a Hub source is read from the local cache instead of asking the Hub for updates."""
-    import huggingface_hub.constants as hub_constants
-
-    saved = hub_constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE
-    hub_constants.HF_HUB_OFFLINE = datasets.config.HF_HUB_OFFLINE = True
-    try:
-        yield
-    finally:
-        hub_constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE = saved
