@@ -326,6 +326,7 @@ def test_a_subset_config_pushed_before_the_metadata_block_trains_with_the_templa
     record = TrainRecord.load(tmp_path / "out")
     assert record.scorer == {"model": f"{tiny_model_dir.name} (local)", "template": "plain"}
     assert record.template == "plain" and record.row_ids == scored["ids"]  # the card's template, not auto's alpaca
+    assert record.selection == {"config": SUBSET, "strategy": "lp1-hard", "fraction": 0.25, "n_selected": 6}  # by its name
 
 
 @pytest.mark.slow

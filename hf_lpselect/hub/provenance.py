@@ -27,6 +27,7 @@ from typing import Any
 from huggingface_hub import DatasetCard
 
 from ..errors import DataError
+from .columns import parse_subset
 
 PROVENANCE_KEY = "lpselect"  # the card metadata's key for the block
 
@@ -121,22 +122,30 @@ class CardProvenance:
         block = card.data.get(PROVENANCE_KEY)
         if block is not None:
             return cls.from_dict(block, where=where)
-        return _from_old_card_text(card.text)
+        return _from_old_card(card)
 
 
 # Cards pushed by hf_lpselect 0.1.0 before the `lpselect:` metadata block existed (`lpselect push-scores`
 # as first released, commit 931f9f2, up to the hubsplit branch) name the scorer only in the body's "How the
-# scores were made" table: `| scorer model | `MODEL` @ `REVISION` |` and `| template | `NAME` |`. Such a
-# card still trains: this is the one place that reads it.
+# scores were made" table: `| scorer model | `MODEL` @ `REVISION` |` and `| template | `NAME` |`; their
+# subsets are known by their config names (`lp1_hard_5pct`). Such a card still trains: this is the one
+# place that reads it.
 _OLD_SCORER = re.compile(r"^\| scorer model \| `([^`]+)`", re.MULTILINE)
 _OLD_TEMPLATE = re.compile(r"^\| template \| `([^`]+)`", re.MULTILINE)
 
 
-def _from_old_card_text(text: str) -> CardProvenance | None:
-    scorer, template = _OLD_SCORER.search(text), _OLD_TEMPLATE.search(text)
+def _from_old_card(card: DatasetCard) -> CardProvenance | None:
+    scorer, template = _OLD_SCORER.search(card.text), _OLD_TEMPLATE.search(card.text)
     if scorer is None:
         return None
-    return CardProvenance(scorer=scorer.group(1), template=template.group(1) if template else None)
+    subsets = {}
+    for config in card.data.get("configs") or []:
+        try:
+            spec = parse_subset(config.get("config_name", "default"))
+        except ValueError:  # default, or a config a person added
+            continue
+        subsets[spec.name] = {"strategy": spec.strategy, "fraction": spec.fraction}
+    return CardProvenance(scorer=scorer.group(1), template=template.group(1) if template else None, subsets=subsets)
 
 
 def _is_a(value: Any, hint: Any) -> bool:

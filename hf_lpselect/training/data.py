@@ -25,6 +25,8 @@ from trl import DatasetMixtureConfig, ScriptArguments
 from ..core.hub import NETWORK_ERRORS
 from ..data import DataError, canonicalize, content_id, detect_format, is_hub_id, read_source
 from ..errors import TrainError
+from ..hub.load import load_provenance, load_scored
+from ..hub.provenance import CardProvenance
 from .arguments import SelectionArguments
 
 # columns load_scored adds to the rows it selects (not content)
@@ -121,8 +123,6 @@ def _from_run(selection: SelectionArguments) -> TrainRows:
 
 
 def _from_scored(script: ScriptArguments, selection: SelectionArguments) -> TrainRows:
-    from ..hub.load import load_scored
-
     name = script.dataset_name
     if selection.per_cluster is not None:
         return _from_scored_per_cluster(script, selection)
@@ -133,7 +133,7 @@ def _from_scored(script: ScriptArguments, selection: SelectionArguments) -> Trai
     return TrainRows(
         rows=rows, canonical=True, ids=rows["id"], origin="hub-selection", dataset=name, dataset_config="default",
         split=script.dataset_train_split, revision=revision,
-        selection={**_requested(selection), "n_selected": len(rows)}, scorer=_card_scorer(name, revision),
+        selection={**_requested(selection), "n_selected": len(rows)}, scorer=_scorer(load_provenance(name, revision)),
     )
 
 
@@ -163,23 +163,20 @@ def _from_scored_per_cluster(script: ScriptArguments, selection: SelectionArgume
     return TrainRows(
         rows=rows, canonical=True, ids=rows["id"], origin="hub-selection", dataset=name, dataset_config="default",
         split=script.dataset_train_split, revision=revision, selection={**chosen.summary(), **_requested(selection)},
-        scorer=_card_scorer(name, revision),
+        scorer=_scorer(load_provenance(name, revision)),
     )
 
 
 def _from_subset_config(script: ScriptArguments, data: datasets.Dataset, revision: str | None) -> TrainRows:
-    from ..hub.columns import parse_subset
-
     rows = _canonical_scored(data, script.dataset_name)
-    try:
-        spec = parse_subset(script.dataset_config)
-        chosen: dict[str, Any] = {"config": spec.name, "strategy": spec.strategy, "fraction": spec.fraction}
-    except ValueError:  # a config a person added by hand: its name says nothing about how it was chosen
-        chosen = {"config": script.dataset_config}
+    provenance = load_provenance(script.dataset_name, revision)
+    # how the card says the config was chosen; nothing for a config a person added by hand
+    subset = provenance.subsets.get(script.dataset_config, {}) if provenance is not None else {}
+    chosen = {"config": script.dataset_config, **{k: subset[k] for k in ("strategy", "fraction") if k in subset}}
     return TrainRows(
         rows=rows, canonical=True, ids=rows["id"], origin="subset-config", dataset=script.dataset_name,
         dataset_config=script.dataset_config, split=script.dataset_train_split, revision=revision,
-        selection={**chosen, "n_selected": len(rows)}, scorer=_card_scorer(script.dataset_name, revision),
+        selection={**chosen, "n_selected": len(rows)}, scorer=_scorer(provenance),
     )
 
 
@@ -256,9 +253,6 @@ def _hub_commit(name: str) -> str | None:
         return None
 
 
-def _card_scorer(name: str, revision: str | None) -> dict[str, Any] | None:
-    """The scorer model and template the pushed dataset's card records; None if it records none."""
-    from ..hub.load import load_provenance
-
-    provenance = load_provenance(name, revision)
+def _scorer(provenance: CardProvenance | None) -> dict[str, Any] | None:
+    """The scorer model and template a pushed dataset's card records; None if it records none."""
     return {"model": provenance.scorer, "template": provenance.template} if provenance is not None else None
