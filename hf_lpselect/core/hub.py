@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import huggingface_hub.constants as hub_constants
 from huggingface_hub.errors import HfHubHTTPError
 
 # files a dataset spec can name on disk (anything else without a path prefix is taken for a Hub id)
@@ -66,8 +67,7 @@ def offline() -> Iterator[None]:
     ...     plan = materialize("runs/alpaca", "org/alpaca", "dry")  # a Hub source read from the cache
     ```
     """
-    import datasets
-    import huggingface_hub.constants as hub_constants
+    import datasets  # heavy (pyarrow, pandas): imported by the one caller that goes offline, not by every stage
 
     global _offline_users, _online_flags
     with _offline_lock:

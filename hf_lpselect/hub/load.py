@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import datasets
-from huggingface_hub import DatasetCard
+from huggingface_hub import DatasetCard, hf_hub_download
+from huggingface_hub.errors import EntryNotFoundError
 
 from ..core.hub import NETWORK_ERRORS, short_error
 from ..errors import DataError
@@ -85,9 +86,6 @@ def load_provenance(repo_id: str, revision: str | None = None) -> CardProvenance
         if not path.is_file():
             return None
     else:
-        from huggingface_hub import hf_hub_download
-        from huggingface_hub.errors import EntryNotFoundError
-
         try:
             path = hf_hub_download(repo_id, "README.md", repo_type="dataset", revision=revision)
         except (EntryNotFoundError, *NETWORK_ERRORS):

@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+from transformers import is_wandb_available
 from trl import SFTTrainer, get_peft_config, get_quantization_config
+from trl.trainer.utils import get_comet_experiment_url, get_trackio_space_url
 
 from ..errors import ModelError, TrainError
 from ..heads import CompactHeadMixin
@@ -148,15 +150,12 @@ class TargetTrainer(SafeCheckpointMixin, CompactHeadMixin, PaddingFreeMixin, SFT
         """Write ``OUTPUT_DIR/README.md`` from our template (:func:`hf_lpselect.training.card.model_card`),
         with TRL's hooks: the trainer's ``_tag_names``, ``_name`` and ``_paper``, and the tracker links.
         ``dataset_name`` is not used: the record names the dataset."""
-        from transformers import is_wandb_available
-        from trl.trainer.utils import get_comet_experiment_url, get_trackio_space_url
-
         if not self.is_world_process_zero():
             return
         given = [tags] if isinstance(tags, str) else list(tags or [])
         wandb_url = None
         if is_wandb_available():
-            import wandb
+            import wandb  # an optional dependency, there only when installed
 
             wandb_url = wandb.run.url if wandb.run is not None else None
         trackers = {"wandb_url": wandb_url, "trackio_url": get_trackio_space_url(), "comet_url": get_comet_experiment_url()}
