@@ -174,7 +174,7 @@ def judge(work: Path, models: dict[str, Any], alpaca_eval: str, base_url: str | 
         eval_dir=str(work / "judge"), judge_base_url=base_url, judge_model=judge_model, template="alpaca",
         max_new_tokens=256,
     ))
-    return {row["model"]: row["winning_score"] for row in result.results["pairwise"] if row["test_set"] == "alpaca_eval"}
+    return {row.model: row.winning_score for row in result.pairwise if row.test_set == "alpaca_eval"}
 
 
 def verdicts(models: dict[str, Any], fractions: list[float], seeds: list[int], sets: list[str]) -> dict[str, Any]:

@@ -54,8 +54,11 @@ _API = {
     "select": "selection.strategies",
     "STRATEGIES": "selection.strategies",
     "select_run": "selection.subsets",
+    "select_subset": "selection.subsets",
+    "SelectArguments": "selection.arguments",
     "agreement": "selection.agreement",
     "compare_runs": "selection.compare",
+    "CompareResult": "selection.compare",
     "make_report": "selection.report",
     "push_scores": "hub.push",
     "load_scored": "hub.load",
@@ -64,7 +67,7 @@ _API = {
     "TrainConfig": "training.arguments",
     "SelectionArguments": "training.arguments",
     "evaluate": "eval.pipeline",
-    "EvalArguments": "eval.args",
+    "EvalArguments": "eval.arguments",
     "EvalResult": "eval.results",
 }
 __all__ = sorted(_API)

@@ -9,16 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
-
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from .core.flags import check_early
 from .errors import LPSelectError
-from .rundir import RunDir
-from .selection.strategies import STRATEGIES
 
 app = typer.Typer(
     name="lpselect",
@@ -109,14 +105,18 @@ def score(ctx: typer.Context) -> None:
     _print_result(result, display_texts(result.rows))
 
 
-@app.command()
-def demo(
-    out: Path = typer.Option(Path("runs/demo"), help="Run directory for the demo."),
-    rows: int = typer.Option(120, help="Rows of generated data."),
-    epochs: int = typer.Option(2, help="Training epochs (at least 2 for LP(1) to mean anything)."),
-    bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", show_default=False,
-                                        help="bf16 autocast, or float32 (default: bf16 where this device computes it natively)."),
-) -> None:
+def _parse(ctx: typer.Context, prog: str, *types: type, usage: str | None = None, description: str | None = None) -> tuple:
+    """The command's dataclasses from its arguments (TRL's parser: ``--config`` YAML, ``--help``); the help
+    text is ``description`` or else the command's docstring."""
+    check_early(prog, ctx.args)  # a mistyped flag answered before the heavy imports
+    from .core.parser import ArgumentParser
+
+    description = description or " ".join((ctx.command.help or "").split())
+    return ArgumentParser(types, prog=prog, usage=usage, description=description).parse(ctx.args)
+
+
+@app.command(context_settings=_PASSTHROUGH, add_help_option=False)
+def demo(ctx: typer.Context) -> None:
     """Offline demo: score generated rows with the embedded SmolLM2-135M-Instruct (a minute or two on 2 CPU cores).
 
     The recipe is scaled down from the paper's so a CPU shows a real signal in minutes: learning rate
@@ -124,135 +124,70 @@ def demo(
     generated answers is deliberately wrong; the last line counts how many of them the scorer ranks
     among the hardest 10 % (chance: 10 %).
     """
-    from .scoring.demo import DEMO_RECIPE, run_demo, wrong_rows_among_hardest
-    from .scoring.summary import display_texts
-
-    recipe = ", ".join(f"{k} {v}" for k, v in {**DEMO_RECIPE, "epochs": epochs}.items())
-    console.print(f"Demo: {rows} generated rows, default model ({recipe}) → {out}")
     with user_errors():
-        result = run_demo(out=out, n_rows=rows, epochs=epochs, **({} if bf16 is None else {"bf16": bf16}))
-    hardware = result.record.hardware
-    console.print(f"Ran on {hardware['name']} ({hardware['device']}) in {hardware['precision']['training']}.")
-    _print_result(result, display_texts(result.rows))
-    found, total = wrong_rows_among_hardest(result)
-    Console().print(
-        f"Deliberately wrong answers among the 10 % rows the scorer found hardest: {found} of {total} "
-        f"(by chance {total / 10:.1f}): wrong answers are hard to learn."
-    )
+        from .scoring.demo import DEMO_RECIPE, DemoArguments, demo as run_demo
+        from .scoring.summary import display_texts
+
+        (args,) = _parse(ctx, "lpselect demo", DemoArguments)
+        recipe = ", ".join(f"{k} {v}" for k, v in {**DEMO_RECIPE, "epochs": args.epochs}.items())
+        console.print(f"Demo: {args.rows} generated rows, default model ({recipe}) → {args.out}")
+        result = run_demo(args)
+    _print_result(result.run, display_texts(result.run.rows))
+    Console().print(result.summary(), soft_wrap=True, markup=False)
 
 
-@app.command("select")
-def select_cmd(
-    run: Path = typer.Argument(..., help="A finished run directory (from lpselect score)."),
-    strategy: str = typer.Option(..., help=", ".join(STRATEGIES) + "."),
-    fraction: Optional[float] = typer.Option(None, help="Share of the eligible rows, in (0, 1]."),
-    count: Optional[int] = typer.Option(None, help="Number of rows (global selection only)."),
-    per_cluster: Optional[int] = typer.Option(None, "--per-cluster", "--per_cluster", help="Cluster the rows into K clusters (all-MiniLM-L6-v2 + k-means, cached) and select per cluster, as the paper does."),
-    clusters: Optional[Path] = typer.Option(None, help="Use a clustering made elsewhere: Parquet/JSON/CSV mapping row or id to cluster."),
-    seed: int = typer.Option(42, "--seed", "--selection_seed", "--selection-seed", help="Seed for k-means and random draws."),
-    out: Optional[Path] = typer.Option(None, help="Output: .json, .jsonl, .parquet, or a folder (save_to_disk). Default: RUN/selections/, in the source's format."),
-) -> None:
-    """Pick a subset of a scored dataset and write it with its score columns."""
-    import json
-
-    from .selection.subsets import (
-        default_output,
-        describe_selection,
-        run_source,
-        select_run,
-        selected_dataset,
-        write_dataset,
-    )
-
+@app.command("select", context_settings=_PASSTHROUGH, add_help_option=False)
+def select_cmd(ctx: typer.Context) -> None:
+    """Pick a subset of a scored run and write it with its score columns: lpselect select RUN --strategy lp1-hard (--fraction 0.05 | --count N) [--per_cluster K] [--out PATH]."""
     with user_errors():
-        selection, scores = select_run(
-            run, strategy, fraction=fraction, count=count, per_cluster=per_cluster, clusters_file=clusters, seed=seed
-        )
-        out = out or default_output(RunDir(run), selection)
-        write_dataset(selected_dataset(run_source(RunDir(run)), scores, selection), out)
-    info = describe_selection(selection, scores)
-    requested = f"{selection.requested:.1%}" if isinstance(selection.requested, float) else f"{selection.requested} rows"
-    Console().print(
-        f"{strategy}: {info['n_selected']} of {info['n_eligible']} eligible rows "
-        f"(requested {requested}, real {info['real_fraction']:.2%}; {info['real_fraction_of_input']:.2%} of all {info['n_input']} input rows)\n"
-        f"mean response length {info['mean_response_tokens']['selected']:.1f} tokens vs {info['mean_response_tokens']['all_ok_rows']:.1f} for all rows "
-        f"(x{info['length_ratio']:.2f})"
-        + (f"\nscore range {info['score_range'][0]:.4g} … {info['score_range'][1]:.4g}" if "score_range" in info else "")
-        + (f"\nclusters covered: {info['n_clusters_covered']} of {info['n_clusters']}" if info["n_clusters"] else "")
-        + (f"\nskipped: {json.dumps(info['skipped'])}" if info["skipped"] else "")
-        + f"\nwritten: {out}",
-        soft_wrap=True,
-    )
+        from .selection.arguments import SelectArguments
+        from .selection.subsets import select_subset
+
+        (args,) = _parse(ctx, "lpselect select", SelectArguments, usage="lpselect select RUN --strategy STRATEGY (--fraction F | --count N) [OPTIONS]")
+        result = select_subset(args)
+    Console().print(result.summary(), soft_wrap=True, markup=False)
 
 
-@app.command()
-def compare(
-    run_a: Path = typer.Argument(..., help="First run directory (or any folder with a scores.parquet holding id + score columns)."),
-    run_b: Path = typer.Argument(..., help="Second run directory."),
-    score: str = typer.Option("lp1", help="Score to compare (lp1, lp_app, ppl_0, ifd_ppl, ...)."),
-    out: Optional[Path] = typer.Option(None, help="Folder for compare.json and scatter.png (default: RUN_A/compare-NAME_B)."),
-) -> None:
-    """Agreement between two scorer runs on the same rows: Spearman, Kendall, overlap of the hardest sets."""
-    from .selection.compare import compare_runs
-
+@app.command(context_settings=_PASSTHROUGH, add_help_option=False)
+def compare(ctx: typer.Context) -> None:
+    """Agreement between two scorer runs on the same rows: Spearman, Kendall, overlap of the hardest sets: lpselect compare RUN_A RUN_B [--score lp1]."""
     with user_errors():
-        result = compare_runs(run_a, run_b, score=score, out=out)
-    console_out = Console()
-    dropped = result["n_dropped"]
-    console_out.print(f"{result['n_matched']} rows matched by id (dropped: {dropped['a']} from the first run, {dropped['b']} from the second)")
-    for name, res in result["results"].items():
-        tops = ", ".join(f"{t['fraction']:.0%}: {t['overlap']:.2f}" for t in res["top"] if t["overlap"] is not None)
-        console_out.print(
-            f"{name}: Spearman {res['spearman'] if res['spearman'] is None else round(res['spearman'], 3)}, "
-            f"Kendall tau-b {res['kendall_tau_b'] if res['kendall_tau_b'] is None else round(res['kendall_tau_b'], 3)}; "
-            f"overlap of the hardest {tops}",
-            soft_wrap=True,
-        )
-    console_out.print(f"written: {result['files']}")
+        from .selection.arguments import CompareArguments
+        from .selection.compare import compare_runs
+
+        (args,) = _parse(ctx, "lpselect compare", CompareArguments, usage="lpselect compare RUN_A RUN_B [--score lp1] [--out DIR]")
+        result = compare_runs(args.run_a, args.run_b, score=args.score, out=args.out)
+    Console().print(result.summary(), soft_wrap=True, markup=False)
 
 
-@app.command()
-def report(
-    run: Path = typer.Argument(..., help="A finished run directory."),
-    out: Optional[Path] = typer.Option(None, help="Folder for the figures and report.md (default: RUN/report)."),
-) -> None:
-    """Figures and a Markdown summary of a run: LP(1) histogram, trajectories by tertile, LP vs length, counts."""
-    from .selection.report import make_report
-    from .selection.subsets import run_rows
-    from .scoring.summary import display_texts
-
+@app.command(context_settings=_PASSTHROUGH, add_help_option=False)
+def report(ctx: typer.Context) -> None:
+    """Figures and a Markdown summary of a run: LP(1) histogram, trajectories by tertile, LP vs length, counts: lpselect report RUN."""
     with user_errors():
-        texts = display_texts(run_rows(RunDir(run))) if RunDir(run).run_json.is_file() else None  # a foreign table has no source
-        result = make_report(run, out, texts=texts)
-    Console().print(f"written: {result.markdown}")
-    for name, path in result.figures.items():
-        Console().print(f"  {name}: {path}")
+        from .selection.arguments import ReportArguments
+        from .selection.report import report_run
+
+        (args,) = _parse(ctx, "lpselect report", ReportArguments, usage="lpselect report RUN [--out DIR]")
+        result = report_run(args)
+    Console().print(result.summary(), soft_wrap=True, markup=False)
 
 
-@app.command("push-scores")
-def push_scores_cmd(
-    repo_id: str = typer.Argument(..., help="Hub dataset to push to, e.g. org/alpaca: the dataset the run scored (adds the columns in a new commit) or a new repo."),
-    run: Optional[Path] = typer.Option(None, help="Run directory (default: the latest finished run of REPO_ID under runs/)."),
-    subsets: Optional[str] = typer.Option(None, help="Comma-separated subset configs named STRATEGY_Npct, e.g. lp1_hard_5pct,ppl_high_10pct,random_2p5pct (default: lp1_hard_5pct,lp1_hard_10pct,lp1_hard_33pct,random_5pct); 'none' for only the default config."),
-    private: bool = typer.Option(False, help="Create the repo as private (when it does not exist yet)."),
-    create_pr: bool = typer.Option(False, help="Open a pull request instead of committing to main."),
-    local_dir: Optional[Path] = typer.Option(None, help="Keep the materialised repo folder here (exactly what is pushed; must be empty or new)."),
-    dry_run: bool = typer.Option(False, help="Materialise and print what would be pushed; no network call, nothing sent."),
-    seed: int = typer.Option(42, help="Seed for the random subsets."),
-) -> None:
-    """Push a run's scores as new columns of a Hub dataset, with subset configs and a generated card, in one commit."""
-    from .hub.push import push_scores
-
-    names = None if subsets is None else [] if subsets.strip() == "none" else [s.strip() for s in subsets.split(",") if s.strip()]
+@app.command("push-scores", context_settings=_PASSTHROUGH, add_help_option=False)
+def push_scores_cmd(ctx: typer.Context) -> None:
+    """Push a run's scores as new columns of a Hub dataset, with subset configs and a generated card, in one commit: lpselect push-scores OWNER/NAME [--run RUN]."""
     with user_errors():
-        plan = push_scores(repo_id, run=run, subsets=names, private=private, create_pr=create_pr,
-                           local_dir=local_dir, dry_run=dry_run, seed=seed)
+        from .hub.arguments import PushArguments
+        from .hub.push import push_scores
+
+        (args,) = _parse(ctx, "lpselect push-scores", PushArguments, usage="lpselect push-scores OWNER/NAME [--run RUN] [--subsets ...] [OPTIONS]")
+        plan = push_scores(args.repo_id, run=args.run, subsets=args.subset_names, private=args.private, create_pr=args.create_pr,
+                           local_dir=args.local_dir, dry_run=args.dry_run, seed=args.selection_seed)
     out = Console()
     out.print(plan.summary(), soft_wrap=True, markup=False)
-    if local_dir is not None:
-        out.print(f"materialised: {local_dir}")
+    if args.local_dir is not None:
+        out.print(f"materialised: {args.local_dir}")
     if plan.url:
-        out.print(f"{'pull request' if create_pr else 'pushed'}: {plan.url}")
+        out.print(f"{'pull request' if args.create_pr else 'pushed'}: {plan.url}")
 
 
 @app.command(context_settings=_PASSTHROUGH, add_help_option=False)
@@ -284,65 +219,49 @@ def eval_cmd(ctx: typer.Context) -> None:
     [--judge_base_url URL --judge_model NAME] [--config eval.yaml]. `lpselect eval --help` lists every option.
     """
     with user_errors():
-        check_early("lpselect eval", ctx.args)
-        from .core.parser import ArgumentParser
         from .eval import EvalArguments, evaluate
 
-        (args,) = ArgumentParser(EvalArguments, prog="lpselect eval").parse(ctx.args)
+        (args,) = _parse(ctx, "lpselect eval", EvalArguments)
         result = evaluate(args)
     Console().print(result.summary(), soft_wrap=True, markup=False)
 
 
-space_app = typer.Typer(help="The Gradio Space: run it here, or deploy it to the Hugging Face Hub.",
-                        invoke_without_command=True, no_args_is_help=False)
-app.add_typer(space_app, name="space")
+@app.command(context_settings=_PASSTHROUGH, add_help_option=False)
+def space(ctx: typer.Context) -> None:
+    """The Gradio Space: `lpselect space [--host H] [--port P]` serves it in your browser (explore, select, score, compare; needs a clone installed with the space extra); `lpselect space deploy OWNER/NAME` puts it on the Hugging Face Hub."""
+    if ctx.args[:1] == ["deploy"]:
+        with user_errors():
+            from .space.arguments import DeployArguments
+            from .space.deploy import deploy_space
 
-
-@space_app.callback()
-def space(
-    ctx: typer.Context,
-    host: str = typer.Option("127.0.0.1", help="Address to serve on (0.0.0.0: every interface)."),
-    port: int = typer.Option(7860, help="Port to serve on."),
-) -> None:
-    """Start the Gradio Space (spaces/app.py; needs a clone installed with the space extra) in your browser: explore, select, score, compare.
-
-    `lpselect space deploy OWNER/NAME` puts it on the Hugging Face Hub instead.
-    """
+            ctx.args = ctx.args[1:]
+            (args,) = _parse(ctx, "lpselect space deploy", DeployArguments, usage="lpselect space deploy OWNER/NAME [OPTIONS]",
+                             description="Deploy the Space to the Hub in one commit: the app, its front matter, pinned "
+                             "requirements, this package and the example.")
+            plan = deploy_space(args.repo_id, private=args.private, hardware=args.hardware, token=args.token,
+                                dry_run=args.dry_run, local_dir=args.local_dir)
+        out = Console()
+        out.print(f"{len(plan.files)} files{' (dry run: nothing was sent)' if args.dry_run else ''}", soft_wrap=True, markup=False)
+        if args.local_dir is not None:
+            out.print(f"written: {plan.local_dir}", soft_wrap=True, markup=False)
+        if plan.url:
+            out.print(f"deployed: {plan.url}", soft_wrap=True, markup=False)
+            out.print(f"the Space: https://huggingface.co/spaces/{args.repo_id}", soft_wrap=True, markup=False)
+        return
     import runpy
     import sys
 
-    if ctx.invoked_subcommand is not None:
-        return
+    with user_errors():
+        from .space.arguments import ServeArguments
+
+        (args,) = _parse(ctx, "lpselect space", ServeArguments, usage="lpselect space [--host 127.0.0.1] [--port 7860] | lpselect space deploy OWNER/NAME [OPTIONS]")
     app_path = Path(__file__).resolve().parent.parent / "spaces" / "app.py"
     if not app_path.is_file():
         console.print("[red]Error:[/] The Space needs a clone of hf_lpselect (spaces/app.py is not installed); "
                       "run `lpselect space` from a clone installed with `pip install -e \".[space]\"`.", soft_wrap=True)
         raise typer.Exit(2)
-    sys.argv = [str(app_path), "--host", host, "--port", str(port)]
+    sys.argv = [str(app_path), "--host", args.host, "--port", str(args.port)]
     runpy.run_path(str(app_path), run_name="__main__")
-
-
-@space_app.command("deploy")
-def space_deploy(
-    repo_id: str = typer.Argument(..., help="The Space to create or update, OWNER/NAME."),
-    private: bool = typer.Option(False, "--private", help="Make a new Space private."),
-    hardware: Optional[str] = typer.Option(None, help="Space hardware: cpu-basic, zero-a10g (ZeroGPU), t4-small, a10g-small, ..."),
-    token: Optional[str] = typer.Option(None, help="Hugging Face token [default: HF_TOKEN or `hf auth login`]."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Write the Space folder and stop: nothing is sent."),
-    local_dir: Optional[Path] = typer.Option(None, help="Keep the Space folder here (exactly what is uploaded; must be empty or new)."),
-) -> None:
-    """Deploy the Space to the Hub in one commit: the app, its front matter, pinned requirements, this package and the example."""
-    from .space.deploy import deploy_space
-
-    with user_errors():
-        plan = deploy_space(repo_id, private=private, hardware=hardware, token=token, dry_run=dry_run, local_dir=local_dir)
-    out = Console()
-    out.print(f"{len(plan.files)} files{' (dry run: nothing was sent)' if dry_run else ''}", soft_wrap=True, markup=False)
-    if local_dir is not None:
-        out.print(f"written: {plan.local_dir}", soft_wrap=True, markup=False)
-    if plan.url:
-        out.print(f"deployed: {plan.url}", soft_wrap=True, markup=False)
-        out.print(f"the Space: https://huggingface.co/spaces/{repo_id}", soft_wrap=True, markup=False)
 
 
 def main() -> None:

@@ -47,7 +47,7 @@ class LoadedModel:
 
 def is_sharded(model: torch.nn.Module) -> bool:
     """Whether the model's weights are sharded across ranks: FSDP, FSDP2 (``fully_shard``) or DeepSpeed ZeRO-3."""
-    from torch.distributed.fsdp import FSDPModule, FullyShardedDataParallel
+    from torch.distributed.fsdp import FSDPModule, FullyShardedDataParallel  # FSDP's import is slow; only a trainer asks
 
     return any(isinstance(m, (FSDPModule, FullyShardedDataParallel)) for m in model.modules()) or any(
         hasattr(p, "ds_id") for p in model.parameters()

@@ -43,7 +43,7 @@ class SafeCheckpointMixin:
     """
 
     def _save_checkpoint(self, model: Any, trial: Any) -> None:
-        from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+        from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR  # rundir stays light: the CLI imports it before torch
 
         folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
         with saving_into(folder, remove=self.args.should_save):

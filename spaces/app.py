@@ -36,6 +36,7 @@ APP_DIR = Path(__file__).resolve().parent
 import gradio as gr
 import pandas as pd
 
+from hf_lpselect.core.schema import display_name
 from hf_lpselect.errors import LPSelectError
 from hf_lpselect.selection.report import lp1_histogram, p0_histogram, score_vs_length, status_counts
 from hf_lpselect.space import sources, words
@@ -120,6 +121,11 @@ def _allowed(request: gr.Request) -> list[Path] | None:
     return [session_folder(request), EXAMPLES_DIR] if ON_SPACE else None
 
 
+def _signed_in(oauth_token: gr.OAuthToken | None) -> str | None:
+    """The signed-in person's token (gradio passes a gr.OAuthToken to a function that asks for one), or None."""
+    return oauth_token.token if oauth_token is not None else None
+
+
 def friendly(fn):
     """Every error a visitor meets becomes one plain sentence on the page (no paths, flags or library
     names: :func:`hf_lpselect.space.words.visitor_sentence`); a bug's traceback goes to the server log only."""
@@ -169,7 +175,7 @@ def _table(scored: sources.Scored):
     frame, score, heading = words.examples_frame(scored.scores, EXAMPLES)
     texts = sources.row_texts(scored, [int(r) for r in frame["row"]])
     frame = frame.merge(texts, on="row", how="left")
-    label = "LP(1)" if score == "lp1" else "P_0"
+    label = display_name(score)
     frame = frame.rename(columns={score: label})
     frame[label] = frame[label].round(4)
     return gr.Dataframe(value=frame[["which", "row", "instruction", "response", label, "response tokens"]],
@@ -232,22 +238,24 @@ _opening: dict[tuple, threading.Lock] = {}
 _opened_lock = threading.Lock()
 
 
-def _cache_key(source: str) -> tuple:
+def _cache_key(source: str, token: str | bool | None) -> tuple:
     path = Path(source).expanduser()
     if path.exists():
         stamps = [p.stat().st_mtime_ns for p in (path, path / "README.md", path / "run.json", path / "scores.parquet") if p.exists()]
         return ("path", str(path.resolve()), tuple(stamps))
-    return ("hub", source, int(time.time() // (HUB_MINUTES * 60)))
+    reader = hashlib.sha256(token.encode()).hexdigest() if isinstance(token, str) else token  # never the token itself
+    return ("hub", source, reader, int(time.time() // (HUB_MINUTES * 60)))
 
 
-def open_shared(source: str, allowed: list[Path] | None) -> sources.Scored:
+def open_shared(source: str, allowed: list[Path] | None, token: str | bool | None = None) -> sources.Scored:
     """:func:`hf_lpselect.space.sources.open_scored`, shared by every visitor: the same source (unchanged
     since) is read once and kept, up to :data:`OPEN_CACHE` of them. Whether this visitor may read a
-    local folder is checked every time."""
+    local folder is checked every time; a Hub dataset is shared only between visitors who read it with
+    the same token (a private dataset opened by one signed-in person is never served to another)."""
     path = Path(source).expanduser()
     if allowed is not None and path.exists() and not sources._inside(path, allowed):
         return sources.open_scored(source, allowed_roots=allowed)  # refused in one sentence
-    key = _cache_key(source)
+    key = _cache_key(source, token)
     with _opened_lock:
         if key in _opened:
             _opened.move_to_end(key)
@@ -257,7 +265,7 @@ def open_shared(source: str, allowed: list[Path] | None) -> sources.Scored:
         with _opened_lock:
             if key in _opened:
                 return _opened[key]
-        scored = sources.open_scored(source, allowed_roots=allowed)
+        scored = sources.open_scored(source, allowed_roots=allowed, token=token)
         with _opened_lock:
             _opened[key] = scored
             while len(_opened) > OPEN_CACHE:
@@ -267,13 +275,27 @@ def open_shared(source: str, allowed: list[Path] | None) -> sources.Scored:
 
 
 @friendly
-def open_dataset(source: str, request: gr.Request):
-    """Open a scored dataset: a Hub id pushed by `lpselect push-scores`, a folder, or a run directory."""
+def open_dataset(source: str, request: gr.Request, oauth_token: gr.OAuthToken | None = None):
+    """Open a scored dataset: a Hub id pushed by `lpselect push-scores` (with the signed-in person's own
+    token: :func:`hf_lpselect.space.sources.read_token`), a folder, or a run directory."""
     source = _source(source)
-    scored = open_shared(source, _allowed(request))
+    scored = open_shared(source, _allowed(request), sources.read_token(_signed_in(oauth_token), on_space=ON_SPACE))
     if Path(source).parent == EXAMPLES_DIR:
         scored = dataclasses.replace(scored, name=f"The example ({Path(source).name})")
     return explore_outputs(scored)
+
+
+_suggested: list = [float("-inf"), []]  # when the Hub was last asked for suggestions, and its answer
+
+
+def suggest_datasets() -> gr.Dropdown:
+    """At page load: the datasets most recently pushed by `lpselect push-scores`, offered beside the Hub
+    id box; the list stays hidden when the Hub does not answer (offline, unreachable, slow). The Hub is
+    asked once every HUB_MINUTES for every visitor."""
+    if time.monotonic() - _suggested[0] > HUB_MINUTES * 60:
+        _suggested[:] = [time.monotonic(), sources.recent_scored()]
+    recent = _suggested[1]
+    return gr.Dropdown(choices=recent, value=None, visible=bool(recent))
 
 
 def open_example(request: gr.Request):
@@ -329,7 +351,7 @@ def push_subset(scored, strategy: str, percent: float, per_cluster: bool, cluste
                 private: bool, oauth_token: gr.OAuthToken | None) -> str:
     """Push the subset to the Hub as a config, with the signed-in person's own token."""
     scored = _need(scored)
-    token = sources.push_token(oauth_token.token if oauth_token is not None else None, on_space=ON_SPACE)
+    token = sources.push_token(_signed_in(oauth_token), on_space=ON_SPACE)
     selection, _ = _selection(scored, strategy, percent, per_cluster, clusters)
     url = sources.push_subset(scored, selection, repo_id.strip(), token=token, private=bool(private))
     return f"Pushed: {url}"
@@ -458,13 +480,14 @@ def score_dataset(upload, hub_id: str, model: str, epochs: float, limit: float, 
 
 
 @friendly
-def compare(first: str, second: str, current, request: gr.Request):
+def compare(first: str, second: str, current, request: gr.Request, oauth_token: gr.OAuthToken | None = None):
     """Does hardness transfer? Compare two scored datasets or runs (an empty first box: the one open)."""
     allowed = _allowed(request)
-    a = sources.open_scored(_source(first), allowed_roots=allowed) if first and first.strip() else _need(current)
+    token = sources.read_token(_signed_in(oauth_token), on_space=ON_SPACE)
+    a = sources.open_scored(_source(first), allowed_roots=allowed, token=token) if first and first.strip() else _need(current)
     if not (second or "").strip():
         raise LPSelectError("Give the second scored dataset to compare with.")
-    b = sources.open_scored(_source(second), allowed_roots=allowed)
+    b = sources.open_scored(_source(second), allowed_roots=allowed, token=token)
     folder = session_folder(request)
     out = folder / "compare" / time.strftime("%Y%m%d-%H%M%S")
     result = sources.compare_scored(a, b, out)
@@ -520,6 +543,8 @@ def build_demo() -> gr.Blocks:
                                         + ("" if ON_SPACE else ", a folder it made, or a run directory"))
                     open_button = gr.Button("Open", variant="primary", scale=1)
                     example_button = gr.Button("Open the example", scale=1, visible=has_example)
+                recent = gr.Dropdown(label="…or one recently pushed with lpselect (from the Hub)", choices=[],
+                                     value=None, visible=False)
                 about = gr.Markdown("Open a scored dataset" + (", or the example (120 demo rows scored by "
                                     "SmolLM2-135M)," if has_example else "") + " or score one in the Score tab.")
                 gr.Markdown("**Left**: how many rows have each LP(1) (the hard ones are on the left). **Middle**: are "
@@ -586,10 +611,13 @@ def build_demo() -> gr.Blocks:
                 scatter = gr.Image(label="Rank against rank: on the diagonal = same hardness", type="filepath")
 
         demo.load(session_start, None, folder, api_name=False, queue=False)
+        demo.load(suggest_datasets, None, recent, api_name="suggest", queue=False)
         explored = [scored, about, histogram, by_length, statuses, table, strategy, clusters]
         selecting = [scored, strategy, percent, per_cluster, clusters]
-        # a new Open first clears what the last one showed, so a failed Open leaves nothing stale behind
-        for trigger, api_name in ((open_button.click, "open"), (source.submit, False)):
+        # a suggestion picked goes into the box and opens as Open does; a new Open first clears what the
+        # last one showed, so a failed Open leaves nothing stale behind
+        picked = recent.input(lambda hub_id: hub_id, recent, source, api_name=False, queue=False)
+        for trigger, api_name in ((open_button.click, "open"), (source.submit, False), (picked.then, False)):
             opened = trigger(cleared, None, [*explored, summary], api_name=False, queue=False).then(
                 open_dataset, [source], explored, api_name=api_name)
             opened.success(summarize_selection, selecting, summary, api_name=False)

@@ -118,7 +118,7 @@ def tiny_model_dir(tmp_path_factory, tokenizer) -> Path:
 
 @pytest.fixture
 def loopback_hub(tmp_path_factory):
-    """A started loopback Hub (olah + test-owned write routes on 127.0.0.1, see tests/hub_server.py),
+    """A started loopback Hub (olah + test-owned write routes on 127.0.0.1, see tests/hub_server/),
     fresh per test (start-up < 1 s). Run clients in a subprocess with ``env=loopback_hub.env()``."""
     import importlib.util
 

@@ -147,3 +147,17 @@ def test_one_column_mapping_has_one_spelling_in_a_runs_identity():
     assert ScoreArguments(dataset_name="d.jsonl", columns=" q=instruction, a=output ").columns == "q=instruction,a=output"
     with pytest.raises(ConfigError, match="YOURS=FORMAT pairs"):
         ScoreArguments(dataset_name="d.jsonl", columns="question")
+
+
+def test_demo_and_space_take_the_same_parser():
+    """One parser for every command: a bool that may stay unset (the demo's precision), and a port that must be a number."""
+    from hf_lpselect.core.parser import ArgumentParser
+    from hf_lpselect.scoring.demo import DemoArguments
+    from hf_lpselect.space.arguments import DeployArguments, ServeArguments
+
+    demo = ArgumentParser(DemoArguments, prog="lpselect demo")
+    assert demo.parse([])[0].bf16 is None and demo.parse(["--bf16", "false"])[0].bf16 is False
+    deploy = ArgumentParser(DeployArguments, prog="lpselect space deploy").parse(["me/space", "--dry-run", "--local-dir", "x"])[0]
+    assert (deploy.repo_id, deploy.dry_run, deploy.local_dir) == ("me/space", True, "x")
+    with pytest.raises(ConfigError, match=r"^Argument --port: invalid int value: 'eighty'; `lpselect space --help` lists every option\.$"):
+        ArgumentParser(ServeArguments, prog="lpselect space").parse(["--port", "eighty"])

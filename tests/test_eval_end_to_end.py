@@ -15,6 +15,7 @@ import pytest
 from eval_models import ANY, bigram_model
 from hf_lpselect.errors import EvalError
 from hf_lpselect.eval import EvalArguments, evaluate
+from hf_lpselect.eval.results import PairwiseRow
 
 QUESTIONS = [{"question_id": i, "text": text} for i, text in enumerate(["Is water wet?", "Is the sky green?", "Do cats purr?"], 1)]
 WITH_REFERENCES = [{"instruction": "Is fire hot?", "output": "yes"}, {"instruction": "Is ice hot?", "output": "no"}]
@@ -51,7 +52,7 @@ def test_a_judge_that_always_prefers_the_model_gives_winning_score_2(setup):
     root, yes, no, judge = setup
     args = _args(root, yes, no, eval_dir=str(root / "out"), judge_model=str(judge), judge_prompt=str(root / "judge_prompt.txt"), judge_max_new_tokens=6)
     result = evaluate(args)
-    r = result.results
+    r = result.to_dict()
     assert r["baseline"] == "no"
     generations = _lines(result.generations)
     assert len(generations) == 2 * (3 + 2)
@@ -61,6 +62,7 @@ def test_a_judge_that_always_prefers_the_model_gives_winning_score_2(setup):
     assert {(j["order"], j["reply"], tuple(j["scores"])) for j in judgments} == {("model_first", "9 2", (9, 2)), ("model_second", "4,7", (4, 7))}
     expected = {"win": 3, "tie": 0, "lose": 0, "unparseable": 0, "total": 3, "winning_score": 2.0}
     assert r["pairwise"][0] == {"model": "yes", "baseline": "no", "test_set": "vicuna", **expected}
+    assert result.pairwise[0] == PairwiseRow(model="yes", baseline="no", test_set="vicuna", **expected)  # typed rows
     assert r["pairwise"][1]["test_set"] == "refs" and r["pairwise"][1]["winning_score"] == 2.0
     assert r["pairwise"][2] == {"model": "yes", "baseline": "no", "test_set": "all", "win": 5, "tie": 0, "lose": 0,
                                 "unparseable": 0, "total": 5, "winning_score": 2.0}
@@ -76,9 +78,9 @@ def test_a_judge_that_always_prefers_the_model_gives_winning_score_2(setup):
 
     # the same command again: every answer and every reply comes from the files
     again = evaluate(args)
-    assert [g["n_generated"] for g in again.results["generation"]] == [0, 0, 0, 0]
+    assert [g["n_generated"] for g in again.to_dict()["generation"]] == [0, 0, 0, 0]
     assert len(_lines(result.judgments)) == 2 * (3 + 2)
-    assert again.results["pairwise"] == r["pairwise"]
+    assert again.to_dict()["pairwise"] == r["pairwise"]
 
 
 def test_garbage_judge_replies_are_counted_unparseable_never_ties(setup, tiny_model_dir):
@@ -86,7 +88,7 @@ def test_garbage_judge_replies_are_counted_unparseable_never_ties(setup, tiny_mo
     result = evaluate(_args(root, yes, no, eval_dir=str(root / "garbage"), judge_model=str(tiny_model_dir), judge_max_new_tokens=4, limit=2))
     judgments = _lines(result.judgments)
     assert len(judgments) == 2 * (2 + 2) and all(j["scores"] is None for j in judgments)
-    assert result.results["pairwise"][-1] == {"model": "yes", "baseline": "no", "test_set": "all", "win": 0, "tie": 0,
+    assert result.to_dict()["pairwise"][-1] == {"model": "yes", "baseline": "no", "test_set": "all", "win": 0, "tie": 0,
                                               "lose": 0, "unparseable": 4, "total": 0, "winning_score": None}
     assert "4 pair(s) had a judge reply without two readable scores" in result.summary()
 
@@ -94,8 +96,8 @@ def test_garbage_judge_replies_are_counted_unparseable_never_ties(setup, tiny_mo
 def test_no_judge_gives_answers_and_reference_metrics_only(setup):
     root, yes, no, _ = setup
     result = evaluate(_args(root, yes, no, eval_dir=str(root / "nojudge"), baseline="yes"))
-    assert result.results["judge"] is None and result.results["pairwise"] == [] and result.figure is None
-    assert result.results["baseline"] == "yes"
+    assert result.to_dict()["judge"] is None and result.to_dict()["pairwise"] == [] and result.figure is None
+    assert result.to_dict()["baseline"] == "yes"
     assert not result.judgments.exists()
     assert "No judge configured" in result.summary()
     assert "judgments.jsonl" not in result.summary().split("Written:")[1]
@@ -135,6 +137,6 @@ def test_the_default_model_answers_real_questions_and_scores_real_references(tmp
     ))
     answers = _lines(result.generations)
     assert len(answers) == 4 and all(len(a["answer"].split()) >= 5 for a in answers)  # real sentences, chat template
-    (ref,) = result.results["reference"]
+    (ref,) = result.to_dict()["reference"]
     assert ref["set"] == "alpaca_eval" and ref["n_scored"] == 2
     assert 0.5 < ref["mean_nll"] < 3.0  # GPT-4 answers are likely text for an instruct model, not noise (ln 49152 = 10.8)

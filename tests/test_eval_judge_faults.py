@@ -62,14 +62,14 @@ def test_transient_failures_are_asked_again_and_never_become_a_verdict(models, t
     records = judgments(tmp_path / "out")
     assert len(records) == N_REQUESTS and {tuple(r["scores"]) for r in records} == {(9, 2)}
     # "9 2" in both orders: the answer shown first wins each time, so every pair is a tie
-    assert result.results["pairwise"][0] == {"model": "yes", "baseline": "no", "test_set": "q", "win": 0, "tie": 4,
+    assert result.to_dict()["pairwise"][0] == {"model": "yes", "baseline": "no", "test_set": "q", "win": 0, "tie": 4,
                                                    "lose": 0, "unparseable": 0, "total": 4, "winning_score": 1.0}
 
 
 def test_replies_without_scores_are_counted_unparseable_never_as_ties(models, tmp_path):
     with MisbehavingJudge(["unparseable", "ok", "ok", "empty-content"]) as judge:  # pairs 1 and 2 lose one order each
         result = evaluate(arguments(models, tmp_path / "out", judge.base_url))
-    pairwise = result.results["pairwise"][0]
+    pairwise = result.to_dict()["pairwise"][0]
     assert (pairwise["unparseable"], pairwise["tie"], pairwise["total"]) == (2, 2, 2)  # total: pairs with a verdict
     assert sum(r["scores"] is None for r in judgments(tmp_path / "out")) == 2
     assert len(judge.asked) == N_REQUESTS  # a reply is a reply: not asked again
@@ -94,10 +94,10 @@ def test_a_judge_that_dies_mid_run_resumes_asking_only_for_what_is_missing(model
     with MisbehavingJudge(port=port) as judge:  # back up, at the same address
         result = evaluate(arguments(models, out, judge.base_url))
     assert len(judge.asked) == N_REQUESTS - 3
-    assert [g["n_generated"] for g in result.results["generation"]] == [0, 0]  # the answers came from the cache
+    assert [g["n_generated"] for g in result.to_dict()["generation"]] == [0, 0]  # the answers came from the cache
     with MisbehavingJudge() as judge:
         straight = evaluate(arguments(models, tmp_path / "straight", judge.base_url))
-    assert result.results["pairwise"] == straight.results["pairwise"]
+    assert result.to_dict()["pairwise"] == straight.to_dict()["pairwise"]
 
 
 def test_cached_answers_and_replies_survive_kill_9(models, tmp_path):
@@ -120,3 +120,17 @@ def test_cached_answers_and_replies_survive_kill_9(models, tmp_path):
     results = json.loads((out / "results.json").read_text())
     assert [g["n_generated"] for g in results["generation"]] == [0, 0]
     assert results["pairwise"][0]["total"] == 4 and results["pairwise"][0]["unparseable"] == 0
+
+
+def test_with_no_retries_the_error_counts_one_try():
+    """--judge_max_retries 0 once said "(1 tries)"."""
+    import socket
+
+    from hf_lpselect.eval.judge import EndpointJudge
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    judge = EndpointJudge(f"http://127.0.0.1:{port}/v1", "judge", max_retries=0, timeout=5)
+    with pytest.raises(EvalError, match=r"^Could not reach the judge at \S+ \(1 try\); start the server"):
+        judge._ask("Which answer is better?")

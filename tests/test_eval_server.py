@@ -75,7 +75,7 @@ def test_eval_through_transformers_serve(served_judge, tokenizer):
     assert {(j["reply"], tuple(j["scores"])) for j in judgments} == {("9 2", (9, 2))}
     assert {j["judge"]["backend"] for j in judgments} == {"endpoint"}
     # shown first it wins, shown second it loses: win + lose = tie, every pair
-    assert result.results["pairwise"] == [{"model": "yes", "baseline": "no", "test_set": "q", "win": 0, "tie": 2, "lose": 0,
+    assert result.to_dict()["pairwise"] == [{"model": "yes", "baseline": "no", "test_set": "q", "win": 0, "tie": 2, "lose": 0,
                                            "unparseable": 0, "total": 2, "winning_score": 1.0}]
 
 

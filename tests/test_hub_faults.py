@@ -1,5 +1,5 @@
 """`lpselect push-scores` against a Hub that fails (issue 20), with fault injection in the loopback Hub
-(tests/hub_server.py, `LoopbackHub.fail`): 429 / 5xx in the middle of an upload, a connection lost
+(tests/hub_server/, `LoopbackHub.fail`): 429 / 5xx in the middle of an upload, a connection lost
 mid-answer, a commit whose answer is lost although it landed, someone else's push landing first.
 
 Transient failures are asked again (bounded, with backoff) and the push completes; anything else is

@@ -1,5 +1,5 @@
 """`lpselect push-scores` end to end over HTTP, with the real clients, against the loopback Hub
-(tests/hub_server.py: olah's read routes + test-owned write routes, on 127.0.0.1).
+(tests/hub_server/: olah's read routes + test-owned write routes, on 127.0.0.1).
 
 An existing dataset `org/alpaca` (a train and a test split, a card with a license and its own
 text) is scored by id with `lpselect score org/alpaca`, pushed back with `lpselect push-scores
@@ -7,7 +7,7 @@ org/alpaca` (run found under runs/), and every config is loaded by repo id with
 `datasets.load_dataset`. Every client runs in a subprocess: huggingface_hub reads HF_ENDPOINT at
 import time.
 
-What this cannot prove (see tests/hub_server.py): Xet storage (uploads take the LFS path,
+What this cannot prove (see tests/hub_server/): Xet storage (uploads take the LFS path,
 HF_HUB_DISABLE_XET=1), auth (any token is accepted), and the real Hub's server-side checks (its
 card/YAML schema validation, the dataset viewer, size limits). test_hub_real.py is the opt-in
 smoke test against the real Hub.

@@ -1,12 +1,13 @@
-"""The loopback Hub (tests/hub_server.py) works with the real clients: huggingface_hub uploads
-(create_repo, upload_folder in one commit, create_pr, delete_patterns) and datasets.load_dataset by
-repo id. The clients run in a subprocess because huggingface_hub reads HF_ENDPOINT at import time."""
+"""The loopback Hub (tests/hub_server/) works with the real clients: huggingface_hub uploads
+(create_repo, upload_folder in one commit, create_pr, delete_patterns), datasets.load_dataset by
+repo id, and list_datasets' search by tag. The clients run in a subprocess because huggingface_hub reads HF_ENDPOINT at import time."""
 
 import json
 import struct
 import subprocess
 import sys
 import textwrap
+import time
 import zlib
 from pathlib import Path
 
@@ -166,3 +167,66 @@ def test_client_environments_never_use_the_users_lpselect_cache(loopback_hub, mo
     assert loopback_hub.env()["HF_LPSELECT_CACHE"] == str(tmp_path / "isolated")
     monkeypatch.delenv("HF_LPSELECT_CACHE")  # a module-scoped fixture may build its env before the autouse one runs
     assert Path(loopback_hub.env()["HF_LPSELECT_CACHE"]).parent == Path(loopback_hub.env()["HF_HOME"])
+
+
+SEARCH = textwrap.dedent(
+    """
+    import json
+    from huggingface_hub import HfApi
+    api = HfApi()
+    ids = lambda found: [d.id for d in found]
+    print("RESULT" + json.dumps({
+        "tagged": ids(api.list_datasets(filter="lpselect", sort="last_modified")),
+        "first": ids(api.list_datasets(filter="lpselect", sort="last_modified", limit=1)),
+        "anonymous": ids(api.list_datasets(filter="lpselect", sort="last_modified", token=False)),
+        "both_tags": ids(api.list_datasets(filter=["lpselect", "data-selection"])),
+        "by_name": ids(api.list_datasets(search="PLAIN")),
+        "by_author": ids(api.list_datasets(author="other")),
+        "tags": [d.tags for d in api.list_datasets(search="newer")],
+    }))
+    """
+)
+
+
+def test_the_dataset_search_answers_list_datasets_by_card_tag_newest_first(loopback_hub, tmp_path):
+    """GET /api/datasets as huggingface_hub's list_datasets sends it: tags from the card, newest first."""
+    hub = loopback_hub
+    tagged = README.replace("license: mit\n", "license: mit\ntags:\n- lpselect\n- data-selection\n")
+    hub.seed("org/older", _write_folder(tmp_path / "older", readme=tagged))
+    time.sleep(1.1)  # commit times have whole seconds
+    hub.seed("org/newer", _write_folder(tmp_path / "newer", readme=tagged))
+    hub.seed("other/plain", _write_folder(tmp_path / "plain"))  # no tags
+    hub.seed("org/secret", _write_folder(tmp_path / "secret", readme=tagged), private=True)
+    proc = subprocess.run([sys.executable, "-c", SEARCH], env=hub.env(), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = json.loads(proc.stdout.split("RESULT", 1)[1])
+    assert out["tagged"][:2] in (["org/secret", "org/newer"], ["org/newer", "org/secret"])  # seeded in one second
+    assert out["tagged"][2:] == ["org/older"]
+    assert len(out["first"]) == 1
+    assert out["anonymous"] == ["org/newer", "org/older"]  # a private repo is listed to its owner's token only
+    assert sorted(out["both_tags"]) == ["org/newer", "org/older", "org/secret"]
+    assert out["by_name"] == out["by_author"] == ["other/plain"]
+    assert out["tags"] == [["lpselect", "data-selection"]]
+
+
+def test_a_private_repo_is_hidden_from_a_request_without_a_token(loopback_hub, tmp_path):
+    hub = loopback_hub
+    hub.seed("someone/private", _write_folder(tmp_path / "private"), private=True)
+    code = textwrap.dedent(
+        """
+        from huggingface_hub import HfApi, hf_hub_download
+        from huggingface_hub.errors import RepositoryNotFoundError
+        assert HfApi().dataset_info("someone/private").private  # with the token of hub.env()
+        for read in (lambda: HfApi().dataset_info("someone/private", token=False),
+                     lambda: hf_hub_download("someone/private", "README.md", repo_type="dataset", token=False)):
+            try:
+                read()
+            except RepositoryNotFoundError:
+                pass
+            else:
+                raise AssertionError("an anonymous request read a private repo")
+        print("OK")
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], env=hub.env(), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr[-4000:]

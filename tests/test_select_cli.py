@@ -141,3 +141,60 @@ def test_compare_runs_with_no_common_rows_is_one_sentence(run, tmp_path):
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "have 0 row(s) with lp1 in both" in result.output and "compare two runs over the same data" in result.output
     assert not (tmp_path / "cmp").exists()  # no empty plot
+
+
+def test_every_command_reads_a_config_file_with_the_command_line_winning(run, tmp_path):
+    """One CLI pattern: select, compare and report parse dataclasses with TRL's parser, so --config YAML works."""
+    recipe = tmp_path / "select.yaml"
+    recipe.write_text(f"run: {run.run_dir.path}\nstrategy: lp1-hard\nfraction: 0.5\nseed: 3\nout: {tmp_path / 'from-yaml.jsonl'}\n")
+    invoke("select", "--config", recipe, "--fraction", "0.25")
+    assert len(load(tmp_path / "from-yaml.jsonl")) == 5  # 25 % of 20 eligible rows: the flag won over the file
+    compare_yaml = tmp_path / "compare.yaml"
+    compare_yaml.write_text(f"run_a: {run.run_dir.path}\nrun_b: {run.run_dir.path}\nscore: ppl_0\nout: {tmp_path / 'cmp'}\n")
+    assert "ppl_0: Spearman 1.000" in invoke("compare", "--config", compare_yaml)
+
+
+def test_a_strategy_outside_the_registry_is_one_sentence_naming_the_choices(run):
+    result = CliRunner().invoke(app, ["select", str(run.run_dir.path), "--strategy", "lp1-har", "--fraction", "0.1"])
+    assert result.exit_code == 2 and "Traceback" not in result.output and "usage:" not in result.output
+    assert "invalid choice: 'lp1-har'" in result.output and "'lp-app-hard'" in result.output
+
+
+def test_a_third_bare_word_is_one_sentence(run):
+    result = CliRunner().invoke(app, ["compare", str(run.run_dir.path), str(run.run_dir.path), "extra"])
+    assert result.exit_code == 2 and "Unexpected argument(s) extra;" in result.output
+
+
+def test_select_without_a_run_says_what_to_give():
+    result = CliRunner().invoke(app, ["select", "--strategy", "lp1-hard", "--fraction", "0.1"])
+    assert result.exit_code == 2 and "Give the run directory to select from" in result.output
+
+
+def test_selection_stats_are_typed_and_hand_checkable(run):
+    """describe_selection returns a SelectionStats whose numbers follow from the scores table."""
+    from hf_lpselect.selection.subsets import SelectionStats, describe_selection
+
+    selection = select(run.scores, "longest", count=4)
+    stats = describe_selection(selection, run.scores)
+    ok = run.scores[run.scores["status"] == "ok"]
+    longest = ok.sort_values(["n_response_tokens", "row"], ascending=[False, True]).head(4)["n_response_tokens"]
+    assert isinstance(stats, SelectionStats)
+    assert (stats.n_selected, stats.n_eligible, stats.n_input) == (4, 20, 21)
+    assert stats.real_fraction == pytest.approx(4 / 20) and stats.real_fraction_of_input == pytest.approx(4 / 21)
+    assert stats.mean_response_tokens == pytest.approx(longest.mean())
+    assert stats.length_ratio == pytest.approx(longest.mean() / ok["n_response_tokens"].mean())
+    assert stats.skipped == {"status invalid": 1}
+    assert "longest: 4 of 20 eligible rows (requested 4 rows" in stats.summary()
+
+
+def test_compare_result_is_typed_and_its_file_keeps_the_agreement_keys(run, tmp_path):
+    from hf_lpselect.selection.compare import CompareResult, compare_runs
+
+    result = compare_runs(run.run_dir.path, run.run_dir.path, out=tmp_path / "cmp")
+    assert isinstance(result, CompareResult)
+    assert result.results["lp1"].spearman == pytest.approx(1.0) and result.results["lp1"].top[0].overlap == 1.0
+    written = json.loads(result.files[0].read_text())
+    assert written == json.loads(json.dumps(result.to_dict()))
+    assert {"score", "reference", "n_a", "n_b", "n_matched", "n_dropped", "dropped", "results", "runs", "files"} <= set(written)
+    assert written["n_dropped"] == {"a": 1, "b": 1}  # the invalid row, in both
+    assert result.summary().startswith("20 rows matched by id (dropped: 1 from the first run, 1 from the second)")

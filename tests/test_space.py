@@ -1,6 +1,6 @@
 """The Gradio Space (spaces/app.py), driven with gradio_client over HTTP on 127.0.0.1.
 
-The app runs as a real server in a subprocess pointed at the loopback Hub (tests/hub_server.py), so
+The app runs as a real server in a subprocess pointed at the loopback Hub (tests/hub_server/), so
 the push goes through the real gr.OAuthToken injection (a plain token stands in for the OAuth one:
 gradio_client's ``oauth_token=``) and the real huggingface_hub / datasets clients. The data is a
 tiny-model run of 16 rows (12 ok, 4 not) and the folder `lpselect push-scores --dry-run` makes of it.
@@ -165,6 +165,71 @@ def test_a_wrong_source_is_one_sentence(app, tmp_path):
     assert "has no scores" in message and "Traceback" not in message and message.count(".") <= 2
 
 
+def test_the_hub_id_box_suggests_datasets_pushed_by_lpselect_and_no_other(app, hub, run, folder, tmp_path):
+    pushed = subprocess.run([sys.executable, "-m", "hf_lpselect.cli", "push-scores", "me/toy-suggested", "--run",
+                             str(run.run_dir.path), "--subsets", "none"], env=hub.env(), cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert pushed.returncode == 0, pushed.stderr[-3000:]
+    plain = tmp_path / "plain"  # a dataset without the lpselect tag
+    plain.mkdir()
+    (plain / "README.md").write_text("---\nlicense: mit\n---\nNot scored.\n")
+    pd.DataFrame(GOOD).to_parquet(plain / "train.parquet")
+    hub.seed("me/not-scored", plain)
+    hub.seed("me/private-scores", folder, private=True)  # tagged, but private: never shown to every visitor
+
+    suggested = client(app[0], tmp_path).predict(api_name="/suggest")
+    ids = [value for _, value in suggested["choices"]]
+    assert "me/toy-suggested" in ids and suggested["visible"] is True
+    assert "me/not-scored" not in ids and "me/private-scores" not in ids
+    about = client(app[0], tmp_path / "picked").predict("me/toy-suggested", api_name="/open")[0]  # what picking one opens
+    assert "16 rows" in about
+
+
+def silent_port() -> socket.socket:
+    """A listening socket that never answers: a Hub that hangs."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    return sock
+
+
+@pytest.mark.parametrize("hub_is", ["offline", "unreachable", "hanging"])
+def test_without_a_hub_there_are_no_suggestions_and_nothing_is_said(hub_is, hub, tmp_path):
+    env = hub.env()
+    with silent_port() as hanging:
+        if hub_is == "offline":
+            env["HF_HUB_OFFLINE"] = "1"
+        else:
+            port = free_port() if hub_is == "unreachable" else hanging.getsockname()[1]
+            env["HF_ENDPOINT"] = f"http://127.0.0.1:{port}"
+        code = ("import json, time; from hf_lpselect.space import sources; t = time.monotonic(); "
+                "found = sources.recent_scored(timeout=1.0); print(json.dumps([found, time.monotonic() - t]))")
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3000:]  # the log may note retries
+    found, seconds = json.loads(done.stdout)
+    assert found == [] and seconds < 2
+
+
+def test_the_figures_name_the_scores_as_the_page_does(run, tmp_path):
+    """One display-name map (hf_lpselect.core.schema.display_name) for the page and every figure the Space draws:
+    LP(1) and P_0, never the column names lp1 and ppl_0 (before the fix the Compare plot's axes said "lp1")."""
+    from hf_lpselect.core.schema import display_name
+    from hf_lpselect.selection.compare import compare_runs, scatter_figure
+    from hf_lpselect.selection.report import lp1_histogram, p0_histogram, score_vs_length
+
+    figures = [scatter_figure(run.scores, run.scores, "lp1", ("first", "second")), lp1_histogram(run.scores),
+               p0_histogram(run.scores), score_vs_length(run.scores, "lp1"), score_vs_length(run.scores, "ppl_0")]
+    said = [text for fig in figures for ax in fig.axes for text in (ax.get_xlabel(), ax.get_ylabel(), ax.get_title())]
+    assert not [text for text in said if "lp1" in text or "ppl_" in text]
+    assert figures[0].axes[0].get_xlabel() == "LP(1) percentile, first"
+    assert figures[4].axes[0].get_ylabel() == "P_0 (perplexity before training)"
+    assert words.examples_frame(run.scores, 5)[2].endswith("(by LP(1))")
+    compared = words.compare_markdown(compare_runs(run.run_dir.path, run.run_dir.path, out=tmp_path))
+    assert "agreement (same order) on LP(1)" in compared and "P_0 (perplexity before training) agrees" in compared
+    # a run's column and its pushed name read the same
+    assert display_name("ppl_0") == display_name("ppl_e0") == "P_0" and display_name("lp_2") == "LP(2)"
+
+
 # ----------------------------------------------------------------------------- select
 
 
@@ -195,6 +260,26 @@ def test_the_downloaded_subset_holds_the_selected_rows(opened, run, fmt):
     expected = select(run.scores, "lp1-hard", fraction=0.25)
     assert loaded["output"] == [GOOD[r]["output"] for r in expected.rows]
     assert list(loaded["selection_rank"]) == [1, 2, 3]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_a_run_and_its_pushed_folder_download_the_same_columns(app, run, folder, fmt, tmp_path):
+    """The score columns are named as on the Hub (ppl_e0, lpselect_status …) whichever source the rows come from:
+    before the fix a run's download said ppl_0, nll_0, n_response_tokens where its pushed folder's said ppl_e0 and
+    lpselect_response_tokens."""
+    loaded = []
+    for source in (run.run_dir.path, folder):
+        c = client(app[0], downloads=tmp_path / source.name)
+        c.predict(str(source), api_name="/open")
+        path = c.predict("lp1-hard", 50, False, 100, fmt, api_name="/download")
+        loaded.append(datasets.load_dataset("csv" if fmt == "csv" else "json" if fmt == "jsonl" else fmt,
+                                            data_files=path, split="train", cache_dir=str(tmp_path / "cache")))
+    from_run, from_folder = loaded
+    assert from_run.column_names == from_folder.column_names
+    assert {"ppl_e0", "ppl_e2", "lp1", "lp1_rank", "lpselect_status", "selection_rank"} <= set(from_run.column_names)
+    assert not {"ppl_0", "nll_0", "n_response_tokens"} & set(from_run.column_names)
+    assert from_run["output"] == from_folder["output"] and from_run["lp1"] == pytest.approx(from_folder["lp1"])
+    assert from_run["lpselect_status"] == from_folder["lpselect_status"] == ["ok"] * 6
 
 
 def test_random_is_drawn_from_the_rows_lp_could_pick(opened, run, tmp_path):
@@ -252,6 +337,40 @@ def test_on_a_space_only_the_signed_in_persons_token_is_used(monkeypatch):
         sources.push_token(None, on_space=True)
     assert sources.push_token("hf_oauth", on_space=True) == "hf_oauth"
     assert sources.push_token(None, on_space=False) == "hf_the_space_owners_token"  # run locally: your own login
+
+
+@pytest.fixture(scope="module")
+def space_app(hub, tmp_path_factory):
+    """The app as on a Space: what a Space sets (SYSTEM, SPACE_ID; hf_oauth: true adds the OAuth app's
+    settings, never contacted here), with the Space's own token in HF_TOKEN as a Space secret would put
+    it there; yields its URL."""
+    work = tmp_path_factory.mktemp("space_on_a_space")
+    env = hub.env(LPSELECT_SPACE_DIR=str(work / "sessions"), GRADIO_TEMP_DIR=str(work / "gradio"),
+                  SYSTEM="spaces", SPACE_ID="me/lpselect", OAUTH_CLIENT_ID="loopback", OAUTH_CLIENT_SECRET="loopback",
+                  OAUTH_SCOPES="openid profile read-repos write-repos manage-repos", OPENID_PROVIDER_URL="http://127.0.0.1:9")
+    proc, url = launch_app(env, work / "app.log")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def test_on_a_space_a_hub_dataset_opens_with_the_signed_in_visitors_token_only(space_app, hub, folder, tmp_path):
+    """The sign-in is gradio's real gr.OAuthToken injection, given a plain token by gradio_client's oauth_token=
+    (no Hub OAuth here). The loopback Hub hides a private repo from a request without a token."""
+    from gradio_client.exceptions import AppError
+    from hub_server import FAKE_TOKEN
+
+    hub.seed("me/private-toy", folder, private=True)
+    hub.seed("me/public-toy", folder)
+    signed_in = client(space_app, tmp_path / "signed-in", oauth_token=FAKE_TOKEN)
+    assert "16 rows" in signed_in.predict("me/private-toy", api_name="/open")[0]
+    stranger = client(space_app, tmp_path / "stranger")
+    # neither the Space's own token nor the copy the signed-in visitor opened reaches someone else
+    with pytest.raises(AppError) as caught:
+        stranger.predict("me/private-toy", api_name="/open")
+    assert str(caught.value) == "That Hub dataset does not exist or is private; check its name (owner/name)."
+    assert "16 rows" in stranger.predict("me/public-toy", api_name="/open")[0]
+    assert sources.read_token(None, on_space=False) is None  # run locally: this machine's own login
 
 
 def test_on_a_space_other_folders_cannot_be_opened(folder, tmp_path):

@@ -1,6 +1,6 @@
 """`lpselect space deploy` (hf_lpselect/space/deploy.py) and what the Space installs from.
 
-End to end on the loopback Hub (tests/hub_server.py, real huggingface_hub): the Space is deployed,
+End to end on the loopback Hub (tests/hub_server/, real huggingface_hub): the Space is deployed,
 downloaded back with snapshot_download, and its files are installed into a FRESH virtualenv that
 cannot see this checkout. Installing happens as on a Space: pip reads requirements.txt alone
 (`--no-index`: nothing is fetched). The fresh virtualenv borrows the test environment's third-party
@@ -129,6 +129,27 @@ def test_bad_deploy_arguments_are_one_sentence(args, said, tmp_path):
     done = lpselect("space", "deploy", *args, "--dry-run", "--local-dir", str(tmp_path / "x"))
     assert done.returncode == 2 and said in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_hardware_is_asked_for_on_a_new_space_and_on_an_existing_one(loopback_hub, tmp_path):
+    """A new Space asks for it as it is created; an existing one through the Hub's hardware request
+    (HfApi.request_space_hardware). Without --hardware an existing Space keeps what it has."""
+    env = loopback_hub.env()
+    runtime = ("from huggingface_hub import HfApi; "
+               "print(HfApi().get_space_runtime('me/lpselect-gpu').requested_hardware)")
+
+    def requested() -> str:
+        asked = subprocess.run([sys.executable, "-c", runtime], env=env, capture_output=True, text=True, timeout=120)
+        assert asked.returncode == 0, asked.stderr[-3000:]
+        return asked.stdout.strip()
+
+    for args, hardware in ((["--hardware", "zero-a10g"], "zero-a10g"),  # new
+                           (["--hardware", "t4-small"], "t4-small"),  # existing
+                           ([], "t4-small")):  # existing, no --hardware
+        done = lpselect("space", "deploy", "me/lpselect-gpu", *args, cwd=tmp_path, env=env)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert requested() == hardware
+    assert len(loopback_hub.commit_messages("me/lpselect-gpu", repo_type="space")) == 4  # initial + 3 deploys
 
 
 def fresh_venv(path: Path) -> Path:

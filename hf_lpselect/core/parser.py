@@ -3,8 +3,11 @@
 - A field's flag works in TRL's spelling (``--output_dir``), with dashes (``--output-dir``) and under
   the short aliases its metadata declares (``--out``); the same names work as keys of a ``--config``
   YAML file (``out: runs/x``, ``epochs: 3``).
+- A field whose metadata says ``"positional": True`` is also taken as a bare word before the first
+  flag, in declaration order (``lpselect select RUN --strategy …`` is ``--run RUN --strategy …``).
 - An unknown flag or YAML key is one :class:`~hf_lpselect.errors.ConfigError` with the closest names
-  ("did you mean"), and an unreadable ``--config`` file is one sentence; no other library's message
+  ("did you mean"), as is any other usage error argparse finds (a missing required argument, a value
+  outside the choices), and an unreadable ``--config`` file is one sentence; no other library's message
   text is matched. The option names are remembered (:mod:`hf_lpselect.core.flags`), so the next call
   answers a mistyped flag before importing torch.
 """
@@ -12,6 +15,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -51,6 +55,27 @@ class ArgumentParser(TrlParser):
                     names[option[2:].replace("-", "_")] = action.dest
         return names
 
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        kwargs.pop("positional", None)  # our metadata key (HfArgumentParser hands every key to argparse)
+        return super().add_argument(*args, **kwargs)
+
+    def _positional(self) -> list[dataclasses.Field]:
+        """The fields that also take a bare word, in declaration order."""
+        return [f for dtype in self.dataclass_types for f in dataclasses.fields(dtype) if f.metadata.get("positional")]
+
+    def _bare_words_as_flags(self, argv: list[str]) -> list[str]:
+        """Leading bare words (before the first ``-`` item) given to the positional fields, in order."""
+        n_bare = next((i for i, item in enumerate(argv) if item.startswith("-")), len(argv))
+        positional = self._positional()
+        if n_bare > len(positional):
+            extra = argv[len(positional):n_bare]
+            raise ConfigError(f"Unexpected argument(s) {' '.join(extra)}; `{self.prog} --help` lists every option.")
+        named = [item for field, value in zip(positional, argv[:n_bare]) for item in (f"--{field.name}", value)]
+        return named + argv[n_bare:]
+
+    def error(self, message: str) -> None:  # argparse's usage errors: ours, one sentence, no usage block
+        raise ConfigError(f"{message[0].upper()}{message[1:]}; `{self.prog} --help` lists every option.")
+
     def _unknown(self, given: Iterable[str]) -> ConfigError:
         return unknown_options(self.prog, given, {"--" + name for name in self._names()})
 
@@ -71,7 +96,7 @@ class ArgumentParser(TrlParser):
         Returns:
             `tuple`: one instance of each dataclass, in the order given to the parser.
         """
-        argv = list(argv) if argv is not None else sys.argv[1:]
+        argv = self._bare_words_as_flags(list(argv) if argv is not None else sys.argv[1:])
         if "--config" in argv:
             at = argv.index("--config")
             if at + 1 == len(argv):

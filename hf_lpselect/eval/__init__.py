@@ -9,7 +9,7 @@ model, a number that needs no judge. See docs/eval.md.
     print(result.summary())
 """
 
-from .args import EvalArguments
+from .arguments import EvalArguments
 from .pipeline import evaluate
 from .results import EvalResult
 

@@ -108,6 +108,7 @@ class EndpointJudge:
         self.client = openai.OpenAI(base_url=base_url, api_key=os.environ.get(api_key_env) or "no-key",
                                     max_retries=max_retries, timeout=timeout)
         self.timeout, self.tries = timeout, max_retries + 1
+        self._tried = "1 try" if self.tries == 1 else f"{self.tries} tries"  # said in the errors below
         self.model, self.base_url, self.api_key_env = model, base_url, api_key_env
         self.max_tokens, self.temperature, self.workers = max_tokens, temperature, workers
         self.identity = {"backend": "endpoint", "base_url": base_url, "model": model, "max_tokens": max_tokens, "temperature": temperature}
@@ -128,14 +129,14 @@ class EndpointJudge:
                 detail = str(err.message).splitlines()[0][:200] if str(err.message) else "no detail"
                 if err.status_code in (408, 409, 429) or err.status_code >= 500:  # retried by the client already
                     raise EvalError(f"The judge at {self.base_url} kept failing (HTTP {err.status_code}: {detail}) after "
-                                    f"{self.tries} tries; {saved}.") from err
+                                    f"{self._tried}; {saved}.") from err
                 raise EvalError(f"The judge at {self.base_url} answered HTTP {err.status_code} for model {self.model!r} "
                                 f"({detail}); check --judge_model and the server.") from err  # e.g. a model it does not serve
             except openai.APITimeoutError as err:
-                raise EvalError(f"The judge at {self.base_url} did not answer within {self.timeout:g} s, {self.tries} tries "
+                raise EvalError(f"The judge at {self.base_url} did not answer within {self.timeout:g} s, {self._tried} "
                                 f"(raise --judge_timeout for a slow judge); {saved}.") from err
             except openai.APIConnectionError as err:
-                raise EvalError(f"Could not reach the judge at {self.base_url} ({self.tries} tries); start the server or fix "
+                raise EvalError(f"Could not reach the judge at {self.base_url} ({self._tried}); start the server or fix "
                                 f"--judge_base_url, then re-run the same command: the replies already given are kept.") from err
             except (ValueError, openai.APIResponseValidationError) as err:  # a body that is not JSON (a proxy's page, nothing)
                 malformed = f"{type(err).__name__}: {' '.join(str(err).split())[:120]}"
@@ -146,7 +147,7 @@ class EndpointJudge:
                 malformed = f"a {type(response).__name__} without choices"
             if attempt < self.tries - 1:
                 time.sleep(min(0.5 * 2 ** attempt, 8.0))
-        raise EvalError(f"The judge at {self.base_url} answered {self.tries} times with something that is not a chat "
+        raise EvalError(f"The judge at {self.base_url} answered {'once' if self.tries == 1 else f'{self.tries} times'} with something that is not a chat "
                         f"completion ({malformed}), so no verdict was taken from it; fix the server, then re-run the same "
                         "command: the replies already given are kept.")
 
@@ -196,7 +197,7 @@ class LocalJudge:
 
     def __init__(self, spec: str, *, max_new_tokens: int = 256, batch_size: int = 4, dtype: str = "float32",
                  trust_remote_code: bool = False) -> None:
-        import torch
+        import torch  # a local judge needs torch and the model stack; an endpoint judge (the common case) imports none of it
 
         from ..core.hardware import default_device
         from ..models import load_model
@@ -212,7 +213,7 @@ class LocalJudge:
                          **self.settings.key_parts()}
 
     def replies(self, prompts: Sequence[str]) -> Iterator[list[tuple[int, str]]]:
-        from .generate import generate_batched, prompt_ids, text_ids
+        from .generate import generate_batched, prompt_ids, text_ids  # torch: see __init__
 
         tokenizer = self.loaded.tokenizer
         chat = self.settings.template == "chat"

@@ -19,13 +19,13 @@ from ..data import load_rows
 from ..errors import DataError, EvalError
 from ..models import load_model
 from ..core.io import atomic_write
-from .args import EvalArguments
+from .arguments import EvalArguments
 from .figure import win_tie_lose_figure
 from .generate import GenerationSettings, generate_answers, generation_template
 from .identity import model_key, model_labels, split_named
 from .judge import EndpointJudge, LocalJudge, Pair, judge_pairs, load_prompt
 from .reference import reference_nll, reference_rows, summarize_nll
-from .results import EvalResult
+from .results import EvalResult, EvaluatedModel, GenerationRow, PairwiseRow, ReferenceRow, TestSetInfo
 from .store import JsonlStore
 from .testsets import TestSet, default_name, load_test_set
 from .verdicts import tally
@@ -112,19 +112,19 @@ def evaluate(args: EvalArguments) -> EvalResult:
         settings = GenerationSettings(template=template, max_new_tokens=args.max_new_tokens, do_sample=args.do_sample,
                                       temperature=args.temperature, top_p=args.top_p, seed=args.seed, dtype=dtype_name)
         key = model_key(source, loaded.identity)
-        models_out.append({"label": label, "spec": source, "identity": loaded.identity, "template": template, "key": key})
+        models_out.append(EvaluatedModel(label=label, spec=source, identity=loaded.identity, template=template, key=key))
         for test_set in test_sets:
             records, stats = generate_answers(
                 loaded.model, loaded.tokenizer, test_set.items, model_label=label, model_key=key, test_set=test_set.name,
                 settings=settings, store=generations, batch_size=args.batch_size,
             )
             answers[label, test_set.name] = records
-            generation_rows.append({"model": label, "test_set": test_set.name, **vars(stats), "tokens_per_s": stats.tokens_per_s})
+            generation_rows.append(GenerationRow(model=label, test_set=test_set.name, **vars(stats), tokens_per_s=stats.tokens_per_s))
         for name, rows in ref_sets.items():
             table = reference_nll(loaded.model, loaded.tokenizer, rows, template=template, max_length=args.max_length,
                                   token_budget=args.score_token_budget, batch_size=args.score_batch_size)
             reference_tables.append(table.assign(model=label, set=name))
-            reference_rows_out.append({"model": label, "set": name, **summarize_nll(table)})
+            reference_rows_out.append(ReferenceRow(model=label, set=name, **summarize_nll(table)))
         del loaded
         gc.collect()
 
@@ -143,10 +143,10 @@ def evaluate(args: EvalArguments) -> EvalResult:
                     for item, mine, theirs in zip(test_set.items, answers[label, test_set.name], answers[labels[baseline], test_set.name])
                 ]
                 outcomes = judge_pairs(judge, prompt, pairs, judgments)
-                pairwise.append({"model": label, "baseline": labels[baseline], "test_set": test_set.name, **tally(outcomes).to_dict()})
+                pairwise.append(PairwiseRow(model=label, baseline=labels[baseline], test_set=test_set.name, **tally(outcomes).to_dict()))
                 outcomes_all += outcomes
             if len(test_sets) > 1:
-                pairwise.append({"model": label, "baseline": labels[baseline], "test_set": "all", **tally(outcomes_all).to_dict()})
+                pairwise.append(PairwiseRow(model=label, baseline=labels[baseline], test_set="all", **tally(outcomes_all).to_dict()))
         del judge
         gc.collect()
 
@@ -158,18 +158,13 @@ def evaluate(args: EvalArguments) -> EvalResult:
         figure = eval_dir / FIGURE
         fig = win_tie_lose_figure(pairwise, judge=judge_info["model"])
         atomic_write(figure, lambda tmp: fig.savefig(tmp, format="png"))
-    results = {
-        "models": models_out,
-        "baseline": labels[baseline],
-        "test_sets": [{"name": t.name, "source": t.source, "shape": t.shape, "n_items": len(t.items),
-                       "n_references": sum(i.reference is not None for i in t.items)} for t in test_sets],
-        "reference_sets": sorted(ref_sets),
-        "settings": {**{k: v for k, v in vars(args).items() if not k.startswith("judge")}, "dtype": dtype_name},
-        "generation": generation_rows,
-        "reference": reference_rows_out,
-        "judge": judge_info,
-        "pairwise": pairwise,
-        "figure": FIGURE if figure else None,
-    }
-    atomic_write(eval_dir / "results.json", lambda tmp: tmp.write_text(json.dumps(results, indent=2, default=str) + "\n"))
-    return EvalResult(eval_dir=eval_dir, results=results, figure=figure)
+    result = EvalResult(
+        eval_dir=eval_dir, models=models_out, baseline=labels[baseline],
+        test_sets=[TestSetInfo(name=t.name, source=t.source, shape=t.shape, n_items=len(t.items),
+                               n_references=sum(i.reference is not None for i in t.items)) for t in test_sets],
+        reference_sets=sorted(ref_sets),
+        settings={**{k: v for k, v in vars(args).items() if not k.startswith("judge")}, "dtype": dtype_name},
+        generation=generation_rows, reference=reference_rows_out, judge=judge_info, pairwise=pairwise, figure=figure,
+    )
+    atomic_write(result.results_json, lambda tmp: tmp.write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n"))
+    return result

@@ -293,7 +293,7 @@ def _materialize(
         configs[spec.name] = len(subset)
         described = describe_selection(selection, scores)
         rows.append(SubsetRow(spec.name, STRATEGIES[spec.strategy].description, len(subset), len(subset) / max(n_ok, 1),
-                              described["mean_response_tokens"]["selected"], described["length_ratio"]))
+                              described.mean_response_tokens, described.length_ratio))
 
     figures, stats = _figures(run_dir, local_dir)
     source = record.dataset.source

@@ -16,7 +16,6 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from transformers import HfArgumentParser
 from trl import ModelConfig, ScriptArguments
 
 from ..data import FORMATS, parse_column_map
@@ -55,7 +54,7 @@ class ScoreArguments(ScriptArguments):
 
     dataset_name: str | None = field(
         default=None,
-        metadata={"help": "A Hub dataset id, a .json/.jsonl/.parquet file, or a save_to_disk folder "
+        metadata={"positional": True, "help": "A Hub dataset id, a .json/.jsonl/.parquet file, or a save_to_disk folder "
                   "(also the first positional argument of `lpselect score`)."},
     )
     dataset_config: str | None = field(default=None, metadata={"aliases": ["--subset"], "help": "Config (subset) of a Hub dataset."})
@@ -126,7 +125,7 @@ def score_parser() -> ArgumentParser:
 
 
 def parse_score_args(argv: list[str]) -> tuple[ScoreArguments, ScorerConfig, ScorerModelConfig]:
-    """Parse ``lpselect score`` arguments; a first positional argument is the dataset.
+    """Parse ``lpselect score`` arguments; a first bare word is the dataset.
 
     Example:
 
@@ -134,9 +133,6 @@ def parse_score_args(argv: list[str]) -> tuple[ScoreArguments, ScorerConfig, Sco
     >>> script, args, model = parse_score_args(["data.jsonl", "--model", "default", "--learning_rate", "1e-4"])
     ```
     """
-    argv = list(argv)
-    if argv and not argv[0].startswith("-"):
-        argv = ["--dataset_name", argv[0], *argv[1:]]
     return score_parser().parse(argv)
 
 
@@ -155,7 +151,7 @@ def build_score_args(**kwargs: Any) -> tuple[ScoreArguments, ScorerConfig, Score
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(f"Unknown argument(s) {', '.join(unknown)}: see `lpselect score --help` for every name.")
-    return tuple(HfArgumentParser(SCORE_DATACLASSES).parse_dict(values))
+    return tuple(score_parser().parse_dict(values))
 
 
 def run_identity(script: ScoreArguments, args: ScorerConfig, model_args: ScorerModelConfig) -> dict[str, Any]:

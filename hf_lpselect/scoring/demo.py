@@ -13,6 +13,7 @@ learn, so a working scorer ranks many of them hard (chance would put 10 % of the
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
@@ -43,6 +44,60 @@ def run_demo(out: str | Path = "runs/demo", n_rows: int = 120, seed: int = 42, *
     """
     rows = datasets.Dataset.from_list(make_demo_rows(n=n_rows, seed=0))
     return score(rows, out=str(out), model="default", seed=seed, **{**DEMO_RECIPE, **overrides})
+
+
+@dataclass
+class DemoArguments:
+    """``lpselect demo [--out runs/demo] [--rows 120] [--epochs 2] [--bf16 false]``.
+
+    Args:
+        out (`str`, *optional*, defaults to `"runs/demo"`): the run directory.
+        rows (`int`, *optional*, defaults to `120`): rows of generated data.
+        epochs (`int`, *optional*, defaults to `2`): training epochs (at least 2 for LP(1) to mean anything).
+        bf16 (`bool` or `None`, *optional*, defaults to `None`): bf16 autocast, or float32 with ``false``
+            (default: bf16 where this device computes it natively).
+    """
+
+    out: str = field(default="runs/demo", metadata={"help": "Run directory for the demo."})
+    rows: int = field(default=120, metadata={"help": "Rows of generated data."})
+    epochs: int = field(default=DEMO_RECIPE["epochs"], metadata={"help": "Training epochs (at least 2 for LP(1) to mean anything)."})
+    bf16: bool | None = field(default=None, metadata={
+        "help": "bf16 autocast (true), or float32 (false); default: bf16 where this device computes it natively."})
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What :func:`demo` ran and found.
+
+    Attributes:
+        run (`ScoreResult`): the scorer run.
+        wrong_found (`int`): deliberately wrong rows among the hardest 10 % by LP(1).
+        wrong_total (`int`): deliberately wrong rows in all.
+    """
+
+    run: ScoreResult
+    wrong_found: int
+    wrong_total: int
+
+    def summary(self) -> str:
+        """Where it ran, and how many deliberately wrong answers the scorer ranked among the hardest 10 %."""
+        hardware = self.run.record.hardware
+        return (f"Ran on {hardware['name']} ({hardware['device']}) in {hardware['precision']['training']}.\n"
+                f"Deliberately wrong answers among the 10 % rows the scorer found hardest: {self.wrong_found} of "
+                f"{self.wrong_total} (by chance {self.wrong_total / 10:.1f}): wrong answers are hard to learn.")
+
+
+def demo(args: DemoArguments) -> DemoResult:
+    """``lpselect demo``: score generated rows with the default model and count the wrong answers found hardest.
+
+    Example:
+
+    ```python
+    >>> print(demo(DemoArguments(out="runs/demo")).summary())
+    ```
+    """
+    result = run_demo(out=args.out, n_rows=args.rows, epochs=args.epochs, **({} if args.bf16 is None else {"bf16": args.bf16}))
+    return DemoResult(result, *wrong_rows_among_hardest(result))
 
 
 def wrong_rows_among_hardest(result: ScoreResult, fraction: float = 0.1) -> tuple[int, int]:

@@ -19,6 +19,7 @@ import datasets
 import pandas as pd
 from accelerate import PartialState
 from transformers import TrainerCallback, set_seed
+from trl.trainer.utils import get_peft_config, get_quantization_config
 
 from ..core.hardware import probe
 from ..data import canonicalize, dataset_fingerprint, hub_origin, map_columns, parse_column_map, read_source
@@ -154,8 +155,6 @@ def _score(
     set_seed(args.seed)
     raw, rows, origin = _read_rows(source, script)
     fingerprint = dataset_fingerprint(rows["id"])
-    from trl.trainer.utils import get_peft_config, get_quantization_config
-
     quantization = get_quantization_config(model_args)
     loaded = load_model(
         model_args.model_name_or_path,

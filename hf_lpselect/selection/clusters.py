@@ -24,6 +24,9 @@ and selects within each cluster. Here:
   ``.json`` naming the embedding model) and the embeddings (``RUN/clusters/embeddings.npy`` plus
   ``embeddings.json``), keyed by model, rows and text recipe: the embedding is the slow part.
 - :func:`read_clusters` reads a clustering made elsewhere, so a selection can be reproduced exactly.
+
+torch, transformers and scikit-learn are imported inside the functions that embed and cluster: a selection
+that reads a clustering, and every page of the Space, loads without them.
 """
 
 from __future__ import annotations

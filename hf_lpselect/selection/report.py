@@ -25,10 +25,14 @@ import pandas as pd
 
 from ..core.figures import DPI, new_figure
 from ..core.io import atomic_write, write_text
-from ..core.schema import STATUSES
+from ..core.schema import STATUSES, display_name
 from ..errors import RunError
 from ..record import RunRecord
 from ..rundir import RunDir
+from ..scoring.summary import display_texts
+from .arguments import ReportArguments
+from .strategies import HARD_END
+from .subsets import run_rows
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -46,12 +50,11 @@ FIGURE_FILES = {
     "lp1_vs_length": "lp1_vs_length.png",
     "p0_vs_length": "p0_vs_length.png",
 }
-_LABELS = {"lp1": "LP(1)", "ppl_0": "P_0 (perplexity before training)"}
 
 
 def _plain_log_ticks(axis) -> None:
     """Log-axis tick labels as plain numbers (20, 50, 100), not 2×10^1."""
-    from matplotlib.ticker import LogFormatter
+    from matplotlib.ticker import LogFormatter  # matplotlib loads with the first figure (core/figures.py)
 
     axis.set_major_formatter(LogFormatter())
     axis.set_minor_formatter(LogFormatter(minor_thresholds=(2, 0.5)))
@@ -182,7 +185,7 @@ def trajectory_by_tertile(scores: pd.DataFrame) -> "Figure":
 
 def spearman(scores: pd.DataFrame, score: str = "lp1", length: str = "n_response_tokens") -> tuple[float, int]:
     """Spearman correlation of ``score`` with response length over rows where both are finite, and n."""
-    from scipy.stats import spearmanr
+    from scipy.stats import spearmanr  # scipy.stats takes ~0.3 s to import; the Space's pages need it only here
 
     both = scores[[score, length]].apply(pd.to_numeric, errors="coerce").astype("float64")
     both = both[np.isfinite(both).all(axis=1)]
@@ -228,9 +231,9 @@ def score_vs_length(scores: pd.DataFrame, score: str = "lp1") -> "Figure":
     ax.set_xscale("log")
     _plain_log_ticks(ax.xaxis)
     ax.set_xlabel("response tokens (log scale)")
-    ax.set_ylabel(_LABELS.get(score, score))
+    ax.set_ylabel(display_name(score, explained=True))
     rho_text = "n/a" if np.isnan(rho) else f"{rho:+.3f}"
-    ax.set_title(f"{_LABELS.get(score, score).split(' (')[0]} against response length\n"
+    ax.set_title(f"{display_name(score)} against response length\n"
                  f"Spearman ρ = {rho_text} (n = {n:,}{note})")
     ax.legend(frameon=False, loc="best")
     return fig
@@ -268,7 +271,6 @@ def examples(
     """(hardest, easiest) rows by ``score``: lowest / highest LP(1), ties by row (for ``ppl_0``:
     highest / lowest, the surprising end first). Columns: row, id, the score, P_0, P_n, response
     tokens and ``text`` (from ``texts``, "" when not given)."""
-    from .strategies import HARD_END  # pure pandas: no torch
 
     ranked = scores[np.isfinite(pd.to_numeric(scores[score], errors="coerce").astype("float64"))]
     hard_low = HARD_END.get(score, "low") == "low"
@@ -294,6 +296,10 @@ class ReportResult:
     figures: dict[str, Path]
     stats: dict[str, Any] = field(default_factory=dict)
 
+    def summary(self) -> str:
+        """Where ``report.md`` and each figure went."""
+        return "\n".join([f"written: {self.markdown}", *(f"  {name}: {path}" for name, path in self.figures.items())])
+
 
 def _save(fig: "Figure", path: Path) -> None:
     """Save as PNG atomically."""
@@ -317,9 +323,8 @@ def _fmt(value: Any) -> str:
 def _examples_table(frame: pd.DataFrame) -> list[str]:
     if frame.empty:
         return ["(none)"]
-    headers = {"row": "row", "id": "id", "lp1": "LP(1)", "ppl_0": "P_0", "n_response_tokens": "response tokens", "text": "text"}
     cols = [c for c in frame.columns if c != "text" or frame["text"].astype(bool).any()]
-    names = [headers.get(c, c.replace("ppl_", "P_")) for c in cols]
+    names = [display_name(c) for c in cols]
     lines = ["| " + " | ".join(names) + " |", "|" + "|".join("---" if c == "text" or c == "id" else "---:" for c in cols) + "|"]
     for record in frame[cols].itertuples(index=False):
         cells = []
@@ -453,3 +458,19 @@ def make_report(
     markdown = out / "report.md"
     write_text(render_report(context), markdown)
     return ReportResult(out_dir=out, markdown=markdown, figures=figures, stats=stats)
+
+
+def report_run(args: ReportArguments) -> ReportResult:
+    """``lpselect report``: :func:`make_report` with the example rows' texts read from the run's source.
+
+    A scores table made by another tool (no ``run.json``) has no source: its examples show row numbers only.
+
+    Example:
+
+    ```python
+    >>> print(report_run(ReportArguments(run="runs/mine")).summary())
+    ```
+    """
+    run_dir = RunDir(args.run)
+    texts = display_texts(run_rows(run_dir)) if run_dir.run_json.is_file() else None
+    return make_report(run_dir, args.out, texts=texts)

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
@@ -16,6 +17,8 @@ import pandas as pd
 from ..data import DataError, canonicalize, content_ids, dataset_fingerprint, map_columns, read_source
 from ..record import RunRecord
 from ..rundir import RunDir
+from .arguments import SelectArguments
+from .clusters import cached_clusters, read_clusters
 from .strategies import Selection, default_mirror, select, selection_frame
 
 # score columns carried into a subset, when the run has them
@@ -150,8 +153,6 @@ def select_run(
     ``per_cluster=K`` clusters the rows (all-MiniLM-L6-v2 + k-means, cached in the run directory)
     and selects per cluster, the paper's way; ``clusters_file`` uses a clustering made elsewhere.
     """
-    from .clusters import cached_clusters, read_clusters
-
     run_dir = RunDir(run)
     if not run_dir.scores.is_file():
         raise DataError(f"{run_dir.path} has no scores.parquet: finish the run with `lpselect score` first.")
@@ -172,13 +173,119 @@ def select_run(
     return selection, scores
 
 
-def describe_selection(selection: Selection, scores: pd.DataFrame) -> dict:
-    """The one-screen summary: sizes, the length bias, score range, clusters covered, what was skipped."""
+@dataclass(frozen=True)
+class SelectionStats:
+    """The one-screen numbers of a selection: sizes, the length bias, the score range, clusters, what was skipped.
+
+    Attributes:
+        strategy (`str`): the strategy's name.
+        requested (`float` or `int`): the fraction (float) or count (int) asked for.
+        per_cluster (`bool`): whether it selected per cluster.
+        n_selected (`int`), n_eligible (`int`), n_input (`int`): rows selected, rows it could select, all rows.
+        real_fraction (`float`), real_fraction_of_input (`float`): ``n_selected`` over the other two.
+        mean_response_tokens (`float`): mean response length of the selected rows, in scorer tokens.
+        mean_response_tokens_all (`float`): the same over every ``ok`` row.
+        length_ratio (`float`): the first over the second (> 1: the strategy prefers long answers).
+        score_range (`tuple[float, float]` or `None`): the lowest and highest score selected, when the strategy has a score.
+        n_clusters (`int` or `None`), n_clusters_covered (`int` or `None`): clusters with an eligible row, and
+            of those the ones with a selected row.
+        skipped (`dict[str, int]`): rows not eligible, by reason.
+    """
+
+    strategy: str
+    requested: float | int
+    per_cluster: bool
+    n_selected: int
+    n_eligible: int
+    n_input: int
+    real_fraction: float
+    real_fraction_of_input: float
+    mean_response_tokens: float
+    mean_response_tokens_all: float
+    length_ratio: float
+    score_range: tuple[float, float] | None
+    n_clusters: int | None
+    n_clusters_covered: int | None
+    skipped: dict[str, int]
+
+    def summary(self) -> str:
+        """The numbers in a few lines of plain text (what ``lpselect select`` prints)."""
+        requested = f"{self.requested:.1%}" if isinstance(self.requested, float) else f"{self.requested} rows"
+        lines = [
+            f"{self.strategy}: {self.n_selected} of {self.n_eligible} eligible rows (requested {requested}, real "
+            f"{self.real_fraction:.2%}; {self.real_fraction_of_input:.2%} of all {self.n_input} input rows)",
+            f"mean response length {self.mean_response_tokens:.1f} tokens vs {self.mean_response_tokens_all:.1f} "
+            f"for all rows (x{self.length_ratio:.2f})",
+        ]
+        if self.score_range is not None:
+            lines.append(f"score range {self.score_range[0]:.4g} … {self.score_range[1]:.4g}")
+        if self.n_clusters:
+            lines.append(f"clusters covered: {self.n_clusters_covered} of {self.n_clusters}")
+        if self.skipped:
+            lines.append("skipped: " + ", ".join(f"{n} ({reason})" for reason, n in self.skipped.items()))
+        return "\n".join(lines)
+
+
+def describe_selection(selection: Selection, scores: pd.DataFrame) -> SelectionStats:
+    """The one-screen numbers of ``selection`` over the scores table it was made from.
+
+    Example:
+
+    ```python
+    >>> print(describe_selection(select(scores, "lp1-hard", fraction=0.05), scores).summary())
+    ```
+    """
     chosen = scores.set_index("row").loc[list(selection.rows)]
     ok = scores[scores["status"] == "ok"]
-    out = selection.summary()
-    out["mean_response_tokens"] = {"selected": float(chosen["n_response_tokens"].mean()), "all_ok_rows": float(ok["n_response_tokens"].mean())}
-    out["length_ratio"] = out["mean_response_tokens"]["selected"] / out["mean_response_tokens"]["all_ok_rows"]
-    if selection.values is not None and selection.values:
-        out["score_range"] = [float(min(selection.values)), float(max(selection.values))]
-    return out
+    selected, everything = float(chosen["n_response_tokens"].mean()), float(ok["n_response_tokens"].mean())
+    return SelectionStats(
+        strategy=selection.strategy, requested=selection.requested, per_cluster=selection.per_cluster,
+        n_selected=len(selection.rows), n_eligible=selection.n_eligible, n_input=selection.n_input,
+        real_fraction=selection.real_fraction, real_fraction_of_input=selection.real_fraction_of_input,
+        mean_response_tokens=selected, mean_response_tokens_all=everything, length_ratio=selected / everything,
+        score_range=(float(min(selection.values)), float(max(selection.values))) if selection.values else None,
+        n_clusters=selection.n_clusters, n_clusters_covered=selection.n_clusters_covered, skipped=dict(selection.skipped),
+    )
+
+
+@dataclass(frozen=True)
+class SubsetResult:
+    """What :func:`select_subset` picked and wrote.
+
+    Attributes:
+        selection (`Selection`): the selected rows, in selection order.
+        stats (`SelectionStats`): its numbers.
+        out (`Path`): the file or folder written.
+    """
+
+    selection: Selection
+    stats: SelectionStats
+    out: Path
+
+    def summary(self) -> str:
+        """The selection's numbers and where it went."""
+        return f"{self.stats.summary()}\nwritten: {self.out}"
+
+
+def select_subset(args: SelectArguments) -> SubsetResult:
+    """``lpselect select``: select from a finished run and write the subset, its rows with their score columns.
+
+    Args:
+        args (`SelectArguments`): the run, the strategy and size, the clusters, the output.
+
+    Returns:
+        `SubsetResult`: the selection, its numbers and the path written (``args.out``, or
+        ``RUN/selections/STRATEGY-SIZE`` in the source's format).
+
+    Example:
+
+    ```python
+    >>> print(select_subset(SelectArguments(run="runs/mine", strategy="lp1-hard", fraction=0.05)).summary())
+    ```
+    """
+    selection, scores = select_run(args.run, args.strategy, fraction=args.fraction, count=args.count,
+                                   per_cluster=args.per_cluster, clusters_file=args.clusters, seed=args.selection_seed)
+    run_dir = RunDir(args.run)
+    out = write_dataset(selected_dataset(run_source(run_dir), scores, selection),
+                        args.out if args.out is not None else default_output(run_dir, selection))
+    return SubsetResult(selection=selection, stats=describe_selection(selection, scores), out=out)

@@ -14,7 +14,9 @@ exactly as ``lpselect select`` and ``load_scored`` do it; nothing here re-implem
 
 from __future__ import annotations
 
+import hashlib
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,9 +28,9 @@ import pyarrow.parquet as pq
 from datasets.table import InMemoryTable
 from huggingface_hub import DatasetCard
 
-from ..hub.card import config_paths, config_splits
-from ..hub.columns import OUR_COLUMNS, SUBSET_STRATEGIES, scores_from_columns, subset_name
-from ..selection.compare import compare_runs
+from ..hub.card import TAGS, config_paths, config_splits
+from ..hub.columns import OUR_COLUMNS, SUBSET_STRATEGIES, hub_columns, scores_from_columns, subset_name
+from ..selection.compare import CompareResult, compare_runs
 from ..core.hub import NETWORK_ERRORS, is_hub_id, short_error
 from ..data import canonicalize
 from ..errors import DataError, HubError, LPSelectError
@@ -36,9 +38,11 @@ from ..record import RunRecord
 from ..core.io import write_parquet
 from ..rundir import RunDir
 from ..selection.strategies import Selection, default_mirror, get_strategy, select
-from ..selection.subsets import describe_selection, run_source, select_run, selected_dataset, write_dataset
+from ..selection.subsets import SelectionStats, describe_selection, run_source, select_run, selected_dataset, write_dataset
 
 DOWNLOAD_FORMATS = ("jsonl", "csv", "parquet")
+SUGGESTIONS = 20  # recently pushed scored datasets offered beside the Hub id box
+SUGGEST_SECONDS = 3.0  # how long the page waits for the Hub's list before offering none
 
 
 @dataclass
@@ -68,13 +72,15 @@ def _inside(path: Path, roots: list[Path]) -> bool:
     return any(path == root.resolve() or root.resolve() in path.parents for root in roots)
 
 
-def open_scored(source: str, *, allowed_roots: list[Path] | None = None) -> Scored:
+def open_scored(source: str, *, allowed_roots: list[Path] | None = None, token: str | bool | None = None) -> Scored:
     """Open a run directory, a materialised push-scores folder or a pushed Hub dataset id.
 
     Args:
         source (`str`): the path or Hub id the person typed.
         allowed_roots (`list[Path]` or `None`, defaults to `None`): local folders this caller may read
             (on a shared Space: the session's own folder); `None` allows any local path.
+        token (`str`, `bool` or `None`, defaults to `None`): how a Hub dataset is read (:func:`read_token`):
+            a token, `False` for anonymous (public datasets only), `None` for this machine's login.
 
     Example:
     ```python
@@ -96,7 +102,17 @@ def open_scored(source: str, *, allowed_roots: list[Path] | None = None) -> Scor
         raise DataError(f"{source} is a file; give a run directory, a folder made by `lpselect push-scores`, or a Hub id.")
     if not is_hub_id(source):
         raise DataError(f"No such folder: {source}; check the path.")
-    return _open_hub(source)
+    return _open_hub(source, token)
+
+
+def read_token(oauth_token: str | None, *, on_space: bool) -> str | bool | None:
+    """The token a Hub dataset is opened with: the signed-in person's OAuth token, so that they open their
+    own private datasets; on a Space when nobody signed in, none (`False`: public datasets only), because
+    the Space's own token would open its owner's private datasets for every visitor; run locally, `None`
+    (the machine's own login, ``hf auth login`` / ``HF_TOKEN``)."""
+    if oauth_token:
+        return oauth_token
+    return False if on_space else None
 
 
 def _open_run(run_dir: RunDir, name: str) -> Scored:
@@ -143,16 +159,58 @@ def _open_folder(folder: Path, name: str) -> Scored:
     return _with_scores(datasets.Dataset(InMemoryTable(table)), name, "folder")
 
 
-def _open_hub(repo_id: str) -> Scored:
+def _reader_cache(token: str | bool | None) -> str | None:
+    """Where a Hub dataset read with a person's own token is cached: a folder of theirs (named by a hash of
+    the token), because datasets falls back to a cached copy when the Hub refuses a repo, so a private
+    dataset in the shared cache would open for the next visitor. Anonymous and local reads share the default."""
+    if not isinstance(token, str):
+        return None
+    return str(Path(datasets.config.HF_DATASETS_CACHE) / "lpselect-readers" / hashlib.sha256(token.encode()).hexdigest())
 
+
+def _open_hub(repo_id: str, token: str | bool | None = None) -> Scored:
+    cache = _reader_cache(token)
     try:
-        split = _scored_split(datasets.get_dataset_split_names(repo_id, "default"), repo_id)
-        data = datasets.load_dataset(repo_id, "default", split=split)
+        split = _scored_split(datasets.get_dataset_split_names(repo_id, "default", token=token, cache_dir=cache), repo_id)
+        data = datasets.load_dataset(repo_id, "default", split=split, token=token, cache_dir=cache)
     except DataError:
         raise
     except (datasets.exceptions.DatasetNotFoundError, ValueError, *NETWORK_ERRORS) as err:
         raise DataError(f"Could not load the Hub dataset {repo_id} ({short_error(err)}); check the id and that it was pushed by `lpselect push-scores`.") from err
     return _with_scores(data, repo_id, "hub")
+
+
+def recent_scored(limit: int = SUGGESTIONS, timeout: float = SUGGEST_SECONDS) -> list[str]:
+    """The Hub ids of the public datasets most recently pushed by ``lpselect push-scores`` (its card's
+    ``lpselect`` tag), newest first; empty, and silent, when the Hub is offline, unreachable or slow.
+
+    Args:
+        limit (`int`, defaults to `SUGGESTIONS`): at most this many ids.
+        timeout (`float`, defaults to `SUGGEST_SECONDS`): seconds to wait for the Hub's answer.
+
+    The search is anonymous: on a Space the Space's own token would list its owner's private datasets
+    to every visitor.
+
+    Example:
+    ```python
+    recent_scored(5)  # e.g. ["my-org/alpaca-lp", ...]
+    ```
+    """
+    from huggingface_hub import HfApi
+
+    found: list[str] = []
+
+    def search() -> None:
+        try:
+            datasets_found = HfApi().list_datasets(filter=TAGS[0], sort="last_modified", limit=limit, token=False)
+            found.extend(info.id for info in datasets_found)
+        except (*NETWORK_ERRORS, ValueError):  # no Hub: no suggestions, and nothing to say about it
+            found.clear()
+
+    worker = threading.Thread(target=search, daemon=True)  # a Hub that does not answer is left behind
+    worker.start()
+    worker.join(timeout)
+    return list(found) if not worker.is_alive() else []
 
 
 # ----------------------------------------------------------------------------- texts
@@ -196,8 +254,6 @@ def _embeddings(scored: Scored) -> tuple[list[int], Any]:
     """The ``ok`` rows of a pushed dataset (a folder or a Hub id) and their MiniLM embeddings (the
     cluster model of ``lpselect select --per-cluster``), embedded on first use and kept in memory,
     keyed by the rows' content ids."""
-    import hashlib
-
     from ..selection.clusters import embed, embedding_text
 
     ok = scored.scores[scored.scores["status"] == "ok"]
@@ -269,15 +325,31 @@ def baseline_for(scored: Scored, selection: Selection, *, per_cluster: int | Non
         raise _to_data_error(err) from err
 
 
-def describe(scored: Scored, selection: Selection) -> dict[str, Any]:
+def describe(scored: Scored, selection: Selection) -> SelectionStats:
     """:func:`hf_lpselect.selection.subsets.describe_selection` (sizes, length ratio, what was skipped)."""
     return describe_selection(selection, scored.scores)
 
 
 def subset_dataset(scored: Scored, selection: Selection) -> datasets.Dataset:
-    """The selected rows in selection order, every source column kept, selection (and, for a run
-    directory, score) columns added: what ``lpselect select`` writes."""
-    return selected_dataset(scored.data, scored.scores, selection, with_scores=scored.run_dir is not None)
+    """The selected rows in selection order: every source column, the score columns, then the selection
+    columns (``selection_rank`` …), as ``lpselect select`` adds them.
+
+    The score columns are named as a pushed dataset names them (``lp1``, ``ppl_e0``, ``lpselect_status`` …:
+    :func:`hf_lpselect.hub.columns.hub_columns`, the columns documented on every pushed card), whichever source
+    the rows came from, so the same selection downloads the same columns from a run directory and from
+    the dataset it was pushed as. A run's source columns with those names (an earlier push's scores)
+    are replaced, as ``push-scores`` replaces them.
+    """
+    if scored.run_dir is None:  # a pushed dataset carries its score columns already
+        return selected_dataset(scored.data, scored.scores, selection, with_scores=False)
+    pushed = hub_columns(scored.scores, len(scored.scores))
+    source = scored.data.remove_columns([c for c in pushed.columns if c in scored.data.column_names])
+    subset = selected_dataset(source, scored.scores, selection, with_scores=False)
+    rows = [int(r) for r in selection.rows]
+    scores = datasets.Dataset.from_pandas(pushed.iloc[rows].reset_index(drop=True), preserve_index=False)
+    subset = datasets.concatenate_datasets([subset, scores], axis=1)
+    added = [c for c in subset.column_names if c not in source.column_names and c not in pushed.columns]
+    return subset.select_columns([*source.column_names, *pushed.columns, *added])
 
 
 def write_subset(dataset: datasets.Dataset, folder: Path, stem: str, fmt: str) -> Path:
@@ -364,7 +436,7 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", Path(name.rstrip("/")).name or name).strip("-") or "scores"
 
 
-def compare_scored(a: Scored, b: Scored, out: Path, *, score: str = "lp1") -> dict[str, Any]:
+def compare_scored(a: Scored, b: Scored, out: Path, *, score: str = "lp1") -> CompareResult:
     """:func:`hf_lpselect.selection.compare.compare_runs` on two opened datasets (a pushed dataset's scores
     are written to ``out`` first); returns its numbers, with ``scatter.png`` in ``out``."""
     out = Path(out)

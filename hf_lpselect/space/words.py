@@ -4,13 +4,17 @@ a scored dataset, a selection and a comparison. Pure pandas: no torch, no gradio
 from __future__ import annotations
 
 import re
+from string import Template
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ..core.schema import display_name
 from ..selection.report import count_statuses, examples, reason_lines
+from ..selection.compare import CompareResult
 from ..selection.strategies import STRATEGIES, nll_columns
+from ..selection.subsets import SelectionStats
 
 # (plain name, strategy, one-line explanation), in the order the page lists them
 PLAIN_STRATEGIES: tuple[tuple[str, str, str], ...] = (
@@ -139,7 +143,7 @@ def examples_frame(scores: pd.DataFrame, n: int = 100) -> tuple[pd.DataFrame, st
     heading true for the table's size (with at most ``2 n`` ranked rows: all of them, the harder half
     labelled ``harder half``, the rest ``easier half``)."""
     score = ranking_score(scores)
-    label = "LP(1)" if score == "lp1" else "perplexity before training (P_0)"
+    label = display_name(score, explained=True)
     if score not in scores:
         return pd.DataFrame(columns=["which", "row", score, "response tokens"]), score, "No scored rows to show"
     ranked = int(np.isfinite(pd.to_numeric(scores[score], errors="coerce").astype("float64")).sum())
@@ -158,29 +162,25 @@ def examples_frame(scores: pd.DataFrame, n: int = 100) -> tuple[pd.DataFrame, st
     return frame, score, heading
 
 
-def _ratio(describe: dict[str, Any]) -> str:
-    ratio = describe.get("length_ratio")
-    return "n/a" if ratio is None or not np.isfinite(ratio) else f"{ratio:.2f}×"
+def _ratio(stats: SelectionStats) -> str:
+    return "n/a" if not np.isfinite(stats.length_ratio) else f"{stats.length_ratio:.2f}×"
 
 
-def selection_markdown(describe: dict[str, Any], baseline: dict[str, Any] | None) -> str:
+def selection_markdown(stats: SelectionStats, baseline: SelectionStats | None) -> str:
     """The Select tab's live summary: size, real fraction, length ratio next to the random baseline's."""
-    name = PLAIN_NAME.get(describe["strategy"], describe["strategy"])
-    n, eligible = describe["n_selected"], describe["n_eligible"]
-    lines = [f"**{name}**: {rows(n)} = {describe['real_fraction']:.1%} of the {rows(eligible)} it could pick "
-             f"({describe['real_fraction_of_input']:.1%} of all {rows(describe['n_input'])})."]
-    if describe.get("per_cluster"):
-        lines.append(f"Per group: rows taken from {describe['n_clusters_covered']:,} of {describe['n_clusters']:,} "
+    name = PLAIN_NAME.get(stats.strategy, stats.strategy)
+    lines = [f"**{name}**: {rows(stats.n_selected)} = {stats.real_fraction:.1%} of the {rows(stats.n_eligible)} it could pick "
+             f"({stats.real_fraction_of_input:.1%} of all {rows(stats.n_input)})."]
+    if stats.per_cluster:
+        lines.append(f"Per group: rows taken from {stats.n_clusters_covered:,} of {stats.n_clusters:,} "
                      "groups of similar rows (the paper's way: each group gives its share).")
-    lengths = describe["mean_response_tokens"]
-    lines.append(f"**Answer length**: {lengths['selected']:.0f} tokens on average against {lengths['all_ok_rows']:.0f} "
-                 f"for all rows: **{_ratio(describe)}** as long.")
+    lines.append(f"**Answer length**: {stats.mean_response_tokens:.0f} tokens on average against "
+                 f"{stats.mean_response_tokens_all:.0f} for all rows: **{_ratio(stats)}** as long.")
     if baseline is not None:
         lines.append(f"**Random baseline** of the same size: **{_ratio(baseline)}** as long. "
                      "A selector far above its baseline mostly picks long answers.")
-    skipped = describe.get("skipped") or {}
-    if skipped:
-        lines.append("Not eligible: " + ", ".join(f"{v:,} ({k})" for k, v in skipped.items()) + ".")
+    if stats.skipped:
+        lines.append("Not eligible: " + ", ".join(f"{v:,} ({k})" for k, v in stats.skipped.items()) + ".")
     return "\n\n".join(lines)
 
 
@@ -193,26 +193,22 @@ def _strength(rho: float | None) -> str:
     return f"{word} agreement{direction}"
 
 
-def compare_markdown(result: dict[str, Any]) -> str:
+def compare_markdown(result: CompareResult) -> str:
     """The Compare tab's answer to "does hardness transfer?", from :func:`hf_lpselect.selection.compare.compare_runs`."""
-    score = result["score"]
-    main = result["results"][score]
-    n = result["n_matched"]
-    rho, tau = main["spearman"], main["kendall_tau_b"]
+    main = result.results[result.score]
     fmt = lambda v: "n/a" if v is None else f"{v:+.3f}"  # noqa: E731
-    lines = [f"**{rows(n)}** were scored by both (matched by content).",
-             f"**Spearman ρ = {fmt(rho)}**, Kendall τ = {fmt(tau)}: {_strength(rho)} on {score}. "
-             "1 = both rank every row the same way, 0 = unrelated, −1 = reversed."]
-    for top in main["top"]:
-        if top["overlap"] is None:
+    lines = [f"**{rows(result.n_matched)}** were scored by both (matched by content).",
+             f"**Spearman ρ = {fmt(main.spearman)}**, Kendall τ = {fmt(main.kendall_tau_b)}: {_strength(main.spearman)} "
+             f"on {display_name(result.score)}. 1 = both rank every row the same way, 0 = unrelated, −1 = reversed."]
+    for top in main.top:
+        if top.overlap is None:
             continue
-        lines.append(f"- Of the hardest {top['fraction']:.0%} ({rows(top['k'])}) by the first, "
-                     f"**{top['overlap']:.0%}** are also among the hardest by the second "
-                     f"(about {top['expected_random']:.0%} if the two were unrelated).")
-    reference = result.get("reference")
-    if reference and reference in result["results"]:
-        ref_rho = result["results"][reference]["spearman"]
-        lines.append(f"For reference, perplexity before training ({reference}) agrees with ρ = {fmt(ref_rho)}.")
+        lines.append(f"- Of the hardest {top.fraction:.0%} ({rows(top.k)}) by the first, "
+                     f"**{top.overlap:.0%}** are also among the hardest by the second "
+                     f"(about {top.expected_random:.0%} if the two were unrelated).")
+    if result.reference in result.results:
+        lines.append(f"For reference, {display_name(result.reference, explained=True)} agrees with "
+                     f"ρ = {fmt(result.results[result.reference].spearman)}.")
     return "\n\n".join(lines[:2]) + "\n\n" + "\n".join(lines[2:])
 
 
@@ -274,7 +270,6 @@ def evidence_markdown(results: dict[str, Any], link: str) -> str:
     text = evidence_markdown(json.loads(Path("benchmarks/results/bench_evidence.json").read_text()), "#evidence")
     ```
     """
-    from string import Template
 
     return Template(EVIDENCE_TEMPLATE).substitute(evidence_fields(results), link=link)
 

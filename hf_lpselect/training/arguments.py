@@ -15,6 +15,7 @@ from trl import DatasetMixtureConfig, ModelConfig, ScriptArguments, SFTConfig
 from ..core.hardware import has_accelerator, resolve_bf16
 from ..core.parser import ArgumentParser
 from ..scoring.trainer import ScorerConfig
+from ..selection.arguments import SubsetArguments
 
 # the recipe as recorded in lpselect_train.json and on the model card
 RECIPE_KEYS = ("learning_rate", "lr_scheduler_type", "warmup_steps", "weight_decay", "num_train_epochs", "max_steps",
@@ -84,26 +85,14 @@ class TrainConfig(SFTConfig):
 
 
 @dataclass
-class SelectionArguments:
-    """Where the training rows come from, beyond TRL's ``--dataset_name``/``--dataset_config``.
+class SelectionArguments(SubsetArguments):
+    """Where the training rows come from, beyond TRL's ``--dataset_name``/``--dataset_config``: the
+    :class:`~hf_lpselect.selection.arguments.SubsetArguments` (``--run`` or a dataset pushed by
+    ``lpselect push-scores`` as ``--dataset_name``, with ``--strategy`` and a size; ``--seed`` seeds training,
+    ``--selection_seed`` the selection), plus the prompt:
 
     Args:
-        run (`str` or `None`, defaults to `None`):
-            A local scorer run directory (``lpselect score``) to select from; needs ``strategy``.
-        strategy (`str` or `None`, defaults to `None`):
-            Select on the fly with this strategy (``lp1-hard``, ``random``, …; see
-            ``hf_lpselect.selection.strategies.STRATEGIES``) from ``run`` or from a dataset pushed by
-            ``lpselect push-scores`` (``--dataset_name``).
-        fraction (`float` or `None`, defaults to `None`):
-            Share of the eligible rows to select, in (0, 1].
-        count (`int` or `None`, defaults to `None`):
-            Number of rows to select (instead of ``fraction``).
-        per_cluster (`int` or `None`, defaults to `None`):
-            Cluster the rows into K clusters and select per cluster, the paper's way (cached in ``run``;
-            recomputed for a pushed dataset).
-        selection_seed (`int`, defaults to `42`):
-            Seed of k-means and random draws (``seed`` is the training seed).
-        template (`str`, defaults to `"auto"`):
+        template (`str`, *optional*, defaults to `"auto"`):
             ``auto``: the scorer's template when the source records it (run.json, the dataset card),
             else as ``lpselect score`` chooses; ``alpaca``, ``chat``, ``plain``: that template;
             ``trl``: hand a plain dataset to TRL unchanged (plain ``trl sft``).
@@ -115,15 +104,6 @@ class SelectionArguments:
     ```
     """
 
-    run: str | None = field(default=None, metadata={"help": "A local scorer run directory to select from (needs --strategy)."})
-    strategy: str | None = field(default=None, metadata={
-        "help": "Select on the fly with this strategy (lp1-hard, lp-app-hard, random, longest, …) from --run or a dataset "
-                "pushed by `lpselect push-scores`."})
-    fraction: float | None = field(default=None, metadata={"help": "Share of the eligible rows to select, in (0, 1]."})
-    count: int | None = field(default=None, metadata={"help": "Number of rows to select (instead of --fraction)."})
-    per_cluster: int | None = field(default=None, metadata={
-        "help": "Cluster the rows into K clusters (all-MiniLM-L6-v2 + k-means) and select per cluster, the paper's way."})
-    selection_seed: int = field(default=42, metadata={"help": "Seed of k-means and random draws (--seed seeds training)."})
     template: str = field(default="auto", metadata={
         "help": "auto (the scorer's template when recorded), alpaca, chat, plain, or trl (the dataset to TRL unchanged).",
         "choices": list(TEMPLATES)})

@@ -1,0 +1,79 @@
+"""The floors of docs/architecture.md hold: a module imports only from its own floor or below, and never
+another stage's private (underscore) name. Read from the source's import statements, function-local ones
+included, so a new upward arrow fails here before it becomes a cycle."""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "hf_lpselect"
+
+# docs/architecture.md, bottom to top
+FLOORS = {
+    "core": 0, "errors": 0,
+    "record": 1, "rundir": 1, "data": 1, "templates": 1, "lp": 1, "models": 1,
+    "heads": 2, "padding_free": 2,
+    "scoring": 3, "selection": 3,
+    "hub": 4,
+    "training": 5, "eval": 5,
+    "space": 6,
+    "cli": 7, "__init__": 7, "cards": 7,
+}
+
+
+def _unit(module: str) -> str:
+    """``hf_lpselect.scoring.passes`` → ``scoring``: the floor's unit (a stage package or a top-level module)."""
+    return module.split(".")[1] if module.count(".") else "__init__"
+
+
+def _imports(path: Path) -> list[tuple[str, list[str], int]]:
+    """(absolute module imported, names taken from it, line) for every hf_lpselect import in ``path``."""
+    module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                target = f"{base}.{node.module}" if node.module else base
+            else:
+                target = node.module or ""
+            if target.startswith("hf_lpselect"):
+                found.append((target, [alias.name for alias in node.names], node.lineno))
+        elif isinstance(node, ast.Import):
+            found += [(alias.name, [], node.lineno) for alias in node.names if alias.name.startswith("hf_lpselect")]
+    return found
+
+
+def _modules():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        yield ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts), path
+
+
+def test_every_module_has_a_floor():
+    assert {_unit(module) for module, _ in _modules()} <= set(FLOORS)
+
+
+def test_no_module_imports_from_a_higher_floor():
+    upward = []
+    for module, path in _modules():
+        here = FLOORS[_unit(module)]
+        for target, _, line in _imports(path):
+            if target != "hf_lpselect" and FLOORS[_unit(target)] > here:
+                upward.append(f"{path.relative_to(PACKAGE)}:{line} imports {target} (floor {FLOORS[_unit(target)]} > {here})")
+    assert not upward, "\n".join(upward)
+
+
+def test_the_bottom_layer_imports_no_stage():
+    for module, path in _modules():
+        if FLOORS[_unit(module)] == 0:
+            assert all(FLOORS[_unit(target)] == 0 for target, _, _ in _imports(path)), module
+
+
+def test_no_module_takes_another_units_private_name():
+    taken = []
+    for module, path in _modules():
+        for target, names, line in _imports(path):
+            private = [name for name in names if name.startswith("_") and not name.startswith("__")]
+            if private and _unit(target) != _unit(module):
+                taken.append(f"{path.relative_to(PACKAGE)}:{line} takes {', '.join(private)} from {target}")
+    assert not taken, "\n".join(taken)
