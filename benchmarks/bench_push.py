@@ -38,7 +38,9 @@ def make_run(run_dir: Path, n_rows: int, epochs: int, seed: int = 0) -> dict:
     from hf_lpselect.data import load_rows
     from hf_lpselect.record import DatasetRecord, RunRecord
     from hf_lpselect.scoring.run import build_scores, dataset_fingerprint
-    from hf_lpselect.rundir import STATUSES, RunDir, write_parquet
+    from hf_lpselect.core.schema import STATUSES
+    from hf_lpselect.core.io import write_parquet
+    from hf_lpselect.rundir import RunDir
 
     rows = load_rows(str(C.ALPACA))
     rows = rows.select(range(min(n_rows, len(rows))))
@@ -71,7 +73,7 @@ def make_run(run_dir: Path, n_rows: int, epochs: int, seed: int = 0) -> dict:
 def worker(spec_path: Path) -> None:
     spec = json.loads(spec_path.read_text())
     t0 = time.perf_counter()
-    from hf_lpselect.hub.push import materialize
+    from hf_lpselect.hub.materialize import materialize
 
     import_s = time.perf_counter() - t0
     with C.Window() as window:

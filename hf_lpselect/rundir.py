@@ -19,17 +19,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from .core.io import (  # noqa: F401  (the run files' writers, and full-disk handling, re-exported for the stages)
-    atomic_write,
-    file_sha256,
-    is_disk_full,
-    no_space_left,
-    saving_into,
-    write_json,
-    write_parquet,
-    write_text,
-)
-from .core.schema import STATUSES  # noqa: F401
+from .core.io import saving_into
 from .errors import RunError
 from .record import RunRecord
 

@@ -20,7 +20,8 @@ from hf_lpselect.selection.clusters import (
     read_clusters,
 )
 from hf_lpselect.data import canonicalize
-from hf_lpselect.rundir import RunDir, write_parquet
+from hf_lpselect.core.io import write_parquet
+from hf_lpselect.rundir import RunDir
 from hf_lpselect.selection.strategies import select
 
 SENTENCES = [

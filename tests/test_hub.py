@@ -26,8 +26,11 @@ from hf_lpselect.hub.columns import (
     select_scored,
     subset_name,
 )
+from hf_lpselect.errors import DataError
+from hf_lpselect.hub.load import load_provenance, load_scored
+from hf_lpselect.hub.materialize import materialize
+from hf_lpselect.hub.provenance import CardProvenance
 from hf_lpselect.scoring.demo_data import make_demo_rows
-from hf_lpselect.hub.push import load_scored, materialize
 from hf_lpselect.scoring.run import score
 from hf_lpselect.selection.strategies import select
 
@@ -186,6 +189,43 @@ def test_an_existing_card_keeps_its_metadata_configs_and_text(run, tmp_path):
     again = DatasetCard.load(second.local_dir / "README.md")
     assert again.text.count("<!-- lpselect:begin") == 1 and again.text.count("The original card text.") == 1
     assert [c["config_name"] for c in again.data.configs] == ["default", "random_5pct", "raw"]
+    assert again.data["lpselect"]["subsets"] == {"random_5pct": {"strategy": "random", "fraction": 0.05}}
+
+
+# ---------------------------------------------------------------- the card's provenance block
+
+
+def test_the_card_metadata_records_the_scorer_and_subsets_for_train(run, repo):
+    provenance = CardProvenance.from_card(DatasetCard.load(repo.local_dir / "README.md"), where="org/alpaca-scored")
+    assert provenance == load_provenance(str(repo.local_dir))
+    assert provenance.scorer == run.record.model_name.rstrip("/").split("/")[-1] + " (local)"  # no local path
+    assert (provenance.template, provenance.epochs, provenance.max_length) == (run.record.template, 2, 128)
+    assert provenance.recipe == run.record.recipe and provenance.recipe["learning_rate"] == 1e-3
+    assert provenance.source == "data.jsonl (local)" and provenance.source_split == "train"
+    assert provenance.subsets == {n: {"strategy": parse_subset(n).strategy, "fraction": parse_subset(n).fraction}
+                                  for n in DEFAULT_SUBSETS}
+    assert provenance.selection_seed == 42
+
+
+def test_keys_a_newer_version_adds_to_the_block_are_ignored():
+    block = {"scorer": "org/scorer", "template": "chat", "scored_with_gpu": "H200", "subsets": {}}
+    assert CardProvenance.from_dict(block, where="org/a") == CardProvenance(scorer="org/scorer", template="chat")
+
+
+@pytest.mark.parametrize(("block", "why"), [
+    (["org/scorer"], "it is a list, not a mapping"),
+    ({"template": "chat"}, "it names no scorer"),
+    ({"scorer": "org/scorer", "epochs": "two"}, "epochs is 'two'"),
+    ({"scorer": "org/scorer", "subsets": {"lp1_hard_5pct": "lp1-hard"}}, "subset lp1_hard_5pct is 'lp1-hard', not a strategy and a fraction"),
+])
+def test_a_malformed_block_is_one_sentence_naming_the_repo(block, why):
+    card = DatasetCard("---\n" + DatasetCardData(lpselect=block).to_yaml() + "\n---\n")
+    with pytest.raises(DataError, match=rf"^The `lpselect:` block of the dataset card of org/a is malformed \({re.escape(why)}\); push"):
+        CardProvenance.from_card(card, where="org/a")
+
+
+def test_a_card_that_is_not_ours_has_no_provenance():
+    assert CardProvenance.from_card(DatasetCard("---\nlicense: mit\n---\n# Alpaca\n"), where="org/a") is None
 
 
 def test_the_card_reports_measured_agreement_with_another_scorer(run, tmp_path):
@@ -216,6 +256,40 @@ def test_load_scored_refuses_a_dataset_without_scores(tmp_path):
     datasets.Dataset.from_dict({"instruction": ["a"], "output": ["b"]}).to_parquet(str(tmp_path / "train.parquet"))
     with pytest.raises(ValueError, match="not pushed by `lpselect push-scores`"):
         load_scored(str(tmp_path), "lp1-hard", fraction=0.1)
+
+
+# ---------------------------------------------------------------- offline mode (--dry-run)
+
+
+@pytest.fixture
+def online(monkeypatch):
+    """huggingface_hub's and datasets' offline flags, both off (the tests run with HF_HUB_OFFLINE=1)."""
+    import huggingface_hub.constants as hub_constants
+
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    return lambda: (hub_constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE)
+
+
+def test_offline_sets_the_flags_back_when_the_last_overlapping_block_ends(online):
+    from hf_lpselect.core.hub import offline
+
+    first, second = offline(), offline()  # two threads' blocks: the first ends while the second is inside
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert online() == (True, True)
+    second.__exit__(None, None, None)
+    assert online() == (False, False)
+
+
+def test_offline_sets_the_flags_back_after_an_error(online):
+    from hf_lpselect.core.hub import offline
+
+    with pytest.raises(RuntimeError), offline():
+        assert online() == (True, True)
+        raise RuntimeError("materialising failed")
+    assert online() == (False, False)
 
 
 # ---------------------------------------------------------------- command line, up to the network
@@ -370,7 +444,7 @@ def test_find_run_takes_the_latest_and_refuses_to_guess_between_splits(run, tmp_
     import os
     import shutil
 
-    from hf_lpselect.hub.push import find_run
+    from hf_lpselect.hub.materialize import find_run
 
     for name, mtime in (("old", 1_000_000), ("new", 2_000_000)):
         shutil.copytree(run.run_dir.path, tmp_path / name)

@@ -163,6 +163,12 @@ def test_the_card_keeps_the_datasets_metadata_and_text(hub, pushed):
     assert card.text.index("lpselect:end") < card.text.index("The original card text")
 
 
+def test_the_card_metadata_names_the_source_commit_the_scores_belong_to(hub, pushed):
+    provenance = DatasetCard(hub.read(REPO, "README.md").decode()).data["lpselect"]
+    assert provenance["source"] == REPO and provenance["source_commit"] == pushed["seed_sha"]
+    assert provenance["template"] == "alpaca" and set(provenance["subsets"]) == set(DEFAULT_SUBSETS)
+
+
 def test_the_token_is_never_printed_or_written(hub, pushed):
     from hub_server import FAKE_TOKEN
 

@@ -25,7 +25,8 @@ from hf_lpselect.selection.report import (
 )
 from hf_lpselect.scoring.run import build_scores
 from hf_lpselect.record import DatasetRecord, RunRecord
-from hf_lpselect.rundir import RunDir, write_parquet
+from hf_lpselect.core.io import write_parquet
+from hf_lpselect.rundir import RunDir
 
 PNG = b"\x89PNG\r\n\x1a\n"
 N_OK = 60

@@ -175,7 +175,7 @@ def test_an_in_memory_dataset_is_stored_with_the_run_and_can_be_selected(tmp_pat
     assert subset["output"] == [rows[r]["output"] for r in selection.rows]
     assert subset["votes"] == [rows[r]["votes"] for r in selection.rows]
 
-    from hf_lpselect.hub.push import materialize  # and it can be pushed: every row, with its scores
+    from hf_lpselect.hub.materialize import materialize  # and it can be pushed: every row, with its scores
 
     plan = materialize(result.run_dir, "me/mem", tmp_path / "repo", subsets=["lp1_hard_50pct"])
     pushed = pd.read_parquet(tmp_path / "repo" / plan.files[1])

@@ -24,7 +24,7 @@ import pytest
 from conftest import FAST, write_jsonl
 from hf_lpselect.scoring.demo_data import make_demo_rows
 from hf_lpselect.errors import DataError, HubError
-from hf_lpselect.hub.push import materialize
+from hf_lpselect.hub.materialize import materialize
 from hf_lpselect.scoring.run import score
 from hf_lpselect.selection.strategies import default_mirror, select
 from hf_lpselect.space import sources, words

@@ -18,7 +18,7 @@ from ..core.hardware import default_device, inference_dtype
 from ..data import load_rows
 from ..errors import DataError, EvalError
 from ..models import load_model
-from ..rundir import atomic_write
+from ..core.io import atomic_write
 from .arguments import EvalArguments
 from .figure import win_tie_lose_figure
 from .generate import GenerationSettings, generate_answers, generation_template

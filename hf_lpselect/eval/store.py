@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EvalError
-from ..rundir import atomic_write
+from ..core.io import atomic_write
 
 
 def content_key(*parts: Any) -> str:

@@ -1,8 +1,9 @@
 """The dataset card pushed with the scores: huggingface_hub's card API over the Jinja template in
-``cards/dataset_card.md`` (installed as ``hf_lpselect.cards``).
+``cards/dataset_card.md`` (installed as ``hf_lpselect.cards``), rendered from one :class:`CardContext`.
 
-The YAML header carries the configs (``default`` + one per subset), the tags, and the license,
-task categories and language of the target's existing card or the source's card. Our section of
+The YAML header carries the configs (``default`` + one per subset), the tags, the license, task
+categories and language of the target's existing card or the source's card, and the scores'
+provenance (the ``lpselect:`` block, :class:`~hf_lpselect.hub.provenance.CardProvenance`). Our section of
 the body sits between ``<!-- lpselect:begin`` and ``<!-- lpselect:end -->``; an existing card's own
 body is kept below it, and re-pushing replaces only our section.
 """
@@ -11,13 +12,14 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from importlib.resources import files
 from typing import Any
 
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from .. import __version__
+from .provenance import PROVENANCE_KEY, CardProvenance
 
 TAGS = ("lpselect", "data-selection")
 CARRIED_FIELDS = ("license", "license_name", "license_link", "task_categories", "language")  # taken from the source's card when known
@@ -39,6 +41,77 @@ class SubsetRow:
     share: float  # of the scored (ok) rows
     mean_tokens: float | None  # None for an empty subset
     length_ratio: float | None  # mean response tokens / that of all scored rows
+
+
+@dataclass(frozen=True)
+class CardContext:
+    """Everything the card's body says (the template's variables), gathered in one place.
+
+    Args:
+        repo_id (`str`): The pushed repo, e.g. ``org/alpaca``.
+        source (`str`): The scored dataset as the card names it (:func:`~hf_lpselect.core.hub.public_name`).
+        source_is_hub (`bool`): Whether ``source`` is a Hub id (then linked).
+        split (`str`): The scored split, the split of every config.
+        n_rows (`int`): Rows in the ``default`` config.
+        n_scored (`int`): Rows the scorer run read (fewer with ``--limit``).
+        model (`str`): The scorer model as the card names it.
+        model_revision (`str` or `None`): The scorer model's commit.
+        epochs (`int`): Epochs the scorer was fine-tuned for (0: perplexities only).
+        template (`str`): The scorer's prompt template.
+        max_length (`int` or `None`): Tokens each row was truncated to.
+        seed (`int` or `None`): The scorer run's seed.
+        selection_seed (`int`): The seed random subsets were drawn with.
+        recipe (`dict[str, Any]`): The scorer run's recipe, one table row per entry.
+        versions (`str`): The libraries the run used, e.g. ``"torch 2.13.0, trl 1.16.0"``.
+        has_lp (`bool`): Whether the columns include LP(1) (two or more epochs).
+        has_ifd (`bool`): Whether the columns include IFD.
+        counts (`dict[str, int]`): Rows per status (``ok``, ``invalid`` … ``unscored``), non-zero only.
+        reasons (`list[str]`): One line per reason rows were not scored.
+        subsets (`list[SubsetRow]`): The subset configs, as the card's table lists them.
+        has_random (`bool`): Whether a random baseline subset is among them.
+        mean_tokens (`float` or `None`): Mean response tokens of the scored rows.
+        figures (`list[dict[str, str]]`): ``{"title", "caption", "path"}`` of each figure shown.
+        comparisons (`list[str]`): One sentence per ``lpselect compare`` result of the run.
+        length_spearman (`float` or `None`): Spearman ρ of LP(1) and response length.
+        hard_subset (`str` or `None`): The ``lp1_hard_*`` subset the length caveat names.
+        hard_length_ratio (`float` or `None`): Its mean response length over all scored rows'.
+        original_body (`str`, defaults to `""`): The existing card's own text, kept below our section.
+
+    Example:
+
+    ```python
+    >>> card = render_card(DatasetCardData(pretty_name="alpaca"), CardContext(repo_id="org/alpaca", ...))
+    ```
+    """
+
+    repo_id: str
+    source: str
+    source_is_hub: bool
+    split: str
+    n_rows: int
+    n_scored: int
+    model: str
+    model_revision: str | None
+    epochs: int
+    template: str
+    max_length: int | None
+    seed: int | None
+    selection_seed: int
+    recipe: dict[str, Any]
+    versions: str
+    has_lp: bool
+    has_ifd: bool
+    counts: dict[str, int]
+    reasons: list[str]
+    subsets: list[SubsetRow]
+    has_random: bool
+    mean_tokens: float | None
+    figures: list[dict[str, str]]
+    comparisons: list[str]
+    length_spearman: float | None
+    hard_subset: str | None
+    hard_length_ratio: float | None
+    original_body: str = ""
 
 
 def _split_files(data_files: Any) -> list[dict[str, Any]]:
@@ -89,10 +162,12 @@ def card_data(
     source: str | None,
     split: str,
     owned_prefix: str,
+    provenance: CardProvenance,
     detected: list[dict[str, Any]] | None = None,
 ) -> DatasetCardData:
     """The YAML metadata: the existing card's fields kept, configs merged, tags added, license,
-    task categories and language carried over from the source card when the target has none.
+    task categories and language carried over from the source card when the target has none, and
+    ``provenance`` as the ``lpselect:`` block (replacing an earlier push's).
     ``detected``: the target's configs as ``datasets`` detects them from its files, for a card
     that declares none (so its other splits stay in ``default``)."""
     base = existing.to_dict() if existing is not None else {}
@@ -108,6 +183,7 @@ def card_data(
         base["source_datasets"] = sources + ([source] if source not in sources else [])
     base.setdefault("pretty_name", pretty_name)
     base["configs"] = merge_configs(configs, base.get("configs") or detected, split, owned_prefix)
+    base[PROVENANCE_KEY] = provenance.to_dict()
     return DatasetCardData(**base)
 
 
@@ -123,6 +199,7 @@ def _fmt(value: float | None, digits: int = 1) -> str:
     return "–" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
-def render_card(data: DatasetCardData, **template_vars: Any) -> DatasetCard:
-    """Render the template with ``data`` as the YAML header and ``template_vars`` in the body."""
-    return DatasetCard.from_template(data, template_path=template_path(), version=__version__, fmt=_fmt, **template_vars)
+def render_card(data: DatasetCardData, context: CardContext) -> DatasetCard:
+    """The card: ``data`` as the YAML header, the template's body filled from ``context``."""
+    variables = {f.name: getattr(context, f.name) for f in fields(context)}
+    return DatasetCard.from_template(data, template_path=template_path(), version=__version__, fmt=_fmt, **variables)

@@ -26,7 +26,8 @@ from ..data import canonicalize, dataset_fingerprint, hub_origin, map_columns, p
 from ..errors import RunError
 from ..models import load_model
 from ..record import DatasetRecord, RunRecord, identity_differences
-from ..rundir import RunDir, atomic_write, check_run_dir, run_lock, write_parquet
+from ..core.io import atomic_write, write_parquet
+from ..rundir import RunDir, check_run_dir, run_lock
 from ..templates import resolve_template, tokenize_rows
 from .arguments import ScoreArguments, ScorerModelConfig, build_score_args, run_identity
 from .results import ROWS_COLUMNS, ScoreResult, build_scores, library_versions, status_counts

@@ -36,7 +36,8 @@ from ..errors import ConfigError, RunError
 from ..heads import CompactHeadMixin
 from ..models import unwrap_peft
 from ..padding_free import PaddingFreeMixin
-from ..rundir import RunDir, SafeCheckpointMixin, write_parquet
+from ..core.io import write_parquet
+from ..rundir import RunDir, SafeCheckpointMixin
 from .results import ScoreResult, scores_from_passes, start_callback_run
 from .passes import score_pass
 from ..templates import TEMPLATES, resolve_template, tokenize_rows

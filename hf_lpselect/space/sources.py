@@ -35,7 +35,8 @@ from ..core.hub import NETWORK_ERRORS, is_hub_id, short_error
 from ..data import canonicalize
 from ..errors import DataError, HubError, LPSelectError
 from ..record import RunRecord
-from ..rundir import RunDir, write_parquet
+from ..core.io import write_parquet
+from ..rundir import RunDir
 from ..selection.strategies import Selection, default_mirror, get_strategy, select
 from ..selection.subsets import SelectionStats, describe_selection, run_source, select_run, selected_dataset, write_dataset
 

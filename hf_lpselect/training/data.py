@@ -3,7 +3,7 @@
 1. a pushed subset config: ``--dataset_name org/alpaca --dataset_config lp1_hard_5pct`` (a Hub id or
    a local folder materialised by ``lpselect push-scores --local-dir``);
 2. selected on the fly from a pushed scored dataset: ``--dataset_name org/alpaca --strategy lp1-hard
-   --fraction 0.07``, with :func:`hf_lpselect.hub.push.load_scored` (the same ``select()`` as ``lpselect select``);
+   --fraction 0.07``, with :func:`hf_lpselect.hub.load.load_scored` (the same ``select()`` as ``lpselect select``);
 3. selected from a local scorer run: ``--run runs/NAME --strategy lp1-hard --fraction 0.05``, with
    :func:`hf_lpselect.selection.subsets.select_run`;
 4. anything ``trl sft`` reads (``--dataset_name``, ``--datasets`` mixtures): no selection.
@@ -15,7 +15,6 @@ dataset in no such format) the dataset goes to TRL unchanged.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,11 +25,10 @@ from trl import DatasetMixtureConfig, ScriptArguments
 from ..core.hub import NETWORK_ERRORS
 from ..data import DataError, canonicalize, content_id, detect_format, is_hub_id, read_source
 from ..errors import TrainError
+from ..hub.load import load_provenance, load_scored
+from ..hub.provenance import CardProvenance
 from .arguments import SelectionArguments
 
-# the scorer's table in a card written by `lpselect push-scores` (cards/dataset_card.md)
-_CARD_MODEL = re.compile(r"^\| scorer model \| `([^`]+)`", re.MULTILINE)
-_CARD_TEMPLATE = re.compile(r"^\| template \| `([^`]+)`", re.MULTILINE)
 # columns load_scored adds to the rows it selects (not content)
 _SELECTION_COLUMNS = ("row", "selection_rank", "selection_score", "selection_cluster")
 
@@ -125,8 +123,6 @@ def _from_run(selection: SelectionArguments) -> TrainRows:
 
 
 def _from_scored(script: ScriptArguments, selection: SelectionArguments) -> TrainRows:
-    from ..hub.push import load_scored
-
     name = script.dataset_name
     if selection.per_cluster is not None:
         return _from_scored_per_cluster(script, selection)
@@ -137,7 +133,7 @@ def _from_scored(script: ScriptArguments, selection: SelectionArguments) -> Trai
     return TrainRows(
         rows=rows, canonical=True, ids=rows["id"], origin="hub-selection", dataset=name, dataset_config="default",
         split=script.dataset_train_split, revision=revision,
-        selection={**_requested(selection), "n_selected": len(rows)}, scorer=_card_scorer(name, revision),
+        selection={**_requested(selection), "n_selected": len(rows)}, scorer=_scorer(load_provenance(name, revision)),
     )
 
 
@@ -167,23 +163,20 @@ def _from_scored_per_cluster(script: ScriptArguments, selection: SelectionArgume
     return TrainRows(
         rows=rows, canonical=True, ids=rows["id"], origin="hub-selection", dataset=name, dataset_config="default",
         split=script.dataset_train_split, revision=revision, selection={**chosen.summary(), **_requested(selection)},
-        scorer=_card_scorer(name, revision),
+        scorer=_scorer(load_provenance(name, revision)),
     )
 
 
 def _from_subset_config(script: ScriptArguments, data: datasets.Dataset, revision: str | None) -> TrainRows:
-    from ..hub.columns import parse_subset
-
     rows = _canonical_scored(data, script.dataset_name)
-    try:
-        spec = parse_subset(script.dataset_config)
-        chosen: dict[str, Any] = {"config": spec.name, "strategy": spec.strategy, "fraction": spec.fraction}
-    except ValueError:  # a config a person added by hand: its name says nothing about how it was chosen
-        chosen = {"config": script.dataset_config}
+    provenance = load_provenance(script.dataset_name, revision)
+    # how the card says the config was chosen; nothing for a config a person added by hand
+    subset = provenance.subsets.get(script.dataset_config, {}) if provenance is not None else {}
+    chosen = {"config": script.dataset_config, **{k: subset[k] for k in ("strategy", "fraction") if k in subset}}
     return TrainRows(
         rows=rows, canonical=True, ids=rows["id"], origin="subset-config", dataset=script.dataset_name,
         dataset_config=script.dataset_config, split=script.dataset_train_split, revision=revision,
-        selection={**chosen, "n_selected": len(rows)}, scorer=_card_scorer(script.dataset_name, revision),
+        selection={**chosen, "n_selected": len(rows)}, scorer=_scorer(provenance),
     )
 
 
@@ -260,21 +253,6 @@ def _hub_commit(name: str) -> str | None:
         return None
 
 
-def _card_scorer(name: str, revision: str | None) -> dict[str, Any] | None:
-    """The scorer model and template from the card ``lpselect push-scores`` wrote; None if it says nothing."""
-    folder = Path(name).expanduser()
-    if folder.is_dir():
-        text = (folder / "README.md").read_text(encoding="utf-8") if (folder / "README.md").is_file() else ""
-    else:
-        from huggingface_hub import hf_hub_download
-        from huggingface_hub.errors import EntryNotFoundError
-
-    
-        try:
-            text = Path(hf_hub_download(name, "README.md", repo_type="dataset", revision=revision)).read_text(encoding="utf-8")
-        except (EntryNotFoundError, *NETWORK_ERRORS):
-            return None
-    model, template = _CARD_MODEL.search(text), _CARD_TEMPLATE.search(text)
-    if model is None:
-        return None
-    return {"model": model.group(1), "template": template.group(1) if template else None}
+def _scorer(provenance: CardProvenance | None) -> dict[str, Any] | None:
+    """The scorer model and template a pushed dataset's card records; None if it records none."""
+    return {"model": provenance.scorer, "template": provenance.template} if provenance is not None else None

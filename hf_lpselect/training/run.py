@@ -6,7 +6,7 @@ selection made on the fly (from a pushed scored dataset or a local scorer run), 
 tokenised with :func:`hf_lpselect.templates.tokenize_rows` (the scorer's template unless
 ``--template`` says otherwise; response-only loss, EOS scored), so "hard" means at training time
 what it meant to the scorer. ``OUTPUT_DIR/lpselect_train.json`` records what was trained on
-(:class:`TrainRecord`), and with ``--push_to_hub`` TRL's model card is extended to say so.
+(:class:`TrainRecord`), and with ``--push_to_hub`` the model card says so (:mod:`hf_lpselect.training.card`).
 
 This module is named ``training`` (not ``train``) so that ``hf_lpselect.train`` stays the function:
 importing a submodule named ``train`` would replace the package attribute with the module.
@@ -24,28 +24,21 @@ from pathlib import Path
 from typing import Any
 
 import datasets
-from huggingface_hub import ModelCard
+from transformers import is_wandb_available
 from trl import SFTTrainer, get_peft_config, get_quantization_config
+from trl.trainer.utils import get_comet_experiment_url, get_trackio_space_url
 
-from ..core.hub import is_hub_id, public_name
 from ..errors import ModelError, TrainError
 from ..heads import CompactHeadMixin
 from ..models import hub_kernels_kwargs
 from ..padding_free import PaddingFreeMixin
-from ..rundir import SafeCheckpointMixin, checkpoint_dirs, saving_into, write_json
+from ..core.io import saving_into, write_json
+from ..rundir import SafeCheckpointMixin, checkpoint_dirs
 from .arguments import RECIPE_KEYS, TrainArguments, train_arguments
+from .card import model_card
 from .data import TrainRows, resolve_rows
 
 RECORD_FILE = "lpselect_train.json"
-PAPER_URL = "https://arxiv.org/abs/2402.10430"
-CITATION = """@inproceedings{mekala-etal-2024-smaller,
-  title = {Smaller Language Models are capable of selecting Instruction-Tuning Training Data for Larger Language Models},
-  author = {Mekala, Dheeraj and Nguyen, Alex and Shang, Jingbo},
-  booktitle = {Findings of the Association for Computational Linguistics: ACL 2024},
-  year = {2024},
-  url = {https://arxiv.org/abs/2402.10430}
-}"""
-_SECTION = "## Training data (hf_lpselect)"
 
 
 @dataclass
@@ -126,9 +119,9 @@ def _size(selection: dict[str, Any]) -> str:
 class TargetTrainer(SafeCheckpointMixin, CompactHeadMixin, PaddingFreeMixin, SFTTrainer):
     """TRL's ``SFTTrainer`` whose model card also says what the model was trained on (``record``).
 
-    The card is TRL's generated card with the tag ``lpselect``, the dataset linked in its metadata,
-    a section naming the dataset, its config or selection, the scorer and the fraction, and the
-    learning-percentage paper's citation.
+    The card (``cards/model_card.md``) says what TRL's generated card says, with the tag ``lpselect``,
+    the dataset linked in its metadata, an ``lpselect:`` metadata block, a section naming the dataset,
+    its config or selection, the scorer and the fraction, and the learning-percentage paper's citation.
     """
 
     _tag_names = ["trl", "sft", "lpselect"]
@@ -154,74 +147,22 @@ class TargetTrainer(SafeCheckpointMixin, CompactHeadMixin, PaddingFreeMixin, SFT
 
     def create_model_card(self, model_name: str | None = None, dataset_name: str | None = None,
                           tags: str | list[str] | None = None) -> None:
-        hub_dataset = _hub_dataset(self.record)
-        super().create_model_card(model_name=model_name, dataset_name=dataset_name or hub_dataset, tags=tags)
+        """Write ``OUTPUT_DIR/README.md`` from our template (:func:`hf_lpselect.training.card.model_card`),
+        with TRL's hooks: the trainer's ``_tag_names``, ``_name`` and ``_paper``, and the tracker links.
+        ``dataset_name`` is not used: the record names the dataset."""
         if not self.is_world_process_zero():
             return
-        path = Path(self.args.output_dir) / "README.md"
-        card = ModelCard.load(path)
-        if card.data.base_model is None:  # TRL names no base model for a local folder (also `default`, converted)
-            base = _public(self.record.model)
-            card.data.base_model = base if is_hub_id(self.record.model) else None
-            link = f"[{base}](https://huggingface.co/{base})" if card.data.base_model else f"`{base}`"
-            card.text = card.text.replace("[None](https://huggingface.co/None)", link)
-        card.text = _extend_card_text(card.text, self.record)
-        card.save(path)
+        given = [tags] if isinstance(tags, str) else list(tags or [])
+        wandb_url = None
+        if is_wandb_available():
+            import wandb  # an optional dependency, there only when installed
 
-
-def _hub_dataset(record: TrainRecord) -> str | None:
-    name = record.dataset
-    return name if name and ", " not in name and is_hub_id(name) else None  # not a --datasets mixture
-
-
-def _public(name: str | None) -> str:
-
-    return public_name(name) if name else "–"
-
-
-def card_section(record: TrainRecord) -> str:
-    """The model card's section on the training data (Markdown)."""
-    hub = _hub_dataset(record)
-    dataset = f"[{hub}](https://huggingface.co/datasets/{hub})" if hub else f"`{_public(record.dataset)}`"
-    if record.revision:
-        dataset += f" @ `{record.revision[:12]}`"
-    sel = record.selection or {}
-    rows = [("dataset", dataset), ("split", f"`{record.split}`")]
-    if record.origin == "subset-config":
-        rows.append(("config", f"`{record.dataset_config}` (a subset pushed by `lpselect push-scores`)"))
-    if sel.get("strategy"):
-        size = f"fraction {sel['fraction']:.4g}" if sel.get("fraction") is not None else f"{sel.get('count')} rows"
-        how = "from the config's name" if record.origin == "subset-config" else "selected on the fly by `lpselect train`"
-        rows.append(("selection", f"strategy `{sel['strategy']}`, {size}"
-                     + (f", per cluster (K={sel['per_cluster']})" if sel.get("per_cluster") else "")
-                     + (f", seed {sel['seed']}" if sel.get("seed") is not None else "") + f" ({how})"))
-    if record.run:
-        rows.append(("scorer run", f"`{_public(record.run)}`"))
-    if record.scorer:
-        rows.append(("scorer model", f"`{_public(record.scorer['model'])}`"
-                     + (f" (template `{record.scorer['template']}`)" if record.scorer.get("template") else "")))
-    rows.append(("rows trained", f"{record.n_trained:,} of {record.n_rows:,} given (ids in `{RECORD_FILE}`)"))
-    rows.append(("prompt template", f"`{record.template}`" + (" (response-only loss, EOS scored, as the scorer)"
-                                                              if record.template != "trl" else " (TRL's own formatting)")))
-    rows.append(("recipe", ", ".join(f"{k} {v}" for k, v in record.recipe.items())))
-    if record.peft:
-        rows.append(("LoRA", ", ".join(f"{k} {v}" for k, v in record.peft.items())))
-    table = "\n".join(["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)])
-    intro = ("The rows were chosen by a small scorer model's learning percentage "
-             f"([Mekala, Nguyen & Shang, ACL Findings 2024]({PAPER_URL})): low LP(1) = learned slowly = hard. "
-             if record.selection else "No selection: every row of the dataset was trained on. ")
-    return (f"{_SECTION}\n\n{intro}Trained with [hf_lpselect](https://pypi.org/project/hf-lpselect/) `lpselect train`."
-            f"\n\n{table}\n")
-
-
-def _extend_card_text(text: str, record: TrainRecord) -> str:
-    """TRL's card text with our section before "## Training procedure" and the paper's citation."""
-    section = card_section(record)
-    marker = "## Training procedure"
-    text = text.replace(marker, f"{section}\n{marker}", 1) if marker in text else f"{text.rstrip()}\n\n{section}"
-    citation = f"Cite the data selection method (learning percentage) as:\n\n```bibtex\n{CITATION}\n```\n\n"
-    marker = "Cite TRL as:"
-    return text.replace(marker, f"{citation}{marker}", 1) if marker in text else f"{text.rstrip()}\n\n## Citations\n\n{citation}"
+            wandb_url = wandb.run.url if wandb.run is not None else None
+        trackers = {"wandb_url": wandb_url, "trackio_url": get_trackio_space_url(), "comet_url": get_comet_experiment_url()}
+        card = model_card(self.record, model_name=model_name, hub_model_id=self.hub_model_id,
+                          tags=[*given, *self._tag_names], trainer_name=self._name, paper=self._paper,
+                          trackers=trackers, record_file=RECORD_FILE)
+        card.save(Path(self.args.output_dir) / "README.md")
 
 
 def train(*args: TrainArguments, **kwargs: Any) -> TrainResult:
@@ -303,7 +244,7 @@ def run_train(args: TrainArguments) -> TrainResult:
     _save_final_model(trainer, output_dir, state)
     url = None
     if training.push_to_hub:
-        commit = trainer.push_to_hub(dataset_name=_hub_dataset(record))
+        commit = trainer.push_to_hub()
         url = getattr(commit, "commit_url", None) or f"{trainer.hub_model_id}"
     trainer.end()
     return TrainResult(output_dir=output_dir, record=record, train_dataset=train_set, hub_url=url)
