@@ -240,13 +240,7 @@ def space(ctx: typer.Context) -> None:
                              "requirements, this package and the example.")
             plan = deploy_space(args.repo_id, private=args.private, hardware=args.hardware, token=args.token,
                                 dry_run=args.dry_run, local_dir=args.local_dir)
-        out = Console()
-        out.print(f"{len(plan.files)} files{' (dry run: nothing was sent)' if args.dry_run else ''}", soft_wrap=True, markup=False)
-        if args.local_dir is not None:
-            out.print(f"written: {plan.local_dir}", soft_wrap=True, markup=False)
-        if plan.url:
-            out.print(f"deployed: {plan.url}", soft_wrap=True, markup=False)
-            out.print(f"the Space: https://huggingface.co/spaces/{args.repo_id}", soft_wrap=True, markup=False)
+        Console().print(plan.summary() + (f"\nwritten: {plan.local_dir}" if args.local_dir else ""), soft_wrap=True, markup=False)
         return
     import runpy
     import sys

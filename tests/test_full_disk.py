@@ -92,7 +92,7 @@ def test_score_a_disk_that_fills_early_says_so_on_a_line_of_its_own(small_disk, 
     disk.grow()
     resumed = lpselect("score", data, "--model", tiny_model_dir, "--out", disk.path / "r", *SCORE_FLAGS)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    straight = lpselect("score", data, "--model", tiny_model_dir, "--out", tmp_path / "straight", *SCORE_FLAGS)
+    lpselect("score", data, "--model", tiny_model_dir, "--out", tmp_path / "straight", *SCORE_FLAGS)
     pd.testing.assert_frame_equal(pd.read_parquet(RunDir(disk.path / "r").scores), pd.read_parquet(RunDir(tmp_path / "straight").scores))
 
 

@@ -6,7 +6,6 @@ Transient failures are asked again (bounded, with backoff) and the push complete
 one sentence. Nothing half-published reaches `main`: the push is one commit (or a pull request) or
 nothing, and the same command completes once the Hub behaves."""
 
-import json
 import re
 import subprocess
 import sys

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..core.schema import OUR_COLUMNS  # noqa: F401  (the pushed columns are ours: defined with the row schema)
 from ..selection.strategies import STRATEGIES, Selection, default_mirror, nll_columns, select
 
 # Configs pushed when --subsets is not given (for a run with LP(1)): the paper's hard sets and the

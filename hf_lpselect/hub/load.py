@@ -17,7 +17,8 @@ from ..core.hub import NETWORK_ERRORS, short_error
 from ..errors import DataError
 from ..selection.subsets import selected_dataset
 from .card import config_paths
-from .columns import OUR_COLUMNS, scores_from_columns, select_scored
+from ..core.schema import OUR_COLUMNS
+from .columns import scores_from_columns, select_scored
 from .provenance import CardProvenance
 
 

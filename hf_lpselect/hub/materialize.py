@@ -31,6 +31,7 @@ from huggingface_hub import DatasetCard
 from .. import __version__
 from ..core.hub import is_hub_id, public_name
 from ..core.io import file_sha256
+from ..core.schema import OUR_COLUMNS
 from ..errors import DataError, RunError
 from ..record import RunRecord
 from ..rundir import RunDir
@@ -38,7 +39,7 @@ from ..selection.report import FIGURE_FILES, count_statuses, make_report, reason
 from ..selection.strategies import STRATEGIES, Selection, nll_columns
 from ..selection.subsets import describe_selection, run_source
 from .card import CardContext, SubsetRow, card_data, original_body, render_card
-from .columns import DEFAULT_SUBSETS, OUR_COLUMNS, SubsetSpec, hub_columns, parse_subset, select_scored
+from .columns import DEFAULT_SUBSETS, SubsetSpec, hub_columns, parse_subset, select_scored
 from .provenance import CardProvenance
 
 MAX_SHARD_BYTES = 500 << 20  # as datasets' push_to_hub

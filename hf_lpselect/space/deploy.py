@@ -62,6 +62,15 @@ class DeployPlan:
     hardware: str | None = None
     url: str | None = None
 
+    def summary(self) -> str:
+        """What was written, and where it went (nothing was sent without ``url``)."""
+        lines = [f"{len(self.files)} files" + ("" if self.url else " (dry run: nothing was sent)")]
+        if self.url:
+            lines += [f"deployed: {self.url}", f"the Space: https://huggingface.co/spaces/{self.repo_id}"]
+        if self.hardware:
+            lines.append(f"hardware requested: {self.hardware}")
+        return "\n".join(lines)
+
 
 def _require_clone() -> None:
     if not (SPACE_SOURCE / "app.py").is_file() or not (REPO_ROOT / "pyproject.toml").is_file():

@@ -29,7 +29,8 @@ from datasets.table import InMemoryTable
 from huggingface_hub import DatasetCard
 
 from ..hub.card import TAGS, config_paths, config_splits
-from ..hub.columns import OUR_COLUMNS, SUBSET_STRATEGIES, hub_columns, scores_from_columns, subset_name
+from ..core.schema import OUR_COLUMNS
+from ..hub.columns import SUBSET_STRATEGIES, hub_columns, scores_from_columns, subset_name
 from ..selection.compare import CompareResult, compare_runs
 from ..core.hub import NETWORK_ERRORS, is_hub_id, short_error
 from ..data import canonicalize

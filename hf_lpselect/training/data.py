@@ -142,7 +142,8 @@ def _from_scored_per_cluster(script: ScriptArguments, selection: SelectionArgume
     as ``lpselect select --per-cluster`` clusters a run's rows (not cached: a pushed dataset has no run
     directory), then the same ``select()``."""
     from ..selection.clusters import cluster_rows
-    from ..hub.columns import OUR_COLUMNS, UNSCORED, scores_from_columns
+    from ..core.schema import OUR_COLUMNS
+    from ..hub.columns import UNSCORED, scores_from_columns
     from ..selection.strategies import default_mirror, select
 
     name = script.dataset_name

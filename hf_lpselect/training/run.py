@@ -25,7 +25,7 @@ from typing import Any
 
 import datasets
 from transformers import is_wandb_available
-from trl import SFTTrainer, get_peft_config, get_quantization_config
+from trl import SFTConfig, SFTTrainer, get_peft_config, get_quantization_config
 from trl.trainer.utils import get_comet_experiment_url, get_trackio_space_url
 
 from ..errors import ModelError, TrainError
@@ -126,9 +126,9 @@ class TargetTrainer(SafeCheckpointMixin, CompactHeadMixin, PaddingFreeMixin, SFT
 
     _tag_names = ["trl", "sft", "lpselect"]
 
-    def __init__(self, *args: Any, record: TrainRecord, **kwargs: Any):
+    def __init__(self, model: Any, args: SFTConfig | None = None, *, record: TrainRecord, **kwargs: Any):
         self.record = record
-        super().__init__(*args, **kwargs)
+        super().__init__(model, args, **kwargs)
 
     def end(self) -> None:
         """Finish the trackers and destroy the process group, on every rank together.
