@@ -161,3 +161,27 @@ def test_demo_and_space_take_the_same_parser():
     assert (deploy.repo_id, deploy.dry_run, deploy.local_dir) == ("me/space", True, "x")
     with pytest.raises(ConfigError, match=r"^Argument --port: invalid int value: 'eighty'; `lpselect space --help` lists every option\.$"):
         ArgumentParser(ServeArguments, prog="lpselect space").parse(["--port", "eighty"])
+
+
+@pytest.mark.parametrize("argv", [
+    ["org/alpaca", "--run", "runs/x", "--dry-run"],
+    ["--run", "runs/x", "org/alpaca", "--dry-run"],
+    ["--run", "runs/x", "--dry-run", "org/alpaca"],  # a bare word after a bool flag is no bool: the positional
+])
+def test_bare_words_are_positional_before_or_after_the_flags(argv):
+    """The bare word a command takes (typer took it anywhere) may come before or after the flags."""
+    from hf_lpselect.core.parser import ArgumentParser
+    from hf_lpselect.hub.arguments import PushArguments
+
+    (args,) = ArgumentParser(PushArguments, prog="lpselect push-scores").parse(argv)
+    assert (args.repo_id, args.run, args.dry_run) == ("org/alpaca", "runs/x", True)
+
+
+@pytest.mark.parametrize("argv, expected", [([], None), (["--bf16"], True), (["--bf16", "false"], False),
+                                            (["--no-bf16"], False), (["--no_bf16"], False)])
+def test_the_demo_precision_flag_keeps_its_old_spellings(argv, expected):
+    """`lpselect demo --no-bf16` and a bare `--bf16` worked before the demo's arguments became a dataclass."""
+    from hf_lpselect.core.parser import ArgumentParser
+    from hf_lpselect.scoring.demo import DemoArguments
+
+    assert ArgumentParser(DemoArguments, prog="lpselect demo").parse(argv)[0].bf16 is expected

@@ -3,8 +3,10 @@
 - A field's flag works in TRL's spelling (``--output_dir``), with dashes (``--output-dir``) and under
   the short aliases its metadata declares (``--out``); the same names work as keys of a ``--config``
   YAML file (``out: runs/x``, ``epochs: 3``).
-- A field whose metadata says ``"positional": True`` is also taken as a bare word before the first
-  flag, in declaration order (``lpselect select RUN --strategy …`` is ``--run RUN --strategy …``).
+- A field whose metadata says ``"positional": True`` is also taken as a bare word, before or after the
+  flags, in declaration order (``lpselect select RUN --strategy …`` is ``--run RUN --strategy …``).
+- A ``bool`` field may be given bare (``--bf16`` is ``--bf16 true``), and one whose metadata says
+  ``"negatable": True`` also takes ``--no_X`` / ``--no-X`` for false, also when it defaults to None.
 - An unknown flag or YAML key is one :class:`~hf_lpselect.errors.ConfigError` with the closest names
   ("did you mean"), as is any other usage error argparse finds (a missing required argument, a value
   outside the choices), and an unreadable ``--config`` file is one sentence; no other library's message
@@ -28,6 +30,10 @@ from ..errors import ConfigError
 from .flags import remember, unknown_options
 
 
+# the values transformers' string_to_bool reads
+_BOOL_WORDS = {"yes", "true", "t", "y", "1", "no", "false", "f", "n", "0"}
+
+
 class ArgumentParser(TrlParser):
     """``TrlParser`` whose flags and ``--config`` keys share one set of names, and whose errors are ours.
 
@@ -48,7 +54,7 @@ class ArgumentParser(TrlParser):
         false, so it is no YAML key: ``no_X: true`` would read as ``X: true``."""
         names = {}
         for action in self._actions:
-            if isinstance(action, argparse._StoreFalseAction):
+            if isinstance(action, (argparse._StoreFalseAction, argparse._StoreConstAction)):
                 continue
             for option in action.option_strings:
                 if option.startswith("--"):
@@ -56,22 +62,48 @@ class ArgumentParser(TrlParser):
         return names
 
     def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
-        kwargs.pop("positional", None)  # our metadata key (HfArgumentParser hands every key to argparse)
-        return super().add_argument(*args, **kwargs)
+        kwargs.pop("positional", None)  # our metadata keys (HfArgumentParser hands every key to argparse)
+        negatable = kwargs.pop("negatable", False)
+        # a bool | None field: bare --X means true too (TRL's parser, like transformers', reads bools with string_to_bool)
+        if getattr(kwargs.get("type"), "__name__", None) == "string_to_bool" and "nargs" not in kwargs:
+            kwargs.update(nargs="?", const=True)
+        action = super().add_argument(*args, **kwargs)
+        if negatable:
+            name = action.dest
+            super().add_argument(f"--no_{name}", f"--no-{name.replace('_', '-')}", dest=name, action="store_const",
+                                 const=False, help=f"Same as --{name} false.")
+        return action
 
     def _positional(self) -> list[dataclasses.Field]:
         """The fields that also take a bare word, in declaration order."""
         return [f for dtype in self.dataclass_types for f in dataclasses.fields(dtype) if f.metadata.get("positional")]
 
     def _bare_words_as_flags(self, argv: list[str]) -> list[str]:
-        """Leading bare words (before the first ``-`` item) given to the positional fields, in order."""
-        n_bare = next((i for i, item in enumerate(argv) if item.startswith("-")), len(argv))
+        """The bare words that are no flag's value, given to the positional fields in order, as flags."""
+        nargs = {option: action.nargs for action in self._actions for option in action.option_strings}
+        bare, flags, at = [], [], 0
+        while at < len(argv):
+            item = argv[at]
+            at += 1
+            if not item.startswith("-") or item == "-":
+                bare.append(item)
+                continue
+            flags.append(item)
+            if "=" in item:
+                continue
+            takes = nargs.get(item)  # an unknown flag (or --config) takes one value: its error then names the flag
+            values = len(argv) - at if takes in ("+", "*") else 0 if takes == 0 else 1
+            while values and at < len(argv) and not argv[at].startswith("-"):
+                if takes == "?" and argv[at].lower() not in _BOOL_WORDS:  # --dry_run RUN: RUN is not the bool's value
+                    break
+                flags.append(argv[at])
+                at += 1
+                values -= 1
         positional = self._positional()
-        if n_bare > len(positional):
-            extra = argv[len(positional):n_bare]
-            raise ConfigError(f"Unexpected argument(s) {' '.join(extra)}; `{self.prog} --help` lists every option.")
-        named = [item for field, value in zip(positional, argv[:n_bare]) for item in (f"--{field.name}", value)]
-        return named + argv[n_bare:]
+        if len(bare) > len(positional):
+            extra = " ".join(bare[len(positional):])
+            raise ConfigError(f"Unexpected argument(s) {extra}; `{self.prog} --help` lists every option.")
+        return [item for field, value in zip(positional, bare) for item in (f"--{field.name}", value)] + flags
 
     def error(self, message: str) -> None:  # argparse's usage errors: ours, one sentence, no usage block
         raise ConfigError(f"{message[0].upper()}{message[1:]}; `{self.prog} --help` lists every option.")

@@ -62,7 +62,7 @@ class DemoArguments:
     rows: int = field(default=120, metadata={"help": "Rows of generated data."})
     epochs: int = field(default=DEMO_RECIPE["epochs"], metadata={"help": "Training epochs (at least 2 for LP(1) to mean anything)."})
     bf16: bool | None = field(default=None, metadata={
-        "help": "bf16 autocast (true), or float32 (false); default: bf16 where this device computes it natively."})
+        "negatable": True, "help": "bf16 autocast (true), or float32 (false); default: bf16 where this device computes it natively."})
 
 
 @dataclass(frozen=True)
