@@ -57,8 +57,10 @@ def test_no_module_imports_from_a_higher_floor():
     upward = []
     for module, path in _modules():
         here = FLOORS[_unit(module)]
-        for target, _, line in _imports(path):
-            if target != "hf_lpselect" and FLOORS[_unit(target)] > here:
+        for target, names, line in _imports(path):
+            if target == "hf_lpselect" and names == ["__version__"]:
+                continue  # the version string, set before the package's lazy API is touched
+            if FLOORS[_unit(target)] > here:
                 upward.append(f"{path.relative_to(PACKAGE)}:{line} imports {target} (floor {FLOORS[_unit(target)]} > {here})")
     assert not upward, "\n".join(upward)
 

@@ -363,3 +363,22 @@ def test_a_lora_output_folder_loads_for_eval_with_its_adapter(scored, tiny_model
         logits = loaded.model(ids).logits
         torch.testing.assert_close(logits, expected(ids).logits)
         assert not torch.allclose(logits, base(ids).logits)  # the adapter is applied
+
+
+def test_a_subset_config_the_card_block_does_not_list_is_read_from_its_name(scored, folder, tiny_model_dir, tmp_path):
+    """A config added after the push (the Space's "push this subset" adds one without touching the card's lpselect:
+    block) still records its strategy and size, read from its STRATEGY_Npct name, not "all rows"."""
+    import shutil
+
+    import yaml
+
+    copy = tmp_path / "pushed"
+    shutil.copytree(folder, copy)
+    card = (copy / "README.md").read_text()
+    _, front, body = card.split("---\n", 2)
+    metadata = yaml.safe_load(front)
+    del metadata["lpselect"]["subsets"][SUBSET]
+    (copy / "README.md").write_text("---\n" + yaml.safe_dump(metadata, sort_keys=False) + "---\n" + body)
+    result = hf_lpselect.train(model_name_or_path=str(tiny_model_dir), dataset_name=str(copy), dataset_config=SUBSET,
+                               output_dir=str(tmp_path / "out"), **STEP)
+    assert result.record.selection == {"config": SUBSET, "strategy": "lp1-hard", "fraction": 0.25, "n_selected": 6}

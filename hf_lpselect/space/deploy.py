@@ -68,7 +68,7 @@ class DeployPlan:
         if self.url:
             lines += [f"deployed: {self.url}", f"the Space: https://huggingface.co/spaces/{self.repo_id}"]
         if self.hardware:
-            lines.append(f"hardware requested: {self.hardware}")
+            lines.append(f"hardware {'requested' if self.url else 'that would be requested'}: {self.hardware}")
         return "\n".join(lines)
 
 

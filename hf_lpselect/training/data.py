@@ -20,13 +20,23 @@ from pathlib import Path
 from typing import Any
 
 import datasets
-from trl import DatasetMixtureConfig, ScriptArguments
+from huggingface_hub import DatasetCard, HfApi
+from huggingface_hub.errors import RepositoryNotFoundError
+from trl import DatasetMixtureConfig, ScriptArguments, get_dataset
 
 from ..core.hub import NETWORK_ERRORS
+from ..core.schema import OUR_COLUMNS
 from ..data import DataError, canonicalize, content_id, detect_format, is_hub_id, read_source
 from ..errors import TrainError
+from ..hub.card import config_paths
+from ..hub.columns import UNSCORED, parse_subset, scores_from_columns
 from ..hub.load import load_provenance, load_scored
 from ..hub.provenance import CardProvenance
+from ..record import RunRecord
+from ..rundir import RunDir
+from ..selection.clusters import cluster_rows
+from ..selection.strategies import default_mirror, select
+from ..selection.subsets import run_rows, select_run
 from .arguments import SelectionArguments
 
 # columns load_scored adds to the rows it selects (not content)
@@ -76,7 +86,6 @@ def resolve_rows(script: ScriptArguments, selection: SelectionArguments, mixture
             return _from_subset_config(script, data, revision)
         return _plain(data, selection.template, dataset=script.dataset_name, config=script.dataset_config,
                       split=script.dataset_train_split, revision=revision)
-    from trl import get_dataset
 
     data = get_dataset(mixture)[script.dataset_train_split]
     names = ", ".join(d.path for d in mixture.datasets)
@@ -105,12 +114,8 @@ def _check_combination(script: ScriptArguments, selection: SelectionArguments, m
 
 
 def _from_run(selection: SelectionArguments) -> TrainRows:
-    from ..record import RunRecord
-    from ..rundir import RunDir
-    from ..selection.subsets import run_rows, select_run
-
     chosen, _ = select_run(selection.run, selection.strategy, fraction=selection.fraction, count=selection.count,
-                                per_cluster=selection.per_cluster, seed=selection.selection_seed)
+                           per_cluster=selection.per_cluster, seed=selection.selection_seed)
     run_dir = RunDir(selection.run)
     record = RunRecord.load(run_dir.path)
     rows = run_rows(run_dir).select(list(chosen.rows))  # run_rows verifies they are the rows the run scored
@@ -141,11 +146,6 @@ def _from_scored_per_cluster(script: ScriptArguments, selection: SelectionArgume
     """The paper's per-cluster selection from pushed score columns: the scored rows embedded and clustered
     as ``lpselect select --per-cluster`` clusters a run's rows (not cached: a pushed dataset has no run
     directory), then the same ``select()``."""
-    from ..selection.clusters import cluster_rows
-    from ..core.schema import OUR_COLUMNS
-    from ..hub.columns import UNSCORED, scores_from_columns
-    from ..selection.strategies import default_mirror, select
-
     name = script.dataset_name
     data, revision = _load(name, "default", script.dataset_train_split)
     try:
@@ -171,8 +171,15 @@ def _from_scored_per_cluster(script: ScriptArguments, selection: SelectionArgume
 def _from_subset_config(script: ScriptArguments, data: datasets.Dataset, revision: str | None) -> TrainRows:
     rows = _canonical_scored(data, script.dataset_name)
     provenance = load_provenance(script.dataset_name, revision)
-    # how the card says the config was chosen; nothing for a config a person added by hand
+    # how the card says the config was chosen; else what its name says (a config the Space added after the push
+    # names its strategy and size the same way); nothing for a config a person added by hand under another name
     subset = provenance.subsets.get(script.dataset_config, {}) if provenance is not None else {}
+    if not subset:
+        try:
+            spec = parse_subset(script.dataset_config)
+            subset = {"strategy": spec.strategy, "fraction": spec.fraction}
+        except ValueError:
+            pass
     chosen = {"config": script.dataset_config, **{k: subset[k] for k in ("strategy", "fraction") if k in subset}}
     return TrainRows(
         rows=rows, canonical=True, ids=rows["id"], origin="subset-config", dataset=script.dataset_name,
@@ -219,10 +226,6 @@ def _load(name: str, config: str | None, split: str) -> tuple[datasets.Dataset, 
     """A dataset as ``trl sft`` reads it (a local folder pushed by us: its card's config files); and the Hub commit."""
     folder = Path(name).expanduser()
     if folder.is_dir() and (folder / "README.md").is_file():
-        from huggingface_hub import DatasetCard
-
-        from ..hub.card import config_paths
-
         configs = DatasetCard.load(folder / "README.md").data.get("configs") or []
         chosen = next((c for c in configs if c.get("config_name") == (config or "default")), None)
         if chosen is not None:
@@ -242,10 +245,6 @@ def _hub_commit(name: str) -> str | None:
     for a local folder or offline."""
     if not is_hub_id(name):
         return None
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import RepositoryNotFoundError
-
-
     try:
         return HfApi().dataset_info(name).sha
     except RepositoryNotFoundError as err:
