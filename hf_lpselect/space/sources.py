@@ -15,8 +15,11 @@ exactly as ``lpselect select`` and ``load_scored`` do it; nothing here re-implem
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import shutil
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -160,25 +163,82 @@ def _open_folder(folder: Path, name: str) -> Scored:
     return _with_scores(datasets.Dataset(InMemoryTable(table)), name, "folder")
 
 
-def _reader_cache(token: str | bool | None) -> str | None:
-    """Where a Hub dataset read with a person's own token is cached: a folder of theirs (named by a hash of
-    the token), because datasets falls back to a cached copy when the Hub refuses a repo, so a private
-    dataset in the shared cache would open for the next visitor. Anonymous and local reads share the default."""
-    if not isinstance(token, str):
+READERS = "lpselect-readers"  # under the datasets cache: one folder per reader (a token, or anonymous)
+READER_HOURS = 6  # a reader's folder unused this long is removed when another reader's folder is made
+
+
+def reader_cache(token: str | bool | None) -> str | None:
+    """Where a Hub dataset read with ``token`` (:func:`read_token`) is cached: datasets falls back to a cached
+    copy when the Hub refuses a repo, so a private dataset in a shared cache would open for the next reader.
+
+    Args:
+        token (`str`, `bool` or `None`): a person's token: a folder of theirs, named by a hash of the token;
+            `False` (anonymous): a folder of its own, never filled by a read with a token; `None` (this
+            machine's login, run locally): `None`, the default cache.
+
+    Making a new reader's folder removes the readers' folders unused for :data:`READER_HOURS` (a token is
+    new at every sign-in, so their folders would pile up); every read marks its folder as used.
+
+    Example:
+    ```python
+    reader_cache(False)  # ".../datasets/lpselect-readers/anonymous"
+    ```
+    """
+    if token is None:
         return None
-    return str(Path(datasets.config.HF_DATASETS_CACHE) / "lpselect-readers" / hashlib.sha256(token.encode()).hexdigest())
+    readers = Path(datasets.config.HF_DATASETS_CACHE) / READERS
+    folder = readers / (hashlib.sha256(token.encode()).hexdigest() if isinstance(token, str) else "anonymous")
+    if not folder.is_dir():
+        stale = time.time() - READER_HOURS * 3600
+        for old in readers.glob("*") if readers.is_dir() else ():
+            if old.is_dir() and old.stat().st_mtime < stale:
+                shutil.rmtree(old, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    os.utime(folder)
+    return str(folder)
+
+
+def _hub_failed(repo_id: str, err: Exception, check: str = "the id") -> DataError:
+    return DataError(f"Could not load the Hub dataset {repo_id} ({short_error(err)}); check {check}.")
 
 
 def _open_hub(repo_id: str, token: str | bool | None = None) -> Scored:
-    cache = _reader_cache(token)
+    cache = reader_cache(token)
     try:
         split = _scored_split(datasets.get_dataset_split_names(repo_id, "default", token=token, cache_dir=cache), repo_id)
         data = datasets.load_dataset(repo_id, "default", split=split, token=token, cache_dir=cache)
     except DataError:
         raise
     except (datasets.exceptions.DatasetNotFoundError, ValueError, *NETWORK_ERRORS) as err:
-        raise DataError(f"Could not load the Hub dataset {repo_id} ({short_error(err)}); check the id and that it was pushed by `lpselect push-scores`.") from err
+        raise _hub_failed(repo_id, err, "the id and that it was pushed by `lpselect push-scores`") from err
     return _with_scores(data, repo_id, "hub")
+
+
+def hub_rows(repo_id: str, limit: int, *, token: str | bool | None = None, split: str = "train") -> datasets.Dataset:
+    """The first ``limit`` rows of a Hub dataset's split, for the Score tab: read with the same token and
+    cache folder as :func:`open_scored` reads a Hub id, streamed (only those rows are fetched, and no copy
+    of the dataset is kept on disk).
+
+    Args:
+        repo_id (`str`): the dataset's Hub id.
+        limit (`int`): how many rows, from the first.
+        token (`str`, `bool` or `None`, defaults to `None`): :func:`read_token`'s answer: a person's token,
+            `False` for anonymous (public datasets only), `None` for this machine's login.
+        split (`str`, defaults to `"train"`): the split to read, as ``lpselect score`` reads it.
+
+    Example:
+    ```python
+    rows = hub_rows("tatsu-lab/alpaca", 100, token=False)
+    ```
+    """
+    try:
+        stream = datasets.load_dataset(repo_id, split=split, streaming=True, token=token, cache_dir=reader_cache(token))
+        rows = list(stream.take(limit))
+    except (datasets.exceptions.DatasetNotFoundError, ValueError, *NETWORK_ERRORS) as err:
+        raise _hub_failed(repo_id, err) from err
+    if not rows:
+        raise DataError(f"{repo_id} holds no rows in its {split} split; give a dataset with at least one row.")
+    return datasets.Dataset.from_list(rows, features=stream.features)
 
 
 def recent_scored(limit: int = SUGGESTIONS, timeout: float = SUGGEST_SECONDS) -> list[str]:
