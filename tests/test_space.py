@@ -318,6 +318,27 @@ def test_push_uses_the_signed_in_token_and_the_config_loads_by_id(app, folder, h
     assert FAKE_TOKEN not in (app[1].parent / "app.log").read_text(errors="replace")
 
 
+def test_a_subset_pushed_to_the_scored_repo_is_listed_in_its_cards_lpselect_block(app, folder, hub, tmp_path):
+    """lpselect train reads a subset's strategy and fraction from the card's lpselect: block; before the fix
+    a subset pushed from the Space was a config the block did not list."""
+    from huggingface_hub import DatasetCard
+
+    from hf_lpselect.hub.provenance import CardProvenance
+    from hub_server import FAKE_TOKEN
+
+    hub.seed("me/toy-listed", folder)
+    c = client(app[0], oauth_token=FAKE_TOKEN, downloads=tmp_path)
+    c.predict("me/toy-listed", api_name="/open")
+    assert "Pushed: " in c.predict("lp1-hard", 25, False, 100, "me/toy-listed", False, api_name="/push")
+    readme = tmp_path / "README.md"
+    readme.write_bytes(hub.read("me/toy-listed", "README.md"))
+    card = DatasetCard.load(readme)
+    provenance = CardProvenance.from_card(card, where="me/toy-listed")
+    assert provenance.subsets["lp1_hard_25pct"] == {"strategy": "lp1-hard", "fraction": 0.25}
+    assert "lp1_hard_25pct" in [config["config_name"] for config in card.data["configs"]]
+    assert provenance.scorer == CardProvenance.from_card(DatasetCard.load(folder / "README.md"), where="toy").scorer
+
+
 def test_a_run_is_pushed_with_its_scores_and_the_subset_config_and_opens_by_hub_id(app, run, hub, tmp_path):
     from hub_server import FAKE_TOKEN
 

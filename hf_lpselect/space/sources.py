@@ -14,6 +14,7 @@ exactly as ``lpselect select`` and ``load_scored`` do it; nothing here re-implem
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
@@ -33,7 +34,8 @@ from huggingface_hub import DatasetCard
 
 from ..hub.card import TAGS, config_paths, config_splits
 from ..core.schema import OUR_COLUMNS
-from ..hub.columns import SUBSET_STRATEGIES, hub_columns, scores_from_columns, subset_name
+from ..hub.columns import SUBSET_STRATEGIES, hub_columns, parse_subset, scores_from_columns, subset_name
+from ..hub.provenance import PROVENANCE_KEY, CardProvenance
 from ..selection.compare import CompareResult, compare_runs
 from ..core.hub import NETWORK_ERRORS, is_hub_id, short_error
 from ..data import canonicalize
@@ -463,7 +465,8 @@ def push_subset(scored: Scored, selection: Selection, repo_id: str, *, token: st
 
     A run directory goes through :func:`hf_lpselect.hub.push.push_scores` (the whole dataset with its
     score columns as ``default``, the subset as a config, the card). A dataset that was already
-    pushed (a folder or a Hub id) gets the subset as a new config of ``repo_id`` (the same repo, or a new one).
+    pushed (a folder or a Hub id) gets the subset as a new config of ``repo_id`` (the same repo, or a new one),
+    and, where ``repo_id``'s card has an ``lpselect:`` block, the subset listed there in a second commit.
     """
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
@@ -487,7 +490,27 @@ def push_subset(scored: Scored, selection: Selection, repo_id: str, *, token: st
                                                              commit_message=f"Add the {name} subset (lpselect)")
     except NETWORK_ERRORS as err:
         raise HubError(f"Pushing to {repo_id} failed ({short_error(err)}); no commit was made.") from err
+    _card_lists_subset(repo_id, name, token=token, parent_commit=info.oid)
     return info.commit_url
+
+
+def _card_lists_subset(repo_id: str, name: str, *, token: str, parent_commit: str) -> None:
+    """Add the subset ``name`` to the ``lpselect:`` block of ``repo_id``'s card (which ``lpselect train``
+    reads), in a commit right after the subset's own; a card without the block (a repo lpselect did not
+    push, e.g. a new one) is left as it is."""
+    try:
+        card = DatasetCard.load(repo_id, repo_type="dataset", token=token)
+        provenance = CardProvenance.from_card(card, where=repo_id)
+        if provenance is None or name in provenance.subsets:
+            return
+        spec = parse_subset(name)
+        subsets = {**provenance.subsets, name: {"strategy": spec.strategy, "fraction": spec.fraction}}
+        card.data[PROVENANCE_KEY] = dataclasses.replace(provenance, subsets=subsets).to_dict()
+        card.push_to_hub(repo_id, token=token, repo_type="dataset", parent_commit=parent_commit,
+                         commit_message=f"List the {name} subset in the card (lpselect)")
+    except NETWORK_ERRORS as err:
+        raise HubError(f"The {name} subset was pushed to {repo_id}, but its card could not list it "
+                       f"({short_error(err)}); push again to retry.") from err
 
 
 # ----------------------------------------------------------------------------- compare
