@@ -321,10 +321,10 @@ def test_push_uses_the_signed_in_token_and_the_config_loads_by_id(app, folder, h
 def test_a_subset_pushed_to_the_scored_repo_is_listed_in_its_cards_lpselect_block(app, folder, hub, tmp_path):
     """lpselect train reads a subset's strategy and fraction from the card's lpselect: block; before the fix
     a subset pushed from the Space was a config the block did not list."""
+    from hub_server import FAKE_TOKEN
     from huggingface_hub import DatasetCard
 
     from hf_lpselect.hub.provenance import CardProvenance
-    from hub_server import FAKE_TOKEN
 
     hub.seed("me/toy-listed", folder)
     c = client(app[0], oauth_token=FAKE_TOKEN, downloads=tmp_path)
