@@ -101,13 +101,18 @@ def session_folder(request: gr.Request) -> Path:
 
 
 _left: set[str] = set()  # session folders removed because their visitor left (a run may still be writing there)
+_readers: dict[str, set[str]] = {}  # session folder -> the cache folders of the tokens it read the Hub with
 
 
 def _remove(folder: str | None) -> None:
-    """A session ended (the visitor left, or SESSION_HOURS passed): its folder goes."""
+    """A session ended (the visitor left, or SESSION_HOURS passed): its folder goes, and the cache folders
+    of the tokens it read the Hub with (a token is new at every sign-in), unless another session uses one."""
     if folder:
         _left.add(str(Path(folder)))
         shutil.rmtree(folder, ignore_errors=True)
+        for cache in _readers.pop(str(folder), set()):
+            if not any(cache in others for others in _readers.values()):
+                shutil.rmtree(cache, ignore_errors=True)
 
 
 def session_start(request: gr.Request) -> str:
@@ -124,6 +129,15 @@ def _allowed(request: gr.Request) -> list[Path] | None:
 def _signed_in(oauth_token: gr.OAuthToken | None) -> str | None:
     """The signed-in person's token (gradio passes a gr.OAuthToken to a function that asks for one), or None."""
     return oauth_token.token if oauth_token is not None else None
+
+
+def _read_token(request: gr.Request, oauth_token: gr.OAuthToken | None) -> str | bool | None:
+    """The token this person reads the Hub with (:func:`hf_lpselect.space.sources.read_token`); the cache
+    folder of a signed-in person's token is noted for their session, which removes it when it ends."""
+    token = sources.read_token(_signed_in(oauth_token), on_space=ON_SPACE)
+    if isinstance(token, str):
+        _readers.setdefault(str(session_folder(request)), set()).add(sources.reader_cache(token))
+    return token
 
 
 def friendly(fn):
@@ -279,7 +293,7 @@ def open_dataset(source: str, request: gr.Request, oauth_token: gr.OAuthToken | 
     """Open a scored dataset: a Hub id pushed by `lpselect push-scores` (with the signed-in person's own
     token: :func:`hf_lpselect.space.sources.read_token`), a folder, or a run directory."""
     source = _source(source)
-    scored = open_shared(source, _allowed(request), sources.read_token(_signed_in(oauth_token), on_space=ON_SPACE))
+    scored = open_shared(source, _allowed(request), _read_token(request, oauth_token))
     if Path(source).parent == EXAMPLES_DIR:
         scored = dataclasses.replace(scored, name=f"The example ({Path(source).name})")
     return explore_outputs(scored)
@@ -410,9 +424,10 @@ def _first_rows(path: Path, target: Path, limit: int) -> Path:
     return out
 
 
-def _prepare_source(upload: str | None, hub_id: str, folder: Path, limit: int) -> str:
+def _prepare_source(upload: str | None, hub_id: str, folder: Path, limit: int, token: str | bool | None = None) -> str:
     """The first ``limit`` rows of the uploaded file (CSV made Parquet: the scorer reads JSON, JSONL
-    and Parquet), or the Hub id (a web address of it is accepted)."""
+    and Parquet), or of the Hub dataset (its id or web address), read as Explore reads one: with ``token``
+    (:func:`_read_token`: on a Space the visitor's own, or none), never with the Space's own login."""
     if upload:
         path = Path(upload)
         if path.suffix.lower() not in UPLOAD_TYPES:
@@ -431,7 +446,15 @@ def _prepare_source(upload: str | None, hub_id: str, folder: Path, limit: int) -
             shutil.rmtree(uploads, ignore_errors=True)
             raise
     if hub_id and hub_id.strip():
-        return words.hub_id_from_url(hub_id)
+        repo_id = words.hub_id_from_url(hub_id)
+        rows = sources.hub_rows(repo_id, limit, token=token)
+        (folder / "uploads").mkdir(parents=True, exist_ok=True)
+        read = Path(tempfile.mkdtemp(prefix="hub-", dir=folder / "uploads"))  # one folder per read, as per upload
+        try:
+            return str(sources.write_subset(rows, read, repo_id.rsplit("/", 1)[-1], "parquet"))
+        except BaseException:
+            shutil.rmtree(read, ignore_errors=True)
+            raise
     raise LPSelectError("Upload a JSON, JSONL, CSV or Parquet file, or give a Hub dataset id.")
 
 
@@ -448,11 +471,12 @@ def _run_scorer(source: str, out: Path, model: str, epochs: int, limit: int, pro
 
 @friendly
 def score_dataset(upload, hub_id: str, model: str, epochs: float, limit: float, request: gr.Request,
-                  progress=gr.Progress()):
-    """Score a small dataset (the first LIMIT rows) with a small model; the result opens in Explore."""
+                  oauth_token: gr.OAuthToken | None = None, progress=gr.Progress()):
+    """Score a small dataset (the first LIMIT rows) with a small model; the result opens in Explore. A Hub
+    dataset is read as Explore reads one (:func:`_read_token`)."""
     folder = session_folder(request)
     try:
-        source = _prepare_source(upload, hub_id, folder, int(limit))
+        source = _prepare_source(upload, hub_id, folder, int(limit), _read_token(request, oauth_token))
         out = folder / "runs" / f"{Path(source.rstrip('/')).stem or 'data'}-{time.strftime('%Y%m%d-%H%M%S')}"
         try:
             steps = _run_scorer(source, out, words.hub_id_from_url(model or DEFAULT_SCORER), int(epochs), int(limit), progress)
@@ -483,7 +507,7 @@ def score_dataset(upload, hub_id: str, model: str, epochs: float, limit: float, 
 def compare(first: str, second: str, current, request: gr.Request, oauth_token: gr.OAuthToken | None = None):
     """Does hardness transfer? Compare two scored datasets or runs (an empty first box: the one open)."""
     allowed = _allowed(request)
-    token = sources.read_token(_signed_in(oauth_token), on_space=ON_SPACE)
+    token = _read_token(request, oauth_token)
     a = sources.open_scored(_source(first), allowed_roots=allowed, token=token) if first and first.strip() else _need(current)
     if not (second or "").strip():
         raise LPSelectError("Give the second scored dataset to compare with.")

@@ -318,6 +318,27 @@ def test_push_uses_the_signed_in_token_and_the_config_loads_by_id(app, folder, h
     assert FAKE_TOKEN not in (app[1].parent / "app.log").read_text(errors="replace")
 
 
+def test_a_subset_pushed_to_the_scored_repo_is_listed_in_its_cards_lpselect_block(app, folder, hub, tmp_path):
+    """lpselect train reads a subset's strategy and fraction from the card's lpselect: block; before the fix
+    a subset pushed from the Space was a config the block did not list."""
+    from hub_server import FAKE_TOKEN
+    from huggingface_hub import DatasetCard
+
+    from hf_lpselect.hub.provenance import CardProvenance
+
+    hub.seed("me/toy-listed", folder)
+    c = client(app[0], oauth_token=FAKE_TOKEN, downloads=tmp_path)
+    c.predict("me/toy-listed", api_name="/open")
+    assert "Pushed: " in c.predict("lp1-hard", 25, False, 100, "me/toy-listed", False, api_name="/push")
+    readme = tmp_path / "README.md"
+    readme.write_bytes(hub.read("me/toy-listed", "README.md"))
+    card = DatasetCard.load(readme)
+    provenance = CardProvenance.from_card(card, where="me/toy-listed")
+    assert provenance.subsets["lp1_hard_25pct"] == {"strategy": "lp1-hard", "fraction": 0.25}
+    assert "lp1_hard_25pct" in [config["config_name"] for config in card.data["configs"]]
+    assert provenance.scorer == CardProvenance.from_card(DatasetCard.load(folder / "README.md"), where="toy").scorer
+
+
 def test_a_run_is_pushed_with_its_scores_and_the_subset_config_and_opens_by_hub_id(app, run, hub, tmp_path):
     from hub_server import FAKE_TOKEN
 
@@ -371,6 +392,39 @@ def test_on_a_space_a_hub_dataset_opens_with_the_signed_in_visitors_token_only(s
     assert str(caught.value) == "That Hub dataset does not exist or is private; check its name (owner/name)."
     assert "16 rows" in stranger.predict("me/public-toy", api_name="/open")[0]
     assert sources.read_token(None, on_space=False) is None  # run locally: this machine's own login
+
+
+def test_on_a_space_the_score_tab_reads_a_hub_dataset_as_explore_does(space_app, hub, folder, tiny_model_dir, tmp_path):
+    """Before the fix the Score tab read a Hub id with the Space's own login (HF_TOKEN, a Space secret): a
+    signed-out visitor scored its owner's private dataset, then browsed and downloaded its rows."""
+    from gradio_client.exceptions import AppError
+    from hub_server import FAKE_TOKEN
+
+    hub.seed("me/private-to-score", folder, private=True)
+    hub.seed("me/public-to-score", folder)
+    stranger = client(space_app, tmp_path / "stranger")
+    with pytest.raises(AppError) as caught:
+        stranger.predict(None, "me/private-to-score", str(tiny_model_dir), 0, 10, api_name="/score")
+    assert str(caught.value) == "That Hub dataset does not exist or is private; check its name (owner/name)."
+    assert "Scored 10 rows (" in stranger.predict(None, "me/public-to-score", str(tiny_model_dir), 0, 10,
+                                                        api_name="/score")[7]
+    signed_in = client(space_app, tmp_path / "signed-in", oauth_token=FAKE_TOKEN)
+    assert "Scored 10 rows (" in signed_in.predict(None, "https://huggingface.co/datasets/me/private-to-score",
+                                                         str(tiny_model_dir), 0, 10, api_name="/score")[7]
+
+
+def test_an_anonymous_read_is_never_served_from_a_cache_a_read_with_a_token_filled(hub, folder, tmp_path):
+    """datasets falls back to a cached copy when the Hub refuses a repo: before the fix an anonymous read
+    shared the default cache with this machine's login (HF_TOKEN here), so the private copy opened."""
+    hub.seed("me/private-cached", folder, private=True)
+    code = ("from hf_lpselect.space import sources; from hf_lpselect.errors import DataError\n"
+            "print(len(sources.open_scored('me/private-cached').scores))\n"  # this machine's login: the default cache
+            "try:\n    sources.open_scored('me/private-cached', token=False)\n"
+            "except DataError as err:\n    print('refused', err)\nelse:\n    print('served')")
+    done = subprocess.run([sys.executable, "-c", code], env=hub.env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    opened, anonymous = done.stdout.splitlines()[-2:]
+    assert opened == "16" and anonymous.startswith("refused")
 
 
 def test_on_a_space_other_folders_cannot_be_opened(folder, tmp_path):

@@ -272,3 +272,37 @@ def test_per_cluster_selection_works_for_a_pushed_dataset_and_matches_a_run(app_
     assert baseline is not None and baseline.per_cluster
     with pytest.raises(LPSelectError, match="Choose between 2 and 120 groups"):
         sources.select_subset(example, "lp1-hard", 0.1, per_cluster=500)
+
+
+def test_a_signed_in_visitors_dataset_cache_goes_when_their_session_ends(app_module):
+    """A token is new at every sign-in, and its reads are cached in a folder of its own: before the fix
+    those folders (full copies of the datasets read) stayed forever. gradio calls the folder State's
+    delete_callback (app._remove) when a session ends; a folder unused for READER_HOURS goes when the
+    next reader's folder is made, for what a restarted server no longer knows about."""
+    import os
+    import time
+
+    import gradio as gr
+
+    from hf_lpselect.space import sources
+
+    app, _ = app_module
+    visitor, other = Visitor("reader"), Visitor("other-reader")
+    for who in (visitor, other):
+        app.session_start(who)
+    token = gr.OAuthToken(token="hf_oauth_of_this_sign_in", scope="openid", expires_at=0)
+    assert app._read_token(visitor, token) == "hf_oauth_of_this_sign_in"
+    assert app._read_token(other, token) == "hf_oauth_of_this_sign_in"  # the same person in a second tab
+    cache = Path(sources.reader_cache("hf_oauth_of_this_sign_in"))
+    (cache / "copy.arrow").write_bytes(b"rows")
+    app._remove(str(app.session_folder(visitor)))
+    assert cache.is_dir()  # still used by the other tab
+    app._remove(str(app.session_folder(other)))
+    assert not cache.exists()
+
+    stale = Path(sources.reader_cache("hf_an_old_sign_in"))
+    hours_ago = time.time() - (sources.READER_HOURS + 1) * 3600
+    os.utime(stale, (hours_ago, hours_ago))
+    anonymous = Path(sources.reader_cache(False))
+    assert not stale.exists() and anonymous.is_dir() and anonymous.name == "anonymous"
+    assert sources.reader_cache(None) is None  # run locally: this machine's login, the default cache

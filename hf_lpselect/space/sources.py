@@ -14,9 +14,13 @@ exactly as ``lpselect select`` and ``load_scored`` do it; nothing here re-implem
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import os
 import re
+import shutil
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +34,8 @@ from huggingface_hub import DatasetCard
 
 from ..hub.card import TAGS, config_paths, config_splits
 from ..core.schema import OUR_COLUMNS
-from ..hub.columns import SUBSET_STRATEGIES, hub_columns, scores_from_columns, subset_name
+from ..hub.columns import SUBSET_STRATEGIES, hub_columns, parse_subset, scores_from_columns, subset_name
+from ..hub.provenance import PROVENANCE_KEY, CardProvenance
 from ..selection.compare import CompareResult, compare_runs
 from ..core.hub import NETWORK_ERRORS, is_hub_id, short_error
 from ..data import canonicalize
@@ -160,25 +165,82 @@ def _open_folder(folder: Path, name: str) -> Scored:
     return _with_scores(datasets.Dataset(InMemoryTable(table)), name, "folder")
 
 
-def _reader_cache(token: str | bool | None) -> str | None:
-    """Where a Hub dataset read with a person's own token is cached: a folder of theirs (named by a hash of
-    the token), because datasets falls back to a cached copy when the Hub refuses a repo, so a private
-    dataset in the shared cache would open for the next visitor. Anonymous and local reads share the default."""
-    if not isinstance(token, str):
+READERS = "lpselect-readers"  # under the datasets cache: one folder per reader (a token, or anonymous)
+READER_HOURS = 6  # a reader's folder unused this long is removed when another reader's folder is made
+
+
+def reader_cache(token: str | bool | None) -> str | None:
+    """Where a Hub dataset read with ``token`` (:func:`read_token`) is cached: datasets falls back to a cached
+    copy when the Hub refuses a repo, so a private dataset in a shared cache would open for the next reader.
+
+    Args:
+        token (`str`, `bool` or `None`): a person's token: a folder of theirs, named by a hash of the token;
+            `False` (anonymous): a folder of its own, never filled by a read with a token; `None` (this
+            machine's login, run locally): `None`, the default cache.
+
+    Making a new reader's folder removes the readers' folders unused for :data:`READER_HOURS` (a token is
+    new at every sign-in, so their folders would pile up); every read marks its folder as used.
+
+    Example:
+    ```python
+    reader_cache(False)  # ".../datasets/lpselect-readers/anonymous"
+    ```
+    """
+    if token is None:
         return None
-    return str(Path(datasets.config.HF_DATASETS_CACHE) / "lpselect-readers" / hashlib.sha256(token.encode()).hexdigest())
+    readers = Path(datasets.config.HF_DATASETS_CACHE) / READERS
+    folder = readers / (hashlib.sha256(token.encode()).hexdigest() if isinstance(token, str) else "anonymous")
+    if not folder.is_dir():
+        stale = time.time() - READER_HOURS * 3600
+        for old in readers.glob("*") if readers.is_dir() else ():
+            if old.is_dir() and old.stat().st_mtime < stale:
+                shutil.rmtree(old, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    os.utime(folder)
+    return str(folder)
+
+
+def _hub_failed(repo_id: str, err: Exception, check: str = "the id") -> DataError:
+    return DataError(f"Could not load the Hub dataset {repo_id} ({short_error(err)}); check {check}.")
 
 
 def _open_hub(repo_id: str, token: str | bool | None = None) -> Scored:
-    cache = _reader_cache(token)
+    cache = reader_cache(token)
     try:
         split = _scored_split(datasets.get_dataset_split_names(repo_id, "default", token=token, cache_dir=cache), repo_id)
         data = datasets.load_dataset(repo_id, "default", split=split, token=token, cache_dir=cache)
     except DataError:
         raise
     except (datasets.exceptions.DatasetNotFoundError, ValueError, *NETWORK_ERRORS) as err:
-        raise DataError(f"Could not load the Hub dataset {repo_id} ({short_error(err)}); check the id and that it was pushed by `lpselect push-scores`.") from err
+        raise _hub_failed(repo_id, err, "the id and that it was pushed by `lpselect push-scores`") from err
     return _with_scores(data, repo_id, "hub")
+
+
+def hub_rows(repo_id: str, limit: int, *, token: str | bool | None = None, split: str = "train") -> datasets.Dataset:
+    """The first ``limit`` rows of a Hub dataset's split, for the Score tab: read with the same token and
+    cache folder as :func:`open_scored` reads a Hub id, streamed (only those rows are fetched, and no copy
+    of the dataset is kept on disk).
+
+    Args:
+        repo_id (`str`): the dataset's Hub id.
+        limit (`int`): how many rows, from the first.
+        token (`str`, `bool` or `None`, defaults to `None`): :func:`read_token`'s answer: a person's token,
+            `False` for anonymous (public datasets only), `None` for this machine's login.
+        split (`str`, defaults to `"train"`): the split to read, as ``lpselect score`` reads it.
+
+    Example:
+    ```python
+    rows = hub_rows("tatsu-lab/alpaca", 100, token=False)
+    ```
+    """
+    try:
+        stream = datasets.load_dataset(repo_id, split=split, streaming=True, token=token, cache_dir=reader_cache(token))
+        rows = list(stream.take(limit))
+    except (datasets.exceptions.DatasetNotFoundError, ValueError, *NETWORK_ERRORS) as err:
+        raise _hub_failed(repo_id, err) from err
+    if not rows:
+        raise DataError(f"{repo_id} holds no rows in its {split} split; give a dataset with at least one row.")
+    return datasets.Dataset.from_list(rows, features=stream.features)
 
 
 def recent_scored(limit: int = SUGGESTIONS, timeout: float = SUGGEST_SECONDS) -> list[str]:
@@ -403,7 +465,8 @@ def push_subset(scored: Scored, selection: Selection, repo_id: str, *, token: st
 
     A run directory goes through :func:`hf_lpselect.hub.push.push_scores` (the whole dataset with its
     score columns as ``default``, the subset as a config, the card). A dataset that was already
-    pushed (a folder or a Hub id) gets the subset as a new config of ``repo_id`` (the same repo, or a new one).
+    pushed (a folder or a Hub id) gets the subset as a new config of ``repo_id`` (the same repo, or a new one),
+    and, where ``repo_id``'s card has an ``lpselect:`` block, the subset listed there in a second commit.
     """
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
@@ -427,7 +490,27 @@ def push_subset(scored: Scored, selection: Selection, repo_id: str, *, token: st
                                                              commit_message=f"Add the {name} subset (lpselect)")
     except NETWORK_ERRORS as err:
         raise HubError(f"Pushing to {repo_id} failed ({short_error(err)}); no commit was made.") from err
+    _card_lists_subset(repo_id, name, token=token, parent_commit=info.oid)
     return info.commit_url
+
+
+def _card_lists_subset(repo_id: str, name: str, *, token: str, parent_commit: str) -> None:
+    """Add the subset ``name`` to the ``lpselect:`` block of ``repo_id``'s card (which ``lpselect train``
+    reads), in a commit right after the subset's own; a card without the block (a repo lpselect did not
+    push, e.g. a new one) is left as it is."""
+    try:
+        card = DatasetCard.load(repo_id, repo_type="dataset", token=token)
+        provenance = CardProvenance.from_card(card, where=repo_id)
+        if provenance is None or name in provenance.subsets:
+            return
+        spec = parse_subset(name)
+        subsets = {**provenance.subsets, name: {"strategy": spec.strategy, "fraction": spec.fraction}}
+        card.data[PROVENANCE_KEY] = dataclasses.replace(provenance, subsets=subsets).to_dict()
+        card.push_to_hub(repo_id, token=token, repo_type="dataset", parent_commit=parent_commit,
+                         commit_message=f"List the {name} subset in the card (lpselect)")
+    except NETWORK_ERRORS as err:
+        raise HubError(f"The {name} subset was pushed to {repo_id}, but its card could not list it "
+                       f"({short_error(err)}); push again to retry.") from err
 
 
 # ----------------------------------------------------------------------------- compare
