@@ -66,8 +66,9 @@ def test_compare_paired_with_no_common_row_is_not_measured_rather_than_no_differ
 
 
 def seeds(*means: float, rows: int = 2) -> list[pd.Series]:
-    """Random-subset runs that differ only by a run-level offset: each scores ``mean`` on every row."""
-    return [pd.Series([m] * rows) for m in means]
+    """Random-subset runs that differ only by a run-level offset: each scores ``mean`` on every row (all named "nll",
+    as the kit's tables are)."""
+    return [pd.Series([m] * rows, name="nll") for m in means]
 
 
 def test_random_null_is_each_seed_against_the_others_and_their_spread():

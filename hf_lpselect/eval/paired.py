@@ -149,7 +149,7 @@ def random_null(randoms: list[pd.Series], *, level: float = 0.95) -> dict[str, A
         raise ValueError(f"random_null needs at least two random seeds to measure their spread, got {len(randoms)}.")
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level!r}.")
-    common = pd.concat(randoms, axis=1).dropna()
+    common = pd.concat(randoms, axis=1, keys=range(len(randoms))).dropna()  # keys: the series may share a name
     loo = [paired_differences(common[i], [common[j] for j in common.columns if j != i]).mean() for i in common.columns]
     k = len(randoms)
     return {"n_seeds": k, "n_rows": int(len(common)), "loo_diffs": [_number(d) for d in loo],
