@@ -812,7 +812,8 @@ def verdict(fraction: float, compared: dict[str, Any], per_cluster: dict[str, An
 
 
 def longest_there(longest: dict[str, Any] | None, best: float, on: str) -> str:
-    """What ``longest`` did on a set where an LP-hard arm won (``best``: the winners' lowest mean difference)."""
+    """What ``longest`` did on a set where an LP-hard arm won (``best``: the winners' lowest mean difference, each to
+    its own equal-size random baseline; ``longest``'s is to the random seeds' mean)."""
     if longest is None or longest["mean_diff"] is None:
         return f"`longest` is not measured on {SET_NAMES[on]}, so length is not ruled out"
     if longest["mean_diff"] <= best:
