@@ -38,10 +38,17 @@ Stages:
   (:func:`hf_lpselect.eval.reference.reference_nll`). A call starts no new arm once ``--budget-s`` (420 s) would be
   passed, judged from the rows per second of the arms it trained; the next call does the rest.
 - ``report`` (here): per fraction, each arm's paired per-row NLL difference to the mean of the random seeds with a
-  bootstrap 95 % interval (:mod:`hf_lpselect.eval.paired`; the per-cluster arms also against ``clustered-random``,
-  whose per-cluster counts they share), the two seeds' agreement on LP(1) (Kendall tau, overlap
-  of the hardest 5 %; :func:`hf_lpselect.selection.agreement.agreement`), the selector-to-target size ratio, and a
-  one-sentence verdict per fraction. Works on partial results: arms not run yet are listed as pending.
+  bootstrap 95 % interval over rows (:mod:`hf_lpselect.eval.paired`; the per-cluster arms against
+  ``clustered-random``, whose per-cluster counts they share). The row interval treats each arm's one training run
+  as fixed, so the random seeds are the null: each seed against the mean of the others (``random_null`` in the
+  results file, and under the table) gives the run-to-run spread, and an arm counts as better or worse only if its
+  interval excludes 0 AND its difference lies beyond the seeds' 95 % prediction bound, i.e. beyond what re-drawing
+  the random subset changes (``compare_to_random``). Also: the two scorer seeds' agreement on LP(1) (Kendall tau,
+  overlap of the hardest 5 / 10 / 33 % against chance, k / n; :func:`hf_lpselect.selection.agreement.agreement`),
+  the selector-to-target size ratio, and a
+  one-sentence verdict per fraction: which LP-hard arms won or lost on which set, out of how many comparisons (4
+  arms x 2 sets, a lone win flagged as possibly chance), and what ``longest`` did on every set where one won.
+  Works on partial results: arms not run yet are listed as pending.
 
 Transfer. The weights travel as the GGUF files the package uses here (SmolLM2 Q4_1, 94 MiB; Gemma Q4_K_M, 242 MiB) and
 are de-quantised to float32 on the device by the package's own ``convert_gguf``, so both models are exactly those
@@ -600,6 +607,8 @@ def select_arms(args: argparse.Namespace) -> None:
     if (args.results / "arms.json").is_file():
         print(f"select is done ({args.results / 'arms.json'}): nothing to do")
         return
+    if len(args.random_seeds) < 2:
+        raise KitError("select needs at least two --random-seeds: the report judges every arm against their spread.")
     scores = scores_of(args.results, "scorer")
     ok = scores[scores["status"] == "ok"]
     clusters = clusters_of(args.work, args.results, len(ok))
@@ -641,19 +650,46 @@ def nll_tables(results: Path, arms: list[str]) -> dict[str, Any]:
     return tables
 
 
+def overlap_reading(overlap: float | None, chance: float | None) -> str:
+    """What the two scorer seeds' overlap of their hardest rows says, against the overlap of two random subsets.
+
+    Two independent random subsets of ``k`` of ``n`` rows share ``k / n`` of their rows (``chance``), so an overlap
+    of 0.3 at 5 % is 6x chance, not "mostly noise". The rule: ``"seed noise"`` below 2x chance, otherwise
+    ``"partly stable"``; ``"not measured"`` without numbers.
+
+    Args:
+        overlap (`float` or `None`): the share of one seed's hardest ``k`` rows that the other seed also picks.
+        chance (`float` or `None`): ``k / n``, the expected overlap of two random subsets.
+
+    Returns:
+        `str`: ``"seed noise"``, ``"partly stable"`` or ``"not measured"``.
+
+    Example:
+
+    ```python
+    >>> overlap_reading(0.08, 0.05), overlap_reading(0.3, 0.05)
+    ('seed noise', 'partly stable')
+    ```
+    """
+    if overlap is None or not chance:
+        return "not measured"
+    return "seed noise" if overlap < 2 * chance else "partly stable"
+
+
 def stability(results: Path) -> dict[str, Any] | None:
-    """LP(1) of the two scorer seeds: Kendall tau-b, Spearman and the overlap of their hardest 5 / 10 / 33 %."""
+    """LP(1) of the two scorer seeds: Kendall tau-b, Spearman and, per top 5 / 10 / 33 %, the overlap of their hardest
+    rows against chance (:func:`overlap_reading`)."""
     from hf_lpselect.selection.agreement import agreement
 
     if not all((results / s / "scores.parquet").is_file() for s in STAGE_SEED):
         return None
     found = agreement(scores_of(results, "scorer"), scores_of(results, "scorer-seed2"), score="lp1", reference="ppl_0",
-                      top=(0.05, 0.1, 0.33))
+                      top=FRACTIONS)
     lp1 = found["results"]["lp1"]
     return {"n_matched": found["n_matched"], "kendall_tau_b": lp1["kendall_tau_b"], "spearman": lp1["spearman"],
-            "top": {f"{t['fraction']:g}": {"overlap": t["overlap"], "expected_random": t["expected_random"]} for t in lp1["top"]},
-            "ppl_0_kendall_tau_b": found["results"]["ppl_0"]["kendall_tau_b"],
-            "seed_noise": bool(lp1["top"][0]["overlap"] is not None and lp1["top"][0]["overlap"] < 0.5)}
+            "top": {f"{t['fraction']:g}": {"overlap": t["overlap"], "expected_random": t["expected_random"],
+                                           "reading": overlap_reading(t["overlap"], t["expected_random"])} for t in lp1["top"]},
+            "ppl_0_kendall_tau_b": found["results"]["ppl_0"]["kendall_tau_b"]}
 
 
 def size_ratio(results: Path) -> dict[str, Any]:
@@ -676,83 +712,157 @@ def size_ratio(results: Path) -> dict[str, Any]:
     return out
 
 
-def comparisons(tables: dict[str, Any], plans: dict[str, Any], fraction: float, seeds: list[int]) -> dict[str, Any]:
-    """Each done arm at ``fraction`` (and ``full``) against the mean of the random seeds, per reference set."""
-    from hf_lpselect.eval.paired import compare_paired
+def random_nulls(tables: dict[str, Any], fraction: float, seeds: list[int]) -> dict[str, Any] | None:
+    """Per reference set, the random seeds at ``fraction`` against each other (:func:`hf_lpselect.eval.paired.random_null`):
+    what re-drawing the random subset changes. None until every seed has run."""
+    from hf_lpselect.eval.paired import random_null
+
+    randoms = [tables.get(f"random-s{s}@{fraction:g}") for s in seeds]
+    if any(r is None for r in randoms):
+        return None
+    return {name: random_null([r[name] for r in randoms]) for name in SETS}
+
+
+def comparisons(tables: dict[str, Any], plans: dict[str, Any], fraction: float, seeds: list[int],
+                nulls: dict[str, Any] | None) -> dict[str, Any]:
+    """Each done arm at ``fraction`` (and ``full``) against the mean of the random seeds, per reference set, judged
+    with the seeds as the null (:func:`hf_lpselect.eval.paired.compare_to_random`)."""
+    from hf_lpselect.eval.paired import compare_to_random
 
     at = f"@{fraction:g}"
-    randoms = [tables.get(f"random-s{s}{at}") for s in seeds]
-    if any(r is None for r in randoms):
+    if nulls is None:
         return {}
-    out: dict[str, Any] = {}
-    for arm in [a for a in plans if a.endswith(at) and not a.startswith("random-")] + ["full"]:
-        if arm in tables:
-            out[arm] = {s: compare_paired(tables[arm][s], [r[s] for r in randoms]) for s in SETS}
-    return out
+    randoms = [tables[f"random-s{s}{at}"] for s in seeds]
+    return {arm: {name: compare_to_random(tables[arm][name], [r[name] for r in randoms], nulls[name]) for name in SETS}
+            for arm in [a for a in plans if a.endswith(at) and not a.startswith("random-")] + ["full"] if arm in tables}
 
 
-def per_cluster_comparisons(tables: dict[str, Any], fraction: float) -> dict[str, Any]:
+def per_cluster_comparisons(tables: dict[str, Any], fraction: float, nulls: dict[str, Any] | None) -> dict[str, Any]:
     """The per-cluster LP arms against ``clustered-random``, their baseline of equal per-cluster counts (the paper's
-    rounding gives them more rows than the global arms: ~5.8 % for a nominal 5 % at 52 rows a cluster)."""
-    from hf_lpselect.eval.paired import compare_paired
+    rounding gives them more rows than the global arms: ~5.8 % for a nominal 5 % at 52 rows a cluster); the null
+    bound is the random seeds' spread for one baseline run."""
+    from hf_lpselect.eval.paired import compare_to_random
 
     at = f"@{fraction:g}"
     baseline = tables.get(f"clustered-random{at}")
-    if baseline is None:
+    if baseline is None or nulls is None:
         return {}
-    return {f"{s}-pc{at}": {name: compare_paired(tables[f"{s}-pc{at}"][name], [baseline[name]]) for name in SETS}
+    return {f"{s}-pc{at}": {name: compare_to_random(tables[f"{s}-pc{at}"][name], [baseline[name]], nulls[name]) for name in SETS}
             for s in HARD_ARMS if f"{s}-pc{at}" in tables}
 
 
-def _reading(compared: dict[str, Any], arms: list[str], on: str, reading: str) -> list[str]:
-    """The arms (names without the fraction) whose paired difference to random on ``on`` reads ``reading``."""
-    return [a.split("@")[0] for a in arms if a in compared and compared[a][on]["reading"] == reading]
+SET_NAMES = {"alpaca_heldout": "held-out Alpaca", "alpaca_eval_gpt4": "AlpacaEval"}
 
 
-LONGEST_READS = {"lower": "also beat random", "higher": "did worse than random", "no difference": "did not differ from random"}
+def verdict(fraction: float, compared: dict[str, Any], per_cluster: dict[str, Any], nulls: dict[str, Any] | None,
+            plans: dict[str, Any], stable: dict[str, Any] | None) -> str:
+    """One sentence on one fraction, whatever it shows.
 
+    The rule: an LP-hard arm beats (or loses to) random on a reference set only if its 95 % row-bootstrap interval
+    excludes 0 AND its mean difference lies beyond what re-drawing the random subset changes (the random seeds'
+    prediction bound, :func:`hf_lpselect.eval.paired.compare_to_random`). The global arms are judged against the
+    mean of the random seeds, the per-cluster (``-pc``) arms against ``clustered-random`` (equal rows per cluster).
+    The sentence names the arms and sets that won and says how many comparisons were made (4 arms x 2 sets, no
+    correction for multiplicity: a single win among them is flagged as possibly chance); on every set where an arm
+    won it says what ``longest`` did there (as well or better: the gain may be length, not hardness); then the
+    arms that did worse, and whether LP(1)'s hardest rows at this fraction are seed noise (:func:`overlap_reading`).
+    """
+    from hf_lpselect.eval.paired import null_bound
 
-def verdict(fraction: float, compared: dict[str, Any], plans: dict[str, Any], stable: dict[str, Any] | None) -> str:
-    """One sentence on one fraction, whatever it shows: which LP-hard arms beat (or lost to) the random mean on which
-    reference set (a 95 % bootstrap interval wholly below or above 0), what the length baseline did, and whether LP(1)
-    is mostly seed noise (a second seed shares less than half of its hardest 5 %)."""
     at = f"@{fraction:g}"
     name = f"At {fraction:.0%} of the pool ({plans.get(f'lp1-hard{at}', {}).get('n_rows', '?')} rows)"
-    hard = [f"{s}{pc}{at}" for s in HARD_ARMS for pc in ("", "-pc")]
-    if not compared or not any(a in compared for a in hard):
+    judged = {s: compared.get(f"{s}{at}") for s in HARD_ARMS} | {f"{s}-pc": per_cluster.get(f"{s}-pc{at}") for s in HARD_ARMS}
+    judged = {arm: sets for arm, sets in judged.items() if sets}
+    if nulls is None or not judged:
         return f"{name}: not measured yet (the random seeds and at least one LP-hard arm must have run)."
-    held, ae = (_reading(compared, hard, on, "lower") for on in SETS)
-    both = [a for a in held if a in ae]
-    if both:
-        found = f"{', '.join(both)} trained the target to a lower NLL than random on both held-out Alpaca and AlpacaEval"
-    elif held or ae:
-        found = "; ".join(filter(None, [f"{', '.join(held)} beat random on held-out Alpaca only" if held else "",
-                                        f"{', '.join(ae)} beat random on AlpacaEval only" if ae else ""]))
+    n = sum(c["verdict"] != "not measured" for sets in judged.values() for c in sets.values())
+    bounds = ", ".join(f"±{null_bound(nulls[s], nulls[s]['n_seeds']):.3f} on {SET_NAMES[s]}"
+                       for s in SETS if nulls[s]["spread"] is not None)
+    rule = (f"{name}, counting only differences beyond what re-drawing the random subset changes ({bounds}, from "
+            f"{nulls[SETS[0]]['n_seeds']} random seeds; -pc arms against clustered-random)")
+
+    def label(arm: str) -> str:
+        return f"{arm} (vs clustered-random)" if arm.endswith("-pc") else arm
+
+    def on(reading: str) -> dict[str, list[str]]:
+        return {s: [a for a, sets in judged.items() if sets[s]["verdict"] == reading] for s in SETS}
+
+    wins, losses = on("lower"), on("higher")
+    n_wins = sum(map(len, wins.values()))
+    parts = []
+    if n_wins:
+        beat = "; ".join(f"{', '.join(map(label, arms))} beat random on {SET_NAMES[s]}" for s, arms in wins.items() if arms)
+        caveat = f"; a single win among {n} may be chance, not a result on its own" if n_wins == 1 and n > 1 else \
+            ", uncorrected for multiplicity"
+        parts.append(f"{beat} ({n_wins} of {n} comparisons{caveat})")
+        for s, arms in wins.items():
+            if arms:
+                parts.append(longest_there(compared.get(f"longest{at}", {}).get(s), min(judged[a][s]["mean_diff"] for a in arms), s))
     else:
-        found = "no LP-hard arm trained the target better than random on either reference set"
-    worse = sorted(set(_reading(compared, hard, SETS[0], "higher") + _reading(compared, hard, SETS[1], "higher")))
-    found += f"; {', '.join(worse)} did worse than random on at least one set" if worse else ""
-    longest = compared.get(f"longest{at}", {}).get(SETS[0])
-    found += f"; longest {LONGEST_READS[longest['reading']]} on held-out Alpaca" if longest else ""
-    if stable and stable["seed_noise"]:
-        found += (f"; and a second scorer seed shares only {stable['top']['0.05']['overlap']:.0%} of LP(1)'s hardest 5 %, "
-                  "so the selection itself is mostly seed noise")
-    return f"{name}: {found}."
+        parts.append(f"no LP-hard arm beat random on either reference set (0 of {n} comparisons)")
+    worse = "; ".join(f"{', '.join(map(label, arms))} did worse than random on {SET_NAMES[s]}" for s, arms in losses.items() if arms)
+    parts += [worse] if worse else []
+    top = (stable or {}).get("top", {}).get(f"{fraction:g}")
+    if top and top["reading"] != "not measured":
+        tau = "" if stable["kendall_tau_b"] is None else f", Kendall tau {stable['kendall_tau_b']:.2f}"
+        parts.append(f"LP(1)'s hardest {fraction:.0%} under a second scorer seed overlaps {top['overlap']:.0%} (chance "
+                     f"{top['expected_random']:.0%}{tau}): "
+                     + ("mostly seed noise" if top["reading"] == "seed noise" else "partly stable"))
+    return f"{rule}: {'; '.join(parts)}."
 
 
-def markdown_table(tables: dict[str, Any], plans: dict[str, Any], compared: dict[float, Any]) -> str:
-    """The README's evidence table: arm, rows, mean NLL and the paired difference to random with its interval."""
+def longest_there(longest: dict[str, Any] | None, best: float, on: str) -> str:
+    """What ``longest`` did on a set where an LP-hard arm won (``best``: the winners' lowest mean difference, each to
+    its own equal-size random baseline; ``longest``'s is to the random seeds' mean)."""
+    if longest is None or longest["mean_diff"] is None:
+        return f"`longest` is not measured on {SET_NAMES[on]}, so length is not ruled out"
+    if longest["mean_diff"] <= best:
+        return (f"but `longest` did as well there ({longest['mean_diff']:+.3f} vs {best:+.3f} on {SET_NAMES[on]}): "
+                "the gain may be length, not hardness")
+    return f"`longest` did less well there ({longest['mean_diff']:+.3f} vs {best:+.3f} on {SET_NAMES[on]})"
+
+
+def markdown_table(tables: dict[str, Any], plans: dict[str, Any], compared: dict[float, Any], per_cluster: dict[float, Any],
+                   nulls: dict[float, Any], seeds: list[int]) -> str:
+    """The README's evidence table: arm, rows, mean NLL and each arm's paired difference to its baseline with its
+    interval (``*``: beyond the random seeds' null), then one line per fraction with the random-vs-random null."""
+    from hf_lpselect.eval.paired import null_bound
+
+    def diff(c: dict[str, Any]) -> str:
+        mark = " *" if c["verdict"] in ("lower", "higher") else ""
+        return "not measured" if c["mean_diff"] is None else f"{c['mean_diff']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}]{mark}"
+
     def cell(arm: str, on: str) -> str:
         if arm not in tables:
             return "pending"
         mean = f"{tables[arm][on].mean():.3f}"
-        c = next((v[arm][on] for v in compared.values() if arm in v), None)
-        return mean if c is None or c["mean_diff"] is None else f"{mean} ({c['mean_diff']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}])"
+        fraction = next((f for f in compared if arm.endswith(f"@{f:g}")), None)
+        if arm == "full":
+            found = [f"vs random at {f:.0%}: {diff(c['full'][on])}" for f, c in compared.items() if "full" in c]
+        elif arm.startswith("random-s") and nulls.get(fraction):
+            found = [f"vs other seeds: {nulls[fraction][on]['loo_diffs'][seeds.index(int(arm[8:].split('@')[0]))]:+.3f}"]
+        elif "-pc@" in arm and arm in per_cluster.get(fraction, {}):
+            found = [f"vs clustered-random: {diff(per_cluster[fraction][arm][on])}"]
+        elif fraction is not None and arm in compared[fraction]:
+            found = [diff(compared[fraction][arm][on])]
+        else:
+            found = []
+        return f"{mean} ({'; '.join(found)})" if found else mean
 
     lines = ["| arm | rows | length x | held-out Alpaca NLL (vs random [95 % CI]) | AlpacaEval GPT-4 NLL (vs random [95 % CI]) |",
              "|---|---|---|---|---|"]
     for arm, plan in plans.items():
         lines.append(f"| `{arm}` | {plan['n_rows']} | {plan.get('length_ratio', '–')} | {cell(arm, SETS[0])} | {cell(arm, SETS[1])} |")
+    lines.append("")
+    for fraction, null in nulls.items():
+        if null is None:
+            lines.append(f"Random vs random at {fraction:.0%}: pending.")
+            continue
+        spread = "; ".join(f"{SET_NAMES[s]}: leave-one-out differences {', '.join(f'{d:+.3f}' for d in null[s]['loo_diffs'])}, "
+                           f"spread {null[s]['spread']:.3f}, bound ±{null_bound(null[s], len(seeds)):.3f} (±{null_bound(null[s], 1):.3f} "
+                           "vs clustered-random)" for s in SETS if null[s]["spread"] is not None)
+        lines.append(f"Random vs random at {fraction:.0%} ({spread}). `*`: the interval excludes 0 and the difference lies "
+                     "beyond the bound, i.e. beyond what re-drawing the random subset changes.")
     return "\n".join(lines)
 
 
@@ -764,23 +874,26 @@ def report(args: argparse.Namespace) -> None:
     if not arms_json.is_file():
         raise KitError(f"{arms_json} is missing: run the scorer stage on the device, then `select` here, first.")
     plan = read_json(arms_json)
-    plans = plan["arms"]
+    plans, fractions, seeds = plan["arms"], plan["fractions"], plan["random_seeds"]
     tables = nll_tables(args.results, list(plans))
     stable = stability(args.results)
-    compared = {f: comparisons(tables, plans, f, plan["random_seeds"]) for f in plan["fractions"]}
-    table = markdown_table(tables, plans, compared)
+    nulls = {f: random_nulls(tables, f, seeds) for f in fractions}
+    compared = {f: comparisons(tables, plans, f, seeds, nulls[f]) for f in fractions}
+    per_cluster = {f: per_cluster_comparisons(tables, f, nulls[f]) for f in fractions}
+    table = markdown_table(tables, plans, compared, per_cluster, nulls, seeds)
     (args.results / "table.md").write_text(table + "\n", encoding="utf-8")
     stages = {s: read_json(args.results / s / "stage.json") for s in STAGE_SEED if (args.results / s / "stage.json").is_file()}
     payload = {
         "benchmark": "bench_evidence_gpu", "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "kit": read_json(args.work / "kit.json") if (args.work / "kit.json").is_file() else None,
         "scorer_stages": stages, "size_ratio": size_ratio(args.results), "stability": stable,
-        "n_clusters": plan["n_clusters"], "fractions": plan["fractions"], "random_seeds": plan["random_seeds"],
+        "n_clusters": plan["n_clusters"], "fractions": fractions, "random_seeds": seeds,
         "arms": {a: p | {"done": a in tables, "mean_nll": {s: round(float(tables[a][s].mean()), 4) for s in SETS} if a in tables else None}
                  for a, p in plans.items()},
+        "random_null": {f"{f:g}": n for f, n in nulls.items()},
         "comparisons": {f"{f:g}": c for f, c in compared.items()},
-        "per_cluster_vs_clustered_random": {f"{f:g}": per_cluster_comparisons(tables, f) for f in plan["fractions"]},
-        "verdicts": {f"{f:g}": verdict(f, compared[f], plans, stable) for f in plan["fractions"]},
+        "per_cluster_vs_clustered_random": {f"{f:g}": c for f, c in per_cluster.items()},
+        "verdicts": {f"{f:g}": verdict(f, compared[f], per_cluster[f], nulls[f], plans, stable) for f in fractions},
         "pending": [a for a in plans if a not in tables],
     }
     save_json(payload, args.report)
