@@ -1,6 +1,7 @@
 """``lpselect``: the command line, a thin layer over the public Python API.
 
-Every command prints where its outputs went and fails with one sentence on bad input. Run
+Every command prints where its outputs went and fails with one sentence on bad input. Each command
+imports its stage inside its function, so ``lpselect --help`` and a mistyped flag answer before torch is imported. Run
 ``lpselect COMMAND --help`` for the options. Multi-process: ``accelerate launch -m hf_lpselect.cli score …``.
 """
 

@@ -16,7 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import DatasetCard, HfApi
+import httpx2
+from datasets.data_files import get_data_patterns
+from datasets.download import DownloadConfig
+from huggingface_hub import DatasetCard, HfApi, get_token
+from huggingface_hub.errors import EntryNotFoundError, HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError
+from huggingface_hub.utils import validate_repo_id
 
 from ..core.hub import NETWORK_ERRORS, is_hub_id, offline, short_error
 from ..core.io import is_disk_full
@@ -47,12 +52,6 @@ def read_target(api: HfApi, repo_id: str, *, detect: bool = True) -> Target:
 
 
 def _read_target(api: HfApi, repo_id: str, detect: bool) -> Target:
-    from huggingface_hub.errors import (
-        EntryNotFoundError,
-        LocalEntryNotFoundError,
-        RepositoryNotFoundError,
-    )
-
     try:
         sha = api.dataset_info(repo_id).sha
     except RepositoryNotFoundError:
@@ -67,9 +66,6 @@ def _read_target(api: HfApi, repo_id: str, detect: bool) -> Target:
     except ValueError as err:  # broken YAML
         raise HubError(f"The dataset card of {repo_id} cannot be parsed ({short_error(err)}); fix its YAML header first.") from err
     if detect and (target.card is None or not target.card.data.get("configs")):
-        from datasets.data_files import get_data_patterns
-        from datasets.download import DownloadConfig
-
         try:
             patterns = get_data_patterns(f"hf://datasets/{repo_id}@{sha}", DownloadConfig(token=api.token))
         except FileNotFoundError:  # no data files (a new or empty repo)
@@ -118,10 +114,6 @@ def push_scores(
     commit the card was read at: if the repo moves on in between, the push fails instead of
     overwriting that change.
     """
-    from huggingface_hub import get_token
-    from huggingface_hub.errors import HFValidationError
-    from huggingface_hub.utils import validate_repo_id
-
     try:
         validate_repo_id(repo_id)
     except HFValidationError as err:
@@ -181,8 +173,6 @@ def _status(err: BaseException) -> int | None:
 
 def _transient(err: BaseException) -> bool:
     """A failure worth asking again: 408 / 429 / 5xx, or the connection failing (refused, reset, timed out)."""
-    import httpx2
-
     status = _status(err)
     if status is not None:
         return status in TRANSIENT_STATUS

@@ -253,7 +253,7 @@ def _s2l(
     rows, all of a cluster that has no more than that, otherwise a seeded uniform draw. Unused
     quota of small clusters flows to the larger ones, so exactly ``min(k, n)`` rows are taken.
     """
-    from sklearn.cluster import KMeans
+    from sklearn.cluster import KMeans  # scikit-learn loads only for s2l: the other strategies are pandas and numpy
 
     n_found = min(n_clusters, len(np.unique(trajectories, axis=0)))
     labels = KMeans(n_clusters=n_found, random_state=seed, n_init=10).fit_predict(trajectories)

@@ -25,6 +25,10 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from huggingface_hub import HfApi, SpaceHardware, get_token
+from huggingface_hub.errors import HFValidationError, RepositoryNotFoundError
+from huggingface_hub.utils import validate_repo_id
+
 from ..core.hub import NETWORK_ERRORS, short_error
 from ..errors import DataError, HubError
 from . import words
@@ -39,8 +43,6 @@ OWNED_PATTERNS = ["hf_lpselect/**", "hf_lpselect-*.dist-info/**", "examples/**"]
 
 def hardware_choices() -> list[str]:
     """The hardware names a Space can ask for (``huggingface_hub.SpaceHardware``), e.g. ``cpu-basic``, ``zero-a10g``."""
-    from huggingface_hub import SpaceHardware
-
     return [h.value for h in SpaceHardware]
 
 
@@ -171,11 +173,6 @@ def deploy_space(
     deploy_space("me/lpselect", dry_run=True, local_dir="space-folder")  # look before you upload
     ```
     """
-    from huggingface_hub import HfApi, get_token
-    from huggingface_hub.errors import HFValidationError, RepositoryNotFoundError
-    from huggingface_hub.utils import validate_repo_id
-
-
     try:
         validate_repo_id(repo_id)
     except HFValidationError:

@@ -30,19 +30,23 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from datasets.table import InMemoryTable
-from huggingface_hub import DatasetCard
+from huggingface_hub import DatasetCard, HfApi, get_token
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 
-from ..hub.card import TAGS, config_paths, config_splits
-from ..core.schema import OUR_COLUMNS
-from ..hub.columns import SUBSET_STRATEGIES, hub_columns, parse_subset, scores_from_columns, subset_name
-from ..hub.provenance import PROVENANCE_KEY, CardProvenance
-from ..selection.compare import CompareResult, compare_runs
 from ..core.hub import NETWORK_ERRORS, is_hub_id, short_error
+from ..core.io import write_parquet
+from ..core.schema import OUR_COLUMNS
 from ..data import canonicalize
 from ..errors import DataError, HubError, LPSelectError
+from ..hub.card import TAGS, config_paths, config_splits
+from ..hub.columns import SUBSET_STRATEGIES, hub_columns, parse_subset, scores_from_columns, subset_name
+from ..hub.provenance import PROVENANCE_KEY, CardProvenance
+from ..hub.push import push_scores
 from ..record import RunRecord
-from ..core.io import write_parquet
 from ..rundir import RunDir
+from ..selection.clusters import embed, embedding_text, kmeans_clusters
+from ..selection.compare import CompareResult, compare_runs
 from ..selection.strategies import Selection, default_mirror, get_strategy, select
 from ..selection.subsets import SelectionStats, describe_selection, run_source, select_run, selected_dataset, write_dataset
 
@@ -259,8 +263,6 @@ def recent_scored(limit: int = SUGGESTIONS, timeout: float = SUGGEST_SECONDS) ->
     recent_scored(5)  # e.g. ["my-org/alpaca-lp", ...]
     ```
     """
-    from huggingface_hub import HfApi
-
     found: list[str] = []
 
     def search() -> None:
@@ -317,8 +319,6 @@ def _embeddings(scored: Scored) -> tuple[list[int], Any]:
     """The ``ok`` rows of a pushed dataset (a folder or a Hub id) and their MiniLM embeddings (the
     cluster model of ``lpselect select --per-cluster``), embedded on first use and kept in memory,
     keyed by the rows' content ids."""
-    from ..selection.clusters import embed, embedding_text
-
     ok = scored.scores[scored.scores["status"] == "ok"]
     rows = [int(r) for r in ok["row"]]
     key = (hashlib.sha256("\n".join(map(str, ok["id"])).encode()).hexdigest(),)
@@ -334,8 +334,6 @@ def _embeddings(scored: Scored) -> tuple[list[int], Any]:
 def pushed_clusters(scored: Scored, k: int, seed: int = 42) -> pd.Series:
     """Cluster ids by row for a pushed dataset: MiniLM embeddings (:func:`_embeddings`) and k-means,
     as :func:`hf_lpselect.selection.subsets.select_run` does for a run directory."""
-    from ..selection.clusters import kmeans_clusters
-
     rows, embeddings = _embeddings(scored)
     if not 2 <= k <= len(rows):
         raise DataError(f"Choose between 2 and {len(rows):,} groups for these {len(rows):,} scored rows.")
@@ -445,8 +443,6 @@ def push_token(oauth_token: str | None, *, on_space: bool) -> str:
         return oauth_token
     if on_space:
         raise HubError("Sign in with Hugging Face first (the button at the top of the page), then push again.")
-    from huggingface_hub import get_token
-
     token = get_token()
     if not token:
         raise HubError("No Hugging Face token: sign in, or run `hf auth login` on this machine, then push again.")
@@ -468,11 +464,6 @@ def push_subset(scored: Scored, selection: Selection, repo_id: str, *, token: st
     pushed (a folder or a Hub id) gets the subset as a new config of ``repo_id`` (the same repo, or a new one),
     and, where ``repo_id``'s card has an ``lpselect:`` block, the subset listed there in a second commit.
     """
-    from huggingface_hub.errors import HFValidationError
-    from huggingface_hub.utils import validate_repo_id
-
-    from ..hub.push import push_scores
-
     if selection.per_cluster:
         raise DataError("Per-cluster subsets cannot be pushed as a config yet; download the subset instead.")
     if selection.strategy not in SUBSET_STRATEGIES:

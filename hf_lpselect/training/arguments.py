@@ -14,6 +14,7 @@ from trl import DatasetMixtureConfig, ModelConfig, ScriptArguments, SFTConfig
 
 from ..core.hardware import has_accelerator, resolve_bf16
 from ..core.parser import ArgumentParser
+from ..errors import TrainError
 from ..scoring.trainer import ScorerConfig
 from ..selection.arguments import SubsetArguments
 
@@ -147,7 +148,5 @@ def train_arguments(**kwargs) -> TrainArguments:
     names = {f.name for t in ARGUMENT_TYPES for f in fields(t)}
     unknown = sorted(set(kwargs) - names)
     if unknown:
-        from ..errors import TrainError
-
         raise TrainError(f"Unknown argument(s) {', '.join(unknown)}; use the names of `lpselect train --help`.")
     return TrainArguments(*make_parser().parse_dict(kwargs))

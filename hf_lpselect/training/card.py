@@ -18,7 +18,7 @@ from huggingface_hub import ModelCard, ModelCardData
 
 from ..core.hub import is_hub_id, public_name
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # run.py imports this module: the record's class is named for the type checker only
     from .run import TrainRecord
 
 PAPER_URL = "https://arxiv.org/abs/2402.10430"

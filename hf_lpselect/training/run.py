@@ -24,16 +24,18 @@ from pathlib import Path
 from typing import Any
 
 import datasets
-from transformers import is_wandb_available
+from accelerate import PartialState
+from transformers import AutoTokenizer, is_wandb_available
 from trl import SFTConfig, SFTTrainer, get_peft_config, get_quantization_config
 from trl.trainer.utils import get_comet_experiment_url, get_trackio_space_url
 
 from ..errors import ModelError, TrainError
 from ..heads import CompactHeadMixin
-from ..models import hub_kernels_kwargs
+from ..models import DEFAULT_MODEL, hub_kernels_kwargs, resolve_model_path
 from ..padding_free import PaddingFreeMixin
 from ..core.io import saving_into, write_json
 from ..rundir import SafeCheckpointMixin, checkpoint_dirs
+from ..templates import resolve_template, tokenize_rows
 from .arguments import RECIPE_KEYS, TrainArguments, train_arguments
 from .card import model_card
 from .data import TrainRows, resolve_rows
@@ -204,8 +206,6 @@ def train(*args: TrainArguments, **kwargs: Any) -> TrainResult:
 
 def run_train(args: TrainArguments) -> TrainResult:
     """Train as :func:`train` does, from parsed arguments (:func:`~hf_lpselect.training.arguments.parse_train_args`)."""
-    from accelerate import PartialState
-
     training, model_args = args.training, args.model
     if not model_args.model_name_or_path:
         raise TrainError("Name the model to train: --model_name_or_path (a Hub id, a folder, a .gguf file or default).")
@@ -252,8 +252,6 @@ def run_train(args: TrainArguments) -> TrainResult:
 
 def _model_path(spec: str) -> tuple[str, str]:
     """What TRL loads (``default`` and ``.gguf`` converted once to a folder) and the model's name for the record."""
-    from ..models import DEFAULT_MODEL, resolve_model_path
-
     if spec == DEFAULT_MODEL or spec.endswith(".gguf"):
         path, identity = resolve_model_path(spec)
         return path, identity["model"]
@@ -261,8 +259,6 @@ def _model_path(spec: str) -> tuple[str, str]:
 
 
 def _tokenizer(path: str, revision: str | None, trust_remote_code: bool):
-    from transformers import AutoTokenizer
-
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, revision=revision, trust_remote_code=trust_remote_code)
     except OSError as err:
@@ -279,8 +275,6 @@ def _training_set(
     the ids of the rows trained on."""
     if not rows.canonical:
         return rows.rows, "trl", [], list(rows.ids)
-    from ..templates import resolve_template, tokenize_rows
-
     training = args.training
     if training.max_length is None:
         raise TrainError("--max_length must be a number of tokens: rows are truncated to it as the scorer truncated them.")
