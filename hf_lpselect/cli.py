@@ -142,9 +142,10 @@ def select_cmd(ctx: typer.Context) -> None:
     """Pick a subset of a scored run and write it with its score columns: lpselect select RUN --strategy lp1-hard (--fraction 0.05 | --count N) [--per_cluster K] [--out PATH]."""
     with user_errors():
         from .selection.arguments import SelectArguments
-        from .selection.subsets import select_subset
 
         (args,) = _parse(ctx, "lpselect select", SelectArguments, usage="lpselect select RUN --strategy STRATEGY (--fraction F | --count N) [OPTIONS]")
+        from .selection.subsets import select_subset
+
         result = select_subset(args)
     Console().print(result.summary(), soft_wrap=True, markup=False)
 
@@ -154,9 +155,10 @@ def compare(ctx: typer.Context) -> None:
     """Agreement between two scorer runs on the same rows: Spearman, Kendall, overlap of the hardest sets: lpselect compare RUN_A RUN_B [--score lp1]."""
     with user_errors():
         from .selection.arguments import CompareArguments
-        from .selection.compare import compare_runs
 
         (args,) = _parse(ctx, "lpselect compare", CompareArguments, usage="lpselect compare RUN_A RUN_B [--score lp1] [--out DIR]")
+        from .selection.compare import compare_runs
+
         result = compare_runs(args.run_a, args.run_b, score=args.score, out=args.out)
     Console().print(result.summary(), soft_wrap=True, markup=False)
 
@@ -166,9 +168,10 @@ def report(ctx: typer.Context) -> None:
     """Figures and a Markdown summary of a run: LP(1) histogram, trajectories by tertile, LP vs length, counts: lpselect report RUN."""
     with user_errors():
         from .selection.arguments import ReportArguments
-        from .selection.report import report_run
 
         (args,) = _parse(ctx, "lpselect report", ReportArguments, usage="lpselect report RUN [--out DIR]")
+        from .selection.report import report_run
+
         result = report_run(args)
     Console().print(result.summary(), soft_wrap=True, markup=False)
 
@@ -178,9 +181,10 @@ def push_scores_cmd(ctx: typer.Context) -> None:
     """Push a run's scores as new columns of a Hub dataset, with subset configs and a generated card, in one commit: lpselect push-scores OWNER/NAME [--run RUN]."""
     with user_errors():
         from .hub.arguments import PushArguments
-        from .hub.push import push_scores
 
         (args,) = _parse(ctx, "lpselect push-scores", PushArguments, usage="lpselect push-scores OWNER/NAME [--run RUN] [--subsets ...] [OPTIONS]")
+        from .hub.push import push_scores
+
         plan = push_scores(args.repo_id, run=args.run, subsets=args.subset_names, private=args.private, create_pr=args.create_pr,
                            local_dir=args.local_dir, dry_run=args.dry_run, seed=args.selection_seed)
     out = Console()
@@ -233,12 +237,13 @@ def space(ctx: typer.Context) -> None:
     if ctx.args[:1] == ["deploy"]:
         with user_errors():
             from .space.arguments import DeployArguments
-            from .space.deploy import deploy_space
 
             ctx.args = ctx.args[1:]
             (args,) = _parse(ctx, "lpselect space deploy", DeployArguments, usage="lpselect space deploy OWNER/NAME [OPTIONS]",
                              description="Deploy the Space to the Hub in one commit: the app, its front matter, pinned "
                              "requirements, this package and the example.")
+            from .space.deploy import deploy_space
+
             plan = deploy_space(args.repo_id, private=args.private, hardware=args.hardware, token=args.token,
                                 dry_run=args.dry_run, local_dir=args.local_dir)
         Console().print(plan.summary() + (f"\nwritten: {plan.local_dir}" if args.local_dir else ""), soft_wrap=True, markup=False)
