@@ -30,10 +30,6 @@ from ..errors import ConfigError
 from .flags import remember, unknown_options
 
 
-# the values transformers' string_to_bool reads
-_BOOL_WORDS = {"yes", "true", "t", "y", "1", "no", "false", "f", "n", "0"}
-
-
 class ArgumentParser(TrlParser):
     """``TrlParser`` whose flags and ``--config`` keys share one set of names, and whose errors are ours.
 
@@ -80,7 +76,7 @@ class ArgumentParser(TrlParser):
 
     def _bare_words_as_flags(self, argv: list[str]) -> list[str]:
         """The bare words that are no flag's value, given to the positional fields in order, as flags."""
-        nargs = {option: action.nargs for action in self._actions for option in action.option_strings}
+        actions = {option: action for action in self._actions for option in action.option_strings}
         bare, flags, at = [], [], 0
         while at < len(argv):
             item = argv[at]
@@ -91,10 +87,11 @@ class ArgumentParser(TrlParser):
             flags.append(item)
             if "=" in item:
                 continue
-            takes = nargs.get(item)  # an unknown flag (or --config) takes one value: its error then names the flag
+            action = actions.get(item)
+            takes = action.nargs if action is not None else None  # an unknown flag (or --config) takes one value
             values = len(argv) - at if takes in ("+", "*") else 0 if takes == 0 else 1
             while values and at < len(argv) and not argv[at].startswith("-"):
-                if takes == "?" and argv[at].lower() not in _BOOL_WORDS:  # --dry_run RUN: RUN is not the bool's value
+                if takes == "?" and not _reads(action, argv[at]):  # --dry_run RUN: RUN is not the bool's value
                     break
                 flags.append(argv[at])
                 at += 1
@@ -142,6 +139,15 @@ class ArgumentParser(TrlParser):
         if remaining:
             raise ConfigError(f"Unexpected argument(s) {remaining}; `{self.prog} --help` lists every option.")
         return tuple(parsed)
+
+
+def _reads(action: argparse.Action, word: str) -> bool:
+    """Whether ``word`` is a value the flag's type reads (``true`` for a bool; ``runs/x`` is not)."""
+    try:
+        (action.type or str)(word)
+    except (TypeError, ValueError, argparse.ArgumentTypeError):
+        return False
+    return True
 
 
 def _read_config(path: Path) -> dict[str, Any]:
