@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -55,6 +56,22 @@ def write_parquet(df: pd.DataFrame, path: str | os.PathLike) -> None:
 def write_text(text: str, path: str | os.PathLike) -> None:
     """Write ``text`` to ``path`` as UTF-8, atomically."""
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def json_number(value: float, digits: int | None = None) -> float | None:
+    """``value`` as a JSON number (rounded to ``digits`` when given); None for NaN, which JSON cannot hold.
+
+    Example:
+
+    ```python
+    >>> json_number(float("nan")), json_number(0.1234567, 3)
+    (None, 0.123)
+    ```
+    """
+    value = float(value)
+    if math.isnan(value):
+        return None
+    return value if digits is None else round(value, digits)
 
 
 def write_json(obj: Any, path: str | os.PathLike) -> None:

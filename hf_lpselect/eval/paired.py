@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..core.io import json_number
+
 
 def paired_differences(model: pd.Series, baselines: list[pd.Series]) -> pd.Series:
     """Per-row ``model - mean(baselines)``, on the rows every series scored (indexes are row ids).
@@ -111,13 +113,8 @@ def compare_paired(
     diff = paired_differences(model, baselines)
     low, high = bootstrap_ci(diff.to_numpy(), n_resamples=n_resamples, level=level, seed=seed)
     reading = ("not measured" if len(diff) == 0 else "lower" if high < 0 else "higher" if low > 0 else "no difference")
-    return {"n_rows": int(len(diff)), "mean_diff": _number(diff.mean()) if len(diff) else None,
-            "ci_low": _number(low), "ci_high": _number(high), "level": level, "reading": reading}
-
-
-def _number(x: float) -> float | None:
-    """``x`` rounded for JSON, None for NaN."""
-    return None if math.isnan(x) else round(float(x), 6)
+    return {"n_rows": int(len(diff)), "mean_diff": json_number(diff.mean(), 6) if len(diff) else None,
+            "ci_low": json_number(low, 6), "ci_high": json_number(high, 6), "level": level, "reading": reading}
 
 
 def random_null(randoms: list[pd.Series], *, level: float = 0.95) -> dict[str, Any]:
@@ -152,8 +149,8 @@ def random_null(randoms: list[pd.Series], *, level: float = 0.95) -> dict[str, A
     common = pd.concat(randoms, axis=1, keys=range(len(randoms))).dropna()  # keys: the series may share a name
     loo = [paired_differences(common[i], [common[j] for j in common.columns if j != i]).mean() for i in common.columns]
     k = len(randoms)
-    return {"n_seeds": k, "n_rows": int(len(common)), "loo_diffs": [_number(d) for d in loo],
-            "spread": _number(common.mean().std(ddof=1)) if len(common) else None,
+    return {"n_seeds": k, "n_rows": int(len(common)), "loo_diffs": [json_number(d, 6) for d in loo],
+            "spread": json_number(common.mean().std(ddof=1), 6) if len(common) else None,
             "t": round(float(stats.t.ppf(1 - (1 - level) / 2, k - 1)), 6), "level": level}
 
 

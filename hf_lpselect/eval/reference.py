@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from ..core.io import json_number
 from ..data import canonicalize
 from ..scoring.passes import score_pass
 from ..templates import tokenize_rows
@@ -91,14 +92,13 @@ def summarize_nll(table: pd.DataFrame) -> dict[str, Any]:
     scored = table[table["nll"].notna()]
     tokens = int(scored["n_tokens"].sum())
     token_nll = float((scored["nll"] * scored["n_tokens"]).sum() / tokens) if tokens else math.nan
-    clean = lambda x: None if math.isnan(x) else x  # noqa: E731  (valid JSON)
     return {
         "n_rows": len(table),
         "n_scored": len(scored),
         "not_scored": {f"{s}: {r}": int(n) for (s, r), n in table[table["nll"].isna()].groupby(["status", "reason"]).size().items()},
         "n_tokens": tokens,
-        "mean_nll": clean(float(scored["nll"].mean()) if len(scored) else math.nan),
-        "sd_nll": clean(float(scored["nll"].std(ddof=1)) if len(scored) > 1 else math.nan),
-        "token_nll": clean(token_nll),
-        "ppl": clean(math.exp(token_nll) if tokens else math.nan),
+        "mean_nll": json_number(float(scored["nll"].mean()) if len(scored) else math.nan),
+        "sd_nll": json_number(float(scored["nll"].std(ddof=1)) if len(scored) > 1 else math.nan),
+        "token_nll": json_number(token_nll),
+        "ppl": json_number(math.exp(token_nll) if tokens else math.nan),
     }

@@ -13,7 +13,6 @@ ppl_0): the same definition the hard selectors use. Top-k sizes use the global r
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Any
 
@@ -21,15 +20,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..core.io import json_number
 from .strategies import End, global_count, hard_end
 
 TOP = (0.01, 0.05, 0.10, 0.33)
-
-
-def _number(value: float) -> float | None:
-    """A float for JSON; None where the statistic is undefined (NaN)."""
-    value = float(value)
-    return None if math.isnan(value) else value
 
 
 def _usable(table: pd.DataFrame, columns: list[str], name: str) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -98,10 +92,10 @@ def _compare(ids: pd.Series, x: np.ndarray, y: np.ndarray, end: End, top: tuple[
             rho = stats.spearmanr(x, y)
             tau = stats.kendalltau(x, y, variant="b")
         out.update(
-            spearman=_number(rho.statistic),
-            spearman_p=_number(rho.pvalue),
-            kendall_tau_b=_number(tau.statistic),
-            kendall_p=_number(tau.pvalue),
+            spearman=json_number(rho.statistic),
+            spearman_p=json_number(rho.pvalue),
+            kendall_tau_b=json_number(tau.statistic),
+            kendall_p=json_number(tau.pvalue),
         )
     out["top"] = []
     for fraction in top:
