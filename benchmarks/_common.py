@@ -30,6 +30,7 @@ import psutil
 
 from hf_lpselect.core.hardware import cpu_name
 
+
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
@@ -44,7 +45,9 @@ def _cpu_flags() -> list[str]:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("flags"):
                 flags = line.split(":", 1)[1].split()
-                return sorted(f for f in flags if f.startswith(("avx512_bf16", "amx", "avx512f", "avx2", "avx512_vnni")))
+                return sorted(
+                    f for f in flags if f.startswith(("avx512_bf16", "amx", "avx512f", "avx2", "avx512_vnni"))
+                )
     except OSError:
         pass
     return []
@@ -80,7 +83,10 @@ def machine_info(threads: int) -> dict[str, Any]:
         "native_bf16": _has_bf16(),
         "gpu": torch.cuda.is_available(),
         "python": platform.python_version(),
-        "versions": {lib: _version(lib) for lib in ("torch", "transformers", "trl", "datasets", "accelerate", "peft", "hf-lpselect")},
+        "versions": {
+            lib: _version(lib)
+            for lib in ("torch", "transformers", "trl", "datasets", "accelerate", "peft", "hf-lpselect")
+        },
         "git_head": _git("rev-parse", "HEAD"),
         "git_dirty_package_files": _git("status", "--porcelain", "hf_lpselect").splitlines(),
         "loadavg_at_start": os.getloadavg(),
@@ -95,7 +101,9 @@ def _has_bf16() -> bool:
 
 
 def command_line() -> str:
-    return " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *[os.path.relpath(sys.argv[0], REPO)], *sys.argv[1:]])
+    return " ".join(
+        shlex.quote(a) for a in [Path(sys.executable).name, *[os.path.relpath(sys.argv[0], REPO)], *sys.argv[1:]]
+    )
 
 
 def now() -> str:
@@ -151,7 +159,9 @@ def _tree(proc: psutil.Process) -> list[psutil.Process]:
         return [proc]
 
 
-def run_worker(script: Path, spec: dict[str, Any], threads: int, poll_s: float = 0.5, log: Path | None = None) -> dict[str, Any]:
+def run_worker(
+    script: Path, spec: dict[str, Any], threads: int, poll_s: float = 0.5, log: Path | None = None
+) -> dict[str, Any]:
     """Run ``python script --worker SPEC.json`` in a fresh process; return its result dict plus outside observations.
 
     The worker writes its own result JSON to ``spec["result_path"]``. From outside we sample every
@@ -184,7 +194,10 @@ def run_worker(script: Path, spec: dict[str, Any], threads: int, poll_s: float =
     sys_after = psutil.cpu_times()
     if log:
         out.close()
-    busy = lambda t: t.user + t.nice + t.system + getattr(t, "irq", 0) + getattr(t, "softirq", 0) + getattr(t, "steal", 0)  # noqa: E731
+
+    def busy(t):
+        return t.user + t.nice + t.system + getattr(t, "irq", 0) + getattr(t, "softirq", 0) + getattr(t, "steal", 0)  # noqa: E731
+
     machine_busy = busy(sys_after) - busy(sys_before)
     if proc.returncode != 0:
         tail = Path(log).read_text(errors="replace")[-4000:] if log else ""

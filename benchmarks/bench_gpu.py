@@ -41,6 +41,7 @@ import tempfile
 import time
 from pathlib import Path
 
+
 REPO = Path(__file__).resolve().parent.parent
 GPU_DIR = REPO / ".gpu"
 ALPACA = REPO.parent / "shared" / "data" / "train" / "alpaca" / "alpaca_data.json"
@@ -63,11 +64,11 @@ def prepare(args: argparse.Namespace) -> None:
     """Tokenizer, Alpaca token ids and wheels into .gpu/ (for ``carry``)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
+    from transformers import AutoTokenizer
 
     from hf_lpselect.data import load_rows
     from hf_lpselect.models import default_gguf_path
     from hf_lpselect.templates import tokenize_rows
-    from transformers import AutoTokenizer
 
     GPU_DIR.mkdir(exist_ok=True)  # git-ignored: it travels only where `carry` names it
     gguf = default_gguf_path()
@@ -82,12 +83,19 @@ def prepare(args: argparse.Namespace) -> None:
     n_prompt = [next((i for i, v in enumerate(lab) if v != -100), len(lab)) for lab in ok["labels"]]
     for ids, lab, k in zip(ok["input_ids"][:100], ok["labels"][:100], n_prompt[:100]):
         assert lab == [-100] * k + ids[k:], "labels are not the ids after the prompt"
-    table = pa.table({"row": pa.array(ok["row"], pa.int32()), "input_ids": pa.array(ok["input_ids"], pa.list_(pa.int32())),
-                      "n_prompt": pa.array(n_prompt, pa.int32())})
+    table = pa.table(
+        {
+            "row": pa.array(ok["row"], pa.int32()),
+            "input_ids": pa.array(ok["input_ids"], pa.list_(pa.int32())),
+            "n_prompt": pa.array(n_prompt, pa.int32()),
+        }
+    )
     pq.write_table(table, GPU_DIR / "alpaca_tokens.parquet", compression="zstd")
     download_wheels(GPU_DIR / "wheels", WHEELS)
     size = sum(p.stat().st_size for p in GPU_DIR.rglob("*") if p.is_file())
-    print(f"{GPU_DIR}: {len(ok)} ok rows of {len(rows)}, {sum(map(len, ok['input_ids'])):,} tokens; {size / 2**20:.1f} MiB to carry")
+    print(
+        f"{GPU_DIR}: {len(ok)} ok rows of {len(rows)}, {sum(map(len, ok['input_ids'])):,} tokens; {size / 2**20:.1f} MiB to carry"
+    )
 
 
 def download_wheels(folder: Path, names: tuple[str, ...]) -> None:
@@ -97,8 +105,26 @@ def download_wheels(folder: Path, names: tuple[str, ...]) -> None:
 
     folder.mkdir(parents=True, exist_ok=True)
     platforms = [f"--platform={p}" for p in ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")]
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--python-version", "3.12",
-                    "--implementation", "cp", *platforms, "-d", str(folder), *[f"{w}=={version(w)}" for w in names]], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--python-version",
+            "3.12",
+            "--implementation",
+            "cp",
+            *platforms,
+            "-d",
+            str(folder),
+            *[f"{w}=={version(w)}" for w in names],
+        ],
+        check=True,
+    )
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(folder), str(REPO)], check=True)
 
 
@@ -115,8 +141,9 @@ def _dataset(n_rows: int | None):
     ids = table.column("input_ids").to_pylist()
     n_prompt = table.column("n_prompt").to_pylist()
     labels = [[-100] * k + x[k:] for x, k in zip(ids, n_prompt)]
-    return datasets.Dataset.from_dict({"row": table.column("row").to_pylist(), "input_ids": ids, "labels": labels,
-                                       "length": [len(x) for x in ids]})
+    return datasets.Dataset.from_dict(
+        {"row": table.column("row").to_pylist(), "input_ids": ids, "labels": labels, "length": [len(x) for x in ids]}
+    )
 
 
 def model_from_shape(shape: tuple[int, ...], vocab: int, device: str):
@@ -125,9 +152,17 @@ def model_from_shape(shape: tuple[int, ...], vocab: int, device: str):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     hidden, inner, layers, heads, kv = shape
-    config = LlamaConfig(vocab_size=vocab, hidden_size=hidden, intermediate_size=inner, num_hidden_layers=layers,
-                         num_attention_heads=heads, num_key_value_heads=kv, max_position_embeddings=8192,
-                         tie_word_embeddings=True, rope_theta=100000.0)
+    config = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=hidden,
+        intermediate_size=inner,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv,
+        max_position_embeddings=8192,
+        tie_word_embeddings=True,
+        rope_theta=100000.0,
+    )
     torch.manual_seed(0)
     with torch.device(device):
         model = LlamaForCausalLM(config)
@@ -174,7 +209,9 @@ def timed_pass(model, data, pad: int, device: str, peak_tflops: float, **batchin
 
     chosen = device_batching(model, batching.get("token_budget"), batching.get("batch_size"))
     lengths = np.asarray(data["length"])
-    computed = computed_tokens(lengths, length_batches(lengths, token_budget=chosen.token_budget, max_rows=chosen.max_rows))
+    computed = computed_tokens(
+        lengths, length_batches(lengths, token_budget=chosen.token_budget, max_rows=chosen.max_rows)
+    )
     scored = int(sum(sum(1 for v in lab[1:] if v != -100) for lab in data["labels"]))
     autocast = torch.bfloat16 if probe(device).native_bf16 else None
     if device == "cuda":
@@ -185,12 +222,20 @@ def timed_pass(model, data, pad: int, device: str, peak_tflops: float, **batchin
     _sync(device)
     seconds = time.perf_counter() - start
     tflops = _flops(model, computed, scored) / seconds / 1e12
-    return {"token_budget": chosen.token_budget, "max_rows": chosen.max_rows, "autocast": str(autocast), "rows": len(frame),
-            "tokens": int(lengths.sum()), "padded_share": round(1 - lengths.sum() / computed, 4), "seconds": round(seconds, 3),
-            "tokens_per_s": round(lengths.sum() / seconds), "tflops": round(tflops, 1),
-            "share_of_peak": round(tflops / peak_tflops, 3),
-            "peak_gpu_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if device == "cuda" else None,
-            "finite_nll": bool(np.isfinite(frame["nll"]).all())}
+    return {
+        "token_budget": chosen.token_budget,
+        "max_rows": chosen.max_rows,
+        "autocast": str(autocast),
+        "rows": len(frame),
+        "tokens": int(lengths.sum()),
+        "padded_share": round(1 - lengths.sum() / computed, 4),
+        "seconds": round(seconds, 3),
+        "tokens_per_s": round(lengths.sum() / seconds),
+        "tflops": round(tflops, 1),
+        "share_of_peak": round(tflops / peak_tflops, 3),
+        "peak_gpu_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if device == "cuda" else None,
+        "finite_nll": bool(np.isfinite(frame["nll"]).all()),
+    }
 
 
 def passes_section(args, tokenizer, device: str, shapes: dict) -> dict:
@@ -201,12 +246,17 @@ def passes_section(args, tokenizer, device: str, shapes: dict) -> dict:
     out = {}
     for name, shape in shapes.items():
         model = model_from_shape(shape, len(tokenizer), device)
-        timed_pass(model, data.select(range(min(64, len(data)))), tokenizer.pad_token_id, device, args.peak_tflops)  # warm-up
-        entry = {"one_row_loop_fp32": one_row_loop(model, peer, device),
-                 "default": timed_pass(model, data, tokenizer.pad_token_id, device, args.peak_tflops)}
+        timed_pass(
+            model, data.select(range(min(64, len(data)))), tokenizer.pad_token_id, device, args.peak_tflops
+        )  # warm-up
+        entry = {
+            "one_row_loop_fp32": one_row_loop(model, peer, device),
+            "default": timed_pass(model, data, tokenizer.pad_token_id, device, args.peak_tflops),
+        }
         for budget in args.budgets:
-            entry[f"tb{budget}_no_cap"] = timed_pass(model, data, tokenizer.pad_token_id, device, args.peak_tflops,
-                                                     token_budget=budget, batch_size=0)
+            entry[f"tb{budget}_no_cap"] = timed_pass(
+                model, data, tokenizer.pad_token_id, device, args.peak_tflops, token_budget=budget, batch_size=0
+            )
         base = entry["one_row_loop_fp32"]["tokens_per_s"]
         for key, value in entry.items():
             if key != "one_row_loop_fp32":
@@ -235,12 +285,23 @@ def _train(kind: str, data, tokenizer, device: str, shape, overrides: dict, work
     from hf_lpselect.scoring.trainer import ScorerConfig, ScorerTrainer
 
     model = model_from_shape(shape, len(tokenizer), device).train()
-    scorer_args = ScorerConfig(output_dir=str(workdir / f"{kind}"), num_train_epochs=1, max_length=MAX_LENGTH,
-                               disable_tqdm=True, logging_steps=1000, **overrides)
+    scorer_args = ScorerConfig(
+        output_dir=str(workdir / f"{kind}"),
+        num_train_epochs=1,
+        max_length=MAX_LENGTH,
+        disable_tqdm=True,
+        logging_steps=1000,
+        **overrides,
+    )
     start = time.perf_counter()
     if kind == "scorer":
-        trainer = ScorerTrainer(model=model, args=scorer_args, train_dataset=data, processing_class=tokenizer,
-                                run_dir=str(workdir / "scorer_run"))
+        trainer = ScorerTrainer(
+            model=model,
+            args=scorer_args,
+            train_dataset=data,
+            processing_class=tokenizer,
+            run_dir=str(workdir / "scorer_run"),
+        )
     else:  # every SFTConfig field as the scorer has it; no checkpoint, no passes
         values = {f.name: getattr(scorer_args, f.name) for f in dataclasses.fields(SFTConfig) if f.init}
         values.update(save_strategy="no", save_total_limit=None)
@@ -248,25 +309,41 @@ def _train(kind: str, data, tokenizer, device: str, shape, overrides: dict, work
             values["max_length"] = None  # the rows are truncated already; TRL refuses padding_free with a max_length
         if hasattr(values.get("lr_scheduler_type"), "value"):
             values["lr_scheduler_type"] = values["lr_scheduler_type"].value
-        trainer = SFTTrainer(model=model, args=SFTConfig(**values), train_dataset=data.select_columns(["input_ids", "labels"]),
-                             processing_class=tokenizer)
+        trainer = SFTTrainer(
+            model=model,
+            args=SFTConfig(**values),
+            train_dataset=data.select_columns(["input_ids", "labels"]),
+            processing_class=tokenizer,
+        )
     out = trainer.train()
     _sync(device)
     seconds = time.perf_counter() - start
-    return {"seconds": round(seconds, 2), "steps": int(out.global_step), "loss": round(float(out.training_loss), 4),
-            "bf16": bool(scorer_args.bf16)}
+    return {
+        "seconds": round(seconds, 2),
+        "steps": int(out.global_step),
+        "loss": round(float(out.training_loss), 4),
+        "bf16": bool(scorer_args.bf16),
+    }
 
 
 def whole_run_section(args, tokenizer, device: str, shapes: dict) -> dict:
     data = _dataset(args.run_rows)
     shape = next(iter(shapes.values()))
-    variants = {"paper_4x8": {"per_device_train_batch_size": 4, "gradient_accumulation_steps": 8},
-                "gpu_32x1_padding_free": {"per_device_train_batch_size": 32, "gradient_accumulation_steps": 1,
-                                          "padding_free": True}}
+    variants = {
+        "paper_4x8": {"per_device_train_batch_size": 4, "gradient_accumulation_steps": 8},
+        "gpu_32x1_padding_free": {
+            "per_device_train_batch_size": 32,
+            "gradient_accumulation_steps": 1,
+            "padding_free": True,
+        },
+    }
     out = {"shape": next(iter(shapes)), "rows": len(data), "epochs": 1}
     with tempfile.TemporaryDirectory() as tmp:
         for name, overrides in variants.items():
-            entry = {kind: _train(kind, data, tokenizer, device, shape, overrides, Path(tmp) / name) for kind in ("trl", "scorer")}
+            entry = {
+                kind: _train(kind, data, tokenizer, device, shape, overrides, Path(tmp) / name)
+                for kind in ("trl", "scorer")
+            }
             entry["scorer_vs_trl"] = round(entry["scorer"]["seconds"] / entry["trl"]["seconds"], 3)
             out[name] = entry
             print(name, json.dumps(entry), flush=True)
@@ -284,9 +361,18 @@ def run(args: argparse.Namespace) -> None:
     shapes = SMOKE_SHAPES if args.smoke else {k: SHAPES[k] for k in args.shapes}
     if args.smoke:
         args.pass_rows, args.peer_rows, args.run_rows, args.budgets = args.smoke_rows, 16, args.smoke_rows, [4096]
-    results = {"command": " ".join(sys.argv), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "hardware": probe(device).to_dict(),
-               "torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version(),
-               "peak_tflops_assumed": args.peak_tflops, "smoke": args.smoke, "sections": {}, "skipped": []}
+    results = {
+        "command": " ".join(sys.argv),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "hardware": probe(device).to_dict(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "python": platform.python_version(),
+        "peak_tflops_assumed": args.peak_tflops,
+        "smoke": args.smoke,
+        "sections": {},
+        "skipped": [],
+    }
     started = time.perf_counter()
     sections = {"passes": passes_section, "full_alpaca": full_alpaca_section, "whole_run": whole_run_section}
     for name in args.sections:
@@ -310,24 +396,42 @@ def _write(results: dict, out: str) -> Path:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog=__doc__.split("\n\n", 1)[1])
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
     sub = ap.add_subparsers(dest="step", required=True)
     p = sub.add_parser("prepare", help="here: tokenizer, Alpaca token ids and wheels into .gpu/")
     p.add_argument("--rows", type=int, default=None, help="only the first N Alpaca rows (default: all)")
     r = sub.add_parser("run", help="there: the measurements, into --out")
-    r.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "bench_gpu.json"),
-                   help="results file, or a folder to write bench_gpu.json into (on the device: $OUT)")
-    r.add_argument("--sections", nargs="+", default=["passes", "full_alpaca", "whole_run"],
-                   choices=["passes", "full_alpaca", "whole_run"])
+    r.add_argument(
+        "--out",
+        default=str(REPO / "benchmarks" / "results" / "bench_gpu.json"),
+        help="results file, or a folder to write bench_gpu.json into (on the device: $OUT)",
+    )
+    r.add_argument(
+        "--sections",
+        nargs="+",
+        default=["passes", "full_alpaca", "whole_run"],
+        choices=["passes", "full_alpaca", "whole_run"],
+    )
     r.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
-    r.add_argument("--pass-rows", type=int, default=1000, help="rows of each pass in the passes section (default 1000)")
+    r.add_argument(
+        "--pass-rows", type=int, default=1000, help="rows of each pass in the passes section (default 1000)"
+    )
     r.add_argument("--peer-rows", type=int, default=200, help="rows of the one-row loop (default 200)")
     r.add_argument("--budgets", type=int, nargs="*", default=[16384, 65536], help="manual token budgets, no row cap")
     r.add_argument("--run-rows", type=int, default=2000, help="rows of the whole-run comparison (default 2000)")
-    r.add_argument("--peak-tflops", type=float, default=790.0,
-                   help="dense bf16 peak for share_of_peak (default 790, the H200's as measured on the device machine)")
-    r.add_argument("--budget-s", type=float, default=420.0, help="start no new section after this many seconds (default 420)")
+    r.add_argument(
+        "--peak-tflops",
+        type=float,
+        default=790.0,
+        help="dense bf16 peak for share_of_peak (default 790, the H200's as measured on the device machine)",
+    )
+    r.add_argument(
+        "--budget-s", type=float, default=420.0, help="start no new section after this many seconds (default 420)"
+    )
     r.add_argument("--smoke", action="store_true", help="toy sizes on any device: checks the script, measures nothing")
     r.add_argument("--smoke-rows", type=int, default=48)
     args = ap.parse_args()

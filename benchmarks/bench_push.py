@@ -23,9 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as C
+
 
 TARGET_S, TARGET_MIB = 30.0, 2048.0
 
@@ -35,12 +37,12 @@ def make_run(run_dir: Path, n_rows: int, epochs: int, seed: int = 0) -> dict:
     import numpy as np
     import pandas as pd
 
+    from hf_lpselect.core.io import write_parquet
+    from hf_lpselect.core.schema import STATUSES
     from hf_lpselect.data import load_rows
     from hf_lpselect.record import DatasetRecord, RunRecord
-    from hf_lpselect.scoring.run import build_scores, dataset_fingerprint
-    from hf_lpselect.core.schema import STATUSES
-    from hf_lpselect.core.io import write_parquet
     from hf_lpselect.rundir import RunDir
+    from hf_lpselect.scoring.run import build_scores, dataset_fingerprint
 
     rows = load_rows(str(C.ALPACA))
     rows = rows.select(range(min(n_rows, len(rows))))
@@ -56,15 +58,27 @@ def make_run(run_dir: Path, n_rows: int, epochs: int, seed: int = 0) -> dict:
     passes = []
     for k in range(epochs + 1):
         nll = nll0 * (1 - rates) ** k + rng.normal(0, 0.01, len(table))
-        passes.append(pd.DataFrame({"row": table.loc[ok, "row"], "nll": nll[ok.to_numpy()], "n_tokens": table.loc[ok, "n_response_tokens"]}))
+        passes.append(
+            pd.DataFrame(
+                {
+                    "row": table.loc[ok, "row"],
+                    "nll": nll[ok.to_numpy()],
+                    "n_tokens": table.loc[ok, "n_response_tokens"],
+                }
+            )
+        )
     run = RunDir(run_dir)
     write_parquet(table, run.rows)
     write_parquet(build_scores(table, passes), run.scores)
     record = RunRecord(
         identity={"model_name_or_path": "synthetic", "max_length": 512, "seed": 42},
         dataset=DatasetRecord(source=str(C.ALPACA), n_rows=len(rows), fingerprint=dataset_fingerprint(rows["id"])),
-        format="alpaca", template="alpaca", epochs=epochs, model={"model": "synthetic-scores (bench_push.py)"},
-        counts={s: int((table["status"] == s).sum()) for s in STATUSES}, complete=True,
+        format="alpaca",
+        template="alpaca",
+        epochs=epochs,
+        model={"model": "synthetic-scores (bench_push.py)"},
+        counts={s: int((table["status"] == s).sum()) for s in STATUSES},
+        complete=True,
     )
     record.save(run.path)
     return record.counts
@@ -106,9 +120,18 @@ def main() -> None:
         started = time.perf_counter()
         counts = make_run(tmp / "run", args.rows, args.epochs)
         setup_s = time.perf_counter() - started
-        result = C.run_worker(Path(__file__), {"name": "materialize", "run": str(tmp / "run"),
-                                               "local_dir": str(tmp / "repo"), "result_path": str(tmp / "result.json")},
-                              args.threads, poll_s=0.2, log=tmp / "worker.log")
+        result = C.run_worker(
+            Path(__file__),
+            {
+                "name": "materialize",
+                "run": str(tmp / "run"),
+                "local_dir": str(tmp / "repo"),
+                "result_path": str(tmp / "result.json"),
+            },
+            args.threads,
+            poll_s=0.2,
+            log=tmp / "worker.log",
+        )
     wall = result["materialize_wall_s"]
     peak = max(result["peak_rss_mib"], result["outside"]["rss_sampled_peak_mib"])
     payload = {
@@ -116,16 +139,28 @@ def main() -> None:
         "command": C.command_line(),
         "when": C.now(),
         "machine": C.machine_info(args.threads),
-        "data": {"source": str(C.ALPACA), "rows": args.rows, "epochs": args.epochs, "counts": counts,
-                 "scores": "SYNTHETIC: seeded random per-pass NLL decay through the real build_scores; lengths = words x 1.3"},
+        "data": {
+            "source": str(C.ALPACA),
+            "rows": args.rows,
+            "epochs": args.epochs,
+            "counts": counts,
+            "scores": "SYNTHETIC: seeded random per-pass NLL decay through the real build_scores; lengths = words x 1.3",
+        },
         "setup_s_not_timed": round(setup_s, 1),
         "result": result,
-        "targets": {"materialize_s": TARGET_S, "peak_rss_mib": TARGET_MIB,
-                    "met": bool(wall < TARGET_S and peak < TARGET_MIB)},
+        "targets": {
+            "materialize_s": TARGET_S,
+            "peak_rss_mib": TARGET_MIB,
+            "met": bool(wall < TARGET_S and peak < TARGET_MIB),
+        },
     }
     path = C.write_results("bench_push", payload)
-    print(C.table([[args.rows, result["import_s"], wall, peak, result["outside"]["other_cpu_share"]]],
-                  ["rows", "import s", "materialize s", "peak RSS MiB", "other CPU share"]))
+    print(
+        C.table(
+            [[args.rows, result["import_s"], wall, peak, result["outside"]["other_cpu_share"]]],
+            ["rows", "import s", "materialize s", "peak RSS MiB", "other CPU share"],
+        )
+    )
     print(f"configs: {result['configs']}")
     print(f"written: {path}")
 

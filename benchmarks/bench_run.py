@@ -44,10 +44,12 @@ import tempfile
 import time
 from pathlib import Path
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import _common as C  # noqa: E402
+
 
 MAX_LENGTH = 512
 RECIPE_OVERRIDES = {"per_device_train_batch_size": 4, "gradient_accumulation_steps": 8}
@@ -105,9 +107,12 @@ class TokenCounter:
         owner.torch_call = counted
 
     def as_dict(self) -> dict[str, float]:
-        return {"train_tokens_computed": self.computed, "train_tokens_real": self.real,
-                "train_padded_share": round(1 - self.real / self.computed, 4) if self.computed else None,
-                "train_labeled_share_of_computed": round(self.labeled / self.computed, 4) if self.computed else None}
+        return {
+            "train_tokens_computed": self.computed,
+            "train_tokens_real": self.real,
+            "train_padded_share": round(1 - self.real / self.computed, 4) if self.computed else None,
+            "train_labeled_share_of_computed": round(self.labeled / self.computed, 4) if self.computed else None,
+        }
 
 
 def scorer_config(output_dir: str, epochs: int, bf16: bool | None, seed: int = 42):
@@ -116,8 +121,14 @@ def scorer_config(output_dir: str, epochs: int, bf16: bool | None, seed: int = 4
 
     extra = {} if bf16 is None else {"bf16": bf16}
     return ScorerConfig(
-        output_dir=output_dir, num_train_epochs=epochs, max_length=MAX_LENGTH, seed=seed, data_seed=seed,
-        save_total_limit=1, **RECIPE_OVERRIDES, **extra,
+        output_dir=output_dir,
+        num_train_epochs=epochs,
+        max_length=MAX_LENGTH,
+        seed=seed,
+        data_seed=seed,
+        save_total_limit=1,
+        **RECIPE_OVERRIDES,
+        **extra,
     )
 
 
@@ -132,7 +143,9 @@ def plain_config(output_dir: str, epochs: int, bf16: bool | None):
         values["lr_scheduler_type"] = values["lr_scheduler_type"].value
     cfg = SFTConfig(**values)
     a, b = sc.to_dict(), cfg.to_dict()
-    diff = {k: [a.get(k), b.get(k)] for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k) and not k.startswith("score_")}
+    diff = {
+        k: [a.get(k), b.get(k)] for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k) and not k.startswith("score_")
+    }
     return cfg, sc, diff
 
 
@@ -153,7 +166,13 @@ def worker(spec_path: str) -> None:
     if spec.get("n_rows"):
         rows = rows.select(range(spec["n_rows"]))
     out_dir = Path(spec["out_dir"])
-    result = {"name": spec["name"], "kind": spec["kind"], "epochs": spec["epochs"], "n_rows": len(rows), "torch_threads": torch.get_num_threads()}
+    result = {
+        "name": spec["name"],
+        "kind": spec["kind"],
+        "epochs": spec["epochs"],
+        "n_rows": len(rows),
+        "torch_threads": torch.get_num_threads(),
+    }
     train_timer, pass_timer, save_timer = Timer(), Timer(), Timer()
     tokens = TokenCounter()
 
@@ -170,8 +189,14 @@ def worker(spec_path: str) -> None:
             overrides["bf16"] = spec["bf16"]
         with C.Window() as w:
             res = score(
-                rows.select_columns(["instruction", "input", "output"]), out=str(out_dir / "run"), model="default",
-                epochs=spec["epochs"], template="alpaca", max_length=MAX_LENGTH, seed=42, **overrides,
+                rows.select_columns(["instruction", "input", "output"]),
+                out=str(out_dir / "run"),
+                model="default",
+                epochs=spec["epochs"],
+                template="alpaca",
+                max_length=MAX_LENGTH,
+                seed=42,
+                **overrides,
             )
         sc = scorer_config(str(out_dir / "run" / "checkpoints"), spec["epochs"], spec["bf16"])
         result.update(
@@ -196,7 +221,9 @@ def worker(spec_path: str) -> None:
             tok = tokenize_rows(rows, loaded.tokenizer, template="alpaca", max_length=MAX_LENGTH)
             train_set = tok.filter(lambda s: s == "ok", input_columns="status").select_columns(["input_ids", "labels"])
             lengths = np.asarray([len(x) for x in train_set["input_ids"]])
-            trainer = SFTTrainer(model=loaded.model, args=cfg, train_dataset=train_set, processing_class=loaded.tokenizer)
+            trainer = SFTTrainer(
+                model=loaded.model, args=cfg, train_dataset=train_set, processing_class=loaded.tokenizer
+            )
             train_timer.wrap(SFTTrainer, "train")
             out = trainer.train()
         result["train_loss"] = round(float(out.training_loss), 4)
@@ -225,20 +252,33 @@ def worker(spec_path: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rows", type=int, default=100,
-                    help="first N ok Alpaca rows for the scorer-vs-plain comparison (default 100: 200 rows x 3 epochs "
-                         "takes ~30 min on 2 CPU cores, over the 20-minute budget)")
+    ap.add_argument(
+        "--rows",
+        type=int,
+        default=100,
+        help="first N ok Alpaca rows for the scorer-vs-plain comparison (default 100: 200 rows x 3 epochs "
+        "takes ~30 min on 2 CPU cores, over the 20-minute budget)",
+    )
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--speed-rows", type=int, default=64, help="rows for the bf16-vs-fp32 training-speed runs")
     ap.add_argument("--speed-epochs", type=int, default=1)
-    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="torch threads (default: usable cores)")
+    ap.add_argument(
+        "--threads", type=int, default=len(os.sched_getaffinity(0)), help="torch threads (default: usable cores)"
+    )
     ap.add_argument("--skip-main", action="store_true", help="skip the scorer-vs-plain comparison")
     ap.add_argument("--skip-speed", action="store_true", help="skip the bf16-vs-fp32 training-speed runs")
-    ap.add_argument("--padding-free", action="store_true",
-                    help="also run the scorer with --padding_free (rows of a micro-batch packed into one sequence)")
-    ap.add_argument("--retries", type=int, default=0,
-                    help="re-run a run up to this many times when other processes used more than --max-other-share of "
-                         "the CPU during it (the quietest attempt is kept; each retry of the main runs costs ~7-10 min)")
+    ap.add_argument(
+        "--padding-free",
+        action="store_true",
+        help="also run the scorer with --padding_free (rows of a micro-batch packed into one sequence)",
+    )
+    ap.add_argument(
+        "--retries",
+        type=int,
+        default=0,
+        help="re-run a run up to this many times when other processes used more than --max-other-share of "
+        "the CPU during it (the quietest attempt is kept; each retry of the main runs costs ~7-10 min)",
+    )
     ap.add_argument("--max-other-share", type=float, default=0.1)
     ap.add_argument("--name", default="bench_run", help="results file benchmarks/results/<name>.json")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -249,7 +289,9 @@ def main() -> None:
     started = time.perf_counter()
     info = C.machine_info(args.threads)
     command = C.command_line()
-    print(f"{command}\n{info['cpu_model']}, {info['usable_cpus']} usable cores, torch {info['versions']['torch']}, threads={args.threads}")
+    print(
+        f"{command}\n{info['cpu_model']}, {info['usable_cpus']} usable cores, torch {info['versions']['torch']}, threads={args.threads}"
+    )
     n_data = max(args.rows if not args.skip_main else 0, args.speed_rows if not args.skip_speed else 0)
 
     results = {}
@@ -269,7 +311,10 @@ def main() -> None:
         }
         jobs = []
         if not args.skip_main:
-            jobs += [("plain", "plain", args.rows, args.epochs, None), ("scorer", "scorer", args.rows, args.epochs, None)]
+            jobs += [
+                ("plain", "plain", args.rows, args.epochs, None),
+                ("scorer", "scorer", args.rows, args.epochs, None),
+            ]
             if args.padding_free:
                 jobs.append(("scorer_padding_free", "scorer", args.rows, args.epochs, None))
         if not args.skip_speed:
@@ -280,14 +325,24 @@ def main() -> None:
         log = tmp / "workers.log"
         for name, kind, n, epochs, bf16 in jobs:
             spec = {
-                "name": name, "kind": kind, "n_rows": n, "epochs": epochs, "bf16": bf16, "threads": args.threads,
-                "rows_dir": str(tmp / "rows"), "out_dir": str(tmp / name), "result_path": str(tmp / f"{name}.json"),
+                "name": name,
+                "kind": kind,
+                "n_rows": n,
+                "epochs": epochs,
+                "bf16": bf16,
+                "threads": args.threads,
+                "rows_dir": str(tmp / "rows"),
+                "out_dir": str(tmp / name),
+                "result_path": str(tmp / f"{name}.json"),
                 "overrides": {"padding_free": True} if name == "scorer_padding_free" else {},
             }
             attempts = []
             for attempt in range(1 + args.retries):
-                print(f"  running {name} ({kind}, {n} rows, {epochs} epoch(s), bf16={'default' if bf16 is None else bf16}), "
-                      f"attempt {attempt + 1} ...", flush=True)
+                print(
+                    f"  running {name} ({kind}, {n} rows, {epochs} epoch(s), bf16={'default' if bf16 is None else bf16}), "
+                    f"attempt {attempt + 1} ...",
+                    flush=True,
+                )
                 try:
                     res = C.run_worker(Path(__file__), spec, args.threads, log=log)
                 except RuntimeError as err:
@@ -295,7 +350,10 @@ def main() -> None:
                     res = {"name": name, "failed": str(err)[-3000:]}
                     break
                 attempts.append(res)
-                print(f"    train() {res['train_wall_s']:.1f} s, other processes used {res['outside']['other_cpu_share']:.0%} of the CPU", flush=True)
+                print(
+                    f"    train() {res['train_wall_s']:.1f} s, other processes used {res['outside']['other_cpu_share']:.0%} of the CPU",
+                    flush=True,
+                )
                 if res["outside"]["other_cpu_share"] <= args.max_other_share:
                     break
             if res.get("failed"):
@@ -303,8 +361,12 @@ def main() -> None:
                 continue
             res = min(attempts, key=lambda r: r["outside"]["other_cpu_share"])  # the quietest attempt
             res["attempts"] = [
-                {"train_wall_s": a["train_wall_s"], "end_to_end_wall_s": a["end_to_end_wall_s"],
-                 "other_cpu_share": a["outside"]["other_cpu_share"]} for a in attempts
+                {
+                    "train_wall_s": a["train_wall_s"],
+                    "end_to_end_wall_s": a["end_to_end_wall_s"],
+                    "other_cpu_share": a["outside"]["other_cpu_share"],
+                }
+                for a in attempts
             ]
             results[name] = res
             print(
@@ -320,14 +382,20 @@ def main() -> None:
     if p and s and not p.get("failed") and not s.get("failed"):
         summary.update(
             ratio_train=round(s["train_wall_s"] / p["train_wall_s"], 3),
-            ratio_train_without_checkpoints=round((s["train_wall_s"] - s["checkpoint_save_total_s"]) / p["train_wall_s"], 3),
+            ratio_train_without_checkpoints=round(
+                (s["train_wall_s"] - s["checkpoint_save_total_s"]) / p["train_wall_s"], 3
+            ),
             ratio_end_to_end=round(s["end_to_end_wall_s"] / p["end_to_end_wall_s"], 3),
             scorer_pass_mean_s=round(s["scoring_passes_total_s"] / max(1, len(s["scoring_pass_s"])), 2),
             plain_epoch_mean_s=round(p["train_wall_s"] / n, 2),
-            pass_cost_vs_plain_epoch=round(s["scoring_passes_total_s"] / max(1, len(s["scoring_pass_s"])) / (p["train_wall_s"] / n), 3),
+            pass_cost_vs_plain_epoch=round(
+                s["scoring_passes_total_s"] / max(1, len(s["scoring_pass_s"])) / (p["train_wall_s"] / n), 3
+            ),
             scorer_train_only_tokens_per_s=round(data["main_input_tokens"] * n / s["train_only_s"], 1),
             plain_train_tokens_per_s=p["train_tokens_per_s"],
-            scorer_pass_tokens_per_s=round(data["main_input_tokens"] * len(s["scoring_pass_s"]) / max(1e-9, s["scoring_passes_total_s"]), 1),
+            scorer_pass_tokens_per_s=round(
+                data["main_input_tokens"] * len(s["scoring_pass_s"]) / max(1e-9, s["scoring_passes_total_s"]), 1
+            ),
             scorer_training_overhead_vs_plain=round(s["train_only_s"] / p["train_wall_s"], 3),
             checkpoint_share_of_scorer_train=round(s["checkpoint_save_total_s"] / s["train_wall_s"], 3),
             scorer_train_padded_share=s["train_padded_share"],
@@ -371,7 +439,11 @@ def main() -> None:
         "command": command,
         "machine": info,
         "data": data,
-        "recipe": {"ScorerConfig defaults plus": RECIPE_OVERRIDES, "epochs": args.epochs, "speed_epochs": args.speed_epochs},
+        "recipe": {
+            "ScorerConfig defaults plus": RECIPE_OVERRIDES,
+            "epochs": args.epochs,
+            "speed_epochs": args.speed_epochs,
+        },
         "model": {"spec": "default", "name": "HuggingFaceTB/SmolLM2-135M-Instruct (GGUF Q4_1 de-quantised to fp32)"},
         "summary": summary,
         "variants": results,
@@ -380,17 +452,37 @@ def main() -> None:
     }
     path = C.write_results(args.name, payload)
 
-    head = ["run", "rows x ep", "bf16", "train() s", "passes s", "ckpt s", "train-only s", "end2end s", "ru_maxrss MiB", "others"]
+    head = [
+        "run",
+        "rows x ep",
+        "bf16",
+        "train() s",
+        "passes s",
+        "ckpt s",
+        "train-only s",
+        "end2end s",
+        "ru_maxrss MiB",
+        "others",
+    ]
     tab = []
     for name, r in results.items():
         if r.get("failed"):
             tab.append([name, "FAILED"] + [""] * (len(head) - 2))
             continue
-        tab.append([
-            name, f"{r['n_rows']}x{r['epochs']}", r.get("scorer_bf16", r.get("plain_bf16")), r["train_wall_s"],
-            r["scoring_passes_total_s"], r["checkpoint_save_total_s"], r["train_only_s"], r["end_to_end_wall_s"],
-            r["ru_maxrss_end_mib"], f"{r['outside']['other_cpu_share']:.2f}",
-        ])
+        tab.append(
+            [
+                name,
+                f"{r['n_rows']}x{r['epochs']}",
+                r.get("scorer_bf16", r.get("plain_bf16")),
+                r["train_wall_s"],
+                r["scoring_passes_total_s"],
+                r["checkpoint_save_total_s"],
+                r["train_only_s"],
+                r["end_to_end_wall_s"],
+                r["ru_maxrss_end_mib"],
+                f"{r['outside']['other_cpu_share']:.2f}",
+            ]
+        )
     print()
     print(C.table(tab, head))
     print("\n" + "\n".join(f"{k}: {v}" for k, v in summary.items()))

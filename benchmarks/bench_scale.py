@@ -41,9 +41,11 @@ from pathlib import Path
 
 import psutil
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as C
+
 
 TARGETS = {"ingest_tokenize": (600.0, 6144.0), "select": (10.0, None), "materialize": (120.0, 4096.0)}
 
@@ -79,10 +81,17 @@ def ingest_worker(spec: dict) -> dict:
     peak = C.vm_hwm_mib()
     keep = ["row", "id", "status", "reason", "n_prompt_tokens", "n_response_tokens", "truncated"]
     tokenized.select_columns(keep).to_parquet(spec["rows_out"])  # for the next stages, not timed
-    return {**read.as_dict("read_"), **canon.as_dict("canonicalize_"), **tok.as_dict("tokenize_"),
-            "wall_s": round(read.wall + canon.wall + tok.wall, 1), "read_vm_hwm_mib": read_peak, "vm_hwm_mib": peak,
-            "rows_in_memory_mapped_file": bool(rows.cache_files), "tokenized_in_file": bool(tokenized.cache_files),
-            "statuses": pd.read_parquet(spec["rows_out"], columns=["status"])["status"].value_counts().to_dict()}
+    return {
+        **read.as_dict("read_"),
+        **canon.as_dict("canonicalize_"),
+        **tok.as_dict("tokenize_"),
+        "wall_s": round(read.wall + canon.wall + tok.wall, 1),
+        "read_vm_hwm_mib": read_peak,
+        "vm_hwm_mib": peak,
+        "rows_in_memory_mapped_file": bool(rows.cache_files),
+        "tokenized_in_file": bool(tokenized.cache_files),
+        "statuses": pd.read_parquet(spec["rows_out"], columns=["status"])["status"].value_counts().to_dict(),
+    }
 
 
 def select_worker(spec: dict) -> dict:
@@ -94,8 +103,12 @@ def select_worker(spec: dict) -> dict:
         scores = pd.read_parquet(spec["scores"])
         hard = select(scores, "lp1-hard", fraction=0.05)
         rand = select(scores, "random", fraction=0.05, seed=42)
-    return {**window.as_dict(), "wall_s": round(window.wall, 2), "vm_hwm_mib": C.vm_hwm_mib(),
-            "selected": {"lp1-hard": len(hard.rows), "random": len(rand.rows)}}
+    return {
+        **window.as_dict(),
+        "wall_s": round(window.wall, 2),
+        "vm_hwm_mib": C.vm_hwm_mib(),
+        "selected": {"lp1-hard": len(hard.rows), "random": len(rand.rows)},
+    }
 
 
 def materialize_worker(spec: dict) -> dict:
@@ -104,8 +117,13 @@ def materialize_worker(spec: dict) -> dict:
     with C.Window() as window:
         plan = materialize(spec["run"], "bench/scale", spec["local_dir"])
     sizes = {f: (Path(spec["local_dir"]) / f).stat().st_size for f in plan.files}
-    return {**window.as_dict(), "wall_s": round(window.wall, 1), "vm_hwm_mib": C.vm_hwm_mib(),
-            "configs": plan.configs, "files_bytes": sizes}
+    return {
+        **window.as_dict(),
+        "wall_s": round(window.wall, 1),
+        "vm_hwm_mib": C.vm_hwm_mib(),
+        "configs": plan.configs,
+        "files_bytes": sizes,
+    }
 
 
 WORKERS = {"ingest_tokenize": ingest_worker, "select": select_worker, "materialize": materialize_worker}
@@ -149,10 +167,10 @@ def make_run(run_dir: Path, rows_path: Path, source: Path, epochs: int = 3, seed
     import numpy as np
     import pandas as pd
 
+    from hf_lpselect.core.io import write_parquet
+    from hf_lpselect.core.schema import STATUSES
     from hf_lpselect.data import dataset_fingerprint
     from hf_lpselect.record import DatasetRecord, RunRecord
-    from hf_lpselect.core.schema import STATUSES
-    from hf_lpselect.core.io import write_parquet
     from hf_lpselect.rundir import RunDir
     from hf_lpselect.scoring.run import build_scores
 
@@ -160,17 +178,31 @@ def make_run(run_dir: Path, rows_path: Path, source: Path, epochs: int = 3, seed
     rng = np.random.default_rng(seed)
     ok = (table["status"] == "ok").to_numpy()
     nll0, rates = rng.uniform(0.5, 3.0, len(table)), rng.uniform(0.05, 0.6, len(table))
-    passes = [pd.DataFrame({"row": table["row"][ok], "nll": (nll0 * (1 - rates) ** k + rng.normal(0, 0.01, len(table)))[ok],
-                            "n_tokens": table["n_response_tokens"][ok]}) for k in range(epochs + 1)]
+    passes = [
+        pd.DataFrame(
+            {
+                "row": table["row"][ok],
+                "nll": (nll0 * (1 - rates) ** k + rng.normal(0, 0.01, len(table)))[ok],
+                "n_tokens": table["n_response_tokens"][ok],
+            }
+        )
+        for k in range(epochs + 1)
+    ]
     run = RunDir(run_dir)
     run_dir.mkdir(parents=True)
     write_parquet(table, run.rows)
     write_parquet(build_scores(table, passes), run.scores)
     RunRecord(
         identity={"model_name_or_path": "synthetic", "max_length": 512, "seed": 42},
-        dataset=DatasetRecord(source=str(source), split="train", n_rows=len(table), fingerprint=dataset_fingerprint(table["id"])),
-        format="alpaca", template="alpaca", epochs=epochs, model={"model": "synthetic-scores (bench_scale.py)"},
-        counts={s: int((table["status"] == s).sum()) for s in STATUSES}, complete=True,
+        dataset=DatasetRecord(
+            source=str(source), split="train", n_rows=len(table), fingerprint=dataset_fingerprint(table["id"])
+        ),
+        format="alpaca",
+        template="alpaca",
+        epochs=epochs,
+        model={"model": "synthetic-scores (bench_scale.py)"},
+        counts={s: int((table["status"] == s).sum()) for s in STATUSES},
+        complete=True,
     ).save(run_dir)
 
 
@@ -198,8 +230,13 @@ def main() -> None:
             results[name] = C.run_worker(Path(__file__), spec, args.threads, poll_s=0.5, log=tmp / f"{name}.log")
             print(f"{name}: {results[name]['wall_s']} s", flush=True)
 
-        stage("ingest_tokenize", data=str(data), cache=str(tmp / "cache"), num_proc=args.num_proc,
-              rows_out=str(tmp / "rows.parquet"))
+        stage(
+            "ingest_tokenize",
+            data=str(data),
+            cache=str(tmp / "cache"),
+            num_proc=args.num_proc,
+            rows_out=str(tmp / "rows.parquet"),
+        )
         started = time.perf_counter()
         make_run(tmp / "run", tmp / "rows.parquet", data)
         setup["make_run_s"] = round(time.perf_counter() - started, 1)
@@ -217,18 +254,27 @@ def main() -> None:
         "command": C.command_line(),
         "when": C.now(),
         "machine": C.machine_info(args.threads),
-        "data": {"source": str(C.ALPACA), "rows": args.rows, "copies": copies, "num_proc": args.num_proc,
-                 "rows_are": "Alpaca's 52,002 rows cycled; each copy adds an integer field `copy`, so content ids are distinct",
-                 "scores": "SYNTHETIC: seeded per-pass NLL decay through the real build_scores, real token counts"},
+        "data": {
+            "source": str(C.ALPACA),
+            "rows": args.rows,
+            "copies": copies,
+            "num_proc": args.num_proc,
+            "rows_are": "Alpaca's 52,002 rows cycled; each copy adds an integer field `copy`, so content ids are distinct",
+            "scores": "SYNTHETIC: seeded per-pass NLL decay through the real build_scores, real token counts",
+        },
         "setup_s_not_timed": setup,
         "results": results,
         "targets": {name: {"wall_s": t, "peak_mib": m, "met": met[name]} for name, (t, m) in TARGETS.items()},
         "contention": "shared 2-core machine: results[stage].outside.other_cpu_share is the share of the machine's CPU "
-                      "that other processes used during that stage (0 = quiet)",
+        "that other processes used during that stage (0 = quiet)",
     }
     path = C.write_results("bench_scale", payload)
-    print(C.table([[n, r["wall_s"], r["peak_mib"], r["outside"]["other_cpu_share"], met[n]] for n, r in results.items()],
-                  ["stage", "wall s", "peak MiB", "other CPU share", "target met"]))
+    print(
+        C.table(
+            [[n, r["wall_s"], r["peak_mib"], r["outside"]["other_cpu_share"], met[n]] for n, r in results.items()],
+            ["stage", "wall s", "peak MiB", "other CPU share", "target met"],
+        )
+    )
     print(f"written: {path}")
 
 

@@ -53,16 +53,24 @@ import threading
 import time
 from pathlib import Path
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import _common as C  # noqa: E402
 
+
 MAX_LENGTH = 512
 UNLIMITED = 2**62  # the token budget of a variant batched by a row count alone
 # SmolLM2-360M's shape over the default (SmolLM2-135M) config: same vocabulary, tokenizer, RoPE and norms
-SMOLLM2_360M = {"hidden_size": 960, "intermediate_size": 2560, "num_hidden_layers": 32, "num_attention_heads": 15,
-                "num_key_value_heads": 5, "head_dim": 64}
+SMOLLM2_360M = {
+    "hidden_size": 960,
+    "intermediate_size": 2560,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 15,
+    "num_key_value_heads": 5,
+    "head_dim": 64,
+}
 
 
 # ============================================================================ worker (one variant)
@@ -145,7 +153,9 @@ def worker(spec_path: str) -> None:
     plan = length_batches(lengths, token_budget=budget, max_rows=bs) if spec["kind"] == "pass" else None
 
     def run_pass(data, desc):
-        return score_pass(model, data, pad_token_id=pad, token_budget=budget, batch_size=bs, autocast_dtype=dtype, desc=desc)
+        return score_pass(
+            model, data, pad_token_id=pad, token_budget=budget, batch_size=bs, autocast_dtype=dtype, desc=desc
+        )
 
     def run_peer(ids_list, lab_list):
         nll = np.empty(len(ids_list))
@@ -244,7 +254,11 @@ def full_alpaca_padding(token_budgets: list[int], batch_sizes: list[int]) -> dic
     out = {}
     for key, plan in plans.items():
         computed = computed_tokens(lengths, plan)
-        out[key] = {"batches": len(plan), "computed_tokens": computed, "padded_share": round(1 - int(lengths.sum()) / computed, 5)}
+        out[key] = {
+            "batches": len(plan),
+            "computed_tokens": computed,
+            "padded_share": round(1 - int(lengths.sum()) / computed, 5),
+        }
     return {"n_rows": len(lengths), "input_tokens": int(lengths.sum()), "variants": out}
 
 
@@ -267,22 +281,49 @@ def summarize(results: dict) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=500, help="first N ok Alpaca rows (default 500)")
-    ap.add_argument("--token-budgets", type=int, nargs="*", default=[1024, 2048, 4096, 8192],
-                    help="score_pass token budgets to run (padded tokens per batch)")
-    ap.add_argument("--batch-sizes", type=int, nargs="*", default=[8],
-                    help="also run row-count batching (these many rows, no token budget): the package before token budgets")
+    ap.add_argument(
+        "--token-budgets",
+        type=int,
+        nargs="*",
+        default=[1024, 2048, 4096, 8192],
+        help="score_pass token budgets to run (padded tokens per batch)",
+    )
+    ap.add_argument(
+        "--batch-sizes",
+        type=int,
+        nargs="*",
+        default=[8],
+        help="also run row-count batching (these many rows, no token budget): the package before token budgets",
+    )
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    ap.add_argument("--model-config", default="default", choices=["default", "smollm2-360m"],
-                    help="default: SmolLM2-135M-Instruct's weights; smollm2-360m: that shape, random weights")
-    ap.add_argument("--skip-full-padding", action="store_true",
-                    help="do not tokenise all of Alpaca for the padded share of a whole-dataset pass")
+    ap.add_argument(
+        "--model-config",
+        default="default",
+        choices=["default", "smollm2-360m"],
+        help="default: SmolLM2-135M-Instruct's weights; smollm2-360m: that shape, random weights",
+    )
+    ap.add_argument(
+        "--skip-full-padding",
+        action="store_true",
+        help="do not tokenise all of Alpaca for the padded share of a whole-dataset pass",
+    )
     ap.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
-    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="torch threads (default: usable cores)")
+    ap.add_argument(
+        "--threads", type=int, default=len(os.sched_getaffinity(0)), help="torch threads (default: usable cores)"
+    )
     ap.add_argument("--skip-peer", action="store_true", help="do not run the one-row-at-a-time baseline")
-    ap.add_argument("--head-chunk", type=int, default=None,
-                    help="what-if: pass this head_chunk to hf_lpselect.scoring.passes.batch_nll (default: the package's own)")
-    ap.add_argument("--retries", type=int, default=1,
-                    help="re-run a variant up to this many times when other processes used more than --max-other-share of the CPU")
+    ap.add_argument(
+        "--head-chunk",
+        type=int,
+        default=None,
+        help="what-if: pass this head_chunk to hf_lpselect.scoring.passes.batch_nll (default: the package's own)",
+    )
+    ap.add_argument(
+        "--retries",
+        type=int,
+        default=1,
+        help="re-run a variant up to this many times when other processes used more than --max-other-share of the CPU",
+    )
     ap.add_argument("--max-other-share", type=float, default=0.1)
     ap.add_argument("--name", default="bench_scoring", help="results file benchmarks/results/<name>.json")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -295,7 +336,9 @@ def main() -> None:
     started = time.perf_counter()
     info = C.machine_info(args.threads)
     command = C.command_line()
-    print(f"{command}\n{info['cpu_model']}, {info['usable_cpus']} usable cores, torch {info['versions']['torch']}, threads={args.threads}")
+    print(
+        f"{command}\n{info['cpu_model']}, {info['usable_cpus']} usable cores, torch {info['versions']['torch']}, threads={args.threads}"
+    )
 
     full_padding = None if args.skip_full_padding else full_alpaca_padding(args.token_budgets, args.batch_sizes)
     with tempfile.TemporaryDirectory(prefix="bench_scoring.") as tmp:
@@ -319,7 +362,9 @@ def main() -> None:
             "length_max": int(lengths.max()),
         }
         scorable = np.asarray([s == "ok" for s in tok["status"]])
-        print(f"{len(tok)} rows, {data['input_tokens']} input tokens ({data['response_tokens']} response), statuses {statuses}")
+        print(
+            f"{len(tok)} rows, {data['input_tokens']} input tokens ({data['response_tokens']} response), statuses {statuses}"
+        )
 
         variants = [] if args.skip_peer else [("peer_fp32_bs1", "peer", "fp32", None, 1)]
         suffix = f"_hc{args.head_chunk}" if args.head_chunk else ""
@@ -330,10 +375,18 @@ def main() -> None:
         log = tmp / "workers.log"
         for name, kind, prec, budget, bs in variants:
             spec = {
-                "name": name, "kind": kind, "precision": prec, "token_budget": budget, "batch_size": bs,
-                "threads": args.threads, "device": args.device, "model_config": args.model_config,
+                "name": name,
+                "kind": kind,
+                "precision": prec,
+                "token_budget": budget,
+                "batch_size": bs,
+                "threads": args.threads,
+                "device": args.device,
+                "model_config": args.model_config,
                 "head_chunk": args.head_chunk if kind == "pass" else None,
-                "data_dir": str(tmp / "tok"), "result_path": str(tmp / f"{name}.json"), "nll_path": str(tmp / f"{name}.npy"),
+                "data_dir": str(tmp / "tok"),
+                "result_path": str(tmp / f"{name}.json"),
+                "nll_path": str(tmp / f"{name}.npy"),
             }
             attempts = []
             for attempt in range(1 + args.retries):
@@ -345,7 +398,10 @@ def main() -> None:
                     res = {"name": name, "failed": str(err)[-2000:]}
                     break
                 attempts.append(res)
-                print(f"    {res['wall_s']:.1f} s, other processes used {res['outside']['other_cpu_share']:.0%} of the CPU", flush=True)
+                print(
+                    f"    {res['wall_s']:.1f} s, other processes used {res['outside']['other_cpu_share']:.0%} of the CPU",
+                    flush=True,
+                )
                 if res["outside"]["other_cpu_share"] <= args.max_other_share:
                     break
             if res.get("failed"):
@@ -354,7 +410,8 @@ def main() -> None:
             # keep the attempt measured on the quietest machine; list them all
             res = min(attempts, key=lambda r: r["outside"]["other_cpu_share"])
             res["attempts"] = [
-                {"wall_s": a["wall_s"], "cpu_s": a["cpu_s"], "other_cpu_share": a["outside"]["other_cpu_share"]} for a in attempts
+                {"wall_s": a["wall_s"], "cpu_s": a["cpu_s"], "other_cpu_share": a["outside"]["other_cpu_share"]}
+                for a in attempts
             ]
             arr = np.load(spec["nll_path"])
             nlls[name] = arr[0]
@@ -363,7 +420,10 @@ def main() -> None:
             res["response_tokens_per_s"] = round(data["response_tokens"] / res["wall_s"], 1)
             res["rows_per_s"] = round(len(tok) / res["wall_s"], 2)
             results[name] = res
-            print(f"    kept: {res['input_tokens_per_s']:.0f} tok/s, ru_maxrss {res['ru_maxrss_end_mib']:.0f} MiB", flush=True)
+            print(
+                f"    kept: {res['input_tokens_per_s']:.0f} tok/s, ru_maxrss {res['ru_maxrss_end_mib']:.0f} MiB",
+                flush=True,
+            )
 
     # ---- comparisons
     peer = results.get("peer_fp32_bs1")
@@ -384,7 +444,9 @@ def main() -> None:
             c["max_abs_nll_diff_vs_pass_fp32_same_batching"] = float(d.max())
             c["mean_abs_nll_diff_vs_pass_fp32_same_batching"] = float(d.mean())
             ref = nlls[ref_name][scorable]
-            c["max_rel_ppl_diff_vs_pass_fp32_same_batching"] = float(np.max(np.abs(np.expm1(nlls[name][scorable] - ref))))
+            c["max_rel_ppl_diff_vs_pass_fp32_same_batching"] = float(
+                np.max(np.abs(np.expm1(nlls[name][scorable] - ref)))
+            )
         if res["kind"] == "pass":
             same = [n for n in nlls if n.startswith(f"pass_{res['precision']}_") and n != name]
             if same:
@@ -418,8 +480,12 @@ def main() -> None:
         "data": data,
         "model": (
             {"spec": "default", "name": "HuggingFaceTB/SmolLM2-135M-Instruct (GGUF Q4_1 de-quantised to fp32)"}
-            if args.model_config == "default" else
-            {"spec": args.model_config, "name": "SmolLM2-360M shape, random fp32 weights (seed 0)", "config": SMOLLM2_360M}
+            if args.model_config == "default"
+            else {
+                "spec": args.model_config,
+                "name": "SmolLM2-360M shape, random fp32 weights (seed 0)",
+                "config": SMOLLM2_360M,
+            }
         ),
         "device": args.device,
         "full_alpaca_padding": full_padding,
@@ -439,28 +505,52 @@ def main() -> None:
     }
     path = C.write_results(args.name, payload)
 
-    head = ["variant", "wall s", "in tok/s", "resp tok/s", "x peer", "x peer cpu", "max|dnll| peer", "padded",
-            "ru_maxrss MiB", "pass +MiB", "others"]
+    head = [
+        "variant",
+        "wall s",
+        "in tok/s",
+        "resp tok/s",
+        "x peer",
+        "x peer cpu",
+        "max|dnll| peer",
+        "padded",
+        "ru_maxrss MiB",
+        "pass +MiB",
+        "others",
+    ]
     tab = []
     for name, r in results.items():
         if r.get("failed"):
             tab.append([name, "FAILED"] + [""] * (len(head) - 2))
             continue
-        tab.append([
-            name, r["wall_s"], r["input_tokens_per_s"], r["response_tokens_per_s"],
-            r.get("speedup_vs_peer_wall", "-"), r.get("speedup_vs_peer_cpu_time", "-"),
-            f"{r['max_abs_nll_diff_vs_peer']:.2e}" if "max_abs_nll_diff_vs_peer" in r else "-",
-            f"{r['padded_share']:.1%}", r["ru_maxrss_end_mib"], r["timed_region_rss_increase_sampled_mib"], f"{r['outside']['other_cpu_share']:.2f}",
-        ])
+        tab.append(
+            [
+                name,
+                r["wall_s"],
+                r["input_tokens_per_s"],
+                r["response_tokens_per_s"],
+                r.get("speedup_vs_peer_wall", "-"),
+                r.get("speedup_vs_peer_cpu_time", "-"),
+                f"{r['max_abs_nll_diff_vs_peer']:.2e}" if "max_abs_nll_diff_vs_peer" in r else "-",
+                f"{r['padded_share']:.1%}",
+                r["ru_maxrss_end_mib"],
+                r["timed_region_rss_increase_sampled_mib"],
+                f"{r['outside']['other_cpu_share']:.2f}",
+            ]
+        )
     print()
     print(C.table(tab, head))
     for name, r in results.items():
         if "max_abs_nll_diff_vs_pass_fp32_same_batching" in r:
-            print(f"{name}: max |nll bf16 - fp32| = {r['max_abs_nll_diff_vs_pass_fp32_same_batching']:.3e} "
-                  f"(mean {r['mean_abs_nll_diff_vs_pass_fp32_same_batching']:.3e})")
+            print(
+                f"{name}: max |nll bf16 - fp32| = {r['max_abs_nll_diff_vs_pass_fp32_same_batching']:.3e} "
+                f"(mean {r['mean_abs_nll_diff_vs_pass_fp32_same_batching']:.3e})"
+            )
     if full_padding:
-        print("padded share of a pass over all of Alpaca: "
-              + ", ".join(f"{k} {v['padded_share']:.2%}" for k, v in full_padding["variants"].items()))
+        print(
+            "padded share of a pass over all of Alpaca: "
+            + ", ".join(f"{k} {v['padded_share']:.2%}" for k, v in full_padding["variants"].items())
+        )
     for key, value in payload["summary"].items():
         print(f"{key}: {value}")
     print(f"\nwrote {path} ({payload['total_script_wall_s']:.0f} s)")

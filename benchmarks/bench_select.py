@@ -23,20 +23,28 @@ import sys
 import time
 from pathlib import Path
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as C  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from hf_lpselect.selection.clusters import cached_clusters  # noqa: E402
-from hf_lpselect.record import RunRecord  # noqa: E402
 from hf_lpselect.core.io import write_json  # noqa: E402
+from hf_lpselect.record import RunRecord  # noqa: E402
 from hf_lpselect.rundir import RunDir  # noqa: E402
 from hf_lpselect.scoring.run import score  # noqa: E402
+from hf_lpselect.selection.clusters import cached_clusters  # noqa: E402
 from hf_lpselect.selection.strategies import STRATEGIES, select  # noqa: E402
 from hf_lpselect.selection.subsets import run_rows  # noqa: E402
 
-RECIPE = {"template": "plain", "max_length": 256, "learning_rate": 1e-4, "per_device_train_batch_size": 8, "gradient_accumulation_steps": 1}
+
+RECIPE = {
+    "template": "plain",
+    "max_length": 256,
+    "learning_rate": 1e-4,
+    "per_device_train_batch_size": 8,
+    "gradient_accumulation_steps": 1,
+}
 
 
 def timed_select(scores: pd.DataFrame, strategy: str, **kwargs) -> tuple[float, object]:
@@ -61,7 +69,9 @@ def main() -> None:
     run_dir = RunDir(args.run or C.RESULTS_DIR.parent / "runs" / f"alpaca{args.rows}-smollm2-e{args.epochs}")
     started = time.perf_counter()
     if not run_dir.scores.is_file():
-        score(str(C.ALPACA), out=run_dir.path, model="default", epochs=args.epochs, limit=args.rows, ifd=True, **RECIPE)
+        score(
+            str(C.ALPACA), out=run_dir.path, model="default", epochs=args.epochs, limit=args.rows, ifd=True, **RECIPE
+        )
     run_seconds = time.perf_counter() - started
     scores = pd.read_parquet(run_dir.scores)
     ok = scores[scores["status"] == "ok"]
@@ -78,7 +88,9 @@ def main() -> None:
                 continue
             if not per_cluster and name == "clustered-random":
                 continue
-            seconds, selection = timed_select(scores, name, fraction=args.fraction, clusters=clusters if per_cluster else None)
+            seconds, selection = timed_select(
+                scores, name, fraction=args.fraction, clusters=clusters if per_cluster else None
+            )
             chosen = scores.set_index("row").loc[list(selection.rows)]
             results.append(
                 {
@@ -96,8 +108,14 @@ def main() -> None:
         "date": C.now(),
         "command": C.command_line(),
         "machine": C.machine_info(args.threads),
-        "run": {"dir": str(run_dir.path), "rows": args.rows, "epochs": args.epochs, "recipe": RECIPE, "counts": counts,
-                "seconds": round(run_seconds, 1) if args.run is None else None},
+        "run": {
+            "dir": str(run_dir.path),
+            "rows": args.rows,
+            "epochs": args.epochs,
+            "recipe": RECIPE,
+            "counts": counts,
+            "seconds": round(run_seconds, 1) if args.run is None else None,
+        },
         "fraction": args.fraction,
         "mean_response_tokens_all_ok_rows": mean_len,
         "clusters": {"k": args.per_cluster, "embed_and_kmeans_seconds": round(cluster_seconds, 2)},
@@ -107,7 +125,9 @@ def main() -> None:
     write_json(payload, C.RESULTS_DIR / "bench_select.json")
     print(f"{'strategy':<18} {'per-cluster':<11} {'rows':>5} {'ms':>8} {'length bias':>11}")
     for r in results:
-        print(f"{r['strategy']:<18} {str(r['per_cluster']):<11} {r['n_selected']:>5} {r['select_ms']:>8} {r['length_bias']:>11}")
+        print(
+            f"{r['strategy']:<18} {str(r['per_cluster']):<11} {r['n_selected']:>5} {r['select_ms']:>8} {r['length_bias']:>11}"
+        )
     print(json.dumps(payload["clusters"]))
 
 

@@ -29,17 +29,25 @@ import time
 import urllib.request
 from pathlib import Path
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import psutil
-
 import _common as C
+import psutil
 from bench_push import make_run
+
 
 TARGET_S, TARGET_MIB = 3.0, 1024.0
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 IMAGES = C.REPO / "docs" / "images"
 
 
@@ -51,11 +59,23 @@ def free_port() -> int:
 
 def start_app(work: Path, log: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
-           "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
-           "LPSELECT_SPACE_DIR": str(work / "sessions"), "GRADIO_TEMP_DIR": str(work / "gradio")}
-    proc = subprocess.Popen([sys.executable, str(C.REPO / "spaces" / "app.py"), "--port", str(port)], env=env,
-                            stdout=open(log, "wb"), stderr=subprocess.STDOUT, cwd=C.REPO)
+    env = {
+        **os.environ,
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+        "LPSELECT_SPACE_DIR": str(work / "sessions"),
+        "GRADIO_TEMP_DIR": str(work / "gradio"),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, str(C.REPO / "spaces" / "app.py"), "--port", str(port)],
+        env=env,
+        stdout=open(log, "wb"),
+        stderr=subprocess.STDOUT,
+        cwd=C.REPO,
+    )
     url = f"http://127.0.0.1:{port}/"
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     for _ in range(600):
@@ -102,8 +122,10 @@ def open_and_wait(page, url: str, folder: Path, rows: int) -> float:
     page.get_by_role("button", name="Open", exact=True).click()
     page.get_by_text(f"{rows:,} rows").first.wait_for(timeout=120_000)
     page.get_by_role("row").nth(1).wait_for(timeout=120_000)
-    page.wait_for_function("document.querySelectorAll('img[src^=\"data:image/webp\"], img[src^=\"data:image/png\"]').length >= 3",
-                           timeout=120_000)
+    page.wait_for_function(
+        'document.querySelectorAll(\'img[src^="data:image/webp"], img[src^="data:image/png"]\').length >= 3',
+        timeout=120_000,
+    )
     return time.perf_counter() - started
 
 
@@ -167,8 +189,11 @@ def main() -> None:
                 page.get_by_role("tab", name="Select").click()
                 sizes = {}
                 for percent in (10, 33, 5):
-                    n = len(select(scores, "lp1-hard", fraction=percent / 100,
-                                   mirror=default_mirror("lp1-hard", scores)).rows)
+                    n = len(
+                        select(
+                            scores, "lp1-hard", fraction=percent / 100, mirror=default_mirror("lp1-hard", scores)
+                        ).rows
+                    )
                     sizes[percent] = round(move_slider(page, percent, f"{n:,} rows = "), 2)
                 if args.screenshots:
                     page.wait_for_timeout(500)
@@ -186,24 +211,42 @@ def main() -> None:
         "command": C.command_line(),
         "when": C.now(),
         "machine": C.machine_info(2),
-        "data": {"source": str(C.ALPACA), "rows": args.rows, "epochs": args.epochs, "counts": counts,
-                 "scores": "SYNTHETIC: bench_push.make_run (seeded random per-pass NLL decay through the real build_scores); "
-                           "opened as the folder materialize() writes (lpselect push-scores --dry-run --local-dir)"},
+        "data": {
+            "source": str(C.ALPACA),
+            "rows": args.rows,
+            "epochs": args.epochs,
+            "counts": counts,
+            "scores": "SYNTHETIC: bench_push.make_run (seeded random per-pass NLL decay through the real build_scores); "
+            "opened as the folder materialize() writes (lpselect push-scores --dry-run --local-dir)",
+        },
         "setup_s_not_timed": round(setup_s, 1),
         "explore_open_s": opens,
         "select_summary_s_by_percent": sizes,
         "app_rss_after_start_mib": round(rss_idle, 1),
         "app_peak_rss_mib": {"vm_hwm": peak_hwm, "sampled_tree": round(sampler.peak / 2**20, 1)},
         "browser": "Debian chromium via playwright (headless), on the same machine as the app",
-        "load_average_1_5_15min": {"before": [round(v, 2) for v in load_before], "after": [round(v, 2) for v in load_after],
-                                   "cpus": os.cpu_count(), "note": "shared machine: a load above the CPU count slows every number"},
-        "screenshots": ["docs/images/bench-space-explore.png", "docs/images/bench-space-select.png"] if args.screenshots else [],
-        "targets": {"explore_open_s": TARGET_S, "peak_rss_mib": TARGET_MIB,
-                    "met": bool(max(opens) < TARGET_S and peak < TARGET_MIB)},
+        "load_average_1_5_15min": {
+            "before": [round(v, 2) for v in load_before],
+            "after": [round(v, 2) for v in load_after],
+            "cpus": os.cpu_count(),
+            "note": "shared machine: a load above the CPU count slows every number",
+        },
+        "screenshots": ["docs/images/bench-space-explore.png", "docs/images/bench-space-select.png"]
+        if args.screenshots
+        else [],
+        "targets": {
+            "explore_open_s": TARGET_S,
+            "peak_rss_mib": TARGET_MIB,
+            "met": bool(max(opens) < TARGET_S and peak < TARGET_MIB),
+        },
     }
     path = C.write_results("bench_space", payload)
-    print(C.table([[args.rows, *opens, peak]], ["rows", *[f"open {i + 1} s" for i in range(len(opens))], "peak RSS MiB"]))
-    print(f"select summary seconds by slider %: {sizes}; load average before/after: {load_before[0]:.1f}/{load_after[0]:.1f}")
+    print(
+        C.table([[args.rows, *opens, peak]], ["rows", *[f"open {i + 1} s" for i in range(len(opens))], "peak RSS MiB"])
+    )
+    print(
+        f"select summary seconds by slider %: {sizes}; load average before/after: {load_before[0]:.1f}/{load_after[0]:.1f}"
+    )
     print(f"written: {path}")
 
 

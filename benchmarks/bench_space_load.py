@@ -28,12 +28,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import psutil
-
 import _common as C
+import psutil
 from bench_space import Sampler, scored_folder, start_app, vm_hwm_mib
+
 
 TARGET_P95_S, TARGET_MIB = 5.0, 2048.0
 PERCENTS = (10, 33, 5)
@@ -71,9 +72,15 @@ def phase(url: str, folder: Path, n: int, rows: int, hardest_row: int, sizes: di
         results = list(pool.map(lambda i: visitor(url, folder, rows, hardest_row, sizes, work / f"dl{i}"), range(n)))
         wall = time.perf_counter() - started
     latencies = [x for r in results for x in r["latencies"]]
-    return {"visitors": n, "requests": len(latencies), "wall_s": round(wall, 2),
-            "p50_s": round(statistics.median(latencies), 2), "p95_s": round(p95(latencies), 2),
-            "max_s": round(max(latencies), 2), "wrong_answers": [w for r in results for w in r["wrong"]]}
+    return {
+        "visitors": n,
+        "requests": len(latencies),
+        "wall_s": round(wall, 2),
+        "p50_s": round(statistics.median(latencies), 2),
+        "p95_s": round(p95(latencies), 2),
+        "max_s": round(max(latencies), 2),
+        "wrong_answers": [w for r in results for w in r["wrong"]],
+    }
 
 
 def main() -> None:
@@ -97,11 +104,17 @@ def main() -> None:
         n_folder = sum(pq.read_metadata(f).num_rows for f in (tmp / "alpaca-lp" / "data").glob("*.parquet"))
         ranked = scores.dropna(subset=["lp1"]).sort_values(["lp1", "row"])
         hardest_row = int(ranked["row"].iloc[0])
-        sizes = {p: len(select(scores, "lp1-hard", fraction=p / 100, mirror=default_mirror("lp1-hard", scores)).rows)
-                 for p in PERCENTS}
+        sizes = {
+            p: len(select(scores, "lp1-hard", fraction=p / 100, mirror=default_mirror("lp1-hard", scores)).rows)
+            for p in PERCENTS
+        }
         upload = tmp / "mine.jsonl"
-        upload.write_text("".join(json.dumps({"instruction": f"Name the number {i}.", "output": f"It is {i}."}) + "\n"
-                                  for i in range(args.score_rows)))
+        upload.write_text(
+            "".join(
+                json.dumps({"instruction": f"Name the number {i}.", "output": f"It is {i}."}) + "\n"
+                for i in range(args.score_rows)
+            )
+        )
         load_before = os.getloadavg()
         proc, url = start_app(tmp, tmp / "app.log")
         sampler = Sampler(proc.pid)
@@ -134,23 +147,46 @@ def main() -> None:
         "command": C.command_line(),
         "when": C.now(),
         "machine": C.machine_info(2),
-        "data": {"source": str(C.ALPACA), "rows": args.rows, "epochs": args.epochs, "counts": counts,
-                 "scores": "SYNTHETIC: bench_push.make_run; opened as the folder materialize() writes"},
+        "data": {
+            "source": str(C.ALPACA),
+            "rows": args.rows,
+            "epochs": args.epochs,
+            "counts": counts,
+            "scores": "SYNTHETIC: bench_push.make_run; opened as the folder materialize() writes",
+        },
         "per_visitor": "gradio_client: /open, then /summarize at " + ", ".join(f"{p} %" for p in PERCENTS),
         "quiet": quiet,
         "while_one_scores": scoring,
         "app_rss_after_start_mib": round(rss_idle, 1),
         "app_peak_rss_mib": {"vm_hwm": peak_hwm, "sampled_tree": round(sampler.peak / 2**20, 1)},
-        "load_average_1_5_15min": {"before": [round(v, 2) for v in load_before], "after": [round(v, 2) for v in load_after],
-                                   "cpus": os.cpu_count(), "note": "shared machine: a load above the CPU count slows every number"},
-        "targets": {"p95_s": TARGET_P95_S, "peak_rss_mib": TARGET_MIB,
-                    "met": bool(all(p["p95_s"] < TARGET_P95_S and not p["wrong_answers"] for p in phases) and peak < TARGET_MIB)},
+        "load_average_1_5_15min": {
+            "before": [round(v, 2) for v in load_before],
+            "after": [round(v, 2) for v in load_after],
+            "cpus": os.cpu_count(),
+            "note": "shared machine: a load above the CPU count slows every number",
+        },
+        "targets": {
+            "p95_s": TARGET_P95_S,
+            "peak_rss_mib": TARGET_MIB,
+            "met": bool(
+                all(p["p95_s"] < TARGET_P95_S and not p["wrong_answers"] for p in phases) and peak < TARGET_MIB
+            ),
+        },
     }
     path = C.write_results("bench_space_load", payload)
-    print(C.table([[name, p["requests"], p["p50_s"], p["p95_s"], p["max_s"], len(p["wrong_answers"])]
-                   for name, p in (("quiet", quiet), ("while one scores", scoring)) if p],
-                  ["phase", "requests", "p50 s", "p95 s", "max s", "wrong"]))
-    print(f"peak RSS {peak:.0f} MiB; load average before/after: {load_before[0]:.1f}/{load_after[0]:.1f}; written: {path}")
+    print(
+        C.table(
+            [
+                [name, p["requests"], p["p50_s"], p["p95_s"], p["max_s"], len(p["wrong_answers"])]
+                for name, p in (("quiet", quiet), ("while one scores", scoring))
+                if p
+            ],
+            ["phase", "requests", "p50 s", "p95 s", "max s", "wrong"],
+        )
+    )
+    print(
+        f"peak RSS {peak:.0f} MiB; load average before/after: {load_before[0]:.1f}/{load_after[0]:.1f}; written: {path}"
+    )
 
 
 if __name__ == "__main__":

@@ -26,10 +26,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import _common as C  # noqa: E402
+
 
 TOP = (0.05, 0.1, 0.33)
 
@@ -62,21 +64,35 @@ def measure(run: Path) -> dict[str, Any]:
 
     scores, tables, n_epochs = stand_ins(run)
     record = json.loads((run / "run.json").read_text())
-    out: dict[str, Any] = {"run": str(run), "n_epochs": n_epochs, "n_ok": int((scores["status"] == "ok").sum()),
-                           "model": record.get("model", {}).get("model") if isinstance(record.get("model"), dict) else record.get("model"),
-                           "dataset": record.get("source") or record.get("dataset")}
+    out: dict[str, Any] = {
+        "run": str(run),
+        "n_epochs": n_epochs,
+        "n_ok": int((scores["status"] == "ok").sum()),
+        "model": record.get("model", {}).get("model")
+        if isinstance(record.get("model"), dict)
+        else record.get("model"),
+        "dataset": record.get("source") or record.get("dataset"),
+    }
     for name, table in tables.items():
         result = agreement(scores, table, score="lp1", reference=None, top=TOP)
         lp1 = result["results"]["lp1"]
-        out[name] = {"n_matched": result["n_matched"], "spearman": lp1["spearman"], "kendall_tau_b": lp1["kendall_tau_b"],
-                     "hardest_overlap": {f"{t['fraction']:g}": {"overlap": t["overlap"], "random": t["expected_random"], "k": t["k"]}
-                                         for t in lp1["top"]}}
+        out[name] = {
+            "n_matched": result["n_matched"],
+            "spearman": lp1["spearman"],
+            "kendall_tau_b": lp1["kendall_tau_b"],
+            "hardest_overlap": {
+                f"{t['fraction']:g}": {"overlap": t["overlap"], "random": t["expected_random"], "k": t["k"]}
+                for t in lp1["top"]
+            },
+        }
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run", type=Path, action="append", required=True, help="A complete scorer run (>= 3 epochs).")
+    parser.add_argument(
+        "--run", type=Path, action="append", required=True, help="A complete scorer run (>= 3 epochs)."
+    )
     parser.add_argument("--name", default="bench_trainloss_lp")
     args = parser.parse_args()
     runs = [measure(run) for run in args.run]
@@ -85,8 +101,17 @@ def main() -> None:
     for run in runs:
         for name in ("train-loss", "passes-0-n"):
             top = run[name]["hardest_overlap"]
-            rows.append([Path(run["run"]).name, run["n_ok"], name, run[name]["kendall_tau_b"], run[name]["spearman"],
-                         top["0.1"]["overlap"], top["0.1"]["random"]])
+            rows.append(
+                [
+                    Path(run["run"]).name,
+                    run["n_ok"],
+                    name,
+                    run[name]["kendall_tau_b"],
+                    run[name]["spearman"],
+                    top["0.1"]["overlap"],
+                    top["0.1"]["random"],
+                ]
+            )
     print(C.table(rows, ["run", "rows", "stand-in", "kendall", "spearman", "hardest-10% overlap", "random"]))
     print(f"wrote {C.write_results(args.name, payload)}")
 

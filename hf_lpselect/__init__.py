@@ -32,6 +32,7 @@ Example:
 
 import importlib as _importlib
 
+
 __version__ = "0.1.0"
 
 # public name -> the module that defines it

@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from .core.flags import check_early
 from .errors import LPSelectError
+
 
 app = typer.Typer(
     name="lpselect",
@@ -63,7 +65,10 @@ def user_errors() -> Iterator[None]:
         if not _disk_full(err):
             raise
         _end_progress_bars()
-        console.print("[red]Error:[/] No space left on the device; free some space and re-run the same command to resume.", soft_wrap=True)
+        console.print(
+            "[red]Error:[/] No space left on the device; free some space and re-run the same command to resume.",
+            soft_wrap=True,
+        )
         raise typer.Exit(2) from None
 
 
@@ -102,11 +107,15 @@ def score(ctx: typer.Context) -> None:
         script, args, model_args = parse_score_args(ctx.args)
         result = run_score(script_args=script, args=args, model_args=model_args)
     if result.already_complete:
-        console.print(f"Already complete: {result.run_dir.path} was finished before; nothing was trained or scored again.")
+        console.print(
+            f"Already complete: {result.run_dir.path} was finished before; nothing was trained or scored again."
+        )
     _print_result(result, display_texts(result.rows))
 
 
-def _parse(ctx: typer.Context, prog: str, *types: type, usage: str | None = None, description: str | None = None) -> tuple:
+def _parse(
+    ctx: typer.Context, prog: str, *types: type, usage: str | None = None, description: str | None = None
+) -> tuple:
     """The command's dataclasses from its arguments (TRL's parser: ``--config`` YAML, ``--help``); the help
     text is ``description`` or else the command's docstring."""
     check_early(prog, ctx.args)  # a mistyped flag answered before the heavy imports
@@ -126,7 +135,8 @@ def demo(ctx: typer.Context) -> None:
     among the hardest 10 % (chance: 10 %).
     """
     with user_errors():
-        from .scoring.demo import DEMO_RECIPE, DemoArguments, demo as run_demo
+        from .scoring.demo import DEMO_RECIPE, DemoArguments
+        from .scoring.demo import demo as run_demo
         from .scoring.summary import display_texts
 
         (args,) = _parse(ctx, "lpselect demo", DemoArguments)
@@ -143,7 +153,12 @@ def select_cmd(ctx: typer.Context) -> None:
     with user_errors():
         from .selection.arguments import SelectArguments
 
-        (args,) = _parse(ctx, "lpselect select", SelectArguments, usage="lpselect select RUN --strategy STRATEGY (--fraction F | --count N) [OPTIONS]")
+        (args,) = _parse(
+            ctx,
+            "lpselect select",
+            SelectArguments,
+            usage="lpselect select RUN --strategy STRATEGY (--fraction F | --count N) [OPTIONS]",
+        )
         from .selection.subsets import select_subset
 
         result = select_subset(args)
@@ -156,7 +171,9 @@ def compare(ctx: typer.Context) -> None:
     with user_errors():
         from .selection.arguments import CompareArguments
 
-        (args,) = _parse(ctx, "lpselect compare", CompareArguments, usage="lpselect compare RUN_A RUN_B [--score lp1] [--out DIR]")
+        (args,) = _parse(
+            ctx, "lpselect compare", CompareArguments, usage="lpselect compare RUN_A RUN_B [--score lp1] [--out DIR]"
+        )
         from .selection.compare import compare_runs
 
         result = compare_runs(args.run_a, args.run_b, score=args.score, out=args.out)
@@ -182,11 +199,24 @@ def push_scores_cmd(ctx: typer.Context) -> None:
     with user_errors():
         from .hub.arguments import PushArguments
 
-        (args,) = _parse(ctx, "lpselect push-scores", PushArguments, usage="lpselect push-scores OWNER/NAME [--run RUN] [--subsets ...] [OPTIONS]")
+        (args,) = _parse(
+            ctx,
+            "lpselect push-scores",
+            PushArguments,
+            usage="lpselect push-scores OWNER/NAME [--run RUN] [--subsets ...] [OPTIONS]",
+        )
         from .hub.push import push_scores
 
-        plan = push_scores(args.repo_id, run=args.run, subsets=args.subset_names, private=args.private, create_pr=args.create_pr,
-                           local_dir=args.local_dir, dry_run=args.dry_run, seed=args.selection_seed)
+        plan = push_scores(
+            args.repo_id,
+            run=args.run,
+            subsets=args.subset_names,
+            private=args.private,
+            create_pr=args.create_pr,
+            local_dir=args.local_dir,
+            dry_run=args.dry_run,
+            seed=args.selection_seed,
+        )
     out = Console()
     out.print(plan.summary(), soft_wrap=True, markup=False)
     if args.local_dir is not None:
@@ -239,14 +269,27 @@ def space(ctx: typer.Context) -> None:
             from .space.arguments import DeployArguments
 
             ctx.args = ctx.args[1:]
-            (args,) = _parse(ctx, "lpselect space deploy", DeployArguments, usage="lpselect space deploy OWNER/NAME [OPTIONS]",
-                             description="Deploy the Space to the Hub in one commit: the app, its front matter, pinned "
-                             "requirements, this package and the example.")
+            (args,) = _parse(
+                ctx,
+                "lpselect space deploy",
+                DeployArguments,
+                usage="lpselect space deploy OWNER/NAME [OPTIONS]",
+                description="Deploy the Space to the Hub in one commit: the app, its front matter, pinned "
+                "requirements, this package and the example.",
+            )
             from .space.deploy import deploy_space
 
-            plan = deploy_space(args.repo_id, private=args.private, hardware=args.hardware, token=args.token,
-                                dry_run=args.dry_run, local_dir=args.local_dir)
-        Console().print(plan.summary() + (f"\nwritten: {plan.local_dir}" if args.local_dir else ""), soft_wrap=True, markup=False)
+            plan = deploy_space(
+                args.repo_id,
+                private=args.private,
+                hardware=args.hardware,
+                token=args.token,
+                dry_run=args.dry_run,
+                local_dir=args.local_dir,
+            )
+        Console().print(
+            plan.summary() + (f"\nwritten: {plan.local_dir}" if args.local_dir else ""), soft_wrap=True, markup=False
+        )
         return
     import runpy
     import sys
@@ -254,11 +297,19 @@ def space(ctx: typer.Context) -> None:
     with user_errors():
         from .space.arguments import ServeArguments
 
-        (args,) = _parse(ctx, "lpselect space", ServeArguments, usage="lpselect space [--host 127.0.0.1] [--port 7860] | lpselect space deploy OWNER/NAME [OPTIONS]")
+        (args,) = _parse(
+            ctx,
+            "lpselect space",
+            ServeArguments,
+            usage="lpselect space [--host 127.0.0.1] [--port 7860] | lpselect space deploy OWNER/NAME [OPTIONS]",
+        )
     app_path = Path(__file__).resolve().parent.parent / "spaces" / "app.py"
     if not app_path.is_file():
-        console.print("[red]Error:[/] The Space needs a clone of hf_lpselect (spaces/app.py is not installed); "
-                      "run `lpselect space` from a clone installed with `pip install -e \".[space]\"`.", soft_wrap=True)
+        console.print(
+            "[red]Error:[/] The Space needs a clone of hf_lpselect (spaces/app.py is not installed); "
+            'run `lpselect space` from a clone installed with `pip install -e ".[space]"`.',
+            soft_wrap=True,
+        )
         raise typer.Exit(2)
     sys.argv = [str(app_path), "--host", args.host, "--port", str(args.port)]
     runpy.run_path(str(app_path), run_name="__main__")

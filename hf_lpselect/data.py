@@ -32,6 +32,7 @@ from .core.hub import is_hub_id
 from .core.schema import OUR_COLUMNS
 from .errors import DataError
 
+
 FORMATS = ("alpaca", "dolly", "sharegpt", "messages", "prompt-completion")
 
 # Columns each format needs; detection picks the single format whose columns are all present.
@@ -50,25 +51,31 @@ SINGLE_TURN = {
     "prompt-completion": ("prompt", (), "completion"),
 }
 SHAREGPT_ROLES = {
-    "human": "user", "user": "user",
-    "gpt": "assistant", "assistant": "assistant", "chatgpt": "assistant", "bard": "assistant",
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "chatgpt": "assistant",
+    "bard": "assistant",
     "model": "assistant",
     "system": "system",
 }
 # the roles of an OpenAI-style `messages` row; any other is the row's own defect (invalid), named before
 # any template's limits (a single-turn template would otherwise call it multi-turn)
 MESSAGE_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
-FEATURES = Features({
-    "row": Value("int64"),
-    "id": Value("string"),
-    "status": Value("string"),
-    "reason": Value("string"),
-    "instruction": Value("string"),
-    "input": Value("string"),
-    "output": Value("string"),
-    "messages": List({"role": Value("string"), "content": Value("string")}),
-    "format": Value("string"),
-})
+FEATURES = Features(
+    {
+        "row": Value("int64"),
+        "id": Value("string"),
+        "status": Value("string"),
+        "reason": Value("string"),
+        "instruction": Value("string"),
+        "input": Value("string"),
+        "output": Value("string"),
+        "messages": List({"role": Value("string"), "content": Value("string")}),
+        "format": Value("string"),
+    }
+)
 _WS = re.compile(r"[ \t\n\r]*")
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 CHUNK_ROWS = 50_000  # JSON records turned into Arrow at a time
@@ -208,7 +215,10 @@ def _read_json(path: Path, source: str) -> datasets.Dataset:
             chunk = []
     if chunk:
         _add_chunk(columns, types, chunk, source)
-    for key, arrays in columns.items():  # a chunk Arrow could not type, or chunks typed apart: the whole column at once
+    for (
+        key,
+        arrays,
+    ) in columns.items():  # a chunk Arrow could not type, or chunks typed apart: the whole column at once
         if any(a is None for a in arrays) or len({a.type for a in arrays}) > 1:
             columns[key] = [_arrow_column([value.get(key) for value, _ in items()])]
     try:
@@ -217,7 +227,9 @@ def _read_json(path: Path, source: str) -> datasets.Dataset:
         raise _surrogate(source, items()) from None
 
 
-def _add_chunk(columns: dict[str, list], types: dict[str, set[type]], chunk: list[tuple[dict, int]], source: str) -> None:
+def _add_chunk(
+    columns: dict[str, list], types: dict[str, set[type]], chunk: list[tuple[dict, int]], source: str
+) -> None:
     """Append each column's Arrow array for ``chunk`` (None where Arrow cannot type it alone)."""
     try:
         for key, arrays in columns.items():
@@ -237,8 +249,10 @@ def _surrogate(source: str, items: Iterable[tuple[dict, int]]) -> DataError:
     """The error for the first record holding a lone UTF-16 surrogate, which JSON can escape
     (``"\\ud800"``) but UTF-8, and so Arrow, cannot hold."""
     line = next(line for value, line in items if not _encodable(value))
-    return DataError(f"{source} line {line} holds a lone UTF-16 surrogate (a \\uD800-\\uDFFF escape without its pair), "
-                     "which is not text; fix or remove that line.")
+    return DataError(
+        f"{source} line {line} holds a lone UTF-16 surrogate (a \\uD800-\\uDFFF escape without its pair), "
+        "which is not text; fix or remove that line."
+    )
 
 
 def _not_json(source: str, line: int, msg: str) -> str:
@@ -268,8 +282,10 @@ def _json_file_lines(path: Path, source: str) -> Iterator[tuple[Any, int]]:
 
 
 def _too_deep(source: str, line: int) -> str:
-    return (f"{source} line {line} nests JSON more than {MAX_DEPTH} levels deep, "
-            "which no instruction data needs; flatten or remove that line.")
+    return (
+        f"{source} line {line} nests JSON more than {MAX_DEPTH} levels deep, "
+        "which no instruction data needs; flatten or remove that line."
+    )
 
 
 def _deeper_than(value: Any, limit: int) -> bool:
@@ -338,8 +354,10 @@ def detect_format(column_names: list[str]) -> str:
     if len(found) == 1:
         return found[0]
     if found:
-        raise DataError(f"The dataset is ambiguous ({' or '.join(found)}) with columns {sorted(column_names)}; "
-                        f"pass --format with one of: {', '.join(found)}.")
+        raise DataError(
+            f"The dataset is ambiguous ({' or '.join(found)}) with columns {sorted(column_names)}; "
+            f"pass --format with one of: {', '.join(found)}."
+        )
     formats = "; ".join(f"{name}: {', '.join(REQUIRED[name])}" for name in FORMATS)
     raise DataError(
         f"The dataset's columns {sorted(column_names)} match no known format ({formats}); rename yours to one of them "
@@ -361,12 +379,16 @@ def parse_column_map(text: str | None) -> dict[str, str]:
     for pair in filter(None, (part.strip() for part in (text or "").split(","))):
         source, sep, target = (side.strip() for side in pair.partition("="))
         if not sep or not source or not target:
-            raise DataError(f"--columns takes YOURS=FORMAT pairs separated by commas (question=instruction,answer=output), "
-                            f"not {pair!r}.")
+            raise DataError(
+                f"--columns takes YOURS=FORMAT pairs separated by commas (question=instruction,answer=output), "
+                f"not {pair!r}."
+            )
         mapping[source] = target
     doubled = sorted({t for t in mapping.values() if list(mapping.values()).count(t) > 1})
     if doubled:
-        raise DataError(f"--columns maps two columns to {doubled}; each format column can come from one of yours only.")
+        raise DataError(
+            f"--columns maps two columns to {doubled}; each format column can come from one of yours only."
+        )
     return mapping
 
 
@@ -377,10 +399,14 @@ def map_columns(raw: datasets.Dataset, mapping: dict[str, str]) -> datasets.Data
         return raw
     missing = sorted(set(mapping) - set(raw.column_names))
     if missing:
-        raise DataError(f"--columns names {missing}, which the dataset does not have (it has {sorted(raw.column_names)}).")
+        raise DataError(
+            f"--columns names {missing}, which the dataset does not have (it has {sorted(raw.column_names)})."
+        )
     taken = sorted((set(raw.column_names) - set(mapping)) & set(mapping.values()))
     if taken:
-        raise DataError(f"--columns renames to {taken}, which the dataset already has; rename those too or map to others.")
+        raise DataError(
+            f"--columns renames to {taken}, which the dataset already has; rename those too or map to others."
+        )
     return raw.rename_columns(mapping)
 
 
@@ -445,11 +471,20 @@ def canonicalize(
     where: dict[str, Any] = {"keep_in_memory": True}
     if cache_dir is not None:
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
-        where = {"cache_file_name": str(Path(cache_dir) / f"rows-{raw._fingerprint}-{format}.arrow"),
-                 "load_from_cache_file": False}
+        where = {
+            "cache_file_name": str(Path(cache_dir) / f"rows-{raw._fingerprint}-{format}.arrow"),
+            "load_from_cache_file": False,
+        }
     rows = raw.with_format("arrow").map(
-        view_batch, batched=True, batch_size=1000, with_indices=True, remove_columns=columns, features=FEATURES,
-        num_proc=num_proc if num_proc and num_proc > 1 and len(raw) > 1 else None, desc="Reading rows", **where,
+        view_batch,
+        batched=True,
+        batch_size=1000,
+        with_indices=True,
+        remove_columns=columns,
+        features=FEATURES,
+        num_proc=num_proc if num_proc and num_proc > 1 and len(raw) > 1 else None,
+        desc="Reading rows",
+        **where,
     )
     return _mark_duplicates(rows.with_format(None), in_memory=cache_dir is None)
 
@@ -496,8 +531,15 @@ def _mark_duplicates(rows: datasets.Dataset, in_memory: bool) -> datasets.Datase
                 status[i], reason[i] = "duplicate", f"duplicate of row {duplicates[r]}"
         return {"status": status, "reason": reason}
 
-    return rows.map(mark, batched=True, batch_size=10_000, input_columns=["row", "status", "reason"],
-                    keep_in_memory=in_memory, load_from_cache_file=False, desc="Marking duplicates")
+    return rows.map(
+        mark,
+        batched=True,
+        batch_size=10_000,
+        input_columns=["row", "status", "reason"],
+        keep_in_memory=in_memory,
+        load_from_cache_file=False,
+        desc="Marking duplicates",
+    )
 
 
 def load_rows(
@@ -521,9 +563,7 @@ def content_id(record: dict) -> str:
     missing keys with None), so the id depends only on the content, not on the other rows. Values
     JSON cannot hold (dates, bytes from Parquet) are hashed by their str().
     """
-    text = json.dumps(
-        _drop_none(record), sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str
-    )
+    text = json.dumps(_drop_none(record), sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 

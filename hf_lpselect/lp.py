@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+
 NO_DROP_REASON = "no perplexity drop over training (P_0 - P_n <= 0)"
 NOT_SCORED_REASON = "not scored"
 

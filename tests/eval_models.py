@@ -13,10 +13,13 @@ from pathlib import Path
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase
 
+
 ANY = None  # trigger: any token that is not wired to something else
 
 
-def bigram_model(tokenizer: PreTrainedTokenizerBase, path: Path, replies: dict[int | None, str], *, chat_template: bool = True) -> Path:
+def bigram_model(
+    tokenizer: PreTrainedTokenizerBase, path: Path, replies: dict[int | None, str], *, chat_template: bool = True
+) -> Path:
     """Save a model + tokenizer to ``path`` that answers ``replies[last prompt token]`` (``ANY``: every other token), then EOS."""
     nxt: dict[int | None, int] = {}
     for trigger, text in replies.items():
@@ -25,9 +28,18 @@ def bigram_model(tokenizer: PreTrainedTokenizerBase, path: Path, replies: dict[i
         for a, b in zip(chain, chain[1:]):
             assert nxt.setdefault(a, b) == b, f"token {a} wired to two successors"
     wired = [t for t in nxt if t is not ANY]
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=max(32, 8 * ((len(wired) + 8) // 8)), intermediate_size=32,
-                         num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-                         tie_word_embeddings=False, eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=max(32, 8 * ((len(wired) + 8) // 8)),
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        tie_word_embeddings=False,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+    )
     model = LlamaForCausalLM(config)
     with torch.no_grad():
         for layer in model.model.layers:

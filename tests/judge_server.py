@@ -24,8 +24,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class MisbehavingJudge:
-    def __init__(self, script: list[str] | None = None, *, default: str = "ok", reply: str = "9 2", slow_seconds: float = 5.0,
-                 port: int = 0):
+    def __init__(
+        self,
+        script: list[str] | None = None,
+        *,
+        default: str = "ok",
+        reply: str = "9 2",
+        slow_seconds: float = 5.0,
+        port: int = 0,
+    ):
         self.script, self.default, self.reply, self.slow_seconds = list(script or []), default, reply, slow_seconds
         self.port = port  # 0: a free one; a judge restarted on its old port is the same judge to the cache
         self.asked: list[str] = []
@@ -42,7 +49,7 @@ class MisbehavingJudge:
         with self._lock:
             return self.script.pop(0) if self.script else self.default
 
-    def start(self) -> "MisbehavingJudge":
+    def start(self) -> MisbehavingJudge:
         judge = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -51,7 +58,9 @@ class MisbehavingJudge:
             def log_message(self, *args):  # quiet
                 pass
 
-            def _send(self, status: int, body: bytes, content_type: str = "application/json", headers: dict | None = None):
+            def _send(
+                self, status: int, body: bytes, content_type: str = "application/json", headers: dict | None = None
+            ):
                 self.send_response(status)
                 self.send_header("content-type", content_type)
                 self.send_header("content-length", str(len(body)))
@@ -63,11 +72,25 @@ class MisbehavingJudge:
             def _completion(self, content: str, prompt: str) -> None:
                 with judge._lock:
                     judge.answered.append(prompt)
-                self._send(200, json.dumps({
-                    "id": "chatcmpl-loopback", "object": "chat.completion", "created": int(time.time()), "model": "loopback-judge",
-                    "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
-                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-                }).encode())
+                self._send(
+                    200,
+                    json.dumps(
+                        {
+                            "id": "chatcmpl-loopback",
+                            "object": "chat.completion",
+                            "created": int(time.time()),
+                            "model": "loopback-judge",
+                            "choices": [
+                                {
+                                    "index": 0,
+                                    "finish_reason": "stop",
+                                    "message": {"role": "assistant", "content": content},
+                                }
+                            ],
+                            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                        }
+                    ).encode(),
+                )
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
@@ -84,9 +107,15 @@ class MisbehavingJudge:
                     return  # no answer at all
                 if behaviour in ("429", "500", "503"):
                     headers = {"retry-after-ms": "10"} if behaviour == "429" else {}
-                    return self._send(int(behaviour), json.dumps({"error": {"message": f"loopback {behaviour}"}}).encode(), headers=headers)
+                    return self._send(
+                        int(behaviour),
+                        json.dumps({"error": {"message": f"loopback {behaviour}"}}).encode(),
+                        headers=headers,
+                    )
                 if behaviour == "garbage":
-                    return self._send(200, b"<html>502 Bad Gateway from a proxy</html>", content_type="application/json")
+                    return self._send(
+                        200, b"<html>502 Bad Gateway from a proxy</html>", content_type="application/json"
+                    )
                 if behaviour == "empty":
                     return self._send(200, b"")
                 if behaviour == "slow":
@@ -109,7 +138,7 @@ class MisbehavingJudge:
             self._server.shutdown()
             self._server.server_close()
 
-    def __enter__(self) -> "MisbehavingJudge":
+    def __enter__(self) -> MisbehavingJudge:
         return self.start()
 
     def __exit__(self, *exc) -> None:

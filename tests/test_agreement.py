@@ -8,6 +8,7 @@ import pytest
 
 from hf_lpselect.selection.agreement import agreement
 
+
 NAN = float("nan")
 
 

@@ -5,18 +5,30 @@ included, so a new upward arrow fails here before it becomes a cycle."""
 import ast
 from pathlib import Path
 
+
 PACKAGE = Path(__file__).resolve().parents[1] / "hf_lpselect"
 
 # docs/architecture.md, bottom to top
 FLOORS = {
-    "core": 0, "errors": 0,
-    "record": 1, "rundir": 1, "data": 1, "templates": 1, "lp": 1, "models": 1,
-    "heads": 2, "padding_free": 2,
-    "scoring": 3, "selection": 3,
+    "core": 0,
+    "errors": 0,
+    "record": 1,
+    "rundir": 1,
+    "data": 1,
+    "templates": 1,
+    "lp": 1,
+    "models": 1,
+    "heads": 2,
+    "padding_free": 2,
+    "scoring": 3,
+    "selection": 3,
     "hub": 4,
-    "training": 5, "eval": 5,
+    "training": 5,
+    "eval": 5,
     "space": 6,
-    "cli": 7, "__init__": 7, "cards": 7,
+    "cli": 7,
+    "__init__": 7,
+    "cards": 7,
 }
 
 
@@ -61,7 +73,9 @@ def test_no_module_imports_from_a_higher_floor():
             if target == "hf_lpselect" and names == ["__version__"]:
                 continue  # the version string, set before the package's lazy API is touched
             if FLOORS[_unit(target)] > here:
-                upward.append(f"{path.relative_to(PACKAGE)}:{line} imports {target} (floor {FLOORS[_unit(target)]} > {here})")
+                upward.append(
+                    f"{path.relative_to(PACKAGE)}:{line} imports {target} (floor {FLOORS[_unit(target)]} > {here})"
+                )
     assert not upward, "\n".join(upward)
 
 

@@ -6,31 +6,49 @@ from pathlib import Path
 import datasets
 import pandas as pd
 import pytest
+from conftest import make_tiny_model
 from transformers import TrainerCallback
 from trl import SFTConfig, SFTTrainer
 from typer.testing import CliRunner
 
-from conftest import make_tiny_model
 from hf_lpselect.cli import app
+from hf_lpselect.data import canonicalize
 from hf_lpselect.errors import ConfigError, RunError
 from hf_lpselect.record import RunRecord
-from hf_lpselect.data import canonicalize
 from hf_lpselect.scoring.demo_data import make_demo_rows
-from hf_lpselect.templates import tokenize_rows
 from hf_lpselect.scoring.trainer import LearningPercentageCallback, ScorerConfig, ScorerTrainer, scoring_rows
+from hf_lpselect.templates import tokenize_rows
 
-RECIPE = dict(num_train_epochs=2, per_device_train_batch_size=4, gradient_accumulation_steps=1, learning_rate=1e-3,
-              lr_scheduler_type="cosine", warmup_steps=0.03, weight_decay=0.0, activation_checkpointing=False,
-              bf16=False, max_length=96, report_to="none", disable_tqdm=True, seed=7, data_seed=7)
+
+RECIPE = dict(
+    num_train_epochs=2,
+    per_device_train_batch_size=4,
+    gradient_accumulation_steps=1,
+    learning_rate=1e-3,
+    lr_scheduler_type="cosine",
+    warmup_steps=0.03,
+    weight_decay=0.0,
+    activation_checkpointing=False,
+    bf16=False,
+    max_length=96,
+    report_to="none",
+    disable_tqdm=True,
+    seed=7,
+    data_seed=7,
+)
 
 
 def alpaca_rows(n=8):
-    return datasets.Dataset.from_list([{k: r[k] for k in ("instruction", "input", "output")} for r in make_demo_rows(n, seed=9)])
+    return datasets.Dataset.from_list(
+        [{k: r[k] for k in ("instruction", "input", "output")} for r in make_demo_rows(n, seed=9)]
+    )
 
 
 def ok_tokens(raw, tokenizer, template):
     tokenized = tokenize_rows(canonicalize(raw), tokenizer, template=template, max_length=96)
-    return tokenized.filter(lambda s: s == "ok", input_columns="status").select_columns(["row", "input_ids", "labels", "length"])
+    return tokenized.filter(lambda s: s == "ok", input_columns="status").select_columns(
+        ["row", "input_ids", "labels", "length"]
+    )
 
 
 def passes(folder, epochs=2):
@@ -39,13 +57,21 @@ def passes(folder, epochs=2):
 
 def test_the_callback_in_a_plain_sft_trainer_writes_the_same_passes_as_the_scorer_trainer(tmp_path, tokenizer):
     rows = ok_tokens(alpaca_rows(), tokenizer, "alpaca")
-    scorer = ScorerTrainer(model=make_tiny_model(len(tokenizer)), args=ScorerConfig(str(tmp_path / "scorer"), **RECIPE),
-                           train_dataset=rows, processing_class=tokenizer)
+    scorer = ScorerTrainer(
+        model=make_tiny_model(len(tokenizer)),
+        args=ScorerConfig(str(tmp_path / "scorer"), **RECIPE),
+        train_dataset=rows,
+        processing_class=tokenizer,
+    )
     scorer.train()
 
     # the user's own script: three lines added to a plain SFTTrainer
-    plain = SFTTrainer(model=make_tiny_model(len(tokenizer)), processing_class=tokenizer, train_dataset=rows,
-                       args=SFTConfig(str(tmp_path / "plain"), dataset_kwargs={"skip_prepare_dataset": True}, **RECIPE))
+    plain = SFTTrainer(
+        model=make_tiny_model(len(tokenizer)),
+        processing_class=tokenizer,
+        train_dataset=rows,
+        args=SFTConfig(str(tmp_path / "plain"), dataset_kwargs={"skip_prepare_dataset": True}, **RECIPE),
+    )
     plain.add_callback(LearningPercentageCallback(rows, trainer=plain))
     plain.train()
 
@@ -57,12 +83,24 @@ def test_the_callback_in_a_plain_sft_trainer_writes_the_same_passes_as_the_score
 def test_a_raw_dataset_is_tokenised_with_the_scorers_exact_masks(tmp_path, tokenizer, shape):
     raw = alpaca_rows(6)
     if shape == "messages":
-        raw = datasets.Dataset.from_list([
-            {"messages": [{"role": "user", "content": r["instruction"]}, {"role": "assistant", "content": r["output"]}]} for r in raw
-        ])
+        raw = datasets.Dataset.from_list(
+            [
+                {
+                    "messages": [
+                        {"role": "user", "content": r["instruction"]},
+                        {"role": "assistant", "content": r["output"]},
+                    ]
+                }
+                for r in raw
+            ]
+        )
     template = "alpaca" if shape == "alpaca" else "chat"
-    trainer = ScorerTrainer(model=make_tiny_model(len(tokenizer)), processing_class=tokenizer, train_dataset=raw,
-                            args=ScorerConfig(str(tmp_path / shape), template="auto", **RECIPE))
+    trainer = ScorerTrainer(
+        model=make_tiny_model(len(tokenizer)),
+        processing_class=tokenizer,
+        train_dataset=raw,
+        args=ScorerConfig(str(tmp_path / shape), template="auto", **RECIPE),
+    )
     expected = ok_tokens(raw, tokenizer, template)
     assert trainer.train_dataset["input_ids"] == expected["input_ids"]
     assert trainer.train_dataset["labels"] == expected["labels"]
@@ -82,8 +120,13 @@ class Logs(TrainerCallback):
 
 def test_each_pass_is_logged_to_the_trackers(tmp_path, tokenizer):
     logs = Logs()
-    trainer = ScorerTrainer(model=make_tiny_model(len(tokenizer)), processing_class=tokenizer, train_dataset=alpaca_rows(),
-                            args=ScorerConfig(str(tmp_path / "r"), template="alpaca", **RECIPE), callbacks=[logs])
+    trainer = ScorerTrainer(
+        model=make_tiny_model(len(tokenizer)),
+        processing_class=tokenizer,
+        train_dataset=alpaca_rows(),
+        args=ScorerConfig(str(tmp_path / "r"), template="alpaca", **RECIPE),
+        callbacks=[logs],
+    )
     trainer.train()
     logged = [entry for entry in logs.seen if "lpselect/mean_nll" in entry]
     assert [entry["lpselect/pass"] for entry in logged] == [0, 1, 2]
@@ -100,7 +143,9 @@ def readme_block(marker: str) -> str:
 
 
 def prompt_completion_rows(n=12):
-    return datasets.Dataset.from_list([{"prompt": r["instruction"], "completion": r["output"]} for r in make_demo_rows(n, seed=4)])
+    return datasets.Dataset.from_list(
+        [{"prompt": r["instruction"], "completion": r["output"]} for r in make_demo_rows(n, seed=4)]
+    )
 
 
 def test_the_readmes_trl_script_ends_in_a_run_that_lpselect_select_takes(tmp_path, tokenizer, monkeypatch):
@@ -112,7 +157,9 @@ def test_the_readmes_trl_script_ends_in_a_run_that_lpselect_select_takes(tmp_pat
     fast = {k: v for k, v in RECIPE.items() if k not in ("num_train_epochs", "max_length")}
     monkeypatch.setattr(trl, "SFTConfig", lambda output_dir, **kw: SFTConfig(output_dir, **{**fast, **kw}))
     raw = prompt_completion_rows()
-    exec(readme_block("the TRL script"), {"model": make_tiny_model(len(tokenizer)), "tokenizer": tokenizer, "raw": raw})
+    exec(
+        readme_block("the TRL script"), {"model": make_tiny_model(len(tokenizer)), "tokenizer": tokenizer, "raw": raw}
+    )
 
     out = tmp_path / "out"
     scores = pd.read_parquet(out / "scores.parquet")
@@ -131,13 +178,17 @@ def test_the_readmes_trl_script_ends_in_a_run_that_lpselect_select_takes(tmp_pat
 
 def test_trls_labels_are_the_response_tokens_the_callback_scores(tokenizer):
     raw = prompt_completion_rows(4)
-    trainer = SFTTrainer(model=make_tiny_model(len(tokenizer)), processing_class=tokenizer, train_dataset=raw,
-                         args=SFTConfig("unused", **RECIPE))
+    trainer = SFTTrainer(
+        model=make_tiny_model(len(tokenizer)),
+        processing_class=tokenizer,
+        train_dataset=raw,
+        args=SFTConfig("unused", **RECIPE),
+    )
     rows = scoring_rows(trainer.train_dataset)
     assert rows["row"] == [0, 1, 2, 3] and rows["labels"] == trainer.train_dataset["labels"]
     for ids, labels, completion in zip(rows["input_ids"], rows["labels"], raw["completion"]):
         response = [t for t in labels if t != -100]
-        assert response == ids[len(ids) - len(response):]  # the end of the row, after the prompt
+        assert response == ids[len(ids) - len(response) :]  # the end of the row, after the prompt
         assert response[:-1] == tokenizer(completion, add_special_tokens=False)["input_ids"]
         assert response[-1] == tokenizer.eos_token_id  # the EOS that ends the response is scored
 
@@ -145,32 +196,44 @@ def test_trls_labels_are_the_response_tokens_the_callback_scores(tokenizer):
 def test_rows_trl_leaves_out_are_matched_by_number_not_position(tmp_path, tokenizer):
     """TRL drops a row whose response is truncated away: positions then name the wrong rows (before: silently)."""
     raw = prompt_completion_rows(6)
-    raw = datasets.Dataset.from_list([*raw.select(range(2)), {"prompt": "word " * 80, "completion": "late"},
-                                      *raw.select(range(2, 6))])
+    raw = datasets.Dataset.from_list(
+        [*raw.select(range(2)), {"prompt": "word " * 80, "completion": "late"}, *raw.select(range(2, 6))]
+    )
     config = SFTConfig(str(tmp_path / "out"), **{**RECIPE, "max_length": 48})
-    trainer = SFTTrainer(model=make_tiny_model(len(tokenizer)), processing_class=tokenizer, train_dataset=raw, args=config)
+    trainer = SFTTrainer(
+        model=make_tiny_model(len(tokenizer)), processing_class=tokenizer, train_dataset=raw, args=config
+    )
     assert len(trainer.train_dataset) == 6
     with pytest.raises(ConfigError, match="cannot be matched by position.*lpselect_row"):
         LearningPercentageCallback(trainer.train_dataset, source=raw, trainer=trainer)
 
     numbered = raw.add_column("lpselect_row", list(range(len(raw))))
-    trainer = SFTTrainer(model=make_tiny_model(len(tokenizer)), processing_class=tokenizer, train_dataset=numbered, args=config)
+    trainer = SFTTrainer(
+        model=make_tiny_model(len(tokenizer)), processing_class=tokenizer, train_dataset=numbered, args=config
+    )
     trainer.add_callback(LearningPercentageCallback(trainer.train_dataset, source=numbered, trainer=trainer))
     trainer.train()
     scores = pd.read_parquet(tmp_path / "out" / "scores.parquet")
     assert scores["row"].tolist() == list(range(7))
     assert scores["status"].tolist() == ["ok", "ok", "excluded", "ok", "ok", "ok", "ok"]
-    assert scores.loc[2, "reason"].startswith("left out of training by the trainer") and pd.isna(scores.loc[2, "nll_0"])
+    assert scores.loc[2, "reason"].startswith("left out of training by the trainer") and pd.isna(
+        scores.loc[2, "nll_0"]
+    )
     first = pd.read_parquet(tmp_path / "out" / "passes" / "epoch_0.parquet")
     assert first["row"].tolist() == [0, 1, 3, 4, 5, 6]
 
 
-@pytest.mark.parametrize("dataset, says", [
-    (prompt_completion_rows(3), "needs tokenised rows with labels"),  # the raw rows, not the trainer's
-    (datasets.Dataset.from_dict({"input_ids": [[1, 2, 3]], "labels": [[1, 2, 3]]}), "labels mask no token"),
-    (datasets.Dataset.from_dict({"input_ids": [[1, 2, 3]], "labels": [[-100, 2, 3]], "seq_lengths": [[1, 2]]}),
-     "cannot score packed rows"),
-])
+@pytest.mark.parametrize(
+    "dataset, says",
+    [
+        (prompt_completion_rows(3), "needs tokenised rows with labels"),  # the raw rows, not the trainer's
+        (datasets.Dataset.from_dict({"input_ids": [[1, 2, 3]], "labels": [[1, 2, 3]]}), "labels mask no token"),
+        (
+            datasets.Dataset.from_dict({"input_ids": [[1, 2, 3]], "labels": [[-100, 2, 3]], "seq_lengths": [[1, 2]]}),
+            "cannot score packed rows",
+        ),
+    ],
+)
 def test_a_dataset_the_callback_cannot_score_is_one_sentence_when_it_is_made(dataset, says):
     """Before: the callback was made, then failed at on_train_begin with `Column 'length' doesn't exist`."""
     with pytest.raises(ConfigError, match=says):
@@ -182,8 +245,12 @@ def test_a_callback_run_never_mixes_its_passes_with_another_runs(tmp_path, token
     raw = prompt_completion_rows(6)
 
     def trainer_for(dataset, **recipe):
-        trainer = SFTTrainer(model=make_tiny_model(len(tokenizer)), processing_class=tokenizer, train_dataset=dataset,
-                             args=SFTConfig(str(tmp_path / "out"), **{**RECIPE, **recipe}))
+        trainer = SFTTrainer(
+            model=make_tiny_model(len(tokenizer)),
+            processing_class=tokenizer,
+            train_dataset=dataset,
+            args=SFTConfig(str(tmp_path / "out"), **{**RECIPE, **recipe}),
+        )
         trainer.add_callback(LearningPercentageCallback(trainer.train_dataset, source=dataset, trainer=trainer))
         return trainer
 
@@ -203,8 +270,12 @@ def test_a_callback_run_never_mixes_its_passes_with_another_runs(tmp_path, token
 def test_a_duplicate_the_trainer_trained_on_is_still_a_duplicate_in_the_scores(tmp_path, tokenizer):
     raw = prompt_completion_rows(5)
     raw = datasets.Dataset.from_list([*raw, raw[1]])
-    trainer = SFTTrainer(model=make_tiny_model(len(tokenizer)), processing_class=tokenizer, train_dataset=raw,
-                         args=SFTConfig(str(tmp_path / "out"), **RECIPE))
+    trainer = SFTTrainer(
+        model=make_tiny_model(len(tokenizer)),
+        processing_class=tokenizer,
+        train_dataset=raw,
+        args=SFTConfig(str(tmp_path / "out"), **RECIPE),
+    )
     trainer.add_callback(LearningPercentageCallback(trainer.train_dataset, source=raw, trainer=trainer))
     trainer.train()
     scores = pd.read_parquet(tmp_path / "out" / "scores.parquet")

@@ -9,8 +9,8 @@ import pytest
 from transformers import HfArgumentParser
 from trl import TrlParser
 
-from hf_lpselect.scoring.arguments import SCORE_DATACLASSES, parse_score_args, run_identity
 from hf_lpselect.errors import ConfigError
+from hf_lpselect.scoring.arguments import SCORE_DATACLASSES, parse_score_args, run_identity
 from hf_lpselect.scoring.trainer import ScorerConfig
 
 
@@ -27,30 +27,98 @@ def test_trl_spellings_aliases_and_a_config_file_with_overrides(tmp_path):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("learning_rate: 3.0e-4\nlora_r: 8\nuse_peft: true\nmax_length: 128\ntemplate: plain\n")
     script, args, model = parse_score_args(
-        ["data.jsonl", "--config", str(recipe), "--model", "my/model", "--epochs", "2", "--out", "runs/x",
-         "--lora_r", "4", "--batch-size", "2", "--grad-accum", "3", "--limit", "10"]
+        [
+            "data.jsonl",
+            "--config",
+            str(recipe),
+            "--model",
+            "my/model",
+            "--epochs",
+            "2",
+            "--out",
+            "runs/x",
+            "--lora_r",
+            "4",
+            "--batch-size",
+            "2",
+            "--grad-accum",
+            "3",
+            "--limit",
+            "10",
+        ]
     )
     assert (script.dataset_name, args.template, script.limit) == ("data.jsonl", "plain", 10)
     assert (args.learning_rate, args.num_train_epochs, args.output_dir, args.max_length) == (3e-4, 2, "runs/x", 128)
     assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == (2, 3)
     assert (model.model_name_or_path, model.use_peft, model.lora_r) == ("my/model", True, 4)  # command line beats file
-    same = parse_score_args(["--dataset_name", "data.jsonl", "--model_name_or_path", "my/model", "--num_train_epochs", "2",
-                             "--output_dir", "runs/x", "--learning_rate", "3e-4", "--use_peft", "--lora_r", "4",
-                             "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "3", "--max_length", "128",
-                             "--template", "plain", "--limit", "10"])
+    same = parse_score_args(
+        [
+            "--dataset_name",
+            "data.jsonl",
+            "--model_name_or_path",
+            "my/model",
+            "--num_train_epochs",
+            "2",
+            "--output_dir",
+            "runs/x",
+            "--learning_rate",
+            "3e-4",
+            "--use_peft",
+            "--lora_r",
+            "4",
+            "--per_device_train_batch_size",
+            "2",
+            "--gradient_accumulation_steps",
+            "3",
+            "--max_length",
+            "128",
+            "--template",
+            "plain",
+            "--limit",
+            "10",
+        ]
+    )
     assert run_identity(*same) == run_identity(script, args, model)
 
 
 def test_the_identity_covers_every_field_that_changes_scores_and_nothing_that_cannot():
     script, args, model = parse_score_args(["data.jsonl"])
     identity = run_identity(script, args, model)
-    for name in ("dataset_name", "template", "format", "limit", "ifd", "learning_rate", "seed", "max_length",
-                 "per_device_train_batch_size", "bf16", "score_precision", "model_name_or_path", "lora_r", "lora_alpha",
-                 "use_peft", "load_in_4bit", "lora_target_modules", "weight_decay", "lr_scheduler_type"):
+    for name in (
+        "dataset_name",
+        "template",
+        "format",
+        "limit",
+        "ifd",
+        "learning_rate",
+        "seed",
+        "max_length",
+        "per_device_train_batch_size",
+        "bf16",
+        "score_precision",
+        "model_name_or_path",
+        "lora_r",
+        "lora_alpha",
+        "use_peft",
+        "load_in_4bit",
+        "lora_target_modules",
+        "weight_decay",
+        "lr_scheduler_type",
+    ):
         assert name in identity, name
-    for name in ("output_dir", "report_to", "run_name", "logging_steps", "disable_tqdm", "keep_checkpoints", "push_to_hub"):
+    for name in (
+        "output_dir",
+        "report_to",
+        "run_name",
+        "logging_steps",
+        "disable_tqdm",
+        "keep_checkpoints",
+        "push_to_hub",
+    ):
         assert name not in identity, name
-    other_paths = parse_score_args(["data.jsonl", "--out", "elsewhere", "--report_to", "tensorboard", "--logging_steps", "1"])
+    other_paths = parse_score_args(
+        ["data.jsonl", "--out", "elsewhere", "--report_to", "tensorboard", "--logging_steps", "1"]
+    )
     assert run_identity(*other_paths) == identity
 
 
@@ -61,8 +129,17 @@ def test_score_help_lists_trl_flags_and_ours():
 
     result = CliRunner().invoke(app, ["score", "--help"])
     assert result.exit_code == 0
-    for flag in ("--learning_rate", "--model_name_or_path", "--model", "--epochs", "--out", "--lora_r", "--template",
-                 "--score_batch_size", "--config"):
+    for flag in (
+        "--learning_rate",
+        "--model_name_or_path",
+        "--model",
+        "--epochs",
+        "--out",
+        "--lora_r",
+        "--template",
+        "--score_batch_size",
+        "--config",
+    ):
         assert flag in result.output, flag
     assert "--max_steps" not in result.output  # refused (passes belong to epoch ends), so not offered
 
@@ -84,8 +161,14 @@ def test_a_bad_argument_is_one_red_sentence_without_warnings(tmp_path, argv, sen
     data = tmp_path / "d.jsonl"
     data.write_text('{"instruction": "a", "output": "b"}\n')
     env = {**os.environ, "PYTHONWARNINGS": "default"}
-    done = subprocess.run([sys.executable, "-m", "hf_lpselect.cli", "score", str(data), *argv, "--out", str(tmp_path / "r")],
-                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "hf_lpselect.cli", "score", str(data), *argv, "--out", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert done.returncode == 2
     assert sentence in done.stderr
     assert "Traceback" not in done.stderr and "Warning" not in done.stderr, done.stderr
@@ -105,7 +188,11 @@ def test_config_yaml_takes_the_same_names_as_the_command_line(tmp_path):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("model: default\nepochs: 2\nout: runs/x\nlearning-rate: 1.0e-4\nbatch-size: 2\n")
     script, args, model = parse_score_args(["d.jsonl", "--config", str(recipe), "--epochs", "1"])
-    assert (model.model_name_or_path, args.num_train_epochs, args.output_dir) == ("default", 1, "runs/x")  # the command line wins
+    assert (model.model_name_or_path, args.num_train_epochs, args.output_dir) == (
+        "default",
+        1,
+        "runs/x",
+    )  # the command line wins
     assert (args.learning_rate, args.per_device_train_batch_size) == (1e-4, 2)
     recipe.write_text("no_remove_unused_columns: true\n")  # --no_X is a flag, not a key: it read as X: true
     with pytest.raises(ConfigError, match=r"Unknown option\(s\): --no_remove_unused_columns"):
@@ -130,13 +217,16 @@ def test_a_mistyped_flag_is_answered_before_torch_is_imported(tmp_path, monkeypa
     from hf_lpselect.core import flags
 
     parse_score_args(["d.jsonl", "--epochs", "1"])  # a parse remembers the names
-    code = ("import sys\nfrom hf_lpselect.core.flags import check_early\n"
-            "try:\n    check_early('lpselect score', ['d.jsonl', '--learnig_rate', '1', '--epochs', '2'])\n"
-            "except Exception as err:\n    print(err)\nprint('torch' in sys.modules, 'transformers' in sys.modules)\n")
+    code = (
+        "import sys\nfrom hf_lpselect.core.flags import check_early\n"
+        "try:\n    check_early('lpselect score', ['d.jsonl', '--learnig_rate', '1', '--epochs', '2'])\n"
+        "except Exception as err:\n    print(err)\nprint('torch' in sys.modules, 'transformers' in sys.modules)\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.splitlines() == [
         "Unknown option(s): --learnig_rate (did you mean --learning_rate?); `lpselect score --help` lists every option.",
-        "False False"]
+        "False False",
+    ]
     monkeypatch.setattr(flags, "_key", lambda: "another version or an edited option file")
     flags.check_early("lpselect score", ["--a_flag_added_since"])  # stale names: the parser decides
 
@@ -144,7 +234,9 @@ def test_a_mistyped_flag_is_answered_before_torch_is_imported(tmp_path, monkeypa
 def test_one_column_mapping_has_one_spelling_in_a_runs_identity():
     from hf_lpselect.scoring.arguments import ScoreArguments
 
-    assert ScoreArguments(dataset_name="d.jsonl", columns=" q=instruction, a=output ").columns == "q=instruction,a=output"
+    assert (
+        ScoreArguments(dataset_name="d.jsonl", columns=" q=instruction, a=output ").columns == "q=instruction,a=output"
+    )
     with pytest.raises(ConfigError, match="YOURS=FORMAT pairs"):
         ScoreArguments(dataset_name="d.jsonl", columns="question")
 
@@ -157,17 +249,25 @@ def test_demo_and_space_take_the_same_parser():
 
     demo = ArgumentParser(DemoArguments, prog="lpselect demo")
     assert demo.parse([])[0].bf16 is None and demo.parse(["--bf16", "false"])[0].bf16 is False
-    deploy = ArgumentParser(DeployArguments, prog="lpselect space deploy").parse(["me/space", "--dry-run", "--local-dir", "x"])[0]
+    deploy = ArgumentParser(DeployArguments, prog="lpselect space deploy").parse(
+        ["me/space", "--dry-run", "--local-dir", "x"]
+    )[0]
     assert (deploy.repo_id, deploy.dry_run, deploy.local_dir) == ("me/space", True, "x")
-    with pytest.raises(ConfigError, match=r"^Argument --port: invalid int value: 'eighty'; `lpselect space --help` lists every option\.$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^Argument --port: invalid int value: 'eighty'; `lpselect space --help` lists every option\.$",
+    ):
         ArgumentParser(ServeArguments, prog="lpselect space").parse(["--port", "eighty"])
 
 
-@pytest.mark.parametrize("argv", [
-    ["org/alpaca", "--run", "runs/x", "--dry-run"],
-    ["--run", "runs/x", "org/alpaca", "--dry-run"],
-    ["--run", "runs/x", "--dry-run", "org/alpaca"],  # a bare word after a bool flag is no bool: the positional
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["org/alpaca", "--run", "runs/x", "--dry-run"],
+        ["--run", "runs/x", "org/alpaca", "--dry-run"],
+        ["--run", "runs/x", "--dry-run", "org/alpaca"],  # a bare word after a bool flag is no bool: the positional
+    ],
+)
 def test_bare_words_are_positional_before_or_after_the_flags(argv):
     """The bare word a command takes (typer took it anywhere) may come before or after the flags."""
     from hf_lpselect.core.parser import ArgumentParser
@@ -177,8 +277,10 @@ def test_bare_words_are_positional_before_or_after_the_flags(argv):
     assert (args.repo_id, args.run, args.dry_run) == ("org/alpaca", "runs/x", True)
 
 
-@pytest.mark.parametrize("argv, expected", [([], None), (["--bf16"], True), (["--bf16", "false"], False),
-                                            (["--no-bf16"], False), (["--no_bf16"], False)])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [([], None), (["--bf16"], True), (["--bf16", "false"], False), (["--no-bf16"], False), (["--no_bf16"], False)],
+)
 def test_the_demo_precision_flag_keeps_its_old_spellings(argv, expected):
     """`lpselect demo --no-bf16` and a bare `--bf16` worked before the demo's arguments became a dataclass."""
     from hf_lpselect.core.parser import ArgumentParser

@@ -8,6 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from hf_lpselect.core.io import write_parquet
+from hf_lpselect.data import canonicalize
+from hf_lpselect.rundir import RunDir
 from hf_lpselect.selection import clusters as C
 from hf_lpselect.selection.clusters import (
     ClusterError,
@@ -19,10 +22,8 @@ from hf_lpselect.selection.clusters import (
     kmeans_clusters,
     read_clusters,
 )
-from hf_lpselect.data import canonicalize
-from hf_lpselect.core.io import write_parquet
-from hf_lpselect.rundir import RunDir
 from hf_lpselect.selection.strategies import select
+
 
 SENTENCES = [
     "A cat is sitting on the mat.",
@@ -87,7 +88,9 @@ def test_embedding_text_single_and_multi_turn():
     assert embedding_text({**row, "input": ""}) == "Instruction: Add the numbers.  Response: 5"
     assert embedding_text({**row, "input": None}) == "Instruction: Add the numbers.  Response: 5"
     chat = {
-        "instruction": None, "input": None, "output": None,
+        "instruction": None,
+        "input": None,
+        "output": None,
         "messages": [
             {"role": "system", "content": "Be brief."},
             {"role": "user", "content": "Hi"},
@@ -150,7 +153,9 @@ def test_cluster_rows_only_ok_rows_and_select_accepts_them(model_path):
     assert frame["cluster"].dtype == np.int64
     fruit, maths = set(frame["cluster"][:3]), set(frame["cluster"][3:])
     assert len(fruit) == 1 and len(maths) == 1 and fruit != maths  # the topics are obvious
-    scores = pd.DataFrame({"row": range(8), "status": rows["status"], "lp1": [0.1, 0.5, 0.9, 0.2, 0.6, np.nan, np.nan, 0.3]})
+    scores = pd.DataFrame(
+        {"row": range(8), "status": rows["status"], "lp1": [0.1, 0.5, 0.9, 0.2, 0.6, np.nan, np.nan, 0.3]}
+    )
     selection = select(scores, "lp1-hard", fraction=0.5, clusters=frame.set_index("row")["cluster"])
     assert sorted(selection.rows) == [0, 1, 3, 7]  # ceil(3 / 2) = 2 rows per cluster
     assert selection.skipped == {"status duplicate": 1, "status invalid": 1}
@@ -188,7 +193,10 @@ def test_cache_is_reused_and_keyed(tmp_path, counting_embed):
     cached_clusters(run, rows, 2, seed=7)
     assert len(counting_embed) == 1
     assert sorted(p.name for p in (run.path / "clusters").glob("k*.parquet")) == [
-        "k2-seed42.parquet", "k2-seed7.parquet", "k3-seed42.parquet"]
+        "k2-seed42.parquet",
+        "k2-seed7.parquet",
+        "k3-seed42.parquet",
+    ]
 
     cached_clusters(run, rows, 2, seed=42, model="some/other-model")  # another model: embed again
     assert counting_embed[-1] == (6, "some/other-model")
@@ -234,14 +242,18 @@ def write(frame: pd.DataFrame, path) -> str:
 def test_read_clusters_by_row(tmp_path, suffix):
     path = write(pd.DataFrame({"row": [3, 0, 1, 4], "cluster": [7, 2, 2, 7]}), tmp_path / f"c{suffix}")
     got = read_clusters(path, rows_table())
-    pd.testing.assert_series_equal(got, pd.Series([2, 2, 7, 7], index=pd.Index([0, 1, 3, 4], name="row"), name="cluster"))
+    pd.testing.assert_series_equal(
+        got, pd.Series([2, 2, 7, 7], index=pd.Index([0, 1, 3, 4], name="row"), name="cluster")
+    )
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".json", ".jsonl", ".csv"])
 def test_read_clusters_by_id(tmp_path, suffix):
     # ids that look like numbers stay strings; "aa" names rows 0 and 5 (its duplicate); "cc" is absent
     table = rows_table().assign(id=["0012", "1e5", "cc", "dd", "ee", "0012"])
-    path = write(pd.DataFrame({"id": ["1e5", "0012", "ee", "dd"], "cluster_id": ["b", "a", "c", "c"]}), tmp_path / f"c{suffix}")
+    path = write(
+        pd.DataFrame({"id": ["1e5", "0012", "ee", "dd"], "cluster_id": ["b", "a", "c", "c"]}), tmp_path / f"c{suffix}"
+    )
     got = read_clusters(path, table)
     assert got.to_dict() == {0: "a", 1: "b", 3: "c", 4: "c", 5: "a"}
     assert got.index.name == "row" and got.name == "cluster"
@@ -267,12 +279,20 @@ def test_row_and_id_must_agree(tmp_path):
 @pytest.mark.parametrize(
     "frame, suffix, message",
     [
-        (pd.DataFrame({"row": [0, 9, 12], "cluster": [1, 2, 3]}), ".csv", r"names 2 row\(s\) that the run does not have \(e.g. 9\)"),
+        (
+            pd.DataFrame({"row": [0, 9, 12], "cluster": [1, 2, 3]}),
+            ".csv",
+            r"names 2 row\(s\) that the run does not have \(e.g. 9\)",
+        ),
         (pd.DataFrame({"id": ["aa", "zz"], "cluster": [1, 2]}), ".parquet", r"names 1 id\(s\) .* \(e.g. 'zz'\)"),
         (pd.DataFrame({"name": ["aa"], "cluster": [1]}), ".json", "no `row` or `id` column"),
         (pd.DataFrame({"row": [0], "group": [1]}), ".json", "name the cluster id column `cluster`"),
         (pd.DataFrame({"row": [0], "cluster_id": [1], "label": [2]}), ".json", "both cluster_id and label"),
-        (pd.DataFrame({"row": [0, 0, 1], "cluster": [1, 2, 1]}), ".jsonl", r"more than one cluster id for 1 row\(s\) \(e.g. row 0\)"),
+        (
+            pd.DataFrame({"row": [0, 0, 1], "cluster": [1, 2, 1]}),
+            ".jsonl",
+            r"more than one cluster id for 1 row\(s\) \(e.g. row 0\)",
+        ),
         (pd.DataFrame({"id": ["aa", "aa"], "cluster": [1, 2]}), ".csv", r"more than one cluster id for 2 row\(s\)"),
         (pd.DataFrame({"row": [0.5], "cluster": [1]}), ".json", "whole row numbers"),
     ],

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from hf_lpselect.data import (
     parse_column_map,
     read_source,
 )
+
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"  # ../shared beside the repository
 DOLLY_3K = SHARED / "data/train/dolly_subset_alpagasus/dolly_3k.json"
@@ -76,9 +76,7 @@ def test_save_to_disk_directory(tmp_path):
 
 
 def test_dataset_dict_directory_takes_the_split(tmp_path):
-    dd = datasets.DatasetDict(
-        train=datasets.Dataset.from_list(RECORDS), test=datasets.Dataset.from_list(RECORDS[:1])
-    )
+    dd = datasets.DatasetDict(train=datasets.Dataset.from_list(RECORDS), test=datasets.Dataset.from_list(RECORDS[:1]))
     dd.save_to_disk(str(tmp_path / "dd"))
     assert read_source(str(tmp_path / "dd")).num_rows == 3
     assert read_source(str(tmp_path / "dd"), split="test").to_list() == RECORDS[:1]
@@ -129,9 +127,7 @@ def test_unparsable_jsonl_names_file_and_line(tmp_path):
     path.write_text('{"instruction": "a", "output": "b"}\n\n{"instruction": "c" "output": "d"}\n')
     with pytest.raises(DataError) as err:
         read_source(str(path))
-    assert str(err.value) == (
-        f"{path} line 3 is not valid JSON (Expecting ',' delimiter); fix or remove that line."
-    )
+    assert str(err.value) == (f"{path} line 3 is not valid JSON (Expecting ',' delimiter); fix or remove that line.")
 
 
 def test_unparsable_json_array_names_the_line(tmp_path):
@@ -187,13 +183,17 @@ def test_a_huge_integer_response_is_invalid_like_any_other_non_string(tmp_path):
     big = {"instruction": "a", "input": "", "output": 12345678901234567890123}  # beyond int64
     rows = canon(tmp_path, [big, RECORDS[0]])
     assert [(r["status"], r["reason"]) for r in rows] == [
-        ("invalid", "field 'output' is not a string (int)"), ("ok", ""),
+        ("invalid", "field 'output' is not a string (int)"),
+        ("ok", ""),
     ]
     assert rows[0]["id"] == sha16(big)  # hashed as the integer it is, not as the text "1234..."
 
 
 def test_mixed_numbers_read_back_exactly(tmp_path):
-    records = [{"instruction": "a", "output": "b", "x": 1.0000000000000002}, {"instruction": "a", "output": "c", "x": "s"}]
+    records = [
+        {"instruction": "a", "output": "b", "x": 1.0000000000000002},
+        {"instruction": "a", "output": "c", "x": "s"},
+    ]
     rows = canon(tmp_path, records)
     assert [r["id"] for r in rows] == [sha16(r) for r in records]  # not 1.0, as datasets' ujson reads it
 
@@ -201,7 +201,9 @@ def test_mixed_numbers_read_back_exactly(tmp_path):
 def test_a_zero_row_parquet_file_is_one_sentence(tmp_path):
     path = tmp_path / "empty.parquet"
     datasets.Dataset.from_dict({"instruction": [], "output": []}).to_parquet(str(path))
-    with pytest.raises(DataError, match=r"^.*empty\.parquet holds no rows; give a Parquet file with at least one row\.$"):
+    with pytest.raises(
+        DataError, match=r"^.*empty\.parquet holds no rows; give a Parquet file with at least one row\.$"
+    ):
         read_source(str(path))
 
 
@@ -211,21 +213,26 @@ def test_a_zero_row_saved_dataset_is_one_sentence(tmp_path):
         read_source(str(tmp_path / "saved"))
 
 
-@pytest.mark.parametrize(("name", "text", "line"), [
-    ("d.jsonl", '{"instruction": "a", "output": "b"}\n\n{"instruction": "a", "output": "x\\ud800y"}\n', 3),
-    ("d.json", '[\n{"instruction": "a", "output": "b"},\n{"instruction": "a", "output": "\\udc00"}\n]', 3),
-])
+@pytest.mark.parametrize(
+    ("name", "text", "line"),
+    [
+        ("d.jsonl", '{"instruction": "a", "output": "b"}\n\n{"instruction": "a", "output": "x\\ud800y"}\n', 3),
+        ("d.json", '[\n{"instruction": "a", "output": "b"},\n{"instruction": "a", "output": "\\udc00"}\n]', 3),
+    ],
+)
 def test_a_lone_surrogate_names_file_and_line(tmp_path, name, text, line):
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")  # the escape is plain ASCII: the file itself is valid UTF-8
-    with pytest.raises(DataError, match=rf"{name} line {line} holds a lone UTF-16 surrogate .*; fix or remove that line\.$"):
+    with pytest.raises(
+        DataError, match=rf"{name} line {line} holds a lone UTF-16 surrogate .*; fix or remove that line\.$"
+    ):
         read_source(str(path))
 
 
 def test_a_surrogate_pair_is_text(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text('{"instruction": "a", "output": "\\ud83d\\ude00"}\n', encoding="utf-8")
-    assert read_source(str(path))["output"] == ["\U0001F600"]
+    assert read_source(str(path))["output"] == ["\U0001f600"]
 
 
 def nested(depth: int) -> str:
@@ -264,7 +271,13 @@ def test_reading_in_chunks_gives_what_one_chunk_gives(tmp_path, monkeypatch, arr
     records = [
         {"instruction": "a", "output": "b", "meta": None, "n": 1, "turns": [{"from": "human"}]},
         {"instruction": "c", "output": "d", "meta": None, "n": 2, "turns": []},
-        {"instruction": "e", "output": 5, "meta": "x", "n": 3, "turns": [{"from": "gpt", "value": "v"}]},  # output: str and int
+        {
+            "instruction": "e",
+            "output": 5,
+            "meta": "x",
+            "n": 3,
+            "turns": [{"from": "gpt", "value": "v"}],
+        },  # output: str and int
         {"instruction": "f", "output": "g", "meta": "y", "n": 12345678901234567890123, "turns": None},  # n: past int64
         {"instruction": "h", "output": "i", "extra": [1, "two"]},  # a list Arrow cannot type
     ]
@@ -280,7 +293,9 @@ def test_reading_in_chunks_gives_what_one_chunk_gives(tmp_path, monkeypatch, arr
 def test_a_lone_surrogate_in_a_later_chunk_names_its_line(tmp_path, monkeypatch):
     monkeypatch.setattr("hf_lpselect.data.CHUNK_ROWS", 2)
     path = tmp_path / "d.jsonl"
-    path.write_text('{"instruction": "a", "output": "b"}\n' * 3 + '{"instruction": "a", "output": "\\ud800"}\n', encoding="utf-8")
+    path.write_text(
+        '{"instruction": "a", "output": "b"}\n' * 3 + '{"instruction": "a", "output": "\\ud800"}\n', encoding="utf-8"
+    )
     with pytest.raises(DataError, match=r"d\.jsonl line 4 holds a lone UTF-16 surrogate"):
         read_source(str(path))
 
@@ -291,8 +306,12 @@ def test_worker_processes_give_the_same_rows(tmp_path):
     rows = load_rows(path, num_proc=2).to_list()  # rows 0-2 and 3-5 in two processes: duplicates span both
     assert rows == load_rows(path).to_list()
     assert [(r["status"], r["reason"]) for r in rows] == [
-        ("ok", ""), ("invalid", "missing field 'output'"), ("ok", ""),
-        ("duplicate", "duplicate of row 0"), ("ok", ""), ("duplicate", "duplicate of row 2"),
+        ("ok", ""),
+        ("invalid", "missing field 'output'"),
+        ("ok", ""),
+        ("duplicate", "duplicate of row 0"),
+        ("ok", ""),
+        ("duplicate", "duplicate of row 2"),
     ]
 
 
@@ -319,8 +338,11 @@ def test_detect_format_ambiguous_or_unknown():
     with pytest.raises(DataError, match=r"ambiguous \(alpaca or dolly\).*--format with one of: alpaca, dolly"):
         detect_format(["instruction", "output", "response"])
     # before: "pass --format with one of: …", advice no format could follow
-    with pytest.raises(DataError, match=r"columns \['answer', 'question'\] match no known format \(alpaca: instruction, "
-                       r"output; .*\); rename yours to one of them with --columns, e.g. --columns question=instruction"):
+    with pytest.raises(
+        DataError,
+        match=r"columns \['answer', 'question'\] match no known format \(alpaca: instruction, "
+        r"output; .*\); rename yours to one of them with --columns, e.g. --columns question=instruction",
+    ):
         detect_format(["question", "answer"])
 
 
@@ -329,7 +351,9 @@ def test_column_map_parses_pairs_and_refuses_what_cannot_be_renamed():
     assert parse_column_map(None) == {}
     with pytest.raises(DataError, match="YOURS=FORMAT pairs"):
         parse_column_map("question")
-    with pytest.raises(DataError, match=r"maps two columns to \['instruction'\]"):  # before: datasets' ValueError, a traceback
+    with pytest.raises(
+        DataError, match=r"maps two columns to \['instruction'\]"
+    ):  # before: datasets' ValueError, a traceback
         parse_column_map("q=instruction,r=instruction")
     raw = datasets.Dataset.from_dict({"question": ["q"], "answer": ["a"], "output": ["o"]})
     with pytest.raises(DataError, match=r"names \['query'\], which the dataset does not have"):
@@ -354,8 +378,17 @@ def test_format_override_and_its_errors(tmp_path):
 
 
 def expected_row(record, row=0, format="alpaca", status="ok", reason="", *, instruction, input, output, messages):
-    return {"row": row, "id": sha16(record), "status": status, "reason": reason, "instruction": instruction,
-            "input": input, "output": output, "messages": messages, "format": format}
+    return {
+        "row": row,
+        "id": sha16(record),
+        "status": status,
+        "reason": reason,
+        "instruction": instruction,
+        "input": input,
+        "output": output,
+        "messages": messages,
+        "format": format,
+    }
 
 
 def user(text):
@@ -374,20 +407,44 @@ def test_alpaca_rows_with_input_empty_input_and_no_input(tmp_path):
     with_input, empty_input, no_input = RECORDS[0], RECORDS[1], {"instruction": "Say bye.", "output": "Bye!"}
     rows = canon(tmp_path, [with_input, empty_input, no_input])
     assert rows == [
-        expected_row(with_input, 0, instruction="Add the numbers.", input="2 and 3", output="5",
-                     messages=[user("Add the numbers.\n\n2 and 3"), assistant("5")]),
-        expected_row(empty_input, 1, instruction="Name a colour.", input="", output="Blue.",
-                     messages=[user("Name a colour."), assistant("Blue.")]),
-        expected_row(no_input, 2, instruction="Say bye.", input="", output="Bye!",
-                     messages=[user("Say bye."), assistant("Bye!")]),
+        expected_row(
+            with_input,
+            0,
+            instruction="Add the numbers.",
+            input="2 and 3",
+            output="5",
+            messages=[user("Add the numbers.\n\n2 and 3"), assistant("5")],
+        ),
+        expected_row(
+            empty_input,
+            1,
+            instruction="Name a colour.",
+            input="",
+            output="Blue.",
+            messages=[user("Name a colour."), assistant("Blue.")],
+        ),
+        expected_row(
+            no_input,
+            2,
+            instruction="Say bye.",
+            input="",
+            output="Bye!",
+            messages=[user("Say bye."), assistant("Bye!")],
+        ),
     ]
 
 
 def test_dolly_row(tmp_path):
     record = {"instruction": "Summarise.", "context": "A long text.", "response": "Short.", "category": "summ"}
     assert canon(tmp_path, [record]) == [
-        expected_row(record, format="dolly", instruction="Summarise.", input="A long text.", output="Short.",
-                     messages=[user("Summarise.\n\nA long text."), assistant("Short.")]),
+        expected_row(
+            record,
+            format="dolly",
+            instruction="Summarise.",
+            input="A long text.",
+            output="Short.",
+            messages=[user("Summarise.\n\nA long text."), assistant("Short.")],
+        ),
     ]
 
 
@@ -399,15 +456,40 @@ def test_dolly_style_data_with_an_input_column_keeps_the_input(tmp_path):
 
 
 def test_sharegpt_single_turn_with_system_and_multi_turn(tmp_path):
-    single = {"conversations": [{"from": "system", "value": "Be brief."}, {"from": "human", "value": "Hi?"},
-                                {"from": "gpt", "value": "Hello."}]}
-    multi = {"conversations": [{"from": "human", "value": "2+2?"}, {"from": "chatgpt", "value": "4"},
-                               {"from": "user", "value": "And 3+3?"}, {"from": "model", "value": "6"}]}
+    single = {
+        "conversations": [
+            {"from": "system", "value": "Be brief."},
+            {"from": "human", "value": "Hi?"},
+            {"from": "gpt", "value": "Hello."},
+        ]
+    }
+    multi = {
+        "conversations": [
+            {"from": "human", "value": "2+2?"},
+            {"from": "chatgpt", "value": "4"},
+            {"from": "user", "value": "And 3+3?"},
+            {"from": "model", "value": "6"},
+        ]
+    }
     assert canon(tmp_path, [single, multi]) == [
-        expected_row(single, 0, "sharegpt", instruction="Hi?", input="", output="Hello.",
-                     messages=[system("Be brief."), user("Hi?"), assistant("Hello.")]),
-        expected_row(multi, 1, "sharegpt", instruction=None, input=None, output=None,
-                     messages=[user("2+2?"), assistant("4"), user("And 3+3?"), assistant("6")]),
+        expected_row(
+            single,
+            0,
+            "sharegpt",
+            instruction="Hi?",
+            input="",
+            output="Hello.",
+            messages=[system("Be brief."), user("Hi?"), assistant("Hello.")],
+        ),
+        expected_row(
+            multi,
+            1,
+            "sharegpt",
+            instruction=None,
+            input=None,
+            output=None,
+            messages=[user("2+2?"), assistant("4"), user("And 3+3?"), assistant("6")],
+        ),
     ]
 
 
@@ -415,26 +497,52 @@ def test_messages_rows_are_taken_as_is(tmp_path):
     single = {"messages": [user("Hi?"), assistant("Hello.")]}
     trailing_user = {"messages": [user("Hi?"), assistant("Hello."), user("Thanks.")]}  # ok: last turn unscored
     assert canon(tmp_path, [single, trailing_user]) == [
-        expected_row(single, 0, "messages", instruction="Hi?", input="", output="Hello.",
-                     messages=[user("Hi?"), assistant("Hello.")]),
-        expected_row(trailing_user, 1, "messages", instruction=None, input=None, output=None,
-                     messages=[user("Hi?"), assistant("Hello."), user("Thanks.")]),
+        expected_row(
+            single,
+            0,
+            "messages",
+            instruction="Hi?",
+            input="",
+            output="Hello.",
+            messages=[user("Hi?"), assistant("Hello.")],
+        ),
+        expected_row(
+            trailing_user,
+            1,
+            "messages",
+            instruction=None,
+            input=None,
+            output=None,
+            messages=[user("Hi?"), assistant("Hello."), user("Thanks.")],
+        ),
     ]
 
 
 def test_prompt_completion_strings(tmp_path):
     record = {"prompt": "The sky is", "completion": " blue."}
     assert canon(tmp_path, [record]) == [
-        expected_row(record, format="prompt-completion", instruction="The sky is", input="", output=" blue.",
-                     messages=[user("The sky is"), assistant(" blue.")]),
+        expected_row(
+            record,
+            format="prompt-completion",
+            instruction="The sky is",
+            input="",
+            output=" blue.",
+            messages=[user("The sky is"), assistant(" blue.")],
+        ),
     ]
 
 
 def test_prompt_completion_conversational(tmp_path):
     record = {"prompt": [system("Be brief."), user("Hi?")], "completion": [assistant("Hello.")]}
     assert canon(tmp_path, [record]) == [
-        expected_row(record, format="prompt-completion", instruction="Hi?", input="", output="Hello.",
-                     messages=[system("Be brief."), user("Hi?"), assistant("Hello.")]),
+        expected_row(
+            record,
+            format="prompt-completion",
+            instruction="Hi?",
+            input="",
+            output="Hello.",
+            messages=[system("Be brief."), user("Hi?"), assistant("Hello.")],
+        ),
     ]
 
 
@@ -462,27 +570,38 @@ GOOD = {
         ("alpaca", {"instruction": "a", "input": ["x"], "output": "b"}, "field 'input' is not a string (list)"),
         ("alpaca", {"instruction": "a", "input": "", "output": " \n\t"}, "empty response"),
         ("dolly", {"instruction": "a", "context": "", "response": 1.5}, "field 'response' is not a string (float)"),
-        ("dolly", {"instruction": {"k": "v"}, "context": "", "response": "b"},
-         "field 'instruction' is not a string (dict)"),
+        (
+            "dolly",
+            {"instruction": {"k": "v"}, "context": "", "response": "b"},
+            "field 'instruction' is not a string (dict)",
+        ),
         ("prompt-completion", {"prompt": "a", "completion": ""}, "empty response"),
         ("prompt-completion", {"prompt": [user("a")], "completion": "b"}, "field 'prompt' is not a string (list)"),
-        ("sharegpt", {"conversations": [{"from": "human", "value": "a"}, {"from": "robot", "value": "b"}]},
-         "unknown role 'robot'"),
+        (
+            "sharegpt",
+            {"conversations": [{"from": "human", "value": "a"}, {"from": "robot", "value": "b"}]},
+            "unknown role 'robot'",
+        ),
         ("sharegpt", {"conversations": [{"from": "human", "value": "a"}]}, "no assistant turn"),
-        ("sharegpt", {"conversations": [{"from": "human", "value": "a"}, {"from": "gpt", "value": " "}]},
-         "empty response (turn 2)"),
+        (
+            "sharegpt",
+            {"conversations": [{"from": "human", "value": "a"}, {"from": "gpt", "value": " "}]},
+            "empty response (turn 2)",
+        ),
         ("sharegpt", {"conversations": "human: a"}, "field 'conversations' is not a list (str)"),
         ("sharegpt", {"conversations": None}, "missing field 'conversations'"),
         ("messages", {"messages": [user("a"), {"role": "assistant"}]}, "turn 2 has no 'content'"),
         ("messages", {"messages": [{"content": "a"}, assistant("b")]}, "turn 1 has no 'role'"),
-        ("messages", {"messages": [{"role": "user", "content": 3}, assistant("b")]},
-         "turn 1 'content' is not a string (int)"),
+        (
+            "messages",
+            {"messages": [{"role": "user", "content": 3}, assistant("b")]},
+            "turn 1 'content' is not a string (int)",
+        ),
         ("messages", {"messages": ["a", assistant("b")]}, "turn 1 is not an object (str)"),
         ("messages", {"messages": []}, "no assistant turn"),
         # issue 20: the row's own defect is named, not the template's limits ("excluded: multi-turn …")
         ("messages", {"messages": [{"role": "banana", "content": "a"}, assistant("b")]}, "unknown role 'banana'"),
-        ("messages", {"messages": [user("a"), assistant("b"), user("c"), assistant("")]},
-         "empty response (turn 4)"),
+        ("messages", {"messages": [user("a"), assistant("b"), user("c"), assistant("")]}, "empty response (turn 4)"),
     ],
 )
 def test_invalid_rows_keep_their_place_with_a_reason(tmp_path, format, bad, reason):
@@ -497,8 +616,13 @@ def test_invalid_rows_keep_their_place_with_a_reason(tmp_path, format, bad, reas
 
 def test_mixed_type_field_is_kept_raw_and_only_that_row_is_invalid(tmp_path):
     path = tmp_path / "mixed.json"
-    records = [RECORDS[0], {"instruction": "Count.", "input": "", "output": 3}, RECORDS[1], {"instruction": "x"},
-               {"instruction": "Halve 5.", "output": 2.5}]
+    records = [
+        RECORDS[0],
+        {"instruction": "Count.", "input": "", "output": 3},
+        RECORDS[1],
+        {"instruction": "x"},
+        {"instruction": "Halve 5.", "output": 2.5},
+    ]
     path.write_text(json.dumps(records), encoding="utf-8")
     raw = read_source(str(path))
     assert raw["output"] == ["5", 3, "Blue.", None, 2.5]  # "5" stays a string, 3 an int: nothing coerced
@@ -517,8 +641,12 @@ def test_duplicates_point_at_the_first_ok_occurrence(tmp_path):
     a, b, bad = RECORDS[0], RECORDS[1], {"instruction": "a", "input": "", "output": ""}
     rows = canon(tmp_path, [a, b, a, bad, bad, dict(reversed(list(a.items())))])
     assert [(r["status"], r["reason"]) for r in rows] == [
-        ("ok", ""), ("ok", ""), ("duplicate", "duplicate of row 0"),
-        ("invalid", "empty response"), ("invalid", "empty response"), ("duplicate", "duplicate of row 0"),
+        ("ok", ""),
+        ("ok", ""),
+        ("duplicate", "duplicate of row 0"),
+        ("invalid", "empty response"),
+        ("invalid", "empty response"),
+        ("duplicate", "duplicate of row 0"),
     ]
     assert rows[2]["messages"] == rows[0]["messages"]  # duplicates keep their views
 
@@ -571,9 +699,7 @@ def test_real_dolly_subset():
 @pytest.mark.slow
 @pytest.mark.skipif(not ALPACA.exists(), reason="Alpaca data not present under ../shared/data")
 def test_real_alpaca_52k():
-    start = time.perf_counter()
     ds = load_rows(str(ALPACA))
-    print(f"load_rows on {ds.num_rows} Alpaca rows: {time.perf_counter() - start:.1f} s")
     assert ds.num_rows == 52002 and ds["row"] == list(range(52002))
     ok_ids = [i for i, s in zip(ds["id"], ds["status"]) if s == "ok"]
     assert len(ok_ids) == len(set(ok_ids)) > 51000

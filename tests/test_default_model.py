@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from hf_lpselect.data import load_rows
-from hf_lpselect.scoring.demo import run_demo
 from hf_lpselect.models import load_model
+from hf_lpselect.scoring.demo import run_demo
 from hf_lpselect.scoring.passes import score_pass
 from hf_lpselect.templates import tokenize_rows
+
 
 ALPACA_PATH = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared/data/train/alpaca/alpaca_data.json"
 

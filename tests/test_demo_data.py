@@ -8,6 +8,7 @@ import pytest
 
 from hf_lpselect.scoring.demo_data import FAMILIES, WRONG_FRACTION, demo_dataset, make_demo_rows
 
+
 # Enough rows that every family gets several deliberately wrong ones.
 MANY = make_demo_rows(1200, seed=3)
 
@@ -62,8 +63,14 @@ def string_ok(row):
     return row["output"] == expected
 
 
-FACTORS = {("kilometers", "meters"): 1000, ("meters", "centimeters"): 100, ("kilograms", "grams"): 1000,
-           ("hours", "minutes"): 60, ("minutes", "seconds"): 60, ("days", "hours"): 24}
+FACTORS = {
+    ("kilometers", "meters"): 1000,
+    ("meters", "centimeters"): 100,
+    ("kilograms", "grams"): 1000,
+    ("hours", "minutes"): 60,
+    ("minutes", "seconds"): 60,
+    ("days", "hours"): 24,
+}
 
 
 def unit_conversion_ok(row):
@@ -104,8 +111,14 @@ def list_ok(row):
     return row["output"] == expected
 
 
-CHECKERS = {"arithmetic": arithmetic_ok, "word_problem": word_problem_ok, "string": string_ok,
-            "unit_conversion": unit_conversion_ok, "fact": fact_ok, "list": list_ok}
+CHECKERS = {
+    "arithmetic": arithmetic_ok,
+    "word_problem": word_problem_ok,
+    "string": string_ok,
+    "unit_conversion": unit_conversion_ok,
+    "fact": fact_ok,
+    "list": list_ok,
+}
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -24,9 +24,12 @@ from hf_lpselect.eval.store import JsonlStore
 from hf_lpselect.eval.testsets import TestItem
 from hf_lpselect.templates import tokenize_rows
 
+
 QUESTIONS = [
     TestItem("a", "Name a colour."),
-    TestItem("b", "Summarise the text below in one sentence, keeping every name it mentions.", "Ada met Alan in London."),
+    TestItem(
+        "b", "Summarise the text below in one sentence, keeping every name it mentions.", "Ada met Alan in London."
+    ),
     TestItem("c", "Why is the sky blue? Explain it to a child, in two or three short sentences."),
     TestItem("d", "Hi"),
     TestItem("e", "Translate to French: good morning, my friend."),
@@ -53,7 +56,11 @@ def test_template_auto_is_chat_when_the_tokenizer_has_one(tokenizer):
 @pytest.mark.parametrize("template", ["alpaca", "chat", "plain"])
 def test_prompt_ids_are_the_scorers_prompt_tokens(tokenizer, template):
     item = QUESTIONS[1]
-    rows = canonicalize(datasets.Dataset.from_dict({"instruction": [item.instruction], "input": [item.input], "output": ["Ada and Alan met."]}))
+    rows = canonicalize(
+        datasets.Dataset.from_dict(
+            {"instruction": [item.instruction], "input": [item.input], "output": ["Ada and Alan met."]}
+        )
+    )
     scored = tokenize_rows(rows, tokenizer, template=template, max_length=512)[0]
     n_prompt = scored["labels"].index(next(x for x in scored["labels"] if x != -100))
     assert prompt_ids(tokenizer, template, item.instruction, item.input) == scored["input_ids"][:n_prompt]
@@ -71,8 +78,12 @@ def test_batched_left_padded_generation_equals_one_prompt_at_a_time(tiny):
         batched.update(zip(indices, new_ids))
     stop = set(config.eos_token_id)
     for i, prompt in enumerate(prompts):
-        out = model.generate(torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long), generation_config=config)
-        alone = out[0, len(prompt):].tolist()
+        out = model.generate(
+            torch.tensor([prompt]),
+            attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+            generation_config=config,
+        )
+        alone = out[0, len(prompt) :].tolist()
         alone = alone[: next((k for k, t in enumerate(alone) if t in stop), len(alone))]
         assert batched[i] == alone
 
@@ -82,7 +93,16 @@ def test_answers_are_cached_and_resumed(tiny, tmp_path):
     settings = GenerationSettings(template="chat", max_new_tokens=4)
     store = JsonlStore(tmp_path / "generations.jsonl")
     run = lambda store, items, settings=settings: generate_answers(  # noqa: E731
-        model, tokenizer, items, model_label="tiny", model_key="k1", test_set="qs", settings=settings, store=store, batch_size=2)
+        model,
+        tokenizer,
+        items,
+        model_label="tiny",
+        model_key="k1",
+        test_set="qs",
+        settings=settings,
+        store=store,
+        batch_size=2,
+    )
     first, stats = run(store, QUESTIONS[:3])
     assert (stats.n_answers, stats.n_generated, stats.new_tokens) == (3, 3, sum(r["n_new_tokens"] for r in first))
     assert [r["id"] for r in first] == ["a", "b", "c"]

@@ -15,11 +15,12 @@ import sys
 import time
 
 import pytest
-
 from eval_models import ANY, bigram_model
+from judge_server import MisbehavingJudge
+
 from hf_lpselect.errors import EvalError
 from hf_lpselect.eval import EvalArguments, evaluate
-from judge_server import MisbehavingJudge
+
 
 pytest.importorskip("openai", reason="an endpoint judge needs the openai client (pip install 'hf-lpselect[eval]')")
 
@@ -32,22 +33,52 @@ def models(tmp_path_factory, tokenizer):
     root = tmp_path_factory.mktemp("judge_faults")
     yes = bigram_model(tokenizer, root / "yes", {ANY: "yes"})
     no = bigram_model(tokenizer, root / "no", {ANY: "no"})
-    (root / "q.jsonl").write_text("".join(json.dumps({"id": f"q{i}", "prompt": q}) + "\n" for i, q in enumerate(QUESTIONS)))
+    (root / "q.jsonl").write_text(
+        "".join(json.dumps({"id": f"q{i}", "prompt": q}) + "\n" for i, q in enumerate(QUESTIONS))
+    )
     return root, yes, no
 
 
 def arguments(models, eval_dir, base_url, **extra) -> EvalArguments:
     root, yes, no = models
-    return EvalArguments(models=[f"yes={yes}", f"no={no}"], test_sets=[str(root / "q.jsonl")], eval_dir=str(eval_dir),
-                         max_new_tokens=3, judge_base_url=base_url, judge_model="loopback-judge", judge_workers=1,
-                         judge_timeout=1.0, **extra)
+    return EvalArguments(
+        models=[f"yes={yes}", f"no={no}"],
+        test_sets=[str(root / "q.jsonl")],
+        eval_dir=str(eval_dir),
+        max_new_tokens=3,
+        judge_base_url=base_url,
+        judge_model="loopback-judge",
+        judge_workers=1,
+        judge_timeout=1.0,
+        **extra,
+    )
 
 
 def cli(models, eval_dir, base_url) -> list[str]:
     root, yes, no = models
-    return [sys.executable, "-m", "hf_lpselect.cli", "eval", "--models", f"yes={yes}", f"no={no}", "--test_sets", str(root / "q.jsonl"),
-            "--eval_dir", str(eval_dir), "--max_new_tokens", "3", "--judge_base_url", base_url, "--judge_model", "loopback-judge",
-            "--judge_workers", "1", "--judge_timeout", "1"]
+    return [
+        sys.executable,
+        "-m",
+        "hf_lpselect.cli",
+        "eval",
+        "--models",
+        f"yes={yes}",
+        f"no={no}",
+        "--test_sets",
+        str(root / "q.jsonl"),
+        "--eval_dir",
+        str(eval_dir),
+        "--max_new_tokens",
+        "3",
+        "--judge_base_url",
+        base_url,
+        "--judge_model",
+        "loopback-judge",
+        "--judge_workers",
+        "1",
+        "--judge_timeout",
+        "1",
+    ]
 
 
 def judgments(eval_dir) -> list[dict]:
@@ -62,8 +93,17 @@ def test_transient_failures_are_asked_again_and_never_become_a_verdict(models, t
     records = judgments(tmp_path / "out")
     assert len(records) == N_REQUESTS and {tuple(r["scores"]) for r in records} == {(9, 2)}
     # "9 2" in both orders: the answer shown first wins each time, so every pair is a tie
-    assert result.to_dict()["pairwise"][0] == {"model": "yes", "baseline": "no", "test_set": "q", "win": 0, "tie": 4,
-                                                   "lose": 0, "unparseable": 0, "total": 4, "winning_score": 1.0}
+    assert result.to_dict()["pairwise"][0] == {
+        "model": "yes",
+        "baseline": "no",
+        "test_set": "q",
+        "win": 0,
+        "tie": 4,
+        "lose": 0,
+        "unparseable": 0,
+        "total": 4,
+        "winning_score": 1.0,
+    }
 
 
 def test_replies_without_scores_are_counted_unparseable_never_as_ties(models, tmp_path):
@@ -77,9 +117,14 @@ def test_replies_without_scores_are_counted_unparseable_never_as_ties(models, tm
 
 def test_a_judge_that_keeps_failing_is_one_sentence_on_its_own_line(models, tmp_path):
     with MisbehavingJudge(default="500") as judge:
-        done = subprocess.run(cli(models, tmp_path / "out", judge.base_url), capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            cli(models, tmp_path / "out", judge.base_url), capture_output=True, text=True, timeout=600
+        )
     assert done.returncode == 2, done.stderr[-3000:]
-    assert re.search(r"(?m)^Error: The judge at \S+ kept failing \(HTTP 500.*\) after 4 tries; the replies already given are kept", done.stderr)
+    assert re.search(
+        r"(?m)^Error: The judge at \S+ kept failing \(HTTP 500.*\) after 4 tries; the replies already given are kept",
+        done.stderr,
+    )
     assert "Traceback" not in done.stderr
     assert len(judge.asked) == 4  # bounded: 1 + 3 retries
 
@@ -104,7 +149,9 @@ def test_cached_answers_and_replies_survive_kill_9(models, tmp_path):
     out = tmp_path / "out"
     with MisbehavingJudge(["ok", "ok", "slow"], slow_seconds=30) as judge:
         port = judge.port
-        process = subprocess.Popen(cli(models, out, judge.base_url), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            cli(models, out, judge.base_url), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 300
         while len(judge.asked) < 3 and time.monotonic() < deadline and process.poll() is None:
             time.sleep(0.05)

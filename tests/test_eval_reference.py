@@ -12,11 +12,17 @@ from hf_lpselect.eval.reference import reference_nll, reference_rows, summarize_
 from hf_lpselect.eval.testsets import TestItem, TestSet
 from hf_lpselect.templates import prompt_text, tokenize_rows
 
+
 ITEMS = [
     TestItem("q1", "Name a colour.", "", "Blue."),
     TestItem("q2", "Add the numbers.", "2 and 3", "2 + 3 = 5, so the sum is five."),
     TestItem("q3", "Say hi.", "", None),  # no reference: not scored
-    TestItem("q4", "Write a haiku about autumn leaves falling in the evening light. " * 6, "", "Red leaves drift and fall / the evening light grows thin / a cold wind follows"),
+    TestItem(
+        "q4",
+        "Write a haiku about autumn leaves falling in the evening light. " * 6,
+        "",
+        "Red leaves drift and fall / the evening light grows thin / a cold wind follows",
+    ),
 ]
 
 
@@ -53,14 +59,20 @@ def test_reference_nll_equals_a_naive_one_row_loop(tiny):
 def test_rows_truncated_away_are_counted_not_scored(tiny):
     model, tokenizer = tiny
     rows = reference_rows(TestSet("t", "t.jsonl", "alpaca", ITEMS))
-    n_prompt_q4 = len(tokenizer(prompt_text(ITEMS[3].instruction, "", "alpaca"), add_special_tokens=False)["input_ids"])
-    assert n_prompt_q4 > max(len(ids) for ids in tokenize_rows(rows, tokenizer, template="alpaca", max_length=4096)["input_ids"][:2])
+    n_prompt_q4 = len(
+        tokenizer(prompt_text(ITEMS[3].instruction, "", "alpaca"), add_special_tokens=False)["input_ids"]
+    )
+    assert n_prompt_q4 > max(
+        len(ids) for ids in tokenize_rows(rows, tokenizer, template="alpaca", max_length=4096)["input_ids"][:2]
+    )
     table = reference_nll(model, tokenizer, rows, template="alpaca", max_length=n_prompt_q4)
     assert table.loc[table["id"] == "q4", "status"].item() == "excluded"
     assert math.isnan(table.loc[table["id"] == "q4", "nll"].item())
     summary = summarize_nll(table)
     assert summary["n_scored"] == 2
-    assert summary["not_scored"] == {f"excluded: no response token left after truncation to max_length={n_prompt_q4}": 1}
+    assert summary["not_scored"] == {
+        f"excluded: no response token left after truncation to max_length={n_prompt_q4}": 1
+    }
 
 
 def test_chat_template_rows_score_too(tiny):

@@ -14,14 +14,18 @@ from pathlib import Path
 
 import httpx
 import pytest
+from eval_models import ANY, bigram_model
 from transformers.utils.import_utils import is_serve_available
 
-from eval_models import ANY, bigram_model
 from hf_lpselect.errors import EvalError
 from hf_lpselect.eval import EvalArguments, evaluate
 from hf_lpselect.eval.judge import EndpointJudge
 
-pytestmark = pytest.mark.skipif(not is_serve_available(), reason="transformers serve needs fastapi, uvicorn and openai (pip install 'hf-lpselect[test]')")
+
+pytestmark = pytest.mark.skipif(
+    not is_serve_available(),
+    reason="transformers serve needs fastapi, uvicorn and openai (pip install 'hf-lpselect[test]')",
+)
 
 
 def _free_port() -> int:
@@ -39,8 +43,20 @@ def served_judge(tmp_path_factory, tokenizer):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(root / "hf_home")}
     log = (root / "serve.log").open("w")
     server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("transformers")), "serve", str(judge), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            str(Path(sys.executable).with_name("transformers")),
+            "serve",
+            str(judge),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--device",
+            "cpu",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -65,18 +81,39 @@ def test_eval_through_transformers_serve(served_judge, tokenizer):
     root, judge, base_url = served_judge
     yes = bigram_model(tokenizer, root / "yes", {ANY: "yes"})
     no = bigram_model(tokenizer, root / "no", {ANY: "no"})
-    (root / "q.jsonl").write_text("".join(json.dumps({"id": f"q{i}", "prompt": p}) + "\n" for i, p in enumerate(["Hello?", "Ready?"])))
-    result = evaluate(EvalArguments(
-        models=[f"yes={yes}", f"no={no}"], test_sets=[str(root / "q.jsonl")], eval_dir=str(root / "out"),
-        max_new_tokens=4, judge_base_url=base_url, judge_model=str(judge), judge_max_new_tokens=6, judge_workers=2,
-    ))
+    (root / "q.jsonl").write_text(
+        "".join(json.dumps({"id": f"q{i}", "prompt": p}) + "\n" for i, p in enumerate(["Hello?", "Ready?"]))
+    )
+    result = evaluate(
+        EvalArguments(
+            models=[f"yes={yes}", f"no={no}"],
+            test_sets=[str(root / "q.jsonl")],
+            eval_dir=str(root / "out"),
+            max_new_tokens=4,
+            judge_base_url=base_url,
+            judge_model=str(judge),
+            judge_max_new_tokens=6,
+            judge_workers=2,
+        )
+    )
     judgments = [json.loads(line) for line in result.judgments.read_text().splitlines()]
     assert len(judgments) == 4
     assert {(j["reply"], tuple(j["scores"])) for j in judgments} == {("9 2", (9, 2))}
     assert {j["judge"]["backend"] for j in judgments} == {"endpoint"}
     # shown first it wins, shown second it loses: win + lose = tie, every pair
-    assert result.to_dict()["pairwise"] == [{"model": "yes", "baseline": "no", "test_set": "q", "win": 0, "tie": 2, "lose": 0,
-                                           "unparseable": 0, "total": 2, "winning_score": 1.0}]
+    assert result.to_dict()["pairwise"] == [
+        {
+            "model": "yes",
+            "baseline": "no",
+            "test_set": "q",
+            "win": 0,
+            "tie": 2,
+            "lose": 0,
+            "unparseable": 0,
+            "total": 2,
+            "winning_score": 1.0,
+        }
+    ]
 
 
 def test_an_unknown_model_on_the_endpoint_is_one_sentence(served_judge):

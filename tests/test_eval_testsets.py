@@ -10,6 +10,7 @@ import pytest
 from hf_lpselect.errors import EvalError
 from hf_lpselect.eval.testsets import TestItem, default_name, load_test_set
 
+
 SHARED_EVAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eval"
 
 
@@ -23,17 +24,40 @@ def _jsonl(path: Path, rows: list[dict]) -> str:
     [
         ({"question_id": 7, "text": "Why?", "category": "generic"}, "vicuna", TestItem("7", "Why?")),
         ({"id": "koala_3", "prompt": "Tell me."}, "prompt", TestItem("koala_3", "Tell me.")),
-        ({"idx": 2, "Skill": "Math", "Difficulty": 3, "Instruction": "Add 2 and 2."}, "wizardlm", TestItem("2", "Add 2 and 2.")),
-        ({"id": "t0", "instruction": "Fix it.", "instances": [{"input": "teh cat", "output": "the cat"}]},
-         "self-instruct", TestItem("t0", "Fix it.", "teh cat", "the cat")),
+        (
+            {"idx": 2, "Skill": "Math", "Difficulty": 3, "Instruction": "Add 2 and 2."},
+            "wizardlm",
+            TestItem("2", "Add 2 and 2."),
+        ),
+        (
+            {"id": "t0", "instruction": "Fix it.", "instances": [{"input": "teh cat", "output": "the cat"}]},
+            "self-instruct",
+            TestItem("t0", "Fix it.", "teh cat", "the cat"),
+        ),
         ({"conversations": "A LIMA prompt"}, "sharegpt", TestItem("0", "A LIMA prompt")),
         ({"conversations": ["Q?", "A."]}, "sharegpt", TestItem("0", "Q?", "", "A.")),
-        ({"conversations": [{"from": "human", "value": "Q?"}, {"from": "gpt", "value": "A."}]}, "sharegpt", TestItem("0", "Q?", "", "A.")),
-        ({"messages": [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": "A."}]}, "messages", TestItem("0", "Q?", "", "A.")),
-        ({"dataset": "vicuna", "instruction": "Q?", "output": "Ref.", "generator": "gpt4"}, "alpaca", TestItem("0", "Q?", "", "Ref.")),
+        (
+            {"conversations": [{"from": "human", "value": "Q?"}, {"from": "gpt", "value": "A."}]},
+            "sharegpt",
+            TestItem("0", "Q?", "", "A."),
+        ),
+        (
+            {"messages": [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": "A."}]},
+            "messages",
+            TestItem("0", "Q?", "", "A."),
+        ),
+        (
+            {"dataset": "vicuna", "instruction": "Q?", "output": "Ref.", "generator": "gpt4"},
+            "alpaca",
+            TestItem("0", "Q?", "", "Ref."),
+        ),
         ({"instruction": "Sum.", "context": "1, 2", "response": "3"}, "alpaca", TestItem("0", "Sum.", "1, 2", "3")),
         ({"question": "2+2?", "answer": "#### 4"}, "question", TestItem("0", "2+2?", "", "#### 4")),
-        ({"question_id": 81, "category": "writing", "turns": ["Write.", "Rewrite."]}, "mt-bench", TestItem("81", "Write.")),
+        (
+            {"question_id": 81, "category": "writing", "turns": ["Write.", "Rewrite."]},
+            "mt-bench",
+            TestItem("81", "Write."),
+        ),
     ],
 )
 def test_each_shape(tmp_path, row, shape, item):
@@ -48,7 +72,9 @@ def test_question_joins_instruction_and_input_as_the_scorer_does():
 
 
 def test_names_limit_and_empty_reference(tmp_path):
-    path = _jsonl(tmp_path / "koala_test_set.jsonl", [{"id": f"k{i}", "prompt": f"p{i}", "output": ""} for i in range(5)])
+    path = _jsonl(
+        tmp_path / "koala_test_set.jsonl", [{"id": f"k{i}", "prompt": f"p{i}", "output": ""} for i in range(5)]
+    )
     assert load_test_set(path).name == "koala"
     named = load_test_set(f"mine={path}", limit=2)
     assert named.name == "mine"
@@ -87,5 +113,9 @@ def test_unknown_shape_empty_prompt_and_repeated_ids_are_refused(tmp_path):
 )
 def test_the_real_sets(path, name, n_items, n_references):
     test_set = load_test_set(str(SHARED_EVAL / path))
-    assert (test_set.name, len(test_set.items), sum(i.reference is not None for i in test_set.items)) == (name, n_items, n_references)
+    assert (test_set.name, len(test_set.items), sum(i.reference is not None for i in test_set.items)) == (
+        name,
+        n_items,
+        n_references,
+    )
     assert all(item.instruction.strip() for item in test_set.items)

@@ -34,9 +34,15 @@ def test_parse_scores_refuses_anything_else(reply):
 @pytest.mark.parametrize(
     "first, second, outcome",
     [
-        ("win", "win", "win"), ("win", "tie", "win"), ("tie", "win", "win"),
-        ("tie", "tie", "tie"), ("win", "lose", "tie"), ("lose", "win", "tie"),
-        ("lose", "lose", "lose"), ("lose", "tie", "lose"), ("tie", "lose", "lose"),
+        ("win", "win", "win"),
+        ("win", "tie", "win"),
+        ("tie", "win", "win"),
+        ("tie", "tie", "tie"),
+        ("win", "lose", "tie"),
+        ("lose", "win", "tie"),
+        ("lose", "lose", "lose"),
+        ("lose", "tie", "lose"),
+        ("tie", "lose", "lose"),
     ],
 )
 def test_combine_is_the_method_table(first, second, outcome):
@@ -45,9 +51,9 @@ def test_combine_is_the_method_table(first, second, outcome):
 
 def test_pair_outcome_reads_the_second_order_mirrored():
     # order 1 shows the model first, order 2 shows it second: (score of first shown, score of second shown)
-    assert pair_outcome((8, 6), (6, 8)) == "win"   # preferred in both orders
-    assert pair_outcome((8, 6), (7, 7)) == "win"   # win + tie
-    assert pair_outcome((8, 6), (9, 5)) == "tie"   # the judge always prefers the first answer: win + lose
+    assert pair_outcome((8, 6), (6, 8)) == "win"  # preferred in both orders
+    assert pair_outcome((8, 6), (7, 7)) == "win"  # win + tie
+    assert pair_outcome((8, 6), (9, 5)) == "tie"  # the judge always prefers the first answer: win + lose
     assert pair_outcome((5, 5), (5, 5)) == "tie"
     assert pair_outcome((4, 6), (6, 4)) == "lose"
     assert pair_outcome((4, 6), (5, 5)) == "lose"  # lose + tie
@@ -72,8 +78,8 @@ def test_tally_on_a_hand_made_table():
         ((5, 8), (5, 8)),  # tie (lose + win)
         ((3, 9), (9, 3)),  # lose
         ((5, 5), (8, 4)),  # lose (tie + lose)
-        ((9, 2), None),    # unparseable
-        (None, None),      # unparseable
+        ((9, 2), None),  # unparseable
+        (None, None),  # unparseable
     ]
     counts = tally(pair_outcome(a, b) for a, b in table)
     assert counts == Tally(win=3, tie=3, lose=2, unparseable=2)

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import bench_evidence_gpu as kit  # noqa: E402
+
 
 pytestmark = pytest.mark.skipif(not kit.REPO.parent.joinpath("shared", "data").is_dir(), reason="needs ../shared/data")
 
@@ -64,8 +66,18 @@ def test_toy_kit_runs_every_stage_resumes_and_reports(prepared, tmp_path, capsys
 
     call("select", work=prepared, results=results)  # the real run's fractions and seeds
     arms = json.loads((results / "arms.json").read_text())["arms"]
-    assert {"base", "full", "random-s0@0.33", "lp1-hard@0.33", "lp1-hard-pc@0.33", "lp-app-hard@0.33", "lp-app-hard-pc@0.33",
-            "clustered-random@0.33", "longest@0.33", "ifd-nll@0.33"} <= set(arms)
+    assert {
+        "base",
+        "full",
+        "random-s0@0.33",
+        "lp1-hard@0.33",
+        "lp1-hard-pc@0.33",
+        "lp-app-hard@0.33",
+        "lp-app-hard-pc@0.33",
+        "clustered-random@0.33",
+        "longest@0.33",
+        "ifd-nll@0.33",
+    } <= set(arms)
     assert len(arms) == 3 * 10 + 2  # 10 arms at each fraction, the full pool and the untrained base
     global_rows = {arms[a]["n_rows"] for a in arms if a.endswith("@0.33") and not arms[a]["per_cluster"]}
     assert len(global_rows) == 1  # every global arm takes as many rows as lp1-hard
@@ -88,7 +100,9 @@ def test_toy_kit_runs_every_stage_resumes_and_reports(prepared, tmp_path, capsys
 
     call("report", work=prepared, results=results, report=str(report))
     payload = json.loads(report.read_text())
-    assert payload["pending"] == [] and payload["fractions"] == [0.05, 0.1, 0.33] and payload["random_seeds"] == [0, 1, 2]
+    assert (
+        payload["pending"] == [] and payload["fractions"] == [0.05, 0.1, 0.33] and payload["random_seeds"] == [0, 1, 2]
+    )
     assert set(payload["verdicts"]) == set(payload["comparisons"]) == {"0.05", "0.1", "0.33"}
     assert set(payload["arms"]) == set(arms) and all(a["done"] for a in payload["arms"].values())
     compared = payload["comparisons"]["0.33"]
@@ -128,7 +142,9 @@ def test_parts_carried_in_order_are_kept_until_all_are_here(prepared, tmp_path, 
     store = tmp_path / "store"
     manifest = None
     for index in range(1, n):
-        manifest, carried = kit.stash_parts(only_parts(prepared, tmp_path / str(index), "target", [index]), "target", store)
+        manifest, carried = kit.stash_parts(
+            only_parts(prepared, tmp_path / str(index), "target", [index]), "target", store
+        )
         assert carried == [index] and kit.check_parts(manifest, store, carried) is False
         assert f"calls/target/{index + 1}" in capsys.readouterr().out
     manifest, carried = kit.stash_parts(only_parts(prepared, tmp_path / "last", "target", [n]), "target", store)
@@ -140,7 +156,9 @@ def test_a_missing_part_names_the_calls_to_repeat(prepared, tmp_path):
     n = len(list((prepared / "calls" / "scorer").glob("*/part")))
     store = tmp_path / "store"  # a machine given back bare: part 1 is gone
     manifest, carried = kit.stash_parts(only_parts(prepared, tmp_path, "scorer", [n]), "scorer", store)
-    with pytest.raises(kit.KitError, match=r"Part\(s\) 1, .* are missing on this machine .* again, back to back, then this one"):
+    with pytest.raises(
+        kit.KitError, match=r"Part\(s\) 1, .* are missing on this machine .* again, back to back, then this one"
+    ):
         kit.check_parts(manifest, store, carried)
 
 
@@ -164,20 +182,25 @@ def test_target_needs_the_committed_arms(prepared, tmp_path):
 
 def judged(**arms: tuple[tuple[str, float], tuple[str, float]]) -> dict:
     """Comparisons at 5 % with the given (verdict, mean difference) on held-out Alpaca and on AlpacaEval per arm."""
-    return {f"{arm.replace('_', '-')}@0.05": {name: {"verdict": v, "mean_diff": d} for name, (v, d) in zip(kit.SETS, pair)}
-            for arm, pair in arms.items()}
+    return {
+        f"{arm.replace('_', '-')}@0.05": {name: {"verdict": v, "mean_diff": d} for name, (v, d) in zip(kit.SETS, pair)}
+        for arm, pair in arms.items()
+    }
 
 
 SAME = ("no difference", 0.01)
 NULLS = {name: {"n_seeds": 3, "spread": 0.02, "t": 4.302653} for name in kit.SETS}  # bound ±0.099 vs the 3 seeds
-RULE = ("At 5% of the pool (500 rows), counting only differences beyond what re-drawing the random subset changes "
-        "(±0.099 on held-out Alpaca, ±0.099 on AlpacaEval, from 3 random seeds; -pc arms against clustered-random): ")
+RULE = (
+    "At 5% of the pool (500 rows), counting only differences beyond what re-drawing the random subset changes "
+    "(±0.099 on held-out Alpaca, ±0.099 on AlpacaEval, from 3 random seeds; -pc arms against clustered-random): "
+)
 
 
 def test_the_verdict_waits_for_the_random_seeds_and_an_lp_arm():
     plans = {"lp1-hard@0.05": {"n_rows": 500}}
     assert kit.verdict(0.05, {}, {}, None, plans, None) == (
-        "At 5% of the pool (500 rows): not measured yet (the random seeds and at least one LP-hard arm must have run).")
+        "At 5% of the pool (500 rows): not measured yet (the random seeds and at least one LP-hard arm must have run)."
+    )
 
 
 def test_one_win_among_eight_is_named_counted_flagged_and_checked_against_longest():
@@ -187,23 +210,31 @@ def test_one_win_among_eight_is_named_counted_flagged_and_checked_against_longes
     assert kit.verdict(0.05, compared, per_cluster, NULLS, plans, None) == RULE + (
         "lp1-hard beat random on held-out Alpaca (1 of 8 comparisons; a single win among 8 may be chance, not a result "
         "on its own); but `longest` did as well there (-0.200 vs -0.150 on held-out Alpaca): the gain may be length, "
-        "not hardness.")
+        "not hardness."
+    )
 
 
 def test_per_cluster_arms_are_judged_against_clustered_random_and_longest_on_every_winning_set():
     plans = {"lp1-hard@0.05": {"n_rows": 500}}
-    compared = judged(lp1_hard=(SAME, ("lower", -0.12)), lp_app_hard=(SAME, ("higher", 0.2)),
-                      lp1_hard_pc=(("lower", -0.3), ("lower", -0.3)),  # against the random mean: not what is judged
-                      longest=(("lower", -0.1), SAME))
+    compared = judged(
+        lp1_hard=(SAME, ("lower", -0.12)),
+        lp_app_hard=(SAME, ("higher", 0.2)),
+        lp1_hard_pc=(("lower", -0.3), ("lower", -0.3)),  # against the random mean: not what is judged
+        longest=(("lower", -0.1), SAME),
+    )
     per_cluster = judged(lp1_hard_pc=(SAME, ("lower", -0.13)), lp_app_hard_pc=(("lower", -0.14), SAME))
-    noisy = {"kendall_tau_b": 0.12, "top": {"0.05": {"overlap": 0.08, "expected_random": 0.05, "reading": "seed noise"}}}
+    noisy = {
+        "kendall_tau_b": 0.12,
+        "top": {"0.05": {"overlap": 0.08, "expected_random": 0.05, "reading": "seed noise"}},
+    }
     assert kit.verdict(0.05, compared, per_cluster, NULLS, plans, noisy) == RULE + (
         "lp-app-hard-pc (vs clustered-random) beat random on held-out Alpaca; lp1-hard, lp1-hard-pc (vs clustered-random) "
         "beat random on AlpacaEval (3 of 8 comparisons, uncorrected for multiplicity); "
         "`longest` did less well there (-0.100 vs -0.140 on held-out Alpaca); "
         "`longest` did less well there (+0.010 vs -0.130 on AlpacaEval); "
         "lp-app-hard did worse than random on AlpacaEval; "
-        "LP(1)'s hardest 5% under a second scorer seed overlaps 8% (chance 5%, Kendall tau 0.12): mostly seed noise.")
+        "LP(1)'s hardest 5% under a second scorer seed overlaps 8% (chance 5%, Kendall tau 0.12): mostly seed noise."
+    )
 
 
 def test_seed_overlap_is_read_against_chance_not_against_one_half():
@@ -216,10 +247,17 @@ def test_seed_overlap_is_read_against_chance_not_against_one_half():
 def test_the_size_ratio_says_what_it_implies(tmp_path):
     (tmp_path / "scorer").mkdir()
     (tmp_path / "target").mkdir()
-    (tmp_path / "scorer" / "stage.json").write_text(json.dumps({"parameters": 134_515_008, "non_embedding_parameters": 106_203_456}))
-    (tmp_path / "target" / "base.json").write_text(json.dumps({"parameters": 268_098_176, "non_embedding_parameters": 100_326_016}))
+    (tmp_path / "scorer" / "stage.json").write_text(
+        json.dumps({"parameters": 134_515_008, "non_embedding_parameters": 106_203_456})
+    )
+    (tmp_path / "target" / "base.json").write_text(
+        json.dumps({"parameters": 268_098_176, "non_embedding_parameters": 100_326_016})
+    )
     ratio = kit.size_ratio(tmp_path)
     assert (ratio["ratio"], ratio["ratio_without_embeddings"]) == (1.99, 0.94)
     assert ratio["statement"].startswith("The target has 2.0x the scorer's parameters (0.9x without embeddings); ")
     assert "a null result here does not refute the paper" in ratio["statement"]
-    assert "ratio" not in kit.size_ratio(tmp_path / "nothing") and "2.0x" in kit.size_ratio(tmp_path / "nothing")["statement"]
+    assert (
+        "ratio" not in kit.size_ratio(tmp_path / "nothing")
+        and "2.0x" in kit.size_ratio(tmp_path / "nothing")["statement"]
+    )

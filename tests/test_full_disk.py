@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import write_jsonl
+
 from hf_lpselect.record import RunRecord
 from hf_lpselect.rundir import RunDir
 from hf_lpselect.scoring.demo_data import make_demo_rows
+
 
 NO_SPACE = "Error: No space left on the device; free some space and re-run the same command to resume."
 SCORE_FLAGS = ["--epochs", "2", "--max_length", "64", "--batch-size", "4", "--grad-accum", "1", "--bf16", "false"]
@@ -31,7 +32,9 @@ class SmallDisk:
     def __init__(self, path: Path, size: str):
         self.path = path
         path.mkdir(parents=True)
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, text=True)
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, text=True
+        )
         if done.returncode != 0:
             pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.strip()}): the full-disk tests need root")
 
@@ -57,12 +60,20 @@ def small_disk(tmp_path):
 
 @pytest.fixture()
 def data(tmp_path):
-    return write_jsonl(tmp_path / "d.jsonl", [{k: r[k] for k in ("instruction", "input", "output")} for r in make_demo_rows(8, seed=3)])
+    return write_jsonl(
+        tmp_path / "d.jsonl",
+        [{k: r[k] for k in ("instruction", "input", "output")} for r in make_demo_rows(8, seed=3)],
+    )
 
 
 def lpselect(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "hf_lpselect.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=600, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "hf_lpselect.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=cwd,
+    )
 
 
 def assert_one_sentence(done: subprocess.CompletedProcess) -> None:
@@ -93,7 +104,9 @@ def test_score_a_disk_that_fills_early_says_so_on_a_line_of_its_own(small_disk, 
     resumed = lpselect("score", data, "--model", tiny_model_dir, "--out", disk.path / "r", *SCORE_FLAGS)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     lpselect("score", data, "--model", tiny_model_dir, "--out", tmp_path / "straight", *SCORE_FLAGS)
-    pd.testing.assert_frame_equal(pd.read_parquet(RunDir(disk.path / "r").scores), pd.read_parquet(RunDir(tmp_path / "straight").scores))
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(RunDir(disk.path / "r").scores), pd.read_parquet(RunDir(tmp_path / "straight").scores)
+    )
 
 
 def test_score_a_disk_that_fills_while_an_epoch_checkpoint_is_written(small_disk, tmp_path, data, tiny_model_dir):
@@ -112,17 +125,21 @@ def test_score_a_disk_that_fills_while_an_epoch_checkpoint_is_written(small_disk
     straight = lpselect("score", data, "--model", tiny_model_dir, "--out", tmp_path / "straight", *SCORE_FLAGS)
     assert straight.returncode == 0, straight.stderr[-3000:]
     assert RunRecord.load(disk.path / "r").complete
-    pd.testing.assert_frame_equal(pd.read_parquet(RunDir(disk.path / "r").scores), pd.read_parquet(RunDir(tmp_path / "straight").scores))
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(RunDir(disk.path / "r").scores), pd.read_parquet(RunDir(tmp_path / "straight").scores)
+    )
 
 
 def test_train_a_disk_that_fills_while_a_checkpoint_is_written(small_disk, tmp_path, tiny_model_dir):
     """`lpselect train` on 10 MiB: the tiny model's first checkpoint (weights + optimizer, ~19 MiB) does not fit."""
-    from safetensors.torch import load_file
     import torch
-
+    from safetensors.torch import load_file
     from test_train_resume import command
 
-    data = write_jsonl(tmp_path / "t.jsonl", [{k: r[k] for k in ("instruction", "input", "output")} for r in make_demo_rows(16, seed=11)])
+    data = write_jsonl(
+        tmp_path / "t.jsonl",
+        [{k: r[k] for k in ("instruction", "input", "output")} for r in make_demo_rows(16, seed=11)],
+    )
     disk = small_disk("10m")
     full = lpselect(*command(data, tiny_model_dir, disk.path / "out"))
     assert_one_sentence(full)
@@ -133,10 +150,15 @@ def test_train_a_disk_that_fills_while_a_checkpoint_is_written(small_disk, tmp_p
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     straight = lpselect(*command(data, tiny_model_dir, tmp_path / "straight"))
     assert straight.returncode == 0, straight.stderr[-3000:]
-    got, expected = load_file(disk.path / "out" / "model.safetensors"), load_file(tmp_path / "straight" / "model.safetensors")
+    got, expected = (
+        load_file(disk.path / "out" / "model.safetensors"),
+        load_file(tmp_path / "straight" / "model.safetensors"),
+    )
     for key, value in expected.items():
         torch.testing.assert_close(got[key], value, atol=1e-6, rtol=1e-5)
-    assert (disk.path / "out" / "lpselect_train.json").read_text() == (tmp_path / "straight" / "lpselect_train.json").read_text()
+    assert (disk.path / "out" / "lpselect_train.json").read_text() == (
+        tmp_path / "straight" / "lpselect_train.json"
+    ).read_text()
 
 
 def test_eval_a_disk_that_fills_while_results_are_written(small_disk, tmp_path, tokenizer):
@@ -150,9 +172,24 @@ def test_eval_a_disk_that_fills_while_results_are_written(small_disk, tmp_path, 
     questions.write_text("".join(json.dumps({"id": f"q{i}", "prompt": f"Question {i}?"}) + "\n" for i in range(4)))
     disk = small_disk("16k")
     with MisbehavingJudge() as judge:
+
         def run(eval_dir: Path) -> subprocess.CompletedProcess:
-            return lpselect("eval", "--models", f"yes={yes}", f"no={no}", "--test_sets", questions, "--eval_dir", eval_dir,
-                            "--max_new_tokens", "3", "--judge_base_url", judge.base_url, "--judge_model", "loopback-judge")
+            return lpselect(
+                "eval",
+                "--models",
+                f"yes={yes}",
+                f"no={no}",
+                "--test_sets",
+                questions,
+                "--eval_dir",
+                eval_dir,
+                "--max_new_tokens",
+                "3",
+                "--judge_base_url",
+                judge.base_url,
+                "--judge_model",
+                "loopback-judge",
+            )
 
         assert_one_sentence(run(disk.path / "eval"))
         asked = len(judge.asked)
@@ -163,24 +200,37 @@ def test_eval_a_disk_that_fills_while_results_are_written(small_disk, tmp_path, 
         assert len(judge.asked) == asked  # every reply came from the file written before the disk filled
         straight = run(tmp_path / "straight")
         assert straight.returncode == 0, straight.stderr[-3000:]
-    got, expected = (json.loads((folder / "results.json").read_text()) for folder in (disk.path / "eval", tmp_path / "straight"))
+    got, expected = (
+        json.loads((folder / "results.json").read_text()) for folder in (disk.path / "eval", tmp_path / "straight")
+    )
     assert got["pairwise"] == expected["pairwise"]
-    assert [g["answer"] for g in map(json.loads, (disk.path / "eval" / "generations.jsonl").read_text().splitlines())] == \
-        [g["answer"] for g in map(json.loads, (tmp_path / "straight" / "generations.jsonl").read_text().splitlines())]
+    assert [
+        g["answer"] for g in map(json.loads, (disk.path / "eval" / "generations.jsonl").read_text().splitlines())
+    ] == [g["answer"] for g in map(json.loads, (tmp_path / "straight" / "generations.jsonl").read_text().splitlines())]
 
 
 def test_push_materialisation_on_a_full_disk_leaves_no_half_folder(small_disk, tmp_path, data, tiny_model_dir):
     """`lpselect push-scores --dry-run --local-dir` on 64 KiB: the shards fit, the figures do not. Before
     the fix the half-materialised folder stayed and the same command was refused ("not empty")."""
     from conftest import FAST
+
     from hf_lpselect.scoring.run import score
 
     score(data, out=tmp_path / "run", model=str(tiny_model_dir), epochs=2, max_length=64, **FAST)
     disk = small_disk("64k")
 
     def materialise(folder: Path) -> subprocess.CompletedProcess:
-        return lpselect("push-scores", "me/data", "--run", tmp_path / "run", "--subsets", "lp1_hard_50pct", "--dry-run",
-                        "--local-dir", folder)
+        return lpselect(
+            "push-scores",
+            "me/data",
+            "--run",
+            tmp_path / "run",
+            "--subsets",
+            "lp1_hard_50pct",
+            "--dry-run",
+            "--local-dir",
+            folder,
+        )
 
     assert_one_sentence(materialise(disk.path / "repo"))
     assert list(disk.path.iterdir()) == []  # neither a half folder nor the staging one
@@ -188,7 +238,15 @@ def test_push_materialisation_on_a_full_disk_leaves_no_half_folder(small_disk, t
     resumed = materialise(disk.path / "repo")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert materialise(tmp_path / "straight").returncode == 0
-    files = lambda root: {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file() and p.suffix == ".parquet"}  # noqa: E731
+
+    def files(root):
+        return {
+            p.relative_to(root).as_posix(): p.read_bytes()
+            for p in root.rglob("*")
+            if p.is_file() and p.suffix == ".parquet"
+        }
+
     assert files(disk.path / "repo") == files(tmp_path / "straight")
-    assert sorted(p.relative_to(disk.path / "repo") for p in (disk.path / "repo").rglob("*")) == \
-        sorted(p.relative_to(tmp_path / "straight") for p in (tmp_path / "straight").rglob("*"))
+    assert sorted(p.relative_to(disk.path / "repo") for p in (disk.path / "repo").rglob("*")) == sorted(
+        p.relative_to(tmp_path / "straight") for p in (tmp_path / "straight").rglob("*")
+    )

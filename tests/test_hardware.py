@@ -12,8 +12,8 @@ import platform
 import huggingface_hub.constants as hub_constants
 import pytest
 import torch
-
 from conftest import FAST, write_jsonl
+
 import hf_lpselect.models
 from hf_lpselect.core import hardware
 from hf_lpselect.core.hardware import inference_dtype, probe, resolve_bf16
@@ -32,7 +32,10 @@ from hf_lpselect.scoring.run import score
 from hf_lpselect.scoring.trainer import ScorerConfig
 from hf_lpselect.training.arguments import TrainConfig
 
-x86_only = pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="the CPU is simulated through torch's x86 probes")
+
+x86_only = pytest.mark.skipif(
+    platform.machine().lower() not in ("x86_64", "amd64"), reason="the CPU is simulated through torch's x86 probes"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -81,7 +84,10 @@ def test_a_cpu_without_native_bf16_trains_and_scores_in_float32_and_says_why_in_
 def test_an_explicit_bf16_on_such_a_cpu_runs_with_a_warning(cpu_without_bf16, caplog):
     with caplog.at_level(logging.WARNING, logger="hf_lpselect"):
         assert ScorerConfig(output_dir="unused", bf16=True).bf16 is True
-    assert any("in bf16 as asked" in r.getMessage() and "--bf16 false is faster here" in r.getMessage() for r in caplog.records)
+    assert any(
+        "in bf16 as asked" in r.getMessage() and "--bf16 false is faster here" in r.getMessage()
+        for r in caplog.records
+    )
 
 
 @x86_only
@@ -98,7 +104,8 @@ def test_bf16_false_and_fp16_are_kept_as_asked():
 
 @x86_only
 def test_run_json_records_the_device_and_precision_and_a_resume_under_another_precision_is_refused(
-        tmp_path, tiny_model_dir, cpu_without_bf16):
+    tmp_path, tiny_model_dir, cpu_without_bf16
+):
     """Before, every CPU run autocast to bf16 (TRL's default); on this CPU the run is float32 throughout."""
     data = write_jsonl(tmp_path / "d.jsonl", make_demo_rows(6, seed=1))
     fast = {k: v for k, v in FAST.items() if k != "bf16"}  # the default precision, chosen by the hardware
@@ -108,13 +115,17 @@ def test_run_json_records_the_device_and_precision_and_a_resume_under_another_pr
     assert record["hardware"]["device"] == "cpu" and record["hardware"]["native_bf16"] is False
     assert record["hardware"]["name"] == hardware.cpu_name()
     assert record["hardware"]["precision"] == {"training": "fp32", "scoring": "fp32"}
-    with pytest.raises(RunError, match=r"was scored in float32 and this run would be bf16 .*pass --bf16 false to resume"):
+    with pytest.raises(
+        RunError, match=r"was scored in float32 and this run would be bf16 .*pass --bf16 false to resume"
+    ):
         score(data, out=tmp_path / "r", model=str(tiny_model_dir), epochs=1, max_length=64, **fast, bf16=True)
 
 
 def test_scoring_batches_on_a_cpu_are_the_measured_ones(tiny_model_dir):
     model = load_model(str(tiny_model_dir)).model
-    assert device_batching(model) == Batching(token_budget=CPU_TOKEN_BUDGET, max_rows=CPU_MAX_ROWS) == Batching(2048, 8)
+    assert (
+        device_batching(model) == Batching(token_budget=CPU_TOKEN_BUDGET, max_rows=CPU_MAX_ROWS) == Batching(2048, 8)
+    )
     assert device_batching(model, 512, 0) == Batching(512, None)  # 0: no row cap
     assert device_batching(model, None, 3) == Batching(2048, 3)
 

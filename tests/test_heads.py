@@ -4,9 +4,9 @@ with the same per-token log-probs, loss and gradients as TRL's full path."""
 import pytest
 import torch
 import trl.trainer.utils as trl_utils
+from conftest import make_tiny_model
 from trl.trainer.utils import add_fused_lm_head
 
-from conftest import make_tiny_model
 from hf_lpselect.heads import compact_lm_head
 
 

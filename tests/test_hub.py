@@ -11,11 +11,12 @@ import datasets
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import FAST
 from huggingface_hub import DatasetCard, DatasetCardData
 from typer.testing import CliRunner
 
-from conftest import FAST
 from hf_lpselect.cli import app
+from hf_lpselect.errors import DataError
 from hf_lpselect.hub.columns import (
     DEFAULT_SUBSETS,
     SUBSET_STRATEGIES,
@@ -26,7 +27,6 @@ from hf_lpselect.hub.columns import (
     select_scored,
     subset_name,
 )
-from hf_lpselect.errors import DataError
 from hf_lpselect.hub.load import load_provenance, load_scored
 from hf_lpselect.hub.materialize import materialize
 from hf_lpselect.hub.provenance import CardProvenance
@@ -34,13 +34,28 @@ from hf_lpselect.scoring.demo_data import make_demo_rows
 from hf_lpselect.scoring.run import score
 from hf_lpselect.selection.strategies import select
 
-RECORDS = [{"instruction": r["instruction"], "input": r["input"], "output": r["output"], "family": r["family"]}
-           for r in make_demo_rows(40, seed=3)]
+
+RECORDS = [
+    {"instruction": r["instruction"], "input": r["input"], "output": r["output"], "family": r["family"]}
+    for r in make_demo_rows(40, seed=3)
+]
 RECORDS.append({"instruction": "Say nothing.", "input": "", "output": "", "family": "bad"})  # invalid
 RECORDS.append(dict(RECORDS[0]))  # duplicate of row 0
 SOURCE_COLUMNS = ["instruction", "input", "output", "family"]
-OURS = ["lp1", "lp_app", "ppl_e0", "ppl_e1", "ppl_e2", "lp1_rank", "ifd_nll", "ifd_ppl",
-        "lpselect_status", "lpselect_reason", "lpselect_id", "lpselect_response_tokens"]
+OURS = [
+    "lp1",
+    "lp_app",
+    "ppl_e0",
+    "ppl_e1",
+    "ppl_e2",
+    "lp1_rank",
+    "ifd_nll",
+    "ifd_ppl",
+    "lpselect_status",
+    "lpselect_reason",
+    "lpselect_id",
+    "lpselect_response_tokens",
+]
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +77,15 @@ def repo(run, tmp_path_factory):
 
 def table(lp1, status=None, nll=None):
     n = len(lp1)
-    out = pd.DataFrame({"row": range(n), "id": [f"id{i}" for i in range(n)], "status": status or ["ok"] * n,
-                        "reason": [""] * n, "n_response_tokens": range(10, 10 + n)})
+    out = pd.DataFrame(
+        {
+            "row": range(n),
+            "id": [f"id{i}" for i in range(n)],
+            "status": status or ["ok"] * n,
+            "reason": [""] * n,
+            "n_response_tokens": range(10, 10 + n),
+        }
+    )
     for k, values in enumerate(nll or [[1.0] * n, [0.5] * n]):
         out[f"nll_{k}"] = values
         out[f"ppl_{k}"] = np.exp(values)
@@ -111,17 +133,24 @@ def test_an_ok_row_without_lp1_says_why():
     assert hub_columns(scores, 2)["lpselect_reason"].tolist() == ["", "no perplexity drop (P_0 <= P_n)"]
 
 
-@pytest.mark.parametrize(("name", "strategy", "fraction"), [
-    ("lp1_hard_5pct", "lp1-hard", 0.05), ("random_2p5pct", "random", 0.025),
-    ("ppl_high_100pct", "ppl-high", 1.0), ("lp_app_hard_33pct", "lp-app-hard", 0.33),
-])
+@pytest.mark.parametrize(
+    ("name", "strategy", "fraction"),
+    [
+        ("lp1_hard_5pct", "lp1-hard", 0.05),
+        ("random_2p5pct", "random", 0.025),
+        ("ppl_high_100pct", "ppl-high", 1.0),
+        ("lp_app_hard_33pct", "lp-app-hard", 0.33),
+    ],
+)
 def test_subset_names(name, strategy, fraction):
     spec = parse_subset(name)
     assert (spec.strategy, spec.fraction) == (strategy, fraction)
     assert subset_name(strategy, fraction) == name
 
 
-@pytest.mark.parametrize("name", ["lp1-hard-5", "lp1_hard_5", "clustered_random_5pct", "lp1_hard_0pct", "nope_5pct", "lp1_hard_101pct"])
+@pytest.mark.parametrize(
+    "name", ["lp1-hard-5", "lp1_hard_5", "clustered_random_5pct", "lp1_hard_0pct", "nope_5pct", "lp1_hard_101pct"]
+)
 def test_bad_subset_names_say_how_to_write_one(name):
     with pytest.raises(ValueError, match="STRATEGY_Npct|percentage"):
         parse_subset(name)
@@ -162,19 +191,35 @@ def test_the_card_parses_and_declares_each_config(repo):
     assert "Low = learned slowly = hard" in text and "Spearman ρ" in text and "@inproceedings" in text
     for figure in ("lpselect/figures/lp1_histogram.png", "lpselect/figures/lp1_vs_length.png"):
         assert figure in text and (repo.local_dir / figure).read_bytes()[:4] == b"\x89PNG"
-    assert sorted(repo.files) == sorted(str(p.relative_to(repo.local_dir)) for p in repo.local_dir.rglob("*") if p.is_file())
+    assert sorted(repo.files) == sorted(
+        str(p.relative_to(repo.local_dir)) for p in repo.local_dir.rglob("*") if p.is_file()
+    )
 
 
 def test_an_existing_card_keeps_its_metadata_configs_and_text(run, tmp_path):
     existing = DatasetCard(
-        "---\n" + DatasetCardData(license="cc-by-nc-4.0", language=["en"], tags=["instruction"], configs=[
-            {"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"},
-                                                      {"split": "test", "path": "data/test-*"}]},
-            {"config_name": "raw", "data_files": "raw/*.json", "default": True},
-        ], dataset_info={"features": [{"name": "instruction", "dtype": "string"}]}).to_yaml()
+        "---\n"
+        + DatasetCardData(
+            license="cc-by-nc-4.0",
+            language=["en"],
+            tags=["instruction"],
+            configs=[
+                {
+                    "config_name": "default",
+                    "data_files": [
+                        {"split": "train", "path": "data/train-*"},
+                        {"split": "test", "path": "data/test-*"},
+                    ],
+                },
+                {"config_name": "raw", "data_files": "raw/*.json", "default": True},
+            ],
+            dataset_info={"features": [{"name": "instruction", "dtype": "string"}]},
+        ).to_yaml()
         + "\n---\n# Alpaca\n\nThe original card text.\n"
     )
-    first = materialize(run.run_dir, "org/alpaca", tmp_path / "one", existing_card=existing, subsets=["lp1_hard_10pct"])
+    first = materialize(
+        run.run_dir, "org/alpaca", tmp_path / "one", existing_card=existing, subsets=["lp1_hard_10pct"]
+    )
     card = DatasetCard.load(first.local_dir / "README.md")
     assert card.data.license == "cc-by-nc-4.0" and card.data.language == ["en"]
     assert card.data.tags == ["instruction", "lpselect", "data-selection"]
@@ -202,8 +247,9 @@ def test_the_card_metadata_records_the_scorer_and_subsets_for_train(run, repo):
     assert (provenance.template, provenance.epochs, provenance.max_length) == (run.record.template, 2, 128)
     assert provenance.recipe == run.record.recipe and provenance.recipe["learning_rate"] == 1e-3
     assert provenance.source == "data.jsonl (local)" and provenance.source_split == "train"
-    assert provenance.subsets == {n: {"strategy": parse_subset(n).strategy, "fraction": parse_subset(n).fraction}
-                                  for n in DEFAULT_SUBSETS}
+    assert provenance.subsets == {
+        n: {"strategy": parse_subset(n).strategy, "fraction": parse_subset(n).fraction} for n in DEFAULT_SUBSETS
+    }
     assert provenance.selection_seed == 42
 
 
@@ -212,15 +258,24 @@ def test_keys_a_newer_version_adds_to_the_block_are_ignored():
     assert CardProvenance.from_dict(block, where="org/a") == CardProvenance(scorer="org/scorer", template="chat")
 
 
-@pytest.mark.parametrize(("block", "why"), [
-    (["org/scorer"], "it is a list, not a mapping"),
-    ({"template": "chat"}, "it names no scorer"),
-    ({"scorer": "org/scorer", "epochs": "two"}, "epochs is 'two'"),
-    ({"scorer": "org/scorer", "subsets": {"lp1_hard_5pct": "lp1-hard"}}, "subset lp1_hard_5pct is 'lp1-hard', not a strategy and a fraction"),
-])
+@pytest.mark.parametrize(
+    ("block", "why"),
+    [
+        (["org/scorer"], "it is a list, not a mapping"),
+        ({"template": "chat"}, "it names no scorer"),
+        ({"scorer": "org/scorer", "epochs": "two"}, "epochs is 'two'"),
+        (
+            {"scorer": "org/scorer", "subsets": {"lp1_hard_5pct": "lp1-hard"}},
+            "subset lp1_hard_5pct is 'lp1-hard', not a strategy and a fraction",
+        ),
+    ],
+)
 def test_a_malformed_block_is_one_sentence_naming_the_repo(block, why):
     card = DatasetCard("---\n" + DatasetCardData(lpselect=block).to_yaml() + "\n---\n")
-    with pytest.raises(DataError, match=rf"^The `lpselect:` block of the dataset card of org/a is malformed \({re.escape(why)}\); push"):
+    with pytest.raises(
+        DataError,
+        match=rf"^The `lpselect:` block of the dataset card of org/a is malformed \({re.escape(why)}\); push",
+    ):
         CardProvenance.from_card(card, where="org/a")
 
 
@@ -299,8 +354,20 @@ def test_dry_run_materialises_without_a_token_or_network(run, tmp_path, monkeypa
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))  # no stored token either
     out = tmp_path / "dry"
-    result = CliRunner().invoke(app, ["push-scores", "org/alpaca", "--run", str(run.run_dir.path), "--dry-run",
-                                      "--local-dir", str(out), "--subsets", "lp1_hard_10pct,ppl_high_10pct"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "push-scores",
+            "org/alpaca",
+            "--run",
+            str(run.run_dir.path),
+            "--dry-run",
+            "--local-dir",
+            str(out),
+            "--subsets",
+            "lp1_hard_10pct,ppl_high_10pct",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "config lp1_hard_10pct: 4 rows" in result.output and "dry run: nothing was sent" in result.output
     assert len(datasets.load_dataset(str(out), "ppl_high_10pct", split="train")) == 4
@@ -313,10 +380,13 @@ def test_push_without_a_token_is_one_sentence(run, tmp_path, monkeypatch):
     assert result.exit_code == 2 and "No Hugging Face token" in result.output and "Traceback" not in result.output
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--subsets", "lp1-hard-5"], "STRATEGY_Npct"),
-    (["--subsets", "lp1_hard_5pct,lp1_hard_5pct"], "twice"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--subsets", "lp1-hard-5"], "STRATEGY_Npct"),
+        (["--subsets", "lp1_hard_5pct,lp1_hard_5pct"], "twice"),
+    ],
+)
 def test_bad_push_requests_fail_before_any_network_call(run, args, message, monkeypatch, tmp_path):
     monkeypatch.delenv("HF_TOKEN", raising=False)  # without a token, any later check would say so instead
     monkeypatch.setenv("HF_HOME", str(tmp_path))
@@ -339,11 +409,20 @@ def test_a_non_empty_local_dir_is_refused(run, tmp_path):
 
 def test_a_card_without_configs_keeps_the_splits_datasets_detects(run, tmp_path):
     existing = DatasetCard("# Alpaca\n\nNo YAML at all.\n")
-    detected = [{"config_name": "default", "data_files": [{"split": "train", "path": ["data/train-*"]},
-                                                          {"split": "test", "path": ["data/test-*"]}]}]
-    plan = materialize(run.run_dir, "org/alpaca", tmp_path / "repo", existing_card=existing, detected_configs=detected, subsets=[])
+    detected = [
+        {
+            "config_name": "default",
+            "data_files": [{"split": "train", "path": ["data/train-*"]}, {"split": "test", "path": ["data/test-*"]}],
+        }
+    ]
+    plan = materialize(
+        run.run_dir, "org/alpaca", tmp_path / "repo", existing_card=existing, detected_configs=detected, subsets=[]
+    )
     card = DatasetCard.load(plan.local_dir / "README.md")
-    assert card.data.configs[0]["data_files"] == [{"split": "train", "path": plan.files[1]}, {"split": "test", "path": ["data/test-*"]}]
+    assert card.data.configs[0]["data_files"] == [
+        {"split": "train", "path": plan.files[1]},
+        {"split": "test", "path": ["data/test-*"]},
+    ]
     assert "No YAML at all." in card.text
 
 
@@ -380,8 +459,10 @@ def short_runs(tmp_path_factory, tiny_model_dir):
     data = base / "data.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
     kwargs = dict(model=str(tiny_model_dir), max_length=128, **FAST)
-    return {0: score(str(data), out=base / "e0", epochs=0, **kwargs),
-            1: score(str(data), out=base / "e1", epochs=1, limit=30, **kwargs)}
+    return {
+        0: score(str(data), out=base / "e0", epochs=0, **kwargs),
+        1: score(str(data), out=base / "e1", epochs=1, limit=30, **kwargs),
+    }
 
 
 def test_a_folder_made_again_under_an_earlier_folders_name_loads_its_own_rows(short_runs, tmp_path):
@@ -412,7 +493,9 @@ def test_a_run_without_training_pushes_perplexities_and_says_so(short_runs, tmp_
     assert "The model was not trained" in text and "`ppl_e0` | the response's perplexity under the scorer" in text
     assert "learning-percentage" not in text and "fine-tuned" not in text and "random_*" not in text
     default = datasets.load_dataset(str(plan.local_dir), "default", split="train")
-    assert "ppl_e0" in default.column_names and "lp1" not in default.column_names and "ppl_e1" not in default.column_names
+    assert (
+        "ppl_e0" in default.column_names and "lp1" not in default.column_names and "ppl_e1" not in default.column_names
+    )
 
 
 def test_a_one_epoch_limited_run_accounts_for_every_source_row(short_runs, tmp_path):
@@ -432,11 +515,15 @@ def test_an_empty_subset_is_a_config_with_no_rows(run, tmp_path):
     plan = materialize(run.run_dir, "org/a", tmp_path / "repo", subsets=["ifd_nll_5pct"])
     if plan.configs["ifd_nll_5pct"] == 0:  # every IFD >= 1 with this tiny random model
         assert "| `ifd_nll_5pct` |" in (plan.local_dir / "README.md").read_text()
-    assert len(datasets.load_dataset(str(plan.local_dir), "ifd_nll_5pct", split="train")) == plan.configs["ifd_nll_5pct"]
+    assert (
+        len(datasets.load_dataset(str(plan.local_dir), "ifd_nll_5pct", split="train")) == plan.configs["ifd_nll_5pct"]
+    )
 
 
 def test_bad_repo_ids_are_one_sentence(run):
-    result = CliRunner().invoke(app, ["push-scores", "https://huggingface.co/datasets/org/a", "--run", str(run.run_dir.path)])
+    result = CliRunner().invoke(
+        app, ["push-scores", "https://huggingface.co/datasets/org/a", "--run", str(run.run_dir.path)]
+    )
     assert result.exit_code == 2 and "Bad repo id" in result.output and "Traceback" not in result.output
 
 

@@ -11,10 +11,11 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import FAST, write_jsonl
+
 from hf_lpselect.scoring.demo_data import make_demo_rows
 from hf_lpselect.scoring.run import score
+
 
 REPO = "me/faults"
 COMMIT = rf"^/api/datasets/{REPO}/commit/"
@@ -23,14 +24,32 @@ COMMIT = rf"^/api/datasets/{REPO}/commit/"
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, tiny_model_dir):
     base = tmp_path_factory.mktemp("hub_faults")
-    data = write_jsonl(base / "d.jsonl", [{k: r[k] for k in ("instruction", "input", "output")} for r in make_demo_rows(8, seed=7)])
+    data = write_jsonl(
+        base / "d.jsonl", [{k: r[k] for k in ("instruction", "input", "output")} for r in make_demo_rows(8, seed=7)]
+    )
     score(data, out=base / "run", model=str(tiny_model_dir), epochs=1, max_length=64, **FAST)
     return base / "run"
 
 
 def push(hub, run, *extra: str, subsets: str = "none") -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "hf_lpselect.cli", "push-scores", REPO, "--run", str(run), "--subsets", subsets, *extra],
-                          env=hub.env(), capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hf_lpselect.cli",
+            "push-scores",
+            REPO,
+            "--run",
+            str(run),
+            "--subsets",
+            subsets,
+            *extra,
+        ],
+        env=hub.env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def ours(hub) -> list[str]:
@@ -43,12 +62,15 @@ def one_sentence(done: subprocess.CompletedProcess, pattern: str) -> None:
     assert "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("fault", [
-    {"method": "POST", "path": COMMIT, "status": 429, "times": 2, "retry_after": 1},  # rate-limited twice
-    {"method": "POST", "path": COMMIT, "status": 503, "times": 1},
-    {"method": "PUT", "path": "^/api/loopback/lfs/", "status": 500, "times": 1},         # mid-upload: an LFS object
-    {"method": "POST", "path": COMMIT, "action": "drop", "times": 1},                   # the connection is lost
-])
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"method": "POST", "path": COMMIT, "status": 429, "times": 2, "retry_after": 1},  # rate-limited twice
+        {"method": "POST", "path": COMMIT, "status": 503, "times": 1},
+        {"method": "PUT", "path": "^/api/loopback/lfs/", "status": 500, "times": 1},  # mid-upload: an LFS object
+        {"method": "POST", "path": COMMIT, "action": "drop", "times": 1},  # the connection is lost
+    ],
+)
 def test_a_transient_failure_is_asked_again_and_the_push_completes(loopback_hub, run, fault):
     loopback_hub.fail(**{"action": "status", **fault})
     done = push(loopback_hub, run)

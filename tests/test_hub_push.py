@@ -27,9 +27,12 @@ from huggingface_hub import DatasetCard
 from hf_lpselect.hub.columns import DEFAULT_SUBSETS, parse_subset, select_scored
 from hf_lpselect.scoring.demo_data import make_demo_rows
 
+
 REPO = "org/alpaca"
-RECORDS = [{"instruction": r["instruction"], "input": r["input"], "output": r["output"], "category": r["family"]}
-           for r in make_demo_rows(40, seed=5)]
+RECORDS = [
+    {"instruction": r["instruction"], "input": r["input"], "output": r["output"], "category": r["family"]}
+    for r in make_demo_rows(40, seed=5)
+]
 RECORDS.append({"instruction": "Say nothing.", "input": "", "output": "", "category": "bad"})  # invalid
 TEST_ROWS = [{"instruction": "Add 1 and 1.", "input": "", "output": "2", "category": "held-out"}]
 CARD = """---
@@ -60,8 +63,22 @@ configs:
 
 The original card text, written by the dataset's authors.
 """
-SCORE_ARGS = ["--epochs", "2", "--max-length", "128", "--learning-rate", "1e-3", "--batch-size", "4",
-              "--grad-accum", "1", "--bf16", "false", "--out", "runs/alpaca"]
+SCORE_ARGS = [
+    "--epochs",
+    "2",
+    "--max-length",
+    "128",
+    "--learning-rate",
+    "1e-3",
+    "--batch-size",
+    "4",
+    "--grad-accum",
+    "1",
+    "--bf16",
+    "false",
+    "--out",
+    "runs/alpaca",
+]
 LOADER = textwrap.dedent("""
     import json, sys
     import datasets, hf_lpselect
@@ -117,8 +134,13 @@ def pushed(hub, tmp_path_factory, tiny_model_dir):
     assert push.returncode == 0, push.stderr[-3000:]
     loaded = run(hub, work, "-c", LOADER, REPO, ",".join(["default", *DEFAULT_SUBSETS]))
     assert loaded.returncode == 0, loaded.stderr[-3000:]
-    return {"work": work, "outputs": [scored, push, loaded], "loaded": json.loads(loaded.stdout), "seed_sha": seed_sha,
-            "scores": pd.read_parquet(work / "runs" / "alpaca" / "scores.parquet")}
+    return {
+        "work": work,
+        "outputs": [scored, push, loaded],
+        "loaded": json.loads(loaded.stdout),
+        "seed_sha": seed_sha,
+        "scores": pd.read_parquet(work / "runs" / "alpaca" / "scores.parquet"),
+    }
 
 
 def test_every_config_loads_by_repo_id_with_the_selected_rows(pushed):
@@ -212,8 +234,13 @@ def test_a_push_keeps_rows_added_since_the_run_and_refuses_edited_ones(hub, push
     seed_alpaca(hub, tmp_path / "v2", RECORDS + [added], "Add a row")
     result = run(hub, pushed["work"], "push-scores", REPO, "--subsets", "none")
     assert result.returncode == 0, result.stderr[-3000:]
-    check = run(hub, pushed["work"], "-c", "import datasets, json; d = datasets.load_dataset('org/alpaca', split='train'); "
-                "print(json.dumps([list(d['output']), list(d['lpselect_status'])]))")
+    check = run(
+        hub,
+        pushed["work"],
+        "-c",
+        "import datasets, json; d = datasets.load_dataset('org/alpaca', split='train'); "
+        "print(json.dumps([list(d['output']), list(d['lpselect_status'])]))",
+    )
     outputs, statuses = json.loads(check.stdout)
     assert outputs == [r["output"] for r in RECORDS] + ["Blue."]  # the maintainers' new row is kept...
     assert statuses[-1] == "unscored" and statuses[-2] == "invalid"  # ...as a row the run did not score
@@ -221,7 +248,9 @@ def test_a_push_keeps_rows_added_since_the_run_and_refuses_edited_ones(hub, push
     edited[2]["output"] = "A different answer."
     seed_alpaca(hub, tmp_path / "v3", edited, "Fix an answer")
     refused = run(hub, pushed["work"], "push-scores", REPO)
-    assert refused.returncode == 2 and "no longer holds the rows" in refused.stderr and "Traceback" not in refused.stderr
+    assert (
+        refused.returncode == 2 and "no longer holds the rows" in refused.stderr and "Traceback" not in refused.stderr
+    )
 
 
 DETECT = textwrap.dedent("""

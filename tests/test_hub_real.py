@@ -20,6 +20,7 @@ import pytest
 from hf_lpselect.hub.columns import DEFAULT_SUBSETS
 from hf_lpselect.scoring.demo_data import make_demo_rows
 
+
 NAMESPACE = os.environ.get("LPSELECT_HUB_SMOKE_NAMESPACE")
 pytestmark = pytest.mark.skipif(not NAMESPACE, reason="opt-in: set LPSELECT_HUB_SMOKE_NAMESPACE (and a token) to run")
 
@@ -48,13 +49,36 @@ def test_push_to_the_real_hub_and_load_every_config(tmp_path, tiny_model_dir):
     from hf_lpselect.scoring.run import score
 
     data = tmp_path / "data.jsonl"
-    data.write_text("".join(json.dumps({k: r[k] for k in ("instruction", "input", "output")}) + "\n" for r in make_demo_rows(30, seed=1)))
-    run = score(str(data), out=tmp_path / "run", model=str(tiny_model_dir), epochs=2, max_length=128,
-                per_device_train_batch_size=4, gradient_accumulation_steps=1, learning_rate=1e-3, bf16=False)
-    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    data.write_text(
+        "".join(
+            json.dumps({k: r[k] for k in ("instruction", "input", "output")}) + "\n"
+            for r in make_demo_rows(30, seed=1)
+        )
+    )
+    run = score(
+        str(data),
+        out=tmp_path / "run",
+        model=str(tiny_model_dir),
+        epochs=2,
+        max_length=128,
+        per_device_train_batch_size=4,
+        gradient_accumulation_steps=1,
+        learning_rate=1e-3,
+        bf16=False,
+    )
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+    }
     repo = f"{NAMESPACE}/lpselect-smoke-{uuid.uuid4().hex[:8]}"
-    result = subprocess.run([sys.executable, "-c", CLIENT, repo, str(run.run_dir.path)], env=env,
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", CLIENT, repo, str(run.run_dir.path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
     if "skip" in out:

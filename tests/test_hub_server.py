@@ -14,6 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+
 REPO = "loopback-org/toy"
 
 README = """---
@@ -39,7 +40,12 @@ def _png() -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00")) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00"))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _write_folder(path, readme=README, extra=None):
@@ -47,7 +53,9 @@ def _write_folder(path, readme=README, extra=None):
     (path / "small").mkdir()
     (path / "images").mkdir()
     (path / "README.md").write_text(readme)
-    pq.write_table(pa.table({"text": ["a", "b", "c", "d"], "label": [0, 1, 0, 1]}), path / "data/train-00000-of-00001.parquet")
+    pq.write_table(
+        pa.table({"text": ["a", "b", "c", "d"], "label": [0, 1, 0, 1]}), path / "data/train-00000-of-00001.parquet"
+    )
     pq.write_table(pa.table({"text": ["x", "y"], "label": [1, 0]}), path / "small/train-00000-of-00001.parquet")
     (path / "images/sample.png").write_bytes(_png())
     for rel, text in (extra or {}).items():
@@ -100,7 +108,11 @@ def test_real_clients_round_trip(loopback_hub, tmp_path):
 
     proc = subprocess.run(
         [sys.executable, "-c", CLIENT, REPO, str(first), str(pr_folder), str(third)],
-        env=hub.env(), capture_output=True, text=True, timeout=120, check=False,
+        env=hub.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-4000:] + "\n--- server log ---\n" + hub.log_path.read_text()[-2000:]
     out = json.loads(proc.stdout.split("RESULT", 1)[1])
@@ -157,7 +169,9 @@ def test_seed_and_errors(loopback_hub, tmp_path):
         print("OK")
         """
     )
-    proc = subprocess.run([sys.executable, "-c", code, sha], env=hub.env(), capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, sha], env=hub.env(), capture_output=True, text=True, timeout=60, check=False
+    )
     assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr[-4000:]
 
 

@@ -24,8 +24,16 @@ def test_ifd_equals_naive_two_pass_reference(tmp_path, tiny_model_dir):
     records = make_demo_rows(10, seed=4)
     data = tmp_path / "d.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in records))
-    result = score(str(data), out=tmp_path / "run", model=str(tiny_model_dir), epochs=0, ifd=True,
-                   template="alpaca", max_length=256, bf16=False)
+    result = score(
+        str(data),
+        out=tmp_path / "run",
+        model=str(tiny_model_dir),
+        epochs=0,
+        ifd=True,
+        template="alpaca",
+        max_length=256,
+        bf16=False,
+    )
     scores = result.scores.set_index("row")
     assert pd.read_parquet(result.run_dir.pass_path(0, "alone"))["row"].tolist() == list(range(10))
 

@@ -9,6 +9,7 @@ import pytest
 from hf_lpselect.lp import NO_DROP_REASON, NOT_SCORED_REASON, learning_percentages
 from hf_lpselect.scoring.run import build_scores
 
+
 NAN = float("nan")
 
 # P_0, P_1, P_2, P_3 per row, and what the paper's formulas give by hand

@@ -31,6 +31,7 @@ import pytest
 
 from hf_lpselect.scoring.demo_data import make_demo_rows
 
+
 pytestmark = pytest.mark.multiprocess
 
 EPOCHS = 2
@@ -72,17 +73,18 @@ def _child_env(**extra: str) -> dict[str, str]:
 
 def _run(cmd: list[str], env: dict[str, str], cwd: Path) -> None:
     """Run ``cmd`` in its own process group; on failure or timeout, show the child's stderr."""
-    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         stdout, stderr = proc.communicate(timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)  # the launcher and the ranks it started
         stdout, stderr = proc.communicate()
-        print(stderr[-8000:], file=sys.stderr)
+        sys.stderr.write(stderr[-8000:] + "\n")
         pytest.fail(f"{' '.join(cmd)} ran past {TIMEOUT_S} s; its stderr (tail) is above")
     if proc.returncode != 0:
-        print(stderr[-8000:], file=sys.stderr)
+        sys.stderr.write(stderr[-8000:] + "\n")
         pytest.fail(f"{' '.join(cmd)} exited {proc.returncode}; stderr (tail):\n{stderr[-4000:]}")
 
 
@@ -104,10 +106,24 @@ def runs(tmp_path_factory, tiny_model_dir):
     # The 1-process reference only needs rows.parquet and P_0, which do not depend on training.
     _run([sys.executable, str(entry), *args, str(base / "single"), "0"], _child_env(), base)
     launch = [
-        sys.executable, "-m", "accelerate.commands.launch",
-        "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
-        str(entry), *args, str(base / "multi"), str(EPOCHS),
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        "0",
+        str(entry),
+        *args,
+        str(base / "multi"),
+        str(EPOCHS),
     ]
     _run(launch, _child_env(ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1"), base)
     return base
@@ -216,15 +232,31 @@ def test_train_under_two_processes_completes_with_the_selected_rows(runs, tiny_m
     entry.write_text(TRAIN_ENTRY)
     out = runs / "target"
     launch = [
-        sys.executable, "-m", "accelerate.commands.launch",
-        "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
-        str(entry), str(runs / "multi"), str(tiny_model_dir), str(out),
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        "0",
+        str(entry),
+        str(runs / "multi"),
+        str(tiny_model_dir),
+        str(out),
     ]
     _run(launch, _child_env(ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1"), runs)
     views = [json.loads((runs / f"target.rank{r}.json").read_text()) for r in (0, 1)]
     assert [v["num_processes"] for v in views] == [2, 2]
     selection, scores = select_run(runs / "multi", "lp1-hard", fraction=0.5)
     expected = sorted(scores.set_index("row").loc[list(selection.rows), "id"])
-    assert sorted(TrainRecord.load(out).row_ids) == expected == sorted(views[0]["row_ids"]) == sorted(views[1]["row_ids"])
+    assert (
+        sorted(TrainRecord.load(out).row_ids) == expected == sorted(views[0]["row_ids"]) == sorted(views[1]["row_ids"])
+    )
     assert (out / "model.safetensors").is_file()

@@ -6,7 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hf_lpselect.eval.paired import bootstrap_ci, compare_paired, compare_to_random, null_bound, paired_differences, random_null
+from hf_lpselect.eval.paired import (
+    bootstrap_ci,
+    compare_paired,
+    compare_to_random,
+    null_bound,
+    paired_differences,
+    random_null,
+)
 
 
 def test_paired_difference_subtracts_the_mean_of_the_baselines_row_by_row():
@@ -54,7 +61,14 @@ def test_bootstrap_is_repeatable_and_refuses_nan():
 
 def test_compare_paired_reads_the_interval():
     lower = compare_paired(pd.Series([1.0, 1.0, 1.0]), [pd.Series([2.0, 2.0, 2.0])])
-    assert lower == {"n_rows": 3, "mean_diff": -1.0, "ci_low": -1.0, "ci_high": -1.0, "level": 0.95, "reading": "lower"}
+    assert lower == {
+        "n_rows": 3,
+        "mean_diff": -1.0,
+        "ci_low": -1.0,
+        "ci_high": -1.0,
+        "level": 0.95,
+        "reading": "lower",
+    }
     assert compare_paired(pd.Series([3.0, 3.0]), [pd.Series([2.0, 2.0])])["reading"] == "higher"
     assert compare_paired(pd.Series([1.0, 3.0]), [pd.Series([2.0, 2.0])])["reading"] == "no difference"
 
@@ -85,13 +99,17 @@ def test_null_bound_is_a_prediction_bound_for_one_more_run():
     # a new run minus the mean of n baseline runs varies by spread * sqrt(1 + 1/n); times t for 95 %
     null = {"spread": 0.02, "t": 4.302653}
     assert null_bound(null, 3) == pytest.approx(4.302653 * 0.02 * (4 / 3) ** 0.5, abs=1e-6)  # 0.0994: vs the 3 seeds
-    assert null_bound(null, 1) == pytest.approx(4.302653 * 0.02 * 2**0.5, abs=1e-6)  # 0.1217: vs one clustered-random run
+    assert null_bound(null, 1) == pytest.approx(
+        4.302653 * 0.02 * 2**0.5, abs=1e-6
+    )  # 0.1217: vs one clustered-random run
     assert null_bound({"spread": None, "t": 4.3}, 3) is None
 
 
 def test_an_arm_beats_random_only_beyond_what_redrawing_the_random_subset_changes():
     null = random_null(seeds(1.00, 1.02, 1.04))  # bound vs their mean (1.02): 0.0994
-    inside = compare_to_random(pd.Series([0.95, 0.95]), seeds(1.00, 1.02, 1.04), null)  # -0.07: the rows agree, the runs do not
+    inside = compare_to_random(
+        pd.Series([0.95, 0.95]), seeds(1.00, 1.02, 1.04), null
+    )  # -0.07: the rows agree, the runs do not
     assert (inside["reading"], inside["null_bound"], inside["verdict"]) == ("lower", 0.099366, "no difference")
     beyond = compare_to_random(pd.Series([0.90, 0.90]), seeds(1.00, 1.02, 1.04), null)  # -0.12
     assert beyond["verdict"] == "lower"
@@ -112,7 +130,7 @@ def test_run_to_run_noise_is_not_a_difference_the_reviewers_simulation():
         rows = rng.normal(2.0, 0.5, size=1000)
         arms = [pd.Series(rows + offset + rng.normal(0, 0.01, size=1000)) for offset in rng.normal(0, 0.02, size=4)]
         for i, arm in enumerate(arms):
-            others = arms[:i] + arms[i + 1:]
+            others = arms[:i] + arms[i + 1 :]
             compared = compare_to_random(arm, others, random_null(others), n_resamples=500)
             row_only += compared["reading"] != "no difference"
             with_null += compared["verdict"] != "no difference"

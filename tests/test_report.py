@@ -6,10 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+
 pytest.importorskip("matplotlib")
 from matplotlib.figure import Figure
 from matplotlib.image import imread
 
+from hf_lpselect.core.io import write_parquet
+from hf_lpselect.record import DatasetRecord, RunRecord
+from hf_lpselect.rundir import RunDir
+from hf_lpselect.scoring.run import build_scores
 from hf_lpselect.selection.report import (
     FIGURE_FILES,
     examples,
@@ -23,29 +28,33 @@ from hf_lpselect.selection.report import (
     status_counts,
     trajectory_by_tertile,
 )
-from hf_lpselect.scoring.run import build_scores
-from hf_lpselect.record import DatasetRecord, RunRecord
-from hf_lpselect.core.io import write_parquet
-from hf_lpselect.rundir import RunDir
+
 
 PNG = b"\x89PNG\r\n\x1a\n"
 N_OK = 60
 STATUS = ["ok"] * N_OK + ["excluded"] * 3 + ["invalid"] * 2 + ["duplicate"]
-REASON = [""] * N_OK + ["response truncated away (max_length=64)"] * 3 + ["empty response", "no assistant turn"] + ["duplicate of row 0"]
+REASON = (
+    [""] * N_OK
+    + ["response truncated away (max_length=64)"] * 3
+    + ["empty response", "no assistant turn"]
+    + ["duplicate of row 0"]
+)
 
 
 def rows_table() -> pd.DataFrame:
     n = len(STATUS)
     rng = np.random.default_rng(0)
-    return pd.DataFrame({
-        "row": range(n),
-        "id": [f"{i:016x}" for i in range(n)],
-        "status": STATUS,
-        "reason": REASON,
-        "n_prompt_tokens": rng.integers(10, 60, n),
-        "n_response_tokens": [int(t) for t in rng.integers(3, 400, N_OK)] + [0, 0, 0, 0, 0, 12],
-        "truncated": [False] * N_OK + [True] * 3 + [False] * 3,
-    })
+    return pd.DataFrame(
+        {
+            "row": range(n),
+            "id": [f"{i:016x}" for i in range(n)],
+            "status": STATUS,
+            "reason": REASON,
+            "n_prompt_tokens": rng.integers(10, 60, n),
+            "n_response_tokens": [int(t) for t in rng.integers(3, 400, N_OK)] + [0, 0, 0, 0, 0, 12],
+            "truncated": [False] * N_OK + [True] * 3 + [False] * 3,
+        }
+    )
 
 
 def passes(epochs: int) -> list[pd.DataFrame]:
@@ -77,9 +86,14 @@ def make_run(path, epochs: int, with_json: bool = True) -> RunDir:
     if with_json:
         counts = {s: STATUS.count(s) for s in ("ok", "excluded", "invalid", "duplicate")}
         RunRecord(
-            identity={"model_name_or_path": "default"}, dataset=DatasetRecord(source="data/alpaca.json", n_rows=len(table)),
-            format="alpaca", template="alpaca", epochs=epochs, model={"model": "SmolLM2-135M-Instruct", "source": "gguf"},
-            counts={**counts, "truncated": 3}, complete=True,
+            identity={"model_name_or_path": "default"},
+            dataset=DatasetRecord(source="data/alpaca.json", n_rows=len(table)),
+            format="alpaca",
+            template="alpaca",
+            epochs=epochs,
+            model={"model": "SmolLM2-135M-Instruct", "source": "gguf"},
+            counts={**counts, "truncated": 3},
+            complete=True,
         ).save(run.path)
     return run
 
@@ -183,8 +197,16 @@ def test_figure_functions_return_figures(run3):
 
 
 def test_tertiles_and_examples_tie_break_by_row():
-    scores = pd.DataFrame({"row": range(7), "id": list("abcdefg"), "lp1": [0.5, 0.1, 0.5, np.nan, 0.9, 0.3, 0.5],
-                           "ppl_0": 10.0, "ppl_1": 5.0, "n_response_tokens": 5})
+    scores = pd.DataFrame(
+        {
+            "row": range(7),
+            "id": list("abcdefg"),
+            "lp1": [0.5, 0.1, 0.5, np.nan, 0.9, 0.3, 0.5],
+            "ppl_0": 10.0,
+            "ppl_1": 5.0,
+            "n_response_tokens": 5,
+        }
+    )
     thirds = lp1_tertiles(scores)
     # ascending by (lp1, row): 1, 5, 0, 2, 6, 4 -> thirds of 2
     assert thirds.tolist() == ["medium", "hard", "medium", np.nan, "easy", "hard", "easy"]
@@ -207,7 +229,9 @@ def test_minimal_scores_table_from_another_tool(tmp_path):
 def test_a_missing_run_directory_is_one_sentence(tmp_path):
     from hf_lpselect.errors import RunError
 
-    with pytest.raises(RunError, match=r"^No run directory at .*nowhere; give the --out folder of a finished `lpselect score`\.$"):
+    with pytest.raises(
+        RunError, match=r"^No run directory at .*nowhere; give the --out folder of a finished `lpselect score`\.$"
+    ):
         make_report(tmp_path / "nowhere")
 
 
@@ -227,11 +251,23 @@ def test_the_summary_table_never_cuts_a_number():
     from hf_lpselect.scoring.summary import print_summary
 
     example = {"row": 12345, "lp1": -0.123, "ppl_0": 615.38, "text": "a long instruction " * 20}
-    summary = {"run_dir": "r", "n_rows": 1, "counts": {"ok": 1, "excluded": 0, "invalid": 0, "duplicate": 0, "truncated": 0},
-               "excluded_reasons": {}, "files": [],
-               "lp1": {"n": 1, "nan": 0, "above_1": 0, "below_0": 1, "quantiles": {q: -0.123 for q in (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)},
-                       "histogram": {"counts": [1], "edges": [-0.5, 1.5]}},
-               "hardest": [example], "easiest": [example]}
+    summary = {
+        "run_dir": "r",
+        "n_rows": 1,
+        "counts": {"ok": 1, "excluded": 0, "invalid": 0, "duplicate": 0, "truncated": 0},
+        "excluded_reasons": {},
+        "files": [],
+        "lp1": {
+            "n": 1,
+            "nan": 0,
+            "above_1": 0,
+            "below_0": 1,
+            "quantiles": dict.fromkeys((0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0), -0.123),
+            "histogram": {"counts": [1], "edges": [-0.5, 1.5]},
+        },
+        "hardest": [example],
+        "easiest": [example],
+    }
     console = Console(width=60, record=True)
     print_summary(summary, console)
     text = console.export_text()

@@ -4,15 +4,13 @@ import json
 
 import pandas as pd
 import pytest
+from conftest import FAST, write_jsonl
 from transformers import TrainerCallback
 from typer.testing import CliRunner
 
-from conftest import FAST, write_jsonl
 from hf_lpselect.cli import app
 from hf_lpselect.scoring.demo_data import make_demo_rows
 from hf_lpselect.scoring.run import RunError, score
-
-
 
 
 @pytest.fixture()
@@ -61,7 +59,10 @@ class CrashAfterFirstCheckpoint(TrainerCallback):
 
 
 def test_resume_after_a_crash_gives_identical_scores(tmp_path, tiny_model_dir):
-    data = write_jsonl(tmp_path / "d.jsonl", [{k: r[k] for k in ("instruction", "input", "output")} for r in make_demo_rows(16, seed=2)])
+    data = write_jsonl(
+        tmp_path / "d.jsonl",
+        [{k: r[k] for k in ("instruction", "input", "output")} for r in make_demo_rows(16, seed=2)],
+    )
     kwargs = dict(model=str(tiny_model_dir), epochs=2, max_length=96, **FAST)
     straight = score(data, out=tmp_path / "straight", **kwargs)
 
@@ -88,8 +89,20 @@ def test_a_finished_run_is_not_redone_and_a_different_one_is_refused(tmp_path, t
     assert first.run_dir.pass_path(0).stat().st_mtime_ns == mtime
     pd.testing.assert_frame_equal(again.scores, first.scores)
     assert not first.already_complete and again.already_complete
-    argv = ["score", str(data), "--out", str(tmp_path / "cli"), "--model", str(tiny_model_dir), "--epochs", "0", "--max_length", "64",
-            "--bf16", "false"]
+    argv = [
+        "score",
+        str(data),
+        "--out",
+        str(tmp_path / "cli"),
+        "--model",
+        str(tiny_model_dir),
+        "--epochs",
+        "0",
+        "--max_length",
+        "64",
+        "--bf16",
+        "false",
+    ]
     said = [CliRunner().invoke(app, argv) for _ in range(2)]
     assert [r.exit_code for r in said] == [0, 0]
     assert "Already complete:" not in said[0].output
@@ -123,7 +136,9 @@ def test_cli_bad_input_is_one_clear_sentence(tmp_path):
 
 def test_lora_scorer_run_records_every_pass(tmp_path, tiny_model_dir):
     data = write_jsonl(tmp_path / "d.jsonl", make_demo_rows(8, seed=6))
-    result = score(data, out=tmp_path / "lora", model=str(tiny_model_dir), epochs=2, max_length=96, lora=True, lora_r=4, **FAST)
+    result = score(
+        data, out=tmp_path / "lora", model=str(tiny_model_dir), epochs=2, max_length=96, lora=True, lora_r=4, **FAST
+    )
     ok = result.scores["status"] == "ok"
     assert result.scores.loc[ok, ["nll_0", "nll_1", "nll_2"]].notna().all().all()
     assert (result.scores.loc[ok, "nll_2"] != result.scores.loc[ok, "nll_0"]).all()  # the adapters trained
@@ -141,10 +156,23 @@ def test_columns_of_no_known_format_are_mapped_and_select_reads_the_source_the_s
     runner = CliRunner()
     refused = runner.invoke(app, ["score", str(data), "--out", str(out), "--model", str(tiny_model_dir)])
     assert refused.exit_code == 2 and "--columns question=instruction,answer=output" in refused.output
-    result = score(data, out=out, model=str(tiny_model_dir), epochs=2, max_length=96, columns="question=instruction,answer=output",
-                   **FAST)
-    assert (result.scores["status"] == "ok").all() and result.record.dataset.columns == {"question": "instruction", "answer": "output"}
-    picked = runner.invoke(app, ["select", str(out), "--strategy", "lp1-hard", "--fraction", "0.25", "--out", str(tmp_path / "hard.jsonl")])
+    result = score(
+        data,
+        out=out,
+        model=str(tiny_model_dir),
+        epochs=2,
+        max_length=96,
+        columns="question=instruction,answer=output",
+        **FAST,
+    )
+    assert (result.scores["status"] == "ok").all() and result.record.dataset.columns == {
+        "question": "instruction",
+        "answer": "output",
+    }
+    picked = runner.invoke(
+        app,
+        ["select", str(out), "--strategy", "lp1-hard", "--fraction", "0.25", "--out", str(tmp_path / "hard.jsonl")],
+    )
     assert picked.exit_code == 0, picked.output
     rows = [json.loads(line) for line in (tmp_path / "hard.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and {"question", "answer", "lp1"} <= set(rows[0])  # the user's own columns, as they are

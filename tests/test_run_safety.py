@@ -7,22 +7,23 @@ import shutil
 
 import pandas as pd
 import pytest
+from conftest import FAST, make_tiny_model, write_jsonl
 from filelock import FileLock
 from transformers import TrainerCallback
 
-from conftest import FAST, make_tiny_model, write_jsonl
-from hf_lpselect.scoring.demo_data import make_demo_rows
 from hf_lpselect.errors import ConfigError, ModelError, RunError
 from hf_lpselect.record import RunRecord
 from hf_lpselect.rundir import LOCK_NAME, RunDir
+from hf_lpselect.scoring.demo_data import make_demo_rows
 from hf_lpselect.scoring.run import score
-
-
 
 
 @pytest.fixture()
 def data(tmp_path):
-    return write_jsonl(tmp_path / "d.jsonl", [{k: r[k] for k in ("instruction", "input", "output")} for r in make_demo_rows(8, seed=3)])
+    return write_jsonl(
+        tmp_path / "d.jsonl",
+        [{k: r[k] for k in ("instruction", "input", "output")} for r in make_demo_rows(8, seed=3)],
+    )
 
 
 def test_a_folder_of_the_users_files_is_refused_and_left_untouched(tmp_path, data, tiny_model_dir):
@@ -87,14 +88,19 @@ def test_a_different_lora_rank_is_a_different_run(tmp_path, data, tiny_model_dir
 
 def test_a_diverged_run_refuses_and_says_so(tmp_path, data, tiny_model_dir):
     out = tmp_path / "r"
-    with pytest.raises(RunError, match=r"Training diverged in epoch \d \(step \d+: .*non-finite.*--learning_rate \(now 1e\+30\)"):
+    with pytest.raises(
+        RunError, match=r"Training diverged in epoch \d \(step \d+: .*non-finite.*--learning_rate \(now 1e\+30\)"
+    ):
         score(data, out=out, model=str(tiny_model_dir), epochs=2, max_length=64, **{**FAST, "learning_rate": 1e30})
     assert not (out / "scores.parquet").exists()
     record = RunRecord.load(out)
     assert not record.complete
     diverged = record.diverged["epoch"]
     assert max(RunDir(out).completed_passes()) < diverged  # nothing scored from the broken weights
-    saved = [json.loads((c / "trainer_state.json").read_text())["epoch"] for c in RunDir(out).checkpoint_dirs(complete=False)]
+    saved = [
+        json.loads((c / "trainer_state.json").read_text())["epoch"]
+        for c in RunDir(out).checkpoint_dirs(complete=False)
+    ]
     assert all(epoch < diverged for epoch in saved)  # and no checkpoint of them
 
 
@@ -123,7 +129,12 @@ def test_only_checkpoint_folders_are_removed_when_a_run_completes(tmp_path, data
     result = score(data, out=tmp_path / "r", model=str(tiny_model_dir), epochs=1, max_length=64, **FAST)
     assert not result.run_dir.checkpoints.exists()
     assert sorted(p.name for p in result.run_dir.path.iterdir()) == [
-        LOCK_NAME, "passes", "rows.parquet", "run.json", "scores.parquet", "train_losses.parquet"
+        LOCK_NAME,
+        "passes",
+        "rows.parquet",
+        "run.json",
+        "scores.parquet",
+        "train_losses.parquet",
     ]
 
 
@@ -139,7 +150,10 @@ def test_only_checkpoint_folders_are_removed_when_a_run_completes(tmp_path, data
         ({"epochs": -1}, "whole number"),
         ({"max_steps": 3}, "--max_steps is not supported"),
         # fields the method fixes: before, accepted and silently ignored (or, for packing, LP(1) moved)
-        ({"completion_only_loss": False}, "--completion_only_loss False cannot be used for a scorer run: .*response alone"),
+        (
+            {"completion_only_loss": False},
+            "--completion_only_loss False cannot be used for a scorer run: .*response alone",
+        ),
         ({"packing": True}, "--packing True cannot be used for a scorer run"),
         ({"truncation_mode": "keep_end"}, "--truncation_mode keep_end cannot be used for a scorer run"),
         ({"template": "fancy"}, "--template must be one of"),
@@ -179,12 +193,24 @@ def test_an_in_memory_dataset_is_stored_with_the_run_and_can_be_selected(tmp_pat
 
     plan = materialize(result.run_dir, "me/mem", tmp_path / "repo", subsets=["lp1_hard_50pct"])
     pushed = pd.read_parquet(tmp_path / "repo" / plan.files[1])
-    assert pushed["output"].tolist() == rows["output"] and pushed["votes"].isna().tolist() == [v is None for v in rows["votes"]]
-    assert plan.configs == {"default": 8, "lp1_hard_50pct": len(select_run(result.run_dir.path, "lp1-hard", fraction=0.5)[0].rows)}
+    assert pushed["output"].tolist() == rows["output"] and pushed["votes"].isna().tolist() == [
+        v is None for v in rows["votes"]
+    ]
+    assert plan.configs == {
+        "default": 8,
+        "lp1_hard_50pct": len(select_run(result.run_dir.path, "lp1-hard", fraction=0.5)[0].rows),
+    }
 
 
 def test_an_output_dir_with_braces_is_a_plain_path(tmp_path, data, tiny_model_dir):
-    result = score(data, out=str(tmp_path / "runs" / "{exp}-{dataset}"), model=str(tiny_model_dir), epochs=0, max_length=64, **FAST)
+    result = score(
+        data,
+        out=str(tmp_path / "runs" / "{exp}-{dataset}"),
+        model=str(tiny_model_dir),
+        epochs=0,
+        max_length=64,
+        **FAST,
+    )
     assert result.run_dir.path == tmp_path / "runs" / "{exp}-d"
 
 
@@ -232,7 +258,9 @@ def small_disk(tmp_path):
 
     mount = tmp_path / "small_disk"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=700k", "tmpfs", str(mount)], capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=700k", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.strip()}): the full-disk test needs root")
     yield mount
@@ -243,12 +271,34 @@ def test_a_full_disk_is_one_sentence_and_the_same_command_resumes(small_disk, tm
     import subprocess
     import sys
 
-    command = [sys.executable, "-m", "hf_lpselect.cli", "score", data, "--model", str(tiny_model_dir), "--out", str(small_disk / "r"),
-               "--epochs", "2", "--max_length", "64", "--batch-size", "4", "--grad-accum", "1", "--bf16", "false"]
+    command = [
+        sys.executable,
+        "-m",
+        "hf_lpselect.cli",
+        "score",
+        data,
+        "--model",
+        str(tiny_model_dir),
+        "--out",
+        str(small_disk / "r"),
+        "--epochs",
+        "2",
+        "--max_length",
+        "64",
+        "--batch-size",
+        "4",
+        "--grad-accum",
+        "1",
+        "--bf16",
+        "false",
+    ]
     full = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert full.returncode == 2, full.stderr[-3000:]
     # on a line of its own, not glued to the interrupted progress bar (issue 20)
-    assert re.search(r"(?m)^Error: No space left on the device; free some space and re-run the same command to resume\.$", full.stderr), full.stderr[-2000:]
+    assert re.search(
+        r"(?m)^Error: No space left on the device; free some space and re-run the same command to resume\.$",
+        full.stderr,
+    ), full.stderr[-2000:]
     assert "Traceback" not in full.stderr
     subprocess.run(["mount", "-o", "remount,size=200m", str(small_disk)], check=True)
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=600)

@@ -38,8 +38,10 @@ def tokenized(tokenizer, template, n=24):
 # token_budget 1: every row alone (no padding, so no attention mask); 300: a few rows of mixed
 # lengths per batch; batch_size: the optional row cap under a budget that never binds
 @pytest.mark.parametrize("template", ["alpaca", "plain", "chat"])
-@pytest.mark.parametrize("batching", [{"token_budget": 1}, {"token_budget": 300}, {"token_budget": 10**6, "batch_size": 5},
-                                      {"token_budget": 10**6}])
+@pytest.mark.parametrize(
+    "batching",
+    [{"token_budget": 1}, {"token_budget": 300}, {"token_budget": 10**6, "batch_size": 5}, {"token_budget": 10**6}],
+)
 def test_batched_pass_equals_naive_loop(tokenizer, model, template, batching):
     data = tokenized(tokenizer, template)
     frame = score_pass(model, data, pad_token_id=tokenizer.pad_token_id, **batching)
@@ -52,7 +54,9 @@ def test_batched_pass_equals_naive_loop(tokenizer, model, template, batching):
 def test_bf16_autocast_pass_is_close_to_fp32(tokenizer, model):
     data = tokenized(tokenizer, "alpaca")
     fp32 = score_pass(model, data, pad_token_id=tokenizer.pad_token_id, token_budget=400)
-    bf16 = score_pass(model, data, pad_token_id=tokenizer.pad_token_id, token_budget=400, autocast_dtype=torch.bfloat16)
+    bf16 = score_pass(
+        model, data, pad_token_id=tokenizer.pad_token_id, token_budget=400, autocast_dtype=torch.bfloat16
+    )
     np.testing.assert_allclose(bf16["nll"], fp32["nll"], rtol=2e-2)
 
 
@@ -68,12 +72,19 @@ def test_bf16_pass_in_one_autocast_region_equals_batch_by_batch(tokenizer, model
     """The whole pass runs in one autocast region (so autocast's cache can cast each weight once):
     it gives the same numbers as autocasting every batch on its own. (It does not count the casts.)"""
     data = tokenized(tokenizer, "alpaca")
-    frame = score_pass(model, data, pad_token_id=tokenizer.pad_token_id, token_budget=400, autocast_dtype=torch.bfloat16)
+    frame = score_pass(
+        model, data, pad_token_id=tokenizer.pad_token_id, token_budget=400, autocast_dtype=torch.bfloat16
+    )
     expected = np.empty(len(data))
     for indices in length_batches(np.asarray(data["length"]), token_budget=400):
         batch = data[indices]
-        expected[indices] = batch_nll(model, batch["input_ids"], batch["labels"], pad_token_id=tokenizer.pad_token_id,
-                                      autocast_dtype=torch.bfloat16)[0]
+        expected[indices] = batch_nll(
+            model,
+            batch["input_ids"],
+            batch["labels"],
+            pad_token_id=tokenizer.pad_token_id,
+            autocast_dtype=torch.bfloat16,
+        )[0]
     np.testing.assert_array_equal(frame["nll"].to_numpy(), expected)
 
 

@@ -19,6 +19,7 @@ from hf_lpselect.selection.strategies import (
     selection_frame,
 )
 
+
 NAN = float("nan")
 
 
@@ -132,7 +133,9 @@ def test_random_is_a_seeded_uniform_draw_over_rows_sorted_by_row():
 def test_determinism_with_seed():
     scores = table(lp1=np.linspace(0, 1, 100))
     assert select(scores, "random", fraction=0.1, seed=1) == select(scores, "random", fraction=0.1, seed=1)
-    assert set(select(scores, "random", fraction=0.1, seed=1).rows) != set(select(scores, "random", fraction=0.1, seed=2).rows)
+    assert set(select(scores, "random", fraction=0.1, seed=1).rows) != set(
+        select(scores, "random", fraction=0.1, seed=2).rows
+    )
 
 
 # ---------------------------------------------------------------- s2l
@@ -163,7 +166,9 @@ def test_s2l_covers_trajectory_clusters_evenly():
     # budget 12: A is used up (2), B too (10 // 2 = 5 > 4), the rest comes from C
     sel = select(scores, "s2l", count=12, trajectory_clusters=3)
     assert Counter(shape[r] for r in sel.rows) == {"A": 2, "B": 4, "C": 6}
-    assert select(scores, "s2l", count=6, trajectory_clusters=3, seed=3) == select(scores, "s2l", count=6, trajectory_clusters=3, seed=3)
+    assert select(scores, "s2l", count=6, trajectory_clusters=3, seed=3) == select(
+        scores, "s2l", count=6, trajectory_clusters=3, seed=3
+    )
 
 
 def test_s2l_skips_rows_with_an_incomplete_trajectory():

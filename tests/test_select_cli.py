@@ -6,13 +6,14 @@ import json
 import datasets
 import pandas as pd
 import pytest
+from conftest import FAST
 from typer.testing import CliRunner
 
-from conftest import FAST
 from hf_lpselect.cli import app
 from hf_lpselect.scoring.demo_data import make_demo_rows
 from hf_lpselect.scoring.run import score
 from hf_lpselect.selection.strategies import select
+
 
 RECORDS = [{k: r[k] for k in ("instruction", "input", "output")} for r in make_demo_rows(20, seed=8)]
 RECORDS.append({"instruction": "Say nothing.", "input": "", "output": ""})  # invalid: never selected
@@ -68,9 +69,16 @@ def test_select_with_a_clustering_made_elsewhere(run, tmp_path):
     clusters = tmp_path / "clusters.csv"
     pd.DataFrame({"row": range(20), "cluster": [r % 4 for r in range(20)]}).to_csv(clusters, index=False)
     out = tmp_path / "c.parquet"
-    invoke("select", run.run_dir.path, "--strategy", "lp1-hard", "--fraction", "0.2", "--clusters", clusters, "--out", out)
+    invoke(
+        "select", run.run_dir.path, "--strategy", "lp1-hard", "--fraction", "0.2", "--clusters", clusters, "--out", out
+    )
     subset = load(out)
-    assert sorted(pd.Series(subset["selection_cluster"]).value_counts().tolist()) == [1, 1, 1, 1]  # ceil(5 / 5) per cluster
+    assert sorted(pd.Series(subset["selection_cluster"]).value_counts().tolist()) == [
+        1,
+        1,
+        1,
+        1,
+    ]  # ceil(5 / 5) per cluster
 
 
 def test_select_bad_request_is_one_sentence(run):
@@ -104,13 +112,26 @@ def test_select_writes_csv_that_pandas_reads_back(run, tmp_path):
     subset = pd.read_csv(out, keep_default_na=False)
     assert subset["row"].tolist() == list(expected.rows)
     assert subset["output"].tolist() == [RECORDS[r]["output"] for r in expected.rows]
-    assert subset["lp1"].tolist() == pytest.approx(run.scores.set_index("row").loc[list(expected.rows), "lp1"].tolist())
+    assert subset["lp1"].tolist() == pytest.approx(
+        run.scores.set_index("row").loc[list(expected.rows), "lp1"].tolist()
+    )
 
 
 @pytest.mark.parametrize("name", ["subset.tsv", "subset.xlsx", "subset.TXT"])
 def test_select_refuses_an_extension_it_does_not_write(run, tmp_path, name):
-    result = CliRunner().invoke(app, ["select", str(run.run_dir.path), "--strategy", "lp1-hard", "--fraction", "0.25",
-                                      "--out", str(tmp_path / name)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "select",
+            str(run.run_dir.path),
+            "--strategy",
+            "lp1-hard",
+            "--fraction",
+            "0.25",
+            "--out",
+            str(tmp_path / name),
+        ],
+    )
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert f"Cannot write {name}:" in result.output and ".json, .jsonl, .parquet or .csv" in result.output
     assert not (tmp_path / name).exists()
@@ -127,7 +148,10 @@ def test_csv_refuses_nested_columns():
     from hf_lpselect.selection.subsets import write_dataset
 
     rows = datasets.Dataset.from_dict({"messages": [[{"role": "user", "content": "Hi"}]], "lp1": [0.5]})
-    with pytest.raises(DataError, match=r"^CSV holds only flat columns but messages hold lists or records; write \.jsonl or \.parquet instead\.$"):
+    with pytest.raises(
+        DataError,
+        match=r"^CSV holds only flat columns but messages hold lists or records; write \.jsonl or \.parquet instead\.$",
+    ):
         write_dataset(rows, "never-written.csv")
 
 
@@ -146,11 +170,15 @@ def test_compare_runs_with_no_common_rows_is_one_sentence(run, tmp_path):
 def test_every_command_reads_a_config_file_with_the_command_line_winning(run, tmp_path):
     """One CLI pattern: select, compare and report parse dataclasses with TRL's parser, so --config YAML works."""
     recipe = tmp_path / "select.yaml"
-    recipe.write_text(f"run: {run.run_dir.path}\nstrategy: lp1-hard\nfraction: 0.5\nseed: 3\nout: {tmp_path / 'from-yaml.jsonl'}\n")
+    recipe.write_text(
+        f"run: {run.run_dir.path}\nstrategy: lp1-hard\nfraction: 0.5\nseed: 3\nout: {tmp_path / 'from-yaml.jsonl'}\n"
+    )
     invoke("select", "--config", recipe, "--fraction", "0.25")
     assert len(load(tmp_path / "from-yaml.jsonl")) == 5  # 25 % of 20 eligible rows: the flag won over the file
     compare_yaml = tmp_path / "compare.yaml"
-    compare_yaml.write_text(f"run_a: {run.run_dir.path}\nrun_b: {run.run_dir.path}\nscore: ppl_0\nout: {tmp_path / 'cmp'}\n")
+    compare_yaml.write_text(
+        f"run_a: {run.run_dir.path}\nrun_b: {run.run_dir.path}\nscore: ppl_0\nout: {tmp_path / 'cmp'}\n"
+    )
     assert "ppl_0: Spearman 1.000" in invoke("compare", "--config", compare_yaml)
 
 
@@ -195,6 +223,17 @@ def test_compare_result_is_typed_and_its_file_keeps_the_agreement_keys(run, tmp_
     assert result.results["lp1"].spearman == pytest.approx(1.0) and result.results["lp1"].top[0].overlap == 1.0
     written = json.loads(result.files[0].read_text())
     assert written == json.loads(json.dumps(result.to_dict()))
-    assert {"score", "reference", "n_a", "n_b", "n_matched", "n_dropped", "dropped", "results", "runs", "files"} <= set(written)
+    assert {
+        "score",
+        "reference",
+        "n_a",
+        "n_b",
+        "n_matched",
+        "n_dropped",
+        "dropped",
+        "results",
+        "runs",
+        "files",
+    } <= set(written)
     assert written["n_dropped"] == {"a": 1, "b": 1}  # the invalid row, in both
     assert result.summary().startswith("20 rows matched by id (dropped: 1 from the first run, 1 from the second)")

@@ -24,13 +24,14 @@ import datasets
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import make_tiny_model
 from test_multiprocess import _child_env, _run
+
 from hf_lpselect.data import canonicalize
 from hf_lpselect.scoring.demo_data import make_demo_rows
 from hf_lpselect.scoring.passes import score_pass
 from hf_lpselect.templates import tokenize_rows
+
 
 pytestmark = pytest.mark.multiprocess
 
@@ -73,8 +74,11 @@ WORKER = textwrap.dedent(
 
 
 def test_fsdp2_on_two_processes_gives_the_single_process_p0(tmp_path, tokenizer):
-    raw = canonicalize(datasets.Dataset.from_list([{k: r[k] for k in ("instruction", "input", "output")}
-                                                    for r in make_demo_rows(11, seed=3)]))
+    raw = canonicalize(
+        datasets.Dataset.from_list(
+            [{k: r[k] for k in ("instruction", "input", "output")} for r in make_demo_rows(11, seed=3)]
+        )
+    )
     rows = tokenize_rows(raw, tokenizer, template="alpaca", max_length=96)
     rows = rows.filter(lambda s: s == "ok", input_columns="status")
     assert len(rows) == 11
@@ -82,10 +86,28 @@ def test_fsdp2_on_two_processes_gives_the_single_process_p0(tmp_path, tokenizer)
     worker = tmp_path / "worker.py"
     worker.write_text(WORKER)
     out = tmp_path / "sharded"
-    _run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone", str(worker),
-          str(Path(__file__).parent), str(tmp_path / "rows"), str(len(tokenizer)), str(tokenizer.pad_token_id), str(out)], _child_env(OMP_NUM_THREADS="1"), tmp_path)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--standalone",
+            str(worker),
+            str(Path(__file__).parent),
+            str(tmp_path / "rows"),
+            str(len(tokenizer)),
+            str(tokenizer.pad_token_id),
+            str(out),
+        ],
+        _child_env(OMP_NUM_THREADS="1"),
+        tmp_path,
+    )
 
-    single = score_pass(make_tiny_model(len(tokenizer)), rows, pad_token_id=tokenizer.pad_token_id, disable_progress=True)
+    single = score_pass(
+        make_tiny_model(len(tokenizer)), rows, pad_token_id=tokenizer.pad_token_id, disable_progress=True
+    )
     for sharded in [pd.read_parquet(f"{out}.{budget}.parquet") for budget in (1, 300)] + [
         pd.read_parquet(f"{out}.fsdp1/passes/epoch_0.parquet")  # FSDP (1), through the callback
     ]:

@@ -20,15 +20,16 @@ from pathlib import Path
 import datasets
 import pandas as pd
 import pytest
-
 from conftest import FAST, write_jsonl
-from hf_lpselect.scoring.demo_data import make_demo_rows
+
 from hf_lpselect.errors import DataError, HubError
 from hf_lpselect.hub.materialize import materialize
+from hf_lpselect.scoring.demo_data import make_demo_rows
 from hf_lpselect.scoring.run import score
 from hf_lpselect.selection.strategies import default_mirror, select
 from hf_lpselect.space import sources, words
 from hf_lpselect.space.estimate import estimate_seconds, estimate_text
+
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 APP = REPO_ROOT / "spaces" / "app.py"
@@ -39,7 +40,6 @@ BAD = [
     dict(GOOD[0]),  # duplicate of row 0
     {"instruction": "word " * 200, "input": "", "output": "Too late."},  # excluded at max_length=96
 ]
-
 
 
 @pytest.fixture(scope="module")
@@ -68,16 +68,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch_app(env: dict[str, str], log: Path, timeout: float = 120, *, python: str = sys.executable,
-               app: Path = APP, cwd: Path = REPO_ROOT) -> tuple[subprocess.Popen, str]:
+def launch_app(
+    env: dict[str, str],
+    log: Path,
+    timeout: float = 120,
+    *,
+    python: str = sys.executable,
+    app: Path = APP,
+    cwd: Path = REPO_ROOT,
+) -> tuple[subprocess.Popen, str]:
     """``python spaces/app.py`` (or another ``app`` with another ``python``) on a free loopback port;
     returns the process and its URL once it answers."""
     port = free_port()
-    env = {**env, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_DISABLE_TELEMETRY": "1",
-           "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+    env = {
+        **env,
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+    }
     handle = open(log, "wb")
-    proc = subprocess.Popen([python, str(app), "--port", str(port)], env=env, stdout=handle,
-                            stderr=subprocess.STDOUT, cwd=cwd)
+    proc = subprocess.Popen(
+        [python, str(app), "--port", str(port)], env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=cwd
+    )
     url = f"http://127.0.0.1:{port}/"
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     deadline = time.monotonic() + timeout
@@ -166,9 +179,24 @@ def test_a_wrong_source_is_one_sentence(app, tmp_path):
 
 
 def test_the_hub_id_box_suggests_datasets_pushed_by_lpselect_and_no_other(app, hub, run, folder, tmp_path):
-    pushed = subprocess.run([sys.executable, "-m", "hf_lpselect.cli", "push-scores", "me/toy-suggested", "--run",
-                             str(run.run_dir.path), "--subsets", "none"], env=hub.env(), cwd=tmp_path,
-                            capture_output=True, text=True, timeout=300)
+    pushed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hf_lpselect.cli",
+            "push-scores",
+            "me/toy-suggested",
+            "--run",
+            str(run.run_dir.path),
+            "--subsets",
+            "none",
+        ],
+        env=hub.env(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert pushed.returncode == 0, pushed.stderr[-3000:]
     plain = tmp_path / "plain"  # a dataset without the lpselect tag
     plain.mkdir()
@@ -181,7 +209,9 @@ def test_the_hub_id_box_suggests_datasets_pushed_by_lpselect_and_no_other(app, h
     ids = [value for _, value in suggested["choices"]]
     assert "me/toy-suggested" in ids and suggested["visible"] is True
     assert "me/not-scored" not in ids and "me/private-scores" not in ids
-    about = client(app[0], tmp_path / "picked").predict("me/toy-suggested", api_name="/open")[0]  # what picking one opens
+    about = client(app[0], tmp_path / "picked").predict("me/toy-suggested", api_name="/open")[
+        0
+    ]  # what picking one opens
     assert "16 rows" in about
 
 
@@ -202,8 +232,10 @@ def test_without_a_hub_there_are_no_suggestions_and_nothing_is_said(hub_is, hub,
         else:
             port = free_port() if hub_is == "unreachable" else hanging.getsockname()[1]
             env["HF_ENDPOINT"] = f"http://127.0.0.1:{port}"
-        code = ("import json, time; from hf_lpselect.space import sources; t = time.monotonic(); "
-                "found = sources.recent_scored(timeout=1.0); print(json.dumps([found, time.monotonic() - t]))")
+        code = (
+            "import json, time; from hf_lpselect.space import sources; t = time.monotonic(); "
+            "found = sources.recent_scored(timeout=1.0); print(json.dumps([found, time.monotonic() - t]))"
+        )
         done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3000:]  # the log may note retries
     found, seconds = json.loads(done.stdout)
@@ -217,8 +249,13 @@ def test_the_figures_name_the_scores_as_the_page_does(run, tmp_path):
     from hf_lpselect.selection.compare import compare_runs, scatter_figure
     from hf_lpselect.selection.report import lp1_histogram, p0_histogram, score_vs_length
 
-    figures = [scatter_figure(run.scores, run.scores, "lp1", ("first", "second")), lp1_histogram(run.scores),
-               p0_histogram(run.scores), score_vs_length(run.scores, "lp1"), score_vs_length(run.scores, "ppl_0")]
+    figures = [
+        scatter_figure(run.scores, run.scores, "lp1", ("first", "second")),
+        lp1_histogram(run.scores),
+        p0_histogram(run.scores),
+        score_vs_length(run.scores, "lp1"),
+        score_vs_length(run.scores, "ppl_0"),
+    ]
     said = [text for fig in figures for ax in fig.axes for text in (ax.get_xlabel(), ax.get_ylabel(), ax.get_title())]
     assert not [text for text in said if "lp1" in text or "ppl_" in text]
     assert figures[0].axes[0].get_xlabel() == "LP(1) percentile, first"
@@ -256,7 +293,9 @@ def test_the_downloaded_subset_holds_the_selected_rows(opened, run, fmt):
     c, _ = opened
     path = c.predict("lp1-hard", 25, False, 100, fmt, api_name="/download")
     assert path.endswith(f"lp1-hard-25pct.{fmt}")
-    loaded = datasets.load_dataset("csv" if fmt == "csv" else "json" if fmt == "jsonl" else fmt, data_files=path, split="train")
+    loaded = datasets.load_dataset(
+        "csv" if fmt == "csv" else "json" if fmt == "jsonl" else fmt, data_files=path, split="train"
+    )
     expected = select(run.scores, "lp1-hard", fraction=0.25)
     assert loaded["output"] == [GOOD[r]["output"] for r in expected.rows]
     assert list(loaded["selection_rank"]) == [1, 2, 3]
@@ -272,8 +311,14 @@ def test_a_run_and_its_pushed_folder_download_the_same_columns(app, run, folder,
         c = client(app[0], downloads=tmp_path / source.name)
         c.predict(str(source), api_name="/open")
         path = c.predict("lp1-hard", 50, False, 100, fmt, api_name="/download")
-        loaded.append(datasets.load_dataset("csv" if fmt == "csv" else "json" if fmt == "jsonl" else fmt,
-                                            data_files=path, split="train", cache_dir=str(tmp_path / "cache")))
+        loaded.append(
+            datasets.load_dataset(
+                "csv" if fmt == "csv" else "json" if fmt == "jsonl" else fmt,
+                data_files=path,
+                split="train",
+                cache_dir=str(tmp_path / "cache"),
+            )
+        )
     from_run, from_folder = loaded
     assert from_run.column_names == from_folder.column_names
     assert {"ppl_e0", "ppl_e2", "lp1", "lp1_rank", "lpselect_status", "selection_rank"} <= set(from_run.column_names)
@@ -286,7 +331,9 @@ def test_random_is_drawn_from_the_rows_lp_could_pick(opened, run, tmp_path):
     c, _ = opened
     path = c.predict("random", 50, False, 100, "jsonl", api_name="/download")
     expected = select(run.scores, "random", fraction=0.5, mirror=default_mirror("random", run.scores))
-    assert [json.loads(line)["output"] for line in Path(path).read_text().splitlines()] == [GOOD[r]["output"] for r in expected.rows]
+    assert [json.loads(line)["output"] for line in Path(path).read_text().splitlines()] == [
+        GOOD[r]["output"] for r in expected.rows
+    ]
 
 
 def test_every_session_has_its_own_folder(app, folder, tmp_path):
@@ -347,7 +394,9 @@ def test_a_run_is_pushed_with_its_scores_and_the_subset_config_and_opens_by_hub_
     assert "Pushed: " in c.predict("lp1-hard", 50, False, 100, "me/toy-run", False, api_name="/push")
     files = hub.files("me/toy-run")
     assert any(f.startswith("lpselect/subsets/lp1_hard_50pct/train-") for f in files) and "README.md" in files
-    table = table_of(client(app[0], tmp_path / "reader").predict("me/toy-run", api_name="/open")[4])  # opened by Hub id
+    table = table_of(
+        client(app[0], tmp_path / "reader").predict("me/toy-run", api_name="/open")[4]
+    )  # opened by Hub id
     hardest = run.scores.dropna(subset=["lp1"]).sort_values(["lp1", "row"])
     assert [r[1] for r in table["data"]] == hardest["row"].tolist()
 
@@ -366,9 +415,16 @@ def space_app(hub, tmp_path_factory):
     settings, never contacted here), with the Space's own token in HF_TOKEN as a Space secret would put
     it there; yields its URL."""
     work = tmp_path_factory.mktemp("space_on_a_space")
-    env = hub.env(LPSELECT_SPACE_DIR=str(work / "sessions"), GRADIO_TEMP_DIR=str(work / "gradio"),
-                  SYSTEM="spaces", SPACE_ID="me/lpselect", OAUTH_CLIENT_ID="loopback", OAUTH_CLIENT_SECRET="loopback",
-                  OAUTH_SCOPES="openid profile read-repos write-repos manage-repos", OPENID_PROVIDER_URL="http://127.0.0.1:9")
+    env = hub.env(
+        LPSELECT_SPACE_DIR=str(work / "sessions"),
+        GRADIO_TEMP_DIR=str(work / "gradio"),
+        SYSTEM="spaces",
+        SPACE_ID="me/lpselect",
+        OAUTH_CLIENT_ID="loopback",
+        OAUTH_CLIENT_SECRET="loopback",
+        OAUTH_SCOPES="openid profile read-repos write-repos manage-repos",
+        OPENID_PROVIDER_URL="http://127.0.0.1:9",
+    )
     proc, url = launch_app(env, work / "app.log")
     yield url
     proc.terminate()
@@ -394,7 +450,9 @@ def test_on_a_space_a_hub_dataset_opens_with_the_signed_in_visitors_token_only(s
     assert sources.read_token(None, on_space=False) is None  # run locally: this machine's own login
 
 
-def test_on_a_space_the_score_tab_reads_a_hub_dataset_as_explore_does(space_app, hub, folder, tiny_model_dir, tmp_path):
+def test_on_a_space_the_score_tab_reads_a_hub_dataset_as_explore_does(
+    space_app, hub, folder, tiny_model_dir, tmp_path
+):
     """Before the fix the Score tab read a Hub id with the Space's own login (HF_TOKEN, a Space secret): a
     signed-out visitor scored its owner's private dataset, then browsed and downloaded its rows."""
     from gradio_client.exceptions import AppError
@@ -406,21 +464,29 @@ def test_on_a_space_the_score_tab_reads_a_hub_dataset_as_explore_does(space_app,
     with pytest.raises(AppError) as caught:
         stranger.predict(None, "me/private-to-score", str(tiny_model_dir), 0, 10, api_name="/score")
     assert str(caught.value) == "That Hub dataset does not exist or is private; check its name (owner/name)."
-    assert "Scored 10 rows (" in stranger.predict(None, "me/public-to-score", str(tiny_model_dir), 0, 10,
-                                                        api_name="/score")[7]
+    assert (
+        "Scored 10 rows ("
+        in stranger.predict(None, "me/public-to-score", str(tiny_model_dir), 0, 10, api_name="/score")[7]
+    )
     signed_in = client(space_app, tmp_path / "signed-in", oauth_token=FAKE_TOKEN)
-    assert "Scored 10 rows (" in signed_in.predict(None, "https://huggingface.co/datasets/me/private-to-score",
-                                                         str(tiny_model_dir), 0, 10, api_name="/score")[7]
+    assert (
+        "Scored 10 rows ("
+        in signed_in.predict(
+            None, "https://huggingface.co/datasets/me/private-to-score", str(tiny_model_dir), 0, 10, api_name="/score"
+        )[7]
+    )
 
 
 def test_an_anonymous_read_is_never_served_from_a_cache_a_read_with_a_token_filled(hub, folder, tmp_path):
     """datasets falls back to a cached copy when the Hub refuses a repo: before the fix an anonymous read
     shared the default cache with this machine's login (HF_TOKEN here), so the private copy opened."""
     hub.seed("me/private-cached", folder, private=True)
-    code = ("from hf_lpselect.space import sources; from hf_lpselect.errors import DataError\n"
-            "print(len(sources.open_scored('me/private-cached').scores))\n"  # this machine's login: the default cache
-            "try:\n    sources.open_scored('me/private-cached', token=False)\n"
-            "except DataError as err:\n    print('refused', err)\nelse:\n    print('served')")
+    code = (
+        "from hf_lpselect.space import sources; from hf_lpselect.errors import DataError\n"
+        "print(len(sources.open_scored('me/private-cached').scores))\n"  # this machine's login: the default cache
+        "try:\n    sources.open_scored('me/private-cached', token=False)\n"
+        "except DataError as err:\n    print('refused', err)\nelse:\n    print('served')"
+    )
     done = subprocess.run([sys.executable, "-c", code], env=hub.env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     opened, anonymous = done.stdout.splitlines()[-2:]
@@ -441,8 +507,10 @@ def test_scores_pushed_for_another_split_than_train_open_from_a_folder_and_by_hu
     card.write_text(card.read_text().replace("split: train", "split: test"))
     assert sources.open_scored(str(other)).scores["row"].tolist() == run.scores["row"].tolist()
     hub.seed("me/toy-test-split", other)
-    opener = ("from hf_lpselect.space.sources import open_scored; "
-              "print(open_scored('me/toy-test-split').scores['row'].tolist())")
+    opener = (
+        "from hf_lpselect.space.sources import open_scored; "
+        "print(open_scored('me/toy-test-split').scores['row'].tolist())"
+    )
     opened = subprocess.run([sys.executable, "-c", opener], env=hub.env(), capture_output=True, text=True, timeout=300)
     assert opened.returncode == 0, opened.stderr[-3000:]
     assert json.loads(opened.stdout) == run.scores["row"].tolist()
@@ -481,8 +549,15 @@ def test_an_upload_is_scored_one_run_at_a_time_with_progress_and_opens_in_explor
     assert "7 rows" in about and "6 ok" in about and "1 × invalid: empty response" in about
     assert len(table["data"]) == 6
     assert "Scored 7 rows (6 ok)" in message
-    assert "Scoring pass 0 of 1 (before training) → Training epoch 1 of 1 → Scoring pass 1 of 1 (after epoch 1)" in message
-    assert seen & {"Loading the data and the scorer model", "Scoring pass 0 of 1 (before training)", "Training epoch 1 of 1"}
+    assert (
+        "Scoring pass 0 of 1 (before training) → Training epoch 1 of 1 → Scoring pass 1 of 1 (after epoch 1)"
+        in message
+    )
+    assert seen & {
+        "Loading the data and the scorer model",
+        "Scoring pass 0 of 1 (before training)",
+        "Training epoch 1 of 1",
+    }
 
 
 def test_a_bad_upload_is_one_sentence(app, tmp_path):
@@ -493,7 +568,9 @@ def test_a_bad_upload_is_one_sentence(app, tmp_path):
     bad.write_text('{"instruction": "a", "output": "b"}\n{not json\n')
     with pytest.raises(AppError) as caught:
         client(app[0], tmp_path).predict(handle_file(str(bad)), "", "default", 1, 10, api_name="/score")
-    assert "broken.jsonl" in str(caught.value) and "line 2" in str(caught.value) and "Traceback" not in str(caught.value)
+    assert (
+        "broken.jsonl" in str(caught.value) and "line 2" in str(caught.value) and "Traceback" not in str(caught.value)
+    )
 
 
 def test_the_time_estimate_counts_loading_epochs_and_passes():

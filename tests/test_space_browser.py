@@ -23,12 +23,21 @@ from test_space import APP, BAD, GOOD, folder, launch_app, run  # noqa: F401  (f
 
 from hf_lpselect.selection.strategies import select
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                reason=f"{CHROMIUM} is absent: install Debian's chromium (apt-get install chromium)")
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is absent: install Debian's chromium (apt-get install chromium)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +48,14 @@ def app_url(tmp_path_factory):
 
     work = tmp_path_factory.mktemp("browser_app")
     space = deploy_space("me/lpselect", dry_run=True, local_dir=work / "space").local_dir
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(work / "hf"),
-           "LPSELECT_SPACE_DIR": str(work / "sessions"), "GRADIO_TEMP_DIR": str(work / "gradio")}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "HF_HOME": str(work / "hf"),
+        "LPSELECT_SPACE_DIR": str(work / "sessions"),
+        "GRADIO_TEMP_DIR": str(work / "gradio"),
+    }
     proc, url = launch_app(env, work / "app.log", app=space / "app.py", cwd=space)
     yield url
     proc.terminate()
@@ -72,7 +87,7 @@ def test_open_read_select_and_download(page, folder, run, tmp_path):  # noqa: F8
     first_row = page.get_by_role("row").nth(1)  # 0 is the header
     first_row.wait_for()
     assert GOOD[int(hardest["row"].iloc[0])]["output"] in first_row.inner_text()
-    page.wait_for_function("document.querySelectorAll('img[src^=\"data:image/\"][src*=\"base64\"]').length >= 3")
+    page.wait_for_function('document.querySelectorAll(\'img[src^="data:image/"][src*="base64"]\').length >= 3')
     page.screenshot(path=str(tmp_path / "explore.png"), full_page=True)
 
     page.get_by_role("tab", name="Select").click()
@@ -110,8 +125,16 @@ def test_upload_and_score_while_the_progress_bar_moves(page, tiny_model_dir, tmp
     said, deadline = set(), time.monotonic() + 300
     while time.monotonic() < deadline:
         text = page.inner_text("body")  # visible text only: the Score tab's, while it runs
-        said.update(step for step in ("Loading the data and the scorer model", "Scoring pass 0 of 1",
-                                      "Training epoch 1 of 1", "Scoring pass 1 of 1") if step in text)
+        said.update(
+            step
+            for step in (
+                "Loading the data and the scorer model",
+                "Scoring pass 0 of 1",
+                "Training epoch 1 of 1",
+                "Scoring pass 1 of 1",
+            )
+            if step in text
+        )
         if "Scored 7 rows (6 ok)" in text or ": 7 rows" in text:  # done (the page moves to Explore)
             break
         time.sleep(0.05)
@@ -134,7 +157,9 @@ def _screenshot(page, tmp_path: Path, name: str) -> None:
 
 
 def test_a_first_visitor_opens_the_example_selects_and_downloads(page, tmp_path):
-    example = pd.read_parquet(next((APP.parent / "examples" / "demo-smollm2-2-epochs" / "data").glob("*.parquet")))  # = the deployed copy
+    example = pd.read_parquet(
+        next((APP.parent / "examples" / "demo-smollm2-2-epochs" / "data").glob("*.parquet"))
+    )  # = the deployed copy
     hardest = example.sort_values("lp1_rank").iloc[0]
     page.get_by_role("button", name="Open the example").click()  # one click, nothing to type
     page.get_by_text("The example (demo-smollm2-2-epochs): 120 rows").wait_for(timeout=60_000)
@@ -142,7 +167,7 @@ def test_a_first_visitor_opens_the_example_selects_and_downloads(page, tmp_path)
     first_row = page.get_by_role("row").nth(1)
     assert hardest["output"][:40] in first_row.inner_text()
     assert "What the paper claims" in page.inner_text("body") and "What we measured" in page.inner_text("body")
-    page.wait_for_function("document.querySelectorAll('img[src^=\"data:image/\"][src*=\"base64\"]').length >= 3")
+    page.wait_for_function('document.querySelectorAll(\'img[src^="data:image/"][src*="base64"]\').length >= 3')
     page.wait_for_timeout(500)
     _screenshot(page, tmp_path, "space-explore.png")
 

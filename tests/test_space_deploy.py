@@ -20,14 +20,15 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 from packaging.version import Version
 from test_space import launch_app
 
 from hf_lpselect.space import words
+
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SPACES = REPO_ROOT / "spaces"
@@ -36,8 +37,9 @@ EVIDENCE_LINK = "../README.md#the-evidence-did-the-hard-subset-train-a-bigger-mo
 
 
 def lpselect(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "hf_lpselect.cli", *args], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "hf_lpselect.cli", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=600
+    )
 
 
 def _name(requirement: str) -> str:
@@ -73,7 +75,8 @@ def test_the_header_and_the_space_readme_say_what_the_evidence_found():
     results = json.loads(EVIDENCE.read_text())
     readme = (SPACES / "README.md").read_text()
     assert words.with_evidence(readme, results, EVIDENCE_LINK) == readme, (
-        "spaces/README.md's evidence block is stale: re-render it with words.with_evidence")
+        "spaces/README.md's evidence block is stale: re-render it with words.with_evidence"
+    )
     lp10 = results["verdicts"]["lp1-hard@0.1 vs random@0.1 on alpaca_heldout"]
     text = words.evidence_markdown(results, "#x")
     assert f"{lp10['mean_nll']:.3f}" in text and f"{lp10['random_mean_nll']:.3f}" in text and "160 Alpaca rows" in text
@@ -101,30 +104,44 @@ def test_the_app_header_comes_from_the_same_template(tmp_path, monkeypatch):
 
 
 def test_dry_run_writes_exactly_the_space_folder_and_nothing_in_the_checkout(tmp_path):
-    before = subprocess.run(["git", "status", "--porcelain", "--ignored"], cwd=REPO_ROOT, capture_output=True, text=True).stdout
+    before = subprocess.run(
+        ["git", "status", "--porcelain", "--ignored"], cwd=REPO_ROOT, capture_output=True, text=True
+    ).stdout
     out = tmp_path / "space"
     done = lpselect("space", "deploy", "me/lpselect", "--dry-run", "--local-dir", str(out), "--hardware", "zero-a10g")
     assert done.returncode == 0, done.stderr[-3000:]
     files = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
-    assert {"README.md", "app.py", "requirements.txt", "evidence.json", "hf_lpselect/__init__.py",
-            "hf_lpselect/space/words.py",
-            "hf_lpselect/cards/dataset_card.md", "examples/demo-smollm2-2-epochs/README.md"} <= files
+    assert {
+        "README.md",
+        "app.py",
+        "requirements.txt",
+        "evidence.json",
+        "hf_lpselect/__init__.py",
+        "hf_lpselect/space/words.py",
+        "hf_lpselect/cards/dataset_card.md",
+        "examples/demo-smollm2-2-epochs/README.md",
+    } <= files
     assert any(re.fullmatch(r"hf_lpselect-[\d.]+\.dist-info/METADATA", f) for f in files)
     assert f"{len(files)} files (dry run: nothing was sent)" in done.stdout
     readme = (out / "README.md").read_text()
     assert "sdk: gradio" in readme and "suggested_hardware: zero-a10g" in readme.split("\n---\n")[0]
     assert "https://huggingface.co/spaces/me/lpselect/blob/main/evidence.json" in readme
     assert (out / "app.py").read_bytes() == (SPACES / "app.py").read_bytes()
-    after = subprocess.run(["git", "status", "--porcelain", "--ignored"], cwd=REPO_ROOT, capture_output=True, text=True).stdout
+    after = subprocess.run(
+        ["git", "status", "--porcelain", "--ignored"], cwd=REPO_ROOT, capture_output=True, text=True
+    ).stdout
     assert after == before  # the wheel is built from a copy: no build/ or egg-info left in the checkout
     again = lpselect("space", "deploy", "me/lpselect", "--dry-run", "--local-dir", str(out))
     assert again.returncode == 2 and "is not an empty folder" in again.stderr and "Traceback" not in again.stderr
 
 
-@pytest.mark.parametrize("args, said", [
-    (["not an id"], "Bad Space id"),
-    (["me/x", "--hardware", "a-big-one"], "Unknown Space hardware 'a-big-one'"),
-])
+@pytest.mark.parametrize(
+    "args, said",
+    [
+        (["not an id"], "Bad Space id"),
+        (["me/x", "--hardware", "a-big-one"], "Unknown Space hardware 'a-big-one'"),
+    ],
+)
 def test_bad_deploy_arguments_are_one_sentence(args, said, tmp_path):
     done = lpselect("space", "deploy", *args, "--dry-run", "--local-dir", str(tmp_path / "x"))
     assert done.returncode == 2 and said in done.stderr and "Traceback" not in done.stderr
@@ -135,17 +152,20 @@ def test_hardware_is_asked_for_on_a_new_space_and_on_an_existing_one(loopback_hu
     """A new Space asks for it as it is created; an existing one through the Hub's hardware request
     (HfApi.request_space_hardware). Without --hardware an existing Space keeps what it has."""
     env = loopback_hub.env()
-    runtime = ("from huggingface_hub import HfApi; "
-               "print(HfApi().get_space_runtime('me/lpselect-gpu').requested_hardware)")
+    runtime = (
+        "from huggingface_hub import HfApi; print(HfApi().get_space_runtime('me/lpselect-gpu').requested_hardware)"
+    )
 
     def requested() -> str:
         asked = subprocess.run([sys.executable, "-c", runtime], env=env, capture_output=True, text=True, timeout=120)
         assert asked.returncode == 0, asked.stderr[-3000:]
         return asked.stdout.strip()
 
-    for args, hardware in ((["--hardware", "zero-a10g"], "zero-a10g"),  # new
-                           (["--hardware", "t4-small"], "t4-small"),  # existing
-                           ([], "t4-small")):  # existing, no --hardware
+    for args, hardware in (
+        (["--hardware", "zero-a10g"], "zero-a10g"),  # new
+        (["--hardware", "t4-small"], "t4-small"),  # existing
+        ([], "t4-small"),
+    ):  # existing, no --hardware
         done = lpselect("space", "deploy", "me/lpselect-gpu", *args, cwd=tmp_path, env=env)
         assert done.returncode == 0, done.stderr[-3000:]
         assert requested() == hardware
@@ -157,8 +177,12 @@ def fresh_venv(path: Path) -> Path:
     sys.path entries: their .pth files, the editable install of this checkout among them, do not run)."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True, timeout=120)
     python = path / "bin" / "python"
-    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     borrowed = dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
     Path(site, "borrowed_test_env.pth").write_text("".join(f"{p}\n" for p in borrowed))
     return python
@@ -177,8 +201,10 @@ def test_deployed_on_the_loopback_hub_it_installs_in_a_fresh_venv_and_answers_of
     assert len(loopback_hub.commit_messages("me/lpselect-space", repo_type="space")) >= 2
 
     space = tmp_path / "downloaded"
-    fetch = ("from huggingface_hub import snapshot_download; "
-             f"snapshot_download('me/lpselect-space', repo_type='space', local_dir={str(space)!r})")
+    fetch = (
+        "from huggingface_hub import snapshot_download; "
+        f"snapshot_download('me/lpselect-space', repo_type='space', local_dir={str(space)!r})"
+    )
     got = subprocess.run([sys.executable, "-c", fetch], env=env, capture_output=True, text=True, timeout=300)
     assert got.returncode == 0, got.stderr[-3000:]
     shutil.rmtree(space / ".cache", ignore_errors=True)
@@ -188,23 +214,40 @@ def test_deployed_on_the_loopback_hub_it_installs_in_a_fresh_venv_and_answers_of
     build.mkdir()
     shutil.copy2(space / "requirements.txt", build / "requirements.txt")
     clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    installed = subprocess.run([str(python), "-m", "pip", "install", "--no-index", "-r", "requirements.txt"], cwd=build,
-                               env=clean, capture_output=True, text=True, timeout=300)
+    installed = subprocess.run(
+        [str(python), "-m", "pip", "install", "--no-index", "-r", "requirements.txt"],
+        cwd=build,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert installed.returncode == 0, installed.stdout[-2000:] + installed.stderr[-2000:]
     assert "Requirement already satisfied: torch==" in installed.stdout
 
     where = "import hf_lpselect; print(hf_lpselect.__file__)"
     outside = subprocess.run([str(python), "-c", where], cwd=tmp_path, env=clean, capture_output=True, text=True)
-    assert outside.returncode != 0 and "No module named 'hf_lpselect'" in outside.stderr  # this checkout is not reachable
+    assert (
+        outside.returncode != 0 and "No module named 'hf_lpselect'" in outside.stderr
+    )  # this checkout is not reachable
     inside = subprocess.run([str(python), "-c", where], cwd=space, env=clean, capture_output=True, text=True)
     assert inside.stdout.strip() == str(space / "hf_lpselect" / "__init__.py")
 
-    offline = {**clean, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"),
-               "LPSELECT_SPACE_DIR": str(tmp_path / "sessions"), "GRADIO_TEMP_DIR": str(tmp_path / "gradio"),
-               # what a Space sets (its id; hf_oauth: true adds the OAuth app's settings; never contacted here)
-               "SYSTEM": "spaces", "SPACE_ID": "me/lpselect-space", "OAUTH_CLIENT_ID": "loopback", "OAUTH_CLIENT_SECRET": "loopback",
-               "OAUTH_SCOPES": "openid profile read-repos write-repos manage-repos",
-               "OPENID_PROVIDER_URL": "http://127.0.0.1:9"}
+    offline = {
+        **clean,
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "HF_HOME": str(tmp_path / "hf"),
+        "LPSELECT_SPACE_DIR": str(tmp_path / "sessions"),
+        "GRADIO_TEMP_DIR": str(tmp_path / "gradio"),
+        # what a Space sets (its id; hf_oauth: true adds the OAuth app's settings; never contacted here)
+        "SYSTEM": "spaces",
+        "SPACE_ID": "me/lpselect-space",
+        "OAUTH_CLIENT_ID": "loopback",
+        "OAUTH_CLIENT_SECRET": "loopback",
+        "OAUTH_SCOPES": "openid profile read-repos write-repos manage-repos",
+        "OPENID_PROVIDER_URL": "http://127.0.0.1:9",
+    }
     proc, url = launch_app(offline, tmp_path / "app.log", python=str(python), app=space / "app.py", cwd=space)
     try:
         from gradio_client import Client

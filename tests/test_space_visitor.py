@@ -19,10 +19,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import write_jsonl
+
 from hf_lpselect.errors import LPSelectError
 from hf_lpselect.space import words
+
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 APP = REPO_ROOT / "spaces" / "app.py"
@@ -35,8 +36,16 @@ def scores_table(n: int, epochs: int = 2, learned: bool = True) -> pd.DataFrame:
     for e in range(1, epochs + 1):
         drop = rng.uniform(0.1, 0.5, n) * (e if learned or e > 1 else 0)
         nll[f"nll_{e}"] = nll["nll_0"] - drop
-    frame = pd.DataFrame({"row": range(n), "id": [f"r{i}" for i in range(n)], "status": "ok", "reason": None,
-                          "n_response_tokens": rng.integers(5, 50, n), **nll})
+    frame = pd.DataFrame(
+        {
+            "row": range(n),
+            "id": [f"r{i}" for i in range(n)],
+            "status": "ok",
+            "reason": None,
+            "n_response_tokens": rng.integers(5, 50, n),
+            **nll,
+        }
+    )
     for c in [c for c in frame if c.startswith("nll_")]:
         frame["ppl_" + c[4:]] = np.exp(frame[c])
     if epochs >= 2:
@@ -85,19 +94,30 @@ def test_plain_strategy_names_without_formulas():
     assert "LP_app = (P_0 − P_1) / P_0" in words.strategy_details()  # the formulas live under the fold
 
 
-@pytest.mark.parametrize("message, expected", [
-    ("/tmp/lpselect-space/ab12/uploads/e3b0c442/empty.jsonl contains no records; check the file.",
-     "empty.jsonl contains no records; check the file."),
-    ("Unknown format 'x'; pass --format with one of: alpaca, sharegpt.", None),
-    ("Could not load the Hub dataset org/x (Repository Not Found for url. Use `repo_type` argument if needed.).",
-     "That Hub dataset does not exist or is private; check its name (owner/name)."),
-    ("Could not load the Hub dataset me/tiny-model (Dataset 'me/tiny-model' doesn't exist on the Hub or cannot be "
-     "accessed.); check the id.",  # a model repo's id: before the fix "metiny-model" and library words
-     "That Hub dataset does not exist or is private; check its name (owner/name)."),
-    ("No such folder: /srv/x/mine; check the path.", "No such folder: mine; check the path."),
-    ("OfflineModeIsEnabled: Cannot reach https://huggingface.co/api/datasets/x",
-     "The Hugging Face Hub cannot be reached from here right now; upload a file instead."),
-])
+@pytest.mark.parametrize(
+    "message, expected",
+    [
+        (
+            "/tmp/lpselect-space/ab12/uploads/e3b0c442/empty.jsonl contains no records; check the file.",
+            "empty.jsonl contains no records; check the file.",
+        ),
+        ("Unknown format 'x'; pass --format with one of: alpaca, sharegpt.", None),
+        (
+            "Could not load the Hub dataset org/x (Repository Not Found for url. Use `repo_type` argument if needed.).",
+            "That Hub dataset does not exist or is private; check its name (owner/name).",
+        ),
+        (
+            "Could not load the Hub dataset me/tiny-model (Dataset 'me/tiny-model' doesn't exist on the Hub or cannot be "
+            "accessed.); check the id.",  # a model repo's id: before the fix "metiny-model" and library words
+            "That Hub dataset does not exist or is private; check its name (owner/name).",
+        ),
+        ("No such folder: /srv/x/mine; check the path.", "No such folder: mine; check the path."),
+        (
+            "OfflineModeIsEnabled: Cannot reach https://huggingface.co/api/datasets/x",
+            "The Hugging Face Hub cannot be reached from here right now; upload a file instead.",
+        ),
+    ],
+)
 def test_errors_are_in_a_visitors_words(message, expected):
     said = words.visitor_sentence(message)
     if expected is not None:
@@ -159,8 +179,12 @@ def test_a_million_row_upload_keeps_only_the_rows_to_score(app_module, tmp_path)
 def test_a_parquet_file_that_expands_too_far_is_one_sentence_and_leaves_nothing(app_module, tmp_path, monkeypatch):
     app, sessions = app_module
     bomb = tmp_path / "bomb.parquet"
-    pq.write_table(pa.table({"instruction": ["x" * 1000] * 5000, "output": ["y" * 1000] * 5000}), bomb,
-                   compression="zstd", use_dictionary=False)
+    pq.write_table(
+        pa.table({"instruction": ["x" * 1000] * 5000, "output": ["y" * 1000] * 5000}),
+        bomb,
+        compression="zstd",
+        use_dictionary=False,
+    )
     assert bomb.stat().st_size < 200_000  # 10 MB of text, a small file
     monkeypatch.setitem(app._prepare_source.__globals__, "MAX_PARQUET_BYTES", 1 << 20)
     with pytest.raises(LPSelectError) as caught:
@@ -220,10 +244,14 @@ def test_zerogpu_decorates_the_scoring_function_the_score_tab_calls(tmp_path, ti
         return real_score(*args, **kwargs)
 
     monkeypatch.setattr(run_module, "score", recording_score)
-    data = write_jsonl(tmp_path / "mine.jsonl", [{"instruction": f"Say {i}.", "output": f"{i} it is."} for i in range(10)])
+    data = write_jsonl(
+        tmp_path / "mine.jsonl", [{"instruction": f"Say {i}.", "output": f"{i} it is."} for i in range(10)]
+    )
     outputs = score_fn(str(data), "", str(tiny_model_dir), 0, 10, Visitor("gpu"), progress=lambda *a, **k: None)
     assert "Scored 10 rows (10 ok)" in outputs[8]
-    assert len(calls) == 1 and calls[0][1] == 60 + 2 * int(app.estimate_seconds(10, 0, "gpu"))  # … through the GPU wrapper
+    assert len(calls) == 1 and calls[0][1] == 60 + 2 * int(
+        app.estimate_seconds(10, 0, "gpu")
+    )  # … through the GPU wrapper
     # the device decides precision and batching (hardware.py, passes.device_batching): nothing forced here
     assert not {"bf16", "fp16", "score_batch_size", "per_device_train_batch_size"} & set(seen)
 
@@ -242,7 +270,9 @@ def test_a_visitor_who_leaves_mid_run_leaves_no_folder_behind(app_module, tmp_pa
     visitor = Visitor("leaves")
     folder = Path(app.session_start(visitor))  # page load: the State holds the folder from the start
     assert folder == sessions / "leaves" and folder.is_dir()
-    data = write_jsonl(tmp_path / "mine.jsonl", [{"instruction": f"Say {i}.", "output": f"{i} it is."} for i in range(10)])
+    data = write_jsonl(
+        tmp_path / "mine.jsonl", [{"instruction": f"Say {i}.", "output": f"{i} it is."} for i in range(10)]
+    )
 
     def progress(fraction, desc=""):
         if desc.startswith("Training epoch"):

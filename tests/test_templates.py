@@ -6,6 +6,7 @@ import pytest
 from hf_lpselect.data import canonicalize
 from hf_lpselect.templates import TemplateError, resolve_template, tokenize_rows
 
+
 ALPACA_WITH_INPUT = (
     "Below is an instruction that describes a task, paired with an input that provides further context. "
     "Write a response that appropriately completes the request.\n\n### Instruction:\nTranslate to French."
@@ -111,7 +112,9 @@ def test_multi_turn_rows_are_excluded_under_single_turn_templates(tokenizer):
 
 
 def test_invalid_rows_pass_through_untouched(tokenizer):
-    out = tokenize_rows(rows_of([{"instruction": "x", "input": "", "output": ""}]), tokenizer, template="alpaca", max_length=64)
+    out = tokenize_rows(
+        rows_of([{"instruction": "x", "input": "", "output": ""}]), tokenizer, template="alpaca", max_length=64
+    )
     assert out[0]["status"] == "invalid" and out[0]["input_ids"] == [] and out[0]["n_response_tokens"] == 0
 
 
@@ -139,7 +142,11 @@ def test_a_row_the_chat_template_refuses_is_excluded_with_its_message(tokenizer_
     assert "raise_exception" in strict.chat_template
     chats = [
         [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}],
-        [{"role": "user", "content": "Weather?"}, {"role": "tool", "content": "sunny"}, {"role": "assistant", "content": "Sunny."}],
+        [
+            {"role": "user", "content": "Weather?"},
+            {"role": "tool", "content": "sunny"},
+            {"role": "assistant", "content": "Sunny."},
+        ],
     ]
     rows = canonicalize(datasets.Dataset.from_list([{"messages": m} for m in chats]))
     out = tokenize_rows(rows, strict, template="chat", max_length=128)

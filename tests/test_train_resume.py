@@ -17,16 +17,26 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import write_jsonl
 from safetensors.torch import load_file
 
-from conftest import write_jsonl
 from hf_lpselect.rundir import checkpoint_dirs
 from hf_lpselect.scoring.demo_data import make_demo_rows
 from hf_lpselect.training.run import RECORD_FILE
 
+
 # 16 rows, 4 a step: 4 optimizer steps an epoch, 8 in all, a checkpoint every 2 steps
-RECIPE = {"num_train_epochs": 2, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 1, "learning_rate": 1e-3,
-          "warmup_steps": 0, "bf16": "false", "max_length": 96, "save_strategy": "steps", "save_steps": 2}
+RECIPE = {
+    "num_train_epochs": 2,
+    "per_device_train_batch_size": 4,
+    "gradient_accumulation_steps": 1,
+    "learning_rate": 1e-3,
+    "warmup_steps": 0,
+    "bf16": "false",
+    "max_length": 96,
+    "save_strategy": "steps",
+    "save_steps": 2,
+}
 ATOL, RTOL = 1e-6, 1e-5
 
 DRIVER = r"""
@@ -77,7 +87,9 @@ def lpselect(args: list[str], driver: tuple[str, str] | None = None) -> subproce
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("train_data")
-    return write_jsonl(base / "d.jsonl", [{k: r[k] for k in ("instruction", "input", "output")} for r in make_demo_rows(16, seed=11)])
+    return write_jsonl(
+        base / "d.jsonl", [{k: r[k] for k in ("instruction", "input", "output")} for r in make_demo_rows(16, seed=11)]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -100,12 +112,17 @@ def record(out: Path) -> dict:
     return json.loads((out / RECORD_FILE).read_text())
 
 
-@pytest.mark.parametrize("moment, value", [
-    ("step", "7"),                                          # mid-epoch 2, after checkpoint-6
-    ("save", "checkpoint-4/optimizer.pt"),                  # while checkpoint-4 is written (its weights already are)
-    ("save", "_lpselect_final_model.tmp/training_args.bin"),  # while the final model is saved
-])
-def test_a_killed_training_resumes_with_the_same_command_to_the_same_weights(tmp_path, data, tiny_model_dir, straight, moment, value):
+@pytest.mark.parametrize(
+    "moment, value",
+    [
+        ("step", "7"),  # mid-epoch 2, after checkpoint-6
+        ("save", "checkpoint-4/optimizer.pt"),  # while checkpoint-4 is written (its weights already are)
+        ("save", "_lpselect_final_model.tmp/training_args.bin"),  # while the final model is saved
+    ],
+)
+def test_a_killed_training_resumes_with_the_same_command_to_the_same_weights(
+    tmp_path, data, tiny_model_dir, straight, moment, value
+):
     out = tmp_path / "out"
     killed = lpselect(command(data, tiny_model_dir, out), driver=(moment, value))
     assert killed.returncode == -9, killed.stderr[-3000:]
@@ -142,10 +159,15 @@ def test_a_changed_selection_or_source_is_refused_in_one_sentence(tmp_path, data
     for changes, named in (({"learning_rate": 5e-4}, "recipe"), ({"dataset_name": source}, "rows")):
         again = lpselect(command(data, tiny_model_dir, out, **changes))
         assert again.returncode == 2, again.stderr[-3000:]
-        assert re.search(rf"(?m)^Error: {re.escape(str(out))} holds a training run with another [^\n]*{named}[^\n]*re-run that run's command",
-                         again.stderr), again.stderr[-3000:]
+        assert re.search(
+            rf"(?m)^Error: {re.escape(str(out))} holds a training run with another [^\n]*{named}[^\n]*re-run that run's command",
+            again.stderr,
+        ), again.stderr[-3000:]
         assert "Traceback" not in again.stderr
-        assert ({p.name: p.stat().st_mtime_ns for p in out.iterdir()}, (out / RECORD_FILE).read_text()) == before  # nothing touched
+        assert (
+            {p.name: p.stat().st_mtime_ns for p in out.iterdir()},
+            (out / RECORD_FILE).read_text(),
+        ) == before  # nothing touched
     resumed = lpselect(command(data, tiny_model_dir, out))  # and the run's own command still resumes it
     assert resumed.returncode == 0, resumed.stderr[-3000:]
 

@@ -11,6 +11,7 @@ import typer
 from hf_lpselect.cli import _disk_full, user_errors
 from hf_lpselect.errors import RunError
 
+
 NO_SPACE = "Error: No space left on the device; free some space and re-run the same command to resume."
 
 
@@ -29,7 +30,9 @@ def test_an_error_starts_its_own_line_after_an_interrupted_progress_bar(capsys):
     gc.collect()  # a bar left open would redraw itself here, after the sentence
     err = capsys.readouterr().err
     assert exit_info.value.exit_code == 2
-    assert re.search(r"(?m)^Error: The run cannot go on\.$", err), err  # before the fix: "… 6/12 [00:00<?, ?it/s]Error: …"
+    assert re.search(r"(?m)^Error: The run cannot go on\.$", err), (
+        err
+    )  # before the fix: "… 6/12 [00:00<?, ?it/s]Error: …"
     assert err.rstrip("\n").endswith("Error: The run cannot go on."), err
     assert "6/12" in err  # the bar's last state stays readable above the sentence
 
@@ -46,15 +49,26 @@ def test_a_full_disk_mid_bar_is_the_one_sentence_on_its_own_line(capsys):
 def test_a_bug_keeps_its_traceback():
     with pytest.raises(ZeroDivisionError):
         with user_errors():
-            1 / 0
+            _ = 1 / 0
 
 
-@pytest.mark.parametrize("error, full", [
-    (OSError(errno.ENOSPC, "No space left on device"), True),
-    (OSError(errno.EDQUOT, "Disk quota exceeded"), True),
-    (RuntimeError("Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: \"No space left on device\" })"), True),
-    (OSError(errno.EACCES, "Permission denied"), False),
-    (RuntimeError("unexpected pos 165824 vs 165712"), False),  # only the save site, which can ask the filesystem, may say "full"
-])
+@pytest.mark.parametrize(
+    "error, full",
+    [
+        (OSError(errno.ENOSPC, "No space left on device"), True),
+        (OSError(errno.EDQUOT, "Disk quota exceeded"), True),
+        (
+            RuntimeError(
+                'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })'
+            ),
+            True,
+        ),
+        (OSError(errno.EACCES, "Permission denied"), False),
+        (
+            RuntimeError("unexpected pos 165824 vs 165712"),
+            False,
+        ),  # only the save site, which can ask the filesystem, may say "full"
+    ],
+)
 def test_what_counts_as_a_full_disk(error, full):
     assert _disk_full(error) is full

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 DPI = 120
 
 
-def new_figure(width: float = 7.0, height: float = 4.5) -> "Figure":
+def new_figure(width: float = 7.0, height: float = 4.5) -> Figure:
     """A figure of ``width`` x ``height`` inches at :data:`DPI`, with a constrained layout; ``fig.savefig(path)`` writes it.
 
     Example:

@@ -20,14 +20,26 @@ from pathlib import Path
 from ..errors import ConfigError
 from .cache import cache_dir
 
+
 _FILE = "options.json"
 _PACKAGE = Path(__file__).resolve().parent.parent
 # the modules whose dataclasses declare the commands' options: an edit to one makes the remembered names stale
-_DECLARING = ("scoring/arguments.py", "scoring/trainer.py", "scoring/demo.py", "selection/arguments.py", "hub/arguments.py",
-              "training/arguments.py", "eval/arguments.py", "space/arguments.py", "core/parser.py")
+_DECLARING = (
+    "scoring/arguments.py",
+    "scoring/trainer.py",
+    "scoring/demo.py",
+    "selection/arguments.py",
+    "hub/arguments.py",
+    "training/arguments.py",
+    "eval/arguments.py",
+    "space/arguments.py",
+    "core/parser.py",
+)
 # spellings people type that difflib would map wrongly: the flag they mean
-_RENAMED = {"--warmup_ratio": "--warmup_steps (a value below 1 is a share of the steps)",
-            "--fp32": "--bf16 false (float32 is what runs without bf16)"}
+_RENAMED = {
+    "--warmup_ratio": "--warmup_steps (a value below 1 is a share of the steps)",
+    "--fp32": "--bf16 false (float32 is what runs without bf16)",
+}
 
 
 def unknown_options(prog: str, given: Iterable[str], known: Iterable[str]) -> ConfigError:

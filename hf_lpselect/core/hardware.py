@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+
 logger = logging.getLogger(__name__)
 
 _X86 = ("x86_64", "amd64", "i386", "i686", "x86")
@@ -101,13 +102,16 @@ def _cpu_bf16() -> tuple[bool, str]:
             return True, "this CPU has AMX"
         if _cpu_flag("_is_avx512_bf16_supported"):
             return True, "this CPU has AVX-512 BF16"
-        return False, "this CPU has neither AMX nor AVX-512 BF16, so bf16 would be emulated, many times slower than float32"
+        return (
+            False,
+            "this CPU has neither AMX nor AVX-512 BF16, so bf16 would be emulated, many times slower than float32",
+        )
     if torch.ops.mkldnn._is_mkldnn_bf16_supported():
         return True, "this CPU has native bf16 instructions"
     return False, "this CPU has no native bf16 instructions, so bf16 would be emulated, many times slower than float32"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def probe(device: str | None = None) -> Hardware:
     """What ``device`` (a torch device type; default: :func:`default_device`) is, and whether it computes bf16 natively.
 
@@ -129,14 +133,20 @@ def probe(device: str | None = None) -> Hardware:
             why = f"{props.name} {'supports' if native else 'does not support'} bf16"
         else:
             native = (props.major, props.minor) >= (8, 0)
-            why = (f"{props.name} has compute capability {props.major}.{props.minor}"
-                   + ("" if native else ", below 8.0, the first with native bf16"))
+            why = f"{props.name} has compute capability {props.major}.{props.minor}" + (
+                "" if native else ", below 8.0, the first with native bf16"
+            )
         return Hardware(device, props.name, native, why, int(props.total_memory))
     if device == "xpu":
         props = torch.xpu.get_device_properties(torch.xpu.current_device())
         native = bool(torch.xpu.is_bf16_supported())
-        return Hardware(device, props.name, native, f"{props.name} {'supports' if native else 'does not support'} bf16",
-                        int(props.total_memory))
+        return Hardware(
+            device,
+            props.name,
+            native,
+            f"{props.name} {'supports' if native else 'does not support'} bf16",
+            int(props.total_memory),
+        )
     if device == "mps":
         return Hardware(device, "Apple GPU (MPS)", False, "bf16 on Apple GPUs is not measured by hf_lpselect")
     native, why = _cpu_bf16()
@@ -153,13 +163,15 @@ def free_memory(device: torch.device | str) -> int | None:
     return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def say_once(message: str) -> None:
     """Log ``message`` as a warning the first time it is said in this process (one line, no repeats)."""
     logger.warning(message)
 
 
-def resolve_bf16(requested: bool | None, *, device: str | None = None, fp16: bool = False, what: str = "Training") -> bool:
+def resolve_bf16(
+    requested: bool | None, *, device: str | None = None, fp16: bool = False, what: str = "Training"
+) -> bool:
     """Whether a run on ``device`` autocasts to bf16.
 
     ``None`` (nothing asked) follows the hardware: bf16 where it is native, float32 elsewhere, said in

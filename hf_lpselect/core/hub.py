@@ -15,6 +15,7 @@ from pathlib import Path
 import huggingface_hub.constants as hub_constants
 from huggingface_hub.errors import HfHubHTTPError
 
+
 # files a dataset spec can name on disk (anything else without a path prefix is taken for a Hub id)
 DATA_SUFFIXES = {".json", ".jsonl", ".parquet", ".csv", ".tsv", ".txt", ".arrow"}
 # what a failed Hub request raises: HTTP errors, and the transport's own (connection refused, timeouts),
@@ -32,8 +33,11 @@ def is_hub_id(source: str) -> bool:
     (True, False)
     ```
     """
-    return not Path(source).expanduser().exists() and not source.startswith((".", "/", "~")) \
+    return (
+        not Path(source).expanduser().exists()
+        and not source.startswith((".", "/", "~"))
         and Path(source).suffix not in DATA_SUFFIXES
+    )
 
 
 def public_name(name: str) -> str:

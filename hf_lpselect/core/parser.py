@@ -66,8 +66,14 @@ class ArgumentParser(TrlParser):
         action = super().add_argument(*args, **kwargs)
         if negatable:
             name = action.dest
-            super().add_argument(f"--no_{name}", f"--no-{name.replace('_', '-')}", dest=name, action="store_const",
-                                 const=False, help=f"Same as --{name} false.")
+            super().add_argument(
+                f"--no_{name}",
+                f"--no-{name.replace('_', '-')}",
+                dest=name,
+                action="store_const",
+                const=False,
+                help=f"Same as --{name} false.",
+            )
         return action
 
     def _positional(self) -> list[dataclasses.Field]:
@@ -98,7 +104,7 @@ class ArgumentParser(TrlParser):
                 values -= 1
         positional = self._positional()
         if len(bare) > len(positional):
-            extra = " ".join(bare[len(positional):])
+            extra = " ".join(bare[len(positional) :])
             raise ConfigError(f"Unexpected argument(s) {extra}; `{self.prog} --help` lists every option.")
         return [item for field, value in zip(positional, bare) for item in (f"--{field.name}", value)] + flags
 
@@ -113,7 +119,9 @@ class ArgumentParser(TrlParser):
         unknown = [key for key in kwargs if str(key).replace("-", "_") not in names]
         if unknown:
             raise self._unknown(f"--{key}" for key in unknown)
-        return super().set_defaults_with_config(**{names[str(key).replace("-", "_")]: value for key, value in kwargs.items()})
+        return super().set_defaults_with_config(
+            **{names[str(key).replace("-", "_")]: value for key, value in kwargs.items()}
+        )
 
     def parse(self, argv: list[str] | None = None) -> tuple[Any, ...]:
         """Parse command-line strings (``--config FILE.yaml`` included) into the dataclasses.

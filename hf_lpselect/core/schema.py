@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+
 # every input row ends with exactly one of these in rows.parquet and scores.parquet
 STATUSES = ("ok", "excluded", "invalid", "duplicate")
 # every column hf_lpselect writes into a user's dataset (pushed scores, row numbers); a source column matching it
@@ -15,8 +16,13 @@ OUR_COLUMNS = re.compile(r"^(lp1|lp_app|lp1_rank|ppl_e\d+|ifd_nll|ifd_ppl|lpsele
 
 # What a person reads for a score column, on the Space's page, on figures and in reports (the column
 # names themselves are the data's API and stay as they are). Passes are named by pattern: see display_name.
-DISPLAY_NAMES = {"lp1": "LP(1)", "lp_app": "LP_app", "ifd_nll": "IFD", "ifd_ppl": "IFD (perplexity variant)",
-                 "n_response_tokens": "response tokens"}
+DISPLAY_NAMES = {
+    "lp1": "LP(1)",
+    "lp_app": "LP_app",
+    "ifd_nll": "IFD",
+    "ifd_ppl": "IFD (perplexity variant)",
+    "n_response_tokens": "response tokens",
+}
 _PASS_COLUMN = re.compile(r"^(ppl|nll|lp)_e?(\d+)$")
 _PASS_NAMES = {"ppl": "P_{}", "nll": "NLL_{}", "lp": "LP({})"}
 

@@ -15,4 +15,5 @@ from .arguments import EvalArguments
 from .pipeline import evaluate
 from .results import EvalResult
 
+
 __all__ = ["EvalArguments", "EvalResult", "evaluate"]

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from ..errors import EvalError
 
+
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
@@ -102,36 +103,120 @@ class EvalArguments:
         True
     """
 
-    models: list[str] = field(metadata={"help": "Models to evaluate: Hub ids, local folders, .gguf files or 'default' (SmolLM2-135M-Instruct); 'NAME=SPEC' names one in the results."})
-    test_sets: list[str] = field(default_factory=list, metadata={"help": "Test sets: .json/.jsonl/.parquet files, save_to_disk folders or Hub ids, of any common shape (Vicuna, Koala, WizardLM, Self-Instruct, LIMA, AlpacaEval, ...); 'NAME=SOURCE' names one."})
-    baseline: str | None = field(default=None, metadata={"help": "The model every other model is judged against (a spec or NAME from --models); default: the last model."})
-    eval_dir: str = field(default="eval", metadata={"help": "Output folder: generations.jsonl, judgments.jsonl, results.json, win_tie_lose.png. Re-running resumes from it."})
+    models: list[str] = field(
+        metadata={
+            "help": "Models to evaluate: Hub ids, local folders, .gguf files or 'default' (SmolLM2-135M-Instruct); 'NAME=SPEC' names one in the results."
+        }
+    )
+    test_sets: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Test sets: .json/.jsonl/.parquet files, save_to_disk folders or Hub ids, of any common shape (Vicuna, Koala, WizardLM, Self-Instruct, LIMA, AlpacaEval, ...); 'NAME=SOURCE' names one."
+        },
+    )
+    baseline: str | None = field(
+        default=None,
+        metadata={
+            "help": "The model every other model is judged against (a spec or NAME from --models); default: the last model."
+        },
+    )
+    eval_dir: str = field(
+        default="eval",
+        metadata={
+            "help": "Output folder: generations.jsonl, judgments.jsonl, results.json, win_tie_lose.png. Re-running resumes from it."
+        },
+    )
     test_split: str = field(default="test", metadata={"help": "Split of a Hub test set or DatasetDict folder."})
-    limit: int | None = field(default=None, metadata={"help": "Only the first N questions of each test set (and rows of each reference set)."})
-    reference_sets: list[str] = field(default_factory=list, metadata={"help": "Extra data whose answers are scored by reference NLL only (e.g. held-out rows of the training source), in any format lpselect score reads; 'NAME=SOURCE' names one."})
+    limit: int | None = field(
+        default=None,
+        metadata={"help": "Only the first N questions of each test set (and rows of each reference set)."},
+    )
+    reference_sets: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Extra data whose answers are scored by reference NLL only (e.g. held-out rows of the training source), in any format lpselect score reads; 'NAME=SOURCE' names one."
+        },
+    )
     reference_split: str = field(default="train", metadata={"help": "Split of a Hub reference set."})
-    template: str = field(default="auto", metadata={"help": "Prompt of each model: auto (its chat template when it has one, else alpaca), chat, alpaca or plain.", "choices": ["auto", "chat", "alpaca", "plain"]})
+    template: str = field(
+        default="auto",
+        metadata={
+            "help": "Prompt of each model: auto (its chat template when it has one, else alpaca), chat, alpaca or plain.",
+            "choices": ["auto", "chat", "alpaca", "plain"],
+        },
+    )
     max_new_tokens: int = field(default=512, metadata={"help": "Most tokens per answer."})
-    batch_size: int = field(default=16, metadata={"help": "Questions per generate call (sorted by length, left padding)."})
+    batch_size: int = field(
+        default=16, metadata={"help": "Questions per generate call (sorted by length, left padding)."}
+    )
     do_sample: bool = field(default=False, metadata={"help": "Sample answers instead of greedy decoding."})
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature (with --do_sample)."})
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling threshold (with --do_sample)."})
     seed: int = field(default=42, metadata={"help": "Seed for sampling (with --do_sample)."})
-    dtype: str = field(default="auto", metadata={"help": "Weights dtype of the evaluated models and a local judge; auto: bfloat16 on a GPU that computes it natively, else float32.", "choices": list(DTYPES)})
+    dtype: str = field(
+        default="auto",
+        metadata={
+            "help": "Weights dtype of the evaluated models and a local judge; auto: bfloat16 on a GPU that computes it natively, else float32.",
+            "choices": list(DTYPES),
+        },
+    )
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from the Hub to run."})
-    max_length: int = field(default=1024, metadata={"help": "Tokens per row when scoring reference answers (longer rows are truncated; a row with no answer token left is not scored)."})
-    score_token_budget: int | None = field(default=None, metadata={"help": "Most tokens per forward pass when scoring reference answers (rows x the longest row): bounds its memory. Default: 2048 on a CPU, sized to the free memory on a GPU."})
-    score_batch_size: int | None = field(default=None, metadata={"help": "Also at most this many rows per forward pass when scoring reference answers. Default: 8 on a CPU, no cap on a GPU; 0: no cap."})
-    judge_base_url: str | None = field(default=None, metadata={"help": "OpenAI-compatible endpoint of the judge (OpenAI, vLLM, TGI, llama.cpp server, transformers serve), e.g. http://127.0.0.1:8000/v1."})
-    judge_model: str | None = field(default=None, metadata={"help": "The judge: the model name at --judge_base_url, or without it a local model (Hub id, folder, .gguf) run here. Unset: no judge, reference metrics only."})
-    judge_api_key_env: str = field(default="OPENAI_API_KEY", metadata={"help": "Environment variable holding the judge endpoint's API key (unset variable: no key sent)."})
-    judge_prompt: str | None = field(default=None, metadata={"help": "Judge prompt template file with {question}, {answer_1}, {answer_2} (default: the one shipped, hf_lpselect/eval/judge_prompt.txt)."})
+    max_length: int = field(
+        default=1024,
+        metadata={
+            "help": "Tokens per row when scoring reference answers (longer rows are truncated; a row with no answer token left is not scored)."
+        },
+    )
+    score_token_budget: int | None = field(
+        default=None,
+        metadata={
+            "help": "Most tokens per forward pass when scoring reference answers (rows x the longest row): bounds its memory. Default: 2048 on a CPU, sized to the free memory on a GPU."
+        },
+    )
+    score_batch_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Also at most this many rows per forward pass when scoring reference answers. Default: 8 on a CPU, no cap on a GPU; 0: no cap."
+        },
+    )
+    judge_base_url: str | None = field(
+        default=None,
+        metadata={
+            "help": "OpenAI-compatible endpoint of the judge (OpenAI, vLLM, TGI, llama.cpp server, transformers serve), e.g. http://127.0.0.1:8000/v1."
+        },
+    )
+    judge_model: str | None = field(
+        default=None,
+        metadata={
+            "help": "The judge: the model name at --judge_base_url, or without it a local model (Hub id, folder, .gguf) run here. Unset: no judge, reference metrics only."
+        },
+    )
+    judge_api_key_env: str = field(
+        default="OPENAI_API_KEY",
+        metadata={"help": "Environment variable holding the judge endpoint's API key (unset variable: no key sent)."},
+    )
+    judge_prompt: str | None = field(
+        default=None,
+        metadata={
+            "help": "Judge prompt template file with {question}, {answer_1}, {answer_2} (default: the one shipped, hf_lpselect/eval/judge_prompt.txt)."
+        },
+    )
     judge_max_new_tokens: int = field(default=256, metadata={"help": "Most tokens per judge reply."})
-    judge_temperature: float = field(default=0.0, metadata={"help": "Temperature of an endpoint judge (a local judge is always greedy)."})
+    judge_temperature: float = field(
+        default=0.0, metadata={"help": "Temperature of an endpoint judge (a local judge is always greedy)."}
+    )
     judge_workers: int = field(default=4, metadata={"help": "Requests in flight at once to an endpoint judge."})
     judge_batch_size: int = field(default=4, metadata={"help": "Prompts per generate call of a local judge."})
-    judge_timeout: float = field(default=120.0, metadata={"help": "Seconds an endpoint judge may take to answer one request before it is asked again."})
-    judge_max_retries: int = field(default=3, metadata={"help": "Times a failed judge request (timeout, HTTP 408 / 429 / 5xx, a lost connection, a malformed answer) is asked again, with exponential backoff, before eval stops; the replies already given are kept."})
+    judge_timeout: float = field(
+        default=120.0,
+        metadata={"help": "Seconds an endpoint judge may take to answer one request before it is asked again."},
+    )
+    judge_max_retries: int = field(
+        default=3,
+        metadata={
+            "help": "Times a failed judge request (timeout, HTTP 408 / 429 / 5xx, a lost connection, a malformed answer) is asked again, with exponential backoff, before eval stops; the replies already given are kept."
+        },
+    )
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -140,8 +225,15 @@ class EvalArguments:
             raise EvalError("Give at least one test set (--test_sets) or reference set (--reference_sets).")
         if self.judge_base_url and not self.judge_model:
             raise EvalError("--judge_base_url needs --judge_model, the model name the endpoint serves.")
-        for name in ("max_new_tokens", "batch_size", "max_length", "score_token_budget",
-                     "judge_max_new_tokens", "judge_workers", "judge_batch_size"):
+        for name in (
+            "max_new_tokens",
+            "batch_size",
+            "max_length",
+            "score_token_budget",
+            "judge_max_new_tokens",
+            "judge_workers",
+            "judge_batch_size",
+        ):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise EvalError(f"--{name} must be at least 1, got {getattr(self, name)}.")
         if not self.judge_timeout > 0:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from ..core.figures import new_figure
 
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -41,8 +42,14 @@ def win_tie_lose_figure(pairwise: list[PairwiseRow], *, judge: str = "") -> Figu
             bars = ax.barh(labels, shares, left=left, color=COLOURS[outcome], label=outcome.capitalize())
             for bar, share, row in zip(bars, shares, rows):
                 if share >= 0.06:
-                    ax.text(bar.get_x() + bar.get_width() / 2, bar.get_y() + bar.get_height() / 2, str(getattr(row, outcome)),
-                            ha="center", va="center", fontsize=8)
+                    ax.text(
+                        bar.get_x() + bar.get_width() / 2,
+                        bar.get_y() + bar.get_height() / 2,
+                        str(getattr(row, outcome)),
+                        ha="center",
+                        va="center",
+                        fontsize=8,
+                    )
             left = [a + b for a, b in zip(left, shares)]
         for y, row in enumerate(rows):
             text = f"{row.winning_score:.3f}" if row.winning_score is not None else "n/a"

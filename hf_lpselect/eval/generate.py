@@ -28,6 +28,7 @@ from ..templates import prompt_text, special_prefix_ids
 from .store import JsonlStore, content_key
 from .testsets import TestItem
 
+
 GENERATION_TEMPLATES = ("auto", "chat", "alpaca", "plain")
 
 
@@ -71,7 +72,9 @@ def prompt_ids(tokenizer: PreTrainedTokenizerBase, template: str, instruction: s
     """
     if template == "chat":
         question = f"{instruction}\n\n{input}" if input else instruction
-        text = tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True)
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True
+        )
     else:
         text = prompt_text(instruction, input, template)
     return text_ids(tokenizer, text)
@@ -95,7 +98,9 @@ def generation_config(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, settings: GenerationSettings
 ) -> GenerationConfig:
     """A fresh config: greedy unless ``do_sample``; stops at any EOS id; pads with the tokenizer's pad id."""
-    sampling = {"temperature": settings.temperature, "top_p": settings.top_p, "top_k": None} if settings.do_sample else {}
+    sampling = (
+        {"temperature": settings.temperature, "top_p": settings.top_p, "top_k": None} if settings.do_sample else {}
+    )
     return GenerationConfig(
         max_new_tokens=settings.max_new_tokens,
         do_sample=settings.do_sample,
@@ -201,16 +206,26 @@ def generate_answers(
         seed = settings.seed if settings.do_sample else None
         progress = tqdm(total=len(todo), desc=f"Generating {model_label} / {test_set}", unit="answer")
         started = time.perf_counter()
-        for indices, new_ids, finished in generate_batched(model, prompts, config=config, batch_size=batch_size, seed=seed):
+        for indices, new_ids, finished in generate_batched(
+            model, prompts, config=config, batch_size=batch_size, seed=seed
+        ):
             records = []
             for i, ids, done in zip(indices, new_ids, finished):
                 item = items[todo[i]]
-                records.append({
-                    "key": keys[todo[i]], "model": model_label, "test_set": test_set, "id": item.id,
-                    "question": item.question, "answer": tokenizer.decode(ids, skip_special_tokens=True).strip(),
-                    "n_prompt_tokens": len(prompts[i]), "n_new_tokens": len(ids), "finished": done,
-                    "settings": settings.key_parts(),
-                })
+                records.append(
+                    {
+                        "key": keys[todo[i]],
+                        "model": model_label,
+                        "test_set": test_set,
+                        "id": item.id,
+                        "question": item.question,
+                        "answer": tokenizer.decode(ids, skip_special_tokens=True).strip(),
+                        "n_prompt_tokens": len(prompts[i]),
+                        "n_new_tokens": len(ids),
+                        "finished": done,
+                        "settings": settings.key_parts(),
+                    }
+                )
                 stats.new_tokens += len(ids)
             store.add(records)
             progress.update(len(indices))

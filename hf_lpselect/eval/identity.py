@@ -29,7 +29,9 @@ def model_labels(specs: list[str]) -> list[str]:
     labels: list[str] = []
     for spec in specs:
         name, spec = split_named(spec)
-        label = name or (DEFAULT_MODEL_NAME.split("/")[-1] if spec == DEFAULT_MODEL else Path(spec.rstrip("/")).name or spec)
+        label = name or (
+            DEFAULT_MODEL_NAME.split("/")[-1] if spec == DEFAULT_MODEL else Path(spec.rstrip("/")).name or spec
+        )
         base, n = label, 1
         while label in labels:
             n += 1

@@ -34,6 +34,7 @@ from ..errors import EvalError
 from .store import JsonlStore, content_key
 from .verdicts import pair_outcome, parse_scores
 
+
 PROMPT_FIELDS = ("question", "answer_1", "answer_2")
 _FIELD = re.compile(r"\{(question|answer_1|answer_2)\}")
 ORDERS = ("model_first", "model_second")
@@ -48,11 +49,15 @@ def load_prompt(path: str | os.PathLike | None = None) -> str:
     """Read a judge prompt template and check it has every field (``None``: the shipped one)."""
     path = Path(path) if path is not None else default_prompt_path()
     if not path.is_file():
-        raise EvalError(f"No judge prompt file {path}; give a text file with {{question}}, {{answer_1}} and {{answer_2}}.")
+        raise EvalError(
+            f"No judge prompt file {path}; give a text file with {{question}}, {{answer_1}} and {{answer_2}}."
+        )
     template = path.read_text(encoding="utf-8")
     missing = [f"{{{name}}}" for name in PROMPT_FIELDS if f"{{{name}}}" not in template]
     if missing:
-        raise EvalError(f"The judge prompt {path} lacks {', '.join(missing)}; every one of {{question}}, {{answer_1}}, {{answer_2}} must appear.")
+        raise EvalError(
+            f"The judge prompt {path} lacks {', '.join(missing)}; every one of {{question}}, {{answer_1}}, {{answer_2}} must appear."
+        )
     return template
 
 
@@ -97,21 +102,39 @@ class EndpointJudge:
     """
 
     def __init__(
-        self, base_url: str, model: str, *, api_key_env: str = "OPENAI_API_KEY", max_tokens: int = 256,
-        temperature: float = 0.0, workers: int = 4, timeout: float = 120.0, max_retries: int = 3,
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key_env: str = "OPENAI_API_KEY",
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        workers: int = 4,
+        timeout: float = 120.0,
+        max_retries: int = 3,
     ) -> None:
         try:
             import openai
         except ImportError as err:
             raise EvalError("An endpoint judge needs the openai client: pip install 'hf-lpselect[eval]'.") from err
         self._openai = openai
-        self.client = openai.OpenAI(base_url=base_url, api_key=os.environ.get(api_key_env) or "no-key",
-                                    max_retries=max_retries, timeout=timeout)
+        self.client = openai.OpenAI(
+            base_url=base_url,
+            api_key=os.environ.get(api_key_env) or "no-key",
+            max_retries=max_retries,
+            timeout=timeout,
+        )
         self.timeout, self.tries = timeout, max_retries + 1
         self._tried = "1 try" if self.tries == 1 else f"{self.tries} tries"  # said in the errors below
         self.model, self.base_url, self.api_key_env = model, base_url, api_key_env
         self.max_tokens, self.temperature, self.workers = max_tokens, temperature, workers
-        self.identity = {"backend": "endpoint", "base_url": base_url, "model": model, "max_tokens": max_tokens, "temperature": temperature}
+        self.identity = {
+            "backend": "endpoint",
+            "base_url": base_url,
+            "model": model,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+        }
 
     def _ask(self, prompt: str) -> str:
         """The text of the judge's chat completion for ``prompt``; an :class:`EvalError` once the retries are spent."""
@@ -120,25 +143,40 @@ class EndpointJudge:
         for attempt in range(self.tries):
             try:
                 response = self.client.chat.completions.create(
-                    model=self.model, messages=[{"role": "user", "content": prompt}],
-                    max_tokens=self.max_tokens, temperature=self.temperature,
+                    model=self.model,
+                    messages=[{"role": "user", "content": prompt}],
+                    max_tokens=self.max_tokens,
+                    temperature=self.temperature,
                 )
             except openai.AuthenticationError as err:
-                raise EvalError(f"The judge at {self.base_url} refused the API key; put a valid key in ${self.api_key_env}.") from err
+                raise EvalError(
+                    f"The judge at {self.base_url} refused the API key; put a valid key in ${self.api_key_env}."
+                ) from err
             except openai.APIStatusError as err:
                 detail = str(err.message).splitlines()[0][:200] if str(err.message) else "no detail"
                 if err.status_code in (408, 409, 429) or err.status_code >= 500:  # retried by the client already
-                    raise EvalError(f"The judge at {self.base_url} kept failing (HTTP {err.status_code}: {detail}) after "
-                                    f"{self._tried}; {saved}.") from err
-                raise EvalError(f"The judge at {self.base_url} answered HTTP {err.status_code} for model {self.model!r} "
-                                f"({detail}); check --judge_model and the server.") from err  # e.g. a model it does not serve
+                    raise EvalError(
+                        f"The judge at {self.base_url} kept failing (HTTP {err.status_code}: {detail}) after "
+                        f"{self._tried}; {saved}."
+                    ) from err
+                raise EvalError(
+                    f"The judge at {self.base_url} answered HTTP {err.status_code} for model {self.model!r} "
+                    f"({detail}); check --judge_model and the server."
+                ) from err  # e.g. a model it does not serve
             except openai.APITimeoutError as err:
-                raise EvalError(f"The judge at {self.base_url} did not answer within {self.timeout:g} s, {self._tried} "
-                                f"(raise --judge_timeout for a slow judge); {saved}.") from err
+                raise EvalError(
+                    f"The judge at {self.base_url} did not answer within {self.timeout:g} s, {self._tried} "
+                    f"(raise --judge_timeout for a slow judge); {saved}."
+                ) from err
             except openai.APIConnectionError as err:
-                raise EvalError(f"Could not reach the judge at {self.base_url} ({self._tried}); start the server or fix "
-                                f"--judge_base_url, then re-run the same command: the replies already given are kept.") from err
-            except (ValueError, openai.APIResponseValidationError) as err:  # a body that is not JSON (a proxy's page, nothing)
+                raise EvalError(
+                    f"Could not reach the judge at {self.base_url} ({self._tried}); start the server or fix "
+                    f"--judge_base_url, then re-run the same command: the replies already given are kept."
+                ) from err
+            except (
+                ValueError,
+                openai.APIResponseValidationError,
+            ) as err:  # a body that is not JSON (a proxy's page, nothing)
                 malformed = f"{type(err).__name__}: {' '.join(str(err).split())[:120]}"
             else:
                 content = _completion_text(response)
@@ -146,17 +184,22 @@ class EndpointJudge:
                     return content
                 malformed = f"a {type(response).__name__} without choices"
             if attempt < self.tries - 1:
-                time.sleep(min(0.5 * 2 ** attempt, 8.0))
-        raise EvalError(f"The judge at {self.base_url} answered {'once' if self.tries == 1 else f'{self.tries} times'} with something that is not a chat "
-                        f"completion ({malformed}), so no verdict was taken from it; fix the server, then re-run the same "
-                        "command: the replies already given are kept.")
+                time.sleep(min(0.5 * 2**attempt, 8.0))
+        raise EvalError(
+            f"The judge at {self.base_url} answered {'once' if self.tries == 1 else f'{self.tries} times'} with something that is not a chat "
+            f"completion ({malformed}), so no verdict was taken from it; fix the server, then re-run the same "
+            "command: the replies already given are kept."
+        )
 
     def replies(self, prompts: Sequence[str]) -> Iterator[list[tuple[int, str]]]:
         """Replies in batches of ``workers``; when a request fails for good, the batch's other replies are
         yielded (and so kept) before its error is raised."""
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             for start in range(0, len(prompts), self.workers):
-                futures = [(i, pool.submit(self._ask, prompts[i])) for i in range(start, min(start + self.workers, len(prompts)))]
+                futures = [
+                    (i, pool.submit(self._ask, prompts[i]))
+                    for i in range(start, min(start + self.workers, len(prompts)))
+                ]
                 done, failure = [], None
                 for i, future in futures:
                     try:
@@ -195,8 +238,15 @@ class LocalJudge:
         >>> judge = LocalJudge("Qwen/Qwen2.5-1.5B-Instruct")  # doctest: +SKIP
     """
 
-    def __init__(self, spec: str, *, max_new_tokens: int = 256, batch_size: int = 4, dtype: str = "float32",
-                 trust_remote_code: bool = False) -> None:
+    def __init__(
+        self,
+        spec: str,
+        *,
+        max_new_tokens: int = 256,
+        batch_size: int = 4,
+        dtype: str = "float32",
+        trust_remote_code: bool = False,
+    ) -> None:
         import torch  # a local judge needs torch and the model stack; an endpoint judge (the common case) imports none of it
 
         from ..core.hardware import default_device
@@ -204,13 +254,22 @@ class LocalJudge:
         from .generate import GenerationSettings, generation_config
         from .identity import model_key
 
-        self.loaded = load_model(spec, dtype=getattr(torch, dtype), device=default_device(), trust_remote_code=trust_remote_code)
-        self.settings = GenerationSettings(template="chat" if self.loaded.tokenizer.chat_template else "none",
-                                           max_new_tokens=max_new_tokens, dtype=dtype)
+        self.loaded = load_model(
+            spec, dtype=getattr(torch, dtype), device=default_device(), trust_remote_code=trust_remote_code
+        )
+        self.settings = GenerationSettings(
+            template="chat" if self.loaded.tokenizer.chat_template else "none",
+            max_new_tokens=max_new_tokens,
+            dtype=dtype,
+        )
         self.config = generation_config(self.loaded.model, self.loaded.tokenizer, self.settings)
         self.batch_size = batch_size
-        self.identity = {"backend": "local", "model": spec, "model_key": model_key(spec, self.loaded.identity),
-                         **self.settings.key_parts()}
+        self.identity = {
+            "backend": "local",
+            "model": spec,
+            "model_key": model_key(spec, self.loaded.identity),
+            **self.settings.key_parts(),
+        }
 
     def replies(self, prompts: Sequence[str]) -> Iterator[list[tuple[int, str]]]:
         from .generate import generate_batched, prompt_ids, text_ids  # torch: see __init__
@@ -219,8 +278,12 @@ class LocalJudge:
         chat = self.settings.template == "chat"
         ids = [prompt_ids(tokenizer, "chat", p) if chat else text_ids(tokenizer, p) for p in prompts]
         self.loaded.model.eval()
-        for indices, new_ids, _ in generate_batched(self.loaded.model, ids, config=self.config, batch_size=self.batch_size):
-            yield [(i, self.loaded.tokenizer.decode(new, skip_special_tokens=True)) for i, new in zip(indices, new_ids)]
+        for indices, new_ids, _ in generate_batched(
+            self.loaded.model, ids, config=self.config, batch_size=self.batch_size
+        ):
+            yield [
+                (i, self.loaded.tokenizer.decode(new, skip_special_tokens=True)) for i, new in zip(indices, new_ids)
+            ]
 
 
 @dataclass(frozen=True)
@@ -256,7 +319,11 @@ def judge_pairs(judge: Judge, template: str, pairs: Sequence[Pair], store: Jsonl
     for pair in pairs:
         both = []
         for order in ORDERS:
-            first, second = (pair.model_answer, pair.baseline_answer) if order == "model_first" else (pair.baseline_answer, pair.model_answer)
+            first, second = (
+                (pair.model_answer, pair.baseline_answer)
+                if order == "model_first"
+                else (pair.baseline_answer, pair.model_answer)
+            )
             key = content_key(judge.identity, prompt_sha, pair.question, first, second)
             both.append(key)
             if key not in store and key not in seen:
@@ -271,11 +338,20 @@ def judge_pairs(judge: Judge, template: str, pairs: Sequence[Pair], store: Jsonl
                 for i, reply in batch:
                     key, _, pair, order = requests[i]
                     scores = parse_scores(reply)
-                    records.append({
-                        "key": key, "test_set": pair.test_set, "id": pair.id, "model": pair.model, "baseline": pair.baseline,
-                        "order": order, "judge": judge.identity, "prompt_sha": prompt_sha, "reply": reply,
-                        "scores": list(scores) if scores is not None else None,
-                    })
+                    records.append(
+                        {
+                            "key": key,
+                            "test_set": pair.test_set,
+                            "id": pair.id,
+                            "model": pair.model,
+                            "baseline": pair.baseline,
+                            "order": order,
+                            "judge": judge.identity,
+                            "prompt_sha": prompt_sha,
+                            "reply": reply,
+                            "scores": list(scores) if scores is not None else None,
+                        }
+                    )
                 store.add(records)  # durable before the next batch is asked for
                 progress.update(len(batch))
     outcomes = []

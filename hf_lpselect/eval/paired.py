@@ -112,9 +112,15 @@ def compare_paired(
     """
     diff = paired_differences(model, baselines)
     low, high = bootstrap_ci(diff.to_numpy(), n_resamples=n_resamples, level=level, seed=seed)
-    reading = ("not measured" if len(diff) == 0 else "lower" if high < 0 else "higher" if low > 0 else "no difference")
-    return {"n_rows": int(len(diff)), "mean_diff": json_number(diff.mean(), 6) if len(diff) else None,
-            "ci_low": json_number(low, 6), "ci_high": json_number(high, 6), "level": level, "reading": reading}
+    reading = "not measured" if len(diff) == 0 else "lower" if high < 0 else "higher" if low > 0 else "no difference"
+    return {
+        "n_rows": int(len(diff)),
+        "mean_diff": json_number(diff.mean(), 6) if len(diff) else None,
+        "ci_low": json_number(low, 6),
+        "ci_high": json_number(high, 6),
+        "level": level,
+        "reading": reading,
+    }
 
 
 def random_null(randoms: list[pd.Series], *, level: float = 0.95) -> dict[str, Any]:
@@ -149,9 +155,14 @@ def random_null(randoms: list[pd.Series], *, level: float = 0.95) -> dict[str, A
     common = pd.concat(randoms, axis=1, keys=range(len(randoms))).dropna()  # keys: the series may share a name
     loo = [paired_differences(common[i], [common[j] for j in common.columns if j != i]).mean() for i in common.columns]
     k = len(randoms)
-    return {"n_seeds": k, "n_rows": int(len(common)), "loo_diffs": [json_number(d, 6) for d in loo],
-            "spread": json_number(common.mean().std(ddof=1), 6) if len(common) else None,
-            "t": round(float(stats.t.ppf(1 - (1 - level) / 2, k - 1)), 6), "level": level}
+    return {
+        "n_seeds": k,
+        "n_rows": int(len(common)),
+        "loo_diffs": [json_number(d, 6) for d in loo],
+        "spread": json_number(common.mean().std(ddof=1), 6) if len(common) else None,
+        "t": round(float(stats.t.ppf(1 - (1 - level) / 2, k - 1)), 6),
+        "level": level,
+    }
 
 
 def null_bound(null: dict[str, Any], n_baseline: int) -> float | None:

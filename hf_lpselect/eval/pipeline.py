@@ -15,10 +15,10 @@ import pandas as pd
 import torch
 
 from ..core.hardware import default_device, inference_dtype
+from ..core.io import atomic_write
 from ..data import load_rows
 from ..errors import DataError, EvalError
 from ..models import load_model
-from ..core.io import atomic_write
 from .arguments import EvalArguments
 from .figure import win_tie_lose_figure
 from .generate import GenerationSettings, generate_answers, generation_template
@@ -29,6 +29,7 @@ from .results import EvalResult, EvaluatedModel, GenerationRow, PairwiseRow, Ref
 from .store import JsonlStore
 from .testsets import TestSet, default_name, load_test_set
 from .verdicts import tally
+
 
 FIGURE = "win_tie_lose.png"
 REFERENCE_TABLE = "reference_nll.parquet"
@@ -61,11 +62,23 @@ def _judge(args: EvalArguments):
     if args.judge_model is None:
         return None
     if args.judge_base_url:
-        return EndpointJudge(args.judge_base_url, args.judge_model, api_key_env=args.judge_api_key_env,
-                             max_tokens=args.judge_max_new_tokens, temperature=args.judge_temperature, workers=args.judge_workers,
-                             timeout=args.judge_timeout, max_retries=args.judge_max_retries)
-    return LocalJudge(args.judge_model, max_new_tokens=args.judge_max_new_tokens, batch_size=args.judge_batch_size,
-                      dtype=inference_dtype(args.dtype), trust_remote_code=args.trust_remote_code)
+        return EndpointJudge(
+            args.judge_base_url,
+            args.judge_model,
+            api_key_env=args.judge_api_key_env,
+            max_tokens=args.judge_max_new_tokens,
+            temperature=args.judge_temperature,
+            workers=args.judge_workers,
+            timeout=args.judge_timeout,
+            max_retries=args.judge_max_retries,
+        )
+    return LocalJudge(
+        args.judge_model,
+        max_new_tokens=args.judge_max_new_tokens,
+        batch_size=args.judge_batch_size,
+        dtype=inference_dtype(args.dtype),
+        trust_remote_code=args.trust_remote_code,
+    )
 
 
 def evaluate(args: EvalArguments) -> EvalResult:
@@ -109,20 +122,45 @@ def evaluate(args: EvalArguments) -> EvalResult:
         source = split_named(spec)[1]
         loaded = load_model(source, dtype=dtype, device=device, trust_remote_code=args.trust_remote_code)
         template = generation_template(loaded.tokenizer, args.template)
-        settings = GenerationSettings(template=template, max_new_tokens=args.max_new_tokens, do_sample=args.do_sample,
-                                      temperature=args.temperature, top_p=args.top_p, seed=args.seed, dtype=dtype_name)
+        settings = GenerationSettings(
+            template=template,
+            max_new_tokens=args.max_new_tokens,
+            do_sample=args.do_sample,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            seed=args.seed,
+            dtype=dtype_name,
+        )
         key = model_key(source, loaded.identity)
-        models_out.append(EvaluatedModel(label=label, spec=source, identity=loaded.identity, template=template, key=key))
+        models_out.append(
+            EvaluatedModel(label=label, spec=source, identity=loaded.identity, template=template, key=key)
+        )
         for test_set in test_sets:
             records, stats = generate_answers(
-                loaded.model, loaded.tokenizer, test_set.items, model_label=label, model_key=key, test_set=test_set.name,
-                settings=settings, store=generations, batch_size=args.batch_size,
+                loaded.model,
+                loaded.tokenizer,
+                test_set.items,
+                model_label=label,
+                model_key=key,
+                test_set=test_set.name,
+                settings=settings,
+                store=generations,
+                batch_size=args.batch_size,
             )
             answers[label, test_set.name] = records
-            generation_rows.append(GenerationRow(model=label, test_set=test_set.name, **vars(stats), tokens_per_s=stats.tokens_per_s))
+            generation_rows.append(
+                GenerationRow(model=label, test_set=test_set.name, **vars(stats), tokens_per_s=stats.tokens_per_s)
+            )
         for name, rows in ref_sets.items():
-            table = reference_nll(loaded.model, loaded.tokenizer, rows, template=template, max_length=args.max_length,
-                                  token_budget=args.score_token_budget, batch_size=args.score_batch_size)
+            table = reference_nll(
+                loaded.model,
+                loaded.tokenizer,
+                rows,
+                template=template,
+                max_length=args.max_length,
+                token_budget=args.score_token_budget,
+                batch_size=args.score_batch_size,
+            )
             reference_tables.append(table.assign(model=label, set=name))
             reference_rows_out.append(ReferenceRow(model=label, set=name, **summarize_nll(table)))
         del loaded
@@ -139,14 +177,32 @@ def evaluate(args: EvalArguments) -> EvalResult:
             outcomes_all = []
             for test_set in test_sets:
                 pairs = [
-                    Pair(test_set.name, item.id, item.question, label, mine["answer"], labels[baseline], theirs["answer"])
-                    for item, mine, theirs in zip(test_set.items, answers[label, test_set.name], answers[labels[baseline], test_set.name])
+                    Pair(
+                        test_set.name,
+                        item.id,
+                        item.question,
+                        label,
+                        mine["answer"],
+                        labels[baseline],
+                        theirs["answer"],
+                    )
+                    for item, mine, theirs in zip(
+                        test_set.items, answers[label, test_set.name], answers[labels[baseline], test_set.name]
+                    )
                 ]
                 outcomes = judge_pairs(judge, prompt, pairs, judgments)
-                pairwise.append(PairwiseRow(model=label, baseline=labels[baseline], test_set=test_set.name, **tally(outcomes).to_dict()))
+                pairwise.append(
+                    PairwiseRow(
+                        model=label, baseline=labels[baseline], test_set=test_set.name, **tally(outcomes).to_dict()
+                    )
+                )
                 outcomes_all += outcomes
             if len(test_sets) > 1:
-                pairwise.append(PairwiseRow(model=label, baseline=labels[baseline], test_set="all", **tally(outcomes_all).to_dict()))
+                pairwise.append(
+                    PairwiseRow(
+                        model=label, baseline=labels[baseline], test_set="all", **tally(outcomes_all).to_dict()
+                    )
+                )
         del judge
         gc.collect()
 
@@ -159,12 +215,28 @@ def evaluate(args: EvalArguments) -> EvalResult:
         fig = win_tie_lose_figure(pairwise, judge=judge_info["model"])
         atomic_write(figure, lambda tmp: fig.savefig(tmp, format="png"))
     result = EvalResult(
-        eval_dir=eval_dir, models=models_out, baseline=labels[baseline],
-        test_sets=[TestSetInfo(name=t.name, source=t.source, shape=t.shape, n_items=len(t.items),
-                               n_references=sum(i.reference is not None for i in t.items)) for t in test_sets],
+        eval_dir=eval_dir,
+        models=models_out,
+        baseline=labels[baseline],
+        test_sets=[
+            TestSetInfo(
+                name=t.name,
+                source=t.source,
+                shape=t.shape,
+                n_items=len(t.items),
+                n_references=sum(i.reference is not None for i in t.items),
+            )
+            for t in test_sets
+        ],
         reference_sets=sorted(ref_sets),
         settings={**{k: v for k, v in vars(args).items() if not k.startswith("judge")}, "dtype": dtype_name},
-        generation=generation_rows, reference=reference_rows_out, judge=judge_info, pairwise=pairwise, figure=figure,
+        generation=generation_rows,
+        reference=reference_rows_out,
+        judge=judge_info,
+        pairwise=pairwise,
+        figure=figure,
     )
-    atomic_write(result.results_json, lambda tmp: tmp.write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n"))
+    atomic_write(
+        result.results_json, lambda tmp: tmp.write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
+    )
     return result

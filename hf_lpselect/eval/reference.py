@@ -24,6 +24,7 @@ from ..scoring.passes import score_pass
 from ..templates import tokenize_rows
 from .testsets import TestSet
 
+
 ROW_COLUMNS = ["row", "id", "status", "reason", "nll", "n_tokens"]
 
 
@@ -32,12 +33,14 @@ def reference_rows(test_set: TestSet) -> datasets.Dataset | None:
     items = [item for item in test_set.items if item.reference is not None]
     if not items:
         return None
-    raw = datasets.Dataset.from_dict({
-        "id": [item.id for item in items],
-        "instruction": [item.instruction for item in items],
-        "input": [item.input for item in items],
-        "output": [item.reference for item in items],
-    })
+    raw = datasets.Dataset.from_dict(
+        {
+            "id": [item.id for item in items],
+            "instruction": [item.instruction for item in items],
+            "input": [item.input for item in items],
+            "output": [item.reference for item in items],
+        }
+    )
     rows = canonicalize(raw.remove_columns("id"), format="alpaca")
     return rows.map(lambda r: {"id": items[r["row"]].id})  # the test set's ids, not content hashes
 
@@ -78,8 +81,15 @@ def reference_nll(
     table = tokenized.select_columns(["row", "id", "status", "reason"]).to_pandas()
     ok = tokenized.filter(lambda status: status == "ok", input_columns="status")
     if len(ok):
-        scored = score_pass(model, ok, pad_token_id=tokenizer.pad_token_id, token_budget=token_budget, batch_size=batch_size,
-                            autocast_dtype=autocast_dtype, desc="Reference NLL")
+        scored = score_pass(
+            model,
+            ok,
+            pad_token_id=tokenizer.pad_token_id,
+            token_budget=token_budget,
+            batch_size=batch_size,
+            autocast_dtype=autocast_dtype,
+            desc="Reference NLL",
+        )
         table = table.merge(scored, on="row", how="left")
     else:
         table = table.assign(nll=np.nan, n_tokens=0)
@@ -95,7 +105,10 @@ def summarize_nll(table: pd.DataFrame) -> dict[str, Any]:
     return {
         "n_rows": len(table),
         "n_scored": len(scored),
-        "not_scored": {f"{s}: {r}": int(n) for (s, r), n in table[table["nll"].isna()].groupby(["status", "reason"]).size().items()},
+        "not_scored": {
+            f"{s}: {r}": int(n)
+            for (s, r), n in table[table["nll"].isna()].groupby(["status", "reason"]).size().items()
+        },
         "n_tokens": tokens,
         "mean_nll": json_number(float(scored["nll"].mean()) if len(scored) else math.nan),
         "sd_nll": json_number(float(scored["nll"].std(ddof=1)) if len(scored) > 1 else math.nan),

@@ -149,27 +149,38 @@ class EvalResult:
         if self.generation:
             lines += ["", "Answers (model / test set: answers, generated now, hit max_new_tokens, tokens/s):"]
         for g in self.generation:
-            lines.append(f"  {g.model} / {g.test_set}: {g.n_answers}, {g.n_generated} now, "
-                         f"{g.n_unfinished} cut at max_new_tokens, {_num(g.tokens_per_s, '.1f')} tok/s")
+            lines.append(
+                f"  {g.model} / {g.test_set}: {g.n_answers}, {g.n_generated} now, "
+                f"{g.n_unfinished} cut at max_new_tokens, {_num(g.tokens_per_s, '.1f')} tok/s"
+            )
         if self.reference:
             lines += ["", "Reference answers, mean response NLL under each model (lower = more likely):"]
             for ref in self.reference:
                 skipped = f", {ref.n_rows - ref.n_scored} not scored" if ref.n_rows != ref.n_scored else ""
-                lines.append(f"  {ref.model} / {ref.set}: mean NLL {_num(ref.mean_nll)} (sd {_num(ref.sd_nll)}), "
-                             f"perplexity {_num(ref.ppl, '.2f')}, {ref.n_scored} rows{skipped}")
+                lines.append(
+                    f"  {ref.model} / {ref.set}: mean NLL {_num(ref.mean_nll)} (sd {_num(ref.sd_nll)}), "
+                    f"perplexity {_num(ref.ppl, '.2f')}, {ref.n_scored} rows{skipped}"
+                )
         if self.judge is None:
             lines += ["", "No judge configured (--judge_model): pairwise comparison skipped."]
         elif not self.pairwise:
             lines += ["", "Only one model: nothing to judge pairwise."]
         else:
-            lines += ["", f"Pairwise, judge {self.judge['model']} (both orders), against {self.baseline}:",
-                      "  model / test set: win tie lose (unparseable) -> winning score"]
+            lines += [
+                "",
+                f"Pairwise, judge {self.judge['model']} (both orders), against {self.baseline}:",
+                "  model / test set: win tie lose (unparseable) -> winning score",
+            ]
             for p in self.pairwise:
-                lines.append(f"  {p.model} / {p.test_set}: {p.win} {p.tie} {p.lose} ({p.unparseable}) -> {_num(p.winning_score)}")
+                lines.append(
+                    f"  {p.model} / {p.test_set}: {p.win} {p.tie} {p.lose} ({p.unparseable}) -> {_num(p.winning_score)}"
+                )
             n_bad = sum(p.unparseable for p in self.pairwise if p.test_set == "all")
             if n_bad:
-                lines.append(f"  {n_bad} pair(s) had a judge reply without two readable scores: counted as unparseable, "
-                             "not as ties (see judgments.jsonl).")
+                lines.append(
+                    f"  {n_bad} pair(s) had a judge reply without two readable scores: counted as unparseable, "
+                    "not as ties (see judgments.jsonl)."
+                )
         written = [path.name for path in (self.generations, self.judgments) if path.is_file()]
         written += [self.results_json.name] + ([self.figure.name] if self.figure else [])
         lines += ["", f"Written: {', '.join(written)}"]

@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import EvalError
 from ..core.io import atomic_write
+from ..errors import EvalError
 
 
 def content_key(*parts: Any) -> str:
@@ -50,10 +50,17 @@ class JsonlStore:
                 if number == len(lines):  # an unfinished last line: the write a crash cut short
                     torn = True
                     break
-                raise EvalError(f"{self.path} line {number} is not valid JSON ({err.msg}); remove that line or the file.") from err
+                raise EvalError(
+                    f"{self.path} line {number} is not valid JSON ({err.msg}); remove that line or the file."
+                ) from err
             self.records[record["key"]] = record
         if torn:
-            atomic_write(self.path, lambda tmp: tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in self.records.values()), encoding="utf-8"))
+            atomic_write(
+                self.path,
+                lambda tmp: tmp.write_text(
+                    "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in self.records.values()), encoding="utf-8"
+                ),
+            )
 
     def __contains__(self, key: str) -> bool:
         return key in self.records

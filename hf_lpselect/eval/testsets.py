@@ -27,6 +27,7 @@ from typing import Any
 from ..data import read_source
 from ..errors import DataError, EvalError
 
+
 _ID_FIELDS = ("id", "question_id", "idx")
 _SUFFIX = re.compile(r"(_test_?set|_testset|_test|_questions?)$", re.IGNORECASE)
 _USER_ROLES = ("user", "human")
@@ -106,7 +107,9 @@ def detect_shape(columns: list[str]) -> str:
         if set(fields) <= set(columns):
             return shape
     known = ", ".join(f"{shape} ({'+'.join(fields)})" for shape, fields in SHAPES)
-    raise EvalError(f"A test set with columns {sorted(columns)} has no field we read as the prompt; give one of: {known}.")
+    raise EvalError(
+        f"A test set with columns {sorted(columns)} has no field we read as the prompt; give one of: {known}."
+    )
 
 
 def _items(shape: str, record: dict[str, Any]) -> list[tuple[str, str, str | None]]:
@@ -115,8 +118,13 @@ def _items(shape: str, record: dict[str, Any]) -> list[tuple[str, str, str | Non
         instances = record.get("instances") or [{}]
         return [(_text(record["instruction"]), _text(i.get("input")), i.get("output")) for i in instances]
     if shape == "alpaca":
-        return [(_text(record["instruction"]), _text(record.get("input") or record.get("context")),
-                 record.get("output", record.get("response")))]
+        return [
+            (
+                _text(record["instruction"]),
+                _text(record.get("input") or record.get("context")),
+                record.get("output", record.get("response")),
+            )
+        ]
     if shape == "wizardlm":
         return [(_text(record["Instruction"]), "", record.get("Output"))]
     if shape == "prompt":

@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
+
 OUTCOMES = ("win", "tie", "lose")
 SCORE_RANGE = (1.0, 10.0)
 
@@ -83,9 +84,7 @@ def combine(first: str, second: str) -> str:
     return "tie"  # tie + tie, or win + lose
 
 
-def pair_outcome(
-    model_first: tuple[float, float] | None, model_second: tuple[float, float] | None
-) -> str | None:
+def pair_outcome(model_first: tuple[float, float] | None, model_second: tuple[float, float] | None) -> str | None:
     """Outcome of one pair from the parsed scores of its two orders; None when either is unparseable.
 
     Args:

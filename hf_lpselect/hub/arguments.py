@@ -39,16 +39,36 @@ class PushArguments:
     ```
     """
 
-    repo_id: str | None = field(default=None, metadata={"positional": True, "help": (
-        "Hub dataset to push to, e.g. org/alpaca: the dataset the run scored (adds the columns in a new commit) or a new repo.")})
-    run: str | None = field(default=None, metadata={"help": "Run directory (default: the latest finished run of REPO_ID under runs/)."})
-    subsets: str | None = field(default=None, metadata={"help": (
-        "Comma-separated subset configs named STRATEGY_Npct, e.g. lp1_hard_5pct,ppl_high_10pct,random_2p5pct "
-        "(default: lp1_hard_5pct,lp1_hard_10pct,lp1_hard_33pct,random_5pct); 'none' for only the default config.")})
+    repo_id: str | None = field(
+        default=None,
+        metadata={
+            "positional": True,
+            "help": (
+                "Hub dataset to push to, e.g. org/alpaca: the dataset the run scored (adds the columns in a new commit) or a new repo."
+            ),
+        },
+    )
+    run: str | None = field(
+        default=None, metadata={"help": "Run directory (default: the latest finished run of REPO_ID under runs/)."}
+    )
+    subsets: str | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "Comma-separated subset configs named STRATEGY_Npct, e.g. lp1_hard_5pct,ppl_high_10pct,random_2p5pct "
+                "(default: lp1_hard_5pct,lp1_hard_10pct,lp1_hard_33pct,random_5pct); 'none' for only the default config."
+            )
+        },
+    )
     private: bool = field(default=False, metadata={"help": "Create the repo as private (when it does not exist yet)."})
     create_pr: bool = field(default=False, metadata={"help": "Open a pull request instead of committing to main."})
-    local_dir: str | None = field(default=None, metadata={"help": "Keep the materialised repo folder here (exactly what is pushed; must be empty or new)."})
-    dry_run: bool = field(default=False, metadata={"help": "Materialise and print what would be pushed; no network call, nothing sent."})
+    local_dir: str | None = field(
+        default=None,
+        metadata={"help": "Keep the materialised repo folder here (exactly what is pushed; must be empty or new)."},
+    )
+    dry_run: bool = field(
+        default=False, metadata={"help": "Materialise and print what would be pushed; no network call, nothing sent."}
+    )
     selection_seed: int = field(default=42, metadata={"aliases": ["--seed"], "help": "Seed for the random subsets."})
 
     def __post_init__(self) -> None:
@@ -60,4 +80,8 @@ class PushArguments:
         """``subsets`` as a list (None: the default configs; ``none``: no subset config)."""
         if self.subsets is None:
             return None
-        return [] if self.subsets.strip() == "none" else [name.strip() for name in self.subsets.split(",") if name.strip()]
+        return (
+            []
+            if self.subsets.strip() == "none"
+            else [name.strip() for name in self.subsets.split(",") if name.strip()]
+        )

@@ -21,8 +21,15 @@ from huggingface_hub import DatasetCard, DatasetCardData
 from .. import __version__
 from .provenance import PROVENANCE_KEY, CardProvenance
 
+
 TAGS = ("lpselect", "data-selection")
-CARRIED_FIELDS = ("license", "license_name", "license_link", "task_categories", "language")  # taken from the source's card when known
+CARRIED_FIELDS = (
+    "license",
+    "license_name",
+    "license_link",
+    "task_categories",
+    "language",
+)  # taken from the source's card when known
 _OURS = re.compile(r"<!-- lpselect:begin.*?<!-- lpselect:end -->\n?", re.DOTALL)
 
 
@@ -116,7 +123,9 @@ class CardContext:
 
 def _split_files(data_files: Any) -> list[dict[str, Any]]:
     """A config's ``data_files`` as ``[{"split", "path"}]``: a bare pattern or list of patterns is ``train``."""
-    if isinstance(data_files, str) or (isinstance(data_files, list) and data_files and not isinstance(data_files[0], dict)):
+    if isinstance(data_files, str) or (
+        isinstance(data_files, list) and data_files and not isinstance(data_files[0], dict)
+    ):
         return [{"split": "train", "path": data_files}]
     if isinstance(data_files, dict):
         return [{"split": k, "path": v} for k, v in data_files.items()]

@@ -28,6 +28,7 @@ import pandas as pd
 
 from ..selection.strategies import STRATEGIES, Selection, default_mirror, nll_columns, select
 
+
 # Configs pushed when --subsets is not given (for a run with LP(1)): the paper's hard sets and the
 # random baseline of the same size as the smallest.
 DEFAULT_SUBSETS = ("lp1_hard_5pct", "lp1_hard_10pct", "lp1_hard_33pct", "random_5pct")
@@ -75,7 +76,9 @@ def select_scored(
     """:func:`~hf_lpselect.selection.strategies.select` as pushed subsets and ``load_scored`` use it: global, and
     random draws from the rows LP(1) could select (:func:`~hf_lpselect.selection.strategies.default_mirror`)."""
     if strategy not in SUBSET_STRATEGIES:
-        raise ValueError(f"{strategy!r} cannot be selected from score columns; choose one of: {', '.join(SUBSET_STRATEGIES)}.")
+        raise ValueError(
+            f"{strategy!r} cannot be selected from score columns; choose one of: {', '.join(SUBSET_STRATEGIES)}."
+        )
     return select(scores, strategy, fraction=fraction, count=count, seed=seed, mirror=default_mirror(strategy, scores))
 
 
@@ -132,15 +135,15 @@ def scores_from_columns(frame: pd.DataFrame) -> pd.DataFrame:
     """A scores table (row, id, status, reason, n_response_tokens, nll_K, ppl_K, lp1, …) from pushed
     columns, so :func:`hf_lpselect.selection.strategies.select` can run on a dataset loaded from the Hub."""
     if "lpselect_status" not in frame:
-        raise ValueError(
-            "This dataset has no lpselect_status column: it was not pushed by `lpselect push-scores`."
-        )
-    out = pd.DataFrame({
-        "row": np.arange(len(frame), dtype="int64"),
-        "id": frame["lpselect_id"].astype(str) if "lpselect_id" in frame else "",
-        "status": frame["lpselect_status"].astype(str),
-        "reason": frame["lpselect_reason"].fillna("").astype(str) if "lpselect_reason" in frame else "",
-    })
+        raise ValueError("This dataset has no lpselect_status column: it was not pushed by `lpselect push-scores`.")
+    out = pd.DataFrame(
+        {
+            "row": np.arange(len(frame), dtype="int64"),
+            "id": frame["lpselect_id"].astype(str) if "lpselect_id" in frame else "",
+            "status": frame["lpselect_status"].astype(str),
+            "reason": frame["lpselect_reason"].fillna("").astype(str) if "lpselect_reason" in frame else "",
+        }
+    )
     if "lpselect_response_tokens" in frame:
         out["n_response_tokens"] = frame["lpselect_response_tokens"].astype("float64").to_numpy()
     k = 0

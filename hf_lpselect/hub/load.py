@@ -14,10 +14,10 @@ from huggingface_hub import DatasetCard, hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError
 
 from ..core.hub import NETWORK_ERRORS, short_error
+from ..core.schema import OUR_COLUMNS
 from ..errors import DataError
 from ..selection.subsets import selected_dataset
 from .card import config_paths
-from ..core.schema import OUR_COLUMNS
 from .columns import scores_from_columns, select_scored
 from .provenance import CardProvenance
 
@@ -47,8 +47,12 @@ def load_scored(
         default = next((c for c in configs if c.get("config_name") == "default"), {})
         paths = config_paths(default, split)
         if not paths:
-            raise DataError(f"{repo_id} has no default config with a {split!r} split: it was not pushed by `lpselect push-scores`.")
-        data = datasets.load_dataset("parquet", data_files=[str(folder / p) for p in paths], split="train", **load_kwargs)
+            raise DataError(
+                f"{repo_id} has no default config with a {split!r} split: it was not pushed by `lpselect push-scores`."
+            )
+        data = datasets.load_dataset(
+            "parquet", data_files=[str(folder / p) for p in paths], split="train", **load_kwargs
+        )
     else:
         data = datasets.load_dataset(repo_id, "default", split=split, revision=revision, **load_kwargs)
     ours = [c for c in data.column_names if OUR_COLUMNS.match(c)]
@@ -94,5 +98,7 @@ def load_provenance(repo_id: str, revision: str | None = None) -> CardProvenance
     try:
         card = DatasetCard.load(path)
     except ValueError as err:  # broken YAML
-        raise DataError(f"The dataset card of {repo_id} cannot be parsed ({short_error(err)}); fix its YAML header.") from err
+        raise DataError(
+            f"The dataset card of {repo_id} cannot be parsed ({short_error(err)}); fix its YAML header."
+        ) from err
     return CardProvenance.from_card(card, where=repo_id)

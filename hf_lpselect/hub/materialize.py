@@ -42,14 +42,23 @@ from .card import CardContext, SubsetRow, card_data, original_body, render_card
 from .columns import DEFAULT_SUBSETS, SubsetSpec, hub_columns, parse_subset, select_scored
 from .provenance import CardProvenance
 
+
 MAX_SHARD_BYTES = 500 << 20  # as datasets' push_to_hub
 DATA_DIR = "data"
 SUBSETS_DIR = "lpselect/subsets"
 FIGURES_DIR = "lpselect/figures"
 # report figures shown on the card: (report figure name, title, caption)
 CARD_FIGURES = (
-    ("lp1_histogram", "LP(1) histogram", "How many rows learned how much of their perplexity drop in the first epoch; the hard subsets are the left tail."),
-    ("lp1_vs_length", "LP(1) against response length", "Each point a scored row: a downward trend means long responses look hard (length bias)."),
+    (
+        "lp1_histogram",
+        "LP(1) histogram",
+        "How many rows learned how much of their perplexity drop in the first epoch; the hard subsets are the left tail.",
+    ),
+    (
+        "lp1_vs_length",
+        "LP(1) against response length",
+        "Each point a scored row: a downward trend means long responses look hard (length bias).",
+    ),
     ("p0_histogram", "Perplexity before training", "The scorer's response perplexity before any training."),
 )
 
@@ -99,7 +108,10 @@ def find_run(repo_id: str, runs_dir: str | Path = "runs") -> RunDir:
     if not found:
         raise DataError(f"No finished run of {repo_id!r} under {runs_dir}/; pass --run RUN_DIR.")
     if len({key for _, _, key in found}) > 1:
-        listed = ", ".join(f"{r.path} ({key[1]}{f', config {key[0]}' if key[0] else ''})" for _, r, key in sorted(found, key=lambda f: str(f[1].path)))
+        listed = ", ".join(
+            f"{r.path} ({key[1]}{f', config {key[0]}' if key[0] else ''})"
+            for _, r, key in sorted(found, key=lambda f: str(f[1].path))
+        )
         raise DataError(f"Several splits or configs of {repo_id!r} were scored ({listed}); pass --run RUN_DIR.")
     return max(found, key=lambda f: f[0])[1]
 
@@ -148,8 +160,12 @@ def scored_dataset(
         columns = hub_columns(scores, len(source))
     except ValueError as err:
         raise DataError(f"{run_dir.path}: {err} Re-score it.") from err
-    features = datasets.Features({c: datasets.Value("string" if pd.api.types.is_string_dtype(t) else str(t).lower())
-                                  for c, t in columns.dtypes.items()})
+    features = datasets.Features(
+        {
+            c: datasets.Value("string" if pd.api.types.is_string_dtype(t) else str(t).lower())
+            for c, t in columns.dtypes.items()
+        }
+    )
     added = datasets.Dataset.from_pandas(columns, features=features, preserve_index=False)
     return datasets.concatenate_datasets([source, added], axis=1), replaced
 
@@ -160,10 +176,14 @@ def subset_specs(names: list[str] | None, scores: pd.DataFrame | None = None) ->
     if names is None:
         epochs = len(nll_columns(scores)) - 1 if scores is not None else None
         if epochs == 0:
-            return [], ["no subsets by default: the run has no LP(1) (0 epochs); name some with --subsets, e.g. ppl_high_5pct"]
+            return [], [
+                "no subsets by default: the run has no LP(1) (0 epochs); name some with --subsets, e.g. ppl_high_5pct"
+            ]
         if epochs == 1:
-            return [], ["no subsets by default: after 1 epoch LP(1) is 1 for every learned row; "
-                        "name some with --subsets, e.g. lp_app_hard_5pct"]
+            return [], [
+                "no subsets by default: after 1 epoch LP(1) is 1 for every learned row; "
+                "name some with --subsets, e.g. lp_app_hard_5pct"
+            ]
         names = list(DEFAULT_SUBSETS)
     try:
         specs = [parse_subset(n) for n in names]
@@ -196,10 +216,14 @@ def _comparisons(run_dir: RunDir) -> list[str]:
         for score, res in result.get("results", {}).items():
             if res.get("spearman") is None:
                 continue
-            top = ", ".join(f"{t['fraction']:.0%}: {t['overlap']:.2f}" for t in res.get("top", []) if t.get("overlap") is not None)
+            top = ", ".join(
+                f"{t['fraction']:.0%}: {t['overlap']:.2f}" for t in res.get("top", []) if t.get("overlap") is not None
+            )
             other = Path(result.get("runs", ["", path.parent.name])[1]).name
-            out.append(f"against run `{other}` on {result.get('n_matched', '?')} rows, {score} Spearman {res['spearman']:.3f}"
-                       + (f", overlap of the hardest {top}." if top else "."))
+            out.append(
+                f"against run `{other}` on {result.get('n_matched', '?')} rows, {score} Spearman {res['spearman']:.3f}"
+                + (f", overlap of the hardest {top}." if top else ".")
+            )
     return out
 
 
@@ -243,9 +267,19 @@ def materialize(
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        plan = _materialize(run_dir, record, split, repo_id, staging, subsets=subsets, existing_card=existing_card,
-                            source_card=source_card, detected_configs=detected_configs, source_revision=source_revision,
-                            seed=seed)
+        plan = _materialize(
+            run_dir,
+            record,
+            split,
+            repo_id,
+            staging,
+            subsets=subsets,
+            existing_card=existing_card,
+            source_card=source_card,
+            detected_configs=detected_configs,
+            source_revision=source_revision,
+            seed=seed,
+        )
         os.replace(staging, local_dir)  # onto a missing or empty folder (checked above): one rename
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -293,52 +327,106 @@ def _materialize(
         selections[spec.name] = selection
         configs[spec.name] = len(subset)
         described = describe_selection(selection, scores)
-        rows.append(SubsetRow(spec.name, STRATEGIES[spec.strategy].description, len(subset), len(subset) / max(n_ok, 1),
-                              described.mean_response_tokens, described.length_ratio))
+        rows.append(
+            SubsetRow(
+                spec.name,
+                STRATEGIES[spec.strategy].description,
+                len(subset),
+                len(subset) / max(n_ok, 1),
+                described.mean_response_tokens,
+                described.length_ratio,
+            )
+        )
 
     figures, stats = _figures(run_dir, local_dir)
     source = record.dataset.source
     model = public_name(record.model_name)
-    yaml_configs = [{"config_name": "default", "default": True, "data_files": [{"split": split, "path": config_files["default"]}]}]
-    yaml_configs += [{"config_name": s.name, "data_files": [{"split": split, "path": config_files[s.name]}]} for s in specs]
+    yaml_configs = [
+        {"config_name": "default", "default": True, "data_files": [{"split": split, "path": config_files["default"]}]}
+    ]
+    yaml_configs += [
+        {"config_name": s.name, "data_files": [{"split": split, "path": config_files[s.name]}]} for s in specs
+    ]
     provenance = CardProvenance(
-        scorer=model, template=record.template, scorer_revision=record.model.get("revision"), epochs=epochs,
-        max_length=record.identity.get("max_length"), seed=record.identity.get("seed"), recipe=dict(record.recipe),
-        source=public_name(source), source_config=record.dataset.config, source_split=split,
+        scorer=model,
+        template=record.template,
+        scorer_revision=record.model.get("revision"),
+        epochs=epochs,
+        max_length=record.identity.get("max_length"),
+        seed=record.identity.get("seed"),
+        recipe=dict(record.recipe),
+        source=public_name(source),
+        source_config=record.dataset.config,
+        source_split=split,
         source_commit=source_revision or record.dataset.revision,
-        subsets={s.name: {"strategy": s.strategy, "fraction": s.fraction} for s in specs}, selection_seed=seed,
+        subsets={s.name: {"strategy": s.strategy, "fraction": s.fraction} for s in specs},
+        selection_seed=seed,
         version=__version__,
     )
     data = card_data(
-        pretty_name=repo_id.split("/")[-1], configs=yaml_configs,
+        pretty_name=repo_id.split("/")[-1],
+        configs=yaml_configs,
         existing=existing_card.data if existing_card is not None else None,
         source_data=source_card.data if source_card is not None else None,
-        source=source if is_hub_id(source) and source != repo_id else None, split=split,
-        owned_prefix=SUBSETS_DIR, provenance=provenance, detected=detected_configs,
+        source=source if is_hub_id(source) and source != repo_id else None,
+        split=split,
+        owned_prefix=SUBSETS_DIR,
+        provenance=provenance,
+        detected=detected_configs,
     )
     counts = {k: v for k, v in count_statuses(scores).items() if v}
     if len(scored) > len(scores):
         counts["unscored"] = len(scored) - len(scores)
     hard = next((r for r in rows if r.name.startswith("lp1_hard")), None)
     rho = stats.get("spearman_lp1_length")
-    card = render_card(data, CardContext(
-        repo_id=repo_id, source=public_name(source), source_is_hub=is_hub_id(source), split=split, n_rows=len(scored),
-        n_scored=len(scores), model=model, model_revision=record.model.get("revision"), epochs=epochs,
-        template=record.template, max_length=record.identity.get("max_length"), seed=record.identity.get("seed"),
-        selection_seed=seed, recipe=record.recipe, versions=", ".join(f"{k} {v}" for k, v in record.versions.items()),
-        has_lp="lp1" in scores, has_ifd="ifd_nll" in scores, counts=counts, reasons=reason_lines(scores),
-        subsets=rows, has_random=any(STRATEGIES[s.strategy].order == "random" for s in specs),
-        mean_tokens=mean_tokens, figures=figures, comparisons=_comparisons(run_dir),
-        length_spearman=rho if rho is not None and math.isfinite(rho) else None, hard_subset=hard.name if hard else None,
-        hard_length_ratio=hard.length_ratio if hard else None, original_body=original_body(existing_card),
-    ))
+    card = render_card(
+        data,
+        CardContext(
+            repo_id=repo_id,
+            source=public_name(source),
+            source_is_hub=is_hub_id(source),
+            split=split,
+            n_rows=len(scored),
+            n_scored=len(scores),
+            model=model,
+            model_revision=record.model.get("revision"),
+            epochs=epochs,
+            template=record.template,
+            max_length=record.identity.get("max_length"),
+            seed=record.identity.get("seed"),
+            selection_seed=seed,
+            recipe=record.recipe,
+            versions=", ".join(f"{k} {v}" for k, v in record.versions.items()),
+            has_lp="lp1" in scores,
+            has_ifd="ifd_nll" in scores,
+            counts=counts,
+            reasons=reason_lines(scores),
+            subsets=rows,
+            has_random=any(STRATEGIES[s.strategy].order == "random" for s in specs),
+            mean_tokens=mean_tokens,
+            figures=figures,
+            comparisons=_comparisons(run_dir),
+            length_spearman=rho if rho is not None and math.isfinite(rho) else None,
+            hard_subset=hard.name if hard else None,
+            hard_length_ratio=hard.length_ratio if hard else None,
+            original_body=original_body(existing_card),
+        ),
+    )
     card.save(local_dir / "README.md")
     files = ["README.md"] + [str(p.relative_to(local_dir)) for p in files] + [f["path"] for f in figures]
     what = "learning-percentage" if epochs >= 1 else "perplexity"
     return PushPlan(
-        repo_id=repo_id, run_dir=run_dir, local_dir=local_dir, split=split, n_rows=len(scored), configs=configs,
-        subsets=selections, files=files, replaced_columns=replaced,
+        repo_id=repo_id,
+        run_dir=run_dir,
+        local_dir=local_dir,
+        split=split,
+        n_rows=len(scored),
+        configs=configs,
+        subsets=selections,
+        files=files,
+        replaced_columns=replaced,
         commit_message=f"Add {what} scores from {model} (hf_lpselect {__version__})",
         commit_description="Configs: " + ", ".join(f"{k} ({v:,} rows)" for k, v in configs.items()),
-        delete_patterns=[f"{DATA_DIR}/{split}-*", f"{SUBSETS_DIR}/**", f"{FIGURES_DIR}/**"], notes=notes,
+        delete_patterns=[f"{DATA_DIR}/{split}-*", f"{SUBSETS_DIR}/**", f"{FIGURES_DIR}/**"],
+        notes=notes,
     )

@@ -29,6 +29,7 @@ from huggingface_hub import DatasetCard
 from ..errors import DataError
 from .columns import parse_subset
 
+
 PROVENANCE_KEY = "lpselect"  # the card metadata's key for the block
 
 
@@ -110,8 +111,11 @@ class CardProvenance:
             if not _is_a(value, hints[name]):
                 raise _malformed(where, f"{name} is {value!r}")
         for name, subset in known.get("subsets", {}).items():
-            if not (isinstance(subset, dict) and isinstance(subset.get("strategy"), str)
-                    and isinstance(subset.get("fraction"), (int, float))):
+            if not (
+                isinstance(subset, dict)
+                and isinstance(subset.get("strategy"), str)
+                and isinstance(subset.get("fraction"), (int, float))
+            ):
                 raise _malformed(where, f"subset {name} is {subset!r}, not a strategy and a fraction")
         return cls(**known)
 
@@ -163,5 +167,7 @@ def _is_a(value: Any, hint: Any) -> bool:
 
 
 def _malformed(where: str, why: str) -> DataError:
-    return DataError(f"The `{PROVENANCE_KEY}:` block of the dataset card of {where} is malformed ({why}); "
-                     "push the scores again with `lpselect push-scores`.")
+    return DataError(
+        f"The `{PROVENANCE_KEY}:` block of the dataset card of {where} is malformed ({why}); "
+        "push the scores again with `lpselect push-scores`."
+    )

@@ -20,7 +20,12 @@ import httpx2
 from datasets.data_files import get_data_patterns
 from datasets.download import DownloadConfig
 from huggingface_hub import DatasetCard, HfApi, get_token
-from huggingface_hub.errors import EntryNotFoundError, HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError
+from huggingface_hub.errors import (
+    EntryNotFoundError,
+    HFValidationError,
+    LocalEntryNotFoundError,
+    RepositoryNotFoundError,
+)
 from huggingface_hub.utils import validate_repo_id
 
 from ..core.hub import NETWORK_ERRORS, is_hub_id, offline, short_error
@@ -48,7 +53,9 @@ def read_target(api: HfApi, repo_id: str, *, detect: bool = True) -> Target:
     try:
         return _read_target(api, repo_id, detect)
     except NETWORK_ERRORS as err:
-        raise HubError(f"Could not read {repo_id} on the Hub ({short_error(err)}); check the id and your connection.") from err
+        raise HubError(
+            f"Could not read {repo_id} on the Hub ({short_error(err)}); check the id and your connection."
+        ) from err
 
 
 def _read_target(api: HfApi, repo_id: str, detect: bool) -> Target:
@@ -64,14 +71,18 @@ def _read_target(api: HfApi, repo_id: str, detect: bool) -> Target:
     except EntryNotFoundError:
         pass
     except ValueError as err:  # broken YAML
-        raise HubError(f"The dataset card of {repo_id} cannot be parsed ({short_error(err)}); fix its YAML header first.") from err
+        raise HubError(
+            f"The dataset card of {repo_id} cannot be parsed ({short_error(err)}); fix its YAML header first."
+        ) from err
     if detect and (target.card is None or not target.card.data.get("configs")):
         try:
             patterns = get_data_patterns(f"hf://datasets/{repo_id}@{sha}", DownloadConfig(token=api.token))
         except FileNotFoundError:  # no data files (a new or empty repo)
             patterns = {}
         if patterns:
-            target.detected_configs = [{"config_name": "default", "data_files": [{"split": k, "path": v} for k, v in patterns.items()]}]
+            target.detected_configs = [
+                {"config_name": "default", "data_files": [{"split": k, "path": v} for k, v in patterns.items()]}
+            ]
     return target
 
 
@@ -117,7 +128,9 @@ def push_scores(
     try:
         validate_repo_id(repo_id)
     except HFValidationError as err:
-        raise DataError(f"Bad repo id {repo_id!r}: write OWNER/NAME, e.g. my-org/alpaca ({short_error(err)}).") from err
+        raise DataError(
+            f"Bad repo id {repo_id!r}: write OWNER/NAME, e.g. my-org/alpaca ({short_error(err)})."
+        ) from err
     subset_specs(subsets)  # a bad name fails before any network call
     run_dir = RunDir(run) if run is not None else find_run(repo_id, runs_dir)
     require_finished(run_dir)
@@ -137,20 +150,33 @@ def push_scores(
     try:
         try:
             with offline() if dry_run else nullcontext():
-                plan = materialize(run_dir, repo_id, local_dir if local_dir is not None else scratch.name, subsets=subsets,
-                                   existing_card=target.card, source_card=source,
-                                   detected_configs=target.detected_configs, seed=seed,
-                                   source_revision=target.sha if repo_id == source_id else None)
+                plan = materialize(
+                    run_dir,
+                    repo_id,
+                    local_dir if local_dir is not None else scratch.name,
+                    subsets=subsets,
+                    existing_card=target.card,
+                    source_card=source,
+                    detected_configs=target.detected_configs,
+                    seed=seed,
+                    source_revision=target.sha if repo_id == source_id else None,
+                )
         except NETWORK_ERRORS as err:
             if is_disk_full(err):
                 raise  # a full disk while materialising: said as one by the command line, and the re-run resumes
-            raise HubError(f"Could not read the scored rows of {source_id} ({short_error(err)}); check your connection.") from err
+            raise HubError(
+                f"Could not read the scored rows of {source_id} ({short_error(err)}); check your connection."
+            ) from err
         if dry_run:
-            plan.notes.append("dry run: nothing was sent; the target's existing card was not read (a push keeps its metadata and text)")
+            plan.notes.append(
+                "dry run: nothing was sent; the target's existing card was not read (a push keeps its metadata and text)"
+            )
             return plan
         if not target.exists:
-            _with_retries(lambda: api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True),
-                          f"Creating {repo_id}")
+            _with_retries(
+                lambda: api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True),
+                f"Creating {repo_id}",
+            )
         info = _upload(api, plan, target, create_pr)
         plan.url = info.pr_url if create_pr else info.commit_url
         return plan
@@ -186,7 +212,7 @@ def _backoff(attempt: int, err: BaseException) -> float:
     after = getattr(response, "headers", {}).get("retry-after") if response is not None else None
     if after is not None and str(after).isdigit():
         return min(float(after), RETRY_MAX_SECONDS)
-    return min(RETRY_BASE_SECONDS * 2 ** attempt, RETRY_MAX_SECONDS) * (1 + 0.1 * random.random())
+    return min(RETRY_BASE_SECONDS * 2**attempt, RETRY_MAX_SECONDS) * (1 + 0.1 * random.random())
 
 
 def _with_retries(call, what: str):
@@ -199,7 +225,9 @@ def _with_retries(call, what: str):
                 raise
             if not _transient(err) or attempt == PUSH_ATTEMPTS - 1:
                 tries = f" after {attempt + 1} tries" if attempt else ""
-                raise HubError(f"{what} failed{tries} ({short_error(err)}); nothing was pushed, re-run the same command.") from err
+                raise HubError(
+                    f"{what} failed{tries} ({short_error(err)}); nothing was pushed, re-run the same command."
+                ) from err
             time.sleep(_backoff(attempt, err))
 
 
@@ -216,9 +244,14 @@ def _upload(api: HfApi, plan: PushPlan, target: Target, create_pr: bool):
     for attempt in range(PUSH_ATTEMPTS):
         try:
             return api.upload_folder(
-                folder_path=plan.local_dir, repo_id=repo_id, repo_type="dataset",
-                commit_message=plan.commit_message, commit_description=plan.commit_description,
-                create_pr=create_pr, delete_patterns=plan.delete_patterns, parent_commit=target.sha,
+                folder_path=plan.local_dir,
+                repo_id=repo_id,
+                repo_type="dataset",
+                commit_message=plan.commit_message,
+                commit_description=plan.commit_description,
+                create_pr=create_pr,
+                delete_patterns=plan.delete_patterns,
+                parent_commit=target.sha,
             )
         except NETWORK_ERRORS as err:
             if is_disk_full(err):
@@ -230,6 +263,8 @@ def _upload(api: HfApi, plan: PushPlan, target: Target, create_pr: bool):
                 ) from err
             if not _transient(err) or attempt == PUSH_ATTEMPTS - 1:
                 tries = f" after {attempt + 1} tries" if attempt else ""
-                raise HubError(f"Pushing to {repo_id} failed{tries} ({short_error(err)}); no commit was made, "
-                               "re-run the same command.") from err
+                raise HubError(
+                    f"Pushing to {repo_id} failed{tries} ({short_error(err)}); no commit was made, "
+                    "re-run the same command."
+                ) from err
             time.sleep(_backoff(attempt, err))

@@ -18,11 +18,12 @@ from typing import Any
 
 from trl import ModelConfig, ScriptArguments
 
-from ..data import FORMATS, parse_column_map
 from ..core.parser import ArgumentParser
+from ..data import FORMATS, parse_column_map
 from ..errors import ConfigError, DataError
 from ..record import identity_of
 from .trainer import ScorerConfig
+
 
 ROW_FORMATS = ("auto", *FORMATS)
 
@@ -54,24 +55,35 @@ class ScoreArguments(ScriptArguments):
 
     dataset_name: str | None = field(
         default=None,
-        metadata={"positional": True, "help": "A Hub dataset id, a .json/.jsonl/.parquet file, or a save_to_disk folder "
-                  "(also the first positional argument of `lpselect score`)."},
+        metadata={
+            "positional": True,
+            "help": "A Hub dataset id, a .json/.jsonl/.parquet file, or a save_to_disk folder "
+            "(also the first positional argument of `lpselect score`).",
+        },
     )
-    dataset_config: str | None = field(default=None, metadata={"aliases": ["--subset"], "help": "Config (subset) of a Hub dataset."})
+    dataset_config: str | None = field(
+        default=None, metadata={"aliases": ["--subset"], "help": "Config (subset) of a Hub dataset."}
+    )
     dataset_train_split: str = field(default="train", metadata={"aliases": ["--split"], "help": "Split to score."})
     format: str = field(default="auto", metadata={"help": "Row format: " + ", ".join(ROW_FORMATS) + "."})
     columns: str | None = field(
         default=None,
-        metadata={"help": "Rename your columns to a known format's first: YOURS=FORMAT pairs, comma-separated, e.g. "
-                  "question=instruction,answer=output (alpaca), or prompt=prompt,reply=completion."},
+        metadata={
+            "help": "Rename your columns to a known format's first: YOURS=FORMAT pairs, comma-separated, e.g. "
+            "question=instruction,answer=output (alpaca), or prompt=prompt,reply=completion."
+        },
     )
     limit: int | None = field(default=None, metadata={"help": "Only the first N input rows (quick trials)."})
     ifd: bool = field(
         default=False,
-        metadata={"help": "Also score each response without its prompt before training (IFD baselines; "
-                  "with --epochs 0 no training at all)."},
+        metadata={
+            "help": "Also score each response without its prompt before training (IFD baselines; "
+            "with --epochs 0 no training at all)."
+        },
     )
-    keep_checkpoints: bool = field(default=False, metadata={"help": "Keep the epoch checkpoints once the run is complete."})
+    keep_checkpoints: bool = field(
+        default=False, metadata={"help": "Keep the epoch checkpoints once the run is complete."}
+    )
 
     def __post_init__(self):
         if self.format not in ROW_FORMATS:
@@ -97,11 +109,18 @@ class ScorerModelConfig(ModelConfig):
 
     model_name_or_path: str | None = field(
         default="default",
-        metadata={"aliases": ["--model"], "help": "Scorer model: a Hub id, a local folder, a .gguf file, or 'default' "
-                  "(SmolLM2-135M-Instruct, offline)."},
+        metadata={
+            "aliases": ["--model"],
+            "help": "Scorer model: a Hub id, a local folder, a .gguf file, or 'default' "
+            "(SmolLM2-135M-Instruct, offline).",
+        },
     )
-    model_revision: str = field(default="main", metadata={"aliases": ["--revision"], "help": "Branch, tag or commit on the Hub."})
-    use_peft: bool = field(default=False, metadata={"aliases": ["--lora"], "help": "Train LoRA adapters (peft) instead of all weights."})
+    model_revision: str = field(
+        default="main", metadata={"aliases": ["--revision"], "help": "Branch, tag or commit on the Hub."}
+    )
+    use_peft: bool = field(
+        default=False, metadata={"aliases": ["--lora"], "help": "Train LoRA adapters (peft) instead of all weights."}
+    )
     lora_target_modules: list[str] | None = field(
         default_factory=lambda: ["all-linear"], metadata={"help": "LoRA target modules (default: all linear layers)."}
     )
@@ -138,15 +157,22 @@ def parse_score_args(argv: list[str]) -> tuple[ScoreArguments, ScorerConfig, Sco
 
 # keyword names users type, mapped to the dataclass field they mean
 ALIASES = {
-    "model": "model_name_or_path", "revision": "model_revision", "lora": "use_peft", "out": "output_dir",
-    "epochs": "num_train_epochs", "subset": "dataset_config", "split": "dataset_train_split",
+    "model": "model_name_or_path",
+    "revision": "model_revision",
+    "lora": "use_peft",
+    "out": "output_dir",
+    "epochs": "num_train_epochs",
+    "subset": "dataset_config",
+    "split": "dataset_train_split",
 }
 
 
 def build_score_args(**kwargs: Any) -> tuple[ScoreArguments, ScorerConfig, ScorerModelConfig]:
     """The three dataclasses from keyword arguments (field names or the aliases above); an unknown name
     is one :class:`~hf_lpselect.errors.ConfigError`."""
-    values = {ALIASES.get(k, k): (str(v) if k in ("out", "output_dir") and v is not None else v) for k, v in kwargs.items()}
+    values = {
+        ALIASES.get(k, k): (str(v) if k in ("out", "output_dir") and v is not None else v) for k, v in kwargs.items()
+    }
     known = {f.name for cls in SCORE_DATACLASSES for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(values) - known)
     if unknown:

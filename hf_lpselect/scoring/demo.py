@@ -22,6 +22,7 @@ import pandas as pd
 from .demo_data import make_demo_rows
 from .run import ScoreResult, score
 
+
 DEMO_RECIPE = {
     "epochs": 2,
     "max_length": 256,
@@ -60,9 +61,16 @@ class DemoArguments:
 
     out: str = field(default="runs/demo", metadata={"help": "Run directory for the demo."})
     rows: int = field(default=120, metadata={"help": "Rows of generated data."})
-    epochs: int = field(default=DEMO_RECIPE["epochs"], metadata={"help": "Training epochs (at least 2 for LP(1) to mean anything)."})
-    bf16: bool | None = field(default=None, metadata={
-        "negatable": True, "help": "bf16 autocast (true), or float32 (false); default: bf16 where this device computes it natively."})
+    epochs: int = field(
+        default=DEMO_RECIPE["epochs"], metadata={"help": "Training epochs (at least 2 for LP(1) to mean anything)."}
+    )
+    bf16: bool | None = field(
+        default=None,
+        metadata={
+            "negatable": True,
+            "help": "bf16 autocast (true), or float32 (false); default: bf16 where this device computes it natively.",
+        },
+    )
 
 
 @dataclass(frozen=True)
@@ -82,9 +90,11 @@ class DemoResult:
     def summary(self) -> str:
         """Where it ran, and how many deliberately wrong answers the scorer ranked among the hardest 10 %."""
         hardware = self.run.record.hardware
-        return (f"Ran on {hardware['name']} ({hardware['device']}) in {hardware['precision']['training']}.\n"
-                f"Deliberately wrong answers among the 10 % rows the scorer found hardest: {self.wrong_found} of "
-                f"{self.wrong_total} (by chance {self.wrong_total / 10:.1f}): wrong answers are hard to learn.")
+        return (
+            f"Ran on {hardware['name']} ({hardware['device']}) in {hardware['precision']['training']}.\n"
+            f"Deliberately wrong answers among the 10 % rows the scorer found hardest: {self.wrong_found} of "
+            f"{self.wrong_total} (by chance {self.wrong_total / 10:.1f}): wrong answers are hard to learn."
+        )
 
 
 def demo(args: DemoArguments) -> DemoResult:
@@ -96,7 +106,9 @@ def demo(args: DemoArguments) -> DemoResult:
     >>> print(demo(DemoArguments(out="runs/demo")).summary())
     ```
     """
-    result = run_demo(out=args.out, n_rows=args.rows, epochs=args.epochs, **({} if args.bf16 is None else {"bf16": args.bf16}))
+    result = run_demo(
+        out=args.out, n_rows=args.rows, epochs=args.epochs, **({} if args.bf16 is None else {"bf16": args.bf16})
+    )
     return DemoResult(result, *wrong_rows_among_hardest(result))
 
 

@@ -15,14 +15,51 @@ import random
 
 import datasets
 
+
 WRONG_FRACTION = 0.03
 FAMILIES = ("arithmetic", "word_problem", "string", "unit_conversion", "fact", "list")
 
 WORDS = (
-    "apple", "garden", "river", "planet", "window", "pencil", "rabbit", "orange", "silver", "candle",
-    "forest", "guitar", "butter", "mirror", "ticket", "yellow", "monkey", "basket", "island", "banana",
-    "tomato", "doctor", "summer", "winter", "castle", "bridge", "pocket", "rocket", "spider", "turtle",
-    "violin", "wallet", "zebra", "lemon", "cloud", "horse", "train", "music", "paper", "tiger",
+    "apple",
+    "garden",
+    "river",
+    "planet",
+    "window",
+    "pencil",
+    "rabbit",
+    "orange",
+    "silver",
+    "candle",
+    "forest",
+    "guitar",
+    "butter",
+    "mirror",
+    "ticket",
+    "yellow",
+    "monkey",
+    "basket",
+    "island",
+    "banana",
+    "tomato",
+    "doctor",
+    "summer",
+    "winter",
+    "castle",
+    "bridge",
+    "pocket",
+    "rocket",
+    "spider",
+    "turtle",
+    "violin",
+    "wallet",
+    "zebra",
+    "lemon",
+    "cloud",
+    "horse",
+    "train",
+    "music",
+    "paper",
+    "tiger",
 )
 NAMES = ("Anna", "Ben", "Carla", "Dev", "Emma", "Felix", "Grace", "Hugo", "Ivy", "Jonas")
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -58,11 +95,13 @@ def _arithmetic(rng: random.Random, wrong: bool) -> tuple[str, str, str]:
         a, b = sorted((rng.randint(1, 99), rng.randint(1, 99)), reverse=True)
     value = {"+": a + b, "-": a - b, "*": a * b}[op]
     word = {"+": "plus", "-": "minus", "*": "times"}[op]
-    instruction, input_ = rng.choice([
-        (f"What is {a} {op} {b}?", ""),
-        (f"Calculate {a} {word} {b}.", ""),
-        ("Compute the result of this expression.", f"{a} {op} {b}"),
-    ])
+    instruction, input_ = rng.choice(
+        [
+            (f"What is {a} {op} {b}?", ""),
+            (f"Calculate {a} {word} {b}.", ""),
+            ("Compute the result of this expression.", f"{a} {op} {b}"),
+        ]
+    )
     return instruction, input_, str(_answer(value, rng, wrong))
 
 
@@ -82,8 +121,10 @@ def _word_problem(rng: random.Random, wrong: bool) -> tuple[str, str, str]:
         c, each = rng.randint(2, 5), rng.randint(2, 9)
         a = rng.randint(2, c * each - 2)
         r = _answer(each, rng, wrong)
-        question = (f"{name} has {a} apples, buys {c * each - a} more, and shares them equally among "
-                    f"{c} friends. How many apples does each friend get?")
+        question = (
+            f"{name} has {a} apples, buys {c * each - a} more, and shares them equally among "
+            f"{c} friends. How many apples does each friend get?"
+        )
         steps = f"{a} + {c * each - a} = {c * each}; {c * each} / {c} = {r}"
     else:
         p, k = rng.randint(2, 8), rng.randint(2, 6)
@@ -97,24 +138,30 @@ def _string(rng: random.Random, wrong: bool) -> tuple[str, str, str]:
     w, kind = rng.choice(WORDS), rng.randrange(5)
     if kind == 0:
         output = _answer(w[::-1], rng, wrong)
-        instruction, input_ = rng.choice([
-            ("Reverse the letters of this word.", w),
-            ("Write this word backwards.", w),
-            (f"Spell '{w}' backwards.", ""),
-        ])
+        instruction, input_ = rng.choice(
+            [
+                ("Reverse the letters of this word.", w),
+                ("Write this word backwards.", w),
+                (f"Spell '{w}' backwards.", ""),
+            ]
+        )
     elif kind == 1:
         output = str(_answer(sum(ch in "aeiou" for ch in w), rng, wrong))
-        instruction, input_ = rng.choice([
-            ("How many vowels are in this word?", w),
-            (f"Count the vowels in the word '{w}'.", ""),
-        ])
+        instruction, input_ = rng.choice(
+            [
+                ("How many vowels are in this word?", w),
+                (f"Count the vowels in the word '{w}'.", ""),
+            ]
+        )
     elif kind == 2:
         letter = rng.choice(w if rng.random() < 0.8 else "abcdefghijklmnopqrstuvwxyz")
         output = str(_answer(w.count(letter), rng, wrong))
-        instruction, input_ = rng.choice([
-            (f"How many times does the letter '{letter}' appear in this word?", w),
-            (f"Count the letter '{letter}' in '{w}'.", ""),
-        ])
+        instruction, input_ = rng.choice(
+            [
+                (f"How many times does the letter '{letter}' appear in this word?", w),
+                (f"Count the letter '{letter}' in '{w}'.", ""),
+            ]
+        )
     else:
         words = rng.sample(WORDS, rng.randint(2, 4))
         if kind == 3:
@@ -132,11 +179,13 @@ def _string(rng: random.Random, wrong: bool) -> tuple[str, str, str]:
 def _unit_conversion(rng: random.Random, wrong: bool) -> tuple[str, str, str]:
     src, dst, factor = rng.choice(UNITS)
     x = rng.randint(2, 120)
-    instruction, input_ = rng.choice([
-        (f"How many {dst} are in {x} {src}?", ""),
-        (f"Convert {x} {src} to {dst}.", ""),
-        (f"Convert the following to {dst}.", f"{x} {src}"),
-    ])
+    instruction, input_ = rng.choice(
+        [
+            (f"How many {dst} are in {x} {src}?", ""),
+            (f"Convert {x} {src} to {dst}.", ""),
+            (f"Convert the following to {dst}.", f"{x} {src}"),
+        ]
+    )
     return instruction, input_, f"{_answer(x * factor, rng, wrong)} {dst}"
 
 
@@ -145,15 +194,21 @@ def _fact(rng: random.Random, wrong: bool) -> tuple[str, str, str]:
     if kind == 0:
         start, days = rng.randrange(7), rng.randint(2, 20)
         output = DAYS[_answer(start + days, rng, wrong) % 7]
-        instruction = rng.choice([
-            f"If today is {DAYS[start]}, what day will it be in {days} days?",
-            f"What day of the week is it {days} days after {DAYS[start]}?",
-        ])
+        instruction = rng.choice(
+            [
+                f"If today is {DAYS[start]}, what day will it be in {days} days?",
+                f"What day of the week is it {days} days after {DAYS[start]}?",
+            ]
+        )
         return instruction, "", output
     if kind == 1:
         x = rng.randint(2, 60)
         prime = _answer(all(x % d for d in range(2, x)), rng, wrong)
-        return rng.choice([f"Is {x} a prime number?", f"Is {x} prime? Answer yes or no."]), "", "Yes" if prime else "No"
+        return (
+            rng.choice([f"Is {x} a prime number?", f"Is {x} prime? Answer yes or no."]),
+            "",
+            "Yes" if prime else "No",
+        )
     if kind == 2:
         x = rng.randint(1, 199)
         even = _answer(x % 2 == 0, rng, wrong)
@@ -164,20 +219,23 @@ def _fact(rng: random.Random, wrong: bool) -> tuple[str, str, str]:
         instruction = rng.choice([f"Which is larger, {a} or {b}?", f"Which number is bigger: {a} or {b}?"])
         return instruction, "", str(_answer(max(a, b), rng, wrong))
     a, d = rng.randint(1, 30), rng.randint(2, 9)
-    instruction = rng.choice(["What number comes next in this sequence?",
-                              "Continue the arithmetic sequence with the next number."])
+    instruction = rng.choice(
+        ["What number comes next in this sequence?", "Continue the arithmetic sequence with the next number."]
+    )
     return instruction, ", ".join(str(a + i * d) for i in range(4)), str(_answer(a + 4 * d, rng, wrong))
 
 
 def _list(rng: random.Random, wrong: bool) -> tuple[str, str, str]:
     nums = rng.sample(range(1, 50), rng.randint(4, 6))
     op = rng.choice(["sum", "max", "min", "sort"])
-    instruction = rng.choice({
-        "sum": ["What is the sum of these numbers?", "Add up the numbers in the list."],
-        "max": ["Find the largest number in the list.", "What is the maximum of these numbers?"],
-        "min": ["Find the smallest number in the list.", "What is the minimum of these numbers?"],
-        "sort": ["Sort these numbers in ascending order.", "Arrange the numbers from lowest to highest."],
-    }[op])
+    instruction = rng.choice(
+        {
+            "sum": ["What is the sum of these numbers?", "Add up the numbers in the list."],
+            "max": ["Find the largest number in the list.", "What is the maximum of these numbers?"],
+            "min": ["Find the smallest number in the list.", "What is the minimum of these numbers?"],
+            "sort": ["Sort these numbers in ascending order.", "Arrange the numbers from lowest to highest."],
+        }[op]
+    )
     value = _answer({"sum": sum, "max": max, "min": min, "sort": sorted}[op](nums), rng, wrong)
     output = ", ".join(map(str, value)) if op == "sort" else str(value)
     return instruction, ", ".join(map(str, nums)), output
@@ -213,8 +271,15 @@ def make_demo_rows(n: int = 240, seed: int = 0) -> list[dict]:
         else:
             raise ValueError(f"cannot make {n} distinct demo rows")
         seen.add((instruction, input_))
-        rows.append({"instruction": instruction, "input": input_, "output": output,
-                     "family": family, "deliberately_wrong": i in wrong_rows})
+        rows.append(
+            {
+                "instruction": instruction,
+                "input": input_,
+                "output": output,
+                "family": family,
+                "deliberately_wrong": i in wrong_rows,
+            }
+        )
     return rows
 
 

@@ -40,6 +40,7 @@ from ..core.hardware import free_memory
 from ..heads import compact_lm_head
 from ..models import is_sharded, unwrap_peft
 
+
 PASS_COLUMNS = ["row", "nll", "n_tokens"]
 # On a CPU: at most 8 rows and 2,048 tokens a batch. On 2 CPU cores a bf16 pass ran 3.91x the one-row loop in
 # batches of 8 and 3.27x by the 2,048-token budget alone (about 20 short rows a batch);
@@ -86,7 +87,9 @@ def accelerator_token_budget(bytes_per_token: int, free_bytes: int | None = None
     return 1 << (int(tokens).bit_length() - 1)
 
 
-def device_batching(model: torch.nn.Module, token_budget: int | None = None, batch_size: int | None = None) -> Batching:
+def device_batching(
+    model: torch.nn.Module, token_budget: int | None = None, batch_size: int | None = None
+) -> Batching:
     """The batching of a pass on the device ``model`` lives on; what is given explicitly is kept.
 
     Args:
@@ -111,7 +114,9 @@ def device_batching(model: torch.nn.Module, token_budget: int | None = None, bat
         if on_cpu:
             token_budget = CPU_TOKEN_BUDGET
         else:
-            token_budget = accelerator_token_budget(activation_bytes_per_token(unwrap_peft(model).config), free_memory(device))
+            token_budget = accelerator_token_budget(
+                activation_bytes_per_token(unwrap_peft(model).config), free_memory(device)
+            )
     return Batching(token_budget=token_budget, max_rows=batch_size or None)
 
 
@@ -121,8 +126,9 @@ def _decoder_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn
     return base.get_decoder(), base.get_output_embeddings(), base
 
 
-def _nll_through_forward(model: torch.nn.Module, ids: torch.Tensor, labels: torch.Tensor,
-                         attention_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+def _nll_through_forward(
+    model: torch.nn.Module, ids: torch.Tensor, labels: torch.Tensor, attention_mask: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-row summed response NLL and token count, through the model's own forward (sharded weights)."""
     owner = getattr(model, "module", model)  # FSDP's wrapper
     owner = unwrap_peft(owner)
@@ -249,7 +255,9 @@ def batch_nll(
         logits = _transform_logits(logits.float(), base.config)
         losses[chunk] = F.cross_entropy(logits, scored_targets[chunk], reduction="none")
     counts = mask.sum(dim=1)
-    sums = torch.zeros(len(input_ids), dtype=torch.float64, device=device).index_add_(0, mask.nonzero()[:, 0], losses.double())
+    sums = torch.zeros(len(input_ids), dtype=torch.float64, device=device).index_add_(
+        0, mask.nonzero()[:, 0], losses.double()
+    )
     return _means(sums, counts)
 
 
@@ -317,7 +325,12 @@ def score_pass(
     # one again (at least one) and throws the repeat's results away
     repeats = (-(-len(batches) // state.num_processes) - len(mine)) if sharded else 0
     records: list[tuple[int, float, int]] = []
-    progress = tqdm(total=int(sum(len(b) for b in mine)), desc=desc, unit="row", disable=disable_progress or not state.is_local_main_process)
+    progress = tqdm(
+        total=int(sum(len(b) for b in mine)),
+        desc=desc,
+        unit="row",
+        disable=disable_progress or not state.is_local_main_process,
+    )
     device = _decoder_and_head(model)[1].weight.device
     try:
         # one autocast region for the whole pass: its cache casts each (trainable) weight to bf16 once
@@ -325,7 +338,11 @@ def score_pass(
             for k, indices in enumerate(mine + batches[:1] * repeats):
                 batch = dataset[indices]
                 nll, counts = batch_nll(
-                    model, batch["input_ids"], batch["labels"], pad_token_id=pad_token_id, autocast_dtype=autocast_dtype,
+                    model,
+                    batch["input_ids"],
+                    batch["labels"],
+                    pad_token_id=pad_token_id,
+                    autocast_dtype=autocast_dtype,
                     through_forward=sharded,
                 )
                 if k < len(mine):

@@ -18,13 +18,14 @@ import pandas as pd
 from accelerate import PartialState
 
 from ..core.hardware import probe
+from ..core.io import atomic_write, write_parquet
+from ..core.schema import STATUSES
 from ..data import FORMATS, canonicalize, content_ids, dataset_fingerprint, detect_format
 from ..errors import ConfigError, DataError, RunError
 from ..lp import learning_percentages
 from ..record import DatasetRecord, RunRecord, identity_differences, identity_of
-from ..core.io import atomic_write, write_parquet
-from ..core.schema import STATUSES
 from ..rundir import RunDir
+
 
 ROWS_COLUMNS = ["row", "id", "status", "reason", "n_prompt_tokens", "n_response_tokens", "truncated"]
 
@@ -62,7 +63,9 @@ def build_scores(rows: pd.DataFrame, passes: list[pd.DataFrame], alone: pd.DataF
     Rows that were not scored keep NaN.
     """
     out = rows[["row", "id", "status", "reason", "n_response_tokens"]].copy()
-    named = [(f"nll_{k}", frame) for k, frame in enumerate(passes)] + ([("nll_alone", alone)] if alone is not None else [])
+    named = [(f"nll_{k}", frame) for k, frame in enumerate(passes)] + (
+        [("nll_alone", alone)] if alone is not None else []
+    )
     for column, frame in named:
         out[column] = out["row"].map(frame.set_index("row")["nll"]).astype("float64")
     for column, _ in named:
@@ -86,7 +89,9 @@ def library_versions() -> dict[str, str | None]:
         except PackageNotFoundError:
             return None
 
-    return {lib: known(lib) for lib in ("hf-lpselect", "torch", "transformers", "trl", "datasets", "accelerate", "peft")}
+    return {
+        lib: known(lib) for lib in ("hf-lpselect", "torch", "transformers", "trl", "datasets", "accelerate", "peft")
+    }
 
 
 def status_counts(rows: pd.DataFrame) -> dict[str, int]:
@@ -96,19 +101,30 @@ def status_counts(rows: pd.DataFrame) -> dict[str, int]:
     return counts
 
 
-def _rows_table(source: datasets.Dataset, canonical: datasets.Dataset, scored: datasets.Dataset,
-                first_pass: pd.DataFrame) -> pd.DataFrame:
+def _rows_table(
+    source: datasets.Dataset, canonical: datasets.Dataset, scored: datasets.Dataset, first_pass: pd.DataFrame
+) -> pd.DataFrame:
     """One row per source row: scored ones ``ok`` (``excluded`` when no response token was left), rows left out as
     not in the scored dataset, and rows the scorer's own reading finds invalid or duplicate as such."""
     n = len(source)
     ids = content_ids(source)
-    table = pd.DataFrame({"row": np.arange(n, dtype="int64"), "id": ids, "status": "excluded",
-                          "reason": "left out of training by the trainer (its response truncated away at max_length, for instance)", "n_prompt_tokens": 0,
-                          "n_response_tokens": 0, "truncated": pd.array([pd.NA] * n, dtype="boolean")})
+    table = pd.DataFrame(
+        {
+            "row": np.arange(n, dtype="int64"),
+            "id": ids,
+            "status": "excluded",
+            "reason": "left out of training by the trainer (its response truncated away at max_length, for instance)",
+            "n_prompt_tokens": 0,
+            "n_response_tokens": 0,
+            "truncated": pd.array([pd.NA] * n, dtype="boolean"),
+        }
+    )
     not_ok = np.asarray(canonical["status"]) != "ok"
     rows = np.asarray(scored["row"], dtype="int64")
     lengths = np.asarray(scored["length"], dtype="int64")
-    responses = np.fromiter((sum(1 for v in labels if v != -100) for labels in scored["labels"]), dtype="int64", count=len(scored))
+    responses = np.fromiter(
+        (sum(1 for v in labels if v != -100) for labels in scored["labels"]), dtype="int64", count=len(scored)
+    )
     tokens = first_pass.set_index("row")["n_tokens"].reindex(rows).fillna(0).to_numpy()
     table.loc[rows, "n_response_tokens"] = responses
     table.loc[rows, "n_prompt_tokens"] = lengths - responses
@@ -130,22 +146,35 @@ def callback_record(source: datasets.Dataset, *, args: Any, model_name: str, tem
     try:
         row_format = detect_format(source.column_names)
     except DataError:
-        raise ConfigError(f"The source rows have columns {sorted(source.column_names)}, which match none of the formats "
-                          f"hf_lpselect reads ({', '.join(FORMATS)}).") from None
+        raise ConfigError(
+            f"The source rows have columns {sorted(source.column_names)}, which match none of the formats "
+            f"hf_lpselect reads ({', '.join(FORMATS)})."
+        ) from None
     values = args.to_dict() if args is not None else {}
     bf16 = bool(values.get("bf16"))
     return RunRecord(
         identity={**identity_of(values), "model_name_or_path": model_name, "resolved": {"template": template}},
-        dataset=DatasetRecord(source="source.parquet", n_rows=len(source), fingerprint=dataset_fingerprint(content_ids(source)),
-                              stored=True),
-        format=row_format, template=template, epochs=int(values.get("num_train_epochs") or 0),
-        model={"model": model_name, "source": "trainer"}, versions=library_versions(),
-        hardware={**probe("cpu" if values.get("use_cpu") else None).to_dict(),
-                  "precision": {"training": "bf16" if bf16 else "fp32", "scoring": "bf16" if bf16 else "fp32"}},
+        dataset=DatasetRecord(
+            source="source.parquet",
+            n_rows=len(source),
+            fingerprint=dataset_fingerprint(content_ids(source)),
+            stored=True,
+        ),
+        format=row_format,
+        template=template,
+        epochs=int(values.get("num_train_epochs") or 0),
+        model={"model": model_name, "source": "trainer"},
+        versions=library_versions(),
+        hardware={
+            **probe("cpu" if values.get("use_cpu") else None).to_dict(),
+            "precision": {"training": "bf16" if bf16 else "fp32", "scoring": "bf16" if bf16 else "fp32"},
+        },
     )
 
 
-def start_callback_run(run_dir: str | os.PathLike | RunDir, source: datasets.Dataset, *, args: Any, model_name: str) -> None:
+def start_callback_run(
+    run_dir: str | os.PathLike | RunDir, source: datasets.Dataset, *, args: Any, model_name: str
+) -> None:
     """Before a callback's first pass: refuse a folder that holds another run, then record this one (``run.json``).
 
     The same run (identity and rows) resumes; another one, or pass files with no record, is one :class:`RunError`,
@@ -156,12 +185,16 @@ def start_callback_run(run_dir: str | os.PathLike | RunDir, source: datasets.Dat
     if run_dir.run_json.is_file():
         differ = identity_differences(RunRecord.load(run_dir.path), record.identity, record.dataset.fingerprint)
         if differ:
-            raise RunError(f"{run_dir.path} holds the passes of a different run ({', '.join(differ)} differ); give the "
-                           "trainer another output_dir or delete that directory.")
+            raise RunError(
+                f"{run_dir.path} holds the passes of a different run ({', '.join(differ)} differ); give the "
+                "trainer another output_dir or delete that directory."
+            )
         return
     if run_dir.completed_passes():
-        raise RunError(f"{run_dir.path} holds pass files but no run.json, so they may be another run's; give the trainer "
-                       "another output_dir or delete that directory.")
+        raise RunError(
+            f"{run_dir.path} holds pass files but no run.json, so they may be another run's; give the trainer "
+            "another output_dir or delete that directory."
+        )
     state = PartialState()
     if state.is_main_process:
         record.save(run_dir.path)
@@ -212,11 +245,15 @@ def scores_from_passes(
     record = callback_record(source, args=args, model_name=model_name, template=template)
     done = run_dir.completed_passes()
     if done != list(range(record.epochs + 1)) or record.epochs < 1:
-        raise RunError(f"{run_dir.path} holds passes {done or 'none'}, and a run of {record.epochs} epoch(s) needs passes 0 to "
-                       f"{record.epochs}: train whole epochs with the callback (at least 1), into an output_dir of its own.")
+        raise RunError(
+            f"{run_dir.path} holds passes {done or 'none'}, and a run of {record.epochs} epoch(s) needs passes 0 to "
+            f"{record.epochs}: train whole epochs with the callback (at least 1), into an output_dir of its own."
+        )
     if max(scored["row"], default=-1) >= len(source):
-        raise ConfigError(f"The scored rows name row {max(scored['row'])}, but the source has {len(source)} rows: "
-                          "give the raw rows the trainer's dataset was made from, in the same order.")
+        raise ConfigError(
+            f"The scored rows name row {max(scored['row'])}, but the source has {len(source)} rows: "
+            "give the raw rows the trainer's dataset was made from, in the same order."
+        )
     canonical = canonicalize(source, format=record.format)
     passes = [pd.read_parquet(run_dir.pass_path(k)) for k in done]
     rows = _rows_table(source, canonical, scored, passes[0])

@@ -22,16 +22,17 @@ from transformers import TrainerCallback, set_seed
 from trl.trainer.utils import get_peft_config, get_quantization_config
 
 from ..core.hardware import probe
+from ..core.io import atomic_write, write_parquet
 from ..data import canonicalize, dataset_fingerprint, hub_origin, map_columns, parse_column_map, read_source
 from ..errors import RunError
 from ..models import load_model
 from ..record import DatasetRecord, RunRecord, identity_differences
-from ..core.io import atomic_write, write_parquet
 from ..rundir import RunDir, check_run_dir, run_lock
 from ..templates import resolve_template, tokenize_rows
 from .arguments import ScoreArguments, ScorerModelConfig, build_score_args, run_identity
 from .results import ROWS_COLUMNS, ScoreResult, build_scores, library_versions, status_counts
 from .trainer import ScorerConfig, ScorerTrainer, scores_in_bf16
+
 
 def _stem(spec: str) -> str:
     return Path(str(spec).rstrip("/")).stem.replace("/", "-") or "data"
@@ -55,7 +56,9 @@ def _check_resumable(run_dir: RunDir, identity: dict[str, Any], fingerprint: str
         )
 
 
-def _read_rows(dataset: str | datasets.Dataset, script: ScoreArguments) -> tuple[datasets.Dataset, datasets.Dataset, dict[str, str]]:
+def _read_rows(
+    dataset: str | datasets.Dataset, script: ScoreArguments
+) -> tuple[datasets.Dataset, datasets.Dataset, dict[str, str]]:
     """(raw, canonical rows, Hub origin) of the source, limited to ``script.limit`` rows; the canonical rows are
     read through ``--columns``."""
     if isinstance(dataset, datasets.Dataset):
@@ -63,10 +66,14 @@ def _read_rows(dataset: str | datasets.Dataset, script: ScoreArguments) -> tuple
     elif isinstance(dataset, str):
         raw = read_source(dataset, split=script.dataset_train_split, subset=script.dataset_config)
         origin = hub_origin(raw)
-        if Path(dataset).exists():  # a local file or folder: recorded by its absolute path, so select works from anywhere
+        if Path(
+            dataset
+        ).exists():  # a local file or folder: recorded by its absolute path, so select works from anywhere
             origin["path"] = str(Path(dataset).resolve())
     else:
-        raise RunError(f"Cannot score a {type(dataset).__name__}: give a file, a folder, a Hub id or a datasets.Dataset.")
+        raise RunError(
+            f"Cannot score a {type(dataset).__name__}: give a file, a folder, a Hub id or a datasets.Dataset."
+        )
     if script.limit is not None:
         raw = raw.select(range(min(script.limit, len(raw))))
     # the source keeps its own column names (stored and selected as they are); its rows are read through the mapping
@@ -130,7 +137,11 @@ def score(
     if source is None:
         raise RunError("No dataset given: pass a file, folder or Hub id (or --dataset_name).")
     source_name = source if isinstance(source, str) else "source.parquet"
-    out = str(args.output_dir).replace("{dataset}", _stem(source_name)).replace("{model}", _stem(model_args.model_name_or_path))
+    out = (
+        str(args.output_dir)
+        .replace("{dataset}", _stem(source_name))
+        .replace("{model}", _stem(model_args.model_name_or_path))
+    )
     run_dir = RunDir(out)
     check_run_dir(run_dir.path)
     state = PartialState()
@@ -166,9 +177,12 @@ def _score(
     )
     template = resolve_template(args.template, loaded.tokenizer, rows)
     max_length = args.max_length or loaded.tokenizer.model_max_length
-    identity = {**run_identity(script, args, model_args), "world_size": state.num_processes,
-                "resolved": {"template": template, "max_length": max_length},
-                "model_identity": {k: loaded.identity.get(k) for k in ("weights_sha256", "revision", "architecture")}}
+    identity = {
+        **run_identity(script, args, model_args),
+        "world_size": state.num_processes,
+        "resolved": {"template": template, "max_length": max_length},
+        "model_identity": {k: loaded.identity.get(k) for k in ("weights_sha256", "revision", "architecture")},
+    }
     _check_resumable(run_dir, identity, fingerprint)
     previous = RunRecord.load(run_dir.path) if run_dir.run_json.is_file() else None
     already_complete = previous is not None and previous.complete and run_dir.scores.is_file()
@@ -180,9 +194,14 @@ def _score(
     record = RunRecord(
         identity=identity,
         dataset=DatasetRecord(
-            source=run_dir.source.name if stored else origin.get("path", source), split=script.dataset_train_split,
-            config=origin.get("config", script.dataset_config), revision=origin.get("revision"),
-            n_rows=len(rows), fingerprint=fingerprint, stored=stored, columns=parse_column_map(script.columns),
+            source=run_dir.source.name if stored else origin.get("path", source),
+            split=script.dataset_train_split,
+            config=origin.get("config", script.dataset_config),
+            revision=origin.get("revision"),
+            n_rows=len(rows),
+            fingerprint=fingerprint,
+            stored=stored,
+            columns=parse_column_map(script.columns),
         ),
         format=rows[0]["format"] if len(rows) else script.format,
         template=template,
@@ -192,10 +211,15 @@ def _score(
         versions=library_versions(),
         world_size=state.num_processes,
         # a finished run read back keeps the device it ran on
-        hardware=previous.hardware if already_complete else {
+        hardware=previous.hardware
+        if already_complete
+        else {
             **probe("cpu" if args.use_cpu else None).to_dict(),
-            "precision": {"training": "bf16" if args.bf16 else "fp32",
-                          "scoring": "bf16" if scores_in_bf16(args.score_precision, args.bf16) else "fp32"}},
+            "precision": {
+                "training": "bf16" if args.bf16 else "fp32",
+                "scoring": "bf16" if scores_in_bf16(args.score_precision, args.bf16) else "fp32",
+            },
+        },
     )
     if state.is_main_process:
         run_dir.path.mkdir(parents=True, exist_ok=True)
@@ -205,7 +229,9 @@ def _score(
         record.save(run_dir.path)
     state.wait_for_everyone()
 
-    columns = ["row", "input_ids", "labels", "length"] + (["alone_input_ids", "alone_labels", "alone_length"] if script.ifd else [])
+    columns = ["row", "input_ids", "labels", "length"] + (
+        ["alone_input_ids", "alone_labels", "alone_length"] if script.ifd else []
+    )
     train_set = tokenized.filter(lambda s: s == "ok", input_columns="status").select_columns(columns)
     if len(train_set) == 0:
         raise RunError("No row can be scored: every row is invalid, a duplicate or excluded (see rows.parquet).")
@@ -258,4 +284,3 @@ def _score(
             _remove_checkpoints(run_dir)
     state.wait_for_everyone()
     return ScoreResult(run_dir=run_dir, rows=rows, scores=scores, record=record, already_complete=already_complete)
-

@@ -13,6 +13,7 @@ from rich.table import Table
 from ..record import RunRecord
 from ..rundir import RunDir
 
+
 _BARS = " ▁▂▃▄▅▆▇█"
 
 
@@ -37,7 +38,9 @@ def summarize(run_dir: RunDir, texts: dict[int, str] | None = None, n_examples: 
         "n_rows": len(scores),
         "counts": record.counts,
         "excluded_reasons": scores.loc[scores["status"] != "ok", "reason"].value_counts().head(5).to_dict(),
-        "files": [str(p) for p in (run_dir.run_json, run_dir.rows, run_dir.scores, run_dir.train_losses, run_dir.passes_dir)],
+        "files": [
+            str(p) for p in (run_dir.run_json, run_dir.rows, run_dir.scores, run_dir.train_losses, run_dir.passes_dir)
+        ],
     }
     if "lp1" not in scores:
         return out
@@ -87,10 +90,15 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         )
         hist = lp1["histogram"]
         console.print(f"  {hist['edges'][0]:+.1f} {_sparkline(hist['counts'])} {hist['edges'][-1]:+.1f}")
-        for title, key in (("Hardest (lowest LP(1): learned slowest)", "hardest"), ("Easiest (highest LP(1))", "easiest")):
+        for title, key in (
+            ("Hardest (lowest LP(1): learned slowest)", "hardest"),
+            ("Easiest (highest LP(1))", "easiest"),
+        ):
             table = Table(title=title, show_lines=False, title_justify="left")
-            cells = [(str(ex["row"]), f"{ex['lp1']:.3f}", f"{ex['ppl_0']:.4g}", ex["text"].replace("\n", " ⏎ "))
-                     for ex in summary[key]]
+            cells = [
+                (str(ex["row"]), f"{ex['lp1']:.3f}", f"{ex['ppl_0']:.4g}", ex["text"].replace("\n", " ⏎ "))
+                for ex in summary[key]
+            ]
             for i, col in enumerate(("row", "LP(1)", "P_0")):  # numbers are never cut: the text column gives way
                 width = max([len(col)] + [len(row[i]) for row in cells])
                 table.add_column(col, justify="right", no_wrap=True, min_width=width)

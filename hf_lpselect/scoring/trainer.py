@@ -31,16 +31,17 @@ from trl import SFTConfig, SFTTrainer
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 from ..core.hardware import has_accelerator, resolve_bf16
+from ..core.io import write_parquet
 from ..data import canonicalize
 from ..errors import ConfigError, RunError
 from ..heads import CompactHeadMixin
 from ..models import unwrap_peft
 from ..padding_free import PaddingFreeMixin
-from ..core.io import write_parquet
 from ..rundir import RunDir, SafeCheckpointMixin
-from .results import ScoreResult, scores_from_passes, start_callback_run
-from .passes import score_pass
 from ..templates import TEMPLATES, resolve_template, tokenize_rows
+from .passes import score_pass
+from .results import ScoreResult, scores_from_passes, start_callback_run
+
 
 TRAIN_LOSS_COLUMNS = ["row", "epoch", "step", "loss"]
 logger = logging.get_logger(__name__)
@@ -48,11 +49,18 @@ logger = logging.get_logger(__name__)
 
 # SFTConfig fields whose value the scorer's method fixes: the values it accepts, and why
 _FIXED_FIELDS = {
-    "completion_only_loss": ((None, True), "learning percentage is the perplexity of the response alone, so the "
-                             "prompt is never scored"),
-    "packing": ((False,), "each row needs its own loss and passes; --padding_free removes padding without mixing rows"),
-    "truncation_mode": (("keep_start",), "rows are cut at their end, as the paper's were (a row whose response is "
-                        "cut away is excluded)"),
+    "completion_only_loss": (
+        (None, True),
+        "learning percentage is the perplexity of the response alone, so the prompt is never scored",
+    ),
+    "packing": (
+        (False,),
+        "each row needs its own loss and passes; --padding_free removes padding without mixing rows",
+    ),
+    "truncation_mode": (
+        ("keep_start",),
+        "rows are cut at their end, as the paper's were (a row whose response is cut away is excluded)",
+    ),
 }
 
 
@@ -109,8 +117,10 @@ class ScorerConfig(SFTConfig):
 
     output_dir: str | None = field(
         default="runs/{dataset}-{model}",
-        metadata={"aliases": ["--out"], "help": "Run directory; re-running the same command there resumes. "
-                  "Default runs/{dataset}-{model}."},
+        metadata={
+            "aliases": ["--out"],
+            "help": "Run directory; re-running the same command there resumes. Default runs/{dataset}-{model}.",
+        },
     )
     learning_rate: float = field(default=2e-5, metadata={"help": "Peak learning rate (cosine schedule, 3 %% warmup)."})
     lr_scheduler_type: str = "cosine"
@@ -118,17 +128,28 @@ class ScorerConfig(SFTConfig):
     weight_decay: float = 0.0
     num_train_epochs: float = field(
         default=3,
-        metadata={"aliases": ["--epochs"], "help": "Training epochs n; passes are scored before training and "
-                  "after each epoch. 0 = one pass, no training."},
+        metadata={
+            "aliases": ["--epochs"],
+            "help": "Training epochs n; passes are scored before training and "
+            "after each epoch. 0 = one pass, no training.",
+        },
     )
-    per_device_train_batch_size: int = field(default=4, metadata={"aliases": ["--batch-size"], "help": "Rows per device per step."})
+    per_device_train_batch_size: int = field(
+        default=4, metadata={"aliases": ["--batch-size"], "help": "Rows per device per step."}
+    )
     gradient_accumulation_steps: int = field(
-        default=8, metadata={"aliases": ["--grad-accum"], "help": "Gradient accumulation steps (effective batch = "
-                             "batch size x accumulation x processes)."},
+        default=8,
+        metadata={
+            "aliases": ["--grad-accum"],
+            "help": "Gradient accumulation steps (effective batch = batch size x accumulation x processes).",
+        },
     )
     max_length: int | None = field(
-        default=512, metadata={"help": "Tokens per row (right truncation); a row whose response is truncated "
-                               "away is excluded, never scored."},
+        default=512,
+        metadata={
+            "help": "Tokens per row (right truncation); a row whose response is truncated "
+            "away is excluded, never scored."
+        },
     )
     seed: int = 42
     max_steps: int = field(default=-1, metadata={"help": argparse.SUPPRESS})  # refused: passes belong to epoch ends
@@ -144,30 +165,41 @@ class ScorerConfig(SFTConfig):
     dataset_kwargs: dict[str, Any] | str | None = field(default_factory=lambda: {"skip_prepare_dataset": True})
     padding_free: bool = field(
         default=False,
-        metadata={"help": "Lay each training micro-batch out as its rows packed into one sequence (position ids restart "
-                  "at each row) instead of padding them: the same loss, fewer positions computed. Checked on the model "
-                  "first and refused where its attention would mix the packed rows (e.g. OPT)."},
+        metadata={
+            "help": "Lay each training micro-batch out as its rows packed into one sequence (position ids restart "
+            "at each row) instead of padding them: the same loss, fewer positions computed. Checked on the model "
+            "first and refused where its attention would mix the packed rows (e.g. OPT)."
+        },
     )
     template: str = field(
         default="auto",
-        metadata={"help": "Prompt template: alpaca (the paper's prompt), chat (the tokenizer's chat template), plain, "
-                  "or auto (chat for conversations when the tokenizer has a template, else alpaca)."},
+        metadata={
+            "help": "Prompt template: alpaca (the paper's prompt), chat (the tokenizer's chat template), plain, "
+            "or auto (chat for conversations when the tokenizer has a template, else alpaca)."
+        },
     )
     score_token_budget: int | None = field(
         default=None,
-        metadata={"help": "Most tokens per scoring batch (rows x the longest row, padding included): bounds a pass's "
-                  "memory; a longer row is scored alone. Default: 2048 on a CPU; on a GPU sized to its free memory "
-                  "(up to 65536)."},
+        metadata={
+            "help": "Most tokens per scoring batch (rows x the longest row, padding included): bounds a pass's "
+            "memory; a longer row is scored alone. Default: 2048 on a CPU; on a GPU sized to its free memory "
+            "(up to 65536)."
+        },
     )
     score_batch_size: int | None = field(
-        default=None, metadata={"help": "Also at most this many rows per scoring batch. Default: 8 on a CPU, no cap "
-                                "on a GPU; 0: no cap (--score_token_budget alone decides)."},
+        default=None,
+        metadata={
+            "help": "Also at most this many rows per scoring batch. Default: 8 on a CPU, no cap "
+            "on a GPU; 0: no cap (--score_token_budget alone decides)."
+        },
     )
     bf16: bool | None = field(
         default=None,
-        metadata={"help": "bf16 autocast over float32 weights. Default: on where the device computes bf16 natively (a CPU "
-                  "with AMX or AVX-512 BF16, a GPU of compute capability 8.0 or more), float32 elsewhere, where bf16 "
-                  "is emulated and many times slower."},
+        metadata={
+            "help": "bf16 autocast over float32 weights. Default: on where the device computes bf16 natively (a CPU "
+            "with AMX or AVX-512 BF16, a GPU of compute capability 8.0 or more), float32 elsewhere, where bf16 "
+            "is emulated and many times slower."
+        },
     )
     score_precision: str = field(
         default="auto",
@@ -193,7 +225,9 @@ class ScorerConfig(SFTConfig):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"--{name} {getattr(self, name)} cannot be used for a scorer run: {why}.")
         if self.max_steps not in (-1, None):
-            raise ConfigError("--max_steps is not supported: passes are scored at epoch ends; set --num_train_epochs instead.")
+            raise ConfigError(
+                "--max_steps is not supported: passes are scored at epoch ends; set --num_train_epochs instead."
+            )
         if self.max_length is not None and self.max_length < 2:
             raise ConfigError(f"--max_length must be 2 or more, got {self.max_length}.")
         if not has_accelerator():
@@ -236,23 +270,36 @@ def scoring_rows(dataset: datasets.Dataset) -> datasets.Dataset:
     if not {"input_ids", "labels"} <= columns:
         raise ConfigError(
             "LearningPercentageCallback needs tokenised rows with labels: the trainer's own train_dataset after TRL "
-            f"prepared it, or rows from hf_lpselect.tokenize_rows; this dataset has columns {sorted(columns)}.")
+            f"prepared it, or rows from hf_lpselect.tokenize_rows; this dataset has columns {sorted(columns)}."
+        )
     if columns & set(_PACKED_COLUMNS):
-        raise ConfigError("LearningPercentageCallback cannot score packed rows (TRL's packing joins rows into one "
-                          "sequence); train with packing=False.")
+        raise ConfigError(
+            "LearningPercentageCallback cannot score packed rows (TRL's packing joins rows into one "
+            "sequence); train with packing=False."
+        )
     sample = dataset.select(range(min(len(dataset), 256)))["labels"]
     if sample and not any(-100 in labels for labels in sample):
         raise ConfigError(
             "The trainer's labels mask no token, so there is no response to score (plain-text rows, or "
             "completion_only_loss=False): give prompt/completion rows with completion_only_loss left on, or "
-            "conversations with assistant_only_loss=True.")
+            "conversations with assistant_only_loss=True."
+        )
 
     def derive(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
-        return {"row": batch[ROW_NUMBER] if ROW_NUMBER in batch else indices, "input_ids": batch["input_ids"],
-                "labels": batch["labels"], "length": [len(ids) for ids in batch["input_ids"]]}
+        return {
+            "row": batch[ROW_NUMBER] if ROW_NUMBER in batch else indices,
+            "input_ids": batch["input_ids"],
+            "labels": batch["labels"],
+            "length": [len(ids) for ids in batch["input_ids"]],
+        }
 
-    return dataset.map(derive, batched=True, with_indices=True, remove_columns=dataset.column_names,
-                       desc="Rows for the scoring passes")
+    return dataset.map(
+        derive,
+        batched=True,
+        with_indices=True,
+        remove_columns=dataset.column_names,
+        desc="Rows for the scoring passes",
+    )
 
 
 def _tokenizer_of(model) -> Any:
@@ -318,16 +365,32 @@ class LearningPercentageCallback(TrainerCallback):
     ```
     """
 
-    def __init__(self, dataset, run_dir: str | RunDir | None = None, *, source: datasets.Dataset | None = None,
-                 token_budget: int | None = None, batch_size: int | None = None, precision: str = "auto", trainer=None):
+    def __init__(
+        self,
+        dataset,
+        run_dir: str | RunDir | None = None,
+        *,
+        source: datasets.Dataset | None = None,
+        token_budget: int | None = None,
+        batch_size: int | None = None,
+        precision: str = "auto",
+        trainer=None,
+    ):
         self.dataset = scoring_rows(dataset)
         self.source = source
-        if source is not None and len(self.dataset) != len(source) and not {"row", ROW_NUMBER} & set(dataset.column_names):
+        if (
+            source is not None
+            and len(self.dataset) != len(source)
+            and not {"row", ROW_NUMBER} & set(dataset.column_names)
+        ):
             raise ConfigError(
                 f"The trainer's dataset has {len(self.dataset)} rows and the source {len(source)} (TRL leaves out rows "
                 "whose response is truncated away), so rows cannot be matched by position; number the raw rows before "
-                f"the trainer sees them: raw = raw.add_column({ROW_NUMBER!r}, list(range(len(raw)))).")
-        self.run_dir = RunDir(run_dir.path if isinstance(run_dir, RunDir) else run_dir) if run_dir is not None else None
+                f"the trainer sees them: raw = raw.add_column({ROW_NUMBER!r}, list(range(len(raw))))."
+            )
+        self.run_dir = (
+            RunDir(run_dir.path if isinstance(run_dir, RunDir) else run_dir) if run_dir is not None else None
+        )
         self.token_budget = token_budget
         self.batch_size = batch_size
         self.precision = precision
@@ -366,8 +429,11 @@ class LearningPercentageCallback(TrainerCallback):
         )
         broken = ~frame["nll"].map(math.isfinite)
         if epoch > 0 and broken.any():
-            self.mark_diverged(f"a non-finite NLL for {int(broken.sum())} row(s) in pass {epoch}", epoch=epoch,
-                               step=self.trainer.state.global_step if self.trainer is not None else -1)
+            self.mark_diverged(
+                f"a non-finite NLL for {int(broken.sum())} row(s) in pass {epoch}",
+                epoch=epoch,
+                step=self.trainer.state.global_step if self.trainer is not None else -1,
+            )
             return
         if PartialState().is_main_process:
             write_parquet(frame, path)
@@ -380,12 +446,16 @@ class LearningPercentageCallback(TrainerCallback):
         nll = frame.set_index("row")["nll"]
         if epoch == 0 or self._first_nll is None:
             first = self.run_dir.pass_path(0)
-            self._first_nll = nll if epoch == 0 or not first.is_file() else pd.read_parquet(first).set_index("row")["nll"]
+            self._first_nll = (
+                nll if epoch == 0 or not first.is_file() else pd.read_parquet(first).set_index("row")["nll"]
+            )
         metrics = {"lpselect/pass": epoch, "lpselect/mean_nll": float(nll.mean())}
         if epoch > 0:  # share of each row's perplexity that is gone since pass 0: LP_app for pass 1
             p0, pk = np.exp(self._first_nll), np.exp(nll.reindex(self._first_nll.index))
             drop = ((p0 - pk) / p0).dropna()
-            metrics.update({f"lpselect/ppl_drop_q{int(q * 100)}": float(drop.quantile(q)) for q in (0.1, 0.25, 0.5, 0.75, 0.9)})
+            metrics.update(
+                {f"lpselect/ppl_drop_q{int(q * 100)}": float(drop.quantile(q)) for q in (0.1, 0.25, 0.5, 0.75, 0.9)}
+            )
         if self.trainer is not None and self.trainer.state is not None:
             self.trainer.log(metrics)
 
@@ -401,9 +471,15 @@ class LearningPercentageCallback(TrainerCallback):
         return self.trainer.model if self.trainer is not None else model
 
     def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
-        self._model_name = getattr(getattr(unwrap_peft(model), "config", None), "_name_or_path", "") if model is not None else ""
-        if self.source is not None:  # refuse another run's passes before using any (every rank checks; the first writes)
-            start_callback_run(self.run_dir or RunDir(args.output_dir), self.source, args=args, model_name=self._model_name)
+        self._model_name = (
+            getattr(getattr(unwrap_peft(model), "config", None), "_name_or_path", "") if model is not None else ""
+        )
+        if (
+            self.source is not None
+        ):  # refuse another run's passes before using any (every rank checks; the first writes)
+            start_callback_run(
+                self.run_dir or RunDir(args.output_dir), self.source, args=args, model_name=self._model_name
+            )
         self.run_pass(self._model(model), args, 0, pad_token_id=_pad_id(processing_class))
 
     def on_train_end(self, args, state, control, **kwargs):
@@ -417,10 +493,14 @@ class LearningPercentageCallback(TrainerCallback):
         interrupted script. Returns what :func:`hf_lpselect.score` returns.
         """
         if self.source is None:
-            raise ConfigError("LearningPercentageCallback.write_scores needs the raw rows: pass source=... to the callback.")
+            raise ConfigError(
+                "LearningPercentageCallback.write_scores needs the raw rows: pass source=... to the callback."
+            )
         args = args if args is not None else getattr(self.trainer, "args", None)
         run_dir = self.run_dir or RunDir(args.output_dir)
-        return scores_from_passes(run_dir, self.source, self.dataset, args=args, model_name=getattr(self, "_model_name", ""))
+        return scores_from_passes(
+            run_dir, self.source, self.dataset, args=args, model_name=getattr(self, "_model_name", "")
+        )
 
     def on_epoch_begin(self, args, state, control, **kwargs):
         self.current_epoch = int(round(state.epoch or 0)) + 1
@@ -482,8 +562,9 @@ class ScorerTrainer(SafeCheckpointMixin, CompactHeadMixin, PaddingFreeMixin, SFT
     ```
     """
 
-    def __init__(self, model=None, args: SFTConfig | None = None, *rest: Any, run_dir: str | RunDir | None = None,
-                 **kwargs: Any):
+    def __init__(
+        self, model=None, args: SFTConfig | None = None, *rest: Any, run_dir: str | RunDir | None = None, **kwargs: Any
+    ):
         if not rest:
             kwargs.setdefault("data_collator", None)
         dataset = kwargs.get("train_dataset")
@@ -493,15 +574,20 @@ class ScorerTrainer(SafeCheckpointMixin, CompactHeadMixin, PaddingFreeMixin, SFT
             kwargs["train_dataset"] = self._tokenize(dataset, kwargs["processing_class"], args)
         super().__init__(model, args, *rest, **kwargs)
         if type(self.data_collator) is DataCollatorForLanguageModeling:  # TRL's, as TRL configured it
-            self.data_collator = RowCollator(**{f.name: getattr(self.data_collator, f.name) for f in fields(self.data_collator)})
+            self.data_collator = RowCollator(
+                **{f.name: getattr(self.data_collator, f.name) for f in fields(self.data_collator)}
+            )
         self._batch_rows: torch.Tensor | None = None
         self._batch_segments: torch.Tensor | None = None
         self._loss_records: list[tuple[int, int, int, float]] = []
         unwrap_peft(self.model).register_forward_hook(self._record_row_losses)
         self.lp_callback = LearningPercentageCallback(
-            self.train_dataset, run_dir if run_dir is not None else self.args.output_dir,
-            token_budget=self.args.score_token_budget, batch_size=self.args.score_batch_size,
-            precision=self.args.score_precision, trainer=self,
+            self.train_dataset,
+            run_dir if run_dir is not None else self.args.output_dir,
+            token_budget=self.args.score_token_budget,
+            batch_size=self.args.score_batch_size,
+            precision=self.args.score_precision,
+            trainer=self,
         )
         self.add_callback(self.lp_callback)
 
@@ -517,7 +603,9 @@ class ScorerTrainer(SafeCheckpointMixin, CompactHeadMixin, PaddingFreeMixin, SFT
         left_out = pd.Series(tokenized["reason"])[pd.Series(tokenized["status"]) != "ok"].value_counts()
         for reason, n in left_out.items():
             logger.warning("ScorerTrainer leaves %d row(s) out of training and scoring: %s", n, reason)
-        return tokenized.filter(lambda s: s == "ok", input_columns="status").select_columns(["row", "input_ids", "labels", "length"])
+        return tokenized.filter(lambda s: s == "ok", input_columns="status").select_columns(
+            ["row", "input_ids", "labels", "length"]
+        )
 
     @property
     def run_dir(self) -> RunDir:
@@ -529,7 +617,9 @@ class ScorerTrainer(SafeCheckpointMixin, CompactHeadMixin, PaddingFreeMixin, SFT
 
     def run_scoring_pass(self, epoch: int, kind: str = "epoch") -> None:
         """Score pass ``epoch`` now, through this trainer's model (see :meth:`LearningPercentageCallback.run_pass`)."""
-        self.lp_callback.run_pass(self.model, self.args, epoch, pad_token_id=self.processing_class.pad_token_id, kind=kind)
+        self.lp_callback.run_pass(
+            self.model, self.args, epoch, pad_token_id=self.processing_class.pad_token_id, kind=kind
+        )
 
     def _set_signature_columns_if_needed(self):
         if self._signature_columns is None:
@@ -537,9 +627,13 @@ class ScorerTrainer(SafeCheckpointMixin, CompactHeadMixin, PaddingFreeMixin, SFT
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         self._batch_rows = inputs.pop("row", None)
-        self._batch_segments = inputs.get("seq_idx") if self.padding_free else None  # each token's row in a packed batch
+        self._batch_segments = (
+            inputs.get("seq_idx") if self.padding_free else None
+        )  # each token's row in a packed batch
         try:
-            return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+            return super().compute_loss(
+                model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+            )
         finally:
             self._batch_rows = self._batch_segments = None
 
@@ -556,16 +650,21 @@ class ScorerTrainer(SafeCheckpointMixin, CompactHeadMixin, PaddingFreeMixin, SFT
             row_of = self._batch_segments[0, 1:].long()
             labeled = mask[0] > 0
             if labeled.any() and int(row_of[labeled].max()) >= n_rows:
-                raise RunError(f"A padding-free batch holds labels for more rows than the {n_rows} it names; "
-                               "its rows cannot be told apart.")
+                raise RunError(
+                    f"A padding-free batch holds labels for more rows than the {n_rows} it names; "
+                    "its rows cannot be told apart."
+                )
             row_of = row_of.clamp(max=n_rows - 1)  # trailing pad positions (pad_to_multiple_of) carry no label
             total = log_probs.new_zeros(n_rows).index_add_(0, row_of, log_probs[0])
             per_row = -total / mask.new_zeros(n_rows).index_add_(0, row_of, mask[0]).clamp(min=1)
         step = self.state.global_step + 1  # the optimizer step this micro-batch contributes to
         if not torch.isfinite(per_row).all():
-            self.lp_callback.mark_diverged("a non-finite per-row training loss", epoch=self.lp_callback.current_epoch, step=step)
+            self.lp_callback.mark_diverged(
+                "a non-finite per-row training loss", epoch=self.lp_callback.current_epoch, step=step
+            )
         self._loss_records.extend(
-            (int(r), self.lp_callback.current_epoch, step, float(v)) for r, v in zip(self._batch_rows.tolist(), per_row.tolist())
+            (int(r), self.lp_callback.current_epoch, step, float(v))
+            for r, v in zip(self._batch_rows.tolist(), per_row.tolist())
         )
 
     def flush_train_losses(self, epoch: int) -> None:

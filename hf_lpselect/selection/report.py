@@ -15,8 +15,8 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from importlib.resources import files
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jinja2
@@ -33,6 +33,7 @@ from ..scoring.summary import display_texts
 from .arguments import ReportArguments
 from .strategies import HARD_END
 from .subsets import run_rows
+
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -92,7 +93,7 @@ def _no_data(what: str) -> ValueError:
 # ----------------------------------------------------------------------------- figures
 
 
-def lp1_histogram(scores: pd.DataFrame, bins: int = 40) -> "Figure":
+def lp1_histogram(scores: pd.DataFrame, bins: int = 40) -> Figure:
     """Histogram of LP(1) with its median; values outside the plotted range are drawn in the edge bins
     and counted in the title, the LP < 0 and LP > 1 regions are shaded and counted in the legend."""
     values = _finite(scores["lp1"]) if "lp1" in scores else pd.Series(dtype="float64")
@@ -121,7 +122,7 @@ def lp1_histogram(scores: pd.DataFrame, bins: int = 40) -> "Figure":
     return fig
 
 
-def p0_histogram(scores: pd.DataFrame, bins: int = 40) -> "Figure":
+def p0_histogram(scores: pd.DataFrame, bins: int = 40) -> Figure:
     """Histogram of the perplexity before training, P_0, on log-spaced bins."""
     values = _finite(scores["ppl_0"]) if "ppl_0" in scores else pd.Series(dtype="float64")
     values = values[values > 0]
@@ -144,7 +145,7 @@ def p0_histogram(scores: pd.DataFrame, bins: int = 40) -> "Figure":
 
 
 def lp1_tertiles(scores: pd.DataFrame) -> pd.Series:
-    """"hard" / "medium" / "easy" by LP(1) thirds (rank-based, ties by row) for rows with a finite
+    """ "hard" / "medium" / "easy" by LP(1) thirds (rank-based, ties by row) for rows with a finite
     LP(1); NaN elsewhere. Indexed like ``scores``."""
     values = pd.to_numeric(scores["lp1"], errors="coerce").astype("float64")
     keep = np.isfinite(values)
@@ -157,7 +158,7 @@ def lp1_tertiles(scores: pd.DataFrame) -> pd.Series:
     return out
 
 
-def trajectory_by_tertile(scores: pd.DataFrame) -> "Figure":
+def trajectory_by_tertile(scores: pd.DataFrame) -> Figure:
     """Mean perplexity P_0..P_n of the hard / medium / easy LP(1) thirds (log y)."""
     columns = pass_columns(scores)
     if len(columns) < 2 or not _has(scores, "lp1", 3):
@@ -170,8 +171,14 @@ def trajectory_by_tertile(scores: pd.DataFrame) -> "Figure":
         members = scores.loc[thirds == name]
         lp = members["lp1"]
         means = members[columns].mean()
-        ax.plot(x, means.to_numpy(), marker="o", color=_TERTILE_COLORS[name], linewidth=2,
-                label=f"{name}: {len(members):,} rows, LP(1) {lp.min():.2f} to {lp.max():.2f}")
+        ax.plot(
+            x,
+            means.to_numpy(),
+            marker="o",
+            color=_TERTILE_COLORS[name],
+            linewidth=2,
+            label=f"{name}: {len(members):,} rows, LP(1) {lp.min():.2f} to {lp.max():.2f}",
+        )
     ax.set_yscale("log")
     _plain_log_ticks(ax.yaxis)
     ax.set_xticks(x, [f"P_{c.split('_')[1]}" for c in columns])
@@ -194,7 +201,7 @@ def spearman(scores: pd.DataFrame, score: str = "lp1", length: str = "n_response
     return float(spearmanr(both[score], both[length]).statistic), len(both)
 
 
-def score_vs_length(scores: pd.DataFrame, score: str = "lp1") -> "Figure":
+def score_vs_length(scores: pd.DataFrame, score: str = "lp1") -> Figure:
     """``score`` (LP(1), or P_0 for a run without training) against response tokens (log x), with
     the median per length bin and the Spearman correlation in the title: the length-bias caveat."""
     if score not in scores or "n_response_tokens" not in scores:
@@ -226,31 +233,38 @@ def score_vs_length(scores: pd.DataFrame, score: str = "lp1") -> "Figure":
         binned = pd.DataFrame({"x": x, "y": y, "bin": which}).groupby("bin").filter(lambda g: len(g) >= 5)
         if not binned.empty:
             medians = binned.groupby("bin").agg(x=("x", "median"), y=("y", "median"))
-            ax.plot(medians["x"], medians["y"], color="black", linewidth=2, marker="o", markersize=3,
-                    label="median per length bin")
+            ax.plot(
+                medians["x"],
+                medians["y"],
+                color="black",
+                linewidth=2,
+                marker="o",
+                markersize=3,
+                label="median per length bin",
+            )
     ax.set_xscale("log")
     _plain_log_ticks(ax.xaxis)
     ax.set_xlabel("response tokens (log scale)")
     ax.set_ylabel(display_name(score, explained=True))
     rho_text = "n/a" if np.isnan(rho) else f"{rho:+.3f}"
-    ax.set_title(f"{display_name(score)} against response length\n"
-                 f"Spearman ρ = {rho_text} (n = {n:,}{note})")
+    ax.set_title(f"{display_name(score)} against response length\nSpearman ρ = {rho_text} (n = {n:,}{note})")
     ax.legend(frameon=False, loc="best")
     return fig
 
 
-def lp1_vs_length(scores: pd.DataFrame) -> "Figure":
+def lp1_vs_length(scores: pd.DataFrame) -> Figure:
     """:func:`score_vs_length` for LP(1)."""
     return score_vs_length(scores, "lp1")
 
 
-def status_counts(scores: pd.DataFrame) -> "Figure":
+def status_counts(scores: pd.DataFrame) -> Figure:
     """Bar chart of rows by status (ok, excluded, invalid, duplicate, then any other), counts on the bars."""
     counts = count_statuses(scores)
     fig = new_figure(6.0, 4.0)
     ax = fig.add_subplot()
-    bars = ax.bar(list(counts.index), counts.to_numpy(),
-                  color=[_STATUS_COLORS.get(s, "#5b7db1") for s in counts.index])
+    bars = ax.bar(
+        list(counts.index), counts.to_numpy(), color=[_STATUS_COLORS.get(s, "#5b7db1") for s in counts.index]
+    )
     ax.bar_label(bars, labels=[f"{v:,}" for v in counts.to_numpy()], padding=2)
     ax.set_ylabel("rows")
     ax.set_ylim(0, max(1, counts.max()) * 1.15)
@@ -274,11 +288,14 @@ def examples(
 
     ranked = scores[np.isfinite(pd.to_numeric(scores[score], errors="coerce").astype("float64"))]
     hard_low = HARD_END.get(score, "low") == "low"
-    columns = list(dict.fromkeys(["row", "id", score, *pass_columns(scores)[:1], *pass_columns(scores)[-1:], "n_response_tokens"]))
+    columns = list(
+        dict.fromkeys(["row", "id", score, *pass_columns(scores)[:1], *pass_columns(scores)[-1:], "n_response_tokens"])
+    )
     columns = [c for c in columns if c in scores.columns]
-    pick = lambda frame: frame[columns].assign(  # noqa: E731
-        text=[(texts or {}).get(int(r), "") for r in frame["row"]]
-    ).reset_index(drop=True)
+
+    def pick(frame):
+        return frame[columns].assign(text=[(texts or {}).get(int(r), "") for r in frame["row"]]).reset_index(drop=True)
+
     hardest = pick(ranked.sort_values([score, "row"], ascending=[hard_low, True]).head(n))
     easiest = pick(ranked.sort_values([score, "row"], ascending=[not hard_low, True]).head(n))
     return hardest, easiest
@@ -301,7 +318,7 @@ class ReportResult:
         return "\n".join([f"written: {self.markdown}", *(f"  {name}: {path}" for name, path in self.figures.items())])
 
 
-def _save(fig: "Figure", path: Path) -> None:
+def _save(fig: Figure, path: Path) -> None:
     """Save as PNG atomically."""
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
 
@@ -325,7 +342,10 @@ def _examples_table(frame: pd.DataFrame) -> list[str]:
         return ["(none)"]
     cols = [c for c in frame.columns if c != "text" or frame["text"].astype(bool).any()]
     names = [display_name(c) for c in cols]
-    lines = ["| " + " | ".join(names) + " |", "|" + "|".join("---" if c == "text" or c == "id" else "---:" for c in cols) + "|"]
+    lines = [
+        "| " + " | ".join(names) + " |",
+        "|" + "|".join("---" if c == "text" or c == "id" else "---:" for c in cols) + "|",
+    ]
     for record in frame[cols].itertuples(index=False):
         cells = []
         for c, v in zip(cols, record):
@@ -340,7 +360,10 @@ def reason_lines(scores: pd.DataFrame, top: int = 10) -> list[str]:
     not_ok = scores[scores["status"].astype(str) != "ok"]
     counted = not_ok.groupby([not_ok["status"].astype(str), not_ok["reason"].fillna("").astype(str)]).size()
     counted = counted.sort_values(ascending=False, kind="stable")
-    lines = [f"{n:,} × {status}: {_cell(reason, 120) or '(no reason given)'}" for (status, reason), n in counted.head(top).items()]
+    lines = [
+        f"{n:,} × {status}: {_cell(reason, 120) or '(no reason given)'}"
+        for (status, reason), n in counted.head(top).items()
+    ]
     if len(counted) > top:
         lines.append(f"… and {int(counted.iloc[top:].sum()):,} more rows with {len(counted) - top} other reasons")
     return lines
@@ -348,8 +371,13 @@ def reason_lines(scores: pd.DataFrame, top: int = 10) -> list[str]:
 
 def render_report(context: dict[str, Any]) -> str:
     """``report.md`` from the package template ``cards/report.md`` (the numbers are :func:`make_report`'s)."""
-    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(str(files("hf_lpselect.cards"))), trim_blocks=True,
-                                     lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(files("hf_lpselect.cards"))),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
     return environment.get_template("report.md").render(**context).rstrip() + "\n"
 
 
@@ -367,8 +395,10 @@ def make_report(
     if not run_dir.path.is_dir():
         raise RunError(f"No run directory at {run_dir.path}; give the --out folder of a finished `lpselect score`.")
     if not run_dir.scores.is_file():
-        raise RunError(f"{run_dir.path} holds no scores.parquet, so it is not a finished scorer run; "
-                       "finish it with `lpselect score` first.")
+        raise RunError(
+            f"{run_dir.path} holds no scores.parquet, so it is not a finished scorer run; "
+            "finish it with `lpselect score` first."
+        )
     scores = pd.read_parquet(run_dir.scores)
     if "row" not in scores:  # a table converted from another tool may carry only id and scores
         scores.insert(0, "row", np.arange(len(scores)))
@@ -390,7 +420,7 @@ def make_report(
 
     figures: dict[str, Path] = {}
 
-    def save(name: str, fig: "Figure") -> str:
+    def save(name: str, fig: Figure) -> str:
         path = out / FIGURE_FILES[name]
         _save(fig, path)
         figures[name] = path
@@ -400,9 +430,18 @@ def make_report(
     if record is not None:
         header += [f"scorer `{record.model_name}`", f"data `{record.dataset.source}`"]
     header += [f"{epochs} training epoch(s)", f"{len(scores):,} input rows"]
-    context: dict[str, Any] = {"header": header, "counts": counts.to_dict(), "truncated": stats.get("truncated"),
-                               "reasons": reason_lines(scores), "lp_reasons": [], "epochs": epochs, "lp1": None,
-                               "p0": None, "length": None, "example_tables": []}
+    context: dict[str, Any] = {
+        "header": header,
+        "counts": counts.to_dict(),
+        "truncated": stats.get("truncated"),
+        "reasons": reason_lines(scores),
+        "lp_reasons": [],
+        "epochs": epochs,
+        "lp1": None,
+        "p0": None,
+        "length": None,
+        "example_tables": [],
+    }
     save("status_counts", status_counts(scores))
     if "lp_reason" in scores and has_lp:
         ok = scores["status"].astype(str) == "ok"
@@ -415,9 +454,14 @@ def make_report(
         lo, hi = lp_display_range(lp)
         q = lp.quantile([0.1, 0.5, 0.9])
         stats["lp1"] = context["lp1"] = {
-            "n": int(len(lp)), "median": float(q[0.5]), "q10": float(q[0.1]), "q90": float(q[0.9]),
-            "above_1": int((lp > 1).sum()), "below_0": int((lp < 0).sum()),
-            "outside_plot": int(((lp < lo) | (lp > hi)).sum()), "plot_range": [lo, hi],
+            "n": int(len(lp)),
+            "median": float(q[0.5]),
+            "q10": float(q[0.1]),
+            "q90": float(q[0.9]),
+            "above_1": int((lp > 1).sum()),
+            "below_0": int((lp < 0).sum()),
+            "outside_plot": int(((lp < lo) | (lp > hi)).sum()),
+            "plot_range": [lo, hi],
         }
         save("lp1_histogram", lp1_histogram(scores))
 
@@ -438,9 +482,13 @@ def make_report(
     if "n_response_tokens" in scores and _has(scores, length_score, 1):
         rho, n = spearman(scores, length_score)
         stats[f"spearman_{length_score}_length"] = rho
-        context["length"] = {"label": "LP(1)" if has_lp else "P_0", "rho": _fmt(rho), "n": n,
-                             "figure": save("lp1_vs_length" if has_lp else "p0_vs_length", score_vs_length(scores, length_score)),
-                             "by_third": stats.get("mean_response_tokens_by_third")}
+        context["length"] = {
+            "label": "LP(1)" if has_lp else "P_0",
+            "rho": _fmt(rho),
+            "n": n,
+            "figure": save("lp1_vs_length" if has_lp else "p0_vs_length", score_vs_length(scores, length_score)),
+            "by_third": stats.get("mean_response_tokens_by_third"),
+        }
 
     example_score = "lp1" if has_lp else "ppl_0" if _has(scores, "ppl_0") else None
     if example_score:
@@ -449,7 +497,9 @@ def make_report(
             titles = ("Hardest rows (lowest LP(1): learned slowest)", "Easiest rows (highest LP(1))")
         else:
             titles = ("Most surprising rows (highest P_0)", "Least surprising rows (lowest P_0)")
-        context["example_tables"] = [{"title": t, "lines": _examples_table(f)} for t, f in zip(titles, (hardest, easiest))]
+        context["example_tables"] = [
+            {"title": t, "lines": _examples_table(f)} for t, f in zip(titles, (hardest, easiest))
+        ]
     context["figures"] = {name: path.name for name, path in figures.items()}
 
     for name, filename in FIGURE_FILES.items():  # figures an earlier report wrote and this one did not

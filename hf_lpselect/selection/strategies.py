@@ -39,11 +39,13 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Hashable
 from dataclasses import dataclass, fields
-from typing import Any, Hashable, Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+
 
 End = Literal["low", "high"]
 Order = Literal["low", "high", "middle", "random", "s2l"]
@@ -119,11 +121,28 @@ STRATEGIES: dict[str, Strategy] = {
         Strategy("ppl-low", "low", "ppl_0", "lowest perplexity before training (Ankner et al. 2024)"),
         Strategy("ppl-mid", "middle", "ppl_0", "middle of the P_0 ordering (centred window)"),
         Strategy("ppl-high", "high", "ppl_0", "highest perplexity before training"),
-        Strategy("ifd-nll", HARD_END["ifd_nll"], "ifd_nll", "highest IFD < 1, IFD = mean NLL(A|Q) / mean NLL(A)", below=1.0),
+        Strategy(
+            "ifd-nll", HARD_END["ifd_nll"], "ifd_nll", "highest IFD < 1, IFD = mean NLL(A|Q) / mean NLL(A)", below=1.0
+        ),
         Strategy("ifd-ppl", HARD_END["ifd_ppl"], "ifd_ppl", "highest IFD < 1, IFD = PPL(A|Q) / PPL(A)", below=1.0),
-        Strategy("s2l", "s2l", None, "k-means on loss trajectories nll_0..nll_n, sampled evenly across clusters (Yang et al. 2024)"),
-        Strategy("confidence", HARD_END["confidence"], "confidence", "lowest mean over epochs 1..n of exp(-nll_K) (cartography hard-to-learn)"),
-        Strategy("variability", HARD_END["variability"], "variability", "highest std over epochs 1..n of exp(-nll_K) (cartography ambiguous)"),
+        Strategy(
+            "s2l",
+            "s2l",
+            None,
+            "k-means on loss trajectories nll_0..nll_n, sampled evenly across clusters (Yang et al. 2024)",
+        ),
+        Strategy(
+            "confidence",
+            HARD_END["confidence"],
+            "confidence",
+            "lowest mean over epochs 1..n of exp(-nll_K) (cartography hard-to-learn)",
+        ),
+        Strategy(
+            "variability",
+            HARD_END["variability"],
+            "variability",
+            "highest std over epochs 1..n of exp(-nll_K) (cartography ambiguous)",
+        ),
     )
 }
 
@@ -420,7 +439,9 @@ def select(
         if spec.name == "random":
             raise ValueError("'random' is a global uniform draw; use 'clustered-random' with clusters.")
         if spec.order == "s2l":
-            raise ValueError("'s2l' spreads the selection over its own loss-trajectory clusters; it takes no clusters.")
+            raise ValueError(
+                "'s2l' spreads the selection over its own loss-trajectory clusters; it takes no clusters."
+            )
     elif spec.name == "clustered-random":
         raise ValueError(
             "'clustered-random' needs clusters (a Series mapping row to cluster id); use 'random' without."
@@ -430,8 +451,11 @@ def select(
     if trajectory_clusters is not None:
         if spec.order != "s2l":
             raise ValueError(f"trajectory_clusters applies to 's2l' only, not {strategy!r}.")
-        if not isinstance(trajectory_clusters, (int, np.integer)) or isinstance(trajectory_clusters, bool) \
-                or trajectory_clusters < 1:
+        if (
+            not isinstance(trajectory_clusters, (int, np.integer))
+            or isinstance(trajectory_clusters, bool)
+            or trajectory_clusters < 1
+        ):
             raise ValueError(f"trajectory_clusters must be a whole number, 1 or more, got {trajectory_clusters!r}.")
     missing = [c for c in ("row", "status") if c not in scores.columns]
     if missing:
@@ -454,9 +478,7 @@ def select(
     order = np.argsort(pool["row"].to_numpy(), kind="stable")  # everything below works on rows sorted by row
     pool = pool.iloc[order]
     rows = pool["row"].to_numpy(dtype=np.int64)
-    values = (
-        score_values(pool, spec.score).to_numpy() if spec.score is not None else np.full(len(pool), np.nan)
-    )
+    values = score_values(pool, spec.score).to_numpy() if spec.score is not None else np.full(len(pool), np.nan)
     rng = np.random.default_rng(seed)
     groups: np.ndarray | None = None
     n_clusters = covered = None

@@ -21,6 +21,7 @@ from .arguments import SelectArguments
 from .clusters import cached_clusters, read_clusters
 from .strategies import Selection, default_mirror, select, selection_frame
 
+
 # score columns carried into a subset, when the run has them
 SCORE_COLUMN_PREFIXES = ("nll_", "ppl_", "lp_", "ifd_")
 SCORE_COLUMNS = ("lp1", "lp_app", "n_response_tokens")
@@ -28,7 +29,9 @@ SCORE_COLUMNS = ("lp1", "lp_app", "n_response_tokens")
 
 def score_columns(scores: pd.DataFrame) -> list[str]:
     """The per-row score columns of a scores table worth carrying into a subset."""
-    return [c for c in scores.columns if c in SCORE_COLUMNS or (c.startswith(SCORE_COLUMN_PREFIXES) and c != "lp_reason")]
+    return [
+        c for c in scores.columns if c in SCORE_COLUMNS or (c.startswith(SCORE_COLUMN_PREFIXES) and c != "lp_reason")
+    ]
 
 
 def run_source(run_dir: RunDir, revision: str | None = None) -> datasets.Dataset:
@@ -54,7 +57,10 @@ def run_source(run_dir: RunDir, revision: str | None = None) -> datasets.Dataset
             f"{dataset.source} now has {len(raw)} rows but {run_dir.path} scored {dataset.n_rows}; "
             "it changed since the run: score it again."
         )
-    if dataset_fingerprint(content_ids(map_columns(_scored_rows(raw, dataset.n_rows), dataset.columns))) != dataset.fingerprint:
+    if (
+        dataset_fingerprint(content_ids(map_columns(_scored_rows(raw, dataset.n_rows), dataset.columns)))
+        != dataset.fingerprint
+    ):
         raise DataError(
             f"{dataset.source} no longer holds the rows {run_dir.path} scored, in the same order (their content ids "
             "differ): it was edited or re-ordered since the run; score it again."
@@ -70,7 +76,9 @@ def default_output(run_dir: RunDir, selection: Selection) -> Path:
     """``RUN/selections/STRATEGY-FRACTION.EXT``, in the source's own format."""
     source = Path(RunRecord.load(run_dir.path).dataset.source)
     suffix = source.suffix if source.suffix in (".json", ".jsonl", ".parquet") else ""
-    size = f"{selection.requested * 100:g}pct" if isinstance(selection.requested, float) else f"{selection.requested}rows"
+    size = (
+        f"{selection.requested * 100:g}pct" if isinstance(selection.requested, float) else f"{selection.requested}rows"
+    )
     cluster = "-per-cluster" if selection.per_cluster else ""
     return run_dir.path / "selections" / f"{selection.strategy}-{size}{cluster}{suffix}"
 
@@ -109,12 +117,16 @@ def write_dataset(dataset: datasets.Dataset, out: str | Path) -> Path:
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix not in (".json", ".jsonl", ".parquet", ".csv") and suffix[1:].isalpha():
-        raise DataError(f"Cannot write {out.name}: {out.suffix} is not a format we write; "
-                        "end --out in .json, .jsonl, .parquet or .csv, or give a folder name without an extension.")
+        raise DataError(
+            f"Cannot write {out.name}: {out.suffix} is not a format we write; "
+            "end --out in .json, .jsonl, .parquet or .csv, or give a folder name without an extension."
+        )
     nested = [name for name, feature in dataset.features.items() if not isinstance(feature, datasets.Value)]
     if suffix == ".csv" and nested:
-        raise DataError(f"CSV holds only flat columns but {', '.join(nested)} hold lists or records; "
-                        "write .jsonl or .parquet instead.")
+        raise DataError(
+            f"CSV holds only flat columns but {', '.join(nested)} hold lists or records; "
+            "write .jsonl or .parquet instead."
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".csv":
         dataset.to_csv(str(out), index=False)
@@ -167,7 +179,9 @@ def select_run(
         clusters = table.set_index("row")["cluster"]
     try:
         mirror = mirror if mirror is not None else default_mirror(strategy, scores)
-        selection = select(scores, strategy, fraction=fraction, count=count, clusters=clusters, seed=seed, mirror=mirror)
+        selection = select(
+            scores, strategy, fraction=fraction, count=count, clusters=clusters, seed=seed, mirror=mirror
+        )
     except ValueError as err:
         raise DataError(str(err)) from err
     return selection, scores
@@ -239,12 +253,21 @@ def describe_selection(selection: Selection, scores: pd.DataFrame) -> SelectionS
     ok = scores[scores["status"] == "ok"]
     selected, everything = float(chosen["n_response_tokens"].mean()), float(ok["n_response_tokens"].mean())
     return SelectionStats(
-        strategy=selection.strategy, requested=selection.requested, per_cluster=selection.per_cluster,
-        n_selected=len(selection.rows), n_eligible=selection.n_eligible, n_input=selection.n_input,
-        real_fraction=selection.real_fraction, real_fraction_of_input=selection.real_fraction_of_input,
-        mean_response_tokens=selected, mean_response_tokens_all=everything, length_ratio=selected / everything,
+        strategy=selection.strategy,
+        requested=selection.requested,
+        per_cluster=selection.per_cluster,
+        n_selected=len(selection.rows),
+        n_eligible=selection.n_eligible,
+        n_input=selection.n_input,
+        real_fraction=selection.real_fraction,
+        real_fraction_of_input=selection.real_fraction_of_input,
+        mean_response_tokens=selected,
+        mean_response_tokens_all=everything,
+        length_ratio=selected / everything,
         score_range=(float(min(selection.values)), float(max(selection.values))) if selection.values else None,
-        n_clusters=selection.n_clusters, n_clusters_covered=selection.n_clusters_covered, skipped=dict(selection.skipped),
+        n_clusters=selection.n_clusters,
+        n_clusters_covered=selection.n_clusters_covered,
+        skipped=dict(selection.skipped),
     )
 
 
@@ -283,9 +306,18 @@ def select_subset(args: SelectArguments) -> SubsetResult:
     >>> print(select_subset(SelectArguments(run="runs/mine", strategy="lp1-hard", fraction=0.05)).summary())
     ```
     """
-    selection, scores = select_run(args.run, args.strategy, fraction=args.fraction, count=args.count,
-                                   per_cluster=args.per_cluster, clusters_file=args.clusters, seed=args.selection_seed)
+    selection, scores = select_run(
+        args.run,
+        args.strategy,
+        fraction=args.fraction,
+        count=args.count,
+        per_cluster=args.per_cluster,
+        clusters_file=args.clusters,
+        seed=args.selection_seed,
+    )
     run_dir = RunDir(args.run)
-    out = write_dataset(selected_dataset(run_source(run_dir), scores, selection),
-                        args.out if args.out is not None else default_output(run_dir, selection))
+    out = write_dataset(
+        selected_dataset(run_source(run_dir), scores, selection),
+        args.out if args.out is not None else default_output(run_dir, selection),
+    )
     return SubsetResult(selection=selection, stats=describe_selection(selection, scores), out=out)

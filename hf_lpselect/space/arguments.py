@@ -42,12 +42,20 @@ class DeployArguments:
     ```
     """
 
-    repo_id: str | None = field(default=None, metadata={"positional": True, "help": "The Space to create or update, OWNER/NAME."})
+    repo_id: str | None = field(
+        default=None, metadata={"positional": True, "help": "The Space to create or update, OWNER/NAME."}
+    )
     private: bool = field(default=False, metadata={"help": "Make a new Space private."})
-    hardware: str | None = field(default=None, metadata={"help": "Space hardware: cpu-basic, zero-a10g (ZeroGPU), t4-small, a10g-small, ..."})
-    token: str | None = field(default=None, metadata={"help": "Hugging Face token [default: HF_TOKEN or `hf auth login`]."})
+    hardware: str | None = field(
+        default=None, metadata={"help": "Space hardware: cpu-basic, zero-a10g (ZeroGPU), t4-small, a10g-small, ..."}
+    )
+    token: str | None = field(
+        default=None, metadata={"help": "Hugging Face token [default: HF_TOKEN or `hf auth login`]."}
+    )
     dry_run: bool = field(default=False, metadata={"help": "Write the Space folder and stop: nothing is sent."})
-    local_dir: str | None = field(default=None, metadata={"help": "Keep the Space folder here (exactly what is uploaded; must be empty or new)."})
+    local_dir: str | None = field(
+        default=None, metadata={"help": "Keep the Space folder here (exactly what is uploaded; must be empty or new)."}
+    )
 
     def __post_init__(self) -> None:
         if self.repo_id is None:

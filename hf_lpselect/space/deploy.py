@@ -33,6 +33,7 @@ from ..core.hub import NETWORK_ERRORS, short_error
 from ..errors import DataError, HubError
 from . import words
 
+
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 SPACE_SOURCE = REPO_ROOT / "spaces"
 EVIDENCE = REPO_ROOT / "benchmarks" / "results" / "bench_evidence.json"
@@ -76,8 +77,10 @@ class DeployPlan:
 
 def _require_clone() -> None:
     if not (SPACE_SOURCE / "app.py").is_file() or not (REPO_ROOT / "pyproject.toml").is_file():
-        raise DataError("Deploying the Space needs a clone of hf_lpselect (its spaces folder is not installed); "
-                        "run it from a clone installed with pip install -e.")
+        raise DataError(
+            "Deploying the Space needs a clone of hf_lpselect (its spaces folder is not installed); "
+            "run it from a clone installed with pip install -e."
+        )
 
 
 def build_package(out: Path) -> list[str]:
@@ -94,12 +97,29 @@ def build_package(out: Path) -> list[str]:
         for name in PACKAGE_DIRS:
             shutil.copytree(REPO_ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         wheels = Path(scratch) / "wheels"
-        built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-                                "--quiet", "--wheel-dir", str(wheels), str(src)], capture_output=True, text=True)
+        built = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--no-deps",
+                "--no-build-isolation",
+                "--no-index",
+                "--quiet",
+                "--wheel-dir",
+                str(wheels),
+                str(src),
+            ],
+            capture_output=True,
+            text=True,
+        )
         found = sorted(wheels.glob("hf_lpselect-*.whl")) if wheels.is_dir() else []
         if built.returncode != 0 or not found:
             tail = " ".join((built.stderr or built.stdout).split())[-300:]
-            raise DataError(f"Could not build the hf_lpselect wheel for the Space ({tail}); check that setuptools is installed.")
+            raise DataError(
+                f"Could not build the hf_lpselect wheel for the Space ({tail}); check that setuptools is installed."
+            )
         with zipfile.ZipFile(found[0]) as wheel:
             wheel.extractall(out)
             return sorted({n.split("/")[0] for n in wheel.namelist()})
@@ -141,7 +161,9 @@ def write_space(repo_id: str, local_dir: str | Path, *, hardware: str | None = N
         shutil.copy2(SPACE_SOURCE / name, local_dir / name)
     shutil.copy2(EVIDENCE, local_dir / "evidence.json")
     if (SPACE_SOURCE / "examples").is_dir():
-        shutil.copytree(SPACE_SOURCE / "examples", local_dir / "examples", ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            SPACE_SOURCE / "examples", local_dir / "examples", ignore=shutil.ignore_patterns("__pycache__")
+        )
     build_package(local_dir)
     files = sorted(p.relative_to(local_dir).as_posix() for p in local_dir.rglob("*") if p.is_file())
     return DeployPlan(repo_id=repo_id, local_dir=local_dir, files=files, hardware=hardware)
@@ -186,7 +208,9 @@ def deploy_space(
         raise HubError("No Hugging Face token: run `hf auth login` or set HF_TOKEN, then deploy again.")
     scratch = None if local_dir is not None else tempfile.TemporaryDirectory(prefix="lpselect-space-")
     try:
-        plan = write_space(repo_id, local_dir if local_dir is not None else Path(scratch.name) / "space", hardware=hardware)
+        plan = write_space(
+            repo_id, local_dir if local_dir is not None else Path(scratch.name) / "space", hardware=hardware
+        )
         if dry_run:
             return plan
         api = HfApi(token=token)
@@ -197,11 +221,21 @@ def deploy_space(
             except RepositoryNotFoundError:
                 exists = False
             if not exists:
-                api.create_repo(repo_id, repo_type="space", space_sdk="gradio", private=private,
-                                space_hardware=hardware, exist_ok=True)
-            info = api.upload_folder(folder_path=plan.local_dir, repo_id=repo_id, repo_type="space",
-                                     commit_message="Deploy the lpselect Space (lpselect space deploy)",
-                                     delete_patterns=OWNED_PATTERNS)
+                api.create_repo(
+                    repo_id,
+                    repo_type="space",
+                    space_sdk="gradio",
+                    private=private,
+                    space_hardware=hardware,
+                    exist_ok=True,
+                )
+            info = api.upload_folder(
+                folder_path=plan.local_dir,
+                repo_id=repo_id,
+                repo_type="space",
+                commit_message="Deploy the lpselect Space (lpselect space deploy)",
+                delete_patterns=OWNED_PATTERNS,
+            )
             if exists and hardware is not None:
                 api.request_space_hardware(repo_id, hardware)
         except NETWORK_ERRORS as err:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+
 # Measured on 2 CPU cores with the default SmolLM2-135M-Instruct (README, "Speed" and the demo:
 # 1.0-1.3 s per row and epoch of training, a scoring pass 11 % of that); a GPU is taken as 20x faster.
 SECONDS_PER_ROW_EPOCH = {"cpu": 1.0, "gpu": 0.05}
@@ -24,7 +25,9 @@ def hardware() -> str:
 def estimate_seconds(rows: int, epochs: int, kind: str = "cpu") -> float:
     """Rough wall time of a scorer run of ``rows`` rows and ``epochs`` epochs with the default model,
     loading the model and the data included."""
-    return LOAD_SECONDS[kind] + rows * (epochs * SECONDS_PER_ROW_EPOCH[kind] + (epochs + 1) * SECONDS_PER_ROW_PASS[kind])
+    return LOAD_SECONDS[kind] + rows * (
+        epochs * SECONDS_PER_ROW_EPOCH[kind] + (epochs + 1) * SECONDS_PER_ROW_PASS[kind]
+    )
 
 
 def estimate_text(rows: int, epochs: int, kind: str = "cpu") -> str:
@@ -32,7 +35,9 @@ def estimate_text(rows: int, epochs: int, kind: str = "cpu") -> str:
     seconds = estimate_seconds(rows, epochs, kind)
     when = f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
     passes = epochs + 1
-    return (f"About {when} on this {'GPU' if kind == 'gpu' else 'CPU'} with the default model "
-            f"(loading it, {rows:,} row{'s' * (rows != 1)}, {epochs} epoch{'s' * (epochs != 1)} of training, "
-            f"{passes} scoring pass{'es' * (passes != 1)}); "
-            "a bigger scorer takes longer.")
+    return (
+        f"About {when} on this {'GPU' if kind == 'gpu' else 'CPU'} with the default model "
+        f"(loading it, {rows:,} row{'s' * (rows != 1)}, {epochs} epoch{'s' * (epochs != 1)} of training, "
+        f"{passes} scoring pass{'es' * (passes != 1)}); "
+        "a bigger scorer takes longer."
+    )

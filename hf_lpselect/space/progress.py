@@ -4,7 +4,7 @@ progress function (``gr.Progress`` in the Space: called as ``progress(fraction, 
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 from transformers import TrainerCallback
 
@@ -42,4 +42,6 @@ class ProgressCallback(TrainerCallback):
 
     def on_epoch_end(self, args, state, control, **kwargs):
         epoch = int(round(state.epoch or 0))
-        self._report(state.global_step / max(state.max_steps, 1), f"Scoring pass {epoch} of {self.epochs} (after epoch {epoch})")
+        self._report(
+            state.global_step / max(state.max_steps, 1), f"Scoring pass {epoch} of {self.epochs} (after epoch {epoch})"
+        )

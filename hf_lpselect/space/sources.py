@@ -48,7 +48,15 @@ from ..rundir import RunDir
 from ..selection.clusters import embed, embedding_text, kmeans_clusters
 from ..selection.compare import CompareResult, compare_runs
 from ..selection.strategies import Selection, default_mirror, get_strategy, select
-from ..selection.subsets import SelectionStats, describe_selection, run_source, select_run, selected_dataset, write_dataset
+from ..selection.subsets import (
+    SelectionStats,
+    describe_selection,
+    run_source,
+    select_run,
+    selected_dataset,
+    write_dataset,
+)
+
 
 DOWNLOAD_FORMATS = ("jsonl", "csv", "parquet")
 SUGGESTIONS = 20  # recently pushed scored datasets offered beside the Hub id box
@@ -104,12 +112,16 @@ def open_scored(source: str, *, allowed_roots: list[Path] | None = None, token: 
     path = Path(source).expanduser()
     if path.exists():
         if allowed_roots is not None and not _inside(path, allowed_roots):
-            raise DataError(f"{source} is not a folder this Space may read; give a Hub dataset id or upload a file in Score.")
+            raise DataError(
+                f"{source} is not a folder this Space may read; give a Hub dataset id or upload a file in Score."
+            )
         if (path / "run.json").is_file():
             return _open_run(RunDir(path), source)
         if path.is_dir():
             return _open_folder(path, source)
-        raise DataError(f"{source} is a file; give a run directory, a folder made by `lpselect push-scores`, or a Hub id.")
+        raise DataError(
+            f"{source} is a file; give a run directory, a folder made by `lpselect push-scores`, or a Hub id."
+        )
     if not is_hub_id(source):
         raise DataError(f"No such folder: {source}; check the path.")
     return _open_hub(source, token)
@@ -152,8 +164,10 @@ def _scored_split(splits: list[str], name: str) -> str:
         return splits[0]
     if "train" in splits or not splits:
         return "train"
-    raise DataError(f"{name} has several splits ({', '.join(splits)}) and none is 'train'; open the run directory "
-                    "that scored the one you want.")
+    raise DataError(
+        f"{name} has several splits ({', '.join(splits)}) and none is 'train'; open the run directory "
+        "that scored the one you want."
+    )
 
 
 def _open_folder(folder: Path, name: str) -> Scored:
@@ -211,7 +225,9 @@ def _hub_failed(repo_id: str, err: Exception, check: str = "the id") -> DataErro
 def _open_hub(repo_id: str, token: str | bool | None = None) -> Scored:
     cache = reader_cache(token)
     try:
-        split = _scored_split(datasets.get_dataset_split_names(repo_id, "default", token=token, cache_dir=cache), repo_id)
+        split = _scored_split(
+            datasets.get_dataset_split_names(repo_id, "default", token=token, cache_dir=cache), repo_id
+        )
         data = datasets.load_dataset(repo_id, "default", split=split, token=token, cache_dir=cache)
     except DataError:
         raise
@@ -238,7 +254,9 @@ def hub_rows(repo_id: str, limit: int, *, token: str | bool | None = None, split
     ```
     """
     try:
-        stream = datasets.load_dataset(repo_id, split=split, streaming=True, token=token, cache_dir=reader_cache(token))
+        stream = datasets.load_dataset(
+            repo_id, split=split, streaming=True, token=token, cache_dir=reader_cache(token)
+        )
         rows = list(stream.take(limit))
     except (datasets.exceptions.DatasetNotFoundError, ValueError, *NETWORK_ERRORS) as err:
         raise _hub_failed(repo_id, err) from err
@@ -340,7 +358,9 @@ def pushed_clusters(scored: Scored, k: int, seed: int = 42) -> pd.Series:
     return pd.Series(kmeans_clusters(embeddings, k, seed), index=pd.Index(rows, name="row"), name="cluster")
 
 
-def select_subset(scored: Scored, strategy: str, fraction: float, *, per_cluster: int | None = None, seed: int = 42) -> Selection:
+def select_subset(
+    scored: Scored, strategy: str, fraction: float, *, per_cluster: int | None = None, seed: int = 42
+) -> Selection:
     """Select ``fraction`` of the eligible rows with ``strategy``: globally, or per cluster.
 
     Args:
@@ -358,10 +378,18 @@ def select_subset(scored: Scored, strategy: str, fraction: float, *, per_cluster
     """
     try:
         if per_cluster is None:
-            return select(scored.scores, strategy, fraction=fraction, seed=seed, mirror=default_mirror(strategy, scored.scores))
+            return select(
+                scored.scores, strategy, fraction=fraction, seed=seed, mirror=default_mirror(strategy, scored.scores)
+            )
         if scored.run_dir is None:  # a pushed dataset: its rows are embedded here
-            return select(scored.scores, strategy, fraction=fraction, seed=seed, clusters=pushed_clusters(scored, per_cluster, seed),
-                          mirror=default_mirror(strategy, scored.scores))
+            return select(
+                scored.scores,
+                strategy,
+                fraction=fraction,
+                seed=seed,
+                clusters=pushed_clusters(scored, per_cluster, seed),
+                mirror=default_mirror(strategy, scored.scores),
+            )
         return select_run(scored.run_dir.path, strategy, fraction=fraction, per_cluster=per_cluster, seed=seed)[0]
     except ValueError as err:
         raise _to_data_error(err) from err
@@ -376,12 +404,26 @@ def baseline_for(scored: Scored, selection: Selection, *, per_cluster: int | Non
         return None
     try:
         if per_cluster is not None and scored.run_dir is not None:
-            return select_run(scored.run_dir.path, "clustered-random", fraction=float(selection.requested),
-                              per_cluster=per_cluster, seed=selection.seed, mirror=selection.strategy)[0]
+            return select_run(
+                scored.run_dir.path,
+                "clustered-random",
+                fraction=float(selection.requested),
+                per_cluster=per_cluster,
+                seed=selection.seed,
+                mirror=selection.strategy,
+            )[0]
         if per_cluster is not None:
-            return select(scored.scores, "clustered-random", fraction=float(selection.requested), seed=selection.seed,
-                          clusters=pushed_clusters(scored, per_cluster, selection.seed), mirror=selection.strategy)
-        return select(scored.scores, "random", count=len(selection.rows), seed=selection.seed, mirror=selection.strategy)
+            return select(
+                scored.scores,
+                "clustered-random",
+                fraction=float(selection.requested),
+                seed=selection.seed,
+                clusters=pushed_clusters(scored, per_cluster, selection.seed),
+                mirror=selection.strategy,
+            )
+        return select(
+            scored.scores, "random", count=len(selection.rows), seed=selection.seed, mirror=selection.strategy
+        )
     except ValueError as err:
         raise _to_data_error(err) from err
 
@@ -470,15 +512,20 @@ def push_subset(scored: Scored, selection: Selection, repo_id: str, *, token: st
         raise DataError(f"{selection.strategy!r} subsets cannot be pushed as a config; download the subset instead.")
     name = subset_name(selection.strategy, float(selection.requested))
     if scored.run_dir is not None:
-        plan = push_scores(repo_id, run=scored.run_dir.path, subsets=[name], token=token, private=private, seed=selection.seed)
+        plan = push_scores(
+            repo_id, run=scored.run_dir.path, subsets=[name], token=token, private=private, seed=selection.seed
+        )
         return plan.url or ""
     try:
         validate_repo_id(repo_id)
     except HFValidationError as err:
-        raise DataError(f"Bad repo id {repo_id!r}: write OWNER/NAME, e.g. my-name/alpaca-hard ({short_error(err)}).") from err
+        raise DataError(
+            f"Bad repo id {repo_id!r}: write OWNER/NAME, e.g. my-name/alpaca-hard ({short_error(err)})."
+        ) from err
     try:
-        info = subset_dataset(scored, selection).push_to_hub(repo_id, config_name=name, token=token, private=private,
-                                                             commit_message=f"Add the {name} subset (lpselect)")
+        info = subset_dataset(scored, selection).push_to_hub(
+            repo_id, config_name=name, token=token, private=private, commit_message=f"Add the {name} subset (lpselect)"
+        )
     except NETWORK_ERRORS as err:
         raise HubError(f"Pushing to {repo_id} failed ({short_error(err)}); no commit was made.") from err
     _card_lists_subset(repo_id, name, token=token, parent_commit=info.oid)
@@ -497,11 +544,18 @@ def _card_lists_subset(repo_id: str, name: str, *, token: str, parent_commit: st
         spec = parse_subset(name)
         subsets = {**provenance.subsets, name: {"strategy": spec.strategy, "fraction": spec.fraction}}
         card.data[PROVENANCE_KEY] = dataclasses.replace(provenance, subsets=subsets).to_dict()
-        card.push_to_hub(repo_id, token=token, repo_type="dataset", parent_commit=parent_commit,
-                         commit_message=f"List the {name} subset in the card (lpselect)")
+        card.push_to_hub(
+            repo_id,
+            token=token,
+            repo_type="dataset",
+            parent_commit=parent_commit,
+            commit_message=f"List the {name} subset in the card (lpselect)",
+        )
     except NETWORK_ERRORS as err:
-        raise HubError(f"The {name} subset was pushed to {repo_id}, but its card could not list it "
-                       f"({short_error(err)}); push again to retry.") from err
+        raise HubError(
+            f"The {name} subset was pushed to {repo_id}, but its card could not list it "
+            f"({short_error(err)}); push again to retry."
+        ) from err
 
 
 # ----------------------------------------------------------------------------- compare

@@ -11,28 +11,44 @@ import numpy as np
 import pandas as pd
 
 from ..core.schema import display_name
-from ..selection.report import count_statuses, examples, reason_lines
 from ..selection.compare import CompareResult
+from ..selection.report import count_statuses, examples, reason_lines
 from ..selection.strategies import STRATEGIES, nll_columns
 from ..selection.subsets import SelectionStats
 
+
 # (plain name, strategy, one-line explanation), in the order the page lists them
 PLAIN_STRATEGIES: tuple[tuple[str, str, str], ...] = (
-    ("Hardest for the small model", "lp1-hard",
-     "rows the small model learned slowest in its first epoch (lowest LP(1)): the paper's pick"),
-    ("Random — the baseline to beat", "random",
-     "a fair coin for every row: any selector worth using should beat this"),
-    ("Longest answers", "longest",
-     "the longest responses: hard-sample selectors often just pick long answers, so compare against this"),
+    (
+        "Hardest for the small model",
+        "lp1-hard",
+        "rows the small model learned slowest in its first epoch (lowest LP(1)): the paper's pick",
+    ),
+    (
+        "Random — the baseline to beat",
+        "random",
+        "a fair coin for every row: any selector worth using should beat this",
+    ),
+    (
+        "Longest answers",
+        "longest",
+        "the longest responses: hard-sample selectors often just pick long answers, so compare against this",
+    ),
     ("Medium for the small model", "lp1-medium", "the middle third of the LP(1) order"),
     ("Easiest for the small model", "lp1-easy", "rows learned fastest (highest LP(1))"),
-    ("Hardest after one epoch (no full run needed)", "lp-app-hard",
-     "lowest LP_app = (P_0 − P_1) / P_0: the share of the perplexity lost in epoch 1"),
+    (
+        "Hardest after one epoch (no full run needed)",
+        "lp-app-hard",
+        "lowest LP_app = (P_0 − P_1) / P_0: the share of the perplexity lost in epoch 1",
+    ),
     ("Most surprising before training", "ppl-high", "highest perplexity P_0 before any training"),
     ("Least surprising before training", "ppl-low", "lowest perplexity P_0 before any training"),
     ("Typical surprise before training", "ppl-mid", "the middle of the P_0 order"),
-    ("The question helps least (IFD)", "ifd-nll",
-     "highest instruction-following difficulty: the prompt makes the answer hardly easier to predict"),
+    (
+        "The question helps least (IFD)",
+        "ifd-nll",
+        "highest instruction-following difficulty: the prompt makes the answer hardly easier to predict",
+    ),
     ("The question helps least (IFD, perplexity variant)", "ifd-ppl", "IFD computed on perplexities"),
     ("Varied learning curves (S2L)", "s2l", "groups rows by how their loss fell, then samples every group evenly"),
     ("Least confident", "confidence", "lowest average probability of the answer after each epoch (hard to learn)"),
@@ -40,7 +56,7 @@ PLAIN_STRATEGIES: tuple[tuple[str, str, str], ...] = (
 )
 PLAIN_NAME = {strategy: name for name, strategy, _ in PLAIN_STRATEGIES}
 WHAT_HARD_MEANS = (
-    "**What \"hard\" means.** A small *scorer* model was fine-tuned on every row, and each answer's "
+    '**What "hard" means.** A small *scorer* model was fine-tuned on every row, and each answer\'s '
     "perplexity (how surprised the model is by it; lower = better predicted) was measured before training "
     "(P_0) and after every epoch. **LP(1) = (P_0 − P_1) / (P_0 − P_n)** is the share of the whole drop "
     "that happened in the first epoch. A **low LP(1)** means the model learned the row slowly: it is "
@@ -95,23 +111,33 @@ def lp1_warning(scores: pd.DataFrame) -> str | None:
     """
     epochs = trained_epochs(scores)
     if epochs == 0:
-        return ("This dataset was scored without training (0 epochs), so it has no LP(1): "
-                "the rows are ranked by perplexity before training, P_0 (high = surprising).")
+        return (
+            "This dataset was scored without training (0 epochs), so it has no LP(1): "
+            "the rows are ranked by perplexity before training, P_0 (high = surprising)."
+        )
     if epochs == 1:
-        return ("This dataset was trained for 1 epoch only, and LP(1) needs at least 2 (it compares the first "
-                "epoch with the whole run), so the rows are ranked by perplexity before training, P_0 (high = surprising).")
+        return (
+            "This dataset was trained for 1 epoch only, and LP(1) needs at least 2 (it compares the first "
+            "epoch with the whole run), so the rows are ranked by perplexity before training, P_0 (high = surprising)."
+        )
     nll = nll_columns(scores)
     ok = scores[scores["status"] == "ok"] if "status" in scores else scores
     first = pd.to_numeric(ok[nll[0]], errors="coerce") - pd.to_numeric(ok[nll[1]], errors="coerce")
     if len(ok) and np.nanmax(np.abs(first.to_numpy(dtype="float64")), initial=0.0) < 1e-6:
-        return ("The small model learned nothing in its first epoch (no row's perplexity changed), so LP(1) "
-                "means nothing here; score again with more rows or more epochs.")
+        return (
+            "The small model learned nothing in its first epoch (no row's perplexity changed), so LP(1) "
+            "means nothing here; score again with more rows or more epochs."
+        )
     return None
 
 
 def ranking_score(scores: pd.DataFrame) -> str:
     """``lp1`` when LP(1) means something for this table (:func:`lp1_warning`), else ``ppl_0``."""
-    if "lp1" in scores and lp1_warning(scores) is None and np.isfinite(pd.to_numeric(scores["lp1"], errors="coerce")).any():
+    if (
+        "lp1" in scores
+        and lp1_warning(scores) is None
+        and np.isfinite(pd.to_numeric(scores["lp1"], errors="coerce")).any()
+    ):
         return "lp1"
     return "ppl_0"
 
@@ -119,19 +145,28 @@ def ranking_score(scores: pd.DataFrame) -> str:
 def explore_markdown(name: str, scores: pd.DataFrame) -> str:
     """The Explore tab's text: what hard means, the counts by status with reasons, the LP(1) spread."""
     counts = count_statuses(scores)
-    lines = [f"### {name}: {rows(len(scores))}", "", WHAT_HARD_MEANS, "",
-             "**Rows by status.** " + ", ".join(f"{n:,} {status}" for status, n in counts.items() if n or status == "ok")
-             + ". Only `ok` rows were scored; the others say why not:"]
+    lines = [
+        f"### {name}: {rows(len(scores))}",
+        "",
+        WHAT_HARD_MEANS,
+        "",
+        "**Rows by status.** "
+        + ", ".join(f"{n:,} {status}" for status, n in counts.items() if n or status == "ok")
+        + ". Only `ok` rows were scored; the others say why not:",
+    ]
     lines += [f"- {line}" for line in reason_lines(scores)] or ["- (every row was scored)"]
     score = ranking_score(scores)
     values = pd.to_numeric(scores.get(score), errors="coerce").dropna() if score in scores else pd.Series(dtype=float)
     warning = lp1_warning(scores)
     if score == "lp1" and len(values):
         q = values.quantile([0.1, 0.5, 0.9])
-        lines += ["", f"**LP(1)** of {rows(len(values))}: median {q[0.5]:.3f}; 10 % of rows are below {q[0.1]:.3f} "
-                      f"(the hardest) and 10 % above {q[0.9]:.3f} (the easiest). "
-                      f"Below 0: {int((values < 0).sum()):,}; above 1: {int((values > 1).sum()):,} "
-                      "(the perplexity went up in an epoch); such rows are kept and selectable."]
+        lines += [
+            "",
+            f"**LP(1)** of {rows(len(values))}: median {q[0.5]:.3f}; 10 % of rows are below {q[0.1]:.3f} "
+            f"(the hardest) and 10 % above {q[0.9]:.3f} (the easiest). "
+            f"Below 0: {int((values < 0).sum()):,}; above 1: {int((values > 1).sum()):,} "
+            "(the perplexity went up in an epoch); such rows are kept and selectable.",
+        ]
     elif warning is not None:
         lines += ["", f"⚠️ {warning}"]
     return "\n".join(lines)
@@ -157,7 +192,9 @@ def examples_frame(scores: pd.DataFrame, n: int = 100) -> tuple[pd.DataFrame, st
     else:
         frame = pd.concat([hardest.assign(which="hardest"), easiest.assign(which="easiest")], ignore_index=True)
         heading = f"The {n} hardest and {n} easiest of {ranked:,} scored rows (by {label})"
-    frame = frame[["which", "row", score, "n_response_tokens"]].rename(columns={"n_response_tokens": "response tokens"})
+    frame = frame[["which", "row", score, "n_response_tokens"]].rename(
+        columns={"n_response_tokens": "response tokens"}
+    )
     frame["response tokens"] = frame["response tokens"].astype("Int64")
     return frame, score, heading
 
@@ -169,16 +206,24 @@ def _ratio(stats: SelectionStats) -> str:
 def selection_markdown(stats: SelectionStats, baseline: SelectionStats | None) -> str:
     """The Select tab's live summary: size, real fraction, length ratio next to the random baseline's."""
     name = PLAIN_NAME.get(stats.strategy, stats.strategy)
-    lines = [f"**{name}**: {rows(stats.n_selected)} = {stats.real_fraction:.1%} of the {rows(stats.n_eligible)} it could pick "
-             f"({stats.real_fraction_of_input:.1%} of all {rows(stats.n_input)})."]
+    lines = [
+        f"**{name}**: {rows(stats.n_selected)} = {stats.real_fraction:.1%} of the {rows(stats.n_eligible)} it could pick "
+        f"({stats.real_fraction_of_input:.1%} of all {rows(stats.n_input)})."
+    ]
     if stats.per_cluster:
-        lines.append(f"Per group: rows taken from {stats.n_clusters_covered:,} of {stats.n_clusters:,} "
-                     "groups of similar rows (the paper's way: each group gives its share).")
-    lines.append(f"**Answer length**: {stats.mean_response_tokens:.0f} tokens on average against "
-                 f"{stats.mean_response_tokens_all:.0f} for all rows: **{_ratio(stats)}** as long.")
+        lines.append(
+            f"Per group: rows taken from {stats.n_clusters_covered:,} of {stats.n_clusters:,} "
+            "groups of similar rows (the paper's way: each group gives its share)."
+        )
+    lines.append(
+        f"**Answer length**: {stats.mean_response_tokens:.0f} tokens on average against "
+        f"{stats.mean_response_tokens_all:.0f} for all rows: **{_ratio(stats)}** as long."
+    )
     if baseline is not None:
-        lines.append(f"**Random baseline** of the same size: **{_ratio(baseline)}** as long. "
-                     "A selector far above its baseline mostly picks long answers.")
+        lines.append(
+            f"**Random baseline** of the same size: **{_ratio(baseline)}** as long. "
+            "A selector far above its baseline mostly picks long answers."
+        )
     if stats.skipped:
         lines.append("Not eligible: " + ", ".join(f"{v:,} ({k})" for k, v in stats.skipped.items()) + ".")
     return "\n\n".join(lines)
@@ -197,18 +242,24 @@ def compare_markdown(result: CompareResult) -> str:
     """The Compare tab's answer to "does hardness transfer?", from :func:`hf_lpselect.selection.compare.compare_runs`."""
     main = result.results[result.score]
     fmt = lambda v: "n/a" if v is None else f"{v:+.3f}"  # noqa: E731
-    lines = [f"**{rows(result.n_matched)}** were scored by both (matched by content).",
-             f"**Spearman ρ = {fmt(main.spearman)}**, Kendall τ = {fmt(main.kendall_tau_b)}: {_strength(main.spearman)} "
-             f"on {display_name(result.score)}. 1 = both rank every row the same way, 0 = unrelated, −1 = reversed."]
+    lines = [
+        f"**{rows(result.n_matched)}** were scored by both (matched by content).",
+        f"**Spearman ρ = {fmt(main.spearman)}**, Kendall τ = {fmt(main.kendall_tau_b)}: {_strength(main.spearman)} "
+        f"on {display_name(result.score)}. 1 = both rank every row the same way, 0 = unrelated, −1 = reversed.",
+    ]
     for top in main.top:
         if top.overlap is None:
             continue
-        lines.append(f"- Of the hardest {top.fraction:.0%} ({rows(top.k)}) by the first, "
-                     f"**{top.overlap:.0%}** are also among the hardest by the second "
-                     f"(about {top.expected_random:.0%} if the two were unrelated).")
+        lines.append(
+            f"- Of the hardest {top.fraction:.0%} ({rows(top.k)}) by the first, "
+            f"**{top.overlap:.0%}** are also among the hardest by the second "
+            f"(about {top.expected_random:.0%} if the two were unrelated)."
+        )
     if result.reference in result.results:
-        lines.append(f"For reference, {display_name(result.reference, explained=True)} agrees with "
-                     f"ρ = {fmt(result.results[result.reference].spearman)}.")
+        lines.append(
+            f"For reference, {display_name(result.reference, explained=True)} agrees with "
+            f"ρ = {fmt(result.results[result.reference].spearman)}."
+        )
     return "\n\n".join(lines[:2]) + "\n\n" + "\n".join(lines[2:])
 
 
@@ -233,7 +284,9 @@ _HELDOUT = "alpaca_heldout"
 def evidence_fields(results: dict[str, Any]) -> dict[str, str]:
     """The template's fields from ``bench_evidence.json``: the LP(1)-hard subsets against random on held-out rows."""
     verdicts = results["verdicts"]
-    picks = sorted({float(k.split("@")[1].split()[0]) for k in verdicts if k.startswith("lp1-hard@") and _HELDOUT in k})
+    picks = sorted(
+        {float(k.split("@")[1].split()[0]) for k in verdicts if k.startswith("lp1-hard@") and _HELDOUT in k}
+    )
     if not picks:
         raise ValueError("bench_evidence.json has no lp1-hard verdict on held-out rows")
     small, large = picks[0], picks[-1]
@@ -242,17 +295,24 @@ def evidence_fields(results: dict[str, Any]) -> dict[str, str]:
         return verdicts[f"lp1-hard@{fraction:g} vs random@{fraction:g} on {_HELDOUT}"]
 
     beats = [one(f)["verdict"] == "beats random" for f in picks]
-    sentence = ("the hardest rows did better than random rows at this scale." if all(beats) else
-                "at this scale, no: the hardest rows did not train the bigger model better than random rows did."
-                if not any(beats) else "at this scale, only at some sizes.")
+    sentence = (
+        "the hardest rows did better than random rows at this scale."
+        if all(beats)
+        else "at this scale, no: the hardest rows did not train the bigger model better than random rows did."
+        if not any(beats)
+        else "at this scale, only at some sizes."
+    )
     target = str(results.get("target", {}).get("model", "a bigger model")).split(" (")[0]
     return {
         "verdict_sentence": sentence[0].upper() + sentence[1:],
         "pool": f"{int(results['data']['pool']):,}",
         "target": target,
-        "small_pct": f"{small:.0%}", "large_pct": f"{large:.0%}",
-        "small_hard": f"{one(small)['mean_nll']:.3f}", "small_random": f"{one(small)['random_mean_nll']:.3f}",
-        "large_hard": f"{one(large)['mean_nll']:.3f}", "large_random": f"{one(large)['random_mean_nll']:.3f}",
+        "small_pct": f"{small:.0%}",
+        "large_pct": f"{large:.0%}",
+        "small_hard": f"{one(small)['mean_nll']:.3f}",
+        "small_random": f"{one(small)['random_mean_nll']:.3f}",
+        "large_hard": f"{one(large)['mean_nll']:.3f}",
+        "large_random": f"{one(large)['random_mean_nll']:.3f}",
         "small_verdict": one(small)["verdict"].replace("than random", "").replace("from random", "").strip(),
         "large_verdict": one(large)["verdict"].replace("than random", "").replace("from random", "").strip(),
     }
@@ -290,10 +350,16 @@ _FLAG = re.compile(r"\s*\(?`?--[a-z][a-z0-9-]*(?:[ =][^\s`)]+)?`?\)?")
 _COMMAND = re.compile(r"`(?:lpselect|hf|pip|python)[^`]*`")
 # library messages a visitor must never read, and what to say instead
 _LIBRARY = (
-    (re.compile(r"OfflineModeIsEnabled|offline mode is enabled|HF_HUB_OFFLINE", re.I),
-     "The Hugging Face Hub cannot be reached from here right now; upload a file instead."),
-    (re.compile(r"repo_type|Repository Not Found|RepositoryNotFound|404 Client Error|doesn't exist on the Hub", re.I),
-     "That Hub dataset does not exist or is private; check its name (owner/name)."),
+    (
+        re.compile(r"OfflineModeIsEnabled|offline mode is enabled|HF_HUB_OFFLINE", re.I),
+        "The Hugging Face Hub cannot be reached from here right now; upload a file instead.",
+    ),
+    (
+        re.compile(
+            r"repo_type|Repository Not Found|RepositoryNotFound|404 Client Error|doesn't exist on the Hub", re.I
+        ),
+        "That Hub dataset does not exist or is private; check its name (owner/name).",
+    ),
     (re.compile(r"Traceback|Error\(|Exception\(|\bself\b|NoneType|KeyError|AttributeError", re.I), GENERIC_ERROR),
 )
 
@@ -302,7 +368,9 @@ def hub_id_from_url(text: str) -> str:
     """A Hub id from what a visitor pasted: ``owner/name`` itself, or a web address of the repo
     (``https://huggingface.co/datasets/owner/name/tree/main`` → ``owner/name``)."""
     text = text.strip()
-    match = re.match(r"^(?:https?://)?(?:www\.)?(?:huggingface\.co|hf\.co)/(?:datasets/|spaces/)?([^/\s?#]+/[^/\s?#]+)", text)
+    match = re.match(
+        r"^(?:https?://)?(?:www\.)?(?:huggingface\.co|hf\.co)/(?:datasets/|spaces/)?([^/\s?#]+/[^/\s?#]+)", text
+    )
     return match.group(1) if match else text
 
 

@@ -18,16 +18,29 @@ from ..errors import TrainError
 from ..scoring.trainer import ScorerConfig
 from ..selection.arguments import SubsetArguments
 
+
 # the recipe as recorded in lpselect_train.json and on the model card
-RECIPE_KEYS = ("learning_rate", "lr_scheduler_type", "warmup_steps", "weight_decay", "num_train_epochs", "max_steps",
-               "per_device_train_batch_size", "gradient_accumulation_steps", "max_length", "seed", "bf16")
+RECIPE_KEYS = (
+    "learning_rate",
+    "lr_scheduler_type",
+    "warmup_steps",
+    "weight_decay",
+    "num_train_epochs",
+    "max_steps",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "max_length",
+    "seed",
+    "bf16",
+)
 TEMPLATES = ("auto", "alpaca", "chat", "plain", "trl")
 
 
 def _recipe_field(name: str):
     """A field with ScorerConfig's default (the paper's value) and SFTConfig's help text."""
-    return field(default=ScorerConfig.__dataclass_fields__[name].default,
-                 metadata=SFTConfig.__dataclass_fields__[name].metadata)
+    return field(
+        default=ScorerConfig.__dataclass_fields__[name].default, metadata=SFTConfig.__dataclass_fields__[name].metadata
+    )
 
 
 @dataclass
@@ -70,8 +83,12 @@ class TrainConfig(SFTConfig):
     max_length: int | None = _recipe_field("max_length")
     # set through transformers 5's name, so TRL's deprecated one prints no FutureWarning
     activation_checkpointing: bool | None = field(
-        default=None, metadata={"help": "Recompute activations in the backward pass to save memory "
-                                "(default: on with an accelerator, off on a CPU)."})
+        default=None,
+        metadata={
+            "help": "Recompute activations in the backward pass to save memory "
+            "(default: on with an accelerator, off on a CPU)."
+        },
+    )
     gradient_checkpointing: bool | None = None
     padding_free: bool = field(default=False, metadata=ScorerConfig.__dataclass_fields__["padding_free"].metadata)
     bf16: bool | None = field(default=None, metadata=ScorerConfig.__dataclass_fields__["bf16"].metadata)
@@ -105,9 +122,13 @@ class SelectionArguments(SubsetArguments):
     ```
     """
 
-    template: str = field(default="auto", metadata={
-        "help": "auto (the scorer's template when recorded), alpaca, chat, plain, or trl (the dataset to TRL unchanged).",
-        "choices": list(TEMPLATES)})
+    template: str = field(
+        default="auto",
+        metadata={
+            "help": "auto (the scorer's template when recorded), alpaca, chat, plain, or trl (the dataset to TRL unchanged).",
+            "choices": list(TEMPLATES),
+        },
+    )
 
 
 ARGUMENT_TYPES = (ScriptArguments, TrainConfig, ModelConfig, DatasetMixtureConfig, SelectionArguments)

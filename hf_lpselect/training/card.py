@@ -18,12 +18,19 @@ from huggingface_hub import ModelCard, ModelCardData
 
 from ..core.hub import is_hub_id, public_name
 
+
 if TYPE_CHECKING:  # run.py imports this module: the record's class is named for the type checker only
     from .run import TrainRecord
 
 PAPER_URL = "https://arxiv.org/abs/2402.10430"
-LIBRARIES = {"hf_lpselect": "hf-lpselect", "TRL": "trl", "Transformers": "transformers", "Pytorch": "torch",
-             "Datasets": "datasets", "Tokenizers": "tokenizers"}  # the card's name -> the distribution's
+LIBRARIES = {
+    "hf_lpselect": "hf-lpselect",
+    "TRL": "trl",
+    "Transformers": "transformers",
+    "Pytorch": "torch",
+    "Datasets": "datasets",
+    "Tokenizers": "tokenizers",
+}  # the card's name -> the distribution's
 
 
 def template_path() -> str:
@@ -42,12 +49,24 @@ def provenance(record: TrainRecord) -> dict[str, Any]:
     """The card metadata's ``lpselect:`` block: where the rows came from, as published (no local path)."""
     selection = record.selection or {}
     block = {
-        "origin": record.origin, "dataset": _public(record.dataset), "dataset_config": record.dataset_config,
-        "split": record.split, "revision": record.revision, "run": _public(record.run) if record.run else None,
-        "selection": {k: selection[k] for k in ("config", "strategy", "fraction", "count", "per_cluster", "seed", "n_selected")
-                      if selection.get(k) is not None} or None,
-        "scorer": {"model": _public(record.scorer["model"]), "template": record.scorer.get("template")} if record.scorer else None,
-        "template": record.template, "n_rows": record.n_rows, "n_trained": record.n_trained,
+        "origin": record.origin,
+        "dataset": _public(record.dataset),
+        "dataset_config": record.dataset_config,
+        "split": record.split,
+        "revision": record.revision,
+        "run": _public(record.run) if record.run else None,
+        "selection": {
+            k: selection[k]
+            for k in ("config", "strategy", "fraction", "count", "per_cluster", "seed", "n_selected")
+            if selection.get(k) is not None
+        }
+        or None,
+        "scorer": {"model": _public(record.scorer["model"]), "template": record.scorer.get("template")}
+        if record.scorer
+        else None,
+        "template": record.template,
+        "n_rows": record.n_rows,
+        "n_trained": record.n_trained,
     }
     return {k: v for k, v in block.items() if v is not None}
 
@@ -99,20 +118,41 @@ def model_card(
     base_model = record.model if is_hub_id(record.model) else None
     dataset = hub_dataset(record)
     data = ModelCardData(
-        base_model=base_model, datasets=dataset, library_name="transformers", model_name=model_name,
-        tags=["generated_from_trainer", *sorted({*tags, "lpselect"})], lpselect=provenance(record),
+        base_model=base_model,
+        datasets=dataset,
+        library_name="transformers",
+        model_name=model_name,
+        tags=["generated_from_trainer", *sorted({*tags, "lpselect"})],
+        lpselect=provenance(record),
     )
     return ModelCard.from_template(
-        data, template_path=template_path(),
-        model=_public(record.model), base_model=base_model, hub_model_id=hub_model_id, hub_dataset=dataset,
-        dataset=_public(record.dataset), revision=record.revision, split=record.split, origin=record.origin,
-        dataset_config=record.dataset_config, selection=record.selection or {},
+        data,
+        template_path=template_path(),
+        model=_public(record.model),
+        base_model=base_model,
+        hub_model_id=hub_model_id,
+        hub_dataset=dataset,
+        dataset=_public(record.dataset),
+        revision=record.revision,
+        split=record.split,
+        origin=record.origin,
+        dataset_config=record.dataset_config,
+        selection=record.selection or {},
         run=_public(record.run) if record.run else None,
         scorer={**record.scorer, "model": _public(record.scorer["model"])} if record.scorer else None,
-        n_trained=record.n_trained, n_rows=record.n_rows, record_file=record_file, template=record.template,
-        recipe=record.recipe, peft=record.peft, paper_url=PAPER_URL, trainer_name=trainer_name,
-        paper_title=paper.get("title"), paper_id=paper.get("id"), trainer_citation=paper.get("citation"),
-        versions={name: version(dist) for name, dist in LIBRARIES.items()}, **trackers,
+        n_trained=record.n_trained,
+        n_rows=record.n_rows,
+        record_file=record_file,
+        template=record.template,
+        recipe=record.recipe,
+        peft=record.peft,
+        paper_url=PAPER_URL,
+        trainer_name=trainer_name,
+        paper_title=paper.get("title"),
+        paper_id=paper.get("id"),
+        trainer_citation=paper.get("citation"),
+        versions={name: version(dist) for name, dist in LIBRARIES.items()},
+        **trackers,
     )
 
 

@@ -39,6 +39,7 @@ from ..selection.strategies import default_mirror, select
 from ..selection.subsets import run_rows, select_run
 from .arguments import SelectionArguments
 
+
 # columns load_scored adds to the rows it selects (not content)
 _SELECTION_COLUMNS = ("row", "selection_rank", "selection_score", "selection_cluster")
 
@@ -84,12 +85,20 @@ def resolve_rows(script: ScriptArguments, selection: SelectionArguments, mixture
         data, revision = _load(script.dataset_name, script.dataset_config, script.dataset_train_split)
         if "lpselect_status" in data.column_names and script.dataset_config not in (None, "default"):
             return _from_subset_config(script, data, revision)
-        return _plain(data, selection.template, dataset=script.dataset_name, config=script.dataset_config,
-                      split=script.dataset_train_split, revision=revision)
+        return _plain(
+            data,
+            selection.template,
+            dataset=script.dataset_name,
+            config=script.dataset_config,
+            split=script.dataset_train_split,
+            revision=revision,
+        )
 
     data = get_dataset(mixture)[script.dataset_train_split]
     names = ", ".join(d.path for d in mixture.datasets)
-    return _plain(data, selection.template, dataset=names, config=None, split=script.dataset_train_split, revision=None)
+    return _plain(
+        data, selection.template, dataset=names, config=None, split=script.dataset_train_split, revision=None
+    )
 
 
 def _check_combination(script: ScriptArguments, selection: SelectionArguments, mixture: DatasetMixtureConfig) -> None:
@@ -100,30 +109,54 @@ def _check_combination(script: ScriptArguments, selection: SelectionArguments, m
         raise TrainError("--run needs --strategy (e.g. --strategy lp1-hard --fraction 0.05).")
     if selection.run is None and not has_data:
         raise TrainError("Name the training data: --dataset_name, --datasets, or --run with --strategy.")
-    if selection.strategy is None and any(v is not None for v in (selection.fraction, selection.count, selection.per_cluster)):
+    if selection.strategy is None and any(
+        v is not None for v in (selection.fraction, selection.count, selection.per_cluster)
+    ):
         raise TrainError("--fraction, --count and --per_cluster select rows: add --strategy (e.g. lp1-hard).")
     if selection.strategy is not None and script.dataset_config not in (None, "default"):
         raise TrainError(
             f"--dataset_config {script.dataset_config} is already a selection; drop it to select with --strategy "
-            "from the scored rows, or drop --strategy to train on that config.")
+            "from the scored rows, or drop --strategy to train on that config."
+        )
     if selection.strategy is not None and mixture.datasets:
-        raise TrainError("--strategy selects from one scored dataset (--dataset_name) or run (--run), not a --datasets mixture.")
+        raise TrainError(
+            "--strategy selects from one scored dataset (--dataset_name) or run (--run), not a --datasets mixture."
+        )
     if selection.strategy is not None and selection.template == "trl":
-        raise TrainError("--template trl hands a plain dataset to TRL unchanged; selected rows are tokenised as the scorer did "
-                         "(use --template auto, alpaca, chat or plain).")
+        raise TrainError(
+            "--template trl hands a plain dataset to TRL unchanged; selected rows are tokenised as the scorer did "
+            "(use --template auto, alpaca, chat or plain)."
+        )
 
 
 def _from_run(selection: SelectionArguments) -> TrainRows:
-    chosen, _ = select_run(selection.run, selection.strategy, fraction=selection.fraction, count=selection.count,
-                           per_cluster=selection.per_cluster, seed=selection.selection_seed)
+    chosen, _ = select_run(
+        selection.run,
+        selection.strategy,
+        fraction=selection.fraction,
+        count=selection.count,
+        per_cluster=selection.per_cluster,
+        seed=selection.selection_seed,
+    )
     run_dir = RunDir(selection.run)
     record = RunRecord.load(run_dir.path)
     rows = run_rows(run_dir).select(list(chosen.rows))  # run_rows verifies they are the rows the run scored
     return TrainRows(
-        rows=rows, canonical=True, ids=rows["id"], origin="run-selection", dataset=record.dataset.source,
-        dataset_config=record.dataset.config, split=record.dataset.split, revision=record.dataset.revision,
-        run=str(run_dir.path), selection={**chosen.summary(), **_requested(selection)},  # K, not summary()'s per_cluster flag
-        scorer={"model": record.model_name, "template": record.template, "max_length": record.identity.get("max_length")},
+        rows=rows,
+        canonical=True,
+        ids=rows["id"],
+        origin="run-selection",
+        dataset=record.dataset.source,
+        dataset_config=record.dataset.config,
+        split=record.dataset.split,
+        revision=record.dataset.revision,
+        run=str(run_dir.path),
+        selection={**chosen.summary(), **_requested(selection)},  # K, not summary()'s per_cluster flag
+        scorer={
+            "model": record.model_name,
+            "template": record.template,
+            "max_length": record.identity.get("max_length"),
+        },
     )
 
 
@@ -132,13 +165,27 @@ def _from_scored(script: ScriptArguments, selection: SelectionArguments) -> Trai
     if selection.per_cluster is not None:
         return _from_scored_per_cluster(script, selection)
     revision = _hub_commit(name)
-    data = load_scored(name, selection.strategy, fraction=selection.fraction, count=selection.count,
-                       split=script.dataset_train_split, revision=revision, seed=selection.selection_seed)
+    data = load_scored(
+        name,
+        selection.strategy,
+        fraction=selection.fraction,
+        count=selection.count,
+        split=script.dataset_train_split,
+        revision=revision,
+        seed=selection.selection_seed,
+    )
     rows = _canonical_scored(data.remove_columns([c for c in _SELECTION_COLUMNS if c in data.column_names]), name)
     return TrainRows(
-        rows=rows, canonical=True, ids=rows["id"], origin="hub-selection", dataset=name, dataset_config="default",
-        split=script.dataset_train_split, revision=revision,
-        selection={**_requested(selection), "n_selected": len(rows)}, scorer=_scorer(load_provenance(name, revision)),
+        rows=rows,
+        canonical=True,
+        ids=rows["id"],
+        origin="hub-selection",
+        dataset=name,
+        dataset_config="default",
+        split=script.dataset_train_split,
+        revision=revision,
+        selection={**_requested(selection), "n_selected": len(rows)},
+        scorer=_scorer(load_provenance(name, revision)),
     )
 
 
@@ -149,21 +196,37 @@ def _from_scored_per_cluster(script: ScriptArguments, selection: SelectionArgume
     name = script.dataset_name
     data, revision = _load(name, "default", script.dataset_train_split)
     try:
-        scores = scores_from_columns(data.select_columns([c for c in data.column_names if OUR_COLUMNS.match(c)]).to_pandas())
+        scores = scores_from_columns(
+            data.select_columns([c for c in data.column_names if OUR_COLUMNS.match(c)]).to_pandas()
+        )
     except ValueError as err:
         raise DataError(f"{name}: {err}") from err
     rows = _canonical_scored(data, name)
     scored = rows.select([i for i, s in enumerate(scores["status"]) if s != UNSCORED])  # the rows the scorer run read
     clusters = cluster_rows(scored, selection.per_cluster, seed=selection.selection_seed).set_index("row")["cluster"]
     try:
-        chosen = select(scores, selection.strategy, fraction=selection.fraction, count=selection.count, clusters=clusters,
-                        seed=selection.selection_seed, mirror=default_mirror(selection.strategy, scores))
+        chosen = select(
+            scores,
+            selection.strategy,
+            fraction=selection.fraction,
+            count=selection.count,
+            clusters=clusters,
+            seed=selection.selection_seed,
+            mirror=default_mirror(selection.strategy, scores),
+        )
     except ValueError as err:
         raise DataError(f"{name}: {err}") from err
     rows = rows.select(list(chosen.rows))
     return TrainRows(
-        rows=rows, canonical=True, ids=rows["id"], origin="hub-selection", dataset=name, dataset_config="default",
-        split=script.dataset_train_split, revision=revision, selection={**chosen.summary(), **_requested(selection)},
+        rows=rows,
+        canonical=True,
+        ids=rows["id"],
+        origin="hub-selection",
+        dataset=name,
+        dataset_config="default",
+        split=script.dataset_train_split,
+        revision=revision,
+        selection={**chosen.summary(), **_requested(selection)},
         scorer=_scorer(load_provenance(name, revision)),
     )
 
@@ -182,14 +245,22 @@ def _from_subset_config(script: ScriptArguments, data: datasets.Dataset, revisio
             pass
     chosen = {"config": script.dataset_config, **{k: subset[k] for k in ("strategy", "fraction") if k in subset}}
     return TrainRows(
-        rows=rows, canonical=True, ids=rows["id"], origin="subset-config", dataset=script.dataset_name,
-        dataset_config=script.dataset_config, split=script.dataset_train_split, revision=revision,
-        selection={**chosen, "n_selected": len(rows)}, scorer=_scorer(provenance),
+        rows=rows,
+        canonical=True,
+        ids=rows["id"],
+        origin="subset-config",
+        dataset=script.dataset_name,
+        dataset_config=script.dataset_config,
+        split=script.dataset_train_split,
+        revision=revision,
+        selection={**chosen, "n_selected": len(rows)},
+        scorer=_scorer(provenance),
     )
 
 
-def _plain(data: datasets.Dataset, template: str, *, dataset: str, config: str | None, split: str,
-           revision: str | None) -> TrainRows:
+def _plain(
+    data: datasets.Dataset, template: str, *, dataset: str, config: str | None, split: str, revision: str | None
+) -> TrainRows:
     """Source 4: every row, canonical when the format is one we know (else, or with ``--template trl``, TRL's)."""
     canonical = template != "trl"
     if template == "auto":
@@ -202,24 +273,41 @@ def _plain(data: datasets.Dataset, template: str, *, dataset: str, config: str |
         ids = data["id"]
     else:
         ids = [content_id(record) for record in data.to_list()]
-    return TrainRows(rows=data, canonical=canonical, ids=ids, origin="dataset", dataset=dataset, dataset_config=config,
-                     split=split, revision=revision)
+    return TrainRows(
+        rows=data,
+        canonical=canonical,
+        ids=ids,
+        origin="dataset",
+        dataset=dataset,
+        dataset_config=config,
+        split=split,
+        revision=revision,
+    )
 
 
 def _canonical_scored(data: datasets.Dataset, name: str) -> datasets.Dataset:
     """Canonical rows of pushed scored data, refused when a row no longer has the content the scorer scored."""
     rows = canonicalize(data)
     if "lpselect_id" in data.column_names:
-        changed = [i for i, (ours, pushed) in enumerate(zip(rows["id"], data["lpselect_id"])) if pushed and ours != pushed]
+        changed = [
+            i for i, (ours, pushed) in enumerate(zip(rows["id"], data["lpselect_id"])) if pushed and ours != pushed
+        ]
         if changed:
-            raise DataError(f"{len(changed)} row(s) of {name} (first: row {changed[0]}) changed since they were scored "
-                            "(their content id differs from lpselect_id); push the scores again.")
+            raise DataError(
+                f"{len(changed)} row(s) of {name} (first: row {changed[0]}) changed since they were scored "
+                "(their content id differs from lpselect_id); push the scores again."
+            )
     return rows
 
 
 def _requested(selection: SelectionArguments) -> dict[str, Any]:
-    return {"strategy": selection.strategy, "fraction": selection.fraction, "count": selection.count,
-            "per_cluster": selection.per_cluster, "seed": selection.selection_seed}
+    return {
+        "strategy": selection.strategy,
+        "fraction": selection.fraction,
+        "count": selection.count,
+        "per_cluster": selection.per_cluster,
+        "seed": selection.selection_seed,
+    }
 
 
 def _load(name: str, config: str | None, split: str) -> tuple[datasets.Dataset, str | None]:
@@ -231,7 +319,9 @@ def _load(name: str, config: str | None, split: str) -> tuple[datasets.Dataset, 
         if chosen is not None:
             paths = config_paths(chosen, split)
             if not paths:
-                raise DataError(f"Config {config or 'default'} of {name} has no {split!r} split; pass --dataset_train_split.")
+                raise DataError(
+                    f"Config {config or 'default'} of {name} has no {split!r} split; pass --dataset_train_split."
+                )
             files = [str(folder / p) for p in paths]
             return datasets.load_dataset("parquet", data_files=files, split="train"), None
     if not is_hub_id(name):

@@ -29,16 +29,17 @@ from transformers import AutoTokenizer, is_wandb_available
 from trl import SFTConfig, SFTTrainer, get_peft_config, get_quantization_config
 from trl.trainer.utils import get_comet_experiment_url, get_trackio_space_url
 
+from ..core.io import saving_into, write_json
 from ..errors import ModelError, TrainError
 from ..heads import CompactHeadMixin
 from ..models import DEFAULT_MODEL, hub_kernels_kwargs, resolve_model_path
 from ..padding_free import PaddingFreeMixin
-from ..core.io import saving_into, write_json
 from ..rundir import SafeCheckpointMixin, checkpoint_dirs
 from ..templates import resolve_template, tokenize_rows
 from .arguments import RECIPE_KEYS, TrainArguments, train_arguments
 from .card import model_card
 from .data import TrainRows, resolve_rows
+
 
 RECORD_FILE = "lpselect_train.json"
 
@@ -84,7 +85,9 @@ class TrainRecord:
         try:
             return cls(**json.loads(path.read_text(encoding="utf-8")))
         except (OSError, UnicodeDecodeError, ValueError, TypeError) as err:
-            raise TrainError(f"{path} cannot be read as an lpselect train record ({err}); pass another --output_dir.") from None
+            raise TrainError(
+                f"{path} cannot be read as an lpselect train record ({err}); pass another --output_dir."
+            ) from None
 
 
 @dataclass
@@ -100,8 +103,15 @@ class TrainResult:
         """A few lines for the terminal."""
         r = self.record
         where = r.run or r.dataset
-        what = f"config {r.dataset_config}" if r.origin == "subset-config" else (
-            f"{r.selection['strategy']} at {_size(r.selection)}" if r.selection and r.selection.get("strategy") else "all rows")
+        what = (
+            f"config {r.dataset_config}"
+            if r.origin == "subset-config"
+            else (
+                f"{r.selection['strategy']} at {_size(r.selection)}"
+                if r.selection and r.selection.get("strategy")
+                else "all rows"
+            )
+        )
         lines = [f"trained {r.model} on {r.n_trained} of {r.n_rows} rows of {where} ({what}), template {r.template}"]
         if r.skipped:
             lines.append(f"  skipped {len(r.skipped)} row(s): see skipped in {RECORD_FILE}")
@@ -114,7 +124,8 @@ class TrainResult:
 def _size(selection: dict[str, Any]) -> str:
     if selection.get("fraction") is not None:
         return f"{selection['fraction']:.4g} of the eligible rows" + (
-            f" (per cluster, K={selection['per_cluster']})" if selection.get("per_cluster") else "")
+            f" (per cluster, K={selection['per_cluster']})" if selection.get("per_cluster") else ""
+        )
     return f"{selection.get('count')} rows"
 
 
@@ -147,8 +158,9 @@ class TargetTrainer(SafeCheckpointMixin, CompactHeadMixin, PaddingFreeMixin, SFT
         gc.collect()
         getattr(super(), "end", self.accelerator.end_training)()  # Trainer.end: transformers >= 5.18
 
-    def create_model_card(self, model_name: str | None = None, dataset_name: str | None = None,
-                          tags: str | list[str] | None = None) -> None:
+    def create_model_card(
+        self, model_name: str | None = None, dataset_name: str | None = None, tags: str | list[str] | None = None
+    ) -> None:
         """Write ``OUTPUT_DIR/README.md`` from our template (:func:`hf_lpselect.training.card.model_card`),
         with TRL's hooks: the trainer's ``_tag_names``, ``_name`` and ``_paper``, and the tracker links.
         ``dataset_name`` is not used: the record names the dataset."""
@@ -160,10 +172,21 @@ class TargetTrainer(SafeCheckpointMixin, CompactHeadMixin, PaddingFreeMixin, SFT
             import wandb  # an optional dependency, there only when installed
 
             wandb_url = wandb.run.url if wandb.run is not None else None
-        trackers = {"wandb_url": wandb_url, "trackio_url": get_trackio_space_url(), "comet_url": get_comet_experiment_url()}
-        card = model_card(self.record, model_name=model_name, hub_model_id=self.hub_model_id,
-                          tags=[*given, *self._tag_names], trainer_name=self._name, paper=self._paper,
-                          trackers=trackers, record_file=RECORD_FILE)
+        trackers = {
+            "wandb_url": wandb_url,
+            "trackio_url": get_trackio_space_url(),
+            "comet_url": get_comet_experiment_url(),
+        }
+        card = model_card(
+            self.record,
+            model_name=model_name,
+            hub_model_id=self.hub_model_id,
+            tags=[*given, *self._tag_names],
+            trainer_name=self._name,
+            paper=self._paper,
+            trackers=trackers,
+            record_file=RECORD_FILE,
+        )
         card.save(Path(self.args.output_dir) / "README.md")
 
 
@@ -208,20 +231,39 @@ def run_train(args: TrainArguments) -> TrainResult:
     """Train as :func:`train` does, from parsed arguments (:func:`~hf_lpselect.training.arguments.parse_train_args`)."""
     training, model_args = args.training, args.model
     if not model_args.model_name_or_path:
-        raise TrainError("Name the model to train: --model_name_or_path (a Hub id, a folder, a .gguf file or default).")
+        raise TrainError(
+            "Name the model to train: --model_name_or_path (a Hub id, a folder, a .gguf file or default)."
+        )
     rows = resolve_rows(args.script, args.selection, args.mixture)
     path, model_name = _model_path(model_args.model_name_or_path)
     tokenizer = _tokenizer(path, model_args.model_revision, training.trust_remote_code)
     train_set, template, skipped, trained_ids = _training_set(rows, tokenizer, args)
     if len(train_set) == 0:
-        raise TrainError(f"No row left to train on: all {len(rows.ids)} given rows were skipped ({skipped[0]['reason']}).")
+        raise TrainError(
+            f"No row left to train on: all {len(rows.ids)} given rows were skipped ({skipped[0]['reason']})."
+        )
     record = TrainRecord(
-        origin=rows.origin, dataset=rows.dataset, dataset_config=rows.dataset_config, split=rows.split,
-        revision=rows.revision, run=rows.run, selection=rows.selection, scorer=rows.scorer, model=model_name,
-        template=template, recipe={k: _plain_value(getattr(training, k)) for k in RECIPE_KEYS},
-        peft={k: _plain_value(getattr(model_args, k)) for k in ("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules",
-                                                               "load_in_4bit", "load_in_8bit")} if model_args.use_peft else None,
-        n_rows=len(rows.ids), n_trained=len(train_set), row_ids=trained_ids, skipped=skipped,
+        origin=rows.origin,
+        dataset=rows.dataset,
+        dataset_config=rows.dataset_config,
+        split=rows.split,
+        revision=rows.revision,
+        run=rows.run,
+        selection=rows.selection,
+        scorer=rows.scorer,
+        model=model_name,
+        template=template,
+        recipe={k: _plain_value(getattr(training, k)) for k in RECIPE_KEYS},
+        peft={
+            k: _plain_value(getattr(model_args, k))
+            for k in ("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules", "load_in_4bit", "load_in_8bit")
+        }
+        if model_args.use_peft
+        else None,
+        n_rows=len(rows.ids),
+        n_trained=len(train_set),
+        row_ids=trained_ids,
+        skipped=skipped,
         versions={lib: version(lib) for lib in ("hf-lpselect", "torch", "transformers", "trl", "datasets", "peft")},
     )
     output_dir = Path(training.output_dir)
@@ -231,14 +273,21 @@ def run_train(args: TrainArguments) -> TrainResult:
     if state.is_main_process:
         record.save(output_dir)
     training.model_init_kwargs = {
-        "revision": model_args.model_revision, "trust_remote_code": training.trust_remote_code,
-        "attn_implementation": model_args.attn_implementation, "dtype": model_args.dtype,
+        "revision": model_args.model_revision,
+        "trust_remote_code": training.trust_remote_code,
+        "attn_implementation": model_args.attn_implementation,
+        "dtype": model_args.dtype,
         **hub_kernels_kwargs(training.model_init_kwargs or {}),  # offline: torch's kernels, not a fetch at step 1
         **(training.model_init_kwargs or {}),
     }
     trainer = TargetTrainer(
-        model=path, args=training, train_dataset=train_set, processing_class=tokenizer,
-        quantization_config=get_quantization_config(model_args), peft_config=get_peft_config(model_args), record=record,
+        model=path,
+        args=training,
+        train_dataset=train_set,
+        processing_class=tokenizer,
+        quantization_config=get_quantization_config(model_args),
+        peft_config=get_peft_config(model_args),
+        record=record,
     )
     trainer.train(resume_from_checkpoint=resume)
     _save_final_model(trainer, output_dir, state)
@@ -277,14 +326,20 @@ def _training_set(
         return rows.rows, "trl", [], list(rows.ids)
     training = args.training
     if training.max_length is None:
-        raise TrainError("--max_length must be a number of tokens: rows are truncated to it as the scorer truncated them.")
+        raise TrainError(
+            "--max_length must be a number of tokens: rows are truncated to it as the scorer truncated them."
+        )
     template = args.selection.template
     if template == "auto" and rows.scorer and rows.scorer.get("template"):
         template = rows.scorer["template"]  # the scorer's prompt, so hard means the same thing
     template = resolve_template(template, tokenizer, rows.rows)
     tokenized = tokenize_rows(rows.rows, tokenizer, template=template, max_length=training.max_length)
     status = tokenized["status"]
-    skipped = [{"id": i, "status": s, "reason": r} for i, s, r in zip(tokenized["id"], status, tokenized["reason"]) if s != "ok"]
+    skipped = [
+        {"id": i, "status": s, "reason": r}
+        for i, s, r in zip(tokenized["id"], status, tokenized["reason"])
+        if s != "ok"
+    ]
     keep = [i for i, s in enumerate(status) if s == "ok"]
     training.dataset_kwargs = {**(training.dataset_kwargs or {}), "skip_prepare_dataset": True}  # already exact tokens
     trained = tokenized.select(keep).select_columns(["input_ids", "labels"])
@@ -292,9 +347,21 @@ def _training_set(
 
 
 # what a training run is, as its record says: a re-run of the same command must match all of it to resume
-_IDENTITY = {"row_ids": "rows", "template": "template", "origin": "source", "dataset": "dataset",
-             "dataset_config": "dataset config", "split": "split", "revision": "dataset revision", "run": "scorer run",
-             "selection": "selection", "scorer": "scorer", "model": "model", "recipe": "recipe", "peft": "LoRA settings"}
+_IDENTITY = {
+    "row_ids": "rows",
+    "template": "template",
+    "origin": "source",
+    "dataset": "dataset",
+    "dataset_config": "dataset config",
+    "split": "split",
+    "revision": "dataset revision",
+    "run": "scorer run",
+    "selection": "selection",
+    "scorer": "scorer",
+    "model": "model",
+    "recipe": "recipe",
+    "peft": "LoRA settings",
+}
 _FINAL_STAGING = "_lpselect_final_model.tmp"  # "_*": left out of the trainer's Hub uploads
 
 
@@ -313,20 +380,26 @@ def _check_resume(output_dir: Path, record: TrainRecord, resume: str | None) -> 
         if has_record:
             previous = TrainRecord.load(output_dir)
             if previous.row_ids != record.row_ids or previous.template != record.template:
-                raise TrainError(f"{output_dir} was trained on other rows or another template ({RECORD_FILE}); "
-                                 "resume with the arguments of that run, or pass another --output_dir.")
+                raise TrainError(
+                    f"{output_dir} was trained on other rows or another template ({RECORD_FILE}); "
+                    "resume with the arguments of that run, or pass another --output_dir."
+                )
         return resume
     if not held:
         return None
     if not has_record:
         shown = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
-        raise TrainError(f"{output_dir} is not empty and holds no lpselect training run (it holds {shown}); "
-                         "pass a new --output_dir so nothing of yours is overwritten.")
+        raise TrainError(
+            f"{output_dir} is not empty and holds no lpselect training run (it holds {shown}); "
+            "pass a new --output_dir so nothing of yours is overwritten."
+        )
     before, now = _plain_json(asdict(TrainRecord.load(output_dir))), _plain_json(asdict(record))
     differ = [name for key, name in _IDENTITY.items() if before.get(key) != now.get(key)]
     if differ:
-        raise TrainError(f"{output_dir} holds a training run with another {', '.join(differ)} ({RECORD_FILE}); "
-                         "re-run that run's command to resume it, or pass another --output_dir.")
+        raise TrainError(
+            f"{output_dir} holds a training run with another {', '.join(differ)} ({RECORD_FILE}); "
+            "re-run that run's command to resume it, or pass another --output_dir."
+        )
     complete = checkpoint_dirs(output_dir)
     return str(complete[-1]) if complete else None
 

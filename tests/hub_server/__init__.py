@@ -80,5 +80,18 @@ from .mirror import (
     MirrorRepo,
 )
 
-__all__ = ["DEFAULT_GITATTRIBUTES", "DEFAULT_REVISION", "FAKE_TOKEN", "FAKE_USER", "FAULTS_FILE", "LFS_THRESHOLD",
-           "REPO_TYPE_DIRS", "URL_PREFIXES", "ZERO_SHA", "HubError", "LoopbackHub", "MirrorRepo"]
+
+__all__ = [
+    "DEFAULT_GITATTRIBUTES",
+    "DEFAULT_REVISION",
+    "FAKE_TOKEN",
+    "FAKE_USER",
+    "FAULTS_FILE",
+    "LFS_THRESHOLD",
+    "REPO_TYPE_DIRS",
+    "URL_PREFIXES",
+    "ZERO_SHA",
+    "HubError",
+    "LoopbackHub",
+    "MirrorRepo",
+]

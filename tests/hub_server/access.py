@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .mirror import MirrorRepo
 
+
 # /api/<models|datasets|spaces>/<org>/<name>[/...] and /[datasets/|spaces/]<org>/<name>/resolve/...
 _REPO_IN_PATH = re.compile(
     r"^/api/(?P<t1>models|datasets|spaces)/(?P<o1>[^/]+)/(?P<n1>[^/]+)(?:/|$)"
@@ -38,7 +39,15 @@ class PrivateRepos:
         if hidden is None:
             return await self.app(scope, receive, send)
         message = f"Repository {hidden} not found"
-        await send({"type": "http.response.start", "status": 404,
-                    "headers": [(b"content-type", b"application/json"), (b"x-error-code", b"RepoNotFound"),
-                                (b"x-error-message", message.encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 404,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"x-error-code", b"RepoNotFound"),
+                    (b"x-error-message", message.encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": json.dumps({"error": message}).encode()})

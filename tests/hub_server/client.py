@@ -14,7 +14,10 @@ from pathlib import Path
 from .faults import FAULTS_FILE
 from .mirror import DEFAULT_REVISION, FAKE_TOKEN, MirrorRepo
 
-PACKAGE_PARENT = Path(__file__).resolve().parent.parent  # tests/: where `python -m hub_server.server` finds this package
+
+PACKAGE_PARENT = (
+    Path(__file__).resolve().parent.parent
+)  # tests/: where `python -m hub_server.server` finds this package
 
 
 class LoopbackHub:
@@ -45,9 +48,21 @@ class LoopbackHub:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_PARENT), os.environ.get("PYTHONPATH")]))
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "hub_server.server", "--root", str(self.root),
-             "--port-file", str(port_file), "--parent-pid", str(os.getpid())],
-            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            [
+                sys.executable,
+                "-m",
+                "hub_server.server",
+                "--root",
+                str(self.root),
+                "--port-file",
+                str(port_file),
+                "--parent-pid",
+                str(os.getpid()),
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
         )
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
@@ -99,21 +114,23 @@ class LoopbackHub:
             raise RuntimeError("LoopbackHub is not started")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))}
         no_proxy = ",".join(filter(None, [os.environ.get("NO_PROXY", ""), "127.0.0.1", "localhost"]))
-        env.update({
-            "HF_ENDPOINT": self.endpoint,
-            "HF_HUB_DISABLE_XET": "1",
-            "HF_TOKEN": FAKE_TOKEN,
-            "HF_HOME": str(self.hf_home),
-            "HF_LPSELECT_CACHE": os.environ.get("HF_LPSELECT_CACHE", str(self.hf_home / "hf_lpselect")),
-            "HF_HUB_OFFLINE": "0",
-            "HF_DATASETS_OFFLINE": "0",
-            "HF_HUB_DISABLE_TELEMETRY": "1",
-            "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-            "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
-            "NO_PROXY": no_proxy,
-            "no_proxy": no_proxy,
-            **extra,
-        })
+        env.update(
+            {
+                "HF_ENDPOINT": self.endpoint,
+                "HF_HUB_DISABLE_XET": "1",
+                "HF_TOKEN": FAKE_TOKEN,
+                "HF_HOME": str(self.hf_home),
+                "HF_LPSELECT_CACHE": os.environ.get("HF_LPSELECT_CACHE", str(self.hf_home / "hf_lpselect")),
+                "HF_HUB_OFFLINE": "0",
+                "HF_DATASETS_OFFLINE": "0",
+                "HF_HUB_DISABLE_TELEMETRY": "1",
+                "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+                "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+                "NO_PROXY": no_proxy,
+                "no_proxy": no_proxy,
+                **extra,
+            }
+        )
         return env
 
     # -- fault injection (see faults.Faults) ---------------------------------------------------------
@@ -141,8 +158,14 @@ class LoopbackHub:
     def repo(self, repo_id: str, repo_type: str = "dataset") -> MirrorRepo:
         return MirrorRepo(self.mirrors_path, repo_type, repo_id)
 
-    def seed(self, repo_id: str, folder: str | os.PathLike, repo_type: str = "dataset",
-             message: str = "seed", private: bool = False) -> str:
+    def seed(
+        self,
+        repo_id: str,
+        folder: str | os.PathLike,
+        repo_type: str = "dataset",
+        message: str = "seed",
+        private: bool = False,
+    ) -> str:
         """Simulate an existing Hub repo: create it (if needed) and commit ``folder`` onto ``main``
         as one commit, binary / LFS-pattern files stored as LFS. Returns the commit sha."""
         repo = self.repo(repo_id, repo_type)

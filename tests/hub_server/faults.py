@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .mirror import DEFAULT_REVISION, MirrorRepo
 
+
 FAULTS_FILE = "faults.json"
 
 
@@ -58,11 +59,17 @@ class Faults:
         if action == "status":
             return await self._answer(send, rule["status"], rule.get("retry_after"))
         if action == "drop":
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")],
+                }
+            )
             await send({"type": "http.response.body", "body": b'{"partial', "more_body": True})
             raise ConnectionAbortedError("loopback hub: connection dropped on purpose")  # uvicorn closes it
         if action == "after-status":
+
             async def swallow(message):
                 pass
 
@@ -72,7 +79,10 @@ class Faults:
             repo = MirrorRepo(self.root / "mirrors", rule.get("repo_type", "dataset"), rule["repo_id"])
             content = base64.b64encode(b"Someone else's change.\n").decode()
             with repo.locked():
-                repo.apply_commit(DEFAULT_REVISION, [("file", {"path": rule["path_in_repo"], "content": content})],
-                                  summary="Someone else's push")
+                repo.apply_commit(
+                    DEFAULT_REVISION,
+                    [("file", {"path": rule["path_in_repo"], "content": content})],
+                    summary="Someone else's push",
+                )
             return await self.app(scope, receive, send)
         raise ValueError(f"unknown fault action {action!r}")

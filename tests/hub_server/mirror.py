@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+
 FAKE_TOKEN = "hf_loopback_test_token"
 FAKE_USER = "loopback-user"
 DEFAULT_REVISION = "main"
@@ -31,11 +32,51 @@ ZERO_SHA = "0" * 40
 DEFAULT_GITATTRIBUTES = "".join(
     f"{pattern} filter=lfs diff=lfs merge=lfs -text\n"
     for pattern in (
-        "*.7z", "*.arrow", "*.bin", "*.bz2", "*.ckpt", "*.ftz", "*.gz", "*.h5", "*.joblib", "*.lz4",
-        "*.mds", "*.mlmodel", "*.model", "*.msgpack", "*.npy", "*.npz", "*.onnx", "*.ot", "*.parquet",
-        "*.pb", "*.pickle", "*.pkl", "*.pt", "*.pth", "*.rar", "*.safetensors", "saved_model/**/*",
-        "*.tar.*", "*.tar", "*.tflite", "*.tgz", "*.wasm", "*.xz", "*.zip", "*.zst", "*tfevents*",
-        "*.mp3", "*.ogg", "*.wav", "*.flac", "*.jpg", "*.jpeg", "*.png", "*.webp", "*.gif",
+        "*.7z",
+        "*.arrow",
+        "*.bin",
+        "*.bz2",
+        "*.ckpt",
+        "*.ftz",
+        "*.gz",
+        "*.h5",
+        "*.joblib",
+        "*.lz4",
+        "*.mds",
+        "*.mlmodel",
+        "*.model",
+        "*.msgpack",
+        "*.npy",
+        "*.npz",
+        "*.onnx",
+        "*.ot",
+        "*.parquet",
+        "*.pb",
+        "*.pickle",
+        "*.pkl",
+        "*.pt",
+        "*.pth",
+        "*.rar",
+        "*.safetensors",
+        "saved_model/**/*",
+        "*.tar.*",
+        "*.tar",
+        "*.tflite",
+        "*.tgz",
+        "*.wasm",
+        "*.xz",
+        "*.zip",
+        "*.zst",
+        "*tfevents*",
+        "*.mp3",
+        "*.ogg",
+        "*.wav",
+        "*.flac",
+        "*.jpg",
+        "*.jpeg",
+        "*.png",
+        "*.webp",
+        "*.gif",
     )
 )
 
@@ -62,6 +103,7 @@ def lfs_pointer(oid: str, size: int) -> bytes:
 
 
 _POINTER_RE = re.compile(rb"version https://git-lfs\.github\.com/spec/v1\noid sha256:([0-9a-f]{64})\nsize ([0-9]+)\n")
+
 
 class MirrorRepo:
     """One non-bare git repo in the mirror; all writes go through git plumbing (no checkout)."""
@@ -162,7 +204,9 @@ class MirrorRepo:
     def commit_tree(self, entries: dict[str, tuple[str, str]], parent: str | None, message: str) -> str:
         with tempfile.TemporaryDirectory() as tmp:
             env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-            info = b"".join(f"{mode} {sha}\t".encode() + path.encode() + b"\0" for path, (mode, sha) in entries.items())
+            info = b"".join(
+                f"{mode} {sha}\t".encode() + path.encode() + b"\0" for path, (mode, sha) in entries.items()
+            )
             self.git("update-index", "-z", "--index-info", input=info, env=env)
             tree = self.git("write-tree", env=env).strip().decode()
         args = ["commit-tree", tree, "-F", "-"] + (["-p", parent] if parent else [])
@@ -254,7 +298,9 @@ class MirrorRepo:
             elif self.resolve(f"refs/heads/{revision}") is not None:
                 target_ref = f"refs/heads/{revision}"
             else:
-                raise HubError(404, f"Invalid rev id: {revision} (commits go to a branch or refs/pr/N)", "RevisionNotFound")
+                raise HubError(
+                    404, f"Invalid rev id: {revision} (commits go to a branch or refs/pr/N)", "RevisionNotFound"
+                )
             base = self.resolve(target_ref)
             if base is None:
                 raise HubError(404, f"Invalid rev id: {revision}", "RevisionNotFound")
@@ -309,13 +355,15 @@ class MirrorRepo:
                 continue
             oid, author, stamp, title, body = record.strip("\n").split("\x1f")
             date = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(int(stamp)))
-            commits.append({
-                "id": oid,
-                "title": title,
-                "message": body.strip(),
-                "authors": [{"user": author}],
-                "date": date,
-            })
+            commits.append(
+                {
+                    "id": oid,
+                    "title": title,
+                    "message": body.strip(),
+                    "authors": [{"user": author}],
+                    "date": date,
+                }
+            )
         return commits
 
     def seed_folder(self, folder: Path, message: str) -> str:
@@ -335,7 +383,6 @@ class MirrorRepo:
         sha = self.commit_tree(entries, parent=tip, message=message)
         self.git("update-ref", f"refs/heads/{DEFAULT_REVISION}", sha, tip or ZERO_SHA)
         return sha
-
 
 
 def existing(mirrors_path: Path, repo_type: str, org: str, name: str) -> MirrorRepo:

@@ -31,12 +31,14 @@ def router(mirrors_path: Path, write_lock: threading.RLock) -> APIRouter:
             path = item["path"]
             sample = base64.b64decode(item.get("sample", ""))
             lfs = repo.wants_lfs(path, int(item.get("size", 0)), sample, patterns)
-            files.append({
-                "path": path,
-                "uploadMode": "lfs" if lfs else "regular",
-                "shouldIgnore": False,
-                "oid": repo.remote_oid(entries, path),
-            })
+            files.append(
+                {
+                    "path": path,
+                    "uploadMode": "lfs" if lfs else "regular",
+                    "shouldIgnore": False,
+                    "oid": repo.remote_oid(entries, path),
+                }
+            )
         return {"files": files, "commitOid": commit}
 
     @routes.post("/api/{repo_type}/{org}/{name}/commit/{revision:path}")

@@ -32,10 +32,21 @@ def router(mirrors_path: Path) -> APIRouter:
         path = path.strip("/")
         if path and not any(p.startswith(path + "/") for p in repo.tree_entries(sha)):
             raise HubError(404, f"{path} does not exist on {revision!r}", "EntryNotFound")
-        flag = lambda key: request.query_params.get(key, "false").lower() in ("1", "true")
+
+        def flag(key: str) -> bool:
+            return request.query_params.get(key, "false").lower() in ("1", "true")
+
         return await tree_proxy_common(
-            request.app, repo.type_dir, org, name, sha, path, recursive=flag("recursive"), expand=flag("expand"),
-            method=request.method.lower(), authorization=request.headers.get("authorization"),
+            request.app,
+            repo.type_dir,
+            org,
+            name,
+            sha,
+            path,
+            recursive=flag("recursive"),
+            expand=flag("expand"),
+            method=request.method.lower(),
+            authorization=request.headers.get("authorization"),
         )
 
     @routes.head("/api/{repo_type}/{org}/{name}/tree/{revision}")
@@ -69,9 +80,13 @@ def router(mirrors_path: Path) -> APIRouter:
             if start >= len(data) or start > end:
                 return Response(status_code=416, headers={"content-range": f"bytes */{len(data)}"})
             return Response(
-                data[start : end + 1], status_code=206,
-                headers={"content-range": f"bytes {start}-{end}/{len(data)}", "accept-ranges": "bytes",
-                         "x-repo-commit": sha},
+                data[start : end + 1],
+                status_code=206,
+                headers={
+                    "content-range": f"bytes {start}-{end}/{len(data)}",
+                    "accept-ranges": "bytes",
+                    "x-repo-commit": sha,
+                },
             )
         common = file_head_common if request.method == "HEAD" else file_get_common
         response = await common(request.app, repo.type_dir, org, name, sha, path, request)

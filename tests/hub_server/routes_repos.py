@@ -14,6 +14,7 @@ from olah.mirror.repos import LocalMirrorRepo
 from .answers import base_url, error
 from .mirror import DEFAULT_REVISION, FAKE_USER, URL_PREFIXES, HubError, MirrorRepo, existing
 
+
 _FRONT_MATTER = re.compile(r"^\s*---\s*\n(.*?)\n---\s*(\n|$)", flags=re.DOTALL)
 LIST_SORTS = ("lastModified", "createdAt")  # what the search sorts by here (newest first), as HfApi spells them
 
@@ -33,10 +34,17 @@ def card_tags(repo: MirrorRepo) -> list[str]:
 def listed(repo: MirrorRepo) -> dict:
     """One repo as the Hub's search lists it (``DatasetInfo`` reads these keys)."""
     commits = repo.commits(DEFAULT_REVISION)
-    return {"id": repo.repo_id, "author": repo.repo_id.split("/")[0], "sha": commits[0]["id"],
-            "lastModified": commits[0]["date"], "createdAt": commits[-1]["date"],
-            "private": bool(repo.settings().get("private", False)), "tags": card_tags(repo),
-            "downloads": 0, "likes": 0}
+    return {
+        "id": repo.repo_id,
+        "author": repo.repo_id.split("/")[0],
+        "sha": commits[0]["id"],
+        "lastModified": commits[0]["date"],
+        "createdAt": commits[-1]["date"],
+        "private": bool(repo.settings().get("private", False)),
+        "tags": card_tags(repo),
+        "downloads": 0,
+        "likes": 0,
+    }
 
 
 def runtime(repo: MirrorRepo) -> dict:
@@ -55,9 +63,15 @@ def router(mirrors_path: Path, write_lock: threading.RLock) -> APIRouter:
     @routes.get("/api/whoami-v2")
     async def whoami():
         return {
-            "type": "user", "id": "0" * 24, "name": FAKE_USER, "fullname": "Loopback Test User",
-            "email": f"{FAKE_USER}@loopback.invalid", "emailVerified": True, "canPay": False,
-            "isPro": False, "orgs": [],
+            "type": "user",
+            "id": "0" * 24,
+            "name": FAKE_USER,
+            "fullname": "Loopback Test User",
+            "email": f"{FAKE_USER}@loopback.invalid",
+            "emailVerified": True,
+            "canPay": False,
+            "isPro": False,
+            "orgs": [],
             "auth": {"type": "access_token", "accessToken": {"displayName": "loopback", "role": "write"}},
         }
 
