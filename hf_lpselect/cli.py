@@ -7,16 +7,16 @@ imports its stage inside its function, so ``lpselect --help`` and a mistyped fla
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from .core.flags import check_early
-from .errors import LPSelectError
+from .errors import DataError, LPSelectError
 
 
 app = typer.Typer(
@@ -263,7 +263,7 @@ def eval_cmd(ctx: typer.Context) -> None:
 
 @app.command(context_settings=_PASSTHROUGH, add_help_option=False)
 def space(ctx: typer.Context) -> None:
-    """The Gradio Space: `lpselect space [--host H] [--port P]` serves it in your browser (explore, select, score, compare; needs a clone installed with the space extra); `lpselect space deploy OWNER/NAME` puts it on the Hugging Face Hub."""
+    """The Gradio Space: `lpselect space [--host H] [--port P]` serves it in your browser (explore, select, score, compare; needs the space extra: pip install 'hf-lpselect[space]'); `lpselect space deploy OWNER/NAME` puts it on the Hugging Face Hub."""
     if ctx.args[:1] == ["deploy"]:
         with user_errors():
             from .space.arguments import DeployArguments
@@ -291,9 +291,6 @@ def space(ctx: typer.Context) -> None:
             plan.summary() + (f"\nwritten: {plan.local_dir}" if args.local_dir else ""), soft_wrap=True, markup=False
         )
         return
-    import runpy
-    import sys
-
     with user_errors():
         from .space.arguments import ServeArguments
 
@@ -303,16 +300,12 @@ def space(ctx: typer.Context) -> None:
             ServeArguments,
             usage="lpselect space [--host 127.0.0.1] [--port 7860] | lpselect space deploy OWNER/NAME [OPTIONS]",
         )
-    app_path = Path(__file__).resolve().parent.parent / "spaces" / "app.py"
-    if not app_path.is_file():
-        console.print(
-            "[red]Error:[/] The Space needs a clone of hf_lpselect (spaces/app.py is not installed); "
-            'run `lpselect space` from a clone installed with `pip install -e ".[space]"`.',
-            soft_wrap=True,
-        )
-        raise typer.Exit(2)
-    sys.argv = [str(app_path), "--host", args.host, "--port", str(args.port)]
-    runpy.run_path(str(app_path), run_name="__main__")
+    with user_errors():
+        if importlib.util.find_spec("gradio") is None:
+            raise DataError("The Space needs gradio: pip install 'hf-lpselect[space]'.")
+        from .space.app import main as serve
+
+    serve(["--host", args.host, "--port", str(args.port)])
 
 
 def main() -> None:

@@ -60,12 +60,26 @@ def cpu_with_amx(monkeypatch):
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
 
 
-def test_the_cpu_probe_reads_torchs_feature_flags():
+def test_the_cpu_probe_reads_torchs_feature_flags(monkeypatch):
+    monkeypatch.delenv("HF_LPSELECT_BF16", raising=False)
     hw = probe("cpu")
     assert hw.device == "cpu" and hw.memory_bytes is None and hw.name
     if platform.machine().lower() in ("x86_64", "amd64"):
         assert hw.native_bf16 == (torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
     assert json.loads(json.dumps(hw.to_dict()))["why"] == hw.why
+
+
+def test_the_switch_makes_any_device_report_no_native_bf16(monkeypatch, cpu_with_amx):
+    monkeypatch.setenv("HF_LPSELECT_BF16", "0")
+    hw = probe("cpu")
+    assert (
+        hw.native_bf16 is False
+        and hw.why == "HF_LPSELECT_BF16=0 is set, so this device is treated as having no native bf16"
+    )
+    assert resolve_bf16(None, device="cpu") is False
+    probe.cache_clear()
+    monkeypatch.setenv("HF_LPSELECT_BF16", "1")  # any other value leaves the probe to the hardware
+    assert probe("cpu") == hardware._probe("cpu")
 
 
 @x86_only

@@ -31,8 +31,8 @@ from hf_lpselect.space import words
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SPACES = REPO_ROOT / "spaces"
-EVIDENCE = REPO_ROOT / "benchmarks" / "results" / "bench_evidence.json"
+SPACES = REPO_ROOT / "hf_lpselect" / "space" / "repo"  # the Space repo's own files, in the package
+EVIDENCE = SPACES / "evidence.json"
 EVIDENCE_LINK = "../README.md#the-evidence-did-the-hard-subset-train-a-bigger-model-better-than-random"
 
 
@@ -96,7 +96,7 @@ def test_the_app_header_comes_from_the_same_template(tmp_path, monkeypatch):
 
     monkeypatch.setenv("LPSELECT_SPACE_DIR", str(tmp_path))
     monkeypatch.delitem(sys.modules, "spaces", raising=False)
-    header = runpy.run_path(str(SPACES / "app.py"))["header"]()
+    header = runpy.run_path(str(REPO_ROOT / "hf_lpselect" / "space" / "app.py"))["header"]()
     assert words.evidence_markdown(json.loads(EVIDENCE.read_text()), f"/gradio_api/file={EVIDENCE}") in header
 
 
@@ -119,7 +119,7 @@ def test_dry_run_writes_exactly_the_space_folder_and_nothing_in_the_checkout(tmp
         "hf_lpselect/__init__.py",
         "hf_lpselect/space/words.py",
         "hf_lpselect/cards/dataset_card.md",
-        "examples/demo-smollm2-2-epochs/README.md",
+        "hf_lpselect/space/repo/examples/demo-smollm2-2-epochs/README.md",
     } <= files
     assert any(re.fullmatch(r"hf_lpselect-[\d.]+\.dist-info/METADATA", f) for f in files)
     assert f"{len(files)} files (dry run: nothing was sent)" in done.stdout

@@ -26,7 +26,7 @@ from hf_lpselect.space import words
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-APP = REPO_ROOT / "spaces" / "app.py"
+APP = REPO_ROOT / "hf_lpselect" / "space" / "app.py"  # the app itself (spaces/app.py is its launcher)
 
 
 def scores_table(n: int, epochs: int = 2, learned: bool = True) -> pd.DataFrame:

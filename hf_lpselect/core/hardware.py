@@ -8,6 +8,9 @@ Defaults follow the hardware a run lands on, never the habits of one machine:
   native bf16 emulates it, and a 512x576 by 576x1536 matmul then took 25x longer in bf16 than in
   float32 (AMD EPYC Zen 1, AVX2 only). Apple GPUs get float32 (bf16 there is not measured).
 - A run that asks for bf16 on such hardware gets it, with a one-line warning.
+- ``HF_LPSELECT_BF16=0`` in the environment makes the probe report "no native bf16" on any device, so a
+  machine with native bf16 runs (and tests) exactly as one without it would. Any other value, or none,
+  leaves the probe to the hardware.
 
 The choice is announced in one line when it is float32 for want of native bf16, and recorded in
 ``run.json`` (:meth:`Hardware.to_dict`). Nothing here imports a stage of hf_lpselect.
@@ -15,8 +18,10 @@ The choice is announced in one line when it is float32 for want of native bf16, 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
+import os
 import platform
 from dataclasses import asdict, dataclass
 
@@ -26,6 +31,7 @@ import torch
 logger = logging.getLogger(__name__)
 
 _X86 = ("x86_64", "amd64", "i386", "i686", "x86")
+BF16_SWITCH = "HF_LPSELECT_BF16"
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,9 @@ def probe(device: str | None = None) -> Hardware:
     Args:
         device (`str` or `None`, *optional*, defaults to `None`): ``"cpu"``, ``"cuda"``, ``"xpu"``, ``"mps"``.
 
+    Returns:
+        [`Hardware`]: the device, and ``native_bf16=False`` whatever it is when ``HF_LPSELECT_BF16=0`` is set.
+
     Example:
 
     ```python
@@ -126,6 +135,14 @@ def probe(device: str | None = None) -> Hardware:
     ```
     """
     device = torch.device(device or default_device()).type
+    hardware = _probe(device)
+    if os.environ.get(BF16_SWITCH, "").strip() == "0":
+        why = f"{BF16_SWITCH}=0 is set, so this device is treated as having no native bf16"
+        return dataclasses.replace(hardware, native_bf16=False, why=why)
+    return hardware
+
+
+def _probe(device: str) -> Hardware:
     if device == "cuda":
         props = torch.cuda.get_device_properties(torch.cuda.current_device())
         if torch.version.hip:

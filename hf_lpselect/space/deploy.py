@@ -1,17 +1,18 @@
 """``lpselect space deploy``: write the Gradio Space's folder and upload it to the Hub in one commit.
 
-The folder holds everything the Space runs from, nothing fetched from elsewhere at build time:
+The folder holds everything the Space runs from, nothing fetched from elsewhere at build time. Its
+files ship inside the package (``hf_lpselect/space/repo/``; a clone's ``spaces/`` points there), so an
+installed package deploys as a clone does:
 
-    README.md          spaces/README.md: front matter (sdk, sdk_version, hardware) and the evidence text
-    app.py             spaces/app.py
-    requirements.txt   spaces/requirements.txt: the third-party pins the tests run with
-    evidence.json      benchmarks/results/bench_evidence.json, the source of the header's numbers
-    examples/          spaces/examples/: the shipped scored example(s)
-    hf_lpselect/       this package, unpacked from a wheel built from this checkout (with its
-    hf_lpselect-V.dist-info/   metadata), importable beside app.py
+    README.md          front matter (sdk, sdk_version, hardware) and the evidence text
+    app.py             the launcher: ``from hf_lpselect.space.app import main``
+    requirements.txt   the third-party pins, generated from the lock (constraints.txt)
+    evidence.json      the evidence benchmark's results, the source of the header's numbers
+    hf_lpselect/       this package (the app, its examples), as installed: the files of the
+    hf_lpselect-V.dist-info/   installed distribution, importable beside app.py
 
 A Space's build installs ``requirements.txt`` alone (the rest of the folder is copied in after), so
-the package cannot be a wheel path there: it travels as the wheel's files beside ``app.py``.
+the package cannot be a wheel path there: it travels as the installed files beside ``app.py``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
+from importlib.metadata import distribution
 from pathlib import Path
 
 from huggingface_hub import HfApi, SpaceHardware, get_token
@@ -34,9 +36,11 @@ from ..errors import DataError, HubError
 from . import words
 
 
-REPO_ROOT = Path(__file__).resolve().parent.parent.parent
-SPACE_SOURCE = REPO_ROOT / "spaces"
-EVIDENCE = REPO_ROOT / "benchmarks" / "results" / "bench_evidence.json"
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+SPACE_SOURCE = Path(__file__).resolve().parent / "repo"
+EVIDENCE = SPACE_SOURCE / "evidence.json"
+# a clone (an editable install): the package is built into a wheel from these
+REPO_ROOT = PACKAGE_ROOT.parent
 PACKAGE_DIRS = ("hf_lpselect", "cards")
 # files of ours in the Space repo that a new deploy replaces wholesale (an older package's modules go)
 OWNED_PATTERNS = ["hf_lpselect/**", "hf_lpselect-*.dist-info/**", "examples/**"]
@@ -75,16 +79,36 @@ class DeployPlan:
         return "\n".join(lines)
 
 
-def _require_clone() -> None:
-    if not (SPACE_SOURCE / "app.py").is_file() or not (REPO_ROOT / "pyproject.toml").is_file():
-        raise DataError(
-            "Deploying the Space needs a clone of hf_lpselect (its spaces folder is not installed); "
-            "run it from a clone installed with pip install -e."
-        )
+def _is_clone() -> bool:
+    """Whether this package runs from a checkout (an editable install) rather than an installed wheel."""
+    return (REPO_ROOT / "pyproject.toml").is_file() and (REPO_ROOT / "cards").is_dir()
+
+
+def copy_installed_package(out: Path) -> list[str]:
+    """Copy the installed distribution's own files (the package and its ``.dist-info``) into ``out``.
+
+    Returns the top-level names copied. Scripts and other files the wheel put outside site-packages stay.
+    """
+    dist = distribution("hf-lpselect")
+    names = set()
+    for entry in dist.files or []:
+        parts = entry.parts
+        if not parts or not (parts[0] == "hf_lpselect" or parts[0].startswith("hf_lpselect-")):
+            continue
+        if "__pycache__" in parts or entry.name == "RECORD":
+            continue
+        source = Path(entry.locate())
+        if source.is_file():
+            target = out / entry
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+            names.add(parts[0])
+    return sorted(names)
 
 
 def build_package(out: Path) -> list[str]:
-    """Build a wheel of this checkout (offline, no build isolation) and unpack it into ``out``.
+    """Build a wheel of this checkout (offline, no build isolation) and unpack it into ``out`` (a clone's
+    package folder lacks ``cards``, which the wheel maps in; an installed package is copied instead).
 
     The sources are copied to a scratch folder first, so the build leaves nothing in the checkout.
     Returns the top-level names unpacked (``hf_lpselect``, its ``.dist-info``).
@@ -150,21 +174,18 @@ def write_space(repo_id: str, local_dir: str | Path, *, hardware: str | None = N
     print(plan.files)
     ```
     """
-    _require_clone()
     local_dir = Path(local_dir)
     if local_dir.exists() and (not local_dir.is_dir() or any(local_dir.iterdir())):
         raise DataError(f"{local_dir} is not an empty folder; give an empty or new folder to write the Space into.")
     local_dir.mkdir(parents=True, exist_ok=True)
     evidence = json.loads(EVIDENCE.read_text(encoding="utf-8"))
     (local_dir / "README.md").write_text(readme_text(repo_id, hardware, evidence), encoding="utf-8")
-    for name in ("app.py", "requirements.txt"):
+    for name in ("app.py", "requirements.txt", "evidence.json"):
         shutil.copy2(SPACE_SOURCE / name, local_dir / name)
-    shutil.copy2(EVIDENCE, local_dir / "evidence.json")
-    if (SPACE_SOURCE / "examples").is_dir():
-        shutil.copytree(
-            SPACE_SOURCE / "examples", local_dir / "examples", ignore=shutil.ignore_patterns("__pycache__")
-        )
-    build_package(local_dir)
+    if _is_clone():
+        build_package(local_dir)
+    else:
+        copy_installed_package(local_dir)
     files = sorted(p.relative_to(local_dir).as_posix() for p in local_dir.rglob("*") if p.is_file())
     return DeployPlan(repo_id=repo_id, local_dir=local_dir, files=files, hardware=hardware)
 

