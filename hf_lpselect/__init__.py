@@ -33,7 +33,7 @@ Example:
 import importlib as _importlib
 
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # public name -> the module that defines it
 _API = {

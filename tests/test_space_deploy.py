@@ -12,7 +12,6 @@ launched from the downloaded folder, offline, and answers on its API.
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
 import re
@@ -23,8 +22,6 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-import tomllib
-from packaging.version import Version
 from test_space import launch_app
 
 from hf_lpselect.space import words
@@ -42,33 +39,13 @@ def lpselect(*args: str, env: dict[str, str] | None = None, cwd: Path | None = N
     )
 
 
-def _name(requirement: str) -> str:
-    return re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].strip().lower().replace("_", "-")
-
-
-# ----------------------------------------------------------------------------- requirements
-
-
-def test_the_space_requirements_are_the_tested_versions():
-    """Fails when spaces/requirements.txt (or the README's sdk_version) drifts from the versions the tests run with."""
-    pins = {}
-    for line in (SPACES / "requirements.txt").read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            assert "==" in line, f"{line}: pin the tested version"
-            name, version = line.split("==")
-            pins[_name(name)] = version.strip()
-    for name, version in pins.items():  # torch 2.13.0+cpu here is torch==2.13.0 (a local label, as pip reads it)
-        tested = Version(importlib.metadata.version(name)).public
-        assert tested == version, f"{name}: the Space pins {version}, the tests run {tested}"
-    needed = {_name(r) for r in tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
-    assert needed <= set(pins), f"hf_lpselect needs {sorted(needed - set(pins))} and the Space does not install them"
-    assert "hf-lpselect" not in pins  # it is uploaded beside app.py: a Space's build installs requirements.txt alone
-    sdk = re.search(r"^sdk_version: (\S+)$", (SPACES / "README.md").read_text(), re.M).group(1)
-    assert sdk == importlib.metadata.version("gradio")
-
-
 # ----------------------------------------------------------------------------- honest words
+
+
+def test_the_space_ships_the_evidence_benchmarks_results():
+    """The copy in the package (the Space's header, the deployed evidence.json) is the benchmark's file."""
+    results = REPO_ROOT / "benchmarks" / "results" / "bench_evidence.json"
+    assert EVIDENCE.read_bytes() == results.read_bytes(), "run benchmarks/bench_evidence.py, which writes both"
 
 
 def test_the_header_and_the_space_readme_say_what_the_evidence_found():
