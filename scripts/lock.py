@@ -15,10 +15,9 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import tomllib
 from importlib import metadata
 from pathlib import Path
-
-import tomllib
 
 
 REPO = Path(__file__).resolve().parent.parent

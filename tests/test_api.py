@@ -35,9 +35,8 @@ def test_every_public_function_and_class_has_a_docstring():
 def test_every_package_of_the_source_is_installed_by_pyproject():
     """The package list is explicit (cards/ installs as hf_lpselect.cards): a new subpackage must be named there, or a
     plain `pip install .` lacks it while the editable install used by the tests still finds it (it once lacked core)."""
-    from pathlib import Path
-
     import tomllib
+    from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
     listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])

@@ -76,9 +76,10 @@ def launch_app(
     python: str = sys.executable,
     app: Path = APP,
     cwd: Path = REPO_ROOT,
+    command: list[str] | None = None,
 ) -> tuple[subprocess.Popen, str]:
-    """``python spaces/app.py`` (or another ``app`` with another ``python``) on a free loopback port;
-    returns the process and its URL once it answers."""
+    """``python spaces/app.py`` (or another ``app`` with another ``python``, or ``command``, e.g.
+    ``["lpselect", "space"]``) on a free loopback port; returns the process and its URL once it answers."""
     port = free_port()
     env = {
         **env,
@@ -89,7 +90,11 @@ def launch_app(
     }
     handle = open(log, "wb")
     proc = subprocess.Popen(
-        [python, str(app), "--port", str(port)], env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=cwd
+        [*(command or [python, str(app)]), "--port", str(port)],
+        env=env,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        cwd=cwd,
     )
     url = f"http://127.0.0.1:{port}/"
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
