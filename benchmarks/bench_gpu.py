@@ -99,10 +99,12 @@ def prepare(args: argparse.Namespace) -> None:
 
 
 def download_wheels(folder: Path, names: tuple[str, ...]) -> None:
-    """The wheels of ``names`` (the versions installed here, for the device's CPython 3.12 on x86-64 Linux)
-    and of hf_lpselect itself into ``folder``, for a machine that reaches no registry."""
-    from importlib.metadata import version
+    """The wheels of ``names`` (the lock's versions, constraints.txt, for the device's CPython 3.12 on x86-64
+    Linux) and of hf_lpselect itself into ``folder``, for a machine that reaches no registry."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    from lock import canonical, read_lock
 
+    pins = read_lock()
     folder.mkdir(parents=True, exist_ok=True)
     platforms = [f"--platform={p}" for p in ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")]
     subprocess.run(
@@ -121,7 +123,7 @@ def download_wheels(folder: Path, names: tuple[str, ...]) -> None:
             *platforms,
             "-d",
             str(folder),
-            *[f"{w}=={version(w)}" for w in names],
+            *[f"{w}=={pins[canonical(w)]}" for w in names],
         ],
         check=True,
     )
