@@ -32,8 +32,9 @@ class SubsetArguments:
             the paper's way.
         cluster_rows (`str`, *optional*, defaults to `"eligible"`):
             Per cluster, take ``ceil(n_c / round(1 / fraction))`` rows with ``n_c`` the cluster's ``eligible``
-            rows, or ``all`` its rows, eligible or not, as the paper's code counts (its exact subset sizes;
-            at most the cluster's eligible rows are taken). Per-cluster selection only.
+            rows, or ``all`` its rows, eligible or not, as the paper's code counts (with the paper's own
+            clustering, ``lpselect select --clusters FILE``: its subset sizes). At most the cluster's eligible
+            rows are taken. Per-cluster selection only.
         selection_seed (`int`, *optional*, defaults to `42`):
             Seed of k-means and of random draws.
 
@@ -68,7 +69,8 @@ class SubsetArguments:
         default="eligible",
         metadata={
             "help": "Per cluster, take ceil(n_c / round(1 / fraction)) rows, n_c counting the cluster's eligible rows, "
-            "or all its rows as the paper's code does (its exact subset sizes). Per-cluster selection only.",
+            "or all its rows as the paper's code does (with the paper's own clustering: its subset sizes). "
+            "Per-cluster selection only.",
             "choices": list(CLUSTER_ROWS),
         },
     )

@@ -17,9 +17,9 @@ Rules shared by every strategy:
 - Per cluster (docs/method.md §3): each cluster gives ``ceil(n_c / round(1 / fraction))`` rows
   (:func:`per_cluster_counts`), so a nominal 5 % is more than 5 % overall. ``n_c`` is the cluster's
   ELIGIBLE rows by default (``cluster_rows="eligible"``); ``cluster_rows="all"`` counts every row
-  the clustering gives that cluster, eligible or not, as the paper's code does (its exact subset
-  sizes), and takes at most the cluster's eligible rows. A count cannot be split that way:
-  per-cluster selection takes ``fraction`` only.
+  the clustering gives that cluster, eligible or not, as the paper's code does (with the paper's
+  clustering: its subset sizes), and takes at most the cluster's eligible rows. A count cannot be
+  split that way: per-cluster selection takes ``fraction`` only.
 
 Ends and bands:
 
