@@ -14,9 +14,11 @@ page share one namespace, as a reader's session would; bash blocks run in bash w
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -47,9 +49,15 @@ GENERATED = ("cli.md", "api.md")  # written by docs/hooks/reference.py at build 
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)|!\[[^\]]*\]\(([^)\s]+)\)")
 
 
+def expanded(page: Path) -> str:
+    """The page's text with each included file (a ``--8<-- "path"`` line, pymdownx.snippets) in its place."""
+    text = page.read_text(encoding="utf-8")
+    return re.sub(r'(?m)^--8<-- "(.+)"$', lambda m: (ROOT / m.group(1)).read_text(encoding="utf-8"), text)
+
+
 def blocks(page: Path) -> list[tuple[int, str, str, str | None]]:
     """``(line, language, code, no-run reason or None)`` for every fenced block of ``page``."""
-    found, lines, at = [], page.read_text(encoding="utf-8").splitlines(), 0
+    found, lines, at = [], expanded(page).splitlines(), 0
     while at < len(lines):
         opened = FENCE.match(lines[at])
         if not opened:
@@ -75,10 +83,14 @@ def slug(heading: str) -> str:
 
 
 def anchors(page: Path) -> set[str]:
+    """The anchors of a page's headings, those of a file it includes (``--8<-- "path"``) too."""
     outside, names = True, set()
     for line in page.read_text(encoding="utf-8").splitlines():
+        included = re.match(r'^--8<-- "(.+)"$', line)
         if line.startswith("```"):
             outside = not outside
+        elif outside and included:
+            names |= anchors(ROOT / included.group(1))
         elif outside and line.startswith("#"):
             names.add(slug(line.lstrip("#")))
     return names
@@ -137,6 +149,43 @@ def test_links_point_at_files_and_headings():
                 problems.append(f"{page.relative_to(ROOT)}: {target} does not exist")
             elif anchor and resolved.suffix == ".md" and anchor not in anchors(resolved):
                 problems.append(f"{page.relative_to(ROOT)}: {target} names no heading of {resolved.name}")
+    assert not problems, "\n".join(problems)
+
+
+def lpselect_commands(page: Path) -> list[tuple[int, str]]:
+    """``(line, command)`` for every ``lpselect …`` command of the page's bash blocks, run or not."""
+    found = []
+    for line, language, code, _ in blocks(page):
+        if RUN.get(language) != "bash":
+            continue
+        for offset, text in enumerate(code.replace("\\\n", " ").splitlines()):
+            for part in re.split(r"&&|\|\||;", text.split(" # ")[0]):
+                part = part.strip().strip("()")
+                if part.startswith("lpselect ") and "..." not in part and "…" not in part:
+                    found.append((line + 1 + offset, part))
+    return found
+
+
+def test_every_lpselect_command_in_the_docs_parses():
+    """Each command line, marked no-run or not, is parsed by the parser `lpselect` builds: every flag and value
+    the pages name is one the command takes (a --config file the pages do not make is left out)."""
+    spec = importlib.util.spec_from_file_location("docs_reference", ROOT / "docs" / "hooks" / "reference.py")
+    reference = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reference)
+    parsers, problems = {}, []
+    for page in PAGES:
+        for line, command in lpselect_commands(page):
+            words = shlex.split(command)[1:]
+            name = " ".join(words[:2]) if words[:2] == ["space", "deploy"] else words[0]
+            argv = words[len(name.split()) :]
+            if "--config" in argv:
+                continue
+            if name not in parsers:
+                parsers[name] = reference.command_parser(name)
+            try:
+                parsers[name].parse(argv)
+            except Exception as err:
+                problems.append(f"{page.relative_to(ROOT)}:{line}: {command}: {err}")
     assert not problems, "\n".join(problems)
 
 
