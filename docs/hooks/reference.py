@@ -79,9 +79,19 @@ def _owner(dtype: type, name: str) -> type:
     return dtype
 
 
+def _inherited_help(owner: type, name: str) -> str:
+    """The help of field ``name`` in the nearest base class of ``owner`` that documents it."""
+    for base in owner.__mro__[1:]:
+        field = getattr(base, "__dataclass_fields__", {}).get(name)
+        if field is not None and field.metadata.get("help"):
+            return field.metadata["help"]
+    return ""
+
+
 def _cell(text: object) -> str:
     """Help text as one Markdown line: ``|`` and ``[`` escaped (``[--out PATH]`` is no link)."""
-    return " ".join(str(text).split()).replace("|", "\\|").replace("[", "\\[")
+    parts = " ".join(str(text).split()).replace("|", "\\|").split("`")
+    return "`".join(part if odd else part.replace("[", "\\[") for odd, part in zip([0, 1] * len(parts), parts))
 
 
 def _default(field: dataclasses.Field) -> str:
@@ -107,7 +117,7 @@ def command_markdown(command: str) -> str:
         lines += ["```text", f"{parser.usage}", "```", ""]
     if parser.description:
         lines += [_cell(parser.description).replace("\\|", "|"), ""]
-    ours, inherited = [], {}
+    ours, inherited = [], {}  # ours: (action, default, positional) for each option hf_lpselect declares
     for dtype in getattr(parser, "dataclass_types", ()):
         for field in dataclasses.fields(dtype):
             action = actions.get(field.name)
@@ -116,23 +126,30 @@ def command_markdown(command: str) -> str:
             owner = _owner(dtype, field.name)
             package = owner.__module__.split(".")[0]
             if package == "hf_lpselect":
-                ours.append((field, action))
+                if not action.help:  # a TRL / transformers field given our default: its own help says what it is
+                    action.help = f"{_inherited_help(owner, field.name)} (hf_lpselect's default)".lstrip()
+                ours.append((action, _default(field), bool(field.metadata.get("positional"))))
             else:
                 classes, names = inherited.setdefault(package, ([], []))
                 if not owner.__name__.startswith("_") and owner.__name__ not in classes:
                     classes.append(owner.__name__)
                 names.append(field.name)
+    if not hasattr(parser, "dataclass_types"):  # a plain argparse parser: every option it has
+        for action in actions.values():
+            if action.help != argparse.SUPPRESS and not isinstance(action, argparse._HelpAction):
+                default = "–" if action.default in (None, argparse.SUPPRESS) else f"`{action.default}`"
+                ours.append((action, default, False))
     if ours:
         lines += ["| option | default | what it does |", "|---|---|---|"]
-        for field, action in ours:
+        for action, default, positional in ours:
             names = ", ".join(f"`{option}`" for option in action.option_strings)
-            if field.metadata.get("positional"):
+            if positional:
                 names += " (or the bare word)"
-            negated = [a for a in parser._actions if a.dest == field.name and a is not action and a.option_strings]
+            negated = [a for a in parser._actions if a.dest == action.dest and a is not action and a.option_strings]
             names += "".join(f", `{a.option_strings[0]}`" for a in negated)
             choices = f" One of: {', '.join(f'`{c}`' for c in action.choices)}." if action.choices else ""
-            text = _cell(action.help or "TRL's option, with hf_lpselect's default.").replace("%%", "%")
-            lines.append(f"| {names} | {_default(field)} | {text}{choices} |")
+            text = _cell(action.help or "").replace("%%", "%")
+            lines.append(f"| {names} | {default} | {text}{choices} |")
         lines.append("")
     for package, (classes, names) in inherited.items():
         flags = ", ".join(f"`--{name}`" for name in names)
