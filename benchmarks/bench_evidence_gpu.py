@@ -1,7 +1,7 @@
 """The evidence at scale, in stages that each fit one GPU lease: does an LP-hard subset picked by SmolLM2-135M train
 Gemma-3-270M better than random, on a pool of 10,000 Alpaca rows?
 
-Why stages: the GPU machine is lent now and then (15 minutes of device time a lease, at most 10 minutes a command),
+Why stages: the GPU machine is reached in short calls (15 minutes of device time a lease, at most 10 minutes a command),
 reaches no registry and no Hub, and a call carries at most 64 MiB (the checkout plus the git-ignored paths named
 in ``carry``); a warm machine keeps its files only while calls follow each other within 30 s. So ``prepare`` (here)
 packs what the device needs into numbered ≤ 56 MiB parts, a stage's calls carry one part each, back to back, and
@@ -1058,7 +1058,7 @@ def markdown_table(
     nulls: dict[float, Any],
     seeds: list[int],
 ) -> str:
-    """The README's evidence table: arm, rows, mean NLL and each arm's paired difference to its baseline with its
+    """The evidence table (benchmarks/README.md): arm, rows, mean NLL and each arm's paired difference to its baseline with its
     interval (``*``: beyond the random seeds' null), then one line per fraction with the random-vs-random null."""
     from hf_lpselect.eval.paired import null_bound
 

@@ -22,7 +22,7 @@ through the real ``build_scores``, with the real token counts of stage 1.
 
 Memory (``peak_mib``): the larger of the worker's own peak (Linux VmHWM) and the peak summed PSS of
 its process tree (the worker and its ``num_proc`` processes) sampled every 0.5 s inside the worker;
-``outside.rss_sampled_peak_mib``, summed RSS, counts pages shared after fork once per process. Targets (issue 8, on this
+``outside.rss_sampled_peak_mib``, summed RSS, counts pages shared after fork once per process. Targets (on this
 2-core machine): ingest + tokenise < 10 min and < 6 GiB; select < 10 s; materialise < 2 min and
 < 4 GiB. Writes benchmarks/results/bench_scale.json with the share of the machine's CPU that OTHER
 processes used during each stage (this machine is shared). No asserts.

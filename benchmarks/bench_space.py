@@ -11,8 +11,8 @@ headless Chromium (Debian's `chromium`, driven by pip's `playwright`) opens the 
 Measured: seconds from the click on Open until the page shows the summary, the three plots and the
 table (each repeat is a new page, so a new session); seconds for the Select summary to follow the
 slider; the app process's peak RSS (Linux VmHWM of the server process, and psutil sampling of its
-whole tree from outside). Targets (issue 11): under 3 s and under 1 GiB. With --screenshots, two
-screenshots of the 52k-row page go to docs/images/bench-space-*.png (the README's screenshots come
+whole tree from outside). Targets: under 3 s and under 1 GiB. With --screenshots, two
+screenshots of the 52k-row page go to docs/images/bench-space-*.png (docs/space.md's screenshots come
 from tests/test_space_browser.py). Writes benchmarks/results/bench_space.json.
 """
 

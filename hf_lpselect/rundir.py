@@ -1,4 +1,4 @@
-"""The run directory: the on-disk contract between stages (DESIGN.md), written atomically.
+"""The run directory: the on-disk contract between stages (docs/architecture.md), written atomically.
 
     run.json, rows.parquet, passes/epoch_K.parquet, train_losses.parquet, scores.parquet
 

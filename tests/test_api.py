@@ -1,5 +1,5 @@
 """The public API is discoverable and stable: `help(hf_lpselect)` and `dir()` list it, and a name
-stays what it is after its module is imported (issue 9)."""
+stays what it is after its module is imported."""
 
 import importlib
 import inspect

@@ -1,5 +1,5 @@
 """A TRL user's own trainer: ScorerTrainer takes any dataset SFTTrainer takes, and the
-LearningPercentageCallback records the same passes inside a plain SFTTrainer script (issue 9)."""
+LearningPercentageCallback records the same passes inside a plain SFTTrainer script."""
 
 from pathlib import Path
 

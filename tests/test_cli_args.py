@@ -1,5 +1,5 @@
 """One declaration of every argument: `lpselect score` is TRL's parser over ScoreArguments,
-ScorerConfig and ScorerModelConfig, so TRL spellings, aliases and `--config` YAML all work (issue 9)."""
+ScorerConfig and ScorerModelConfig, so TRL spellings, aliases and `--config` YAML all work."""
 
 import os
 import subprocess

@@ -599,7 +599,7 @@ GOOD = {
         ),
         ("messages", {"messages": ["a", assistant("b")]}, "turn 1 is not an object (str)"),
         ("messages", {"messages": []}, "no assistant turn"),
-        # issue 20: the row's own defect is named, not the template's limits ("excluded: multi-turn …")
+        # the row's own defect is named, not the template's limits ("excluded: multi-turn …")
         ("messages", {"messages": [{"role": "banana", "content": "a"}, assistant("b")]}, "unknown role 'banana'"),
         ("messages", {"messages": [user("a"), assistant("b"), user("c"), assistant("")]}, "empty response (turn 4)"),
     ],

@@ -1,4 +1,4 @@
-"""`lpselect eval` against a judge that misbehaves (issue 20): a real OpenAI-compatible server on
+"""`lpselect eval` against a judge that misbehaves: a real OpenAI-compatible server on
 127.0.0.1 that fails on purpose (tests/judge_server.py), asked by the real `openai` client.
 
 Timeouts, 429 and 5xx, garbage and empty bodies are asked again (bounded, with backoff) and never

@@ -1,4 +1,4 @@
-"""A full disk at any moment of a command (issue 20): one sentence on a line of its own, no
+"""A full disk at any moment of a command: one sentence on a line of its own, no
 traceback, no half-written file a later run would trust, and once space is freed the SAME command
 resumes to the result an uninterrupted run gives.
 

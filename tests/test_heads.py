@@ -1,4 +1,4 @@
-"""The compact LM head (issue 12): TRL's fused head projects only labeled positions on a CPU too,
+"""The compact LM head: TRL's fused head projects only labeled positions on a CPU too,
 with the same per-token log-probs, loss and gradients as TRL's full path."""
 
 import pytest

@@ -1,4 +1,4 @@
-"""`lpselect push-scores` against a Hub that fails (issue 20), with fault injection in the loopback Hub
+"""`lpselect push-scores` against a Hub that fails, with fault injection in the loopback Hub
 (tests/hub_server/, `LoopbackHub.fail`): 429 / 5xx in the middle of an upload, a connection lost
 mid-answer, a commit whose answer is lost although it landed, someone else's push landing first.
 

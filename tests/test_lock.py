@@ -73,3 +73,12 @@ def test_check_latest_names_what_moved_and_what_broke(tmp_path):
         '<testcase classname="tests.test_y" name="test_err"><error message="y"/></testcase></testsuite></testsuites>'
     )
     assert check.failures(junit) == ["tests/test_x.py::test_bad", "tests/test_y.py::test_err"]
+
+
+def test_every_install_reads_the_lock_and_ci_runs_the_readmes_second_command():
+    readme = (REPO_ROOT / "README.md").read_text()
+    first, second = (b for b in re.findall(r"```bash\n(.*?)\n```", readme, re.S) if "python3 -m venv" in b)
+    for command in (first, second):
+        installs = [part for part in command.split("&&") if "pip install" in part]
+        assert all("-c constraints.txt" in part or "--no-deps" in part for part in installs), command
+    assert (REPO_ROOT / ".ci" / "run").read_text().rstrip().splitlines()[-1] == second

@@ -7,7 +7,7 @@ runs under ``mpirun`` (``--mpirun_hostfile``), so the test uses accelerate's tor
 would silently run alone (``DistributedType.NO``), so the entry script reports every rank's view
 and the test checks it.
 
-What must hold (DESIGN.md, "Scale"): the same rows table, every input row in scores.parquet once,
+What must hold (docs/reliability.md, "Many processes"): the same rows table, every input row in scores.parquet once,
 every ok row scored exactly once in every pass, P_0 equal to the single-process P_0, and each ok
 row's training loss recorded once per epoch. Later passes may differ: 2 ranks train differently.
 

@@ -1,4 +1,4 @@
-"""Padding-free training batches (issue 12): TRL's ``padding_free`` works with our pre-truncated rows,
+"""Padding-free training batches: TRL's ``padding_free`` works with our pre-truncated rows,
 learns what padded batches learn, records each row's own training loss, and refuses models whose
 attention would let packed rows see each other."""
 

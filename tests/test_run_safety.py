@@ -1,5 +1,5 @@
 """A scorer run never writes into, or deletes, what it did not create; never mixes two runs; and a
-broken run refuses with one sentence instead of finishing with wrong numbers (issue 8)."""
+broken run refuses with one sentence instead of finishing with wrong numbers."""
 
 import json
 import re
@@ -294,7 +294,7 @@ def test_a_full_disk_is_one_sentence_and_the_same_command_resumes(small_disk, tm
     ]
     full = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert full.returncode == 2, full.stderr[-3000:]
-    # on a line of its own, not glued to the interrupted progress bar (issue 20)
+    # on a line of its own, not glued to the interrupted progress bar
     assert re.search(
         r"(?m)^Error: No space left on the device; free some space and re-run the same command to resume\.$",
         full.stderr,

@@ -1,4 +1,4 @@
-"""A scoring pass through sharded weights (issue 9): PyTorch FSDP2 (``fully_shard``) on 2 CPU
+"""A scoring pass through sharded weights: PyTorch FSDP2 (``fully_shard``) on 2 CPU
 processes (gloo), launched with torchrun, gives the same P_0 as one process.
 
 The scorer's fast path calls the decoder and the LM head directly; with sharded weights that fails

@@ -603,7 +603,7 @@ def test_plain_strategy_names_only_offer_what_the_scores_allow(run):
     assert words.usable_strategies(no_training) == ["random", "longest", "ppl-high", "ppl-low", "ppl-mid"]
 
 
-# ----------------------------------------------------------------------------- hostile visitors (issue 20, goal 5)
+# ----------------------------------------------------------------------------- hostile visitors
 
 
 def test_an_upload_over_the_size_limit_is_refused_and_stored_nowhere(app, tmp_path):

@@ -1,4 +1,4 @@
-"""What a visitor of the Space meets (issue 22, goal 6; issue 20, goal 5), tested without a browser.
+"""What a visitor of the Space meets, hostile ones included, tested without a browser.
 
 The words (hf_lpselect.space.words) directly; the app's own functions (spaces/app.py, loaded once in
 this process with runpy, its sessions' folder in a temporary directory) with real files: a

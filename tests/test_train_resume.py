@@ -1,6 +1,6 @@
 """`lpselect train` killed with SIGKILL (mid-epoch, while a checkpoint is written, while the final
 model is saved) or stopped by a full disk: the SAME command resumes and ends with the weights an
-uninterrupted run gets, and the record of what was trained on is the same (issue 20).
+uninterrupted run gets, and the record of what was trained on is the same.
 
 The kill is real: a small driver runs the real `lpselect train` command in a subprocess and sends
 itself SIGKILL at the chosen moment (a trainer callback, or inside the file write being made). The

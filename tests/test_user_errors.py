@@ -1,4 +1,4 @@
-"""How a failure reaches the terminal (issue 20): one sentence, no traceback, on a line of its own,
+"""How a failure reaches the terminal: one sentence, no traceback, on a line of its own,
 also when a progress bar was drawing when it happened."""
 
 import errno

@@ -49,7 +49,7 @@ CPU_TOKEN_BUDGET = 2048
 CPU_MAX_ROWS = 8
 # On an accelerator: no row cap, and the largest power-of-two token budget whose activations stay within
 # 3 GiB and half the free memory, from 2,048 up to 65,536 tokens. For SmolLM2's three shapes that picks the
-# faster of the two budgets measured on an H200 (16,384 and 65,536 tokens; issue 17): 65,536 at 135M and
+# faster of the two budgets measured on an H200 (16,384 and 65,536 tokens; benchmarks/README.md): 65,536 at 135M and
 # 360M, 16,384 at 1.7B.
 ACTIVATION_BYTES = 3 << 30
 MAX_TOKEN_BUDGET = 65536

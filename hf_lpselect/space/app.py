@@ -373,7 +373,7 @@ def summarize_selection(scored, strategy: str, percent: float, per_cluster: bool
 def download_subset(
     scored, strategy: str, percent: float, per_cluster: bool, clusters: float, fmt: str, request: gr.Request
 ):
-    """Write the subset as JSONL, CSV or Parquet into this session's folder and offer it for download."""
+    """Write the subset as JSONL, CSV or Parquet into the visitor's folder and offer it for download."""
     scored = _need(scored)
     selection, _ = _selection(scored, strategy, percent, per_cluster, clusters)
     folder = session_folder(request)
@@ -465,7 +465,7 @@ def _prepare_source(upload: str | None, hub_id: str, folder: Path, limit: int, t
         if path.suffix.lower() not in UPLOAD_TYPES:
             raise LPSelectError(f"{path.name} is not a JSON, JSONL, CSV or Parquet file; upload one of those.")
         # one folder per upload, named by its content: a later upload of the same name never replaces
-        # the source an earlier run of this session was scored from
+        # the source an earlier run of this visitor was scored from
         digest = hashlib.sha256()
         with path.open("rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
@@ -540,7 +540,7 @@ def score_dataset(
     scored.name = f"Your run {out.name}"
     counts = scored.scores["status"].value_counts()
     done = (
-        f"Scored {words.rows(len(scored.scores))} ({int(counts.get('ok', 0)):,} ok) into this session's run "
+        f"Scored {words.rows(len(scored.scores))} ({int(counts.get('ok', 0)):,} ok) into your run "
         f"`{out.name}`; it is open in Explore and Select. Steps: " + " → ".join(steps or ["one scoring pass"])
     )
     return (*explore_outputs(scored), done, str(folder))

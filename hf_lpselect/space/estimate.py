@@ -12,7 +12,7 @@ SECONDS_PER_ROW_EPOCH = {"cpu": 1.0, "gpu": 0.05}
 SECONDS_PER_ROW_PASS = {"cpu": 0.11, "gpu": 0.006}
 ROW_LIMIT = {"cpu": 300, "gpu": 5000}
 # loading the data and the scorer model before the first pass: a 10-row, 0-epoch run of the default
-# model took 18.7 s on 2 CPU cores (issue 22), of which its one scoring pass is about 1 s; on a GPU
+# model took 18.7 s on 2 CPU cores, of which its one scoring pass is about 1 s; on a GPU
 # (ZeroGPU: a device is attached per call) the weights also move to the device
 LOAD_SECONDS = {"cpu": 17.0, "gpu": 20.0}
 
