@@ -14,6 +14,7 @@ from pathlib import Path
 import datasets
 import pandas as pd
 
+from ..core.deprecation import renamed_keyword
 from ..data import DataError, canonicalize, content_ids, dataset_fingerprint, map_columns, read_source
 from ..record import RunRecord
 from ..rundir import RunDir
@@ -156,15 +157,18 @@ def select_run(
     count: int | None = None,
     per_cluster: int | None = None,
     clusters_file: str | Path | None = None,
-    seed: int = 42,
+    selection_seed: int = 42,
     mirror: str | None = None,
     embedding_model: str | None = None,
+    seed: int | None = None,
 ) -> tuple[Selection, pd.DataFrame]:
     """Select from a finished run; returns the selection and the run's scores table.
 
     ``per_cluster=K`` clusters the rows (all-MiniLM-L6-v2 + k-means, cached in the run directory)
     and selects per cluster, the paper's way; ``clusters_file`` uses a clustering made elsewhere.
+    ``selection_seed`` seeds k-means and the random draws (``seed``: its deprecated name).
     """
+    seed = renamed_keyword("select_run", "seed", "selection_seed", seed, selection_seed)
     run_dir = RunDir(run)
     if not run_dir.scores.is_file():
         raise DataError(f"{run_dir.path} has no scores.parquet: finish the run with `lpselect score` first.")
@@ -180,7 +184,7 @@ def select_run(
     try:
         mirror = mirror if mirror is not None else default_mirror(strategy, scores)
         selection = select(
-            scores, strategy, fraction=fraction, count=count, clusters=clusters, seed=seed, mirror=mirror
+            scores, strategy, fraction=fraction, count=count, clusters=clusters, selection_seed=seed, mirror=mirror
         )
     except ValueError as err:
         raise DataError(str(err)) from err
@@ -313,7 +317,7 @@ def select_subset(args: SelectArguments) -> SubsetResult:
         count=args.count,
         per_cluster=args.per_cluster,
         clusters_file=args.clusters,
-        seed=args.selection_seed,
+        selection_seed=args.selection_seed,
     )
     run_dir = RunDir(args.run)
     out = write_dataset(

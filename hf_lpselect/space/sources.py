@@ -390,7 +390,9 @@ def select_subset(
                 clusters=pushed_clusters(scored, per_cluster, seed),
                 mirror=default_mirror(strategy, scored.scores),
             )
-        return select_run(scored.run_dir.path, strategy, fraction=fraction, per_cluster=per_cluster, seed=seed)[0]
+        return select_run(
+            scored.run_dir.path, strategy, fraction=fraction, per_cluster=per_cluster, selection_seed=seed
+        )[0]
     except ValueError as err:
         raise _to_data_error(err) from err
 
@@ -409,7 +411,7 @@ def baseline_for(scored: Scored, selection: Selection, *, per_cluster: int | Non
                 "clustered-random",
                 fraction=float(selection.requested),
                 per_cluster=per_cluster,
-                seed=selection.seed,
+                selection_seed=selection.seed,
                 mirror=selection.strategy,
             )[0]
         if per_cluster is not None:
@@ -417,12 +419,16 @@ def baseline_for(scored: Scored, selection: Selection, *, per_cluster: int | Non
                 scored.scores,
                 "clustered-random",
                 fraction=float(selection.requested),
-                seed=selection.seed,
+                selection_seed=selection.seed,
                 clusters=pushed_clusters(scored, per_cluster, selection.seed),
                 mirror=selection.strategy,
             )
         return select(
-            scored.scores, "random", count=len(selection.rows), seed=selection.seed, mirror=selection.strategy
+            scored.scores,
+            "random",
+            count=len(selection.rows),
+            selection_seed=selection.seed,
+            mirror=selection.strategy,
         )
     except ValueError as err:
         raise _to_data_error(err) from err
@@ -513,7 +519,12 @@ def push_subset(scored: Scored, selection: Selection, repo_id: str, *, token: st
     name = subset_name(selection.strategy, float(selection.requested))
     if scored.run_dir is not None:
         plan = push_scores(
-            repo_id, run=scored.run_dir.path, subsets=[name], token=token, private=private, seed=selection.seed
+            repo_id,
+            run=scored.run_dir.path,
+            subsets=[name],
+            token=token,
+            private=private,
+            selection_seed=selection.seed,
         )
         return plan.url or ""
     try:
