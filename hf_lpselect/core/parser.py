@@ -58,8 +58,19 @@ ALIASES: dict[str, tuple[str, ...]] = {
 # Old spellings that keep working, with a one-line warning, where they name no field of their own:
 # old name -> the field it sets. (In `lpselect train`, --seed is the training seed: TRL's own field.)
 DEPRECATED: dict[str, str] = {"seed": "selection_seed"}
-# the fields a user sets first, listed first in `--help` when the command declares them
-_FIRST = ("dataset_name", "run", "repo_id", "model_name_or_path", "template", "output_dir", "num_train_epochs")
+# the fields a user sets first: listed first among the command's own options in `--help`, also TRL's
+_FIRST = (
+    "dataset_name",
+    "run",
+    "repo_id",
+    "strategy",
+    "fraction",
+    "count",
+    "model_name_or_path",
+    "template",
+    "output_dir",
+    "num_train_epochs",
+)
 # the group of `--help` that lists a TRL dataclass's options, by its name
 _TRL_GROUPS = {
     "SFTConfig": "TRL/transformers training options (SFTConfig, TrainingArguments)",
@@ -168,7 +179,10 @@ class ArgumentParser(TrlParser):
             ours._group_actions.sort(key=lambda action: rank.get(action.option_strings[0], len(rank)))
 
     def _add_dataclass_arguments(self, dtype: type) -> None:
-        # HfArgumentParser's loop, with each field's options put in the group of --help they belong in
+        # HfArgumentParser's loop, with each field's options put in the group of --help they belong in: ours first
+        # (argparse lists the groups in the order they were made, and leaves out an empty one)
+        if not self._help_groups:
+            self._help_groups[f"{self.prog} options"] = self.add_argument_group(f"{self.prog} options")
         hints = get_type_hints(dtype)
         trl = next(
             (c for c in dtype.__mro__ if dataclasses.is_dataclass(c) and not c.__module__.startswith(_PACKAGE)), None
@@ -180,7 +194,7 @@ class ArgumentParser(TrlParser):
             owner = next(c for c in dtype.__mro__ if field.name in vars(c).get("__annotations__", {}))
             theirs = trl.__dataclass_fields__.get(field.name) if trl is not None else None
             inherited: dict[str, Any] = {}
-            if owner.__module__.startswith(_PACKAGE):
+            if owner.__module__.startswith(_PACKAGE) or field.name in _FIRST:
                 title = f"{self.prog} options"
                 if theirs is not None and theirs is not field:
                     if theirs.metadata.get("help"):
