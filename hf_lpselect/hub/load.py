@@ -73,7 +73,7 @@ def load_provenance(repo_id: str, revision: str | None = None) -> CardProvenance
 
     Args:
         repo_id (`str`):
-            A Hub dataset id, or a local folder holding such a repo (``push-scores --local-dir``).
+            A Hub dataset id, or a local folder holding such a repo (``push-scores --local_dir``).
         revision (`str` or `None`, defaults to `None`):
             The Hub commit to read the card at (the one the rows are read at).
 

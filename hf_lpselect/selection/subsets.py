@@ -174,7 +174,7 @@ def select_run(
         raise DataError(f"{run_dir.path} has no scores.parquet: finish the run with `lpselect score` first.")
     scores = pd.read_parquet(run_dir.scores)
     if per_cluster is not None and clusters_file is not None:
-        raise DataError("Give --per-cluster K or --clusters FILE, not both.")
+        raise DataError("Give --per_cluster K or --clusters FILE, not both.")
     clusters = None
     if clusters_file is not None:
         clusters = read_clusters(clusters_file, scores)

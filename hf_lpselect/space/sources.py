@@ -3,7 +3,7 @@
 Three kinds of source open as one :class:`Scored`:
 
 - a run directory (``scores.parquet`` + ``run.json``; the rows are re-read from the run's source);
-- a folder materialised by ``lpselect push-scores --dry-run --local-dir``: the ``default``
+- a folder materialised by ``lpselect push-scores --dry_run --local_dir``: the ``default``
   config's Parquet files, whose score columns become a scores table
   (:func:`hf_lpselect.hub.columns.scores_from_columns`);
 - the Hub id of a dataset pushed by ``lpselect push-scores`` (its ``default`` config).
@@ -335,7 +335,7 @@ _embedded: dict[tuple, Any] = {}
 
 def _embeddings(scored: Scored) -> tuple[list[int], Any]:
     """The ``ok`` rows of a pushed dataset (a folder or a Hub id) and their MiniLM embeddings (the
-    cluster model of ``lpselect select --per-cluster``), embedded on first use and kept in memory,
+    cluster model of ``lpselect select --per_cluster``), embedded on first use and kept in memory,
     keyed by the rows' content ids."""
     ok = scored.scores[scored.scores["status"] == "ok"]
     rows = [int(r) for r in ok["row"]]
