@@ -371,8 +371,9 @@ def main(argv: list[str] | None = None) -> None:
             close = difflib.get_close_matches(argv[0], COMMANDS, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise ConfigError(f"Unknown command {argv[0]!r}{hint}; `lpselect --help` lists the commands.")
-        # Importing TRL's parser takes a second (pandas and torch for some commands: seconds more), so a flag the
-        # command's parser refused at its last parse is refused here first, with nothing heavy imported.
+        # Importing TRL's parser takes a second (pandas and torch for some commands: seconds more), so a flag that
+        # is none of the names the command's parser took at its last parse is refused here, with nothing heavy
+        # imported; with nothing remembered (or stale names) the parser decides.
         words = 2 if argv[:2] == ["space", "deploy"] else 1
         check_early(" ".join(["lpselect", *argv[:words]]), argv[words:])
     COMMANDS[argv[0]](argv[1:])
