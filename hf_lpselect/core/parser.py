@@ -191,7 +191,7 @@ class ArgumentParser(TrlParser):
             if not field.init:
                 continue
             field.type = hints[field.name]
-            owner = next(c for c in dtype.__mro__ if field.name in vars(c).get("__annotations__", {}))
+            owner = next((c for c in dtype.__mro__ if field.name in vars(c).get("__annotations__", {})), dtype)
             theirs = trl.__dataclass_fields__.get(field.name) if trl is not None else None
             inherited: dict[str, Any] = {}
             if owner.__module__.startswith(_PACKAGE) or field.name in _FIRST:
