@@ -756,7 +756,7 @@ def arm_selections(scores, clusters, fraction: float, seeds: tuple[int, ...]) ->
     for strategy in ("longest", "ifd-nll"):
         chosen[f"{strategy}{at}"] = select(scores, strategy, count=count)
     for seed in seeds:
-        chosen[f"random-s{seed}{at}"] = select(scores, "random", count=count, seed=seed, mirror="lp1-hard")
+        chosen[f"random-s{seed}{at}"] = select(scores, "random", count=count, selection_seed=seed, mirror="lp1-hard")
     return chosen
 
 

@@ -102,7 +102,7 @@ def select_worker(spec: dict) -> dict:
     with C.Window() as window:
         scores = pd.read_parquet(spec["scores"])
         hard = select(scores, "lp1-hard", fraction=0.05)
-        rand = select(scores, "random", fraction=0.05, seed=42)
+        rand = select(scores, "random", fraction=0.05, selection_seed=42)
     return {
         **window.as_dict(),
         "wall_s": round(window.wall, 2),

@@ -1,33 +1,40 @@
 """``lpselect``: the command line, a thin layer over the public Python API.
 
-Every command prints where its outputs went and fails with one sentence on bad input. Each command
-imports its stage inside its function, so ``lpselect --help`` and a mistyped flag answer before torch is imported. Run
-``lpselect COMMAND --help`` for the options. Multi-process: ``accelerate launch -m hf_lpselect.cli score …``.
+One dispatcher (:func:`main`) over one parser (:class:`~hf_lpselect.core.parser.ArgumentParser`, TRL's
+``TrlParser``): each command parses its dataclasses, calls one public function and prints its result's
+summary; it fails with one sentence on bad input. A command parses before it imports its stage, so
+``lpselect --help`` and a mistyped flag answer before torch is imported. Run ``lpselect COMMAND --help``
+for the options. Multi-process: ``accelerate launch -m hf_lpselect.cli score …``.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-import typer
 from rich.console import Console
 from rich.markup import escape
 
 from .core.flags import check_early
-from .errors import DataError, LPSelectError
+from .errors import ConfigError, DataError, LPSelectError
 
 
-app = typer.Typer(
-    name="lpselect",
-    help="Pick the instruction-tuning rows a small model learns slowest (learning percentage, Mekala et al. 2024).",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode="markdown",  # a docstring's paragraphs wrap to the terminal, not at the source's line breaks
-)
 console = Console(stderr=True)
+# command name -> the function that runs it on the arguments after the name (see `command`)
+COMMANDS: dict[str, Callable[[list[str]], None]] = {}
+
+
+def command(name: str | None = None) -> Callable[[Callable[[list[str]], None]], Callable[[list[str]], None]]:
+    """Register a function as the command ``name`` (default: the function's name); its docstring is its help."""
+
+    def register(function: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
+        COMMANDS[name or function.__name__] = function
+        return function
+
+    return register
 
 
 @contextmanager
@@ -60,7 +67,7 @@ def user_errors() -> Iterator[None]:
     except LPSelectError as err:
         _end_progress_bars()
         console.print(f"[red]Error:[/] {escape(str(err))}", soft_wrap=True)
-        raise typer.Exit(2) from None
+        raise SystemExit(2) from None
     except Exception as err:
         if not _disk_full(err):
             raise
@@ -69,7 +76,7 @@ def user_errors() -> Iterator[None]:
             "[red]Error:[/] No space left on the device; free some space and re-run the same command to resume.",
             soft_wrap=True,
         )
-        raise typer.Exit(2) from None
+        raise SystemExit(2) from None
 
 
 def _disk_full(err: BaseException | None) -> bool:
@@ -88,23 +95,35 @@ def _print_result(result, texts=None) -> None:
         print_summary(summarize(result.run_dir, texts=texts), Console())
 
 
-_PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+def _description(function: Callable) -> str:
+    """A command's docstring as one paragraph (argparse wraps it to the terminal)."""
+    return " ".join((function.__doc__ or "").split())
 
 
-@app.command(context_settings=_PASSTHROUGH, add_help_option=False)
-def score(ctx: typer.Context) -> None:
+def _parse(
+    argv: list[str], prog: str, *types: type, usage: str | None = None, description: str | None = None
+) -> tuple:
+    """The command's dataclasses from its arguments (TRL's parser: ``--config`` YAML, ``--help``); the help
+    text is ``description`` or else the command's docstring."""
+    from .core.parser import ArgumentParser
+
+    function = COMMANDS[prog.split()[1]]
+    description = description or _description(function)
+    return ArgumentParser(types, prog=prog, usage=usage, description=description).parse(argv)
+
+
+@command()
+def score(argv: list[str]) -> None:
     """Scorer run: fine-tune a small model on DATASET, score every row before training and after each epoch.
 
-    lpselect score DATASET [--model default] [--epochs 3] [--out runs/NAME] [any TRL SFTConfig / ModelConfig flag]
-    [--config recipe.yaml]. `lpselect score --help` lists every option.
+    The parser's description (:func:`~hf_lpselect.scoring.arguments.score_parser`) is the help.
     """
     with user_errors():
-        check_early("lpselect score", ctx.args)  # a mistyped flag answered before torch is imported
         from .scoring.arguments import parse_score_args
         from .scoring.run import score as run_score
         from .scoring.summary import display_texts
 
-        script, args, model_args = parse_score_args(ctx.args)
+        script, args, model_args = parse_score_args(argv)
         result = run_score(script_args=script, args=args, model_args=model_args)
     if result.already_complete:
         console.print(
@@ -113,33 +132,19 @@ def score(ctx: typer.Context) -> None:
     _print_result(result, display_texts(result.rows))
 
 
-def _parse(
-    ctx: typer.Context, prog: str, *types: type, usage: str | None = None, description: str | None = None
-) -> tuple:
-    """The command's dataclasses from its arguments (TRL's parser: ``--config`` YAML, ``--help``); the help
-    text is ``description`` or else the command's docstring."""
-    check_early(prog, ctx.args)  # a mistyped flag answered before the heavy imports
-    from .core.parser import ArgumentParser
-
-    description = description or " ".join((ctx.command.help or "").split())
-    return ArgumentParser(types, prog=prog, usage=usage, description=description).parse(ctx.args)
-
-
-@app.command(context_settings=_PASSTHROUGH, add_help_option=False)
-def demo(ctx: typer.Context) -> None:
+@command()
+def demo(argv: list[str]) -> None:
     """Offline demo: score generated rows with the embedded SmolLM2-135M-Instruct (a minute or two on 2 CPU cores).
-
-    The recipe is scaled down from the paper's so a CPU shows a real signal in minutes: learning rate
-    1e-4, batch 8 without accumulation, max length 256, the short `plain` prompt. About 1 in 12
-    generated answers is deliberately wrong; the last line counts how many of them the scorer ranks
-    among the hardest 10 % (chance: 10 %).
+    The recipe is scaled down from the paper's so a CPU shows a real signal in minutes: learning rate 1e-4, batch 8
+    without accumulation, max length 256, the short plain prompt. About 1 in 12 generated answers is deliberately
+    wrong; the last line counts how many of them the scorer ranks among the hardest 10 % (chance: 10 %).
     """
     with user_errors():
         from .scoring.demo import DEMO_RECIPE, DemoArguments
         from .scoring.demo import demo as run_demo
         from .scoring.summary import display_texts
 
-        (args,) = _parse(ctx, "lpselect demo", DemoArguments)
+        (args,) = _parse(argv, "lpselect demo", DemoArguments)
         recipe = ", ".join(f"{k} {v}" for k, v in {**DEMO_RECIPE, "epochs": args.epochs}.items())
         console.print(f"Demo: {args.rows} generated rows, default model ({recipe}) → {args.out}")
         result = run_demo(args)
@@ -147,17 +152,19 @@ def demo(ctx: typer.Context) -> None:
     Console().print(result.summary(), soft_wrap=True, markup=False)
 
 
-@app.command("select", context_settings=_PASSTHROUGH, add_help_option=False)
-def select_cmd(ctx: typer.Context) -> None:
-    """Pick a subset of a scored run and write it with its score columns: lpselect select RUN --strategy lp1-hard (--fraction 0.05 | --count N) [--per_cluster K] [--out PATH]."""
+@command("select")
+def select_cmd(argv: list[str]) -> None:
+    """Pick a subset of a scored run and write it with its score columns. The strategies are described on the
+    method page of the documentation.
+    """
     with user_errors():
         from .selection.arguments import SelectArguments
 
         (args,) = _parse(
-            ctx,
+            argv,
             "lpselect select",
             SelectArguments,
-            usage="lpselect select RUN --strategy STRATEGY (--fraction F | --count N) [OPTIONS]",
+            usage="lpselect select RUN --strategy STRATEGY (--fraction F | --count N) [--per_cluster K] [--out PATH]",
         )
         from .selection.subsets import select_subset
 
@@ -165,14 +172,14 @@ def select_cmd(ctx: typer.Context) -> None:
     Console().print(result.summary(), soft_wrap=True, markup=False)
 
 
-@app.command(context_settings=_PASSTHROUGH, add_help_option=False)
-def compare(ctx: typer.Context) -> None:
-    """Agreement between two scorer runs on the same rows: Spearman, Kendall, overlap of the hardest sets: lpselect compare RUN_A RUN_B [--score lp1]."""
+@command()
+def compare(argv: list[str]) -> None:
+    """Agreement between two scorer runs on the same rows: Spearman, Kendall, overlap of the hardest sets."""
     with user_errors():
         from .selection.arguments import CompareArguments
 
         (args,) = _parse(
-            ctx, "lpselect compare", CompareArguments, usage="lpselect compare RUN_A RUN_B [--score lp1] [--out DIR]"
+            argv, "lpselect compare", CompareArguments, usage="lpselect compare RUN_A RUN_B [--score lp1] [--out DIR]"
         )
         from .selection.compare import compare_runs
 
@@ -180,27 +187,29 @@ def compare(ctx: typer.Context) -> None:
     Console().print(result.summary(), soft_wrap=True, markup=False)
 
 
-@app.command(context_settings=_PASSTHROUGH, add_help_option=False)
-def report(ctx: typer.Context) -> None:
-    """Figures and a Markdown summary of a run: LP(1) histogram, trajectories by tertile, LP vs length, counts: lpselect report RUN."""
+@command()
+def report(argv: list[str]) -> None:
+    """Figures and a Markdown summary of a run: LP(1) histogram, trajectories by tertile, LP vs length, counts."""
     with user_errors():
         from .selection.arguments import ReportArguments
 
-        (args,) = _parse(ctx, "lpselect report", ReportArguments, usage="lpselect report RUN [--out DIR]")
+        (args,) = _parse(argv, "lpselect report", ReportArguments, usage="lpselect report RUN [--out DIR]")
         from .selection.report import report_run
 
         result = report_run(args)
     Console().print(result.summary(), soft_wrap=True, markup=False)
 
 
-@app.command("push-scores", context_settings=_PASSTHROUGH, add_help_option=False)
-def push_scores_cmd(ctx: typer.Context) -> None:
-    """Push a run's scores as new columns of a Hub dataset, with subset configs and a generated card, in one commit: lpselect push-scores OWNER/NAME [--run RUN]."""
+@command("push-scores")
+def push_scores_cmd(argv: list[str]) -> None:
+    """Push a run's scores as new columns of a Hub dataset, with subset configs and a generated card, in one
+    commit.
+    """
     with user_errors():
         from .hub.arguments import PushArguments
 
         (args,) = _parse(
-            ctx,
+            argv,
             "lpselect push-scores",
             PushArguments,
             usage="lpselect push-scores OWNER/NAME [--run RUN] [--subsets ...] [OPTIONS]",
@@ -215,7 +224,7 @@ def push_scores_cmd(ctx: typer.Context) -> None:
             create_pr=args.create_pr,
             local_dir=args.local_dir,
             dry_run=args.dry_run,
-            seed=args.selection_seed,
+            selection_seed=args.selection_seed,
         )
     out = Console()
     out.print(plan.summary(), soft_wrap=True, markup=False)
@@ -225,52 +234,49 @@ def push_scores_cmd(ctx: typer.Context) -> None:
         out.print(f"{'pull request' if args.create_pr else 'pushed'}: {plan.url}")
 
 
-@app.command(context_settings=_PASSTHROUGH, add_help_option=False)
-def train(ctx: typer.Context) -> None:
+@command()
+def train(argv: list[str]) -> None:
     """Fine-tune a target model with TRL's SFT on a curated split, with the scorer's prompt and masks.
 
-    lpselect train --model_name_or_path MODEL (--dataset_name ORG/DATA --dataset_config lp1_hard_5pct |
-    --dataset_name ORG/DATA --strategy lp1-hard --fraction 0.07 | --run runs/NAME --strategy lp1-hard
-    --fraction 0.05 | --dataset_name DATA) [any trl sft flag] [--config recipe.yaml].
-    `lpselect train --help` lists every option.
+    The parser's description (:func:`~hf_lpselect.training.arguments.make_parser`) is the help.
     """
-    from accelerate import PartialState
-
     with user_errors():
-        check_early("lpselect train", ctx.args)
+        from accelerate import PartialState
+
         from .training.arguments import parse_train_args
         from .training.run import run_train
 
-        result = run_train(parse_train_args(ctx.args))
+        result = run_train(parse_train_args(argv))
     if PartialState().is_main_process:
         Console().print(result.summary(), soft_wrap=True, markup=False)
 
 
-@app.command("eval", context_settings=_PASSTHROUGH, add_help_option=False)
-def eval_cmd(ctx: typer.Context) -> None:
-    """Is the subset-trained model better? Answers, a pairwise judge in both orders, reference NLL.
-
-    lpselect eval --models hard=runs/hard random=runs/random --baseline random --test_sets vicuna.jsonl
-    [--judge_base_url URL --judge_model NAME] [--config eval.yaml]. `lpselect eval --help` lists every option.
+@command("eval")
+def eval_cmd(argv: list[str]) -> None:
+    """Is the subset-trained model better? Answers, a pairwise judge in both orders, reference NLL: lpselect eval
+    --models hard=runs/hard random=runs/random --baseline random --test_sets vicuna.jsonl [--judge_base_url URL
+    --judge_model NAME].
     """
     with user_errors():
         from .eval import EvalArguments, evaluate
 
-        (args,) = _parse(ctx, "lpselect eval", EvalArguments)
+        (args,) = _parse(argv, "lpselect eval", EvalArguments)
         result = evaluate(args)
     Console().print(result.summary(), soft_wrap=True, markup=False)
 
 
-@app.command(context_settings=_PASSTHROUGH, add_help_option=False)
-def space(ctx: typer.Context) -> None:
-    """The Gradio Space: `lpselect space [--host H] [--port P]` serves it in your browser (explore, select, score, compare; needs the space extra: pip install 'hf-lpselect[space]'); `lpselect space deploy OWNER/NAME` puts it on the Hugging Face Hub."""
-    if ctx.args[:1] == ["deploy"]:
+@command()
+def space(argv: list[str]) -> None:
+    """The Gradio Space, served in your browser or deployed to the Hub. lpselect space [--host H] [--port P] serves
+    it here (explore, select, score, compare; needs the space extra: pip install 'hf-lpselect[space]'); lpselect
+    space deploy OWNER/NAME puts it on the Hugging Face Hub.
+    """
+    if argv[:1] == ["deploy"]:
         with user_errors():
             from .space.arguments import DeployArguments
 
-            ctx.args = ctx.args[1:]
             (args,) = _parse(
-                ctx,
+                argv[1:],
                 "lpselect space deploy",
                 DeployArguments,
                 usage="lpselect space deploy OWNER/NAME [OPTIONS]",
@@ -295,7 +301,7 @@ def space(ctx: typer.Context) -> None:
         from .space.arguments import ServeArguments
 
         (args,) = _parse(
-            ctx,
+            argv,
             "lpselect space",
             ServeArguments,
             usage="lpselect space [--host 127.0.0.1] [--port 7860] | lpselect space deploy OWNER/NAME [OPTIONS]",
@@ -308,8 +314,63 @@ def space(ctx: typer.Context) -> None:
     serve(["--host", args.host, "--port", str(args.port)])
 
 
-def main() -> None:
-    app()
+def _summary(function: Callable) -> str:
+    """A command's first sentence, for ``lpselect --help``."""
+    return _description(function).split(". ")[0].split(": lpselect")[0].rstrip(".") + "."
+
+
+def _overview() -> str:
+    """``lpselect --help``: what it does, and one line per command."""
+    width = max(map(len, COMMANDS))
+    lines = [
+        "usage: lpselect [--help] [--version] COMMAND [OPTIONS]",
+        "",
+        "Pick the instruction-tuning rows a small model learns slowest (learning percentage, Mekala et al. 2024).",
+        "",
+        "commands:",
+        *(f"  {name:<{width}}  {_summary(function)}" for name, function in COMMANDS.items()),
+        "",
+        "options:",
+        "  -h, --help     show this message and exit",
+        "  --version      print the version of hf_lpselect and exit",
+        "",
+        "`lpselect COMMAND --help` lists a command's options.",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The ``lpselect`` command: ``lpselect COMMAND [OPTIONS]``, ``lpselect --help``, ``lpselect --version``.
+
+    Args:
+        argv (`list[str]` or `None`, *optional*, defaults to `None`): the arguments after ``lpselect``
+            (``None``: ``sys.argv[1:]``).
+
+    Raises:
+        SystemExit: with code 2 after one sentence on bad input, 0 after ``--help``.
+    """
+    argv = sys.argv[1:] if argv is None else [str(arg) for arg in argv]
+    if not argv or argv[0] in ("-h", "--help"):
+        sys.stdout.write(_overview() + "\n")
+        if not argv:
+            raise SystemExit(2)
+        return
+    if argv[0] == "--version":
+        from . import __version__
+
+        sys.stdout.write(__version__ + "\n")
+        return
+    with user_errors():
+        if argv[0] not in COMMANDS:
+            close = difflib.get_close_matches(argv[0], COMMANDS, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(f"Unknown command {argv[0]!r}{hint}; `lpselect --help` lists the commands.")
+        # Importing TRL's parser takes a second (pandas and torch for some commands: seconds more), so a flag that
+        # is none of the names the command's parser took at its last parse is refused here, with nothing heavy
+        # imported; with nothing remembered (or stale names) the parser decides.
+        words = 2 if argv[:2] == ["space", "deploy"] else 1
+        check_early(" ".join(["lpselect", *argv[:words]]), argv[words:])
+    COMMANDS[argv[0]](argv[1:])
 
 
 if __name__ == "__main__":

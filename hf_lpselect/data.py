@@ -348,6 +348,23 @@ def _json_array(text: str) -> Iterator[tuple[Any, int]]:
 # ----------------------------------------------------------------------------- formats
 
 
+def is_canonical(dataset: datasets.Dataset) -> bool:
+    """Whether ``dataset`` holds canonical rows (the columns of :data:`FEATURES`, as :func:`load_rows` and
+    :func:`canonicalize` give them), which every function that takes raw rows also takes as they are."""
+    return set(FEATURES) <= set(dataset.column_names)
+
+
+def source_format(dataset: datasets.Dataset) -> str:
+    """The format of raw rows (:func:`detect_format`), or the one canonical rows were read in.
+
+    Raises:
+        DataError: raw rows whose columns match no format, or more than one.
+    """
+    if is_canonical(dataset):
+        return dataset[0]["format"] if len(dataset) else FORMATS[0]
+    return detect_format(dataset.column_names)
+
+
 def detect_format(column_names: list[str]) -> str:
     """Return the one format whose required columns are all present, else raise DataError."""
     found = [name for name in FORMATS if set(REQUIRED[name]) <= set(column_names)]
@@ -437,6 +454,10 @@ def canonicalize(
         >>> rows[0]["status"], rows[0]["id"]
         ('ok', '2eb0072aa70896a1')
     """
+    if is_canonical(raw):  # load_rows' output, or some of its rows: canonical already, numbered again in order
+        return raw.select_columns(list(FEATURES)).map(
+            lambda _, at: {"row": at}, with_indices=True, keep_in_memory=cache_dir is None, desc="Numbering rows"
+        )
     ours = [c for c in raw.column_names if OUR_COLUMNS.match(c)]  # scores pushed by us are not content
     if ours:
         raw = raw.remove_columns(ours)
@@ -492,6 +513,8 @@ def canonicalize(
 def content_ids(raw: datasets.Dataset) -> list[str]:
     """The content id of every row of ``raw``, in order: the ``id`` :func:`canonicalize` gives it, at a
     fraction of the cost (no views, statuses or duplicates), for checking a source against a run."""
+    if is_canonical(raw):
+        return list(raw["id"])
     ours = [c for c in raw.column_names if OUR_COLUMNS.match(c)]
     if ours:
         raw = raw.remove_columns(ours)

@@ -3,6 +3,8 @@ random Llama models built from a config. Nothing here touches a model hub."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 
@@ -12,6 +14,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -111,6 +114,33 @@ def write_jsonl(path: Path, records: list[dict]) -> Path:
     """Write ``records`` as a JSON-lines file at ``path``; return the path."""
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     return path
+
+
+@dataclass(frozen=True)
+class Invoked:
+    """What one ``lpselect`` call did: its exit code and what it printed (``output``: stdout, then stderr)."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def lpselect(*argv: object) -> Invoked:
+    """Run ``lpselect ARGV...`` in this process (:func:`hf_lpselect.cli.main`), capturing what it prints."""
+    from hf_lpselect.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main([str(arg) for arg in argv])
+        except SystemExit as exit:
+            code = exit.code if isinstance(exit.code, int) else int(exit.code is not None)
+    return Invoked(code, out.getvalue(), err.getvalue())
 
 
 def make_tiny_model(vocab_size: int, seed: int = 0) -> LlamaForCausalLM:

@@ -6,13 +6,11 @@ from pathlib import Path
 import datasets
 import pandas as pd
 import pytest
-from conftest import make_tiny_model
+from conftest import lpselect, make_tiny_model
 from transformers import TrainerCallback
 from trl import SFTConfig, SFTTrainer
-from typer.testing import CliRunner
 
-from hf_lpselect.cli import app
-from hf_lpselect.data import canonicalize
+from hf_lpselect.data import canonicalize, content_ids, load_rows
 from hf_lpselect.errors import ConfigError, RunError
 from hf_lpselect.record import RunRecord
 from hf_lpselect.scoring.demo_data import make_demo_rows
@@ -169,7 +167,7 @@ def test_the_readmes_trl_script_ends_in_a_run_that_lpselect_select_takes(tmp_pat
     assert record.complete and record.epochs == 3 and record.dataset.stored and record.format == "prompt-completion"
     assert record.identity["learning_rate"] == RECIPE["learning_rate"]
 
-    result = CliRunner().invoke(app, ["select", str(out), "--strategy", "lp1-hard", "--fraction", "0.25"])
+    result = lpselect("select", str(out), "--strategy", "lp1-hard", "--fraction", "0.25")
     assert result.exit_code == 0, result.output
     picked = pd.read_parquet(next((out / "selections").glob("lp1-hard*")))
     hardest = scores.dropna(subset=["lp1"]).sort_values(["lp1", "row"])["row"].head(len(picked)).tolist()
@@ -281,3 +279,27 @@ def test_a_duplicate_the_trainer_trained_on_is_still_a_duplicate_in_the_scores(t
     scores = pd.read_parquet(tmp_path / "out" / "scores.parquet")
     assert scores["status"].tolist() == ["ok"] * 5 + ["duplicate"] and scores.loc[5, "reason"] == "duplicate of row 1"
     assert RunRecord.load(tmp_path / "out").counts["duplicate"] == 1
+
+
+def test_load_rows_output_is_taken_wherever_raw_rows_are(tmp_path, tokenizer):
+    """Before: `LearningPercentageCallback(source=hf_lpselect.load_rows(...))` was refused ("match none of the
+    formats hf_lpselect reads"): canonical rows are read as they are, with the raw rows' ids and format."""
+    raw = alpaca_rows(8)
+    data = tmp_path / "d.jsonl"
+    raw.to_json(str(data))
+    rows = load_rows(str(data))
+    assert canonicalize(rows)["id"] == canonicalize(raw)["id"] and content_ids(rows) == content_ids(raw)
+    tokens = ok_tokens(rows, tokenizer, "alpaca")
+    assert tokens["input_ids"] == ok_tokens(raw, tokenizer, "alpaca")["input_ids"]
+    trainer = SFTTrainer(
+        model=make_tiny_model(len(tokenizer)),
+        processing_class=tokenizer,
+        train_dataset=tokens,
+        args=SFTConfig(str(tmp_path / "out"), dataset_kwargs={"skip_prepare_dataset": True}, **RECIPE),
+    )
+    trainer.add_callback(LearningPercentageCallback(tokens, source=rows, trainer=trainer))
+    trainer.train()
+    scores = pd.read_parquet(tmp_path / "out" / "scores.parquet")
+    assert scores["row"].tolist() == list(range(8)) and (scores["status"] == "ok").all()
+    assert RunRecord.load(tmp_path / "out").format == "alpaca"
+    assert canonicalize(rows.select([5, 2]))["row"] == [0, 1]  # some of its rows: numbered again, in order

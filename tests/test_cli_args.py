@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import lpselect
 from transformers import HfArgumentParser
 from trl import TrlParser
 
@@ -123,11 +124,8 @@ def test_the_identity_covers_every_field_that_changes_scores_and_nothing_that_ca
 
 
 def test_score_help_lists_trl_flags_and_ours():
-    from typer.testing import CliRunner
 
-    from hf_lpselect.cli import app
-
-    result = CliRunner().invoke(app, ["score", "--help"])
+    result = lpselect("score", "--help")
     assert result.exit_code == 0
     for flag in (
         "--learning_rate",
@@ -203,11 +201,8 @@ def test_config_yaml_takes_the_same_names_as_the_command_line(tmp_path):
 
 
 def test_select_takes_the_spellings_train_takes(tmp_path):
-    from typer.testing import CliRunner
 
-    from hf_lpselect.cli import app
-
-    result = CliRunner().invoke(app, ["select", "--help"], terminal_width=200)
+    result = lpselect("select", "--help")
     for flag in ("--per-cluster", "--per_cluster", "--selection_seed", "lp1-hard", "variability"):
         assert flag in result.output, flag
 
@@ -269,7 +264,7 @@ def test_demo_and_space_take_the_same_parser():
     ],
 )
 def test_bare_words_are_positional_before_or_after_the_flags(argv):
-    """The bare word a command takes (typer took it anywhere) may come before or after the flags."""
+    """The bare word a command takes may come before or after the flags."""
     from hf_lpselect.core.parser import ArgumentParser
     from hf_lpselect.hub.arguments import PushArguments
 

@@ -11,11 +11,9 @@ import datasets
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import FAST
+from conftest import FAST, lpselect
 from huggingface_hub import DatasetCard, DatasetCardData
-from typer.testing import CliRunner
 
-from hf_lpselect.cli import app
 from hf_lpselect.errors import DataError
 from hf_lpselect.hub.columns import (
     DEFAULT_SUBSETS,
@@ -354,19 +352,16 @@ def test_dry_run_materialises_without_a_token_or_network(run, tmp_path, monkeypa
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))  # no stored token either
     out = tmp_path / "dry"
-    result = CliRunner().invoke(
-        app,
-        [
-            "push-scores",
-            "org/alpaca",
-            "--run",
-            str(run.run_dir.path),
-            "--dry-run",
-            "--local-dir",
-            str(out),
-            "--subsets",
-            "lp1_hard_10pct,ppl_high_10pct",
-        ],
+    result = lpselect(
+        "push-scores",
+        "org/alpaca",
+        "--run",
+        str(run.run_dir.path),
+        "--dry-run",
+        "--local-dir",
+        str(out),
+        "--subsets",
+        "lp1_hard_10pct,ppl_high_10pct",
     )
     assert result.exit_code == 0, result.output
     assert "config lp1_hard_10pct: 4 rows" in result.output and "dry run: nothing was sent" in result.output
@@ -376,7 +371,7 @@ def test_dry_run_materialises_without_a_token_or_network(run, tmp_path, monkeypa
 def test_push_without_a_token_is_one_sentence(run, tmp_path, monkeypatch):
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
-    result = CliRunner().invoke(app, ["push-scores", "org/alpaca", "--run", str(run.run_dir.path)])
+    result = lpselect("push-scores", "org/alpaca", "--run", str(run.run_dir.path))
     assert result.exit_code == 2 and "No Hugging Face token" in result.output and "Traceback" not in result.output
 
 
@@ -390,13 +385,13 @@ def test_push_without_a_token_is_one_sentence(run, tmp_path, monkeypatch):
 def test_bad_push_requests_fail_before_any_network_call(run, args, message, monkeypatch, tmp_path):
     monkeypatch.delenv("HF_TOKEN", raising=False)  # without a token, any later check would say so instead
     monkeypatch.setenv("HF_HOME", str(tmp_path))
-    result = CliRunner().invoke(app, ["push-scores", "org/alpaca", "--run", str(run.run_dir.path), *args])
+    result = lpselect("push-scores", "org/alpaca", "--run", str(run.run_dir.path), *args)
     assert result.exit_code == 2 and message in result.output
 
 
 def test_push_finds_the_latest_run_of_the_dataset_or_says_how(run, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(app, ["push-scores", "org/never-scored", "--dry-run"])
+    result = lpselect("push-scores", "org/never-scored", "--dry-run")
     assert result.exit_code == 2 and "pass --run" in result.output
 
 
@@ -521,9 +516,7 @@ def test_an_empty_subset_is_a_config_with_no_rows(run, tmp_path):
 
 
 def test_bad_repo_ids_are_one_sentence(run):
-    result = CliRunner().invoke(
-        app, ["push-scores", "https://huggingface.co/datasets/org/a", "--run", str(run.run_dir.path)]
-    )
+    result = lpselect("push-scores", "https://huggingface.co/datasets/org/a", "--run", str(run.run_dir.path))
     assert result.exit_code == 2 and "Bad repo id" in result.output and "Traceback" not in result.output
 
 

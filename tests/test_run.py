@@ -4,11 +4,9 @@ import json
 
 import pandas as pd
 import pytest
-from conftest import FAST, write_jsonl
+from conftest import FAST, lpselect, write_jsonl
 from transformers import TrainerCallback
-from typer.testing import CliRunner
 
-from hf_lpselect.cli import app
 from hf_lpselect.scoring.demo_data import make_demo_rows
 from hf_lpselect.scoring.run import RunError, score
 
@@ -103,7 +101,7 @@ def test_a_finished_run_is_not_redone_and_a_different_one_is_refused(tmp_path, t
         "--bf16",
         "false",
     ]
-    said = [CliRunner().invoke(app, argv) for _ in range(2)]
+    said = [lpselect(*argv) for _ in range(2)]
     assert [r.exit_code for r in said] == [0, 0]
     assert "Already complete:" not in said[0].output
     assert "Already complete:" in said[1].output  # before: the summary again, as if just scored
@@ -128,7 +126,7 @@ def test_how_a_pass_is_batched_is_not_part_of_a_runs_identity(tmp_path, tiny_mod
 def test_cli_bad_input_is_one_clear_sentence(tmp_path):
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"instruction": "a", "output": "b"}\n{"instruction": \n')
-    result = CliRunner().invoke(app, ["score", str(broken), "--out", str(tmp_path / "r")])
+    result = lpselect("score", str(broken), "--out", str(tmp_path / "r"))
     assert result.exit_code == 2
     assert "broken.jsonl line 2" in result.output
     assert "Traceback" not in result.output
@@ -153,8 +151,7 @@ def test_columns_of_no_known_format_are_mapped_and_select_reads_the_source_the_s
     records = [{"question": r["instruction"], "answer": r["output"]} for r in make_demo_rows(8, seed=2)]
     data = write_jsonl(tmp_path / "qa.jsonl", records)
     out = tmp_path / "r"
-    runner = CliRunner()
-    refused = runner.invoke(app, ["score", str(data), "--out", str(out), "--model", str(tiny_model_dir)])
+    refused = lpselect("score", str(data), "--out", str(out), "--model", str(tiny_model_dir))
     assert refused.exit_code == 2 and "--columns question=instruction,answer=output" in refused.output
     result = score(
         data,
@@ -169,9 +166,15 @@ def test_columns_of_no_known_format_are_mapped_and_select_reads_the_source_the_s
         "question": "instruction",
         "answer": "output",
     }
-    picked = runner.invoke(
-        app,
-        ["select", str(out), "--strategy", "lp1-hard", "--fraction", "0.25", "--out", str(tmp_path / "hard.jsonl")],
+    picked = lpselect(
+        "select",
+        str(out),
+        "--strategy",
+        "lp1-hard",
+        "--fraction",
+        "0.25",
+        "--out",
+        str(tmp_path / "hard.jsonl"),
     )
     assert picked.exit_code == 0, picked.output
     rows = [json.loads(line) for line in (tmp_path / "hard.jsonl").read_text().splitlines()]

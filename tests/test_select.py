@@ -121,20 +121,22 @@ def test_variability_needs_two_epochs_and_confidence_one():
 
 def test_random_is_a_seeded_uniform_draw_over_rows_sorted_by_row():
     scores = table(status=["ok"] * 18 + ["invalid", "excluded"], lp1=np.linspace(0, 1, 20))
-    sel = select(scores, "random", count=5, seed=7)
+    sel = select(scores, "random", count=5, selection_seed=7)
     expected = np.arange(18)[np.random.default_rng(7).permutation(18)[:5]]
     assert sel.rows == tuple(expected)
     assert sel.skipped == {"status excluded": 1, "status invalid": 1}
     assert sel.score is None and sel.values is None
     # input order does not matter
-    assert select(scores.sample(frac=1, random_state=0), "random", count=5, seed=7).rows == sel.rows
+    assert select(scores.sample(frac=1, random_state=0), "random", count=5, selection_seed=7).rows == sel.rows
 
 
 def test_determinism_with_seed():
     scores = table(lp1=np.linspace(0, 1, 100))
-    assert select(scores, "random", fraction=0.1, seed=1) == select(scores, "random", fraction=0.1, seed=1)
-    assert set(select(scores, "random", fraction=0.1, seed=1).rows) != set(
-        select(scores, "random", fraction=0.1, seed=2).rows
+    assert select(scores, "random", fraction=0.1, selection_seed=1) == select(
+        scores, "random", fraction=0.1, selection_seed=1
+    )
+    assert set(select(scores, "random", fraction=0.1, selection_seed=1).rows) != set(
+        select(scores, "random", fraction=0.1, selection_seed=2).rows
     )
 
 
@@ -166,8 +168,8 @@ def test_s2l_covers_trajectory_clusters_evenly():
     # budget 12: A is used up (2), B too (10 // 2 = 5 > 4), the rest comes from C
     sel = select(scores, "s2l", count=12, trajectory_clusters=3)
     assert Counter(shape[r] for r in sel.rows) == {"A": 2, "B": 4, "C": 6}
-    assert select(scores, "s2l", count=6, trajectory_clusters=3, seed=3) == select(
-        scores, "s2l", count=6, trajectory_clusters=3, seed=3
+    assert select(scores, "s2l", count=6, trajectory_clusters=3, selection_seed=3) == select(
+        scores, "s2l", count=6, trajectory_clusters=3, selection_seed=3
     )
 
 
@@ -312,11 +314,11 @@ def test_per_cluster_medium_is_centred_in_each_cluster():
 def test_clustered_random_matches_the_per_cluster_counts_of_lp1_hard():
     scores, clusters = two_clusters()
     hard = select(scores, "lp1-hard", fraction=0.05, clusters=clusters)
-    rand = select(scores, "clustered-random", fraction=0.05, clusters=clusters, seed=0)
+    rand = select(scores, "clustered-random", fraction=0.05, clusters=clusters, selection_seed=0)
     assert Counter(rand.groups) == Counter(hard.groups) == {"A": 2, "B": 3}
     assert all(clusters[r] == g for r, g in zip(rand.rows, rand.groups))
     assert rand.rows == tuple(sorted(rand.rows))  # per-cluster random rows are listed by row
-    assert rand == select(scores, "clustered-random", fraction=0.05, clusters=clusters, seed=0)
+    assert rand == select(scores, "clustered-random", fraction=0.05, clusters=clusters, selection_seed=0)
 
 
 def test_clustered_random_mirror_draws_from_the_mirrored_pool():
@@ -326,7 +328,9 @@ def test_clustered_random_mirror_draws_from_the_mirrored_pool():
     plain = select(scores, "clustered-random", fraction=0.05, clusters=clusters)
     assert Counter(plain.groups) == {"A": 2, "B": 3}  # all 41 ok rows of B: not the LP counts
     for seed in range(5):
-        mirrored = select(scores, "clustered-random", fraction=0.05, clusters=clusters, mirror="lp1-hard", seed=seed)
+        mirrored = select(
+            scores, "clustered-random", fraction=0.05, clusters=clusters, mirror="lp1-hard", selection_seed=seed
+        )
         assert Counter(mirrored.groups) == Counter(hard.groups) == {"A": 2, "B": 2}
         assert 80 not in mirrored.rows
         assert mirrored.skipped == hard.skipped and mirrored.mirror == "lp1-hard"

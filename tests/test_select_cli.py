@@ -6,10 +6,8 @@ import json
 import datasets
 import pandas as pd
 import pytest
-from conftest import FAST
-from typer.testing import CliRunner
+from conftest import FAST, lpselect
 
-from hf_lpselect.cli import app
 from hf_lpselect.scoring.demo_data import make_demo_rows
 from hf_lpselect.scoring.run import score
 from hf_lpselect.selection.strategies import select
@@ -29,7 +27,7 @@ def run(tmp_path_factory, tiny_model_dir):
 
 
 def invoke(*args):
-    result = CliRunner().invoke(app, [str(a) for a in args])
+    result = lpselect(*args)
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -97,14 +95,14 @@ def test_select_with_the_official_codes_per_cluster_counts(run, tmp_path):
 
 
 def test_cluster_rows_without_clusters_is_one_sentence(run):
-    result = CliRunner().invoke(
-        app, ["select", str(run.run_dir.path), "--strategy", "lp1-hard", "--fraction", "0.1", "--cluster_rows", "all"]
+    result = lpselect(
+        "select", str(run.run_dir.path), "--strategy", "lp1-hard", "--fraction", "0.1", "--cluster_rows", "all"
     )
     assert result.exit_code == 2 and "Traceback" not in result.output and "add --per_cluster K" in result.output
 
 
 def test_select_bad_request_is_one_sentence(run):
-    result = CliRunner().invoke(app, ["select", str(run.run_dir.path), "--strategy", "nope", "--fraction", "0.1"])
+    result = lpselect("select", str(run.run_dir.path), "--strategy", "nope", "--fraction", "0.1")
     assert result.exit_code == 2 and "Traceback" not in result.output and "lp1-hard" in result.output
 
 
@@ -141,18 +139,15 @@ def test_select_writes_csv_that_pandas_reads_back(run, tmp_path):
 
 @pytest.mark.parametrize("name", ["subset.tsv", "subset.xlsx", "subset.TXT"])
 def test_select_refuses_an_extension_it_does_not_write(run, tmp_path, name):
-    result = CliRunner().invoke(
-        app,
-        [
-            "select",
-            str(run.run_dir.path),
-            "--strategy",
-            "lp1-hard",
-            "--fraction",
-            "0.25",
-            "--out",
-            str(tmp_path / name),
-        ],
+    result = lpselect(
+        "select",
+        str(run.run_dir.path),
+        "--strategy",
+        "lp1-hard",
+        "--fraction",
+        "0.25",
+        "--out",
+        str(tmp_path / name),
     )
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert f"Cannot write {name}:" in result.output and ".json, .jsonl, .parquet or .csv" in result.output
@@ -183,7 +178,7 @@ def test_compare_runs_with_no_common_rows_is_one_sentence(run, tmp_path):
     scores = run.scores.copy()
     scores["id"] = [f"elsewhere{i}" for i in range(len(scores))]  # another dataset: no content id in common
     scores.to_parquet(other / "scores.parquet")
-    result = CliRunner().invoke(app, ["compare", str(run.run_dir.path), str(other), "--out", str(tmp_path / "cmp")])
+    result = lpselect("compare", str(run.run_dir.path), str(other), "--out", str(tmp_path / "cmp"))
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "have 0 row(s) with lp1 in both" in result.output and "compare two runs over the same data" in result.output
     assert not (tmp_path / "cmp").exists()  # no empty plot
@@ -205,18 +200,18 @@ def test_every_command_reads_a_config_file_with_the_command_line_winning(run, tm
 
 
 def test_a_strategy_outside_the_registry_is_one_sentence_naming_the_choices(run):
-    result = CliRunner().invoke(app, ["select", str(run.run_dir.path), "--strategy", "lp1-har", "--fraction", "0.1"])
+    result = lpselect("select", str(run.run_dir.path), "--strategy", "lp1-har", "--fraction", "0.1")
     assert result.exit_code == 2 and "Traceback" not in result.output and "usage:" not in result.output
     assert "invalid choice: 'lp1-har'" in result.output and "'lp-app-hard'" in result.output
 
 
 def test_a_third_bare_word_is_one_sentence(run):
-    result = CliRunner().invoke(app, ["compare", str(run.run_dir.path), str(run.run_dir.path), "extra"])
+    result = lpselect("compare", str(run.run_dir.path), str(run.run_dir.path), "extra")
     assert result.exit_code == 2 and "Unexpected argument(s) extra;" in result.output
 
 
 def test_select_without_a_run_says_what_to_give():
-    result = CliRunner().invoke(app, ["select", "--strategy", "lp1-hard", "--fraction", "0.1"])
+    result = lpselect("select", "--strategy", "lp1-hard", "--fraction", "0.1")
     assert result.exit_code == 2 and "Give the run directory to select from" in result.output
 
 

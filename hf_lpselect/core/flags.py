@@ -1,10 +1,11 @@
 """Unknown options, answered with the closest names, and before the heavy imports when possible.
 
-A command's parser (:class:`~hf_lpselect.core.parser.ArgumentParser`) needs transformers, TRL and torch
-imported: seconds. Each parse remembers the command's option names in the cache
+A command's parser (:class:`~hf_lpselect.core.parser.ArgumentParser`) needs TRL imported (about a second:
+it reads every installed distribution's metadata), and ``score``, ``train``, ``demo`` and ``eval`` need
+transformers and torch too: seconds more. Each parse remembers the command's option names in the cache
 (:func:`~hf_lpselect.core.cache.cache_dir`), keyed by the library versions and the files that declare
-the options; the next call checks its flags against them first, with nothing heavy imported. Light: no
-third-party import.
+the options; the next call's dispatcher (:func:`hf_lpselect.cli.main`) checks its flags against them
+first, with nothing heavy imported. Light: no third-party import.
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ def offline() -> Iterator[None]:
     Example:
 
     ```python
-    >>> with offline():  # `lpselect push-scores --dry-run`
+    >>> with offline():  # `lpselect push-scores --dry_run`
     ...     plan = materialize("runs/alpaca", "org/alpaca", "dry")  # a Hub source read from the cache
     ```
     """

@@ -6,6 +6,7 @@ it is freed before the next. The judge runs last, over the cached answers.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 from pathlib import Path
@@ -81,7 +82,7 @@ def _judge(args: EvalArguments):
     )
 
 
-def evaluate(args: EvalArguments) -> EvalResult:
+def evaluate(args: EvalArguments | None = None, /, **kwargs: Any) -> EvalResult:
     """Answer the test sets with every model, score reference answers, judge each model against the baseline.
 
     Outputs in ``args.eval_dir``: ``generations.jsonl`` (every answer, with the settings that made
@@ -91,10 +92,14 @@ def evaluate(args: EvalArguments) -> EvalResult:
     replies already in the files are reused.
 
     Args:
-        args (`EvalArguments`): every setting; see its fields.
+        args (`EvalArguments` or `None`, *optional*, defaults to `None`): every setting; see its fields.
+        **kwargs: the same settings as keyword arguments (``models=[...], test_sets=[...]``), instead of ``args``.
 
     Returns:
         `EvalResult`: the results (``results.json``'s content) and the paths; ``summary()`` prints it.
+
+    Raises:
+        EvalError: both ``args`` and keyword arguments, an unknown keyword, or a setting that cannot be evaluated.
 
     Example:
         >>> from hf_lpselect.eval import EvalArguments, evaluate
@@ -102,6 +107,13 @@ def evaluate(args: EvalArguments) -> EvalResult:
         ...                                 test_sets=["vicuna_test_set.jsonl"], judge_model="Qwen/Qwen2.5-7B-Instruct"))  # doctest: +SKIP
         >>> print(result.summary())  # doctest: +SKIP
     """
+    if args is not None and kwargs:
+        raise EvalError("Pass either EvalArguments or keyword arguments to evaluate(), not both.")
+    if args is None:
+        unknown = sorted(set(kwargs) - {f.name for f in dataclasses.fields(EvalArguments)})
+        if unknown:
+            raise EvalError(f"Unknown argument(s) {', '.join(unknown)}; use the names of `lpselect eval --help`.")
+        args = EvalArguments(**kwargs)
     eval_dir = Path(args.eval_dir)
     eval_dir.mkdir(parents=True, exist_ok=True)
     test_sets = [load_test_set(spec, split=args.test_split, limit=args.limit) for spec in args.test_sets]

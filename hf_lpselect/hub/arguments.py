@@ -29,7 +29,7 @@ class PushArguments:
         dry_run (`bool`, *optional*, defaults to `False`):
             Materialise and print what would be pushed; nothing is sent.
         selection_seed (`int`, *optional*, defaults to `42`):
-            Seed of the random subsets (``--seed`` also works).
+            Seed of the random subsets (``--seed``, deprecated, still sets it).
 
     Example:
 
@@ -69,7 +69,7 @@ class PushArguments:
     dry_run: bool = field(
         default=False, metadata={"help": "Materialise and print what would be pushed; no network call, nothing sent."}
     )
-    selection_seed: int = field(default=42, metadata={"aliases": ["--seed"], "help": "Seed for the random subsets."})
+    selection_seed: int = field(default=42, metadata={"help": "Seed for the random subsets."})
 
     def __post_init__(self) -> None:
         if self.repo_id is None:

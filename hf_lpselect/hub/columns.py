@@ -79,7 +79,9 @@ def select_scored(
         raise ValueError(
             f"{strategy!r} cannot be selected from score columns; choose one of: {', '.join(SUBSET_STRATEGIES)}."
         )
-    return select(scores, strategy, fraction=fraction, count=count, seed=seed, mirror=default_mirror(strategy, scores))
+    return select(
+        scores, strategy, fraction=fraction, count=count, selection_seed=seed, mirror=default_mirror(strategy, scores)
+    )
 
 
 def lp1_rank(scores: pd.DataFrame) -> pd.Series:

@@ -13,6 +13,7 @@ import datasets
 from huggingface_hub import DatasetCard, hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError
 
+from ..core.deprecation import renamed_keyword
 from ..core.hub import NETWORK_ERRORS, short_error
 from ..core.schema import OUR_COLUMNS
 from ..errors import DataError
@@ -30,7 +31,8 @@ def load_scored(
     count: int | None = None,
     split: str = "train",
     revision: str | None = None,
-    seed: int = 42,
+    selection_seed: int = 42,
+    seed: int | None = None,
     **load_kwargs: Any,
 ) -> datasets.Dataset:
     """Any subset of a dataset pushed by ``lpselect push-scores``, from its score columns.
@@ -38,8 +40,10 @@ def load_scored(
     ``load_scored("org/alpaca", strategy="lp1-hard", fraction=0.07)`` loads the ``default``
     config and selects with :func:`hf_lpselect.selection.strategies.select`, exactly as ``lpselect select``
     does; rows come hardest first, with ``selection_rank`` (and ``selection_score``) added.
-    ``repo_id`` may also be a local folder holding such a repo.
+    ``repo_id`` may also be a local folder holding such a repo. ``selection_seed`` seeds a random strategy
+    (``seed``: its deprecated name).
     """
+    seed = renamed_keyword("load_scored", "seed", "selection_seed", seed, selection_seed)
     folder = Path(repo_id).expanduser()
     if folder.is_dir():  # datasets caches a local folder by its name, not its content: read the files themselves
         card = DatasetCard.load(folder / "README.md") if (folder / "README.md").is_file() else None
@@ -69,7 +73,7 @@ def load_provenance(repo_id: str, revision: str | None = None) -> CardProvenance
 
     Args:
         repo_id (`str`):
-            A Hub dataset id, or a local folder holding such a repo (``push-scores --local-dir``).
+            A Hub dataset id, or a local folder holding such a repo (``push-scores --local_dir``).
         revision (`str` or `None`, defaults to `None`):
             The Hub commit to read the card at (the one the rows are read at).
 

@@ -1,7 +1,7 @@
 """A pushable dataset repo from a scorer run, written to a local folder: :func:`materialize`.
 
 :func:`materialize` writes exactly the folder that :func:`hf_lpselect.hub.push.push_scores` uploads
-(and ``lpselect push-scores --dry-run --local-dir`` keeps). No network: a Hub source is read as the
+(and ``lpselect push-scores --dry_run --local_dir`` keeps). No network: a Hub source is read as the
 run read it.
 
 Repo layout (what ``load_dataset(repo_id, config)`` reads, declared in the card's ``configs``)::
@@ -259,9 +259,9 @@ def materialize(
         )
     local_dir = Path(local_dir)
     if local_dir.exists() and any(local_dir.iterdir()):
-        raise DataError(f"{local_dir} is not empty; give an empty or new folder for --local-dir.")
+        raise DataError(f"{local_dir} is not empty; give an empty or new folder for --local_dir.")
     # Written whole into a staging folder beside local_dir, then renamed to it: a full disk or a kill
-    # never leaves a half-materialised --local-dir that a later push (or `datasets`) would trust, and
+    # never leaves a half-materialised --local_dir that a later push (or `datasets`) would trust, and
     # the same command can run again. A staging folder a kill left behind is ours and replaced.
     staging = local_dir.parent / f".{local_dir.name}.lpselect-materialize.tmp"
     shutil.rmtree(staging, ignore_errors=True)

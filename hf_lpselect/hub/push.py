@@ -28,6 +28,7 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.utils import validate_repo_id
 
+from ..core.deprecation import renamed_keyword
 from ..core.hub import NETWORK_ERRORS, is_hub_id, offline, short_error
 from ..core.io import is_disk_full
 from ..errors import DataError, HubError
@@ -114,7 +115,8 @@ def push_scores(
     dry_run: bool = False,
     token: str | None = None,
     runs_dir: str | Path = "runs",
-    seed: int = 42,
+    selection_seed: int = 42,
+    seed: int | None = None,
 ) -> PushPlan:
     """Push a run's scores as columns of the Hub dataset ``repo_id``, with subset configs and a card,
     in ONE commit (or one pull request with ``create_pr``).
@@ -123,8 +125,9 @@ def push_scores(
     keeps the materialised folder (otherwise a temporary one); ``dry_run`` materialises and stops
     before any network call, so the target's existing card is not read. The commit's parent is the
     commit the card was read at: if the repo moves on in between, the push fails instead of
-    overwriting that change.
+    overwriting that change. ``selection_seed`` seeds the random subsets (``seed``: its deprecated name).
     """
+    seed = renamed_keyword("push_scores", "seed", "selection_seed", seed, selection_seed)
     try:
         validate_repo_id(repo_id)
     except HFValidationError as err:

@@ -5,9 +5,10 @@ spelling and ``--config recipe.yaml`` works), :func:`hf_lpselect.score` takes th
 keyword arguments, and the run identity that decides whether a re-run may resume is derived from
 the same fields (:func:`run_identity`), so nothing that changes scores can be left out of it.
 
-Short forms users already type are aliases of the TRL names: ``--model`` (``--model_name_or_path``),
-``--epochs`` (``--num_train_epochs``), ``--out`` (``--output_dir``), ``--split``, ``--subset``,
-``--revision``, ``--lora`` (``--use_peft``), ``--batch-size``, ``--grad-accum``.
+Short forms users already type are aliases of the TRL names, declared once for every command
+(:data:`hf_lpselect.core.parser.ALIASES`): ``--model`` (``--model_name_or_path``), ``--epochs``
+(``--num_train_epochs``), ``--out`` (``--output_dir``), ``--split``, ``--subset``, ``--revision``,
+``--lora`` (``--use_peft``), ``--batch_size`` and ``--grad_accum`` (also with dashes).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from trl import ModelConfig, ScriptArguments
 
-from ..core.parser import ArgumentParser
+from ..core.parser import ArgumentParser, field_names
 from ..data import FORMATS, parse_column_map
 from ..errors import ConfigError, DataError
 from ..record import identity_of
@@ -61,10 +62,8 @@ class ScoreArguments(ScriptArguments):
             "(also the first positional argument of `lpselect score`).",
         },
     )
-    dataset_config: str | None = field(
-        default=None, metadata={"aliases": ["--subset"], "help": "Config (subset) of a Hub dataset."}
-    )
-    dataset_train_split: str = field(default="train", metadata={"aliases": ["--split"], "help": "Split to score."})
+    dataset_config: str | None = field(default=None, metadata={"help": "Config (subset) of a Hub dataset."})
+    dataset_train_split: str = field(default="train", metadata={"help": "Split to score."})
     format: str = field(default="auto", metadata={"help": "Row format: " + ", ".join(ROW_FORMATS) + "."})
     columns: str | None = field(
         default=None,
@@ -110,19 +109,15 @@ class ScorerModelConfig(ModelConfig):
     model_name_or_path: str | None = field(
         default="default",
         metadata={
-            "aliases": ["--model"],
             "help": "Scorer model: a Hub id, a local folder, a .gguf file, or 'default' "
             "(SmolLM2-135M-Instruct, offline).",
         },
     )
-    model_revision: str = field(
-        default="main", metadata={"aliases": ["--revision"], "help": "Branch, tag or commit on the Hub."}
-    )
-    use_peft: bool = field(
-        default=False, metadata={"aliases": ["--lora"], "help": "Train LoRA adapters (peft) instead of all weights."}
-    )
+    model_revision: str = field(default="main", metadata={"help": "Branch, tag or commit on the Hub."})
+    use_peft: bool = field(default=False, metadata={"help": "Train LoRA adapters (peft) instead of all weights."})
     lora_target_modules: list[str] | None = field(
-        default_factory=lambda: ["all-linear"], metadata={"help": "LoRA target modules (default: all linear layers)."}
+        default_factory=lambda: ["all-linear"],
+        metadata={"help": "LoRA target modules; all-linear: every linear layer."},
     )
 
 
@@ -138,8 +133,7 @@ def score_parser() -> ArgumentParser:
         description="Scorer run: fine-tune a small model on DATASET (a Hub id, a .json/.jsonl/.parquet file or a "
         "save_to_disk folder) and score every row's response perplexity before training and after each epoch; "
         "writes LP(1) and the other scores into the run directory. Re-running the same command resumes. "
-        "--config FILE.yaml sets any option below from a YAML mapping (the command line wins). "
-        "Every TRL SFTConfig and ModelConfig option works in TRL's spelling.",
+        "Every TRL SFTConfig and ModelConfig option works in TRL's spelling and with dashes.",
     )
 
 
@@ -155,28 +149,20 @@ def parse_score_args(argv: list[str]) -> tuple[ScoreArguments, ScorerConfig, Sco
     return score_parser().parse(argv)
 
 
-# keyword names users type, mapped to the dataclass field they mean
-ALIASES = {
-    "model": "model_name_or_path",
-    "revision": "model_revision",
-    "lora": "use_peft",
-    "out": "output_dir",
-    "epochs": "num_train_epochs",
-    "subset": "dataset_config",
-    "split": "dataset_train_split",
-}
-
-
 def build_score_args(**kwargs: Any) -> tuple[ScoreArguments, ScorerConfig, ScorerModelConfig]:
-    """The three dataclasses from keyword arguments (field names or the aliases above); an unknown name
-    is one :class:`~hf_lpselect.errors.ConfigError`."""
-    values = {
-        ALIASES.get(k, k): (str(v) if k in ("out", "output_dir") and v is not None else v) for k, v in kwargs.items()
-    }
-    known = {f.name for cls in SCORE_DATACLASSES for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(values) - known)
+    """The three dataclasses from keyword arguments: field names or their short names
+    (:data:`~hf_lpselect.core.parser.ALIASES`: ``model``, ``epochs``, ``out`` …).
+
+    Raises:
+        ConfigError: an unknown name, or a value a dataclass refuses.
+    """
+    names = field_names(SCORE_DATACLASSES)
+    unknown = sorted(set(kwargs) - set(names))
     if unknown:
         raise ConfigError(f"Unknown argument(s) {', '.join(unknown)}: see `lpselect score --help` for every name.")
+    values = {names[k]: v for k, v in kwargs.items()}
+    if values.get("output_dir") is not None:
+        values["output_dir"] = str(values["output_dir"])
     return tuple(score_parser().parse_dict(values))
 
 

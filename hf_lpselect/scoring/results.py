@@ -20,7 +20,7 @@ from accelerate import PartialState
 from ..core.hardware import probe
 from ..core.io import atomic_write, write_parquet
 from ..core.schema import STATUSES
-from ..data import FORMATS, canonicalize, content_ids, dataset_fingerprint, detect_format
+from ..data import FORMATS, canonicalize, content_ids, dataset_fingerprint, source_format
 from ..errors import ConfigError, DataError, RunError
 from ..lp import learning_percentages
 from ..record import DatasetRecord, RunRecord, identity_differences, identity_of
@@ -144,7 +144,7 @@ def callback_record(source: datasets.Dataset, *, args: Any, model_name: str, tem
     """The ``run.json`` of a run whose passes a callback writes in the user's own trainer (``complete`` false):
     identity from the trainer's arguments and model, the source's fingerprint, and the device and precision."""
     try:
-        row_format = detect_format(source.column_names)
+        row_format = source_format(source)
     except DataError:
         raise ConfigError(
             f"The source rows have columns {sorted(source.column_names)}, which match none of the formats "

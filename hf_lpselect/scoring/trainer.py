@@ -118,8 +118,7 @@ class ScorerConfig(SFTConfig):
     output_dir: str | None = field(
         default="runs/{dataset}-{model}",
         metadata={
-            "aliases": ["--out"],
-            "help": "Run directory; re-running the same command there resumes. Default runs/{dataset}-{model}.",
+            "help": "Run directory ({dataset} and {model} are filled in); re-running the same command there resumes.",
         },
     )
     learning_rate: float = field(default=2e-5, metadata={"help": "Peak learning rate (cosine schedule, 3 %% warmup)."})
@@ -129,18 +128,14 @@ class ScorerConfig(SFTConfig):
     num_train_epochs: float = field(
         default=3,
         metadata={
-            "aliases": ["--epochs"],
             "help": "Training epochs n; passes are scored before training and "
             "after each epoch. 0 = one pass, no training.",
         },
     )
-    per_device_train_batch_size: int = field(
-        default=4, metadata={"aliases": ["--batch-size"], "help": "Rows per device per step."}
-    )
+    per_device_train_batch_size: int = field(default=4, metadata={"help": "Rows per device per step."})
     gradient_accumulation_steps: int = field(
         default=8,
         metadata={
-            "aliases": ["--grad-accum"],
             "help": "Gradient accumulation steps (effective batch = batch size x accumulation x processes).",
         },
     )

@@ -51,7 +51,8 @@ class SubsetArguments:
     strategy: str | None = field(
         default=None,
         metadata={
-            "help": "The strategy (docs/method.md): the rows a selector keeps, or a baseline.",
+            "help": "The strategy: the rows a selector keeps, or a baseline (each is described on the method "
+            "page of the documentation and in hf_lpselect.STRATEGIES).",
             "choices": list(STRATEGIES),
         },
     )
@@ -101,7 +102,7 @@ class SelectArguments(SubsetArguments):
     """``lpselect select RUN --strategy S (--fraction F | --count N) [--per_cluster K | --clusters FILE] [--cluster_rows all] [--out PATH]``.
 
     The :class:`SubsetArguments`, with ``run`` and ``strategy`` required (``run`` also as the first
-    bare word, ``--seed`` for ``--selection_seed``), plus:
+    bare word; ``--seed``, deprecated, still sets ``--selection_seed``), plus:
 
     Args:
         clusters (`str` or `None`, *optional*, defaults to `None`):
@@ -118,7 +119,6 @@ class SelectArguments(SubsetArguments):
     """
 
     run: str | None = field(default=None, metadata=_also("run", positional=True))
-    selection_seed: int = field(default=42, metadata=_also("selection_seed", aliases=["--seed"]))
     clusters: str | None = field(
         default=None,
         metadata={"help": "Use a clustering made elsewhere: Parquet/JSON/CSV mapping row or id to cluster."},

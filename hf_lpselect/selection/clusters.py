@@ -226,7 +226,7 @@ def kmeans_clusters(embeddings: np.ndarray, k: int, seed: int = 42, *, n_init: i
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ClusterError(f"The number of clusters must be a whole number, 1 or more, got {k!r}.")
     if k > n:
-        raise ClusterError(f"Cannot make {k} clusters from {n} rows: choose K <= {n} (--per-cluster).")
+        raise ClusterError(f"Cannot make {k} clusters from {n} rows: choose K <= {n} (--per_cluster).")
     labels = KMeans(n_clusters=int(k), random_state=seed, n_init=n_init).fit_predict(embeddings)
     return labels.astype(np.int64)
 

@@ -48,6 +48,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from ..core.deprecation import renamed_keyword
+
 
 End = Literal["low", "high"]
 Order = Literal["low", "high", "middle", "random", "s2l"]
@@ -424,10 +426,11 @@ def select(
     fraction: float | None = None,
     count: int | None = None,
     clusters: pd.Series | None = None,
-    seed: int = 42,
+    selection_seed: int = 42,
     mirror: str | None = None,
     trajectory_clusters: int | None = None,
     cluster_rows: str = "eligible",
+    seed: int | None = None,
 ) -> Selection:
     """Apply ``strategy`` to a scores table.
 
@@ -440,7 +443,9 @@ def select(
     ``mirror`` (random strategies only): draw from the rows that strategy could select, so that
     sizes and per-cluster counts equal that strategy's exactly (e.g. ``mirror="lp1-hard"``).
     ``trajectory_clusters``: s2l's k-means K (default ``min(S2L_CLUSTERS, rows to select)``).
+    ``selection_seed`` seeds the random draws (``seed``: its deprecated name).
     """
+    seed = renamed_keyword("select", "seed", "selection_seed", seed, selection_seed)
     spec = get_strategy(strategy)
     _check_request(fraction, count)
     if cluster_rows not in CLUSTER_ROWS:

@@ -14,6 +14,7 @@ from pathlib import Path
 import datasets
 import pandas as pd
 
+from ..core.deprecation import renamed_keyword
 from ..data import DataError, canonicalize, content_ids, dataset_fingerprint, map_columns, read_source
 from ..record import RunRecord
 from ..rundir import RunDir
@@ -157,10 +158,11 @@ def select_run(
     count: int | None = None,
     per_cluster: int | None = None,
     clusters_file: str | Path | None = None,
-    seed: int = 42,
+    selection_seed: int = 42,
     mirror: str | None = None,
     embedding_model: str | None = None,
     cluster_rows: str = "eligible",
+    seed: int | None = None,
 ) -> tuple[Selection, pd.DataFrame]:
     """Select from a finished run; returns the selection and the run's scores table.
 
@@ -168,13 +170,15 @@ def select_run(
     and selects per cluster, the paper's way; ``clusters_file`` uses a clustering made elsewhere.
     ``cluster_rows="all"`` takes the paper's per-cluster counts (of all the cluster's rows, not only
     its eligible ones; :func:`~hf_lpselect.selection.strategies.select`).
+    ``selection_seed`` seeds k-means and the random draws (``seed``: its deprecated name).
     """
+    seed = renamed_keyword("select_run", "seed", "selection_seed", seed, selection_seed)
     run_dir = RunDir(run)
     if not run_dir.scores.is_file():
         raise DataError(f"{run_dir.path} has no scores.parquet: finish the run with `lpselect score` first.")
     scores = pd.read_parquet(run_dir.scores)
     if per_cluster is not None and clusters_file is not None:
-        raise DataError("Give --per-cluster K or --clusters FILE, not both.")
+        raise DataError("Give --per_cluster K or --clusters FILE, not both.")
     clusters = None
     if clusters_file is not None:
         clusters = read_clusters(clusters_file, scores)
@@ -189,7 +193,7 @@ def select_run(
             fraction=fraction,
             count=count,
             clusters=clusters,
-            seed=seed,
+            selection_seed=seed,
             mirror=mirror,
             cluster_rows=cluster_rows,
         )
@@ -339,7 +343,7 @@ def select_subset(args: SelectArguments) -> SubsetResult:
         count=args.count,
         per_cluster=args.per_cluster,
         clusters_file=args.clusters,
-        seed=args.selection_seed,
+        selection_seed=args.selection_seed,
         cluster_rows=args.cluster_rows,
     )
     run_dir = RunDir(args.run)

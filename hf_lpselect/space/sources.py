@@ -3,7 +3,7 @@
 Three kinds of source open as one :class:`Scored`:
 
 - a run directory (``scores.parquet`` + ``run.json``; the rows are re-read from the run's source);
-- a folder materialised by ``lpselect push-scores --dry-run --local-dir``: the ``default``
+- a folder materialised by ``lpselect push-scores --dry_run --local_dir``: the ``default``
   config's Parquet files, whose score columns become a scores table
   (:func:`hf_lpselect.hub.columns.scores_from_columns`);
 - the Hub id of a dataset pushed by ``lpselect push-scores`` (its ``default`` config).
@@ -335,7 +335,7 @@ _embedded: dict[tuple, Any] = {}
 
 def _embeddings(scored: Scored) -> tuple[list[int], Any]:
     """The ``ok`` rows of a pushed dataset (a folder or a Hub id) and their MiniLM embeddings (the
-    cluster model of ``lpselect select --per-cluster``), embedded on first use and kept in memory,
+    cluster model of ``lpselect select --per_cluster``), embedded on first use and kept in memory,
     keyed by the rows' content ids."""
     ok = scored.scores[scored.scores["status"] == "ok"]
     rows = [int(r) for r in ok["row"]]
@@ -390,7 +390,9 @@ def select_subset(
                 clusters=pushed_clusters(scored, per_cluster, seed),
                 mirror=default_mirror(strategy, scored.scores),
             )
-        return select_run(scored.run_dir.path, strategy, fraction=fraction, per_cluster=per_cluster, seed=seed)[0]
+        return select_run(
+            scored.run_dir.path, strategy, fraction=fraction, per_cluster=per_cluster, selection_seed=seed
+        )[0]
     except ValueError as err:
         raise _to_data_error(err) from err
 
@@ -409,7 +411,7 @@ def baseline_for(scored: Scored, selection: Selection, *, per_cluster: int | Non
                 "clustered-random",
                 fraction=float(selection.requested),
                 per_cluster=per_cluster,
-                seed=selection.seed,
+                selection_seed=selection.seed,
                 mirror=selection.strategy,
             )[0]
         if per_cluster is not None:
@@ -417,12 +419,16 @@ def baseline_for(scored: Scored, selection: Selection, *, per_cluster: int | Non
                 scored.scores,
                 "clustered-random",
                 fraction=float(selection.requested),
-                seed=selection.seed,
+                selection_seed=selection.seed,
                 clusters=pushed_clusters(scored, per_cluster, selection.seed),
                 mirror=selection.strategy,
             )
         return select(
-            scored.scores, "random", count=len(selection.rows), seed=selection.seed, mirror=selection.strategy
+            scored.scores,
+            "random",
+            count=len(selection.rows),
+            selection_seed=selection.seed,
+            mirror=selection.strategy,
         )
     except ValueError as err:
         raise _to_data_error(err) from err
@@ -513,7 +519,12 @@ def push_subset(scored: Scored, selection: Selection, repo_id: str, *, token: st
     name = subset_name(selection.strategy, float(selection.requested))
     if scored.run_dir is not None:
         plan = push_scores(
-            repo_id, run=scored.run_dir.path, subsets=[name], token=token, private=private, seed=selection.seed
+            repo_id,
+            run=scored.run_dir.path,
+            subsets=[name],
+            token=token,
+            private=private,
+            selection_seed=selection.seed,
         )
         return plan.url or ""
     try:

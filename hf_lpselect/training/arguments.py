@@ -8,12 +8,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
+from typing import Any
 
 from trl import DatasetMixtureConfig, ModelConfig, ScriptArguments, SFTConfig
 
 from ..core.hardware import has_accelerator, resolve_bf16
-from ..core.parser import ArgumentParser
+from ..core.parser import ArgumentParser, field_names
 from ..errors import TrainError
 from ..scoring.trainer import ScorerConfig
 from ..selection.arguments import SubsetArguments
@@ -147,7 +148,17 @@ class TrainArguments:
 
 def make_parser(prog: str | None = "lpselect train") -> ArgumentParser:
     """The parser of ``lpselect train`` (a ``TrlParser``; ``--help`` lists every option)."""
-    return ArgumentParser(ARGUMENT_TYPES, prog=prog)
+    return ArgumentParser(
+        ARGUMENT_TYPES,
+        prog=prog,
+        usage="lpselect train --model_name_or_path MODEL (--dataset_name DATA [--dataset_config CONFIG] | --run RUN) "
+        "[--strategy STRATEGY (--fraction F | --count N)] [--config recipe.yaml] [OPTIONS]",
+        description="Fine-tune a target model with TRL's SFT on a curated split, with the scorer's prompt and "
+        "masks. The rows: --dataset_name ORG/DATA --dataset_config lp1_hard_5pct (a config pushed by lpselect "
+        "push-scores), or --dataset_name ORG/DATA --strategy lp1-hard --fraction 0.07, or --run runs/NAME --strategy "
+        "lp1-hard --fraction 0.05, or any --dataset_name. Every trl sft option works in TRL's spelling and with "
+        "dashes; --seed is the training seed, --selection_seed the selection's.",
+    )
 
 
 def parse_train_args(args: list[str] | None = None) -> TrainArguments:
@@ -164,10 +175,15 @@ def parse_train_args(args: list[str] | None = None) -> TrainArguments:
     return TrainArguments(*make_parser().parse(args))
 
 
-def train_arguments(**kwargs) -> TrainArguments:
-    """The same arguments as keywords: ``train_arguments(model_name_or_path="m", dataset_name="d", max_steps=2)``."""
-    names = {f.name for t in ARGUMENT_TYPES for f in fields(t)}
-    unknown = sorted(set(kwargs) - names)
+def train_arguments(**kwargs: Any) -> TrainArguments:
+    """The same arguments as keywords, under their field names or short names
+    (:data:`~hf_lpselect.core.parser.ALIASES`): ``train_arguments(model="m", dataset_name="d", epochs=1)``.
+
+    Raises:
+        TrainError: an unknown name.
+    """
+    names = field_names(ARGUMENT_TYPES)
+    unknown = sorted(set(kwargs) - set(names))
     if unknown:
         raise TrainError(f"Unknown argument(s) {', '.join(unknown)}; use the names of `lpselect train --help`.")
-    return TrainArguments(*make_parser().parse_dict(kwargs))
+    return TrainArguments(*make_parser().parse_dict({names[k]: v for k, v in kwargs.items()}))

@@ -1,7 +1,7 @@
 """The rows ``lpselect train`` trains on, from one of four sources, and where they came from.
 
 1. a pushed subset config: ``--dataset_name org/alpaca --dataset_config lp1_hard_5pct`` (a Hub id or
-   a local folder materialised by ``lpselect push-scores --local-dir``);
+   a local folder materialised by ``lpselect push-scores --local_dir``);
 2. selected on the fly from a pushed scored dataset: ``--dataset_name org/alpaca --strategy lp1-hard
    --fraction 0.07``, with :func:`hf_lpselect.hub.load.load_scored` (the same ``select()`` as ``lpselect select``);
 3. selected from a local scorer run: ``--run runs/NAME --strategy lp1-hard --fraction 0.05``, with
@@ -192,7 +192,7 @@ def _from_scored(script: ScriptArguments, selection: SelectionArguments) -> Trai
 
 def _from_scored_per_cluster(script: ScriptArguments, selection: SelectionArguments) -> TrainRows:
     """The paper's per-cluster selection from pushed score columns: the scored rows embedded and clustered
-    as ``lpselect select --per-cluster`` clusters a run's rows (not cached: a pushed dataset has no run
+    as ``lpselect select --per_cluster`` clusters a run's rows (not cached: a pushed dataset has no run
     directory), then the same ``select()``."""
     name = script.dataset_name
     data, revision = _load(name, "default", script.dataset_train_split)

@@ -190,10 +190,11 @@ class TargetTrainer(SafeCheckpointMixin, CompactHeadMixin, PaddingFreeMixin, SFT
         card.save(Path(self.args.output_dir) / "README.md")
 
 
-def train(*args: TrainArguments, **kwargs: Any) -> TrainResult:
+def train(args: TrainArguments | None = None, /, **kwargs: Any) -> TrainResult:
     """Fine-tune a target model with TRL's SFT on a curated split; the Python face of ``lpselect train``.
 
-    Takes the keyword arguments of ``lpselect train --help`` (TRL's names), or one parsed
+    Takes the keyword arguments of ``lpselect train --help`` (TRL's names, or the short names every
+    command shares: ``model``, ``epochs``, ``out`` …), or one parsed
     :class:`~hf_lpselect.training.arguments.TrainArguments`.
 
     Args:
@@ -213,6 +214,9 @@ def train(*args: TrainArguments, **kwargs: Any) -> TrainResult:
     Returns:
         [`TrainResult`]: the output directory, the provenance record and the tokenised training set.
 
+    Raises:
+        TrainError: both ``args`` and keyword arguments, an unknown keyword, or a run that cannot train.
+
     Example:
 
     ```python
@@ -221,10 +225,9 @@ def train(*args: TrainArguments, **kwargs: Any) -> TrainResult:
     ...                   output_dir="out/hard5")
     ```
     """
-    if args and kwargs:
+    if args is not None and kwargs:
         raise TrainError("Pass either parsed TrainArguments or keyword arguments to train(), not both.")
-    parsed = args[0] if args else train_arguments(**kwargs)
-    return run_train(parsed)
+    return run_train(args if args is not None else train_arguments(**kwargs))
 
 
 def run_train(args: TrainArguments) -> TrainResult:
