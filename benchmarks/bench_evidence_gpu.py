@@ -116,8 +116,8 @@ DEVICE_MODULES = (
     "gguf",
     "pandas",
     "pyarrow",
-    "hf_lpselect.scoring.run",
-    "hf_lpselect.training.run",
+    "hf_lpselect.scoring.scorer_run",
+    "hf_lpselect.training.training_run",
     "hf_lpselect.eval.reference",
 )
 FRACTIONS = (0.05, 0.1, 0.33)
@@ -552,7 +552,7 @@ def run_scorer(stage: str, kit_dir: Path, kit: dict[str, Any], args: argparse.Na
 
 
 def reference_sets(kit_dir: Path) -> dict[str, Any]:
-    from hf_lpselect.data import load_rows
+    from hf_lpselect.ingest import load_rows
 
     data = kit_dir / "data"
     return {
@@ -729,7 +729,7 @@ def clusters_of(work: Path, results: Path, n_ok: int):
     """The pool's per-cluster ids (K = ok rows / 52), computed once and kept in ``results/clusters.parquet``."""
     import pandas as pd
 
-    from hf_lpselect.data import load_rows
+    from hf_lpselect.ingest import load_rows
     from hf_lpselect.selection.clusters import cluster_rows
 
     path = results / "clusters.parquet"

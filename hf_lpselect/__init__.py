@@ -37,15 +37,15 @@ __version__ = "0.1.0"
 
 # public name -> the module that defines it
 _API = {
-    "load_rows": "data",
+    "load_rows": "ingest",
     "tokenize_rows": "templates",
     "load_model": "models",
     "learning_percentages": "lp",
     "RunDir": "rundir",
     "RunRecord": "record",
     "LPSelectError": "errors",
-    "score": "scoring.run",
-    "ScoreResult": "scoring.run",
+    "score": "scoring.scorer_run",
+    "ScoreResult": "scoring.scorer_run",
     "ScoreArguments": "scoring.arguments",
     "ScorerModelConfig": "scoring.arguments",
     "ScorerConfig": "scoring.trainer",
@@ -64,12 +64,12 @@ _API = {
     "push_scores": "hub.push",
     "load_scored": "hub.load",
     "materialize": "hub.materialize",
-    "train": "training.run",
+    "train": "training.training_run",
     "TrainConfig": "training.arguments",
     "SelectionArguments": "training.arguments",
     "evaluate": "eval.pipeline",
     "EvalArguments": "eval.arguments",
-    "EvalResult": "eval.results",
+    "EvalResult": "eval.eval_result",
 }
 __all__ = sorted(_API)
 # the packages a newcomer looks for by stage (and the bottom layer they share)

@@ -101,7 +101,7 @@ def score(ctx: typer.Context) -> None:
     with user_errors():
         check_early("lpselect score", ctx.args)  # a mistyped flag answered before torch is imported
         from .scoring.arguments import parse_score_args
-        from .scoring.run import score as run_score
+        from .scoring.scorer_run import score as run_score
         from .scoring.summary import display_texts
 
         script, args, model_args = parse_score_args(ctx.args)
@@ -239,7 +239,7 @@ def train(ctx: typer.Context) -> None:
     with user_errors():
         check_early("lpselect train", ctx.args)
         from .training.arguments import parse_train_args
-        from .training.run import run_train
+        from .training.training_run import run_train
 
         result = run_train(parse_train_args(ctx.args))
     if PartialState().is_main_process:

@@ -37,7 +37,8 @@ import pandas as pd  # noqa: E402
 from hf_lpselect.core.schema import display_name  # noqa: E402
 from hf_lpselect.errors import LPSelectError  # noqa: E402
 from hf_lpselect.selection.report import lp1_histogram, p0_histogram, score_vs_length, status_counts  # noqa: E402
-from hf_lpselect.space import sources, words  # noqa: E402
+from hf_lpselect.space import page_text as words  # noqa: E402
+from hf_lpselect.space import sources  # noqa: E402
 from hf_lpselect.space.estimate import ROW_LIMIT, estimate_seconds, estimate_text, hardware  # noqa: E402
 
 
@@ -151,7 +152,7 @@ def _read_token(request: gr.Request, oauth_token: gr.OAuthToken | None) -> str |
 
 def friendly(fn):
     """Every error a visitor meets becomes one plain sentence on the page (no paths, flags or library
-    names: :func:`hf_lpselect.space.words.visitor_sentence`); a bug's traceback goes to the server log only."""
+    names: :func:`hf_lpselect.space.page_text.visitor_sentence`); a bug's traceback goes to the server log only."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -498,7 +499,7 @@ def _prepare_source(upload: str | None, hub_id: str, folder: Path, limit: int, t
 
 @_gpu
 def _run_scorer(source: str, out: Path, model: str, epochs: int, limit: int, progress):
-    from hf_lpselect.scoring.run import score
+    from hf_lpselect.scoring.scorer_run import score
     from hf_lpselect.space.progress import ProgressCallback
 
     callback = ProgressCallback(progress, epochs)
@@ -589,7 +590,7 @@ def compare_examples(current, request: gr.Request):
 
 def header() -> str:
     """The page's header: what the tool does, and the paper's claim next to what our evidence found
-    (from the evidence results file, through :data:`hf_lpselect.space.words.EVIDENCE_TEMPLATE`)."""
+    (from the evidence results file, through :data:`hf_lpselect.space.page_text.EVIDENCE_TEMPLATE`)."""
     text = (
         f"# {TITLE}\nA small model is fine-tuned on your data; the rows it learns slowest are the *hard* ones. "
         "Open scores, pick a subset, take it home."

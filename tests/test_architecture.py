@@ -14,7 +14,7 @@ FLOORS = {
     "errors": 0,
     "record": 1,
     "rundir": 1,
-    "data": 1,
+    "ingest": 1,
     "templates": 1,
     "lp": 1,
     "models": 1,

@@ -12,8 +12,8 @@ from trl import SFTConfig, SFTTrainer
 from typer.testing import CliRunner
 
 from hf_lpselect.cli import app
-from hf_lpselect.data import canonicalize
 from hf_lpselect.errors import ConfigError, RunError
+from hf_lpselect.ingest import canonicalize
 from hf_lpselect.record import RunRecord
 from hf_lpselect.scoring.demo_data import make_demo_rows
 from hf_lpselect.scoring.trainer import LearningPercentageCallback, ScorerConfig, ScorerTrainer, scoring_rows

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from hf_lpselect.cli import app
 from hf_lpselect.scoring.demo_data import make_demo_rows
-from hf_lpselect.scoring.run import score
+from hf_lpselect.scoring.scorer_run import score
 from hf_lpselect.selection.strategies import select
 
 

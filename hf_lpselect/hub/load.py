@@ -17,8 +17,8 @@ from ..core.hub import NETWORK_ERRORS, short_error
 from ..core.schema import OUR_COLUMNS
 from ..errors import DataError
 from ..selection.subsets import selected_dataset
-from .card import config_paths
 from .columns import scores_from_columns, select_scored
+from .dataset_card import config_paths
 from .provenance import CardProvenance
 
 

@@ -38,8 +38,8 @@ from ..rundir import RunDir
 from ..selection.report import FIGURE_FILES, count_statuses, make_report, reason_lines
 from ..selection.strategies import STRATEGIES, Selection, nll_columns
 from ..selection.subsets import describe_selection, run_source
-from .card import CardContext, SubsetRow, card_data, original_body, render_card
 from .columns import DEFAULT_SUBSETS, SubsetSpec, hub_columns, parse_subset, select_scored
+from .dataset_card import CardContext, SubsetRow, card_data, original_body, render_card
 from .provenance import CardProvenance
 
 

@@ -32,15 +32,15 @@ from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 from ..core.hardware import has_accelerator, resolve_bf16
 from ..core.io import write_parquet
-from ..data import canonicalize
 from ..errors import ConfigError, RunError
 from ..heads import CompactHeadMixin
+from ..ingest import canonicalize
 from ..models import unwrap_peft
 from ..padding_free import PaddingFreeMixin
 from ..rundir import RunDir, SafeCheckpointMixin
 from ..templates import TEMPLATES, resolve_template, tokenize_rows
+from .outputs import ScoreResult, scores_from_passes, start_callback_run
 from .passes import score_pass
-from .results import ScoreResult, scores_from_passes, start_callback_run
 
 
 TRAIN_LOSS_COLUMNS = ["row", "epoch", "step", "loss"]
@@ -349,7 +349,7 @@ class LearningPercentageCallback(TrainerCallback):
             (``report_to``) and to record per-row training losses when it is a :class:`ScorerTrainer`.
         source (`datasets.Dataset`, *optional*):
             The raw rows the trainer's dataset was made from, in the same order. Given it, the callback
-            finishes the run directory when training ends (:func:`~hf_lpselect.scoring.results.scores_from_passes`:
+            finishes the run directory when training ends (:func:`~hf_lpselect.scoring.outputs.scores_from_passes`:
             ``rows.parquet``, ``scores.parquet``, ``run.json``), so ``lpselect select DIR`` takes it.
 
     The dataset is checked here, not when training starts (:func:`scoring_rows`): TRL-prepared rows

@@ -16,7 +16,7 @@ import pandas as pd
 from ..core.figures import new_figure
 from ..core.io import write_json
 from ..core.schema import display_name
-from ..data import DataError
+from ..ingest import DataError
 from .agreement import agreement, match_by_id
 
 

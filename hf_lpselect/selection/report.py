@@ -1,7 +1,7 @@
 """Figures and a short Markdown report of a scorer run: what a person would rather look at than read.
 
 Each figure function takes a scores table (``scores.parquet``, see
-:func:`hf_lpselect.scoring.run.build_scores`) and returns a :class:`matplotlib.figure.Figure` drawn on the
+:func:`hf_lpselect.scoring.scorer_run.build_scores`) and returns a :class:`matplotlib.figure.Figure` drawn on the
 Agg canvas (no pyplot, no global state: safe in a Gradio Space or a notebook). :func:`make_report`
 reads a run directory, saves the figures that make sense for it as PNG files and writes
 ``report.md`` embedding them. A run with ``--epochs 0`` has no LP(1): it gets the status counts,

@@ -14,7 +14,7 @@ from pathlib import Path
 import datasets
 import pandas as pd
 
-from ..data import DataError, canonicalize, content_ids, dataset_fingerprint, map_columns, read_source
+from ..ingest import DataError, canonicalize, content_ids, dataset_fingerprint, map_columns, read_source
 from ..record import RunRecord
 from ..rundir import RunDir
 from .arguments import SelectArguments
@@ -142,7 +142,7 @@ def write_dataset(dataset: datasets.Dataset, out: str | Path) -> Path:
 
 
 def run_rows(run_dir: RunDir) -> datasets.Dataset:
-    """The run's canonical rows (:func:`hf_lpselect.data.canonicalize`), verified, e.g. for embedding texts."""
+    """The run's canonical rows (:func:`hf_lpselect.ingest.canonicalize`), verified, e.g. for embedding texts."""
     record = RunRecord.load(run_dir.path)
     scored = map_columns(_scored_rows(run_source(run_dir), record.dataset.n_rows), record.dataset.columns)
     return canonicalize(scored, format=record.format)

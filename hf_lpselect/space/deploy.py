@@ -31,7 +31,7 @@ from huggingface_hub.utils import validate_repo_id
 
 from ..core.hub import NETWORK_ERRORS, short_error
 from ..errors import DataError, HubError
-from . import words
+from . import page_text
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -129,7 +129,7 @@ def readme_text(repo_id: str, hardware: str | None, evidence: dict) -> str:
     """spaces/README.md with the evidence re-rendered (linking to the uploaded ``evidence.json``) and,
     with ``hardware``, ``suggested_hardware`` in the front matter."""
     text = (SPACE_SOURCE / "README.md").read_text(encoding="utf-8")
-    text = words.with_evidence(text, evidence, f"https://huggingface.co/spaces/{repo_id}/blob/main/evidence.json")
+    text = page_text.with_evidence(text, evidence, f"https://huggingface.co/spaces/{repo_id}/blob/main/evidence.json")
     if hardware:
         head, sep, body = text.partition("\n---\n")
         text = f"{head}\nsuggested_hardware: {hardware}{sep}{body}"

@@ -37,12 +37,12 @@ from huggingface_hub.utils import validate_repo_id
 from ..core.hub import NETWORK_ERRORS, is_hub_id, short_error
 from ..core.io import write_parquet
 from ..core.schema import OUR_COLUMNS
-from ..data import canonicalize
 from ..errors import DataError, HubError, LPSelectError
-from ..hub.card import TAGS, config_paths, config_splits
 from ..hub.columns import SUBSET_STRATEGIES, hub_columns, parse_subset, scores_from_columns, subset_name
+from ..hub.dataset_card import TAGS, config_paths, config_splits
 from ..hub.provenance import PROVENANCE_KEY, CardProvenance
 from ..hub.push import push_scores
+from ..ingest import canonicalize
 from ..record import RunRecord
 from ..rundir import RunDir
 from ..selection.clusters import embed, embedding_text, kmeans_clusters
@@ -73,7 +73,7 @@ class Scored:
         scores (`pandas.DataFrame`): the scores table (``row``, ``id``, ``status``, ``lp1``, ...).
         data (`datasets.Dataset`): the source rows in ``row`` order; for a folder or a Hub id they
             already carry the pushed score columns.
-        format (`str`): the rows' format for :func:`hf_lpselect.data.canonicalize` (``"auto"``: detect).
+        format (`str`): the rows' format for :func:`hf_lpselect.ingest.canonicalize` (``"auto"``: detect).
         run_dir (`RunDir` or `None`, defaults to `None`): the run directory, for ``kind == "run"``.
     """
 
@@ -301,7 +301,7 @@ def recent_scored(limit: int = SUGGESTIONS, timeout: float = SUGGEST_SECONDS) ->
 
 def row_texts(scored: Scored, rows: list[int]) -> pd.DataFrame:
     """``row``, ``instruction`` and ``response`` of the given rows, from their canonical form
-    (:func:`hf_lpselect.data.canonicalize`, only these rows: fast on a big dataset). The instruction
+    (:func:`hf_lpselect.ingest.canonicalize`, only these rows: fast on a big dataset). The instruction
     of a conversation is its turns before the last one; its response is the last turn."""
     if not rows:
         return pd.DataFrame({"row": [], "instruction": [], "response": []})

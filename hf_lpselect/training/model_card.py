@@ -20,7 +20,7 @@ from ..core.hub import is_hub_id, public_name
 
 
 if TYPE_CHECKING:  # run.py imports this module: the record's class is named for the type checker only
-    from .run import TrainRecord
+    from .training_run import TrainRecord
 
 PAPER_URL = "https://arxiv.org/abs/2402.10430"
 LIBRARIES = {

@@ -8,7 +8,7 @@
    :func:`hf_lpselect.selection.subsets.select_run`;
 4. anything ``trl sft`` reads (``--dataset_name``, ``--datasets`` mixtures): no selection.
 
-Rows in a format ``lpselect score`` knows come back canonical (:func:`hf_lpselect.data.canonicalize`),
+Rows in a format ``lpselect score`` knows come back canonical (:func:`hf_lpselect.ingest.canonicalize`),
 so they are tokenised exactly as the scorer tokenised them; with ``--template trl`` (or a plain
 dataset in no such format) the dataset goes to TRL unchanged.
 """
@@ -26,12 +26,12 @@ from trl import DatasetMixtureConfig, ScriptArguments, get_dataset
 
 from ..core.hub import NETWORK_ERRORS
 from ..core.schema import OUR_COLUMNS
-from ..data import DataError, canonicalize, content_id, detect_format, is_hub_id, read_source
 from ..errors import TrainError
-from ..hub.card import config_paths
 from ..hub.columns import UNSCORED, parse_subset, scores_from_columns
+from ..hub.dataset_card import config_paths
 from ..hub.load import load_provenance, load_scored
 from ..hub.provenance import CardProvenance
+from ..ingest import DataError, canonicalize, content_id, detect_format, is_hub_id, read_source
 from ..record import RunRecord
 from ..rundir import RunDir
 from ..selection.clusters import cluster_rows
@@ -48,7 +48,7 @@ _SELECTION_COLUMNS = ("row", "selection_rank", "selection_score", "selection_clu
 class TrainRows:
     """The rows to train on and their provenance.
 
-    ``rows`` are canonical rows (``canonical=True``: columns of :data:`hf_lpselect.data.FEATURES`) or
+    ``rows`` are canonical rows (``canonical=True``: columns of :data:`hf_lpselect.ingest.FEATURES`) or
     the dataset as TRL reads it; ``ids[i]`` is the content id of ``rows[i]`` (the scorer's row id).
     """
 

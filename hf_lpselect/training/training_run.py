@@ -2,11 +2,11 @@
 
 :func:`train` is what ``lpselect train`` calls. The rows come from a pushed subset config, a
 selection made on the fly (from a pushed scored dataset or a local scorer run), or any dataset
-``trl sft`` reads (:mod:`hf_lpselect.training.data`). Rows in a format ``lpselect score`` knows are
+``trl sft`` reads (:mod:`hf_lpselect.training.train_rows`). Rows in a format ``lpselect score`` knows are
 tokenised with :func:`hf_lpselect.templates.tokenize_rows` (the scorer's template unless
 ``--template`` says otherwise; response-only loss, EOS scored), so "hard" means at training time
 what it meant to the scorer. ``OUTPUT_DIR/lpselect_train.json`` records what was trained on
-(:class:`TrainRecord`), and with ``--push_to_hub`` the model card says so (:mod:`hf_lpselect.training.card`).
+(:class:`TrainRecord`), and with ``--push_to_hub`` the model card says so (:mod:`hf_lpselect.training.model_card`).
 
 This module is named ``training`` (not ``train``) so that ``hf_lpselect.train`` stays the function:
 importing a submodule named ``train`` would replace the package attribute with the module.
@@ -37,8 +37,8 @@ from ..padding_free import PaddingFreeMixin
 from ..rundir import SafeCheckpointMixin, checkpoint_dirs
 from ..templates import resolve_template, tokenize_rows
 from .arguments import RECIPE_KEYS, TrainArguments, train_arguments
-from .card import model_card
-from .data import TrainRows, resolve_rows
+from .model_card import model_card
+from .train_rows import TrainRows, resolve_rows
 
 
 RECORD_FILE = "lpselect_train.json"
@@ -161,7 +161,7 @@ class TargetTrainer(SafeCheckpointMixin, CompactHeadMixin, PaddingFreeMixin, SFT
     def create_model_card(
         self, model_name: str | None = None, dataset_name: str | None = None, tags: str | list[str] | None = None
     ) -> None:
-        """Write ``OUTPUT_DIR/README.md`` from our template (:func:`hf_lpselect.training.card.model_card`),
+        """Write ``OUTPUT_DIR/README.md`` from our template (:func:`hf_lpselect.training.model_card.model_card`),
         with TRL's hooks: the trainer's ``_tag_names``, ``_name`` and ``_paper``, and the tracker links.
         ``dataset_name`` is not used: the record names the dataset."""
         if not self.is_world_process_zero():
