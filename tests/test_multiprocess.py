@@ -226,7 +226,7 @@ def test_train_under_two_processes_completes_with_the_selected_rows(runs, tiny_m
     hold the rows the selection names. Every rank checks the output directory before rank 0 writes
     its record there."""
     from hf_lpselect.selection.subsets import select_run
-    from hf_lpselect.training.training_run import TrainRecord
+    from hf_lpselect.training.train_record import TrainRecord
 
     entry = runs / "train_entry.py"
     entry.write_text(TRAIN_ENTRY)

@@ -30,7 +30,7 @@ from hf_lpselect.scoring.demo_data import make_demo_rows
 from hf_lpselect.selection.subsets import run_rows, select_run
 from hf_lpselect.templates import tokenize_rows
 from hf_lpselect.training.arguments import TrainConfig, parse_train_args
-from hf_lpselect.training.training_run import RECORD_FILE, TrainRecord
+from hf_lpselect.training.train_record import RECORD_FILE, TrainRecord
 
 
 RECORDS = [

@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 
 from hf_lpselect.rundir import checkpoint_dirs
 from hf_lpselect.scoring.demo_data import make_demo_rows
-from hf_lpselect.training.training_run import RECORD_FILE
+from hf_lpselect.training.train_record import RECORD_FILE
 
 
 # 16 rows, 4 a step: 4 optimizer steps an epoch, 8 in all, a checkpoint every 2 steps

@@ -8,8 +8,8 @@ tokenised with :func:`hf_lpselect.templates.tokenize_rows` (the scorer's templat
 what it meant to the scorer. ``OUTPUT_DIR/lpselect_train.json`` records what was trained on
 (:class:`TrainRecord`), and with ``--push_to_hub`` the model card says so (:mod:`hf_lpselect.training.model_card`).
 
-This module is named ``training`` (not ``train``) so that ``hf_lpselect.train`` stays the function:
-importing a submodule named ``train`` would replace the package attribute with the module.
+This module is named ``training_run`` (not ``train``) so that ``hf_lpselect.training.train`` stays the
+function: importing a submodule named ``train`` would replace the package attribute with the module.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import gc
 import json
 import os
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from transformers import AutoTokenizer, is_wandb_available
 from trl import SFTConfig, SFTTrainer, get_peft_config, get_quantization_config
 from trl.trainer.utils import get_comet_experiment_url, get_trackio_space_url
 
-from ..core.io import saving_into, write_json
+from ..core.io import saving_into
 from ..errors import ModelError, TrainError
 from ..heads import CompactHeadMixin
 from ..models import DEFAULT_MODEL, hub_kernels_kwargs, resolve_model_path
@@ -38,56 +38,8 @@ from ..rundir import SafeCheckpointMixin, checkpoint_dirs
 from ..templates import resolve_template, tokenize_rows
 from .arguments import RECIPE_KEYS, TrainArguments, train_arguments
 from .model_card import model_card
+from .train_record import RECORD_FILE, TrainRecord
 from .train_rows import TrainRows, resolve_rows
-
-
-RECORD_FILE = "lpselect_train.json"
-
-
-@dataclass
-class TrainRecord:
-    """What a target model was trained on: written to ``OUTPUT_DIR/lpselect_train.json`` before training.
-
-    ``row_ids`` are the content ids (the scorer's row ids, ``lpselect_id`` on the Hub) of the rows
-    trained on, in dataset order; ``skipped`` lists the given rows that were not trained on
-    (``invalid``, ``duplicate``, or ``excluded`` when truncation to ``max_length`` left no response
-    token), with the reason.
-    """
-
-    origin: str  # subset-config | hub-selection | run-selection | dataset
-    dataset: str | None
-    dataset_config: str | None
-    split: str
-    revision: str | None
-    run: str | None
-    selection: dict[str, Any] | None
-    scorer: dict[str, Any] | None
-    model: str
-    template: str
-    recipe: dict[str, Any]
-    peft: dict[str, Any] | None
-    n_rows: int
-    n_trained: int
-    row_ids: list[str]
-    skipped: list[dict[str, str]] = field(default_factory=list)
-    versions: dict[str, str] = field(default_factory=dict)
-
-    def save(self, output_dir: str | Path) -> Path:
-        """Write ``OUTPUT_DIR/lpselect_train.json`` (atomically)."""
-        path = Path(output_dir) / RECORD_FILE
-        write_json(asdict(self), path)
-        return path
-
-    @classmethod
-    def load(cls, output_dir: str | Path) -> TrainRecord:
-        """Read ``OUTPUT_DIR/lpselect_train.json``; a damaged or foreign file is one :class:`TrainError`."""
-        path = Path(output_dir) / RECORD_FILE
-        try:
-            return cls(**json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, UnicodeDecodeError, ValueError, TypeError) as err:
-            raise TrainError(
-                f"{path} cannot be read as an lpselect train record ({err}); pass another --output_dir."
-            ) from None
 
 
 @dataclass
