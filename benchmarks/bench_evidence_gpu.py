@@ -92,7 +92,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hf_lpselect.core.io import file_sha256, write_json  # noqa: E402  (pandas and the standard library: in the GPU image)
-from hf_lpselect.errors import LPSelectError  # noqa: E402
+from hf_lpselect.errors import LpselectError  # noqa: E402
 
 
 REPO = Path(__file__).resolve().parent.parent
@@ -142,7 +142,7 @@ TOY_RECIPE = {"learning_rate": 1e-3, "bf16": False, "max_length": 256}
 EFFECTIVE_BATCH = 32
 
 
-class KitError(LPSelectError):
+class KitError(LpselectError):
     """The evidence kit cannot go on as asked: a part missing on the device, a stage whose inputs are not committed."""
 
 

@@ -43,6 +43,7 @@ _API = {
     "learning_percentages": "lp",
     "RunDir": "rundir",
     "RunRecord": "record",
+    "LpselectError": "errors",
     "LPSelectError": "errors",
     "score": "scoring.scorer_run",
     "ScoreResult": "scoring.scorer_run",

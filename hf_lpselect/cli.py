@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from .core.flags import check_early
-from .errors import LPSelectError
+from .errors import LpselectError
 
 
 app = typer.Typer(
@@ -34,7 +34,7 @@ console = Console(stderr=True)
 def user_errors() -> Iterator[None]:
     """The one place where our errors become one red sentence and exit code 2.
 
-    Only :class:`~hf_lpselect.errors.LPSelectError` (raised where the problem was found) and a full
+    Only :class:`~hf_lpselect.errors.LpselectError` (raised where the problem was found) and a full
     disk are turned into a sentence; anything else is a bug and keeps its traceback. The sentence
     starts a line of its own: the progress bars the failure interrupted are closed first.
     """
@@ -57,7 +57,7 @@ def user_errors() -> Iterator[None]:
 
     try:
         yield
-    except LPSelectError as err:
+    except LpselectError as err:
         _end_progress_bars()
         console.print(f"[red]Error:[/] {escape(str(err))}", soft_wrap=True)
         raise typer.Exit(2) from None

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..errors import ConfigError, DataError, SelectionError
 from ..selection.strategies import STRATEGIES, Selection, default_mirror, nll_columns, select
 
 
@@ -54,13 +55,13 @@ def parse_subset(name: str) -> SubsetSpec:
     strategy = match["strategy"].replace("_", "-") if match else None
     if strategy not in SUBSET_STRATEGIES:
         choices = ", ".join(s.replace("-", "_") for s in SUBSET_STRATEGIES)
-        raise ValueError(
+        raise ConfigError(
             f"Bad subset name {name!r}: write STRATEGY_Npct, e.g. lp1_hard_5pct or random_2p5pct, "
             f"with STRATEGY one of: {choices}."
         )
     percent = float(f"{match['whole']}.{match['part'] or 0}")
     if not 0 < percent <= 100:
-        raise ValueError(f"Bad subset name {name!r}: the percentage must be in (0, 100].")
+        raise ConfigError(f"Bad subset name {name!r}: the percentage must be in (0, 100].")
     return SubsetSpec(name=name, strategy=strategy, fraction=round(percent / 100, 6))
 
 
@@ -76,7 +77,7 @@ def select_scored(
     """:func:`~hf_lpselect.selection.strategies.select` as pushed subsets and ``load_scored`` use it: global, and
     random draws from the rows LP(1) could select (:func:`~hf_lpselect.selection.strategies.default_mirror`)."""
     if strategy not in SUBSET_STRATEGIES:
-        raise ValueError(
+        raise SelectionError(
             f"{strategy!r} cannot be selected from score columns; choose one of: {', '.join(SUBSET_STRATEGIES)}."
         )
     return select(scores, strategy, fraction=fraction, count=count, seed=seed, mirror=default_mirror(strategy, scores))
@@ -100,9 +101,9 @@ def hub_columns(scores: pd.DataFrame, n_source_rows: int) -> pd.DataFrame:
     scored with ``--limit``) are kept with status ``unscored`` and null scores.
     """
     if n_source_rows < len(scores):
-        raise ValueError(f"The source has {n_source_rows} rows but the run scored {len(scores)}; it changed since.")
+        raise DataError(f"The source has {n_source_rows} rows but the run scored {len(scores)}; it changed since.")
     if not np.array_equal(scores["row"].to_numpy(), np.arange(len(scores))):
-        raise ValueError("The scores table must hold rows 0..n-1 in order, one per input row.")
+        raise DataError("The scores table must hold rows 0..n-1 in order, one per input row.")
     out = pd.DataFrame(index=pd.RangeIndex(len(scores)))
     for column in ("lp1", "lp_app"):
         if column in scores:
@@ -135,7 +136,7 @@ def scores_from_columns(frame: pd.DataFrame) -> pd.DataFrame:
     """A scores table (row, id, status, reason, n_response_tokens, nll_K, ppl_K, lp1, …) from pushed
     columns, so :func:`hf_lpselect.selection.strategies.select` can run on a dataset loaded from the Hub."""
     if "lpselect_status" not in frame:
-        raise ValueError("This dataset has no lpselect_status column: it was not pushed by `lpselect push-scores`.")
+        raise DataError("This dataset has no lpselect_status column: it was not pushed by `lpselect push-scores`.")
     out = pd.DataFrame(
         {
             "row": np.arange(len(frame), dtype="int64"),

@@ -15,7 +15,7 @@ from huggingface_hub.errors import EntryNotFoundError
 
 from ..core.hub import NETWORK_ERRORS, short_error
 from ..core.schema import OUR_COLUMNS
-from ..errors import DataError
+from ..errors import DataError, SelectionError
 from ..selection.subsets import selected_dataset
 from .columns import scores_from_columns, select_scored
 from .dataset_card import config_paths
@@ -59,8 +59,8 @@ def load_scored(
     try:
         scores = scores_from_columns(data.select_columns(ours).to_pandas())
         selection = select_scored(scores, strategy, fraction=fraction, count=count, seed=seed)
-    except ValueError as err:
-        raise DataError(f"{repo_id}: {err}") from err
+    except (DataError, SelectionError) as err:  # not our columns, or a selection they cannot serve: say which dataset
+        raise type(err)(f"{repo_id}: {err}") from err
     return selected_dataset(data, scores, selection, with_scores=False)
 
 

@@ -52,6 +52,8 @@ def read_target(api: HfApi, repo_id: str, *, detect: bool = True) -> Target:
     A repo that cannot be read is one :class:`HubError` naming it."""
     try:
         return _read_target(api, repo_id, detect)
+    except HubError:  # a card that cannot be parsed: said already (a HubError is an OSError too)
+        raise
     except NETWORK_ERRORS as err:
         raise HubError(
             f"Could not read {repo_id} on the Hub ({short_error(err)}); check the id and your connection."

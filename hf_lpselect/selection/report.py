@@ -26,7 +26,7 @@ import pandas as pd
 from ..core.figures import DPI, new_figure
 from ..core.io import atomic_write, write_text
 from ..core.schema import STATUSES, display_name
-from ..errors import RunError
+from ..errors import DataError, RunError
 from ..record import RunRecord
 from ..rundir import RunDir
 from ..scoring.summary import display_texts
@@ -162,7 +162,7 @@ def trajectory_by_tertile(scores: pd.DataFrame) -> Figure:
     """Mean perplexity P_0..P_n of the hard / medium / easy LP(1) thirds (log y)."""
     columns = pass_columns(scores)
     if len(columns) < 2 or not _has(scores, "lp1", 3):
-        raise ValueError("The trajectory needs at least one training epoch and 3 rows with an LP(1).")
+        raise DataError("The trajectory needs at least one training epoch and 3 rows with an LP(1).")
     thirds = lp1_tertiles(scores)
     fig = new_figure()
     ax = fig.add_subplot()
@@ -205,7 +205,7 @@ def score_vs_length(scores: pd.DataFrame, score: str = "lp1") -> Figure:
     """``score`` (LP(1), or P_0 for a run without training) against response tokens (log x), with
     the median per length bin and the Spearman correlation in the title: the length-bias caveat."""
     if score not in scores or "n_response_tokens" not in scores:
-        raise ValueError(f"The scores table needs columns {score} and n_response_tokens.")
+        raise DataError(f"The scores table needs columns {score} and n_response_tokens.")
     frame = scores[[score, "n_response_tokens"]].apply(pd.to_numeric, errors="coerce").astype("float64")
     frame = frame[np.isfinite(frame).all(axis=1) & (frame["n_response_tokens"] > 0)]
     if frame.empty:

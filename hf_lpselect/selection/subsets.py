@@ -14,7 +14,8 @@ from pathlib import Path
 import datasets
 import pandas as pd
 
-from ..ingest import DataError, canonicalize, content_ids, dataset_fingerprint, map_columns, read_source
+from ..errors import DataError
+from ..ingest import canonicalize, content_ids, dataset_fingerprint, map_columns, read_source
 from ..record import RunRecord
 from ..rundir import RunDir
 from .arguments import SelectArguments
@@ -177,13 +178,8 @@ def select_run(
     elif per_cluster is not None:
         table = cached_clusters(run_dir, run_rows(run_dir), per_cluster, seed=seed, model=embedding_model)
         clusters = table.set_index("row")["cluster"]
-    try:
-        mirror = mirror if mirror is not None else default_mirror(strategy, scores)
-        selection = select(
-            scores, strategy, fraction=fraction, count=count, clusters=clusters, seed=seed, mirror=mirror
-        )
-    except ValueError as err:
-        raise DataError(str(err)) from err
+    mirror = mirror if mirror is not None else default_mirror(strategy, scores)
+    selection = select(scores, strategy, fraction=fraction, count=count, clusters=clusters, seed=seed, mirror=mirror)
     return selection, scores
 
 

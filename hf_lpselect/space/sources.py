@@ -37,7 +37,7 @@ from huggingface_hub.utils import validate_repo_id
 from ..core.hub import NETWORK_ERRORS, is_hub_id, short_error
 from ..core.io import write_parquet
 from ..core.schema import OUR_COLUMNS
-from ..errors import DataError, HubError, LPSelectError
+from ..errors import DataError, HubError, LpselectError
 from ..hub.columns import SUBSET_STRATEGIES, hub_columns, parse_subset, scores_from_columns, subset_name
 from ..hub.dataset_card import TAGS, config_paths, config_splits
 from ..hub.provenance import PROVENANCE_KEY, CardProvenance
@@ -153,7 +153,7 @@ def _with_scores(data: datasets.Dataset, name: str, kind: str) -> Scored:
     ours = [c for c in data.column_names if OUR_COLUMNS.match(c)]
     try:
         scores = scores_from_columns(data.select_columns(ours).to_pandas())
-    except ValueError as err:
+    except DataError as err:  # not our columns: say which dataset
         raise DataError(f"{name}: {err}") from err
     return Scored(name=name, kind=kind, scores=scores, data=data)
 
@@ -326,7 +326,7 @@ def row_texts(scored: Scored, rows: list[int]) -> pd.DataFrame:
 
 
 def _to_data_error(err: ValueError) -> DataError:
-    return err if isinstance(err, LPSelectError) else DataError(str(err))
+    return err if isinstance(err, LpselectError) else DataError(str(err))
 
 
 EMBEDDINGS_KEPT = 4  # pushed datasets whose row embeddings stay in memory (a run directory caches its own on disk)

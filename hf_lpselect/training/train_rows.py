@@ -26,12 +26,12 @@ from trl import DatasetMixtureConfig, ScriptArguments, get_dataset
 
 from ..core.hub import NETWORK_ERRORS
 from ..core.schema import OUR_COLUMNS
-from ..errors import TrainError
+from ..errors import ConfigError, DataError, SelectionError, TrainError
 from ..hub.columns import UNSCORED, parse_subset, scores_from_columns
 from ..hub.dataset_card import config_paths
 from ..hub.load import load_provenance, load_scored
 from ..hub.provenance import CardProvenance
-from ..ingest import DataError, canonicalize, content_id, detect_format, is_hub_id, read_source
+from ..ingest import canonicalize, content_id, detect_format, is_hub_id, read_source
 from ..record import RunRecord
 from ..rundir import RunDir
 from ..selection.clusters import cluster_rows
@@ -199,7 +199,7 @@ def _from_scored_per_cluster(script: ScriptArguments, selection: SelectionArgume
         scores = scores_from_columns(
             data.select_columns([c for c in data.column_names if OUR_COLUMNS.match(c)]).to_pandas()
         )
-    except ValueError as err:
+    except DataError as err:  # the columns are not ours: say which dataset
         raise DataError(f"{name}: {err}") from err
     rows = _canonical_scored(data, name)
     scored = rows.select([i for i, s in enumerate(scores["status"]) if s != UNSCORED])  # the rows the scorer run read
@@ -214,8 +214,8 @@ def _from_scored_per_cluster(script: ScriptArguments, selection: SelectionArgume
             seed=selection.selection_seed,
             mirror=default_mirror(selection.strategy, scores),
         )
-    except ValueError as err:
-        raise DataError(f"{name}: {err}") from err
+    except SelectionError as err:  # e.g. a strategy the pushed columns cannot serve: say which dataset
+        raise SelectionError(f"{name}: {err}") from err
     rows = rows.select(list(chosen.rows))
     return TrainRows(
         rows=rows,
@@ -241,7 +241,7 @@ def _from_subset_config(script: ScriptArguments, data: datasets.Dataset, revisio
         try:
             spec = parse_subset(script.dataset_config)
             subset = {"strategy": spec.strategy, "fraction": spec.fraction}
-        except ValueError:
+        except ConfigError:  # a config a person named otherwise: nothing to say about its selection
             pass
     chosen = {"config": script.dataset_config, **{k: subset[k] for k in ("strategy", "fraction") if k in subset}}
     return TrainRows(
