@@ -43,13 +43,9 @@ def user_errors() -> Iterator[None]:
         # A bar (ours, transformers', datasets', huggingface_hub's: all tqdm) that was drawing when the
         # error was raised left the cursor after its text; closed, it ends its line (or clears it), and
         # it cannot redraw itself below the error when it is garbage-collected later.
-        import sys
+        from .compat.tqdm import open_bars
 
-        if "tqdm" not in sys.modules:  # nothing drew a bar
-            return
-        from tqdm.std import tqdm
-
-        for bar in list(tqdm._instances):
+        for bar in open_bars():
             try:
                 bar.close()
             except (OSError, ValueError):  # its stream is closed: nothing to end

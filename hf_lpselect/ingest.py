@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from datasets import Features, List, Value
 
+from .compat.datasets import fingerprint
 from .core.hub import is_hub_id
 from .core.schema import OUR_COLUMNS
 from .errors import DataError
@@ -472,7 +473,7 @@ def canonicalize(
     if cache_dir is not None:
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
         where = {
-            "cache_file_name": str(Path(cache_dir) / f"rows-{raw._fingerprint}-{format}.arrow"),
+            "cache_file_name": str(Path(cache_dir) / f"rows-{fingerprint(raw)}-{format}.arrow"),
             "load_from_cache_file": False,
         }
     rows = raw.with_format("arrow").map(

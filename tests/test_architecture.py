@@ -11,6 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "hf_lpselect"
 # docs/architecture.md, bottom to top
 FLOORS = {
     "core": 0,
+    "compat": 0,
     "errors": 0,
     "record": 1,
     "rundir": 1,

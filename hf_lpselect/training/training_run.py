@@ -29,6 +29,7 @@ from transformers import AutoTokenizer, is_wandb_available
 from trl import SFTConfig, SFTTrainer, get_peft_config, get_quantization_config
 from trl.trainer.utils import get_comet_experiment_url, get_trackio_space_url
 
+from ..compat.trl import trainer_card_info
 from ..core.io import saving_into
 from ..errors import ModelError, TrainError
 from ..heads import CompactHeadMixin
@@ -129,13 +130,14 @@ class TargetTrainer(SafeCheckpointMixin, CompactHeadMixin, PaddingFreeMixin, SFT
             "trackio_url": get_trackio_space_url(),
             "comet_url": get_comet_experiment_url(),
         }
+        trl_card = trainer_card_info(self)
         card = model_card(
             self.record,
             model_name=model_name,
             hub_model_id=self.hub_model_id,
-            tags=[*given, *self._tag_names],
-            trainer_name=self._name,
-            paper=self._paper,
+            tags=[*given, *trl_card["tags"]],
+            trainer_name=trl_card["trainer_name"],
+            paper=trl_card["paper"],
             trackers=trackers,
             record_file=RECORD_FILE,
         )
