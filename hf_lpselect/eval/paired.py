@@ -36,6 +36,9 @@ def paired_differences(model: pd.Series, baselines: list[pd.Series]) -> pd.Serie
     Returns:
         `pd.Series`: the differences, indexed by the rows where every value is a number, sorted by row.
 
+    Raises:
+        [`~hf_lpselect.errors.EvalError`]: no baseline series.
+
     Example:
 
     ```python
@@ -62,6 +65,9 @@ def bootstrap_ci(
 
     Returns:
         `tuple[float, float]`: the lower and upper bound (NaN, NaN for no values).
+
+    Raises:
+        [`~hf_lpselect.errors.EvalError`]: ``level`` outside (0, 1), or NaN values.
 
     Example:
 
@@ -140,6 +146,9 @@ def random_null(randoms: list[pd.Series], *, level: float = 0.95) -> dict[str, A
 
     Returns:
         `dict`: ``n_seeds``, ``n_rows``, ``loo_diffs`` (one per seed, in order), ``spread``, ``t`` and ``level``.
+
+    Raises:
+        [`~hf_lpselect.errors.EvalError`]: fewer than two random seeds, or ``level`` outside (0, 1).
 
     Example:
 

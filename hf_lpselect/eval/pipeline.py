@@ -96,6 +96,11 @@ def evaluate(args: EvalArguments) -> EvalResult:
     Returns:
         `EvalResult`: the results (``results.json``'s content) and the paths; ``summary()`` prints it.
 
+    Raises:
+        [`~hf_lpselect.errors.EvalError`]: a test set, judge or argument that cannot be used as asked.
+        [`~hf_lpselect.errors.DataError`]: a test set that cannot be read.
+        [`~hf_lpselect.errors.ModelError`]: a model spec that cannot be resolved.
+
     Example:
         >>> from hf_lpselect.eval import EvalArguments, evaluate
         >>> result = evaluate(EvalArguments(models=["hard=runs/hard", "random=runs/random"],

@@ -39,6 +39,11 @@ def load_scored(
     config and selects with :func:`hf_lpselect.selection.strategies.select`, exactly as ``lpselect select``
     does; rows come hardest first, with ``selection_rank`` (and ``selection_score``) added.
     ``repo_id`` may also be a local folder holding such a repo.
+
+    Raises:
+        [`~hf_lpselect.errors.DataError`]: ``repo_id`` was not pushed by ``lpselect push-scores`` (no score columns, no
+            default config).
+        [`~hf_lpselect.errors.SelectionError`]: a selection its score columns cannot serve.
     """
     folder = Path(repo_id).expanduser()
     if folder.is_dir():  # datasets caches a local folder by its name, not its content: read the files themselves
@@ -77,6 +82,9 @@ def load_provenance(repo_id: str, revision: str | None = None) -> CardProvenance
         [`CardProvenance`] or `None`: the card's ``lpselect:`` block (or, for a card pushed before it
         existed, its scorer table); None when there is no card, it is not ours, or the Hub cannot be
         reached (training then goes on without the scorer's template).
+
+    Raises:
+        [`~hf_lpselect.errors.DataError`]: the dataset card's YAML header cannot be parsed.
 
     Example:
 

@@ -244,6 +244,13 @@ def materialize(
     the source at that commit rather than the one the run read (a push onto the scored repo reads
     its head, so that commits made since are kept; rows added since become ``unscored``). Random
     subsets are drawn with ``seed``.
+
+    Raises:
+        [`~hf_lpselect.errors.RunError`]: the run directory holds no complete scorer run.
+        [`~hf_lpselect.errors.DataError`]: the run's source changed since it was scored, or ``local_dir`` holds another
+            dataset.
+        [`~hf_lpselect.errors.ConfigError`]: a subset name that is not STRATEGY_Npct.
+        [`~hf_lpselect.errors.SelectionError`]: a subset the run's scores cannot serve.
     """
     run_dir = run if isinstance(run, RunDir) else RunDir(run)
     require_finished(run_dir)

@@ -126,6 +126,15 @@ def push_scores(
     before any network call, so the target's existing card is not read. The commit's parent is the
     commit the card was read at: if the repo moves on in between, the push fails instead of
     overwriting that change.
+
+    Raises:
+        [`~hf_lpselect.errors.RunError`]: the run directory holds no complete scorer run.
+        [`~hf_lpselect.errors.DataError`]: the run's source changed since it was scored, or a repo id that is not
+            OWNER/NAME.
+        [`~hf_lpselect.errors.ConfigError`]: a subset name that is not STRATEGY_Npct.
+        [`~hf_lpselect.errors.SelectionError`]: a subset the run's scores cannot serve.
+        [`~hf_lpselect.errors.HubError`]: no token, or the Hub cannot be reached or refused the push (nothing was
+            pushed).
     """
     try:
         validate_repo_id(repo_id)

@@ -119,6 +119,14 @@ def score(
     Returns:
         `ScoreResult`: the run directory, rows, scores table and run record.
 
+    Raises:
+        [`~hf_lpselect.errors.DataError`]: the data cannot be read, or holds no row in a format it knows.
+        [`~hf_lpselect.errors.ConfigError`]: an argument that cannot work (a zero batch size …).
+        [`~hf_lpselect.errors.ModelError`]: a model spec that cannot be resolved.
+        [`~hf_lpselect.errors.TemplateError`]: a template that cannot be applied to this tokenizer or data.
+        [`~hf_lpselect.errors.RunError`]: ``out`` holds a run of another identity, or one being written by another
+            process.
+
     Example:
 
     ```python

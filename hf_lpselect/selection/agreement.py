@@ -139,6 +139,10 @@ def agreement(
     id) next to ``k / n_matched``, its expected value for random rankings (about the fraction).
     ``hardest`` overrides which end of ``score`` is hardest (default :func:`hard_end`).
     The result is plain JSON-serialisable data.
+
+    Raises:
+        [`~hf_lpselect.errors.DataError`]: a table without ``id`` or the compared scores.
+        [`~hf_lpselect.errors.SelectionError`]: a top fraction outside (0, 1], or no known hard end for the score.
     """
     for fraction in top:
         if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:

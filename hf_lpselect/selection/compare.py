@@ -162,6 +162,11 @@ def compare_runs(
     Returns:
         `CompareResult`: the numbers and the files; ``summary()`` prints them.
 
+    Raises:
+        [`~hf_lpselect.errors.RunError`]: a run directory that holds no complete scorer run.
+        [`~hf_lpselect.errors.DataError`]: two runs with too few rows in common, or without the compared score.
+        [`~hf_lpselect.errors.SelectionError`]: a top fraction outside (0, 1].
+
     Example:
 
     ```python

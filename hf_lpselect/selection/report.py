@@ -390,7 +390,11 @@ def make_report(
 ) -> ReportResult:
     """Write the figures that make sense for this run and ``report.md`` to ``out_dir`` (default
     ``RUN/report``). ``texts`` maps ``row`` to a display text for the example tables. run.json is
-    optional (a scores table converted from another tool is enough)."""
+    optional (a scores table converted from another tool is enough).
+
+    Raises:
+        [`~hf_lpselect.errors.RunError`]: ``run_dir`` holds no scores.
+    """
     run_dir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     if not run_dir.path.is_dir():
         raise RunError(f"No run directory at {run_dir.path}; give the --out folder of a finished `lpselect score`.")
@@ -514,6 +518,9 @@ def report_run(args: ReportArguments) -> ReportResult:
     """``lpselect report``: :func:`make_report` with the example rows' texts read from the run's source.
 
     A scores table made by another tool (no ``run.json``) has no source: its examples show row numbers only.
+
+    Raises:
+        [`~hf_lpselect.errors.RunError`]: the run directory holds no scores.
 
     Example:
 

@@ -84,7 +84,11 @@ _HOW_TO_GET = {
 
 
 def hard_end(score: str) -> End:
-    """Which end of ``score`` is hard: ``"low"`` or ``"high"`` (:data:`HARD_END`; any nll_K / ppl_K is high)."""
+    """Which end of ``score`` is hard: ``"low"`` or ``"high"`` (:data:`HARD_END`; any nll_K / ppl_K is high).
+
+    Raises:
+        [`~hf_lpselect.errors.SelectionError`]: no known hard end for ``score``.
+    """
     if score in HARD_END:
         return HARD_END[score]
     if _PASS_SCORE.match(score):
@@ -157,7 +161,11 @@ def default_mirror(strategy: str, scores: pd.DataFrame) -> str | None:
 
 
 def get_strategy(name: str) -> Strategy:
-    """The registered strategy ``name``; ValueError listing the names otherwise."""
+    """The registered strategy ``name``.
+
+    Raises:
+        [`~hf_lpselect.errors.SelectionError`]: ``name`` is not a registered strategy.
+    """
     if name not in STRATEGIES:
         raise SelectionError(f"Unknown strategy {name!r}; choose one of: {', '.join(STRATEGIES)}.")
     return STRATEGIES[name]
@@ -431,6 +439,10 @@ def select(
     ``mirror`` (random strategies only): draw from the rows that strategy could select, so that
     sizes and per-cluster counts equal that strategy's exactly (e.g. ``mirror="lp1-hard"``).
     ``trajectory_clusters``: s2l's k-means K (default ``min(S2L_CLUSTERS, rows to select)``).
+
+    Raises:
+        [`~hf_lpselect.errors.SelectionError`]: an unknown strategy, a size outside its range, options that do not go
+            together, or a scores table without the columns the strategy needs.
     """
     spec = get_strategy(strategy)
     _check_request(fraction, count)

@@ -165,6 +165,13 @@ def select_run(
 
     ``per_cluster=K`` clusters the rows (all-MiniLM-L6-v2 + k-means, cached in the run directory)
     and selects per cluster, the paper's way; ``clusters_file`` uses a clustering made elsewhere.
+
+    Raises:
+        [`~hf_lpselect.errors.RunError`]: ``run_dir`` holds no complete scorer run.
+        [`~hf_lpselect.errors.DataError`]: the run's source changed since it was scored, or a clusters file that does
+            not fit it.
+        [`~hf_lpselect.errors.SelectionError`]: a selection that cannot be made as asked.
+        [`~hf_lpselect.errors.ClusterError`]: clusters that cannot be made (per-cluster selection).
     """
     run_dir = RunDir(run)
     if not run_dir.scores.is_file():
@@ -295,6 +302,13 @@ def select_subset(args: SelectArguments) -> SubsetResult:
     Returns:
         `SubsetResult`: the selection, its numbers and the path written (``args.out``, or
         ``RUN/selections/STRATEGY-SIZE`` in the source's format).
+
+    Raises:
+        [`~hf_lpselect.errors.RunError`]: ``args.run`` holds no complete scorer run.
+        [`~hf_lpselect.errors.DataError`]: the run's source changed since it was scored, or a clusters file that does
+            not fit it.
+        [`~hf_lpselect.errors.SelectionError`]: a selection that cannot be made as asked.
+        [`~hf_lpselect.errors.ClusterError`]: clusters that cannot be made (per-cluster selection).
 
     Example:
 

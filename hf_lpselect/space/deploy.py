@@ -189,6 +189,10 @@ def deploy_space(
         dry_run (`bool`, defaults to `False`): write the folder and stop before any network call.
         local_dir (`str` or `Path`, *optional*): keep the folder here (empty or new); otherwise a temporary one.
 
+    Raises:
+        [`~hf_lpselect.errors.HubError`]: no token, or the Hub cannot be reached or refused the upload.
+        [`~hf_lpselect.errors.DataError`]: a repo id that is not OWNER/NAME, or a folder that cannot be deployed.
+
     Example:
     ```python
     deploy_space("me/lpselect", hardware="zero-a10g")

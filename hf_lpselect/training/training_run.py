@@ -167,6 +167,14 @@ def train(*args: TrainArguments, **kwargs: Any) -> TrainResult:
     Returns:
         [`TrainResult`]: the output directory, the provenance record and the tokenised training set.
 
+    Raises:
+        [`~hf_lpselect.errors.TrainError`]: arguments that cannot be combined, or an ``output_dir`` holding another
+            training run.
+        [`~hf_lpselect.errors.ConfigError`]: an argument value that cannot work.
+        [`~hf_lpselect.errors.DataError`]: rows that cannot be read or were not pushed by ``lpselect push-scores``.
+        [`~hf_lpselect.errors.SelectionError`]: a selection that cannot be made as asked.
+        [`~hf_lpselect.errors.ModelError`]: a model spec that cannot be resolved.
+
     Example:
 
     ```python
