@@ -15,7 +15,7 @@ The package is grouped by stage:
 - ``hf_lpselect.eval``: ``evaluate`` whether the subset was worth it;
 - ``hf_lpselect.space``: the Gradio Space's logic (the app is ``spaces/app.py``);
 
-and the shared pieces: ``data`` (reading any instruction dataset), ``templates`` (prompts and exact
+and the shared pieces: ``ingest`` (reading any instruction dataset), ``templates`` (prompts and exact
 response masks), ``models``, ``lp`` (the formulas), ``record`` / ``rundir`` (the run directory).
 
 Every public name below is importable from here; names load on first use, so ``import hf_lpselect``
