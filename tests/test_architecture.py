@@ -1,6 +1,7 @@
-"""The floors of docs/architecture.md hold: a module imports only from its own floor or below, and never
-another stage's private (underscore) name. Read from the source's import statements, function-local ones
-included, so a new upward arrow fails here before it becomes a cycle."""
+"""The floors of docs/architecture.md hold: a module imports only from its own floor or below, never
+another stage's private (underscore) name, and no import circle runs between modules or between units;
+each module's file name is its own. Read from the source's import statements, function-local and
+type-checking ones included, so a new upward arrow or circle fails here."""
 
 import ast
 from pathlib import Path
