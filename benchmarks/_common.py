@@ -114,11 +114,11 @@ def now() -> str:
 
 
 def tokenized_alpaca(n_rows: int, cache_to: Path, max_length: int = 512):
-    """First ``n_rows`` ok rows of the Alpaca JSON (hf_lpselect.data.load_rows), alpaca template tokens.
+    """First ``n_rows`` ok rows of the Alpaca JSON (hf_lpselect.ingest.load_rows), alpaca template tokens.
 
     Returns ``(canonical_rows, tokenized)``; both are saved under ``cache_to`` (``rows/``, ``tok/``).
     """
-    from hf_lpselect.data import load_rows
+    from hf_lpselect.ingest import load_rows
     from hf_lpselect.models import load_model
     from hf_lpselect.templates import tokenize_rows
 

@@ -299,7 +299,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args.work.mkdir(parents=True, exist_ok=True)
-    from hf_lpselect.data import load_rows
+    from hf_lpselect.ingest import load_rows
 
     started = time.perf_counter()
     files = make_data(args.work, args.pool, args.heldout, args.alpaca_eval)

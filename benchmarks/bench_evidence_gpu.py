@@ -92,7 +92,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hf_lpselect.core.io import file_sha256, write_json  # noqa: E402  (pandas and the standard library: in the GPU image)
-from hf_lpselect.errors import LPSelectError  # noqa: E402
+from hf_lpselect.errors import LpselectError  # noqa: E402
 
 
 REPO = Path(__file__).resolve().parent.parent
@@ -116,8 +116,8 @@ DEVICE_MODULES = (
     "gguf",
     "pandas",
     "pyarrow",
-    "hf_lpselect.scoring.run",
-    "hf_lpselect.training.run",
+    "hf_lpselect.scoring.scorer_run",
+    "hf_lpselect.training.training_run",
     "hf_lpselect.eval.reference",
 )
 FRACTIONS = (0.05, 0.1, 0.33)
@@ -142,7 +142,7 @@ TOY_RECIPE = {"learning_rate": 1e-3, "bf16": False, "max_length": 256}
 EFFECTIVE_BATCH = 32
 
 
-class KitError(LPSelectError):
+class KitError(LpselectError):
     """The evidence kit cannot go on as asked: a part missing on the device, a stage whose inputs are not committed."""
 
 
@@ -552,7 +552,7 @@ def run_scorer(stage: str, kit_dir: Path, kit: dict[str, Any], args: argparse.Na
 
 
 def reference_sets(kit_dir: Path) -> dict[str, Any]:
-    from hf_lpselect.data import load_rows
+    from hf_lpselect.ingest import load_rows
 
     data = kit_dir / "data"
     return {
@@ -729,7 +729,7 @@ def clusters_of(work: Path, results: Path, n_ok: int):
     """The pool's per-cluster ids (K = ok rows / 52), computed once and kept in ``results/clusters.parquet``."""
     import pandas as pd
 
-    from hf_lpselect.data import load_rows
+    from hf_lpselect.ingest import load_rows
     from hf_lpselect.selection.clusters import cluster_rows
 
     path = results / "clusters.parquet"

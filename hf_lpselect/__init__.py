@@ -15,7 +15,7 @@ The package is grouped by stage:
 - ``hf_lpselect.eval``: ``evaluate`` whether the subset was worth it;
 - ``hf_lpselect.space``: the Gradio Space's logic (the app is ``spaces/app.py``);
 
-and the shared pieces: ``data`` (reading any instruction dataset), ``templates`` (prompts and exact
+and the shared pieces: ``ingest`` (reading any instruction dataset), ``templates`` (prompts and exact
 response masks), ``models``, ``lp`` (the formulas), ``record`` / ``rundir`` (the run directory).
 
 Every public name below is importable from here; names load on first use, so ``import hf_lpselect``
@@ -37,15 +37,16 @@ __version__ = "0.2.0"
 
 # public name -> the module that defines it
 _API = {
-    "load_rows": "data",
+    "load_rows": "ingest",
     "tokenize_rows": "templates",
     "load_model": "models",
     "learning_percentages": "lp",
     "RunDir": "rundir",
     "RunRecord": "record",
+    "LpselectError": "errors",
     "LPSelectError": "errors",
-    "score": "scoring.run",
-    "ScoreResult": "scoring.run",
+    "score": "scoring.scorer_run",
+    "ScoreResult": "scoring.scorer_run",
     "ScoreArguments": "scoring.arguments",
     "ScorerModelConfig": "scoring.arguments",
     "ScorerConfig": "scoring.trainer",
@@ -64,12 +65,12 @@ _API = {
     "push_scores": "hub.push",
     "load_scored": "hub.load",
     "materialize": "hub.materialize",
-    "train": "training.run",
+    "train": "training.training_run",
     "TrainConfig": "training.arguments",
     "SelectionArguments": "training.arguments",
     "evaluate": "eval.pipeline",
     "EvalArguments": "eval.arguments",
-    "EvalResult": "eval.results",
+    "EvalResult": "eval.eval_result",
 }
 __all__ = sorted(_API)
 # the packages a newcomer looks for by stage (and the bottom layer they share)

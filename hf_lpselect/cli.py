@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from .core.flags import check_early
-from .errors import ConfigError, DataError, LPSelectError
+from .errors import ConfigError, DataError, LpselectError
 
 
 console = Console(stderr=True)
@@ -41,7 +41,7 @@ def command(name: str | None = None) -> Callable[[Callable[[list[str]], None]], 
 def user_errors() -> Iterator[None]:
     """The one place where our errors become one red sentence and exit code 2.
 
-    Only :class:`~hf_lpselect.errors.LPSelectError` (raised where the problem was found) and a full
+    Only :class:`~hf_lpselect.errors.LpselectError` (raised where the problem was found) and a full
     disk are turned into a sentence; anything else is a bug and keeps its traceback. The sentence
     starts a line of its own: the progress bars the failure interrupted are closed first.
     """
@@ -50,13 +50,9 @@ def user_errors() -> Iterator[None]:
         # A bar (ours, transformers', datasets', huggingface_hub's: all tqdm) that was drawing when the
         # error was raised left the cursor after its text; closed, it ends its line (or clears it), and
         # it cannot redraw itself below the error when it is garbage-collected later.
-        import sys
+        from .compat.tqdm import open_bars
 
-        if "tqdm" not in sys.modules:  # nothing drew a bar
-            return
-        from tqdm.std import tqdm
-
-        for bar in list(tqdm._instances):
+        for bar in open_bars():
             try:
                 bar.close()
             except (OSError, ValueError):  # its stream is closed: nothing to end
@@ -64,7 +60,7 @@ def user_errors() -> Iterator[None]:
 
     try:
         yield
-    except LPSelectError as err:
+    except LpselectError as err:
         _end_progress_bars()
         console.print(f"[red]Error:[/] {escape(str(err))}", soft_wrap=True)
         raise SystemExit(2) from None
@@ -120,7 +116,7 @@ def score(argv: list[str]) -> None:
     """
     with user_errors():
         from .scoring.arguments import parse_score_args
-        from .scoring.run import score as run_score
+        from .scoring.scorer_run import score as run_score
         from .scoring.summary import display_texts
 
         script, args, model_args = parse_score_args(argv)
@@ -244,7 +240,7 @@ def train(argv: list[str]) -> None:
         from accelerate import PartialState
 
         from .training.arguments import parse_train_args
-        from .training.run import run_train
+        from .training.training_run import run_train
 
         result = run_train(parse_train_args(argv))
     if PartialState().is_main_process:

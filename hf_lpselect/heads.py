@@ -18,19 +18,20 @@ gradients are those of the full path: the same positions, each row's projection 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import torch
-import trl.trainer.utils as trl_utils
+
+from .compat.trl import compact_fused_head_on_cpu
 
 
 @contextmanager
 def compact_lm_head(enabled: bool = True) -> Iterator[None]:
     """Within this context, TRL's fused LM head projects only labeled positions on a CPU too.
 
-    It widens TRL's device test (``_use_triton``, read by the fused head on each call) to CPUs for
-    the duration and restores it on exit, so other trainers in the process are unaffected.
+    It widens TRL's device test to CPUs for the duration and restores it on exit, so other trainers in the
+    process are unaffected (:func:`hf_lpselect.compat.trl.compact_fused_head_on_cpu`).
 
     Args:
         enabled (`bool`, *optional*, defaults to `True`):
@@ -44,13 +45,8 @@ def compact_lm_head(enabled: bool = True) -> Iterator[None]:
     ...     outputs = model(**batch, fused_lm_head=True)  # doctest: +SKIP
     ```
     """
-    original = trl_utils._use_triton
-    if enabled:
-        trl_utils._use_triton = lambda device: device.type == "cpu" or original(device)
-    try:
+    with compact_fused_head_on_cpu() if enabled else nullcontext():
         yield
-    finally:
-        trl_utils._use_triton = original
 
 
 class CompactHeadMixin:

@@ -30,6 +30,9 @@ def learning_percentages(ppl: np.ndarray) -> pd.DataFrame:
 
     Column K of ``ppl`` is ``P_K``; NaN marks a row that was not scored. The result has one row per
     input row, in the same order.
+
+    Raises:
+        [`ValueError`]: ``ppl`` is not an (N, n_epochs + 1) matrix.
     """
     ppl = np.asarray(ppl, dtype=np.float64)
     if ppl.ndim != 2 or ppl.shape[1] < 1:

@@ -22,13 +22,13 @@ the rows packed before it: different numbers, and no error anywhere.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sized
-from contextlib import contextmanager
+from collections.abc import Sized
 from typing import Any
 
 import torch
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
+from .compat.trl import max_length_hidden
 from .errors import ConfigError
 from .models import is_sharded, unwrap_peft
 
@@ -100,17 +100,6 @@ def keeps_rows_apart(model: torch.nn.Module, rows: list[list[int]], *, pad_token
     return diff <= (FULL_PRECISION_TOLERANCE if full else HALF_PRECISION_TOLERANCE), diff
 
 
-@contextmanager
-def _max_length_hidden(config: Any) -> Iterator[None]:
-    """Hide ``max_length`` from TRL's padding-free check; our rows are truncated to it already."""
-    max_length = config.max_length
-    config.max_length = None
-    try:
-        yield
-    finally:
-        config.max_length = max_length
-
-
 def _check_config(config: Any, kwargs: dict[str, Any]) -> None:
     """What padding-free cannot be combined with, refused before TRL sees it."""
     if kwargs.get("data_collator") is not None:
@@ -146,7 +135,7 @@ class PaddingFreeMixin:
             return
         _check_config(args, kwargs)
         if (args.dataset_kwargs or {}).get("skip_prepare_dataset"):  # our rows: truncated to max_length already
-            with _max_length_hidden(args):
+            with max_length_hidden(args):
                 super().__init__(model, args, *rest, **kwargs)
         else:  # rows TRL prepares itself: TRL's own rules
             super().__init__(model, args, *rest, **kwargs)

@@ -12,13 +12,13 @@ import json
 import os
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from filelock import FileLock, Timeout
 
+from .compat.transformers import CheckpointSaveHook
 from .core.io import saving_into
 from .errors import RunError
 from .record import RunRecord
@@ -30,7 +30,7 @@ _TMP_RE = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp$")  # what atomic_write names i
 LOCK_NAME = ".lpselect.lock"
 
 
-class SafeCheckpointMixin:
+class SafeCheckpointMixin(CheckpointSaveHook):
     """A ``Trainer`` mixin: a checkpoint save that fails leaves no half-written ``checkpoint-N`` folder,
     and a full disk is said as one.
 
@@ -43,14 +43,8 @@ class SafeCheckpointMixin:
     left alone; runs resume only from checkpoints saved whole (:meth:`RunDir.checkpoint_dirs`).
     """
 
-    def _save_checkpoint(self, model: Any, trial: Any) -> None:
-        from transformers.trainer_utils import (
-            PREFIX_CHECKPOINT_DIR,  # rundir stays light: the CLI imports it before torch
-        )
-
-        folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-        with saving_into(folder, remove=self.args.should_save):
-            super()._save_checkpoint(model, trial)
+    def checkpoint_saving(self, folder: Path) -> AbstractContextManager:
+        return saving_into(folder, remove=self.args.should_save)
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from conftest import lpselect, make_tiny_model
 from transformers import TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
-from hf_lpselect.data import canonicalize, content_ids, load_rows
 from hf_lpselect.errors import ConfigError, RunError
+from hf_lpselect.ingest import canonicalize, content_ids, load_rows
 from hf_lpselect.record import RunRecord
 from hf_lpselect.scoring.demo_data import make_demo_rows
 from hf_lpselect.scoring.trainer import LearningPercentageCallback, ScorerConfig, ScorerTrainer, scoring_rows

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from hf_lpselect.core.io import write_parquet
-from hf_lpselect.data import canonicalize
+from hf_lpselect.ingest import canonicalize
 from hf_lpselect.rundir import RunDir
 from hf_lpselect.selection import clusters as C
 from hf_lpselect.selection.clusters import (

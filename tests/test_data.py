@@ -1,4 +1,4 @@
-"""Specification of hf_lpselect.data: any instruction dataset -> canonical rows (offline)."""
+"""Specification of hf_lpselect.ingest: any instruction dataset -> canonical rows (offline)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import datasets
 import pytest
 
-from hf_lpselect.data import (
+from hf_lpselect.ingest import (
     FORMATS,
     DataError,
     canonicalize,
@@ -284,14 +284,14 @@ def test_reading_in_chunks_gives_what_one_chunk_gives(tmp_path, monkeypatch, arr
     path = tmp_path / ("d.json" if array else "d.jsonl")
     path.write_text(json.dumps(records) if array else "".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     whole = read_source(str(path))
-    monkeypatch.setattr("hf_lpselect.data.CHUNK_ROWS", 2)  # chunks [0, 1], [2, 3], [4]
+    monkeypatch.setattr("hf_lpselect.ingest.CHUNK_ROWS", 2)  # chunks [0, 1], [2, 3], [4]
     chunked = read_source(str(path))
     assert chunked.features == whole.features and chunked.to_list() == whole.to_list()
     assert [r["status"] for r in canonicalize(chunked).to_list()] == ["ok", "ok", "invalid", "ok", "ok"]
 
 
 def test_a_lone_surrogate_in_a_later_chunk_names_its_line(tmp_path, monkeypatch):
-    monkeypatch.setattr("hf_lpselect.data.CHUNK_ROWS", 2)
+    monkeypatch.setattr("hf_lpselect.ingest.CHUNK_ROWS", 2)
     path = tmp_path / "d.jsonl"
     path.write_text(
         '{"instruction": "a", "output": "b"}\n' * 3 + '{"instruction": "a", "output": "\\ud800"}\n', encoding="utf-8"
@@ -715,7 +715,7 @@ def test_a_loaded_folder_is_cached_in_the_tests_own_home_not_the_users(tmp_path)
 
 
 def test_dataset_fingerprint_is_the_hash_of_the_ordered_ids_from_a_list_or_a_column():
-    from hf_lpselect.data import dataset_fingerprint
+    from hf_lpselect.ingest import dataset_fingerprint
 
     expected = hashlib.sha256(b"a1\nb2\ncc\n").hexdigest()[:16]
     assert dataset_fingerprint(["a1", "b2", "cc"]) == expected
@@ -725,7 +725,7 @@ def test_dataset_fingerprint_is_the_hash_of_the_ordered_ids_from_a_list_or_a_col
 
 def test_content_ids_are_the_ids_canonicalize_gives(tmp_path):
     """The fast id-only path (used to verify a run's source) against the full canonicalisation."""
-    from hf_lpselect.data import content_ids
+    from hf_lpselect.ingest import content_ids
 
     records = [
         {"instruction": "a", "input": "", "output": "b", "extra": 1},

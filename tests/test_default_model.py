@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from hf_lpselect.data import load_rows
+from hf_lpselect.ingest import load_rows
 from hf_lpselect.models import load_model
 from hf_lpselect.scoring.demo import run_demo
 from hf_lpselect.scoring.passes import score_pass

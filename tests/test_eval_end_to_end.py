@@ -15,7 +15,7 @@ from eval_models import ANY, bigram_model
 
 from hf_lpselect.errors import EvalError
 from hf_lpselect.eval import EvalArguments, evaluate
-from hf_lpselect.eval.results import PairwiseRow
+from hf_lpselect.eval.eval_result import PairwiseRow
 
 
 QUESTIONS = [

@@ -10,7 +10,6 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from hf_lpselect.data import canonicalize
 from hf_lpselect.errors import EvalError
 from hf_lpselect.eval.generate import (
     GenerationSettings,
@@ -22,6 +21,7 @@ from hf_lpselect.eval.generate import (
 )
 from hf_lpselect.eval.store import JsonlStore
 from hf_lpselect.eval.testsets import TestItem
+from hf_lpselect.ingest import canonicalize
 from hf_lpselect.templates import tokenize_rows
 
 

@@ -214,7 +214,7 @@ def test_push_materialisation_on_a_full_disk_leaves_no_half_folder(small_disk, t
     the fix the half-materialised folder stayed and the same command was refused ("not empty")."""
     from conftest import FAST
 
-    from hf_lpselect.scoring.run import score
+    from hf_lpselect.scoring.scorer_run import score
 
     score(data, out=tmp_path / "run", model=str(tiny_model_dir), epochs=2, max_length=64, **FAST)
     disk = small_disk("64k")

@@ -28,7 +28,7 @@ from hf_lpselect.scoring.passes import (
     activation_bytes_per_token,
     device_batching,
 )
-from hf_lpselect.scoring.run import score
+from hf_lpselect.scoring.scorer_run import score
 from hf_lpselect.scoring.trainer import ScorerConfig
 from hf_lpselect.training.arguments import TrainConfig
 

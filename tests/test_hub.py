@@ -29,7 +29,7 @@ from hf_lpselect.hub.load import load_provenance, load_scored
 from hf_lpselect.hub.materialize import materialize
 from hf_lpselect.hub.provenance import CardProvenance
 from hf_lpselect.scoring.demo_data import make_demo_rows
-from hf_lpselect.scoring.run import score
+from hf_lpselect.scoring.scorer_run import score
 from hf_lpselect.selection.strategies import select
 
 

@@ -46,7 +46,7 @@ CLIENT = textwrap.dedent("""
 
 
 def test_push_to_the_real_hub_and_load_every_config(tmp_path, tiny_model_dir):
-    from hf_lpselect.scoring.run import score
+    from hf_lpselect.scoring.scorer_run import score
 
     data = tmp_path / "data.jsonl"
     data.write_text(

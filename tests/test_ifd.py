@@ -9,7 +9,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from hf_lpselect.scoring.demo_data import make_demo_rows
-from hf_lpselect.scoring.run import score
+from hf_lpselect.scoring.scorer_run import score
 from hf_lpselect.templates import prompt_text
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from hf_lpselect.lp import NO_DROP_REASON, NOT_SCORED_REASON, learning_percentages
-from hf_lpselect.scoring.run import build_scores
+from hf_lpselect.scoring.scorer_run import build_scores
 
 
 NAN = float("nan")

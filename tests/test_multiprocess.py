@@ -44,7 +44,7 @@ ENTRY = textwrap.dedent(
     from pathlib import Path
 
     from accelerate import PartialState
-    from hf_lpselect.scoring.run import score
+    from hf_lpselect.scoring.scorer_run import score
 
     data, model, out, epochs = sys.argv[1], sys.argv[2], Path(sys.argv[3]), int(sys.argv[4])
     result = score(
@@ -226,7 +226,7 @@ def test_train_under_two_processes_completes_with_the_selected_rows(runs, tiny_m
     hold the rows the selection names. Every rank checks the output directory before rank 0 writes
     its record there."""
     from hf_lpselect.selection.subsets import select_run
-    from hf_lpselect.training.run import TrainRecord
+    from hf_lpselect.training.train_record import TrainRecord
 
     entry = runs / "train_entry.py"
     entry.write_text(TRAIN_ENTRY)

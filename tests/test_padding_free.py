@@ -15,7 +15,7 @@ from transformers import OPTConfig, OPTForCausalLM
 from hf_lpselect.errors import ConfigError
 from hf_lpselect.padding_free import keeps_rows_apart
 from hf_lpselect.scoring.demo_data import make_demo_rows
-from hf_lpselect.scoring.run import RunError, score
+from hf_lpselect.scoring.scorer_run import RunError, score
 from hf_lpselect.scoring.trainer import ScorerConfig, ScorerTrainer
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hf_lpselect.data import canonicalize
 from hf_lpselect.errors import ConfigError
+from hf_lpselect.ingest import canonicalize
 from hf_lpselect.lp import NO_DROP_REASON, learning_percentages
 from hf_lpselect.selection.arguments import SelectArguments, SubsetArguments
 from hf_lpselect.selection.strategies import per_cluster_counts, select

@@ -14,7 +14,7 @@ from matplotlib.image import imread
 from hf_lpselect.core.io import write_parquet
 from hf_lpselect.record import DatasetRecord, RunRecord
 from hf_lpselect.rundir import RunDir
-from hf_lpselect.scoring.run import build_scores
+from hf_lpselect.scoring.scorer_run import build_scores
 from hf_lpselect.selection.report import (
     FIGURE_FILES,
     examples,

@@ -8,7 +8,7 @@ from conftest import FAST, lpselect, write_jsonl
 from transformers import TrainerCallback
 
 from hf_lpselect.scoring.demo_data import make_demo_rows
-from hf_lpselect.scoring.run import RunError, score
+from hf_lpselect.scoring.scorer_run import RunError, score
 
 
 @pytest.fixture()

@@ -15,7 +15,7 @@ from hf_lpselect.errors import ConfigError, ModelError, RunError
 from hf_lpselect.record import RunRecord
 from hf_lpselect.rundir import LOCK_NAME, RunDir
 from hf_lpselect.scoring.demo_data import make_demo_rows
-from hf_lpselect.scoring.run import score
+from hf_lpselect.scoring.scorer_run import score
 
 
 @pytest.fixture()

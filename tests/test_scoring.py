@@ -9,7 +9,7 @@ from conftest import make_tiny_model
 from datasets import Dataset, concatenate_datasets
 from test_templates import CHAT
 
-from hf_lpselect.data import canonicalize
+from hf_lpselect.ingest import canonicalize
 from hf_lpselect.scoring.demo_data import demo_dataset
 from hf_lpselect.scoring.passes import batch_nll, computed_tokens, length_batches, score_pass
 from hf_lpselect.templates import tokenize_rows

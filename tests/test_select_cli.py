@@ -9,7 +9,7 @@ import pytest
 from conftest import FAST, lpselect
 
 from hf_lpselect.scoring.demo_data import make_demo_rows
-from hf_lpselect.scoring.run import score
+from hf_lpselect.scoring.scorer_run import score
 from hf_lpselect.selection.strategies import select
 
 

@@ -27,7 +27,7 @@ import pytest
 from conftest import make_tiny_model
 from test_multiprocess import _child_env, _run
 
-from hf_lpselect.data import canonicalize
+from hf_lpselect.ingest import canonicalize
 from hf_lpselect.scoring.demo_data import make_demo_rows
 from hf_lpselect.scoring.passes import score_pass
 from hf_lpselect.templates import tokenize_rows

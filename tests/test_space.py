@@ -25,9 +25,9 @@ from conftest import FAST, write_jsonl
 from hf_lpselect.errors import DataError, HubError
 from hf_lpselect.hub.materialize import materialize
 from hf_lpselect.scoring.demo_data import make_demo_rows
-from hf_lpselect.scoring.run import score
+from hf_lpselect.scoring.scorer_run import score
 from hf_lpselect.selection.strategies import default_mirror, select
-from hf_lpselect.space import sources, words
+from hf_lpselect.space import page_text, sources
 from hf_lpselect.space.estimate import estimate_seconds, estimate_text
 
 
@@ -265,8 +265,8 @@ def test_the_figures_name_the_scores_as_the_page_does(run, tmp_path):
     assert not [text for text in said if "lp1" in text or "ppl_" in text]
     assert figures[0].axes[0].get_xlabel() == "LP(1) percentile, first"
     assert figures[4].axes[0].get_ylabel() == "P_0 (perplexity before training)"
-    assert words.examples_frame(run.scores, 5)[2].endswith("(by LP(1))")
-    compared = words.compare_markdown(compare_runs(run.run_dir.path, run.run_dir.path, out=tmp_path))
+    assert page_text.examples_frame(run.scores, 5)[2].endswith("(by LP(1))")
+    compared = page_text.compare_markdown(compare_runs(run.run_dir.path, run.run_dir.path, out=tmp_path))
     assert "agreement (same order) on LP(1)" in compared and "P_0 (perplexity before training) agrees" in compared
     # a run's column and its pushed name read the same
     assert display_name("ppl_0") == display_name("ppl_e0") == "P_0" and display_name("lp_2") == "LP(2)"
@@ -598,9 +598,11 @@ def test_a_run_compared_with_its_own_pushed_scores_agrees_fully(opened, run):
 
 
 def test_plain_strategy_names_only_offer_what_the_scores_allow(run):
-    assert "lp1-hard" in words.usable_strategies(run.scores) and "ifd-nll" not in words.usable_strategies(run.scores)
+    assert "lp1-hard" in page_text.usable_strategies(run.scores) and "ifd-nll" not in page_text.usable_strategies(
+        run.scores
+    )
     no_training = run.scores[["row", "id", "status", "reason", "n_response_tokens", "nll_0", "ppl_0"]]
-    assert words.usable_strategies(no_training) == ["random", "longest", "ppl-high", "ppl-low", "ppl-mid"]
+    assert page_text.usable_strategies(no_training) == ["random", "longest", "ppl-high", "ppl-low", "ppl-mid"]
 
 
 # ----------------------------------------------------------------------------- hostile visitors

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from test_space import launch_app
 
-from hf_lpselect.space import words
+from hf_lpselect.space import page_text
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -51,11 +51,11 @@ def test_the_space_ships_the_evidence_benchmarks_results():
 def test_the_header_and_the_space_readme_say_what_the_evidence_found():
     results = json.loads(EVIDENCE.read_text())
     readme = (SPACES / "README.md").read_text()
-    assert words.with_evidence(readme, results, EVIDENCE_LINK) == readme, (
-        "spaces/README.md's evidence block is stale: re-render it with words.with_evidence"
+    assert page_text.with_evidence(readme, results, EVIDENCE_LINK) == readme, (
+        "spaces/README.md's evidence block is stale: re-render it with page_text.with_evidence"
     )
     lp10 = results["verdicts"]["lp1-hard@0.1 vs random@0.1 on alpaca_heldout"]
-    text = words.evidence_markdown(results, "#x")
+    text = page_text.evidence_markdown(results, "#x")
     assert f"{lp10['mean_nll']:.3f}" in text and f"{lp10['random_mean_nll']:.3f}" in text and "160 Alpaca rows" in text
     assert "no: the hardest rows did not train the bigger model better" in text
     assert "works as well as on everything" not in readme  # the old promise
@@ -64,7 +64,7 @@ def test_the_header_and_the_space_readme_say_what_the_evidence_found():
     for key, verdict in better["verdicts"].items():
         if key.startswith("lp1-hard@") and "alpaca_heldout" in key:
             verdict.update(verdict="beats random", mean_nll=1.5)
-    changed = words.evidence_markdown(better, "#x")
+    changed = page_text.evidence_markdown(better, "#x")
     assert "did better than random rows" in changed and "1.500" in changed
 
 
@@ -74,7 +74,7 @@ def test_the_app_header_comes_from_the_same_template(tmp_path, monkeypatch):
     monkeypatch.setenv("LPSELECT_SPACE_DIR", str(tmp_path))
     monkeypatch.delitem(sys.modules, "spaces", raising=False)
     header = runpy.run_path(str(REPO_ROOT / "hf_lpselect" / "space" / "app.py"))["header"]()
-    assert words.evidence_markdown(json.loads(EVIDENCE.read_text()), f"/gradio_api/file={EVIDENCE}") in header
+    assert page_text.evidence_markdown(json.loads(EVIDENCE.read_text()), f"/gradio_api/file={EVIDENCE}") in header
 
 
 # ----------------------------------------------------------------------------- deploy
@@ -94,7 +94,7 @@ def test_dry_run_writes_exactly_the_space_folder_and_nothing_in_the_checkout(tmp
         "requirements.txt",
         "evidence.json",
         "hf_lpselect/__init__.py",
-        "hf_lpselect/space/words.py",
+        "hf_lpselect/space/page_text.py",
         "hf_lpselect/cards/dataset_card.md",
         "hf_lpselect/space/repo/examples/demo-smollm2-2-epochs/README.md",
     } <= files

@@ -1,6 +1,6 @@
 """What a visitor of the Space meets, hostile ones included, tested without a browser.
 
-The words (hf_lpselect.space.words) directly; the app's own functions (spaces/app.py, loaded once in
+The words (hf_lpselect.space.page_text) directly; the app's own functions (spaces/app.py, loaded once in
 this process with runpy, its sessions' folder in a temporary directory) with real files: a
 million-row upload, a Parquet file that expands past the limit, a broken CSV. The ZeroGPU test
 replaces the `spaces` package with a stand-in, since ZeroGPU itself runs only on a Hugging Face
@@ -22,7 +22,7 @@ import pytest
 from conftest import write_jsonl
 
 from hf_lpselect.errors import LPSelectError
-from hf_lpselect.space import words
+from hf_lpselect.space import page_text
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -59,39 +59,39 @@ def scores_table(n: int, epochs: int = 2, learned: bool = True) -> pd.DataFrame:
 
 def test_table_labels_are_true_for_a_small_table():
     # before the fix every row of a table under 200 rows was labelled "hardest", the easiest among them
-    frame, score, heading = words.examples_frame(scores_table(42), n=100)
+    frame, score, heading = page_text.examples_frame(scores_table(42), n=100)
     assert score == "lp1" and len(frame) == 42 and frame["row"].is_unique
     assert frame["which"].tolist() == ["harder half"] * 21 + ["easier half"] * 21
     assert frame["lp1"].is_monotonic_increasing  # hardest first, the easiest last
     assert heading == "All 42 scored rows, hardest first (by LP(1))"
-    big, _, heading = words.examples_frame(scores_table(500), n=100)
+    big, _, heading = page_text.examples_frame(scores_table(500), n=100)
     assert len(big) == 200 and heading == "The 100 hardest and 100 easiest of 500 scored rows (by LP(1))"
-    one, _, heading = words.examples_frame(scores_table(1), n=100)
+    one, _, heading = page_text.examples_frame(scores_table(1), n=100)
     assert heading.startswith("All 1 scored row,")  # not "1 rows"
 
 
 def test_one_epoch_is_not_called_zero_and_lp1_is_not_shown():
     # before the fix: "scored without training (0 epochs)" for a 1-epoch run
     one = scores_table(10, epochs=1)
-    text = words.explore_markdown("mine", one)
-    assert "1 epoch only" in text and "0 epochs" not in text and words.ranking_score(one) == "ppl_0"
-    assert "0 epochs" in words.explore_markdown("mine", scores_table(10, epochs=0))
+    text = page_text.explore_markdown("mine", one)
+    assert "1 epoch only" in text and "0 epochs" not in text and page_text.ranking_score(one) == "ppl_0"
+    assert "0 epochs" in page_text.explore_markdown("mine", scores_table(10, epochs=0))
 
 
 def test_nothing_learned_in_epoch_one_is_a_warning_not_a_number():
     # before the fix: "median 0.000 … below 0.000 … above 0.000" and no warning
     flat = scores_table(10, epochs=2, learned=False)
-    text = words.explore_markdown("mine", flat)
+    text = page_text.explore_markdown("mine", flat)
     assert "learned nothing in its first epoch" in text and "median" not in text
-    assert words.ranking_score(flat) == "ppl_0"
-    assert "median" in words.explore_markdown("mine", scores_table(10))
+    assert page_text.ranking_score(flat) == "ppl_0"
+    assert "median" in page_text.explore_markdown("mine", scores_table(10))
 
 
 def test_plain_strategy_names_without_formulas():
-    labels = [label for label, _ in words.strategy_choices(scores_table(20))]
+    labels = [label for label, _ in page_text.strategy_choices(scores_table(20))]
     assert "Hardest for the small model" in labels
     assert not any(mark in label for label in labels for mark in ("=", "LP_app", "P_0", "Kendall", ":"))
-    assert "LP_app = (P_0 − P_1) / P_0" in words.strategy_details()  # the formulas live under the fold
+    assert "LP_app = (P_0 − P_1) / P_0" in page_text.strategy_details()  # the formulas live under the fold
 
 
 @pytest.mark.parametrize(
@@ -119,7 +119,7 @@ def test_plain_strategy_names_without_formulas():
     ],
 )
 def test_errors_are_in_a_visitors_words(message, expected):
-    said = words.visitor_sentence(message)
+    said = page_text.visitor_sentence(message)
     if expected is not None:
         assert said == expected
     assert "/" not in said.replace("owner/name", "") and "--" not in said and "`" not in said
@@ -128,9 +128,11 @@ def test_errors_are_in_a_visitors_words(message, expected):
 
 def test_a_hub_web_address_is_its_id():
     # before the fix a pasted address became a local path ("No such folder: https:/huggingface.co/…")
-    assert words.hub_id_from_url("https://huggingface.co/datasets/tatsu-lab/alpaca/tree/main") == "tatsu-lab/alpaca"
-    assert words.hub_id_from_url("huggingface.co/datasets/me/x?row=3") == "me/x"
-    assert words.hub_id_from_url(" me/x ") == "me/x"
+    assert (
+        page_text.hub_id_from_url("https://huggingface.co/datasets/tatsu-lab/alpaca/tree/main") == "tatsu-lab/alpaca"
+    )
+    assert page_text.hub_id_from_url("huggingface.co/datasets/me/x?row=3") == "me/x"
+    assert page_text.hub_id_from_url(" me/x ") == "me/x"
 
 
 # ----------------------------------------------------------------------------- the app's own functions
@@ -234,7 +236,7 @@ def test_zerogpu_decorates_the_scoring_function_the_score_tab_calls(tmp_path, ti
     score_fn = next(block.fn for block in app.demo.fns.values() if block.api_name == "score")
     assert score_fn is app.score_dataset  # the Score tab calls score_dataset …
 
-    import hf_lpselect.scoring.run as run_module
+    import hf_lpselect.scoring.scorer_run as run_module
 
     seen = {}
     real_score = run_module.score

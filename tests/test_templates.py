@@ -3,7 +3,7 @@
 import datasets
 import pytest
 
-from hf_lpselect.data import canonicalize
+from hf_lpselect.ingest import canonicalize
 from hf_lpselect.templates import TemplateError, resolve_template, tokenize_rows
 
 
@@ -130,7 +130,7 @@ def test_a_row_the_chat_template_refuses_is_excluded_with_its_message(tokenizer_
     import datasets
     from transformers import AutoTokenizer
 
-    from hf_lpselect.data import canonicalize
+    from hf_lpselect.ingest import canonicalize
     from hf_lpselect.templates import tokenize_rows
 
     strict = AutoTokenizer.from_pretrained(tokenizer_dir)

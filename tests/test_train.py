@@ -1,4 +1,4 @@
-"""`lpselect train`: TRL's SFT of a target model on a curated split (hf_lpselect.training.run).
+"""`lpselect train`: TRL's SFT of a target model on a curated split (hf_lpselect.training.training_run).
 
 One toy scorer run (24 generated Alpaca rows + 1 invalid row, a tiny Llama, 2 epochs) is the
 source of everything: its lp1-hard 25 % selection is trained from the run (--run), from the
@@ -21,16 +21,16 @@ from transformers import AutoTokenizer
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 import hf_lpselect
-from hf_lpselect.data import load_rows
 from hf_lpselect.errors import TrainError
 from hf_lpselect.hub.load import load_scored
 from hf_lpselect.hub.materialize import materialize
+from hf_lpselect.ingest import load_rows
 from hf_lpselect.rundir import RunDir
 from hf_lpselect.scoring.demo_data import make_demo_rows
 from hf_lpselect.selection.subsets import run_rows, select_run
 from hf_lpselect.templates import tokenize_rows
 from hf_lpselect.training.arguments import TrainConfig, parse_train_args
-from hf_lpselect.training.run import RECORD_FILE, TrainRecord
+from hf_lpselect.training.train_record import RECORD_FILE, TrainRecord
 
 
 RECORDS = [
@@ -172,7 +172,7 @@ def test_arguments_that_cannot_be_combined_are_one_sentence(tmp_path, kwargs, me
 
 
 def test_train_stays_the_function_after_its_module_is_imported():
-    import hf_lpselect.training.run  # noqa: F401
+    import hf_lpselect.training.training_run  # noqa: F401
 
     assert callable(hf_lpselect.train) and callable(hf_lpselect.train)
 

@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 
 from hf_lpselect.rundir import checkpoint_dirs
 from hf_lpselect.scoring.demo_data import make_demo_rows
-from hf_lpselect.training.run import RECORD_FILE
+from hf_lpselect.training.train_record import RECORD_FILE
 
 
 # 16 rows, 4 a step: 4 optimizer steps an epoch, 8 in all, a checkpoint every 2 steps
@@ -44,7 +44,7 @@ import os, signal, sys
 moment, value, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
 if moment == "step":  # SIGKILL right after optimizer step N
     from transformers import TrainerCallback
-    from hf_lpselect.training import run as train_run
+    from hf_lpselect.training import training_run as train_run
 
     class Kill(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):

@@ -12,8 +12,8 @@ See docs/eval.md.
 """
 
 from .arguments import EvalArguments
+from .eval_result import EvalResult
 from .pipeline import evaluate
-from .results import EvalResult
 
 
 __all__ = ["EvalArguments", "EvalResult", "evaluate"]

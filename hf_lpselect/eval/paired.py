@@ -22,6 +22,7 @@ import pandas as pd
 from scipy import stats
 
 from ..core.io import json_number
+from ..errors import EvalError
 
 
 def paired_differences(model: pd.Series, baselines: list[pd.Series]) -> pd.Series:
@@ -35,6 +36,9 @@ def paired_differences(model: pd.Series, baselines: list[pd.Series]) -> pd.Serie
     Returns:
         `pd.Series`: the differences, indexed by the rows where every value is a number, sorted by row.
 
+    Raises:
+        [`~hf_lpselect.errors.EvalError`]: no baseline series.
+
     Example:
 
     ```python
@@ -43,7 +47,7 @@ def paired_differences(model: pd.Series, baselines: list[pd.Series]) -> pd.Serie
     ```
     """
     if not baselines:
-        raise ValueError("paired_differences needs at least one baseline series.")
+        raise EvalError("paired_differences needs at least one baseline series.")
     baseline = pd.concat(baselines, axis=1).mean(axis=1, skipna=False)
     return (model - baseline).dropna().sort_index()
 
@@ -62,6 +66,9 @@ def bootstrap_ci(
     Returns:
         `tuple[float, float]`: the lower and upper bound (NaN, NaN for no values).
 
+    Raises:
+        [`~hf_lpselect.errors.EvalError`]: ``level`` outside (0, 1), or NaN values.
+
     Example:
 
     ```python
@@ -71,9 +78,9 @@ def bootstrap_ci(
     """
     values = np.asarray(values, dtype=np.float64)
     if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level!r}.")
+        raise EvalError(f"level must be in (0, 1), got {level!r}.")
     if np.isnan(values).any():
-        raise ValueError("bootstrap_ci got NaN values: drop the rows that were not scored first.")
+        raise EvalError("bootstrap_ci got NaN values: drop the rows that were not scored first.")
     if len(values) == 0:
         return math.nan, math.nan
     rng = np.random.default_rng(seed)
@@ -140,6 +147,9 @@ def random_null(randoms: list[pd.Series], *, level: float = 0.95) -> dict[str, A
     Returns:
         `dict`: ``n_seeds``, ``n_rows``, ``loo_diffs`` (one per seed, in order), ``spread``, ``t`` and ``level``.
 
+    Raises:
+        [`~hf_lpselect.errors.EvalError`]: fewer than two random seeds, or ``level`` outside (0, 1).
+
     Example:
 
     ```python
@@ -149,9 +159,9 @@ def random_null(randoms: list[pd.Series], *, level: float = 0.95) -> dict[str, A
     ```
     """
     if len(randoms) < 2:
-        raise ValueError(f"random_null needs at least two random seeds to measure their spread, got {len(randoms)}.")
+        raise EvalError(f"random_null needs at least two random seeds to measure their spread, got {len(randoms)}.")
     if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level!r}.")
+        raise EvalError(f"level must be in (0, 1), got {level!r}.")
     common = pd.concat(randoms, axis=1, keys=range(len(randoms))).dropna()  # keys: the series may share a name
     loo = [paired_differences(common[i], [common[j] for j in common.columns if j != i]).mean() for i in common.columns]
     k = len(randoms)

@@ -17,19 +17,19 @@ import torch
 
 from ..core.hardware import default_device, inference_dtype
 from ..core.io import atomic_write
-from ..data import load_rows
 from ..errors import DataError, EvalError
+from ..ingest import load_rows
 from ..models import load_model
 from .arguments import EvalArguments
-from .figure import win_tie_lose_figure
+from .eval_result import EvalResult, EvaluatedModel, GenerationRow, PairwiseRow, ReferenceRow, TestSetInfo
 from .generate import GenerationSettings, generate_answers, generation_template
 from .identity import model_key, model_labels, split_named
 from .judge import EndpointJudge, LocalJudge, Pair, judge_pairs, load_prompt
 from .reference import reference_nll, reference_rows, summarize_nll
-from .results import EvalResult, EvaluatedModel, GenerationRow, PairwiseRow, ReferenceRow, TestSetInfo
 from .store import JsonlStore
 from .testsets import TestSet, default_name, load_test_set
 from .verdicts import tally
+from .win_tie_lose import win_tie_lose_figure
 
 
 FIGURE = "win_tie_lose.png"
@@ -99,7 +99,10 @@ def evaluate(args: EvalArguments | None = None, /, **kwargs: Any) -> EvalResult:
         `EvalResult`: the results (``results.json``'s content) and the paths; ``summary()`` prints it.
 
     Raises:
-        EvalError: both ``args`` and keyword arguments, an unknown keyword, or a setting that cannot be evaluated.
+        [`~hf_lpselect.errors.EvalError`]: both ``args`` and keyword arguments, an unknown keyword, or a test set,
+            judge or argument that cannot be used as asked.
+        [`~hf_lpselect.errors.DataError`]: a test set that cannot be read.
+        [`~hf_lpselect.errors.ModelError`]: a model spec that cannot be resolved.
 
     Example:
         >>> from hf_lpselect.eval import EvalArguments, evaluate

@@ -19,7 +19,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..core.io import json_number
-from ..data import canonicalize
+from ..ingest import canonicalize
 from ..scoring.passes import score_pass
 from ..templates import tokenize_rows
 from .testsets import TestSet
@@ -64,7 +64,7 @@ def reference_nll(
     Args:
         model (`PreTrainedModel`): the model.
         tokenizer (`PreTrainedTokenizerBase`): its tokenizer (pad id set).
-        rows (`datasets.Dataset`): canonical rows (:func:`hf_lpselect.data.load_rows`, :func:`reference_rows`).
+        rows (`datasets.Dataset`): canonical rows (:func:`hf_lpselect.ingest.load_rows`, :func:`reference_rows`).
         template (`str`): ``chat``, ``alpaca`` or ``plain`` (the model's generation template).
         max_length (`int`, defaults to `1024`): tokens per row (right truncation).
         token_budget (`int | None`, defaults to `None`): most tokens per forward pass (rows x the longest row);

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..data import read_source
 from ..errors import DataError, EvalError
+from ..ingest import read_source
 
 
 _ID_FIELDS = ("id", "question_id", "idx")

@@ -20,6 +20,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
+from ..errors import EvalError
+
 
 OUTCOMES = ("win", "tie", "lose")
 SCORE_RANGE = (1.0, 10.0)
@@ -76,7 +78,7 @@ def combine(first: str, second: str) -> str:
     """
     both = {first, second}
     if not both <= set(OUTCOMES):
-        raise ValueError(f"outcomes must be among {OUTCOMES}, got {first!r} and {second!r}")
+        raise EvalError(f"outcomes must be among {OUTCOMES}, got {first!r} and {second!r}")
     if both in ({"win"}, {"win", "tie"}):
         return "win"
     if both in ({"lose"}, {"lose", "tie"}):
@@ -138,5 +140,5 @@ def tally(outcomes: Iterable[str | None]) -> Tally:
     outcomes = list(outcomes)
     unknown = {o for o in outcomes if o is not None and o not in OUTCOMES}
     if unknown:
-        raise ValueError(f"unknown outcomes {sorted(unknown)}")
+        raise EvalError(f"unknown outcomes {sorted(unknown)}")
     return Tally(*(outcomes.count(o) for o in OUTCOMES), unparseable=outcomes.count(None))

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..errors import ConfigError, DataError, SelectionError
 from ..selection.strategies import STRATEGIES, Selection, default_mirror, nll_columns, select
 
 
@@ -49,18 +50,22 @@ class SubsetSpec:
 
 
 def parse_subset(name: str) -> SubsetSpec:
-    """``"lp1_hard_5pct"`` → SubsetSpec("lp1_hard_5pct", "lp1-hard", 0.05); ValueError on a bad name."""
+    """``"lp1_hard_5pct"`` → SubsetSpec("lp1_hard_5pct", "lp1-hard", 0.05).
+
+    Raises:
+        [`~hf_lpselect.errors.ConfigError`]: a name that is not STRATEGY_Npct with a percentage in (0, 100].
+    """
     match = _SUBSET.match(name)
     strategy = match["strategy"].replace("_", "-") if match else None
     if strategy not in SUBSET_STRATEGIES:
         choices = ", ".join(s.replace("-", "_") for s in SUBSET_STRATEGIES)
-        raise ValueError(
+        raise ConfigError(
             f"Bad subset name {name!r}: write STRATEGY_Npct, e.g. lp1_hard_5pct or random_2p5pct, "
             f"with STRATEGY one of: {choices}."
         )
     percent = float(f"{match['whole']}.{match['part'] or 0}")
     if not 0 < percent <= 100:
-        raise ValueError(f"Bad subset name {name!r}: the percentage must be in (0, 100].")
+        raise ConfigError(f"Bad subset name {name!r}: the percentage must be in (0, 100].")
     return SubsetSpec(name=name, strategy=strategy, fraction=round(percent / 100, 6))
 
 
@@ -74,9 +79,14 @@ def select_scored(
     scores: pd.DataFrame, strategy: str, *, fraction: float | None = None, count: int | None = None, seed: int = 42
 ) -> Selection:
     """:func:`~hf_lpselect.selection.strategies.select` as pushed subsets and ``load_scored`` use it: global, and
-    random draws from the rows LP(1) could select (:func:`~hf_lpselect.selection.strategies.default_mirror`)."""
+    random draws from the rows LP(1) could select (:func:`~hf_lpselect.selection.strategies.default_mirror`).
+
+    Raises:
+        [`~hf_lpselect.errors.SelectionError`]: a strategy that cannot run on score columns, or a selection that cannot
+            be made as asked.
+    """
     if strategy not in SUBSET_STRATEGIES:
-        raise ValueError(
+        raise SelectionError(
             f"{strategy!r} cannot be selected from score columns; choose one of: {', '.join(SUBSET_STRATEGIES)}."
         )
     return select(
@@ -100,11 +110,15 @@ def hub_columns(scores: pd.DataFrame, n_source_rows: int) -> pd.DataFrame:
 
     ``scores`` has one row per input row ``0..len(scores) - 1``; source rows beyond it (a run
     scored with ``--limit``) are kept with status ``unscored`` and null scores.
+
+    Raises:
+        [`~hf_lpselect.errors.DataError`]: the source has fewer rows than the run scored, or the scores are not rows
+            0..n-1 in order.
     """
     if n_source_rows < len(scores):
-        raise ValueError(f"The source has {n_source_rows} rows but the run scored {len(scores)}; it changed since.")
+        raise DataError(f"The source has {n_source_rows} rows but the run scored {len(scores)}; it changed since.")
     if not np.array_equal(scores["row"].to_numpy(), np.arange(len(scores))):
-        raise ValueError("The scores table must hold rows 0..n-1 in order, one per input row.")
+        raise DataError("The scores table must hold rows 0..n-1 in order, one per input row.")
     out = pd.DataFrame(index=pd.RangeIndex(len(scores)))
     for column in ("lp1", "lp_app"):
         if column in scores:
@@ -135,9 +149,14 @@ def hub_columns(scores: pd.DataFrame, n_source_rows: int) -> pd.DataFrame:
 
 def scores_from_columns(frame: pd.DataFrame) -> pd.DataFrame:
     """A scores table (row, id, status, reason, n_response_tokens, nll_K, ppl_K, lp1, …) from pushed
-    columns, so :func:`hf_lpselect.selection.strategies.select` can run on a dataset loaded from the Hub."""
+    columns, so :func:`hf_lpselect.selection.strategies.select` can run on a dataset loaded from the Hub.
+
+    Raises:
+        [`~hf_lpselect.errors.DataError`]: ``frame`` has no ``lpselect_status`` column (not pushed by ``lpselect
+            push-scores``).
+    """
     if "lpselect_status" not in frame:
-        raise ValueError("This dataset has no lpselect_status column: it was not pushed by `lpselect push-scores`.")
+        raise DataError("This dataset has no lpselect_status column: it was not pushed by `lpselect push-scores`.")
     out = pd.DataFrame(
         {
             "row": np.arange(len(frame), dtype="int64"),

@@ -16,10 +16,10 @@ from huggingface_hub.errors import EntryNotFoundError
 from ..core.deprecation import renamed_keyword
 from ..core.hub import NETWORK_ERRORS, short_error
 from ..core.schema import OUR_COLUMNS
-from ..errors import DataError
+from ..errors import DataError, SelectionError
 from ..selection.subsets import selected_dataset
-from .card import config_paths
 from .columns import scores_from_columns, select_scored
+from .dataset_card import config_paths
 from .provenance import CardProvenance
 
 
@@ -42,6 +42,11 @@ def load_scored(
     does; rows come hardest first, with ``selection_rank`` (and ``selection_score``) added.
     ``repo_id`` may also be a local folder holding such a repo. ``selection_seed`` seeds a random strategy
     (``seed``: its deprecated name).
+
+    Raises:
+        [`~hf_lpselect.errors.DataError`]: ``repo_id`` was not pushed by ``lpselect push-scores`` (no score columns, no
+            default config).
+        [`~hf_lpselect.errors.SelectionError`]: a selection its score columns cannot serve.
     """
     seed = renamed_keyword("load_scored", "seed", "selection_seed", seed, selection_seed)
     folder = Path(repo_id).expanduser()
@@ -63,8 +68,8 @@ def load_scored(
     try:
         scores = scores_from_columns(data.select_columns(ours).to_pandas())
         selection = select_scored(scores, strategy, fraction=fraction, count=count, seed=seed)
-    except ValueError as err:
-        raise DataError(f"{repo_id}: {err}") from err
+    except (DataError, SelectionError) as err:  # not our columns, or a selection they cannot serve: say which dataset
+        raise type(err)(f"{repo_id}: {err}") from err
     return selected_dataset(data, scores, selection, with_scores=False)
 
 
@@ -81,6 +86,9 @@ def load_provenance(repo_id: str, revision: str | None = None) -> CardProvenance
         [`CardProvenance`] or `None`: the card's ``lpselect:`` block (or, for a card pushed before it
         existed, its scorer table); None when there is no card, it is not ours, or the Hub cannot be
         reached (training then goes on without the scorer's template).
+
+    Raises:
+        [`~hf_lpselect.errors.DataError`]: the dataset card's YAML header cannot be parsed.
 
     Example:
 

@@ -32,14 +32,14 @@ from .. import __version__
 from ..core.hub import is_hub_id, public_name
 from ..core.io import file_sha256
 from ..core.schema import OUR_COLUMNS
-from ..errors import DataError, RunError
+from ..errors import DataError, RunError, SelectionError
 from ..record import RunRecord
 from ..rundir import RunDir
 from ..selection.report import FIGURE_FILES, count_statuses, make_report, reason_lines
 from ..selection.strategies import STRATEGIES, Selection, nll_columns
 from ..selection.subsets import describe_selection, run_source
-from .card import CardContext, SubsetRow, card_data, original_body, render_card
 from .columns import DEFAULT_SUBSETS, SubsetSpec, hub_columns, parse_subset, select_scored
+from .dataset_card import CardContext, SubsetRow, card_data, original_body, render_card
 from .provenance import CardProvenance
 
 
@@ -158,7 +158,7 @@ def scored_dataset(
         source = source.remove_columns(replaced)
     try:
         columns = hub_columns(scores, len(source))
-    except ValueError as err:
+    except DataError as err:  # the source changed since the run: say which run
         raise DataError(f"{run_dir.path}: {err} Re-score it.") from err
     features = datasets.Features(
         {
@@ -185,10 +185,7 @@ def subset_specs(names: list[str] | None, scores: pd.DataFrame | None = None) ->
                 "name some with --subsets, e.g. lp_app_hard_5pct"
             ]
         names = list(DEFAULT_SUBSETS)
-    try:
-        specs = [parse_subset(n) for n in names]
-    except ValueError as err:
-        raise DataError(str(err)) from err
+    specs = [parse_subset(n) for n in names]
     if len({s.name for s in specs}) != len(specs):
         raise DataError(f"--subsets names a subset twice: {', '.join(names)}.")
     return specs, notes
@@ -247,6 +244,13 @@ def materialize(
     the source at that commit rather than the one the run read (a push onto the scored repo reads
     its head, so that commits made since are kept; rows added since become ``unscored``). Random
     subsets are drawn with ``seed``.
+
+    Raises:
+        [`~hf_lpselect.errors.RunError`]: the run directory holds no complete scorer run.
+        [`~hf_lpselect.errors.DataError`]: the run's source changed since it was scored, or ``local_dir`` holds another
+            dataset.
+        [`~hf_lpselect.errors.ConfigError`]: a subset name that is not STRATEGY_Npct.
+        [`~hf_lpselect.errors.SelectionError`]: a subset the run's scores cannot serve.
     """
     run_dir = run if isinstance(run, RunDir) else RunDir(run)
     require_finished(run_dir)
@@ -318,8 +322,8 @@ def _materialize(
     for spec in specs:
         try:
             selection = select_scored(scores, spec.strategy, fraction=spec.fraction, seed=seed)
-        except ValueError as err:
-            raise DataError(f"Subset {spec.name}: {err}") from err
+        except SelectionError as err:  # say which subset
+            raise SelectionError(f"Subset {spec.name}: {err}") from err
         subset = scored.select(list(selection.rows))
         written = _write_shards(subset, local_dir / SUBSETS_DIR / spec.name, split)
         config_files[spec.name] = _data_files(written, local_dir)

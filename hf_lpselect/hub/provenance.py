@@ -26,7 +26,7 @@ from typing import Any
 
 from huggingface_hub import DatasetCard
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from .columns import parse_subset
 
 
@@ -146,7 +146,7 @@ def _from_old_card(card: DatasetCard) -> CardProvenance | None:
     for config in card.data.get("configs") or []:
         try:
             spec = parse_subset(config.get("config_name", "default"))
-        except ValueError:  # default, or a config a person added
+        except ConfigError:  # default, or a config a person added
             continue
         subsets[spec.name] = {"strategy": spec.strategy, "fraction": spec.fraction}
     return CardProvenance(scorer=scorer.group(1), template=template.group(1) if template else None, subsets=subsets)

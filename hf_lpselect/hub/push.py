@@ -53,6 +53,8 @@ def read_target(api: HfApi, repo_id: str, *, detect: bool = True) -> Target:
     A repo that cannot be read is one :class:`HubError` naming it."""
     try:
         return _read_target(api, repo_id, detect)
+    except HubError:  # a card that cannot be parsed: said already (a HubError is an OSError too)
+        raise
     except NETWORK_ERRORS as err:
         raise HubError(
             f"Could not read {repo_id} on the Hub ({short_error(err)}); check the id and your connection."
@@ -126,6 +128,15 @@ def push_scores(
     before any network call, so the target's existing card is not read. The commit's parent is the
     commit the card was read at: if the repo moves on in between, the push fails instead of
     overwriting that change. ``selection_seed`` seeds the random subsets (``seed``: its deprecated name).
+
+    Raises:
+        [`~hf_lpselect.errors.RunError`]: the run directory holds no complete scorer run.
+        [`~hf_lpselect.errors.DataError`]: the run's source changed since it was scored, or a repo id that is not
+            OWNER/NAME.
+        [`~hf_lpselect.errors.ConfigError`]: a subset name that is not STRATEGY_Npct.
+        [`~hf_lpselect.errors.SelectionError`]: a subset the run's scores cannot serve.
+        [`~hf_lpselect.errors.HubError`]: no token, or the Hub cannot be reached or refused the push (nothing was
+            pushed).
     """
     seed = renamed_keyword("push_scores", "seed", "selection_seed", seed, selection_seed)
     try:

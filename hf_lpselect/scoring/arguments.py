@@ -20,8 +20,8 @@ from typing import Any
 from trl import ModelConfig, ScriptArguments
 
 from ..core.parser import ArgumentParser, field_names
-from ..data import FORMATS, parse_column_map
 from ..errors import ConfigError, DataError
+from ..ingest import FORMATS, parse_column_map
 from ..record import identity_of
 from .trainer import ScorerConfig
 

@@ -20,7 +20,7 @@ import datasets
 import pandas as pd
 
 from .demo_data import make_demo_rows
-from .run import ScoreResult, score
+from .scorer_run import ScoreResult, score
 
 
 DEMO_RECIPE = {

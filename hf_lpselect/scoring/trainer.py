@@ -30,17 +30,18 @@ from transformers.utils import logging
 from trl import SFTConfig, SFTTrainer
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
+from ..compat.transformers import SignatureColumns
 from ..core.hardware import has_accelerator, resolve_bf16
 from ..core.io import write_parquet
-from ..data import canonicalize
 from ..errors import ConfigError, RunError
 from ..heads import CompactHeadMixin
+from ..ingest import canonicalize
 from ..models import unwrap_peft
 from ..padding_free import PaddingFreeMixin
 from ..rundir import RunDir, SafeCheckpointMixin
 from ..templates import TEMPLATES, resolve_template, tokenize_rows
+from .outputs import ScoreResult, scores_from_passes, start_callback_run
 from .passes import score_pass
-from .results import ScoreResult, scores_from_passes, start_callback_run
 
 
 TRAIN_LOSS_COLUMNS = ["row", "epoch", "step", "loss"]
@@ -299,7 +300,7 @@ def scoring_rows(dataset: datasets.Dataset) -> datasets.Dataset:
 
 def _tokenizer_of(model) -> Any:
     """The tokenizer of a model given by name or as a loaded model (what SFTTrainer does when none is passed)."""
-    return AutoTokenizer.from_pretrained(model if isinstance(model, str) else model.config._name_or_path)
+    return AutoTokenizer.from_pretrained(model if isinstance(model, str) else model.config.name_or_path)
 
 
 def scores_in_bf16(precision: str, training_bf16: bool | None) -> bool:
@@ -344,7 +345,7 @@ class LearningPercentageCallback(TrainerCallback):
             (``report_to``) and to record per-row training losses when it is a :class:`ScorerTrainer`.
         source (`datasets.Dataset`, *optional*):
             The raw rows the trainer's dataset was made from, in the same order. Given it, the callback
-            finishes the run directory when training ends (:func:`~hf_lpselect.scoring.results.scores_from_passes`:
+            finishes the run directory when training ends (:func:`~hf_lpselect.scoring.outputs.scores_from_passes`:
             ``rows.parquet``, ``scores.parquet``, ``run.json``), so ``lpselect select DIR`` takes it.
 
     The dataset is checked here, not when training starts (:func:`scoring_rows`): TRL-prepared rows
@@ -532,7 +533,7 @@ def _pad_id(processing_class) -> int:
     return tokenizer.pad_token_id
 
 
-class ScorerTrainer(SafeCheckpointMixin, CompactHeadMixin, PaddingFreeMixin, SFTTrainer):
+class ScorerTrainer(SafeCheckpointMixin, SignatureColumns, CompactHeadMixin, PaddingFreeMixin, SFTTrainer):
     """An ``SFTTrainer`` that records per-row training losses and runs the LP scoring passes.
 
     It takes what ``SFTTrainer`` takes. A raw dataset (alpaca, dolly, sharegpt, messages or
@@ -556,6 +557,8 @@ class ScorerTrainer(SafeCheckpointMixin, CompactHeadMixin, PaddingFreeMixin, SFT
     >>> trainer.train()  # runs/mine/passes/epoch_0..3.parquet, runs/mine/train_losses.parquet
     ```
     """
+
+    signature_columns = ("input_ids", "labels", "row")  # ``row`` travels to compute_loss, which pops it
 
     def __init__(
         self, model=None, args: SFTConfig | None = None, *rest: Any, run_dir: str | RunDir | None = None, **kwargs: Any
@@ -615,10 +618,6 @@ class ScorerTrainer(SafeCheckpointMixin, CompactHeadMixin, PaddingFreeMixin, SFT
         self.lp_callback.run_pass(
             self.model, self.args, epoch, pad_token_id=self.processing_class.pad_token_id, kind=kind
         )
-
-    def _set_signature_columns_if_needed(self):
-        if self._signature_columns is None:
-            self._signature_columns = ["input_ids", "labels", "row"]
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         self._batch_rows = inputs.pop("row", None)

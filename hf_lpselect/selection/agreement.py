@@ -21,6 +21,7 @@ import pandas as pd
 from scipy import stats
 
 from ..core.io import json_number
+from ..errors import DataError, SelectionError
 from .strategies import End, global_count, hard_end
 
 
@@ -35,7 +36,7 @@ def _usable(table: pd.DataFrame, columns: list[str], name: str) -> tuple[pd.Data
     """
     missing = [c for c in ["id", *columns] if c not in table.columns]
     if missing:
-        raise ValueError(
+        raise DataError(
             f"Table {name} has no column(s) {', '.join(missing)}; agreement needs id and the compared "
             "scores (pass reference=None to compare without a reference score)."
         )
@@ -138,12 +139,16 @@ def agreement(
     id) next to ``k / n_matched``, its expected value for random rankings (about the fraction).
     ``hardest`` overrides which end of ``score`` is hardest (default :func:`hard_end`).
     The result is plain JSON-serialisable data.
+
+    Raises:
+        [`~hf_lpselect.errors.DataError`]: a table without ``id`` or the compared scores.
+        [`~hf_lpselect.errors.SelectionError`]: a top fraction outside (0, 1], or no known hard end for the score.
     """
     for fraction in top:
         if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
-            raise ValueError(f"Every top fraction must be in (0, 1], got {fraction!r}.")
+            raise SelectionError(f"Every top fraction must be in (0, 1], got {fraction!r}.")
     if hardest is not None and hardest not in ("low", "high"):
-        raise ValueError(f"hardest must be 'low' or 'high', got {hardest!r}.")
+        raise SelectionError(f"hardest must be 'low' or 'high', got {hardest!r}.")
     ends: dict[str, End] = {score: hardest or hard_end(score)}
     if reference is not None and reference != score:
         ends[reference] = hard_end(reference)

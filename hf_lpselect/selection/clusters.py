@@ -235,7 +235,7 @@ def _ok_rows(rows: datasets.Dataset) -> datasets.Dataset:
     missing = [c for c in ("row", "id", "status") if c not in rows.column_names]
     if missing:
         raise ClusterError(
-            f"Not canonical rows (no column {', '.join(missing)}); load them with hf_lpselect.data.load_rows."
+            f"Not canonical rows (no column {', '.join(missing)}); load them with hf_lpselect.ingest.load_rows."
         )
     return rows.filter(lambda s: s == "ok", input_columns="status")
 

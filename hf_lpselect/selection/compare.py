@@ -16,7 +16,7 @@ import pandas as pd
 from ..core.figures import new_figure
 from ..core.io import write_json
 from ..core.schema import display_name
-from ..data import DataError
+from ..errors import DataError
 from .agreement import agreement, match_by_id
 
 
@@ -162,6 +162,11 @@ def compare_runs(
     Returns:
         `CompareResult`: the numbers and the files; ``summary()`` prints them.
 
+    Raises:
+        [`~hf_lpselect.errors.RunError`]: a run directory that holds no complete scorer run.
+        [`~hf_lpselect.errors.DataError`]: two runs with too few rows in common, or without the compared score.
+        [`~hf_lpselect.errors.SelectionError`]: a top fraction outside (0, 1].
+
     Example:
 
     ```python
@@ -182,10 +187,7 @@ def compare_runs(
             "too few to compare: compare two runs over the same data."
         )
     reference = "ppl_0" if "ppl_0" in a and "ppl_0" in b and score != "ppl_0" else None
-    try:
-        numbers = agreement(a, b, score=score, reference=reference)
-    except ValueError as err:
-        raise DataError(str(err)) from err
+    numbers = agreement(a, b, score=score, reference=reference)
     labels = (Path(run_a).name, Path(run_b).name)
     out = Path(out) if out is not None else Path(run_a) / f"compare-{labels[1]}"
     out.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """Figures and a short Markdown report of a scorer run: what a person would rather look at than read.
 
 Each figure function takes a scores table (``scores.parquet``, see
-:func:`hf_lpselect.scoring.run.build_scores`) and returns a :class:`matplotlib.figure.Figure` drawn on the
+:func:`hf_lpselect.scoring.scorer_run.build_scores`) and returns a :class:`matplotlib.figure.Figure` drawn on the
 Agg canvas (no pyplot, no global state: safe in a Gradio Space or a notebook). :func:`make_report`
 reads a run directory, saves the figures that make sense for it as PNG files and writes
 ``report.md`` embedding them. A run with ``--epochs 0`` has no LP(1): it gets the status counts,
@@ -26,7 +26,7 @@ import pandas as pd
 from ..core.figures import DPI, new_figure
 from ..core.io import atomic_write, write_text
 from ..core.schema import STATUSES, display_name
-from ..errors import RunError
+from ..errors import DataError, RunError
 from ..record import RunRecord
 from ..rundir import RunDir
 from ..scoring.summary import display_texts
@@ -162,7 +162,7 @@ def trajectory_by_tertile(scores: pd.DataFrame) -> Figure:
     """Mean perplexity P_0..P_n of the hard / medium / easy LP(1) thirds (log y)."""
     columns = pass_columns(scores)
     if len(columns) < 2 or not _has(scores, "lp1", 3):
-        raise ValueError("The trajectory needs at least one training epoch and 3 rows with an LP(1).")
+        raise DataError("The trajectory needs at least one training epoch and 3 rows with an LP(1).")
     thirds = lp1_tertiles(scores)
     fig = new_figure()
     ax = fig.add_subplot()
@@ -205,7 +205,7 @@ def score_vs_length(scores: pd.DataFrame, score: str = "lp1") -> Figure:
     """``score`` (LP(1), or P_0 for a run without training) against response tokens (log x), with
     the median per length bin and the Spearman correlation in the title: the length-bias caveat."""
     if score not in scores or "n_response_tokens" not in scores:
-        raise ValueError(f"The scores table needs columns {score} and n_response_tokens.")
+        raise DataError(f"The scores table needs columns {score} and n_response_tokens.")
     frame = scores[[score, "n_response_tokens"]].apply(pd.to_numeric, errors="coerce").astype("float64")
     frame = frame[np.isfinite(frame).all(axis=1) & (frame["n_response_tokens"] > 0)]
     if frame.empty:
@@ -390,7 +390,11 @@ def make_report(
 ) -> ReportResult:
     """Write the figures that make sense for this run and ``report.md`` to ``out_dir`` (default
     ``RUN/report``). ``texts`` maps ``row`` to a display text for the example tables. run.json is
-    optional (a scores table converted from another tool is enough)."""
+    optional (a scores table converted from another tool is enough).
+
+    Raises:
+        [`~hf_lpselect.errors.RunError`]: ``run_dir`` holds no scores.
+    """
     run_dir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     if not run_dir.path.is_dir():
         raise RunError(f"No run directory at {run_dir.path}; give the --out folder of a finished `lpselect score`.")
@@ -514,6 +518,9 @@ def report_run(args: ReportArguments) -> ReportResult:
     """``lpselect report``: :func:`make_report` with the example rows' texts read from the run's source.
 
     A scores table made by another tool (no ``run.json``) has no source: its examples show row numbers only.
+
+    Raises:
+        [`~hf_lpselect.errors.RunError`]: the run directory holds no scores.
 
     Example:
 

@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.deprecation import renamed_keyword
+from ..errors import SelectionError
 
 
 End = Literal["low", "high"]
@@ -90,12 +91,16 @@ _HOW_TO_GET = {
 
 
 def hard_end(score: str) -> End:
-    """Which end of ``score`` is hard: ``"low"`` or ``"high"`` (:data:`HARD_END`; any nll_K / ppl_K is high)."""
+    """Which end of ``score`` is hard: ``"low"`` or ``"high"`` (:data:`HARD_END`; any nll_K / ppl_K is high).
+
+    Raises:
+        [`~hf_lpselect.errors.SelectionError`]: no known hard end for ``score``.
+    """
     if score in HARD_END:
         return HARD_END[score]
     if _PASS_SCORE.match(score):
         return "high"
-    raise ValueError(
+    raise SelectionError(
         f"No known hard end for score {score!r} (known: {', '.join(HARD_END)}, nll_K, ppl_K); "
         "say which end is hardest explicitly ('low' or 'high')."
     )
@@ -163,9 +168,13 @@ def default_mirror(strategy: str, scores: pd.DataFrame) -> str | None:
 
 
 def get_strategy(name: str) -> Strategy:
-    """The registered strategy ``name``; ValueError listing the names otherwise."""
+    """The registered strategy ``name``.
+
+    Raises:
+        [`~hf_lpselect.errors.SelectionError`]: ``name`` is not a registered strategy.
+    """
     if name not in STRATEGIES:
-        raise ValueError(f"Unknown strategy {name!r}; choose one of: {', '.join(STRATEGIES)}.")
+        raise SelectionError(f"Unknown strategy {name!r}; choose one of: {', '.join(STRATEGIES)}.")
     return STRATEGIES[name]
 
 
@@ -184,7 +193,7 @@ def _epoch_probabilities(scores: pd.DataFrame, score: str, min_epochs: int) -> n
     """exp(-nll_K) for K = 1..n: each pass's per-row geometric-mean response-token probability."""
     after = nll_columns(scores)[1:]
     if len(after) < min_epochs:
-        raise ValueError(
+        raise SelectionError(
             f"Strategy score {score!r} needs the passes after at least {min_epochs} epoch(s) "
             f"(columns nll_1..nll_{min_epochs}); this table has {len(after)}. "
             f"Score with `lpselect score --epochs {max(min_epochs, 2)}` or more."
@@ -206,14 +215,14 @@ def score_values(scores: pd.DataFrame, score: str) -> pd.Series:
         return pd.Series(_epoch_probabilities(scores, score, 2).std(axis=1, ddof=0), index=scores.index, name=score)
     if score not in scores.columns:
         how = _HOW_TO_GET.get(score, "add it to the scores table")
-        raise ValueError(f"The scores table has no column {score!r}: {how}.")
+        raise SelectionError(f"The scores table has no column {score!r}: {how}.")
     return scores[score].astype("float64")
 
 
 def _trajectories(scores: pd.DataFrame) -> np.ndarray:
     columns = nll_columns(scores)
     if len(columns) < 2:
-        raise ValueError(
+        raise SelectionError(
             "Strategy 's2l' needs loss trajectories (columns nll_0..nll_n, n >= 1); this table has "
             f"{columns or 'none'}. Score with `lpselect score --epochs 1` or more."
         )
@@ -361,16 +370,18 @@ def selection_frame(selection: Selection) -> pd.DataFrame:
 
 def _check_fraction(fraction: float) -> None:
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
-        raise ValueError(f"fraction must be a number in (0, 1], got {fraction!r}.")
+        raise SelectionError(f"fraction must be a number in (0, 1], got {fraction!r}.")
 
 
 def _check_request(fraction: float | None, count: int | None) -> None:
     if (fraction is None) == (count is None):
-        raise ValueError("Pass exactly one of fraction (a share of the eligible rows) or count (a number of rows).")
+        raise SelectionError(
+            "Pass exactly one of fraction (a share of the eligible rows) or count (a number of rows)."
+        )
     if fraction is not None:
         _check_fraction(fraction)
     elif isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
-        raise ValueError(f"count must be a whole number of rows, 1 or more, got {count!r}.")
+        raise SelectionError(f"count must be a whole number of rows, 1 or more, got {count!r}.")
 
 
 def _python(value: Any) -> Any:
@@ -444,55 +455,61 @@ def select(
     sizes and per-cluster counts equal that strategy's exactly (e.g. ``mirror="lp1-hard"``).
     ``trajectory_clusters``: s2l's k-means K (default ``min(S2L_CLUSTERS, rows to select)``).
     ``selection_seed`` seeds the random draws (``seed``: its deprecated name).
+
+    Raises:
+        [`~hf_lpselect.errors.SelectionError`]: an unknown strategy, a size outside its range, options that do not go
+            together, or a scores table without the columns the strategy needs.
     """
     seed = renamed_keyword("select", "seed", "selection_seed", seed, selection_seed)
     spec = get_strategy(strategy)
     _check_request(fraction, count)
     if cluster_rows not in CLUSTER_ROWS:
-        raise ValueError(f"cluster_rows must be one of {', '.join(CLUSTER_ROWS)}, got {cluster_rows!r}.")
+        raise SelectionError(f"cluster_rows must be one of {', '.join(CLUSTER_ROWS)}, got {cluster_rows!r}.")
     if clusters is None and cluster_rows != "eligible":
-        raise ValueError(
+        raise SelectionError(
             f"cluster_rows={cluster_rows!r} sets the per-cluster counts; it needs per-cluster selection (clusters)."
         )
     if clusters is not None:
         if count is not None:
-            raise ValueError(
+            raise SelectionError(
                 "Per-cluster selection takes a fraction, not a count: each cluster gives "
                 "ceil(n_c / round(1 / fraction)) rows (the paper's rule), which a count does not define."
             )
         if spec.name == "random":
-            raise ValueError("'random' is a global uniform draw; use 'clustered-random' with clusters.")
+            raise SelectionError("'random' is a global uniform draw; use 'clustered-random' with clusters.")
         if spec.order == "s2l":
-            raise ValueError(
+            raise SelectionError(
                 "'s2l' spreads the selection over its own loss-trajectory clusters; it takes no clusters."
             )
     elif spec.name == "clustered-random":
-        raise ValueError(
+        raise SelectionError(
             "'clustered-random' needs clusters (a Series mapping row to cluster id); use 'random' without."
         )
     if mirror is not None and spec.order != "random":
-        raise ValueError(f"mirror applies to the random strategies only, not {strategy!r}.")
+        raise SelectionError(f"mirror applies to the random strategies only, not {strategy!r}.")
     if trajectory_clusters is not None:
         if spec.order != "s2l":
-            raise ValueError(f"trajectory_clusters applies to 's2l' only, not {strategy!r}.")
+            raise SelectionError(f"trajectory_clusters applies to 's2l' only, not {strategy!r}.")
         if (
             not isinstance(trajectory_clusters, (int, np.integer))
             or isinstance(trajectory_clusters, bool)
             or trajectory_clusters < 1
         ):
-            raise ValueError(f"trajectory_clusters must be a whole number, 1 or more, got {trajectory_clusters!r}.")
+            raise SelectionError(
+                f"trajectory_clusters must be a whole number, 1 or more, got {trajectory_clusters!r}."
+            )
     missing = [c for c in ("row", "status") if c not in scores.columns]
     if missing:
-        raise ValueError(f"Not a scores table: no column(s) {', '.join(missing)}.")
+        raise SelectionError(f"Not a scores table: no column(s) {', '.join(missing)}.")
     if scores["row"].duplicated().any():
-        raise ValueError("The scores table has duplicate `row` values; each input row must appear once.")
+        raise SelectionError("The scores table has duplicate `row` values; each input row must appear once.")
 
     n = len(scores)
     eligible, checks = _eligibility(scores, get_strategy(mirror) if mirror is not None else spec)
     cluster_ids = None
     if clusters is not None:
         if clusters.index.duplicated().any():
-            raise ValueError("clusters gives more than one cluster id for some row; index it by `row`, once each.")
+            raise SelectionError("clusters gives more than one cluster id for some row; index it by `row`, once each.")
         cluster_ids = scores["row"].map(clusters)
         checks.append(("no cluster id", cluster_ids.isna().to_numpy()))
         eligible &= cluster_ids.notna().to_numpy()

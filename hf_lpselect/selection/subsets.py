@@ -15,7 +15,8 @@ import datasets
 import pandas as pd
 
 from ..core.deprecation import renamed_keyword
-from ..data import DataError, canonicalize, content_ids, dataset_fingerprint, map_columns, read_source
+from ..errors import DataError
+from ..ingest import canonicalize, content_ids, dataset_fingerprint, map_columns, read_source
 from ..record import RunRecord
 from ..rundir import RunDir
 from .arguments import SelectArguments
@@ -144,7 +145,7 @@ def write_dataset(dataset: datasets.Dataset, out: str | Path) -> Path:
 
 
 def run_rows(run_dir: RunDir) -> datasets.Dataset:
-    """The run's canonical rows (:func:`hf_lpselect.data.canonicalize`), verified, e.g. for embedding texts."""
+    """The run's canonical rows (:func:`hf_lpselect.ingest.canonicalize`), verified, e.g. for embedding texts."""
     record = RunRecord.load(run_dir.path)
     scored = map_columns(_scored_rows(run_source(run_dir), record.dataset.n_rows), record.dataset.columns)
     return canonicalize(scored, format=record.format)
@@ -171,6 +172,13 @@ def select_run(
     ``cluster_rows="all"`` takes the paper's per-cluster counts (of all the cluster's rows, not only
     its eligible ones; :func:`~hf_lpselect.selection.strategies.select`).
     ``selection_seed`` seeds k-means and the random draws (``seed``: its deprecated name).
+
+    Raises:
+        [`~hf_lpselect.errors.RunError`]: ``run_dir`` holds no complete scorer run.
+        [`~hf_lpselect.errors.DataError`]: the run's source changed since it was scored, or a clusters file that does
+            not fit it.
+        [`~hf_lpselect.errors.SelectionError`]: a selection that cannot be made as asked.
+        [`~hf_lpselect.errors.ClusterError`]: clusters that cannot be made (per-cluster selection).
     """
     seed = renamed_keyword("select_run", "seed", "selection_seed", seed, selection_seed)
     run_dir = RunDir(run)
@@ -185,20 +193,17 @@ def select_run(
     elif per_cluster is not None:
         table = cached_clusters(run_dir, run_rows(run_dir), per_cluster, seed=seed, model=embedding_model)
         clusters = table.set_index("row")["cluster"]
-    try:
-        mirror = mirror if mirror is not None else default_mirror(strategy, scores)
-        selection = select(
-            scores,
-            strategy,
-            fraction=fraction,
-            count=count,
-            clusters=clusters,
-            selection_seed=seed,
-            mirror=mirror,
-            cluster_rows=cluster_rows,
-        )
-    except ValueError as err:
-        raise DataError(str(err)) from err
+    mirror = mirror if mirror is not None else default_mirror(strategy, scores)
+    selection = select(
+        scores,
+        strategy,
+        fraction=fraction,
+        count=count,
+        clusters=clusters,
+        selection_seed=seed,
+        mirror=mirror,
+        cluster_rows=cluster_rows,
+    )
     return selection, scores
 
 
@@ -329,6 +334,13 @@ def select_subset(args: SelectArguments) -> SubsetResult:
     Returns:
         `SubsetResult`: the selection, its numbers and the path written (``args.out``, or
         ``RUN/selections/STRATEGY-SIZE`` in the source's format).
+
+    Raises:
+        [`~hf_lpselect.errors.RunError`]: ``args.run`` holds no complete scorer run.
+        [`~hf_lpselect.errors.DataError`]: the run's source changed since it was scored, or a clusters file that does
+            not fit it.
+        [`~hf_lpselect.errors.SelectionError`]: a selection that cannot be made as asked.
+        [`~hf_lpselect.errors.ClusterError`]: clusters that cannot be made (per-cluster selection).
 
     Example:
 

@@ -38,7 +38,10 @@ import pandas as pd  # noqa: E402
 from hf_lpselect.core.schema import display_name  # noqa: E402
 from hf_lpselect.errors import LPSelectError  # noqa: E402
 from hf_lpselect.selection.report import lp1_histogram, p0_histogram, score_vs_length, status_counts  # noqa: E402
-from hf_lpselect.space import sources, words  # noqa: E402
+from hf_lpselect.space import (
+    page_text,  # noqa: E402
+    sources,  # noqa: E402
+)
 from hf_lpselect.space.estimate import ROW_LIMIT, estimate_seconds, estimate_text, hardware  # noqa: E402
 
 
@@ -145,7 +148,7 @@ def _read_token(request: gr.Request, oauth_token: gr.OAuthToken | None) -> str |
 
 def friendly(fn):
     """Every error a visitor meets becomes one plain sentence on the page (no paths, flags or library
-    names: :func:`hf_lpselect.space.words.visitor_sentence`); a bug's traceback goes to the server log only."""
+    names: :func:`hf_lpselect.space.page_text.visitor_sentence`); a bug's traceback goes to the server log only."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -154,10 +157,10 @@ def friendly(fn):
         except gr.Error:
             raise
         except (LPSelectError, OSError) as err:
-            raise gr.Error(words.visitor_sentence(str(err)), print_exception=False) from None
+            raise gr.Error(page_text.visitor_sentence(str(err)), print_exception=False) from None
         except Exception:  # a bug: the visitor gets one sentence, the log the traceback
             traceback.print_exc(file=sys.stderr)
-            raise gr.Error(words.GENERIC_ERROR, print_exception=False) from None
+            raise gr.Error(page_text.GENERIC_ERROR, print_exception=False) from None
 
     return wrapper
 
@@ -169,7 +172,7 @@ def _source(text: str) -> str:
         return str(EXAMPLE)
     if text.startswith("example ") and "/" not in text and (EXAMPLES_DIR / text[len("example ") :]).is_dir():
         return str(EXAMPLES_DIR / text[len("example ") :])
-    return words.hub_id_from_url(text)
+    return page_text.hub_id_from_url(text)
 
 
 # ----------------------------------------------------------------------------- explore
@@ -189,7 +192,7 @@ def _drawn(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def _table(scored: sources.Scored):
-    frame, score, heading = words.examples_frame(scored.scores, EXAMPLES)
+    frame, score, heading = page_text.examples_frame(scored.scores, EXAMPLES)
     texts = sources.row_texts(scored, [int(r) for r in frame["row"]])
     frame = frame.merge(texts, on="row", how="left")
     label = display_name(score)
@@ -229,8 +232,8 @@ def _drawings(scored: sources.Scored, by_lp: bool) -> tuple:
 
 def explore_outputs(scored: sources.Scored) -> tuple:
     scores = scored.scores
-    by_lp = words.ranking_score(scores) == "lp1"
-    choices = words.strategy_choices(scores)
+    by_lp = page_text.ranking_score(scores) == "lp1"
+    choices = page_text.strategy_choices(scores)
     values = [strategy for _, strategy in choices]
     value = "lp1-hard" if by_lp else "ppl-high"
     groups = suggested_groups(scores)
@@ -238,7 +241,7 @@ def explore_outputs(scored: sources.Scored) -> tuple:
     histogram, by_length, statuses, table = _drawings(scored, by_lp)
     return (
         scored,
-        words.explore_markdown(scored.name, scores),
+        page_text.explore_markdown(scored.name, scores),
         histogram,
         by_length,
         statuses,
@@ -364,7 +367,7 @@ def summarize_selection(scored, strategy: str, percent: float, per_cluster: bool
         return "Open a scored dataset first."
     selection, k = _selection(scored, strategy, percent, per_cluster, clusters)
     baseline = sources.baseline_for(scored, selection, per_cluster=k)
-    return words.selection_markdown(
+    return page_text.selection_markdown(
         sources.describe(scored, selection), sources.describe(scored, baseline) if baseline is not None else None
     )
 
@@ -478,7 +481,7 @@ def _prepare_source(upload: str | None, hub_id: str, folder: Path, limit: int, t
             shutil.rmtree(uploads, ignore_errors=True)
             raise
     if hub_id and hub_id.strip():
-        repo_id = words.hub_id_from_url(hub_id)
+        repo_id = page_text.hub_id_from_url(hub_id)
         rows = sources.hub_rows(repo_id, limit, token=token)
         (folder / "uploads").mkdir(parents=True, exist_ok=True)
         read = Path(tempfile.mkdtemp(prefix="hub-", dir=folder / "uploads"))  # one folder per read, as per upload
@@ -492,7 +495,7 @@ def _prepare_source(upload: str | None, hub_id: str, folder: Path, limit: int, t
 
 @_gpu
 def _run_scorer(source: str, out: Path, model: str, epochs: int, limit: int, progress):
-    from hf_lpselect.scoring.run import score
+    from hf_lpselect.scoring.scorer_run import score
     from hf_lpselect.space.progress import ProgressCallback
 
     callback = ProgressCallback(progress, epochs)
@@ -520,12 +523,12 @@ def score_dataset(
         out = folder / "runs" / f"{Path(source.rstrip('/')).stem or 'data'}-{time.strftime('%Y%m%d-%H%M%S')}"
         try:
             steps = _run_scorer(
-                source, out, words.hub_id_from_url(model or DEFAULT_SCORER), int(epochs), int(limit), progress
+                source, out, page_text.hub_id_from_url(model or DEFAULT_SCORER), int(epochs), int(limit), progress
             )
         except OSError as err:  # a model or dataset that cannot be fetched
             shutil.rmtree(out, ignore_errors=True)
             raise LPSelectError(
-                words.visitor_sentence(f"Could not load the model or the data ({err}); check the id.")
+                page_text.visitor_sentence(f"Could not load the model or the data ({err}); check the id.")
             ) from err
         except BaseException:
             shutil.rmtree(out, ignore_errors=True)  # an unfinished run is of no use to a visitor
@@ -540,7 +543,7 @@ def score_dataset(
     scored.name = f"Your run {out.name}"
     counts = scored.scores["status"].value_counts()
     done = (
-        f"Scored {words.rows(len(scored.scores))} ({int(counts.get('ok', 0)):,} ok) into your run "
+        f"Scored {page_text.rows(len(scored.scores))} ({int(counts.get('ok', 0)):,} ok) into your run "
         f"`{out.name}`; it is open in Explore and Select. Steps: " + " → ".join(steps or ["one scoring pass"])
     )
     return (*explore_outputs(scored), done, str(folder))
@@ -565,7 +568,7 @@ def compare(first: str, second: str, current, request: gr.Request, oauth_token: 
     folder = session_folder(request)
     out = folder / "compare" / time.strftime("%Y%m%d-%H%M%S")
     result = sources.compare_scored(a, b, out)
-    return words.compare_markdown(result), str(out / "scatter.png"), str(folder)
+    return page_text.compare_markdown(result), str(out / "scatter.png"), str(folder)
 
 
 @friendly
@@ -575,7 +578,7 @@ def compare_examples(current, request: gr.Request):
     out = folder / "compare" / time.strftime("%Y%m%d-%H%M%S")
     a, b = (sources.open_scored(str(path)) for path in (SECOND_EXAMPLE, EXAMPLE))
     result = sources.compare_scored(a, b, out)
-    return words.compare_markdown(result), str(out / "scatter.png"), str(folder)
+    return page_text.compare_markdown(result), str(out / "scatter.png"), str(folder)
 
 
 # ----------------------------------------------------------------------------- the page
@@ -583,7 +586,7 @@ def compare_examples(current, request: gr.Request):
 
 def header() -> str:
     """The page's header: what the tool does, and the paper's claim next to what our evidence found
-    (from the evidence results file, through :data:`hf_lpselect.space.words.EVIDENCE_TEMPLATE`)."""
+    (from the evidence results file, through :data:`hf_lpselect.space.page_text.EVIDENCE_TEMPLATE`)."""
     text = (
         f"# {TITLE}\nA small model is fine-tuned on your data; the rows it learns slowest are the *hard* ones. "
         "Open scores, pick a subset, take it home."
@@ -593,7 +596,7 @@ def header() -> str:
         if ON_SPACE
         else f"/gradio_api/file={EVIDENCE}"
     )
-    return text + "\n\n" + words.evidence_markdown(json.loads(EVIDENCE.read_text(encoding="utf-8")), link)
+    return text + "\n\n" + page_text.evidence_markdown(json.loads(EVIDENCE.read_text(encoding="utf-8")), link)
 
 
 def _busy():
@@ -652,11 +655,11 @@ def build_demo() -> gr.Blocks:
             with gr.Tab("Select", id="select"):
                 strategy = gr.Dropdown(
                     label="Which rows to keep",
-                    choices=words.strategy_choices(pd.DataFrame({"lp1": []})),
+                    choices=page_text.strategy_choices(pd.DataFrame({"lp1": []})),
                     value="lp1-hard",
                 )
                 with gr.Accordion("Details: what each choice picks", open=False):
-                    gr.Markdown(words.strategy_details())
+                    gr.Markdown(page_text.strategy_details())
                 percent = gr.Slider(0.5, 100, value=5, step=0.5, label="How many: % of the rows the strategy can pick")
                 with gr.Row():
                     per_cluster = gr.Checkbox(

@@ -33,7 +33,7 @@ from huggingface_hub.utils import validate_repo_id
 
 from ..core.hub import NETWORK_ERRORS, short_error
 from ..errors import DataError, HubError
-from . import words
+from . import page_text
 
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -153,7 +153,7 @@ def readme_text(repo_id: str, hardware: str | None, evidence: dict) -> str:
     """spaces/README.md with the evidence re-rendered (linking to the uploaded ``evidence.json``) and,
     with ``hardware``, ``suggested_hardware`` in the front matter."""
     text = (SPACE_SOURCE / "README.md").read_text(encoding="utf-8")
-    text = words.with_evidence(text, evidence, f"https://huggingface.co/spaces/{repo_id}/blob/main/evidence.json")
+    text = page_text.with_evidence(text, evidence, f"https://huggingface.co/spaces/{repo_id}/blob/main/evidence.json")
     if hardware:
         head, sep, body = text.partition("\n---\n")
         text = f"{head}\nsuggested_hardware: {hardware}{sep}{body}"
@@ -209,6 +209,10 @@ def deploy_space(
         token (`str`, *optional*): a Hugging Face token; defaults to the usual places (``HF_TOKEN``, ``hf auth login``).
         dry_run (`bool`, defaults to `False`): write the folder and stop before any network call.
         local_dir (`str` or `Path`, *optional*): keep the folder here (empty or new); otherwise a temporary one.
+
+    Raises:
+        [`~hf_lpselect.errors.HubError`]: no token, or the Hub cannot be reached or refused the upload.
+        [`~hf_lpselect.errors.DataError`]: a repo id that is not OWNER/NAME, or a folder that cannot be deployed.
 
     Example:
     ```python

@@ -37,12 +37,12 @@ from huggingface_hub.utils import validate_repo_id
 from ..core.hub import NETWORK_ERRORS, is_hub_id, short_error
 from ..core.io import write_parquet
 from ..core.schema import OUR_COLUMNS
-from ..data import canonicalize
-from ..errors import DataError, HubError, LPSelectError
-from ..hub.card import TAGS, config_paths, config_splits
+from ..errors import DataError, HubError, LpselectError
 from ..hub.columns import SUBSET_STRATEGIES, hub_columns, parse_subset, scores_from_columns, subset_name
+from ..hub.dataset_card import TAGS, config_paths, config_splits
 from ..hub.provenance import PROVENANCE_KEY, CardProvenance
 from ..hub.push import push_scores
+from ..ingest import canonicalize
 from ..record import RunRecord
 from ..rundir import RunDir
 from ..selection.clusters import embed, embedding_text, kmeans_clusters
@@ -73,7 +73,7 @@ class Scored:
         scores (`pandas.DataFrame`): the scores table (``row``, ``id``, ``status``, ``lp1``, ...).
         data (`datasets.Dataset`): the source rows in ``row`` order; for a folder or a Hub id they
             already carry the pushed score columns.
-        format (`str`): the rows' format for :func:`hf_lpselect.data.canonicalize` (``"auto"``: detect).
+        format (`str`): the rows' format for :func:`hf_lpselect.ingest.canonicalize` (``"auto"``: detect).
         run_dir (`RunDir` or `None`, defaults to `None`): the run directory, for ``kind == "run"``.
     """
 
@@ -153,7 +153,7 @@ def _with_scores(data: datasets.Dataset, name: str, kind: str) -> Scored:
     ours = [c for c in data.column_names if OUR_COLUMNS.match(c)]
     try:
         scores = scores_from_columns(data.select_columns(ours).to_pandas())
-    except ValueError as err:
+    except DataError as err:  # not our columns: say which dataset
         raise DataError(f"{name}: {err}") from err
     return Scored(name=name, kind=kind, scores=scores, data=data)
 
@@ -301,7 +301,7 @@ def recent_scored(limit: int = SUGGESTIONS, timeout: float = SUGGEST_SECONDS) ->
 
 def row_texts(scored: Scored, rows: list[int]) -> pd.DataFrame:
     """``row``, ``instruction`` and ``response`` of the given rows, from their canonical form
-    (:func:`hf_lpselect.data.canonicalize`, only these rows: fast on a big dataset). The instruction
+    (:func:`hf_lpselect.ingest.canonicalize`, only these rows: fast on a big dataset). The instruction
     of a conversation is its turns before the last one; its response is the last turn."""
     if not rows:
         return pd.DataFrame({"row": [], "instruction": [], "response": []})
@@ -326,7 +326,7 @@ def row_texts(scored: Scored, rows: list[int]) -> pd.DataFrame:
 
 
 def _to_data_error(err: ValueError) -> DataError:
-    return err if isinstance(err, LPSelectError) else DataError(str(err))
+    return err if isinstance(err, LpselectError) else DataError(str(err))
 
 
 EMBEDDINGS_KEPT = 4  # pushed datasets whose row embeddings stay in memory (a run directory caches its own on disk)

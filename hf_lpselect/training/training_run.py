@@ -2,14 +2,14 @@
 
 :func:`train` is what ``lpselect train`` calls. The rows come from a pushed subset config, a
 selection made on the fly (from a pushed scored dataset or a local scorer run), or any dataset
-``trl sft`` reads (:mod:`hf_lpselect.training.data`). Rows in a format ``lpselect score`` knows are
+``trl sft`` reads (:mod:`hf_lpselect.training.train_rows`). Rows in a format ``lpselect score`` knows are
 tokenised with :func:`hf_lpselect.templates.tokenize_rows` (the scorer's template unless
 ``--template`` says otherwise; response-only loss, EOS scored), so "hard" means at training time
 what it meant to the scorer. ``OUTPUT_DIR/lpselect_train.json`` records what was trained on
-(:class:`TrainRecord`), and with ``--push_to_hub`` the model card says so (:mod:`hf_lpselect.training.card`).
+(:class:`TrainRecord`), and with ``--push_to_hub`` the model card says so (:mod:`hf_lpselect.training.model_card`).
 
-This module is named ``training`` (not ``train``) so that ``hf_lpselect.train`` stays the function:
-importing a submodule named ``train`` would replace the package attribute with the module.
+This module is named ``training_run`` (not ``train``) so that ``hf_lpselect.training.train`` stays the
+function: importing a submodule named ``train`` would replace the package attribute with the module.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import gc
 import json
 import os
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,8 @@ from transformers import AutoTokenizer, is_wandb_available
 from trl import SFTConfig, SFTTrainer, get_peft_config, get_quantization_config
 from trl.trainer.utils import get_comet_experiment_url, get_trackio_space_url
 
-from ..core.io import saving_into, write_json
+from ..compat.trl import trainer_card_info
+from ..core.io import saving_into
 from ..errors import ModelError, TrainError
 from ..heads import CompactHeadMixin
 from ..models import DEFAULT_MODEL, hub_kernels_kwargs, resolve_model_path
@@ -37,57 +38,9 @@ from ..padding_free import PaddingFreeMixin
 from ..rundir import SafeCheckpointMixin, checkpoint_dirs
 from ..templates import resolve_template, tokenize_rows
 from .arguments import RECIPE_KEYS, TrainArguments, train_arguments
-from .card import model_card
-from .data import TrainRows, resolve_rows
-
-
-RECORD_FILE = "lpselect_train.json"
-
-
-@dataclass
-class TrainRecord:
-    """What a target model was trained on: written to ``OUTPUT_DIR/lpselect_train.json`` before training.
-
-    ``row_ids`` are the content ids (the scorer's row ids, ``lpselect_id`` on the Hub) of the rows
-    trained on, in dataset order; ``skipped`` lists the given rows that were not trained on
-    (``invalid``, ``duplicate``, or ``excluded`` when truncation to ``max_length`` left no response
-    token), with the reason.
-    """
-
-    origin: str  # subset-config | hub-selection | run-selection | dataset
-    dataset: str | None
-    dataset_config: str | None
-    split: str
-    revision: str | None
-    run: str | None
-    selection: dict[str, Any] | None
-    scorer: dict[str, Any] | None
-    model: str
-    template: str
-    recipe: dict[str, Any]
-    peft: dict[str, Any] | None
-    n_rows: int
-    n_trained: int
-    row_ids: list[str]
-    skipped: list[dict[str, str]] = field(default_factory=list)
-    versions: dict[str, str] = field(default_factory=dict)
-
-    def save(self, output_dir: str | Path) -> Path:
-        """Write ``OUTPUT_DIR/lpselect_train.json`` (atomically)."""
-        path = Path(output_dir) / RECORD_FILE
-        write_json(asdict(self), path)
-        return path
-
-    @classmethod
-    def load(cls, output_dir: str | Path) -> TrainRecord:
-        """Read ``OUTPUT_DIR/lpselect_train.json``; a damaged or foreign file is one :class:`TrainError`."""
-        path = Path(output_dir) / RECORD_FILE
-        try:
-            return cls(**json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, UnicodeDecodeError, ValueError, TypeError) as err:
-            raise TrainError(
-                f"{path} cannot be read as an lpselect train record ({err}); pass another --output_dir."
-            ) from None
+from .model_card import model_card
+from .train_record import RECORD_FILE, TrainRecord
+from .train_rows import TrainRows, resolve_rows
 
 
 @dataclass
@@ -161,7 +114,7 @@ class TargetTrainer(SafeCheckpointMixin, CompactHeadMixin, PaddingFreeMixin, SFT
     def create_model_card(
         self, model_name: str | None = None, dataset_name: str | None = None, tags: str | list[str] | None = None
     ) -> None:
-        """Write ``OUTPUT_DIR/README.md`` from our template (:func:`hf_lpselect.training.card.model_card`),
+        """Write ``OUTPUT_DIR/README.md`` from our template (:func:`hf_lpselect.training.model_card.model_card`),
         with TRL's hooks: the trainer's ``_tag_names``, ``_name`` and ``_paper``, and the tracker links.
         ``dataset_name`` is not used: the record names the dataset."""
         if not self.is_world_process_zero():
@@ -177,13 +130,14 @@ class TargetTrainer(SafeCheckpointMixin, CompactHeadMixin, PaddingFreeMixin, SFT
             "trackio_url": get_trackio_space_url(),
             "comet_url": get_comet_experiment_url(),
         }
+        trl_card = trainer_card_info(self)
         card = model_card(
             self.record,
             model_name=model_name,
             hub_model_id=self.hub_model_id,
-            tags=[*given, *self._tag_names],
-            trainer_name=self._name,
-            paper=self._paper,
+            tags=[*given, *trl_card["tags"]],
+            trainer_name=trl_card["trainer_name"],
+            paper=trl_card["paper"],
             trackers=trackers,
             record_file=RECORD_FILE,
         )
@@ -215,7 +169,12 @@ def train(args: TrainArguments | None = None, /, **kwargs: Any) -> TrainResult:
         [`TrainResult`]: the output directory, the provenance record and the tokenised training set.
 
     Raises:
-        TrainError: both ``args`` and keyword arguments, an unknown keyword, or a run that cannot train.
+        [`~hf_lpselect.errors.TrainError`]: both ``args`` and keyword arguments, an unknown keyword, arguments that
+            cannot be combined, or an ``output_dir`` holding another training run.
+        [`~hf_lpselect.errors.ConfigError`]: an argument value that cannot work.
+        [`~hf_lpselect.errors.DataError`]: rows that cannot be read or were not pushed by ``lpselect push-scores``.
+        [`~hf_lpselect.errors.SelectionError`]: a selection that cannot be made as asked.
+        [`~hf_lpselect.errors.ModelError`]: a model spec that cannot be resolved.
 
     Example:
 

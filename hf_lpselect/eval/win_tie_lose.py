@@ -10,7 +10,7 @@ from ..core.figures import new_figure
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from .results import PairwiseRow
+    from .eval_result import PairwiseRow
 
 COLOURS = {"win": "#4c9a2a", "tie": "#b8b8b8", "lose": "#c0392b"}
 

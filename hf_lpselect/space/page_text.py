@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.schema import display_name
+from ..errors import DataError
 from ..selection.compare import CompareResult
 from ..selection.report import count_statuses, examples, reason_lines
 from ..selection.strategies import STRATEGIES, nll_columns
@@ -288,7 +289,7 @@ def evidence_fields(results: dict[str, Any]) -> dict[str, str]:
         {float(k.split("@")[1].split()[0]) for k in verdicts if k.startswith("lp1-hard@") and _HELDOUT in k}
     )
     if not picks:
-        raise ValueError("bench_evidence.json has no lp1-hard verdict on held-out rows")
+        raise DataError("bench_evidence.json has no lp1-hard verdict on held-out rows")
     small, large = picks[0], picks[-1]
 
     def one(fraction: float) -> dict[str, Any]:

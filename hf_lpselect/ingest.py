@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from datasets import Features, List, Value
 
+from .compat.datasets import fingerprint
 from .core.hub import is_hub_id
 from .core.schema import OUR_COLUMNS
 from .errors import DataError
@@ -104,6 +105,10 @@ def read_source(
 
     `split` picks the split of a DatasetDict directory or Hub dataset; `subset` is the Hub config
     and `revision` the Hub commit (see :func:`hub_origin`).
+
+    Raises:
+        [`~hf_lpselect.errors.DataError`]: no such file or dataset, an unsupported file type, or a line that is not a
+            JSON object.
     """
     path = Path(source).expanduser()
     if path.is_dir():
@@ -449,6 +454,10 @@ def canonicalize(
         cache_dir (`str` or `os.PathLike` or `None`, defaults to `None`): a folder for the rows' Arrow
             file (None: in memory).
 
+    Raises:
+        [`~hf_lpselect.errors.DataError`]: a format that cannot be detected or is unknown, or a column map naming
+            columns the data does not have.
+
     Example:
         >>> rows = canonicalize(read_source("data.jsonl"), num_proc=4)
         >>> rows[0]["status"], rows[0]["id"]
@@ -493,7 +502,7 @@ def canonicalize(
     if cache_dir is not None:
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
         where = {
-            "cache_file_name": str(Path(cache_dir) / f"rows-{raw._fingerprint}-{format}.arrow"),
+            "cache_file_name": str(Path(cache_dir) / f"rows-{fingerprint(raw)}-{format}.arrow"),
             "load_from_cache_file": False,
         }
     rows = raw.with_format("arrow").map(
@@ -568,7 +577,11 @@ def _mark_duplicates(rows: datasets.Dataset, in_memory: bool) -> datasets.Datase
 def load_rows(
     source: str, *, split: str = "train", subset: str | None = None, format: str = "auto", num_proc: int | None = None
 ) -> datasets.Dataset:
-    """`read_source` then `canonicalize`: the canonical rows of any supported source."""
+    """`read_source` then `canonicalize`: the canonical rows of any supported source.
+
+    Raises:
+        [`~hf_lpselect.errors.DataError`]: as :func:`read_source` and :func:`canonicalize`.
+    """
     return canonicalize(read_source(source, split=split, subset=subset), format=format, num_proc=num_proc)
 
 

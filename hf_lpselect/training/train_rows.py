@@ -8,7 +8,7 @@
    :func:`hf_lpselect.selection.subsets.select_run`;
 4. anything ``trl sft`` reads (``--dataset_name``, ``--datasets`` mixtures): no selection.
 
-Rows in a format ``lpselect score`` knows come back canonical (:func:`hf_lpselect.data.canonicalize`),
+Rows in a format ``lpselect score`` knows come back canonical (:func:`hf_lpselect.ingest.canonicalize`),
 so they are tokenised exactly as the scorer tokenised them; with ``--template trl`` (or a plain
 dataset in no such format) the dataset goes to TRL unchanged.
 """
@@ -26,12 +26,12 @@ from trl import DatasetMixtureConfig, ScriptArguments, get_dataset
 
 from ..core.hub import NETWORK_ERRORS
 from ..core.schema import OUR_COLUMNS
-from ..data import DataError, canonicalize, content_id, detect_format, is_hub_id, read_source
-from ..errors import TrainError
-from ..hub.card import config_paths
+from ..errors import ConfigError, DataError, SelectionError, TrainError
 from ..hub.columns import UNSCORED, parse_subset, scores_from_columns
+from ..hub.dataset_card import config_paths
 from ..hub.load import load_provenance, load_scored
 from ..hub.provenance import CardProvenance
+from ..ingest import canonicalize, content_id, detect_format, is_hub_id, read_source
 from ..record import RunRecord
 from ..rundir import RunDir
 from ..selection.clusters import cluster_rows
@@ -48,7 +48,7 @@ _SELECTION_COLUMNS = ("row", "selection_rank", "selection_score", "selection_clu
 class TrainRows:
     """The rows to train on and their provenance.
 
-    ``rows`` are canonical rows (``canonical=True``: columns of :data:`hf_lpselect.data.FEATURES`) or
+    ``rows`` are canonical rows (``canonical=True``: columns of :data:`hf_lpselect.ingest.FEATURES`) or
     the dataset as TRL reads it; ``ids[i]`` is the content id of ``rows[i]`` (the scorer's row id).
     """
 
@@ -200,7 +200,7 @@ def _from_scored_per_cluster(script: ScriptArguments, selection: SelectionArgume
         scores = scores_from_columns(
             data.select_columns([c for c in data.column_names if OUR_COLUMNS.match(c)]).to_pandas()
         )
-    except ValueError as err:
+    except DataError as err:  # the columns are not ours: say which dataset
         raise DataError(f"{name}: {err}") from err
     rows = _canonical_scored(data, name)
     scored = rows.select([i for i, s in enumerate(scores["status"]) if s != UNSCORED])  # the rows the scorer run read
@@ -216,8 +216,8 @@ def _from_scored_per_cluster(script: ScriptArguments, selection: SelectionArgume
             mirror=default_mirror(selection.strategy, scores),
             cluster_rows=selection.cluster_rows,
         )
-    except ValueError as err:
-        raise DataError(f"{name}: {err}") from err
+    except SelectionError as err:  # e.g. a strategy the pushed columns cannot serve: say which dataset
+        raise SelectionError(f"{name}: {err}") from err
     rows = rows.select(list(chosen.rows))
     return TrainRows(
         rows=rows,
@@ -243,7 +243,7 @@ def _from_subset_config(script: ScriptArguments, data: datasets.Dataset, revisio
         try:
             spec = parse_subset(script.dataset_config)
             subset = {"strategy": spec.strategy, "fraction": spec.fraction}
-        except ValueError:
+        except ConfigError:  # a config a person named otherwise: nothing to say about its selection
             pass
     chosen = {"config": script.dataset_config, **{k: subset[k] for k in ("strategy", "fraction") if k in subset}}
     return TrainRows(

@@ -23,14 +23,14 @@ from trl.trainer.utils import get_peft_config, get_quantization_config
 
 from ..core.hardware import probe
 from ..core.io import atomic_write, write_parquet
-from ..data import canonicalize, dataset_fingerprint, hub_origin, map_columns, parse_column_map, read_source
 from ..errors import RunError
+from ..ingest import canonicalize, dataset_fingerprint, hub_origin, map_columns, parse_column_map, read_source
 from ..models import load_model
 from ..record import DatasetRecord, RunRecord, identity_differences
 from ..rundir import RunDir, check_run_dir, run_lock
 from ..templates import resolve_template, tokenize_rows
 from .arguments import ScoreArguments, ScorerModelConfig, build_score_args, run_identity
-from .results import ROWS_COLUMNS, ScoreResult, build_scores, library_versions, status_counts
+from .outputs import ROWS_COLUMNS, ScoreResult, build_scores, library_versions, status_counts
 from .trainer import ScorerConfig, ScorerTrainer, scores_in_bf16
 
 
@@ -118,6 +118,14 @@ def score(
 
     Returns:
         `ScoreResult`: the run directory, rows, scores table and run record.
+
+    Raises:
+        [`~hf_lpselect.errors.DataError`]: the data cannot be read, or holds no row in a format it knows.
+        [`~hf_lpselect.errors.ConfigError`]: an argument that cannot work (a zero batch size …).
+        [`~hf_lpselect.errors.ModelError`]: a model spec that cannot be resolved.
+        [`~hf_lpselect.errors.TemplateError`]: a template that cannot be applied to this tokenizer or data.
+        [`~hf_lpselect.errors.RunError`]: ``out`` holds a run of another identity, or one being written by another
+            process.
 
     Example:
 

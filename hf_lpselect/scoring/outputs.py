@@ -20,8 +20,8 @@ from accelerate import PartialState
 from ..core.hardware import probe
 from ..core.io import atomic_write, write_parquet
 from ..core.schema import STATUSES
-from ..data import FORMATS, canonicalize, content_ids, dataset_fingerprint, source_format
 from ..errors import ConfigError, DataError, RunError
+from ..ingest import FORMATS, canonicalize, content_ids, dataset_fingerprint, source_format
 from ..lp import learning_percentages
 from ..record import DatasetRecord, RunRecord, identity_differences, identity_of
 from ..rundir import RunDir

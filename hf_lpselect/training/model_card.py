@@ -12,15 +12,13 @@ from __future__ import annotations
 
 from importlib.metadata import version
 from importlib.resources import files
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from huggingface_hub import ModelCard, ModelCardData
 
 from ..core.hub import is_hub_id, public_name
+from .train_record import TrainRecord
 
-
-if TYPE_CHECKING:  # run.py imports this module: the record's class is named for the type checker only
-    from .run import TrainRecord
 
 PAPER_URL = "https://arxiv.org/abs/2402.10430"
 LIBRARIES = {
