@@ -22,7 +22,7 @@ from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 import hf_lpselect
 from hf_lpselect.data import load_rows
-from hf_lpselect.errors import TrainError
+from hf_lpselect.errors import DataError, TrainError
 from hf_lpselect.hub.load import load_scored
 from hf_lpselect.hub.materialize import materialize
 from hf_lpselect.rundir import RunDir
@@ -301,6 +301,46 @@ def test_a_pushed_subset_config_trains_its_rows(scored, folder, tiny_model_dir, 
     assert record.row_ids == scored["ids"]
     input_ids, labels = scorer_tokens(scored["rows"], tiny_model_dir)
     assert result.train_dataset["input_ids"] == input_ids and result.train_dataset["labels"] == labels
+
+
+def broken_copy(folder, tmp_path, break_it):
+    """A copy of the materialised folder, broken by ``break_it(copy)``."""
+    copy = tmp_path / "broken"
+    shutil.copytree(folder, copy)
+    break_it(copy)
+    return copy
+
+
+def break_yaml(copy):
+    card = copy / "README.md"
+    card.write_text(card.read_text().replace("configs:", "configs: [unclosed\n  :", 1))
+
+
+def drop_subset_file(copy):
+    for shard in copy.glob(f"**/{SUBSET}/*.parquet"):
+        shard.unlink()
+
+
+@pytest.mark.parametrize(
+    "break_it, config, message",
+    [
+        (lambda copy: None, "nope", rf"has no config nope; it has: default, {SUBSET}\.$"),
+        (break_yaml, SUBSET, r"cannot be parsed .*; fix its YAML header\.$"),
+        (drop_subset_file, SUBSET, rf"names lpselect/subsets/{SUBSET}/.*\.parquet, which is not in the folder"),
+    ],
+    ids=["unknown-config", "broken-yaml", "missing-parquet"],
+)
+def test_a_broken_or_odd_pushed_folder_is_one_sentence(folder, tiny_model_dir, tmp_path, break_it, config, message):
+    """Before: "is a directory but not one written by save_to_disk", yaml.parser.ParserError, FileNotFoundError."""
+    broken = broken_copy(folder, tmp_path, break_it)
+    with pytest.raises(DataError, match=message):
+        hf_lpselect.train(
+            model_name_or_path=str(tiny_model_dir),
+            dataset_name=str(broken),
+            dataset_config=config,
+            output_dir=str(tmp_path / "out"),
+            **STEP,
+        )
 
 
 def test_a_plain_dataset_trains_every_valid_row_and_records_the_rest(scored, tiny_model_dir, tmp_path):
