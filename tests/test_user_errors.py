@@ -8,7 +8,8 @@ import re
 import pytest
 import typer
 
-from hf_lpselect.cli import _disk_full, user_errors
+from hf_lpselect.cli import user_errors
+from hf_lpselect.core.io import is_disk_full
 from hf_lpselect.errors import RunError
 
 
@@ -71,4 +72,27 @@ def test_a_bug_keeps_its_traceback():
     ],
 )
 def test_what_counts_as_a_full_disk(error, full):
-    assert _disk_full(error) is full
+    assert is_disk_full(error) is full
+
+
+@pytest.mark.parametrize(
+    "error, sentence",
+    [
+        (
+            OSError(errno.EROFS, "Read-only file system", "/mnt/ro/out"),
+            "Error: Cannot write into /mnt/ro: it is on a read-only file system; "
+            "choose an output folder you can write to.",
+        ),
+        (
+            OSError(errno.EACCES, "Permission denied", "/srv/shared/report.md"),
+            "Error: Cannot write into /srv/shared: permission denied; choose an output folder you can write to.",
+        ),
+    ],
+)
+def test_a_refused_write_is_one_sentence_naming_the_folder(capsys, error, sentence):
+    with pytest.raises(typer.Exit) as exit_info:
+        with user_errors():
+            _fail_mid_bar(error)
+    err = capsys.readouterr().err
+    assert exit_info.value.exit_code == 2
+    assert re.search(rf"(?m)^{re.escape(sentence)}$", err), err

@@ -131,6 +131,42 @@ def saving_into(folder: str | os.PathLike, *, remove: bool = True) -> Iterator[N
         raise
 
 
+WRITE_REFUSED_ERRNOS = {errno.EROFS: "it is on a read-only file system", errno.EACCES: "permission denied"}
+WRITE_REFUSED_ERRNOS[errno.EPERM] = WRITE_REFUSED_ERRNOS[errno.EACCES]
+
+
+def write_refusal(err: BaseException | None) -> str | None:
+    """One sentence when ``err`` (or an error it was raised from) is a write the system refused: a
+    read-only file system (``EROFS``) or no permission (``EACCES``, ``EPERM``); None for anything else.
+
+    Every command's outputs reach the disk through many writers (ours, Arrow's, matplotlib's,
+    ``save_to_disk``), so the refusal is recognised here, once, and the command line says it for all
+    of them: the folder it names is the one the write was refused in.
+
+    Args:
+        err (`BaseException` or `None`):
+            The error a command failed with.
+
+    Returns:
+        `str` or `None`: the sentence, or None when ``err`` is no refused write.
+
+    Example:
+
+    ```python
+    >>> write_refusal(OSError(errno.EROFS, "Read-only file system", "/mnt/ro/report"))
+    'Cannot write into /mnt/ro: it is on a read-only file system; choose an output folder you can write to.'
+    ```
+    """
+    while err is not None:
+        if isinstance(err, OSError) and err.errno in WRITE_REFUSED_ERRNOS:
+            where = f" into {Path(os.fsdecode(err.filename)).parent}" if err.filename else ""
+            return f"Cannot write{where}: {WRITE_REFUSED_ERRNOS[err.errno]}; choose an output folder you can write to."
+        if "Read-only file system" in str(err):  # a native writer (Arrow) that gives no errno
+            return "Cannot write: the output is on a read-only file system; choose an output folder you can write to."
+        err = err.__cause__ or err.__context__
+    return None
+
+
 def _says_disk_full(err: BaseException) -> bool:
     return isinstance(err, OSError) and err.errno in FULL_DISK_ERRNOS
 

@@ -29,7 +29,7 @@ from huggingface_hub.errors import (
 from huggingface_hub.utils import validate_repo_id
 
 from ..core.hub import NETWORK_ERRORS, is_hub_id, offline, short_error
-from ..core.io import is_disk_full
+from ..core.io import is_disk_full, write_refusal
 from ..errors import DataError, HubError
 from ..record import DatasetRecord, RunRecord
 from ..rundir import RunDir
@@ -162,8 +162,8 @@ def push_scores(
                     source_revision=target.sha if repo_id == source_id else None,
                 )
         except NETWORK_ERRORS as err:
-            if is_disk_full(err):
-                raise  # a full disk while materialising: said as one by the command line, and the re-run resumes
+            if is_disk_full(err) or write_refusal(err):
+                raise  # a full disk or a read-only --local-dir: said as one by the command line
             raise HubError(
                 f"Could not read the scored rows of {source_id} ({short_error(err)}); check your connection."
             ) from err
