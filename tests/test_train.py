@@ -343,6 +343,46 @@ def test_a_broken_or_odd_pushed_folder_is_one_sentence(folder, tiny_model_dir, t
         )
 
 
+def test_a_second_train_into_the_same_output_dir_is_refused_while_the_first_runs(
+    scored, tiny_model_dir, tmp_path, monkeypatch
+):
+    """Before: both ran to the end. The second `lpselect train` (a process of its own) is started from inside
+    the first one's training, while the first holds the folder; afterwards the folder holds one run, resumable."""
+    from hf_lpselect.training.run import TargetTrainer
+
+    out = tmp_path / "out"
+    argv = [
+        "--model_name_or_path",
+        str(tiny_model_dir),
+        "--dataset_name",
+        str(scored["data"]),
+        "--output_dir",
+        str(out),
+    ]
+    argv += [a for k, v in STEP.items() for a in (f"--{k}", str(v))]
+    seconds, fit = [], TargetTrainer.train
+
+    def train_and_start_a_second_run(self, *args, **kwargs):
+        seconds.append(
+            subprocess.run(
+                [sys.executable, "-m", "hf_lpselect.cli", "train", *argv], capture_output=True, text=True, timeout=600
+            )
+        )
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(TargetTrainer, "train", train_and_start_a_second_run)
+    hf_lpselect.train(parse_train_args(argv))
+    (second,) = seconds
+    assert second.returncode == 2, second.stderr[-3000:]
+    assert "Traceback" not in second.stderr
+    assert (
+        f"Error: Another lpselect process is writing to {out}; wait for it to finish or pass another --output_dir."
+        in second.stderr
+    )
+    monkeypatch.setattr(TargetTrainer, "train", fit)
+    assert hf_lpselect.train(parse_train_args(argv)).record.n_trained == 24  # the lock file is no foreign file
+
+
 def test_a_plain_dataset_trains_every_valid_row_and_records_the_rest(scored, tiny_model_dir, tmp_path):
     result = hf_lpselect.train(
         model_name_or_path=str(tiny_model_dir),

@@ -19,6 +19,7 @@ from ..core.io import atomic_write
 from ..data import load_rows
 from ..errors import DataError, EvalError
 from ..models import load_model
+from ..rundir import run_lock
 from .arguments import EvalArguments
 from .figure import win_tie_lose_figure
 from .generate import GenerationSettings, generate_answers, generation_template
@@ -103,7 +104,11 @@ def evaluate(args: EvalArguments) -> EvalResult:
         >>> print(result.summary())  # doctest: +SKIP
     """
     eval_dir = Path(args.eval_dir)
-    eval_dir.mkdir(parents=True, exist_ok=True)
+    with run_lock(eval_dir, flag="--eval_dir"):  # a second eval into the folder would ask the judge twice
+        return _evaluate(args, eval_dir)
+
+
+def _evaluate(args: EvalArguments, eval_dir: Path) -> EvalResult:
     test_sets = [load_test_set(spec, split=args.test_split, limit=args.limit) for spec in args.test_sets]
     if len({t.name for t in test_sets}) != len(test_sets):
         raise EvalError("Two test sets have the same name; name them with NAME=SOURCE.")
