@@ -85,11 +85,12 @@ def test_what_counts_as_a_full_disk(error, full):
         ),
         (
             OSError(errno.EACCES, "Permission denied", "/srv/shared/report.md"),
-            "Error: Cannot write into /srv/shared: permission denied; choose an output folder you can write to.",
+            "Error: Permission denied for /srv/shared/report.md; check its permissions, or choose an output folder "
+            "you can write to.",
         ),
     ],
 )
-def test_a_refused_write_is_one_sentence_naming_the_folder(capsys, error, sentence):
+def test_a_refused_write_is_one_sentence_naming_where(capsys, error, sentence):
     with pytest.raises(typer.Exit) as exit_info:
         with user_errors():
             _fail_mid_bar(error)
