@@ -169,3 +169,22 @@ def test_a_push_onto_the_pushed_scores_of_another_dataset_is_refused(loopback_hu
     again = push(loopback_hub, run, subsets="lp_app_hard_50pct")  # the repo's own dataset, scored again: pushed
     assert again.returncode == 0, again.stderr[-3000:]
     assert len(ours(loopback_hub)) == 2
+
+
+def test_a_target_card_with_a_broken_yaml_header_is_one_sentence(tmp_path):
+    """Before: ``yaml.parser.ParserError`` and a traceback (only a header that is YAML but no mapping was caught).
+    A stand-in for HfApi: the loopback Hub itself cannot serve a repo whose card it cannot parse."""
+    from types import SimpleNamespace
+
+    from hf_lpselect.errors import DataError
+    from hf_lpselect.hub.push import read_target
+
+    card = tmp_path / "README.md"
+    card.write_text("---\nconfigs: [unclosed\n  b: :\n---\nOur notes.\n")
+    api = SimpleNamespace(
+        dataset_info=lambda repo_id: SimpleNamespace(sha="0" * 40), hf_hub_download=lambda *a, **k: card
+    )
+    with pytest.raises(
+        DataError, match=rf"^The dataset card of {REPO} cannot be parsed \(.*\); fix its YAML header\.$"
+    ):
+        read_target(api, REPO, detect=False)

@@ -33,6 +33,7 @@ from ..core.io import is_disk_full, write_refusal
 from ..errors import DataError, HubError
 from ..record import DatasetRecord, RunRecord
 from ..rundir import RunDir
+from .load import load_card
 from .materialize import PushPlan, find_run, materialize, require_finished, subset_specs
 from .provenance import CardProvenance
 
@@ -66,15 +67,13 @@ def _read_target(api: HfApi, repo_id: str, detect: bool) -> Target:
         return Target(exists=False)
     target = Target(exists=True, sha=sha)
     try:
-        target.card = DatasetCard.load(api.hf_hub_download(repo_id, "README.md", repo_type="dataset", revision=sha))
+        card = api.hf_hub_download(repo_id, "README.md", repo_type="dataset", revision=sha)
     except LocalEntryNotFoundError:  # the Hub could not be reached (not: the file is missing)
         raise
     except EntryNotFoundError:
-        pass
-    except ValueError as err:  # broken YAML
-        raise HubError(
-            f"The dataset card of {repo_id} cannot be parsed ({short_error(err)}); fix its YAML header first."
-        ) from err
+        card = None
+    if card is not None:
+        target.card = load_card(card, repo_id)  # a broken YAML header is one sentence
     if detect and (target.card is None or not target.card.data.get("configs")):
         base, download = f"hf://datasets/{repo_id}@{sha}", DownloadConfig(token=api.token)
         try:
