@@ -65,21 +65,22 @@ def user_errors() -> Iterator[None]:
         console.print(f"[red]Error:[/] {escape(str(err))}", soft_wrap=True)
         raise SystemExit(2) from None
     except Exception as err:
-        if not _disk_full(err):
+        sentence = _local_failure(err)
+        if sentence is None:
             raise
         _end_progress_bars()
-        console.print(
-            "[red]Error:[/] No space left on the device; free some space and re-run the same command to resume.",
-            soft_wrap=True,
-        )
+        console.print(f"[red]Error:[/] {escape(sentence)}", soft_wrap=True)
         raise SystemExit(2) from None
 
 
-def _disk_full(err: BaseException | None) -> bool:
-    """A full disk, as Python (``OSError`` ENOSPC / EDQUOT) or a native writer (safetensors, Arrow) reports it."""
-    from .core.io import is_disk_full
+def _local_failure(err: BaseException | None) -> str | None:
+    """The sentence for a full disk (as Python or a native writer reports it) or a refused write (a
+    read-only file system, no permission); None for anything else."""
+    from .core.io import is_disk_full, write_refusal
 
-    return is_disk_full(err)
+    if is_disk_full(err):
+        return "No space left on the device; free some space and re-run the same command to resume."
+    return write_refusal(err)
 
 
 def _print_result(result, texts=None) -> None:

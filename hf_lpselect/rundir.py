@@ -168,19 +168,39 @@ def check_run_dir(path: str | os.PathLike) -> None:
 
 
 @contextmanager
-def run_lock(path: str | os.PathLike) -> Iterator[None]:
-    """Hold the run directory's lock while a run writes into it; a second process is refused.
+def run_lock(path: str | os.PathLike, *, flag: str = "--output_dir", name: str = LOCK_NAME) -> Iterator[None]:
+    """Hold an output folder's lock while a command writes into it; a second process is refused.
 
-    The lock is an OS file lock: a crashed or killed process releases it, so it never stays stuck.
+    ``lpselect score`` holds it on its run directory, ``lpselect train`` on its ``--output_dir`` and
+    ``lpselect eval`` on its ``--eval_dir``. The lock is an OS file lock: a crashed or killed process
+    releases it, so it never stays stuck.
+
+    Args:
+        path (`str` or `os.PathLike`):
+            The folder, created if missing.
+        flag (`str`, defaults to `"--output_dir"`):
+            The option that names the folder, for the sentence a second process gets.
+        name (`str`, defaults to `LOCK_NAME`):
+            The lock file's name inside the folder.
+
+    Raises:
+        [`RunError`]: another process holds the lock.
+
+    Example:
+
+    ```python
+    >>> with run_lock("evals/hard", flag="--eval_dir"):
+    ...     ...  # a second `lpselect eval --eval_dir evals/hard` is refused meanwhile
+    ```
     """
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(path / LOCK_NAME), timeout=0)
+    lock = FileLock(str(path / name), timeout=0)
     try:
         lock.acquire()
     except Timeout:
         raise RunError(
-            f"Another lpselect process is writing to {path}; wait for it to finish or pass another --output_dir."
+            f"Another lpselect process is writing to {path}; wait for it to finish or pass another {flag}."
         ) from None
     try:
         yield

@@ -13,7 +13,7 @@ import json
 import pytest
 from eval_models import ANY, bigram_model
 
-from hf_lpselect.errors import EvalError
+from hf_lpselect.errors import EvalError, RunError
 from hf_lpselect.eval import EvalArguments, evaluate
 from hf_lpselect.eval.eval_result import PairwiseRow
 
@@ -207,3 +207,27 @@ def test_the_default_model_answers_real_questions_and_scores_real_references(tmp
     assert (
         0.5 < ref["mean_nll"] < 3.0
     )  # GPT-4 answers are likely text for an instruct model, not noise (ln 49152 = 10.8)
+
+
+def test_a_second_eval_into_the_same_eval_dir_is_refused_while_the_first_runs(setup, monkeypatch):
+    """Before: both ran, the judge was asked twice for every reply and judgments.jsonl held duplicate keys.
+    The second eval is started from inside the first one's generation, while the first holds the folder."""
+    import hf_lpselect.eval.pipeline as pipeline
+
+    root, yes, no, _ = setup
+    args = _args(root, yes, no, eval_dir=str(root / "twice"), baseline="yes")
+    started, refusals, generate = [], [], pipeline.generate_answers
+
+    def generate_and_start_a_second_eval(*a, **k):
+        if not started:
+            started.append(True)
+            with pytest.raises(RunError) as refused:
+                evaluate(args)
+            refusals.append(str(refused.value))
+        return generate(*a, **k)
+
+    monkeypatch.setattr(pipeline, "generate_answers", generate_and_start_a_second_eval)
+    evaluate(args)
+    assert refusals == [
+        f"Another lpselect process is writing to {root / 'twice'}; wait for it to finish or pass another --eval_dir."
+    ]

@@ -31,6 +31,18 @@ def run(tmp_path_factory, tiny_model_dir):
     return base / "run"
 
 
+@pytest.fixture(scope="module")
+def other_run(tmp_path_factory, tiny_model_dir):
+    """A finished run of another dataset (other rows, another file)."""
+    base = tmp_path_factory.mktemp("hub_faults_other")
+    data = write_jsonl(
+        base / "other.jsonl",
+        [{k: r[k] for k in ("instruction", "input", "output")} for r in make_demo_rows(8, seed=21)],
+    )
+    score(data, out=base / "run", model=str(tiny_model_dir), epochs=1, max_length=64, **FAST)
+    return base / "run"
+
+
 def push(hub, run, *extra: str, subsets: str = "none") -> subprocess.CompletedProcess:
     return subprocess.run(
         [
@@ -127,3 +139,52 @@ def test_a_pull_request_that_fails_leaves_main_alone(loopback_hub, run):
     loopback_hub.fail("POST", COMMIT, status=500, times=100)
     one_sentence(push(loopback_hub, run, "--create-pr"), rf"Pushing to {REPO} failed after 4 tries")
     assert loopback_hub.repo(REPO).resolve("main") == main
+
+
+def test_someone_elses_commit_on_a_first_push_is_kept_and_the_same_command_completes(loopback_hub, run):
+    """The repo was just made (`hf repo create`), empty. Before: the re-run was refused with "already holds
+    another dataset": datasets counts their OTHER.md as a data file."""
+    with loopback_hub.repo(REPO).locked():
+        loopback_hub.repo(REPO).create()
+    loopback_hub.fail("POST", COMMIT, "commit-first", repo_id=REPO, path_in_repo="OTHER.md")
+    done = push(loopback_hub, run)
+    one_sentence(done, rf"Someone else pushed to {REPO} while this push was being made, so nothing was pushed")
+    assert ours(loopback_hub) == [] and "OTHER.md" in loopback_hub.files(REPO)
+    again = push(loopback_hub, run)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert len(ours(loopback_hub)) == 1 and "OTHER.md" in loopback_hub.files(REPO)
+
+
+def test_a_push_onto_the_pushed_scores_of_another_dataset_is_refused(loopback_hub, run, other_run):
+    """Before: exit 0, and the default config became the other dataset's rows (our own tag exempted the repo)."""
+    assert push(loopback_hub, run).returncode == 0
+    files = loopback_hub.files(REPO)
+    done = push(loopback_hub, other_run)
+    one_sentence(
+        done,
+        rf"{REPO} holds the pushed scores of another dataset, d\.jsonl \(local\), not of the one the run scored "
+        r"\(other\.jsonl \(local\)\); push to a new repo, or score d\.jsonl \(local\) to update its scores\.$",
+    )
+    assert len(ours(loopback_hub)) == 1 and loopback_hub.files(REPO) == files  # nothing of the other run landed
+    again = push(loopback_hub, run, subsets="lp_app_hard_50pct")  # the repo's own dataset, scored again: pushed
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert len(ours(loopback_hub)) == 2
+
+
+def test_a_target_card_with_a_broken_yaml_header_is_one_sentence(tmp_path):
+    """Before: ``yaml.parser.ParserError`` and a traceback (only a header that is YAML but no mapping was caught).
+    A stand-in for HfApi: the loopback Hub itself cannot serve a repo whose card it cannot parse."""
+    from types import SimpleNamespace
+
+    from hf_lpselect.errors import DataError
+    from hf_lpselect.hub.push import read_target
+
+    card = tmp_path / "README.md"
+    card.write_text("---\nconfigs: [unclosed\n  b: :\n---\nOur notes.\n")
+    api = SimpleNamespace(
+        dataset_info=lambda repo_id: SimpleNamespace(sha="0" * 40), hf_hub_download=lambda *a, **k: card
+    )
+    with pytest.raises(
+        DataError, match=rf"^The dataset card of {REPO} cannot be parsed \(.*\); fix its YAML header\.$"
+    ):
+        read_target(api, REPO, detect=False)

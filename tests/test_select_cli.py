@@ -2,6 +2,7 @@
 `datasets` in every format, in selection order, with the score columns added."""
 
 import json
+import subprocess
 
 import datasets
 import pandas as pd
@@ -254,3 +255,39 @@ def test_compare_result_is_typed_and_its_file_keeps_the_agreement_keys(run, tmp_
     } <= set(written)
     assert written["n_dropped"] == {"a": 1, "b": 1}  # the invalid row, in both
     assert result.summary().startswith("20 rows matched by id (dropped: 1 from the first run, 1 from the second)")
+
+
+@pytest.fixture()
+def read_only(tmp_path):
+    """A read-only file system (a tmpfs mounted ``ro``): chmod would not stop root, who runs the tests in CI."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a read-only tmpfs here ({done.stderr.decode().strip()}): needs root")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=False)
+
+
+@pytest.mark.parametrize(
+    "command, out",
+    [
+        (["select", "--strategy", "lp1-hard", "--fraction", "0.25", "--out"], "hard.parquet"),
+        (["select", "--strategy", "lp1-hard", "--fraction", "0.25", "--out"], "hard_dir"),
+        (["report", "--out"], "rep"),
+        (["compare", "RUN", "--out"], "cmp"),
+        (["push-scores", "me/x", "--dry-run", "--run", "RUN", "--local-dir"], "repo"),
+    ],
+    ids=["select-file", "select-folder", "report", "compare", "push-dry-run"],
+)
+def test_a_read_only_output_folder_is_one_sentence(run, read_only, command, out):
+    """Before: ``OSError: [Errno 30] Read-only file system`` with a traceback, and for push-scores
+    "… check your connection"."""
+    path = run.run_dir.path
+    args = [str(path) if a == "RUN" else a for a in command]
+    if args[0] != "push-scores":
+        args.insert(1, str(path))
+    result = lpselect(*args, str(read_only / out))
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and "connection" not in result.output
+    assert f"Cannot write into {read_only}: it is on a read-only file system;" in " ".join(result.output.split())

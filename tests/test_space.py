@@ -183,6 +183,38 @@ def test_a_wrong_source_is_one_sentence(app, tmp_path):
     assert "has no scores" in message and "Traceback" not in message and message.count(".") <= 2
 
 
+def test_a_100000_character_source_is_one_sentence_that_does_not_echo_it(app, tmp_path):
+    """Before: "[Errno 36] File name too long: 'xxxx…'" with the whole input in it."""
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError) as caught:
+        client(app[0], tmp_path).predict("x" * 100_000, api_name="/open")
+    assert str(caught.value) == (
+        "That is not a Hub dataset id, web address or folder: it is 100,000 characters long (at most 1,000)."
+    )
+
+
+@pytest.mark.parametrize(
+    "api_name, args, sentence",
+    [
+        ("/estimate", ("abc", 100), "Epochs: give a number from 0 to 3."),
+        ("/estimate", (2, None), "Rows: give a number from 10 to "),
+        ("/summarize", ("lp1-hard", "abc", False, 100), "How many: give a number from 0.5 to 100."),
+        ("/summarize", ("lp1-hard", 5, True, None), "Number of groups: give a number of at least 2."),
+        ("/score", (None, "me/toy", "default", "abc", 100), "Epochs: give a number from 0 to 3."),
+        ("/score", (None, "me/toy", None, 2, None), "Rows: give a number from 10 to "),
+    ],
+    ids=["epochs-word", "rows-null", "percent-word", "groups-null", "score-epochs-word", "score-nulls"],
+)
+def test_a_wrong_type_sent_to_the_api_is_one_sentence(app, tmp_path, api_name, args, sentence):
+    """Before: gradio's own input checks fired first and the error came back with an empty message."""
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError) as caught:
+        client(app[0], tmp_path).predict(*args, api_name=api_name)
+    assert str(caught.value).startswith(sentence), str(caught.value)
+
+
 def test_the_hub_id_box_suggests_datasets_pushed_by_lpselect_and_no_other(app, hub, run, folder, tmp_path):
     pushed = subprocess.run(
         [

@@ -9,7 +9,9 @@ Space: the stand-in records what `spaces.GPU` decorates and is called with.
 
 from __future__ import annotations
 
+import os
 import runpy
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -196,6 +198,66 @@ def test_a_parquet_file_that_expands_too_far_is_one_sentence_and_leaves_nothing(
     monkeypatch.setitem(app._prepare_source.__globals__, "MAX_PARQUET_BYTES", 512 << 20)
     kept = Path(app._prepare_source(str(bomb), "", sessions / "v2", 100))
     assert pq.read_metadata(kept).num_rows == 100
+
+
+def dictionary_bomb(path: Path, rows: int, value_bytes: int = 100_000, store_schema: bool = False) -> Path:
+    """A Parquet file whose two columns repeat one ``value_bytes`` string in every row, dictionary-encoded:
+    the file is ~0.1 MB, its metadata says ~0.2 MB, and it decodes to 2 * rows * value_bytes."""
+    letters = np.random.default_rng(0).integers(97, 123, value_bytes, dtype=np.uint8).tobytes().decode()
+    column = pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows, dtype=np.int32)), pa.array([letters]))
+    # without the Arrow schema (as most writers other than pyarrow write it), a reader decodes the dictionary
+    pq.write_table(
+        pa.table({"instruction": column, "output": column}), path, compression="zstd", store_schema=store_schema
+    )
+    return path
+
+
+MEASURE = """
+import resource, runpy, sys
+from pathlib import Path
+app = runpy.run_path(sys.argv[1])
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+kept = app["_prepare_source"](sys.argv[2], "", Path(sys.argv[3]), 100)
+grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+import pyarrow.parquet as pq
+print(pq.read_metadata(kept).num_rows, grown // 1024)
+"""
+
+
+def test_a_dictionary_bomb_is_read_only_as_far_as_its_first_rows_in_bounded_memory(tmp_path):
+    """134 KB that decodes to 600 MB: before, every row group was decoded whole (the server grew by the
+    full 600 MB and more) before the first 100 rows were kept; now 64 rows are decoded at a time."""
+    bomb = dictionary_bomb(tmp_path / "bomb.parquet", rows=3_000)
+    assert bomb.stat().st_size < 200_000
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(APP), str(bomb), str(tmp_path / "visitor")],
+        env={**os.environ, "LPSELECT_SPACE_DIR": str(tmp_path / "sessions")},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    kept, grown_mb = map(int, done.stdout.split()[-2:])
+    assert kept == 100
+    assert grown_mb < 128, f"reading the first 100 rows grew the server by {grown_mb} MB"  # README: 512 MB at most
+
+
+@pytest.mark.parametrize("store_schema", [False, True], ids=["decoded-when-read", "kept-encoded-when-read"])
+def test_a_dictionary_bomb_whose_first_rows_decode_too_far_is_one_sentence(
+    app_module, tmp_path, monkeypatch, store_schema
+):
+    """Its metadata says ~0.2 MB; its first 1,000 rows decode to 200 MB, over a limit of 64 MB (with the Arrow
+    schema stored, pyarrow reads the column dictionary-encoded: the scorer would decode it later)."""
+    app, sessions = app_module
+    bomb = dictionary_bomb(tmp_path / "bomb.parquet", rows=3_000, store_schema=store_schema)
+    monkeypatch.setitem(app._prepare_source.__globals__, "MAX_PARQUET_BYTES", 64 << 20)
+    with pytest.raises(LPSelectError) as caught:
+        app._prepare_source(str(bomb), "", sessions / f"v3-{store_schema}", 1_000)
+    assert str(caught.value) == (
+        "bomb.parquet expands to more than this Space can open (64 MB in memory for the first 1,000 rows); "
+        "upload fewer or shorter rows."
+    )
+    assert not any((sessions / f"v3-{store_schema}" / "uploads").iterdir())
 
 
 def test_a_broken_csv_names_no_library(app_module, tmp_path):

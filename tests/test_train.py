@@ -21,7 +21,7 @@ from transformers import AutoTokenizer
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 import hf_lpselect
-from hf_lpselect.errors import TrainError
+from hf_lpselect.errors import DataError, TrainError
 from hf_lpselect.hub.load import load_scored
 from hf_lpselect.hub.materialize import materialize
 from hf_lpselect.ingest import load_rows
@@ -329,6 +329,86 @@ def test_a_pushed_subset_config_trains_its_rows(scored, folder, tiny_model_dir, 
     assert record.row_ids == scored["ids"]
     input_ids, labels = scorer_tokens(scored["rows"], tiny_model_dir)
     assert result.train_dataset["input_ids"] == input_ids and result.train_dataset["labels"] == labels
+
+
+def broken_copy(folder, tmp_path, break_it):
+    """A copy of the materialised folder, broken by ``break_it(copy)``."""
+    copy = tmp_path / "broken"
+    shutil.copytree(folder, copy)
+    break_it(copy)
+    return copy
+
+
+def break_yaml(copy):
+    card = copy / "README.md"
+    card.write_text(card.read_text().replace("configs:", "configs: [unclosed\n  :", 1))
+
+
+def drop_subset_file(copy):
+    for shard in copy.glob(f"**/{SUBSET}/*.parquet"):
+        shard.unlink()
+
+
+@pytest.mark.parametrize(
+    "break_it, config, message",
+    [
+        (lambda copy: None, "nope", rf"has no config nope; it has: default, {SUBSET}\.$"),
+        (break_yaml, SUBSET, r"cannot be parsed .*; fix its YAML header\.$"),
+        (drop_subset_file, SUBSET, rf"names lpselect/subsets/{SUBSET}/.*\.parquet, which is not in the folder"),
+    ],
+    ids=["unknown-config", "broken-yaml", "missing-parquet"],
+)
+def test_a_broken_or_odd_pushed_folder_is_one_sentence(folder, tiny_model_dir, tmp_path, break_it, config, message):
+    """Before: "is a directory but not one written by save_to_disk", yaml.parser.ParserError, FileNotFoundError."""
+    broken = broken_copy(folder, tmp_path, break_it)
+    with pytest.raises(DataError, match=message):
+        hf_lpselect.train(
+            model_name_or_path=str(tiny_model_dir),
+            dataset_name=str(broken),
+            dataset_config=config,
+            output_dir=str(tmp_path / "out"),
+            **STEP,
+        )
+
+
+def test_a_second_train_into_the_same_output_dir_is_refused_while_the_first_runs(
+    scored, tiny_model_dir, tmp_path, monkeypatch
+):
+    """Before: both ran to the end. The second `lpselect train` (a process of its own) is started from inside
+    the first one's training, while the first holds the folder; afterwards the folder holds one run, resumable."""
+    from hf_lpselect.training.training_run import TargetTrainer
+
+    out = tmp_path / "out"
+    argv = [
+        "--model_name_or_path",
+        str(tiny_model_dir),
+        "--dataset_name",
+        str(scored["data"]),
+        "--output_dir",
+        str(out),
+    ]
+    argv += [a for k, v in STEP.items() for a in (f"--{k}", str(v))]
+    seconds, fit = [], TargetTrainer.train
+
+    def train_and_start_a_second_run(self, *args, **kwargs):
+        seconds.append(
+            subprocess.run(
+                [sys.executable, "-m", "hf_lpselect.cli", "train", *argv], capture_output=True, text=True, timeout=600
+            )
+        )
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(TargetTrainer, "train", train_and_start_a_second_run)
+    hf_lpselect.train(parse_train_args(argv))
+    (second,) = seconds
+    assert second.returncode == 2, second.stderr[-3000:]
+    assert "Traceback" not in second.stderr
+    assert (
+        f"Error: Another lpselect process is writing to {out}; wait for it to finish or pass another --output_dir."
+        in second.stderr
+    )
+    monkeypatch.setattr(TargetTrainer, "train", fit)
+    assert hf_lpselect.train(parse_train_args(argv)).record.n_trained == 24  # the lock file is no foreign file
 
 
 def test_a_plain_dataset_trains_every_valid_row_and_records_the_rest(scored, tiny_model_dir, tmp_path):

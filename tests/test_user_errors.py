@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from hf_lpselect.cli import _disk_full, user_errors
+from hf_lpselect.cli import user_errors
+from hf_lpselect.core.io import is_disk_full
 from hf_lpselect.errors import RunError
 
 
@@ -70,4 +71,28 @@ def test_a_bug_keeps_its_traceback():
     ],
 )
 def test_what_counts_as_a_full_disk(error, full):
-    assert _disk_full(error) is full
+    assert is_disk_full(error) is full
+
+
+@pytest.mark.parametrize(
+    "error, sentence",
+    [
+        (
+            OSError(errno.EROFS, "Read-only file system", "/mnt/ro/out"),
+            "Error: Cannot write into /mnt/ro: it is on a read-only file system; "
+            "choose an output folder you can write to.",
+        ),
+        (
+            OSError(errno.EACCES, "Permission denied", "/srv/shared/report.md"),
+            "Error: Permission denied for /srv/shared/report.md; check its permissions, or choose an output folder "
+            "you can write to.",
+        ),
+    ],
+)
+def test_a_refused_write_is_one_sentence_naming_where(capsys, error, sentence):
+    with pytest.raises(SystemExit) as exit_info:
+        with user_errors():
+            _fail_mid_bar(error)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert re.search(rf"(?m)^{re.escape(sentence)}$", err), err

@@ -131,6 +131,46 @@ def saving_into(folder: str | os.PathLike, *, remove: bool = True) -> Iterator[N
         raise
 
 
+REFUSED_ERRNOS = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def write_refusal(err: BaseException | None) -> str | None:
+    """One sentence when ``err`` (or an error it was raised from) is a write the system refused: a
+    read-only file system (``EROFS``) or no permission (``EACCES``, ``EPERM``, which a read can meet
+    too, so its sentence names the file and both remedies); None for anything else.
+
+    Every command's outputs reach the disk through many writers (ours, Arrow's, matplotlib's,
+    ``save_to_disk``), so the refusal is recognised here, once, and the command line says it for all
+    of them.
+
+    Args:
+        err (`BaseException` or `None`):
+            The error a command failed with.
+
+    Returns:
+        `str` or `None`: the sentence, or None when ``err`` is no refused write.
+
+    Example:
+
+    ```python
+    >>> write_refusal(OSError(errno.EROFS, "Read-only file system", "/mnt/ro/report"))
+    'Cannot write into /mnt/ro: it is on a read-only file system; choose an output folder you can write to.'
+    ```
+    """
+    while err is not None:
+        if isinstance(err, OSError) and err.errno in REFUSED_ERRNOS:
+            name = os.fsdecode(err.filename) if err.filename else None
+            if err.errno != errno.EROFS:
+                where = f" for {name}" if name else ""
+                return f"Permission denied{where}; check its permissions, or choose an output folder you can write to."
+            where = f" into {Path(name).parent}" if name else ""
+            return f"Cannot write{where}: it is on a read-only file system; choose an output folder you can write to."
+        if "Read-only file system" in str(err):  # a native writer (Arrow) that gives no errno
+            return "Cannot write: the output is on a read-only file system; choose an output folder you can write to."
+        err = err.__cause__ or err.__context__
+    return None
+
+
 def _says_disk_full(err: BaseException) -> bool:
     return isinstance(err, OSError) and err.errno in FULL_DISK_ERRNOS
 

@@ -20,6 +20,7 @@ from ..core.io import atomic_write
 from ..errors import DataError, EvalError
 from ..ingest import load_rows
 from ..models import load_model
+from ..rundir import run_lock
 from .arguments import EvalArguments
 from .eval_result import EvalResult, EvaluatedModel, GenerationRow, PairwiseRow, ReferenceRow, TestSetInfo
 from .generate import GenerationSettings, generate_answers, generation_template
@@ -118,7 +119,11 @@ def evaluate(args: EvalArguments | None = None, /, **kwargs: Any) -> EvalResult:
             raise EvalError(f"Unknown argument(s) {', '.join(unknown)}; use the names of `lpselect eval --help`.")
         args = EvalArguments(**kwargs)
     eval_dir = Path(args.eval_dir)
-    eval_dir.mkdir(parents=True, exist_ok=True)
+    with run_lock(eval_dir, flag="--eval_dir"):  # a second eval into the folder would ask the judge twice
+        return _evaluate(args, eval_dir)
+
+
+def _evaluate(args: EvalArguments, eval_dir: Path) -> EvalResult:
     test_sets = [load_test_set(spec, split=args.test_split, limit=args.limit) for spec in args.test_sets]
     if len({t.name for t in test_sets}) != len(test_sets):
         raise EvalError("Two test sets have the same name; name them with NAME=SOURCE.")

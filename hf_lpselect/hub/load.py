@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+import yaml
 from huggingface_hub import DatasetCard, hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError
 
@@ -51,17 +52,12 @@ def load_scored(
     seed = renamed_keyword("load_scored", "seed", "selection_seed", seed, selection_seed)
     folder = Path(repo_id).expanduser()
     if folder.is_dir():  # datasets caches a local folder by its name, not its content: read the files themselves
-        card = DatasetCard.load(folder / "README.md") if (folder / "README.md").is_file() else None
-        configs = (card.data.get("configs") or []) if card is not None else []
-        default = next((c for c in configs if c.get("config_name") == "default"), {})
-        paths = config_paths(default, split)
-        if not paths:
+        files = local_config_files(folder, "default", split)
+        if files is None:
             raise DataError(
                 f"{repo_id} has no default config with a {split!r} split: it was not pushed by `lpselect push-scores`."
             )
-        data = datasets.load_dataset(
-            "parquet", data_files=[str(folder / p) for p in paths], split="train", **load_kwargs
-        )
+        data = datasets.load_dataset("parquet", data_files=files, split="train", **load_kwargs)
     else:
         data = datasets.load_dataset(repo_id, "default", split=split, revision=revision, **load_kwargs)
     ours = [c for c in data.column_names if OUR_COLUMNS.match(c)]
@@ -107,10 +103,83 @@ def load_provenance(repo_id: str, revision: str | None = None) -> CardProvenance
             path = hf_hub_download(repo_id, "README.md", repo_type="dataset", revision=revision)
         except (EntryNotFoundError, *NETWORK_ERRORS):
             return None
+    return CardProvenance.from_card(load_card(path, repo_id), where=repo_id)
+
+
+def load_card(path: str | Path, where: str) -> DatasetCard:
+    """The dataset card at ``path``; one sentence naming ``where`` when its YAML header cannot be parsed.
+
+    Args:
+        path (`str` or `Path`):
+            A ``README.md``.
+        where (`str`):
+            The repo id or folder the card belongs to, for the message.
+
+    Returns:
+        [`~huggingface_hub.DatasetCard`]: the card.
+
+    Raises:
+        [`DataError`]: the header is not YAML (``yaml.YAMLError``) or not a mapping (``ValueError``).
+
+    Example:
+
+    ```python
+    >>> load_card("out/README.md", "out").data.get("configs")[0]["config_name"]
+    'default'
+    ```
+    """
     try:
-        card = DatasetCard.load(path)
-    except ValueError as err:  # broken YAML
+        return DatasetCard.load(path)
+    except (ValueError, yaml.YAMLError) as err:
         raise DataError(
-            f"The dataset card of {repo_id} cannot be parsed ({short_error(err)}); fix its YAML header."
+            f"The dataset card of {where} cannot be parsed ({short_error(err)}); fix its YAML header."
         ) from err
-    return CardProvenance.from_card(card, where=repo_id)
+
+
+def local_config_files(folder: Path, config: str, split: str) -> list[str] | None:
+    """The Parquet files of ``config``'s ``split`` in a folder materialised by ``push-scores --local-dir``.
+
+    Args:
+        folder (`Path`):
+            The folder; its ``README.md`` declares the configs.
+        config (`str`):
+            The config name.
+        split (`str`):
+            The split.
+
+    Returns:
+        `list[str]` or `None`: the files, every one present; None when the folder's card declares no
+        configs (it is not such a folder).
+
+    Raises:
+        [`DataError`]: the card cannot be parsed, it has no config ``config`` (the message lists those it
+        has), that config has no ``split``, or a file it names is missing.
+
+    Example:
+
+    ```python
+    >>> local_config_files(Path("out"), "lp1_hard_5pct", "train")
+    ['out/subsets/lp1_hard_5pct/train-00000-of-00001.parquet']
+    ```
+    """
+    card = folder / "README.md"
+    configs = (load_card(card, str(folder)).data.get("configs") or []) if card.is_file() else []
+    if not configs:
+        return None
+    chosen = next((c for c in configs if c.get("config_name", "default") == config), None)
+    if chosen is None:
+        names = ", ".join(str(c.get("config_name", "default")) for c in configs)
+        raise DataError(f"{folder} has no config {config}; it has: {names}.")
+    paths = config_paths(chosen, split)
+    if not paths:
+        raise DataError(f"Config {config} of {folder} has no {split!r} split; pass --dataset_train_split.")
+    files = []
+    for pattern in paths:
+        found = sorted(str(f) for f in folder.glob(pattern)) if pattern and not Path(pattern).is_absolute() else []
+        if not found:
+            raise DataError(
+                f"Config {config} of {folder} names {pattern}, which is not in the folder; "
+                "materialise it again with `lpselect push-scores --dry-run --local-dir`."
+            )
+        files += found
+    return files

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
-from datasets.data_files import get_data_patterns
+from datasets.data_files import DataFilesDict, get_data_patterns
 from datasets.download import DownloadConfig
 from huggingface_hub import DatasetCard, HfApi, get_token
 from huggingface_hub.errors import (
@@ -29,12 +29,14 @@ from huggingface_hub.errors import (
 from huggingface_hub.utils import validate_repo_id
 
 from ..core.deprecation import renamed_keyword
-from ..core.hub import NETWORK_ERRORS, is_hub_id, offline, short_error
-from ..core.io import is_disk_full
+from ..core.hub import NETWORK_ERRORS, is_hub_id, offline, public_name, short_error
+from ..core.io import is_disk_full, write_refusal
 from ..errors import DataError, HubError
 from ..record import DatasetRecord, RunRecord
 from ..rundir import RunDir
+from .load import load_card
 from .materialize import PushPlan, find_run, materialize, require_finished, subset_specs
+from .provenance import CardProvenance
 
 
 @dataclass
@@ -68,25 +70,31 @@ def _read_target(api: HfApi, repo_id: str, detect: bool) -> Target:
         return Target(exists=False)
     target = Target(exists=True, sha=sha)
     try:
-        target.card = DatasetCard.load(api.hf_hub_download(repo_id, "README.md", repo_type="dataset", revision=sha))
+        card = api.hf_hub_download(repo_id, "README.md", repo_type="dataset", revision=sha)
     except LocalEntryNotFoundError:  # the Hub could not be reached (not: the file is missing)
         raise
     except EntryNotFoundError:
-        pass
-    except ValueError as err:  # broken YAML
-        raise HubError(
-            f"The dataset card of {repo_id} cannot be parsed ({short_error(err)}); fix its YAML header first."
-        ) from err
+        card = None
+    if card is not None:
+        target.card = load_card(card, repo_id)  # a broken YAML header is one sentence
     if detect and (target.card is None or not target.card.data.get("configs")):
+        base, download = f"hf://datasets/{repo_id}@{sha}", DownloadConfig(token=api.token)
         try:
-            patterns = get_data_patterns(f"hf://datasets/{repo_id}@{sha}", DownloadConfig(token=api.token))
+            patterns = get_data_patterns(base, download)
         except FileNotFoundError:  # no data files (a new or empty repo)
             patterns = {}
-        if patterns:
+        if patterns and _holds_data(patterns, base, download):
             target.detected_configs = [
                 {"config_name": "default", "data_files": [{"split": k, "path": v} for k, v in patterns.items()]}
             ]
     return target
+
+
+def _holds_data(patterns: dict[str, list[str]], base: str, download: DownloadConfig) -> bool:
+    """Whether the files ``datasets`` detects hold rows: a Markdown file (someone's notes, an ``OTHER.md``)
+    is not a dataset, though ``datasets`` detects it as one."""
+    files = DataFilesDict.from_patterns(patterns, base_path=base, download_config=download)
+    return any(not str(f).lower().endswith(".md") for split in files.values() for f in split)
 
 
 def _check_target(target: Target, repo_id: str, dataset: DatasetRecord) -> None:
@@ -99,10 +107,24 @@ def _check_target(target: Target, repo_id: str, dataset: DatasetRecord) -> None:
         )
     ours = target.card is not None and "lpselect" in (target.card.data.get("tags") or [])
     has_data = target.detected_configs or (target.card is not None and target.card.data.get("configs"))
-    if target.exists and repo_id != dataset.source and has_data and not ours:
+    if not target.exists or repo_id == dataset.source or not has_data:
+        return
+    if not ours:
         raise DataError(
             f"{repo_id} already holds another dataset (not the one the run scored, {dataset.source}); "
             "push to that dataset or to a new repo."
+        )
+    pushed = CardProvenance.from_card(target.card, where=repo_id)  # None or no source: a card too old to say
+    scored = (public_name(dataset.source), dataset.config or "default")
+    if (
+        pushed is not None
+        and pushed.source is not None
+        and (pushed.source, pushed.source_config or "default") != scored
+    ):
+        config = f" (config {pushed.source_config})" if pushed.source_config not in (None, "default") else ""
+        raise DataError(
+            f"{repo_id} holds the pushed scores of another dataset, {pushed.source}{config}, not of the one the run "
+            f"scored ({scored[0]}); push to a new repo, or score {pushed.source} to update its scores."
         )
 
 
@@ -176,8 +198,8 @@ def push_scores(
                     source_revision=target.sha if repo_id == source_id else None,
                 )
         except NETWORK_ERRORS as err:
-            if is_disk_full(err):
-                raise  # a full disk while materialising: said as one by the command line, and the re-run resumes
+            if is_disk_full(err) or write_refusal(err):
+                raise  # a full disk or a read-only --local-dir: said as one by the command line
             raise HubError(
                 f"Could not read the scored rows of {source_id} ({short_error(err)}); check your connection."
             ) from err

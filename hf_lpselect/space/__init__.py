@@ -5,6 +5,8 @@
   select, write and push subsets of it with the library's own functions.
 - :mod:`~hf_lpselect.space.page_text`: the plain-words strategy names and the summaries the page shows.
 - :mod:`~hf_lpselect.space.estimate`: the row limit and the time estimate shown before scoring.
+- :mod:`~hf_lpselect.space.inputs`: what a visitor sends, checked before any work (numbers, the text of
+  a source), and the first rows of an uploaded Parquet file read in bounded memory.
 - :mod:`~hf_lpselect.space.progress`: a ``TrainerCallback`` that drives ``gr.Progress`` (imports
   transformers: the app loads it only when a dataset is scored).
 

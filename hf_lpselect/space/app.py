@@ -21,6 +21,7 @@ import functools
 import hashlib
 import importlib.util
 import json
+import math
 import re
 import shutil
 import sys
@@ -38,10 +39,7 @@ import pandas as pd  # noqa: E402
 from hf_lpselect.core.schema import display_name  # noqa: E402
 from hf_lpselect.errors import LPSelectError  # noqa: E402
 from hf_lpselect.selection.report import lp1_histogram, p0_histogram, score_vs_length, status_counts  # noqa: E402
-from hf_lpselect.space import (
-    page_text,  # noqa: E402
-    sources,  # noqa: E402
-)
+from hf_lpselect.space import inputs, page_text, sources  # noqa: E402
 from hf_lpselect.space.estimate import ROW_LIMIT, estimate_seconds, estimate_text, hardware  # noqa: E402
 
 
@@ -146,6 +144,27 @@ def _read_token(request: gr.Request, oauth_token: gr.OAuthToken | None) -> str |
     return token
 
 
+def _checked(component):
+    """``component`` (a slider or number box) with its value checked by :func:`hf_lpselect.space.inputs.number`
+    before gradio's own checks, so that a word or a null sent to the API is one sentence (not an error with
+    an empty message). Its ``preprocess`` is wrapped, not subclassed: a gradio subclass writes a ``.pyi`` beside
+    this file."""
+    plain = component.preprocess
+    name = re.split(r" \(|:", component.label or "the number", maxsplit=1)[0]
+    low = -math.inf if component.minimum is None else component.minimum
+    high = math.inf if component.maximum is None else component.maximum
+
+    def preprocess(payload):
+        try:
+            value = inputs.number(payload, name, low, high)
+        except LPSelectError as err:
+            raise gr.Error(str(err), print_exception=False) from None
+        return plain(value)
+
+    component.preprocess = preprocess
+    return component
+
+
 def friendly(fn):
     """Every error a visitor meets becomes one plain sentence on the page (no paths, flags or library
     names: :func:`hf_lpselect.space.page_text.visitor_sentence`); a bug's traceback goes to the server log only."""
@@ -167,7 +186,7 @@ def friendly(fn):
 
 def _source(text: str) -> str:
     """What a visitor typed: a Hub web address becomes its id; the example's name its folder."""
-    text = (text or "").strip()
+    text = inputs.source_text(text)  # not text, or far too long: one sentence that does not echo it
     if text in (EXAMPLE_NAME, "example"):
         return str(EXAMPLE)
     if text.startswith("example ") and "/" not in text and (EXAMPLES_DIR / text[len("example ") :]).is_dir():
@@ -415,8 +434,6 @@ def _first_rows(path: Path, target: Path, limit: int) -> Path:
     """The first ``limit`` rows of an upload, written to ``target``'s folder in a format the scorer
     reads: memory and disk stay bounded whatever the upload holds (a million rows, a Parquet file
     that decompresses to gigabytes)."""
-    import pyarrow.parquet as pq
-
     suffix = path.suffix.lower()
     if suffix == ".jsonl":  # line by line, as uploaded: the scorer names a bad line by its number
         out = target.with_suffix(".jsonl")
@@ -434,20 +451,7 @@ def _first_rows(path: Path, target: Path, limit: int) -> Path:
             raise LPSelectError(f"{path.name} is not a readable CSV file; check the file.") from err
         return out
     if suffix == ".parquet":
-        try:
-            meta = pq.ParquetFile(path).metadata
-        except Exception as err:  # pyarrow's ArrowInvalid and friends: not a Parquet file
-            raise LPSelectError(f"{path.name} is not a readable Parquet file; check the file.") from err
-        expanded = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
-        if expanded > MAX_PARQUET_BYTES:
-            raise LPSelectError(
-                f"{path.name} expands to {expanded / 2**30:.1f} GB in memory, more than this Space "
-                f"can open ({MAX_PARQUET_BYTES >> 20} MB); upload fewer rows."
-            )
-        table = pq.ParquetFile(path).read_row_groups(range(meta.num_row_groups)).slice(0, limit)
-        out = target.with_suffix(".parquet")
-        pq.write_table(table, out)
-        return out
+        return inputs.first_parquet_rows(path, target.with_suffix(".parquet"), limit, MAX_PARQUET_BYTES)
     out = target.with_suffix(".json")  # a JSON array: whole (the upload size limit bounds it), then cut
     try:
         records = json.loads(path.read_text(encoding="utf-8"))
@@ -660,13 +664,15 @@ def build_demo() -> gr.Blocks:
                 )
                 with gr.Accordion("Details: what each choice picks", open=False):
                     gr.Markdown(page_text.strategy_details())
-                percent = gr.Slider(0.5, 100, value=5, step=0.5, label="How many: % of the rows the strategy can pick")
+                percent = _checked(
+                    gr.Slider(0.5, 100, value=5, step=0.5, label="How many: % of the rows the strategy can pick")
+                )
                 with gr.Row():
                     per_cluster = gr.Checkbox(
                         label="Per group: group similar rows first and take the share from each "
                         "group (the paper's way; the first time, every row is embedded, which takes a while on a big dataset)"
                     )
-                    clusters = gr.Number(value=100, precision=0, minimum=2, label="Number of groups")
+                    clusters = _checked(gr.Number(value=100, precision=0, minimum=2, label="Number of groups"))
                 summary = gr.Markdown()
                 with gr.Row():
                     fmt = gr.Radio(list(sources.DOWNLOAD_FORMATS), value="jsonl", label="File type")
@@ -705,15 +711,19 @@ def build_demo() -> gr.Blocks:
                     model = gr.Textbox(
                         value=DEFAULT_SCORER, label="Scorer model: SmolLM2-135M-Instruct by default, or any Hub id"
                     )
-                    epochs = gr.Slider(
-                        0, 3, value=2, step=1, label="Epochs (0: perplexity only, no LP; LP(1) needs 2 or more)"
+                    epochs = _checked(
+                        gr.Slider(
+                            0, 3, value=2, step=1, label="Epochs (0: perplexity only, no LP; LP(1) needs 2 or more)"
+                        )
                     )
-                    limit = gr.Slider(
-                        10,
-                        ROW_LIMIT[kind],
-                        value=min(100, ROW_LIMIT[kind]),
-                        step=10,
-                        label=f"Rows (the first N; at most {ROW_LIMIT[kind]} on this {kind.upper()})",
+                    limit = _checked(
+                        gr.Slider(
+                            10,
+                            ROW_LIMIT[kind],
+                            value=min(100, ROW_LIMIT[kind]),
+                            step=10,
+                            label=f"Rows (the first N; at most {ROW_LIMIT[kind]} on this {kind.upper()})",
+                        )
                     )
                 time_estimate = gr.Markdown(estimate(2, min(100, ROW_LIMIT[kind])))
                 score_button = gr.Button("Score", variant="primary")

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import datasets
-from huggingface_hub import DatasetCard, HfApi
+from huggingface_hub import HfApi
 from huggingface_hub.errors import RepositoryNotFoundError
 from trl import DatasetMixtureConfig, ScriptArguments, get_dataset
 
@@ -28,8 +28,7 @@ from ..core.hub import NETWORK_ERRORS
 from ..core.schema import OUR_COLUMNS
 from ..errors import ConfigError, DataError, SelectionError, TrainError
 from ..hub.columns import UNSCORED, parse_subset, scores_from_columns
-from ..hub.dataset_card import config_paths
-from ..hub.load import load_provenance, load_scored
+from ..hub.load import load_provenance, load_scored, local_config_files
 from ..hub.provenance import CardProvenance
 from ..ingest import canonicalize, content_id, detect_format, is_hub_id, read_source
 from ..record import RunRecord
@@ -316,17 +315,9 @@ def _requested(selection: SelectionArguments) -> dict[str, Any]:
 def _load(name: str, config: str | None, split: str) -> tuple[datasets.Dataset, str | None]:
     """A dataset as ``trl sft`` reads it (a local folder pushed by us: its card's config files); and the Hub commit."""
     folder = Path(name).expanduser()
-    if folder.is_dir() and (folder / "README.md").is_file():
-        configs = DatasetCard.load(folder / "README.md").data.get("configs") or []
-        chosen = next((c for c in configs if c.get("config_name") == (config or "default")), None)
-        if chosen is not None:
-            paths = config_paths(chosen, split)
-            if not paths:
-                raise DataError(
-                    f"Config {config or 'default'} of {name} has no {split!r} split; pass --dataset_train_split."
-                )
-            files = [str(folder / p) for p in paths]
-            return datasets.load_dataset("parquet", data_files=files, split="train"), None
+    files = local_config_files(folder, config or "default", split) if folder.is_dir() else None
+    if files is not None:
+        return datasets.load_dataset("parquet", data_files=files, split="train"), None
     if not is_hub_id(name):
         return read_source(name, split=split, subset=config), None
     revision = _hub_commit(name)

@@ -18,6 +18,7 @@ import gc
 import json
 import os
 import shutil
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -35,7 +36,7 @@ from ..errors import ModelError, TrainError
 from ..heads import CompactHeadMixin
 from ..models import DEFAULT_MODEL, hub_kernels_kwargs, resolve_model_path
 from ..padding_free import PaddingFreeMixin
-from ..rundir import SafeCheckpointMixin, checkpoint_dirs
+from ..rundir import SafeCheckpointMixin, checkpoint_dirs, run_lock
 from ..templates import resolve_template, tokenize_rows
 from .arguments import RECIPE_KEYS, TrainArguments, train_arguments
 from .model_card import model_card
@@ -230,35 +231,39 @@ def run_train(args: TrainArguments) -> TrainResult:
     )
     output_dir = Path(training.output_dir)
     state = PartialState()
-    resume = _check_resume(output_dir, record, training.resume_from_checkpoint)
-    state.wait_for_everyone()  # every rank has checked the directory before rank 0 writes into it
-    if state.is_main_process:
-        record.save(output_dir)
-    training.model_init_kwargs = {
-        "revision": model_args.model_revision,
-        "trust_remote_code": training.trust_remote_code,
-        "attn_implementation": model_args.attn_implementation,
-        "dtype": model_args.dtype,
-        **hub_kernels_kwargs(training.model_init_kwargs or {}),  # offline: torch's kernels, not a fetch at step 1
-        **(training.model_init_kwargs or {}),
-    }
-    trainer = TargetTrainer(
-        model=path,
-        args=training,
-        train_dataset=train_set,
-        processing_class=tokenizer,
-        quantization_config=get_quantization_config(model_args),
-        peft_config=get_peft_config(model_args),
-        record=record,
-    )
-    trainer.train(resume_from_checkpoint=resume)
-    _save_final_model(trainer, output_dir, state)
-    url = None
-    if training.push_to_hub:
-        commit = trainer.push_to_hub()
-        url = getattr(commit, "commit_url", None) or f"{trainer.hub_model_id}"
-    trainer.end()
-    return TrainResult(output_dir=output_dir, record=record, train_dataset=train_set, hub_url=url)
+    _check_resume(output_dir, record, training.resume_from_checkpoint)  # a folder not ours is refused before our lock
+    with ExitStack() as stack:
+        if state.is_main_process:  # a second `lpselect train` into the folder is refused while this one runs
+            stack.enter_context(run_lock(output_dir, name=_LOCK))
+        resume = _check_resume(output_dir, record, training.resume_from_checkpoint)  # what holds now, under the lock
+        state.wait_for_everyone()  # every rank has checked the directory before rank 0 writes into it
+        if state.is_main_process:
+            record.save(output_dir)
+        training.model_init_kwargs = {
+            "revision": model_args.model_revision,
+            "trust_remote_code": training.trust_remote_code,
+            "attn_implementation": model_args.attn_implementation,
+            "dtype": model_args.dtype,
+            **hub_kernels_kwargs(training.model_init_kwargs or {}),  # offline: torch's kernels, not a fetch at step 1
+            **(training.model_init_kwargs or {}),
+        }
+        trainer = TargetTrainer(
+            model=path,
+            args=training,
+            train_dataset=train_set,
+            processing_class=tokenizer,
+            quantization_config=get_quantization_config(model_args),
+            peft_config=get_peft_config(model_args),
+            record=record,
+        )
+        trainer.train(resume_from_checkpoint=resume)
+        _save_final_model(trainer, output_dir, state)
+        url = None
+        if training.push_to_hub:
+            commit = trainer.push_to_hub()
+            url = getattr(commit, "commit_url", None) or f"{trainer.hub_model_id}"
+        trainer.end()
+        return TrainResult(output_dir=output_dir, record=record, train_dataset=train_set, hub_url=url)
 
 
 def _model_path(spec: str) -> tuple[str, str]:
@@ -325,6 +330,7 @@ _IDENTITY = {
     "peft": "LoRA settings",
 }
 _FINAL_STAGING = "_lpselect_final_model.tmp"  # "_*": left out of the trainer's Hub uploads
+_LOCK = "_lpselect.lock"  # held while a run writes into output_dir (rundir.run_lock); "_*" as well
 
 
 def _check_resume(output_dir: Path, record: TrainRecord, resume: str | None) -> str | None:
@@ -336,7 +342,7 @@ def _check_resume(output_dir: Path, record: TrainRecord, resume: str | None) -> 
     other identity is refused in one sentence, and so is a folder of files that are not a run of ours.
     With ``--resume_from_checkpoint`` (e.g. to train for more steps), only the rows and template must match.
     """
-    held = sorted(p.name for p in output_dir.iterdir()) if output_dir.is_dir() else []
+    held = sorted(p.name for p in output_dir.iterdir() if p.name != _LOCK) if output_dir.is_dir() else []
     has_record = (output_dir / RECORD_FILE).is_file()
     if resume:
         if has_record:
