@@ -37,7 +37,7 @@ from huggingface_hub.utils import validate_repo_id
 from ..core.hub import NETWORK_ERRORS, is_hub_id, short_error
 from ..core.io import write_parquet
 from ..core.schema import OUR_COLUMNS
-from ..errors import DataError, HubError, LpselectError
+from ..errors import DataError, HubError
 from ..hub.columns import SUBSET_STRATEGIES, hub_columns, parse_subset, scores_from_columns, subset_name
 from ..hub.dataset_card import TAGS, config_paths, config_splits
 from ..hub.provenance import PROVENANCE_KEY, CardProvenance
@@ -325,10 +325,6 @@ def row_texts(scored: Scored, rows: list[int]) -> pd.DataFrame:
 # ----------------------------------------------------------------------------- selection
 
 
-def _to_data_error(err: ValueError) -> DataError:
-    return err if isinstance(err, LpselectError) else DataError(str(err))
-
-
 EMBEDDINGS_KEPT = 4  # pushed datasets whose row embeddings stay in memory (a run directory caches its own on disk)
 _embedded: dict[tuple, Any] = {}
 
@@ -376,25 +372,27 @@ def select_subset(
     selection = select_subset(open_scored("runs/mine"), "lp1-hard", 0.05)
     ```
     """
-    try:
-        if per_cluster is None:
-            return select(
-                scored.scores, strategy, fraction=fraction, seed=seed, mirror=default_mirror(strategy, scored.scores)
-            )
-        if scored.run_dir is None:  # a pushed dataset: its rows are embedded here
-            return select(
-                scored.scores,
-                strategy,
-                fraction=fraction,
-                seed=seed,
-                clusters=pushed_clusters(scored, per_cluster, seed),
-                mirror=default_mirror(strategy, scored.scores),
-            )
-        return select_run(
-            scored.run_dir.path, strategy, fraction=fraction, per_cluster=per_cluster, selection_seed=seed
-        )[0]
-    except ValueError as err:
-        raise _to_data_error(err) from err
+    if per_cluster is None:
+        return select(
+            scored.scores,
+            strategy,
+            fraction=fraction,
+            selection_seed=seed,
+            mirror=default_mirror(strategy, scored.scores),
+        )
+    if scored.run_dir is None:  # a pushed dataset: its rows are embedded here
+        return select(
+            scored.scores,
+            strategy,
+            fraction=fraction,
+            selection_seed=seed,
+            clusters=pushed_clusters(scored, per_cluster, seed),
+            mirror=default_mirror(strategy, scored.scores),
+        )
+    selection, _ = select_run(
+        scored.run_dir.path, strategy, fraction=fraction, per_cluster=per_cluster, selection_seed=seed
+    )
+    return selection
 
 
 def baseline_for(scored: Scored, selection: Selection, *, per_cluster: int | None = None) -> Selection | None:
@@ -404,34 +402,31 @@ def baseline_for(scored: Scored, selection: Selection, *, per_cluster: int | Non
     spec = get_strategy(selection.strategy)
     if spec.order == "random" or not selection.rows:
         return None
-    try:
-        if per_cluster is not None and scored.run_dir is not None:
-            return select_run(
-                scored.run_dir.path,
-                "clustered-random",
-                fraction=float(selection.requested),
-                per_cluster=per_cluster,
-                selection_seed=selection.seed,
-                mirror=selection.strategy,
-            )[0]
-        if per_cluster is not None:
-            return select(
-                scored.scores,
-                "clustered-random",
-                fraction=float(selection.requested),
-                selection_seed=selection.seed,
-                clusters=pushed_clusters(scored, per_cluster, selection.seed),
-                mirror=selection.strategy,
-            )
-        return select(
-            scored.scores,
-            "random",
-            count=len(selection.rows),
+    if per_cluster is not None and scored.run_dir is not None:
+        return select_run(
+            scored.run_dir.path,
+            "clustered-random",
+            fraction=float(selection.requested),
+            per_cluster=per_cluster,
             selection_seed=selection.seed,
             mirror=selection.strategy,
+        )[0]
+    if per_cluster is not None:
+        return select(
+            scored.scores,
+            "clustered-random",
+            fraction=float(selection.requested),
+            selection_seed=selection.seed,
+            clusters=pushed_clusters(scored, per_cluster, selection.seed),
+            mirror=selection.strategy,
         )
-    except ValueError as err:
-        raise _to_data_error(err) from err
+    return select(
+        scored.scores,
+        "random",
+        count=len(selection.rows),
+        selection_seed=selection.seed,
+        mirror=selection.strategy,
+    )
 
 
 def describe(scored: Scored, selection: Selection) -> SelectionStats:
