@@ -39,6 +39,7 @@ from ..templates import resolve_template, tokenize_rows
 from .arguments import RECIPE_KEYS, TrainArguments, train_arguments
 from .card import model_card
 from .data import TrainRows, resolve_rows
+from .schedule import check_schedule
 
 
 RECORD_FILE = "lpselect_train.json"
@@ -51,7 +52,8 @@ class TrainRecord:
     ``row_ids`` are the content ids (the scorer's row ids, ``lpselect_id`` on the Hub) of the rows
     trained on, in dataset order; ``skipped`` lists the given rows that were not trained on
     (``invalid``, ``duplicate``, or ``excluded`` when truncation to ``max_length`` left no response
-    token), with the reason.
+    token), with the reason. ``optimizer_steps`` is the number of optimizer steps the recipe makes on
+    those rows (:func:`~hf_lpselect.training.schedule.optimizer_steps`).
     """
 
     origin: str  # subset-config | hub-selection | run-selection | dataset
@@ -71,6 +73,7 @@ class TrainRecord:
     row_ids: list[str]
     skipped: list[dict[str, str]] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
+    optimizer_steps: int | None = None  # as the recipe plans them (hf_lpselect.training.schedule)
 
     def save(self, output_dir: str | Path) -> Path:
         """Write ``OUTPUT_DIR/lpselect_train.json`` (atomically)."""
@@ -98,6 +101,7 @@ class TrainResult:
     record: TrainRecord
     train_dataset: datasets.Dataset
     hub_url: str | None = None
+    optimizer_steps: int | None = None  # the steps training ran (the trainer's global step)
 
     def summary(self) -> str:
         """A few lines for the terminal."""
@@ -113,6 +117,10 @@ class TrainResult:
             )
         )
         lines = [f"trained {r.model} on {r.n_trained} of {r.n_rows} rows of {where} ({what}), template {r.template}"]
+        if self.optimizer_steps is not None:
+            lines.append(
+                f"  {self.optimizer_steps} optimizer step(s) at peak learning rate {r.recipe['learning_rate']:g}"
+            )
         if r.skipped:
             lines.append(f"  skipped {len(r.skipped)} row(s): see skipped in {RECORD_FILE}")
         lines.append(f"  model and {RECORD_FILE}: {self.output_dir}")
@@ -242,6 +250,8 @@ def run_train(args: TrainArguments) -> TrainResult:
         raise TrainError(
             f"No row left to train on: all {len(rows.ids)} given rows were skipped ({skipped[0]['reason']})."
         )
+    state = PartialState()
+    planned = check_schedule(len(train_set), training, state.num_processes)  # before anything is written
     record = TrainRecord(
         origin=rows.origin,
         dataset=rows.dataset,
@@ -265,9 +275,9 @@ def run_train(args: TrainArguments) -> TrainResult:
         row_ids=trained_ids,
         skipped=skipped,
         versions={lib: version(lib) for lib in ("hf-lpselect", "torch", "transformers", "trl", "datasets", "peft")},
+        optimizer_steps=planned.steps,
     )
     output_dir = Path(training.output_dir)
-    state = PartialState()
     resume = _check_resume(output_dir, record, training.resume_from_checkpoint)
     state.wait_for_everyone()  # every rank has checked the directory before rank 0 writes into it
     if state.is_main_process:
@@ -296,7 +306,13 @@ def run_train(args: TrainArguments) -> TrainResult:
         commit = trainer.push_to_hub()
         url = getattr(commit, "commit_url", None) or f"{trainer.hub_model_id}"
     trainer.end()
-    return TrainResult(output_dir=output_dir, record=record, train_dataset=train_set, hub_url=url)
+    return TrainResult(
+        output_dir=output_dir,
+        record=record,
+        train_dataset=train_set,
+        hub_url=url,
+        optimizer_steps=trainer.state.global_step,
+    )
 
 
 def _model_path(spec: str) -> tuple[str, str]:
