@@ -159,6 +159,15 @@ def test_bad_subset_names_say_how_to_write_one(name):
 # ---------------------------------------------------------------- the materialised repo
 
 
+def test_every_default_hard_subset_has_a_random_baseline_of_its_size():
+    """Before: lp1_hard_10pct and lp1_hard_33pct were pushed with only random_5pct beside them."""
+    sizes = {
+        strategy: {parse_subset(n).fraction for n in DEFAULT_SUBSETS if parse_subset(n).strategy == strategy}
+        for strategy in ("lp1-hard", "random")
+    }
+    assert sizes["lp1-hard"] == sizes["random"] == {0.05, 0.10, 0.33}
+
+
 def test_every_config_loads_with_datasets_with_the_expected_rows(run, repo):
     default = datasets.load_dataset(str(repo.local_dir), "default", split="train")
     assert default.column_names == SOURCE_COLUMNS + OURS
