@@ -547,6 +547,51 @@ def test_the_default_model_trains_and_is_named_as_the_base_model_on_the_card(tmp
     )
 
 
+def test_lora_defaults_are_the_same_for_score_and_train():
+    """Before: score adapted all linear layers, train PEFT's q_proj and v_proj (lora_target_modules None)."""
+    from hf_lpselect.scoring.arguments import parse_score_args
+
+    trained = parse_train_args(["--model_name_or_path", "m", "--dataset_name", "d", "--use_peft"]).model
+    scored = parse_score_args(["data.jsonl", "--use_peft"])[2]
+    assert trained.lora_target_modules == scored.lora_target_modules == "all-linear"
+    assert [(f, getattr(trained, f)) for f in ("lora_r", "lora_alpha", "lora_dropout")] == [
+        (f, getattr(scored, f)) for f in ("lora_r", "lora_alpha", "lora_dropout")
+    ]
+
+
+@pytest.mark.slow
+def test_a_lora_adapter_of_the_default_model_names_its_hub_id_and_loads_offline(tmp_path, monkeypatch):
+    """Before: adapter_config.json named the converted folder in the cache as the base, and README.md was PEFT's."""
+    import torch
+
+    from hf_lpselect.models import load_model
+
+    data = tmp_path / "four.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in RECORDS[:4]))
+    out = tmp_path / "lora"
+    result = hf_lpselect.train(
+        model_name_or_path="default",
+        dataset_name=str(data),
+        output_dir=str(out),
+        use_peft=True,
+        learning_rate=1e-2,
+        **STEP,
+    )
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    linear = {f"{name}_proj" for name in ("q", "k", "v", "o", "gate", "up", "down")}
+    assert set(config["target_modules"]) == linear  # all-linear; before: q_proj and v_proj
+    assert result.record.model_spec == "default"
+    card = (out / "README.md").read_text()
+    assert "base_model: HuggingFaceTB/SmolLM2-135M-Instruct" in card and "## Training data (hf_lpselect)" in card
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the adapter's base is the converted default, not a download
+    loaded, base = load_model(str(out)), load_model("default")
+    ids = torch.tensor([[5, 9, 14, 3]])
+    with torch.no_grad():
+        assert not torch.allclose(loaded.model(ids).logits, base.model(ids).logits)  # the adapter is applied
+    assert sum("lora_B" in name for name, _ in loaded.model.named_parameters()) == 7 * 30  # 7 layers x 30 blocks
+
+
 def test_a_lora_output_folder_loads_for_eval_with_its_adapter(scored, tiny_model_dir, tmp_path):
     """``lpselect train --use_peft`` writes an adapter folder (no config.json); ``lpselect eval`` and
     ``load_model`` take it as a model: the base with the trained adapter applied."""
@@ -570,6 +615,9 @@ def test_a_lora_output_folder_loads_for_eval_with_its_adapter(scored, tiny_model
         **STEP,
     )
     assert (out / "adapter_config.json").is_file() and not (out / "config.json").exists()
+    card = (out / "README.md").read_text()  # before: PEFT's empty template ("[More Information Needed]")
+    assert "## Training data (hf_lpselect)" in card and "More Information Needed" not in card
+    assert "| LoRA | lora_r 4," in card
     loaded = load_model(str(out))
     expected = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), out)
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)

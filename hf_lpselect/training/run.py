@@ -32,17 +32,17 @@ from trl.trainer.utils import get_comet_experiment_url, get_trackio_space_url
 from ..core.io import saving_into, write_json
 from ..errors import ModelError, TrainError
 from ..heads import CompactHeadMixin
-from ..models import DEFAULT_MODEL, hub_kernels_kwargs, resolve_model_path
+from ..models import DEFAULT_MODEL, TRAIN_RECORD_FILE, hub_kernels_kwargs, resolve_model_path
 from ..padding_free import PaddingFreeMixin
 from ..rundir import SafeCheckpointMixin, checkpoint_dirs
-from ..templates import resolve_template, tokenize_rows
-from .arguments import RECIPE_KEYS, TrainArguments, train_arguments
+from ..templates import TRL_TEMPLATE, resolve_template, tokenize_rows
+from .arguments import RECIPE_KEYS, TrainArguments, TrainConfig, train_arguments
 from .card import model_card
 from .data import TrainRows, resolve_rows
 from .schedule import check_schedule
 
 
-RECORD_FILE = "lpselect_train.json"
+RECORD_FILE = TRAIN_RECORD_FILE
 
 
 @dataclass
@@ -74,6 +74,7 @@ class TrainRecord:
     skipped: list[dict[str, str]] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
     optimizer_steps: int | None = None  # as the recipe plans them (hf_lpselect.training.schedule)
+    model_spec: str | None = None  # the model as given (``default``, a .gguf file …); ``model`` is its name
 
     def save(self, output_dir: str | Path) -> Path:
         """Write ``OUTPUT_DIR/lpselect_train.json`` (atomically)."""
@@ -262,6 +263,7 @@ def run_train(args: TrainArguments) -> TrainResult:
         selection=rows.selection,
         scorer=rows.scorer,
         model=model_name,
+        model_spec=model_args.model_name_or_path,
         template=template,
         recipe={k: _plain_value(getattr(training, k)) for k in RECIPE_KEYS},
         peft={
@@ -301,6 +303,7 @@ def run_train(args: TrainArguments) -> TrainResult:
     )
     trainer.train(resume_from_checkpoint=resume)
     _save_final_model(trainer, output_dir, state)
+    trainer.create_model_card(model_name=_card_name(training))  # on the main process; ours, not PEFT's template
     url = None
     if training.push_to_hub:
         commit = trainer.push_to_hub()
@@ -348,6 +351,8 @@ def _training_set(
     template = args.selection.template
     if template == "auto" and rows.scorer and rows.scorer.get("template"):
         template = rows.scorer["template"]  # the scorer's prompt, so hard means the same thing
+    if template == TRL_TEMPLATE and rows.raw is not None:  # the scorer's rows were TRL's: TRL formats them again
+        return rows.raw, TRL_TEMPLATE, [], list(rows.ids)
     template = resolve_template(template, tokenizer, rows.rows)
     tokenized = tokenize_rows(rows.rows, tokenizer, template=template, max_length=training.max_length)
     status = tokenized["status"]
@@ -440,6 +445,7 @@ def _save_final_model(trainer: TargetTrainer, output_dir: Path, state) -> None:
         trainer.save_model(str(staging), _internal_call=True)  # the push, if any, follows from output_dir
     state.wait_for_everyone()
     if state.is_main_process:
+        _name_adapter_base(staging, trainer.record.model)
         for item in sorted(staging.iterdir()):
             target = output_dir / item.name
             if item.is_dir() and target.is_dir():
@@ -447,6 +453,24 @@ def _save_final_model(trainer: TargetTrainer, output_dir: Path, state) -> None:
             os.replace(item, target)
         staging.rmdir()
     state.wait_for_everyone()
+
+
+def _name_adapter_base(folder: Path, model: str) -> None:
+    """A LoRA adapter's ``adapter_config.json`` names its base as the record does (the Hub id, or the name given),
+    not by the folder TRL loaded it from (``default`` and ``.gguf`` files are loaded from a converted folder in the
+    cache); PEFT's empty card template is dropped (ours is written after the save)."""
+    config = folder / "adapter_config.json"
+    if not config.is_file():
+        return
+    values = json.loads(config.read_text(encoding="utf-8"))
+    values["base_model_name_or_path"] = model
+    write_json(values, config)
+    (folder / "README.md").unlink(missing_ok=True)  # PEFT's, written by this save a moment ago
+
+
+def _card_name(training: TrainConfig) -> str:
+    """The card's title, as TRL names it: the Hub repo's name, else the output folder's."""
+    return (training.hub_model_id or str(training.output_dir)).rstrip("/").split("/")[-1]
 
 
 def _plain_value(value: Any) -> Any:
