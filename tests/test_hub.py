@@ -255,6 +255,11 @@ def test_the_card_metadata_records_the_scorer_and_subsets_for_train(run, repo):
     assert provenance.scorer == run.record.model_name.rstrip("/").split("/")[-1] + " (local)"  # no local path
     assert (provenance.template, provenance.epochs, provenance.max_length) == (run.record.template, 2, 128)
     assert provenance.recipe == run.record.recipe and provenance.recipe["learning_rate"] == 1e-3
+    assert provenance.recipe["use_peft"] is False and not {"lora_r", "lora_alpha", "lora_dropout"} & set(
+        provenance.recipe
+    )  # before: the card's recipe table listed LoRA settings for a run without LoRA
+    card = (repo.local_dir / "README.md").read_text()
+    assert "| use_peft | `False` |" in card and "| lora_r |" not in card
     assert provenance.source == "data.jsonl (local)" and provenance.source_split == "train"
     assert provenance.subsets == {
         n: {"strategy": parse_subset(n).strategy, "fraction": parse_subset(n).fraction} for n in DEFAULT_SUBSETS
