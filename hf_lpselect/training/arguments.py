@@ -69,6 +69,10 @@ class TrainConfig(SFTConfig):
     The rest of the recipe is TRL's default already: ``learning_rate=2e-5``, ``weight_decay=0.0``,
     ``num_train_epochs=3``, ``seed=42``.
 
+    It is also the config for your own ``SFTTrainer`` script with a
+    :class:`~hf_lpselect.scoring.trainer.LearningPercentageCallback` (docs/trl.md): TRL's ``SFTConfig("out")``
+    raises on a machine without a GPU (its bf16 default), this one runs there.
+
     Example:
 
     ```python
