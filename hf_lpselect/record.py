@@ -35,7 +35,10 @@ RECIPE_FIELDS = (
     "lora_r",
     "lora_alpha",
     "lora_dropout",
+    "lora_target_modules",
 )
+# the recipe fields that exist only in a LoRA run (use_peft true)
+LORA_FIELDS = ("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules")
 
 
 # Fields that cannot change a score: where files and logs go, trackers, progress bars, the Hub.
@@ -194,8 +197,10 @@ class RunRecord:
 
     @property
     def recipe(self) -> dict[str, Any]:
-        """The training recipe fields of the identity (learning rate, schedule, batch, precision, LoRA)."""
-        return {k: self.identity[k] for k in RECIPE_FIELDS if k in self.identity}
+        """The training recipe fields of the identity (learning rate, schedule, batch, precision; LoRA's only
+        in a LoRA run)."""
+        lora = bool(self.identity.get("use_peft"))
+        return {k: self.identity[k] for k in RECIPE_FIELDS if k in self.identity and (lora or k not in LORA_FIELDS)}
 
     def save(self, run_dir: str | os.PathLike) -> None:
         """Write ``run_dir/run.json`` atomically."""

@@ -24,6 +24,9 @@ from .errors import TemplateError
 
 
 TEMPLATES = ("auto", "alpaca", "chat", "plain")
+# what a run records for rows that TRL's own trainer formatted and tokenised (a LearningPercentageCallback run on
+# prompt/completion rows or conversations): not one of ours; lpselect train hands such rows to TRL again
+TRL_TEMPLATE = "trl"
 
 ALPACA_PROMPT_INPUT = (
     "Below is an instruction that describes a task, paired with an input that provides further context. "

@@ -7,11 +7,12 @@ import datasets
 import pandas as pd
 import pytest
 from conftest import lpselect, make_tiny_model
-from transformers import TrainerCallback
+from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
+import hf_lpselect
 from hf_lpselect.errors import ConfigError, RunError
-from hf_lpselect.ingest import canonicalize, content_ids, load_rows
+from hf_lpselect.ingest import canonicalize, content_id, content_ids, load_rows
 from hf_lpselect.record import RunRecord
 from hf_lpselect.scoring.demo_data import make_demo_rows
 from hf_lpselect.scoring.trainer import LearningPercentageCallback, ScorerConfig, ScorerTrainer, scoring_rows
@@ -133,9 +134,9 @@ def test_each_pass_is_logged_to_the_trackers(tmp_path, tokenizer):
     assert "lpselect/ppl_drop_q50" in logged[1] and "lpselect/ppl_drop_q50" not in logged[0]
 
 
-def readme_block(marker: str) -> str:
-    """The Python block that follows ``<!-- tested: MARKER -->`` in README.md."""
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+def docs_block(marker: str, page: str = "docs/trl.md") -> str:
+    """The Python block that follows ``<!-- tested: MARKER -->`` in ``page`` (a path from the repository root)."""
+    text = (Path(__file__).resolve().parents[1] / page).read_text(encoding="utf-8")
     after = text.split(f"<!-- tested: {marker} -->", 1)[1]
     return after.split("```python\n", 1)[1].split("```", 1)[0]
 
@@ -146,18 +147,23 @@ def prompt_completion_rows(n=12):
     )
 
 
-def test_the_readmes_trl_script_ends_in_a_run_that_lpselect_select_takes(tmp_path, tokenizer, monkeypatch):
-    """Run README's block as written. The one stand-in: trl.SFTConfig gets this file's fast recipe (a tiny random
-    model learns nothing at the paper's 2e-5 in 3 epochs of 12 rows)."""
-    import trl
+def test_the_documented_trl_script_ends_in_a_run_that_lpselect_select_takes(tmp_path, tokenizer, monkeypatch):
+    """Run docs/trl.md's block as written, with two stand-ins: load_model gives a tiny model, and TrainConfig gets
+    this file's fast recipe (a tiny random model learns nothing at the paper's 2e-5 in 3 epochs of 12 rows); it is
+    still hf_lpselect's TrainConfig. Before: the block's SFTConfig("out", num_train_epochs=3) raised on a CPU
+    ("Your setup doesn't support bf16/gpu"), and the run left the trainer's last checkpoint in the run folder."""
+    import hf_lpselect.models
+    import hf_lpselect.training.arguments as arguments
+    from hf_lpselect.models import LoadedModel
 
     monkeypatch.chdir(tmp_path)
     fast = {k: v for k, v in RECIPE.items() if k not in ("num_train_epochs", "max_length")}
-    monkeypatch.setattr(trl, "SFTConfig", lambda output_dir, **kw: SFTConfig(output_dir, **{**fast, **kw}))
+    real = arguments.TrainConfig
+    monkeypatch.setattr(arguments, "TrainConfig", lambda output_dir, **kw: real(output_dir, **{**fast, **kw}))
+    tiny = LoadedModel(model=make_tiny_model(len(tokenizer)), tokenizer=tokenizer)
+    monkeypatch.setattr(hf_lpselect.models, "load_model", lambda spec: tiny)
     raw = prompt_completion_rows()
-    exec(
-        readme_block("the TRL script"), {"model": make_tiny_model(len(tokenizer)), "tokenizer": tokenizer, "raw": raw}
-    )
+    exec(docs_block("the TRL script"), {"raw": raw})
 
     out = tmp_path / "out"
     scores = pd.read_parquet(out / "scores.parquet")
@@ -165,13 +171,28 @@ def test_the_readmes_trl_script_ends_in_a_run_that_lpselect_select_takes(tmp_pat
     assert scores["lp1"].notna().sum() >= 10
     record = RunRecord.load(out)
     assert record.complete and record.epochs == 3 and record.dataset.stored and record.format == "prompt-completion"
-    assert record.identity["learning_rate"] == RECIPE["learning_rate"]
+    assert record.identity["learning_rate"] == RECIPE["learning_rate"] and record.template == "trl"
+    assert not list(out.glob("checkpoint-*"))
 
     result = lpselect("select", str(out), "--strategy", "lp1-hard", "--fraction", "0.25")
     assert result.exit_code == 0, result.output
     picked = pd.read_parquet(next((out / "selections").glob("lp1-hard*")))
     hardest = scores.dropna(subset=["lp1"]).sort_values(["lp1", "row"])["row"].head(len(picked)).tolist()
     assert sorted(picked["completion"]) == sorted(raw.select(hardest)["completion"])
+
+
+def test_the_readmes_trl_script_is_the_documented_one():
+    assert docs_block("the TRL script", "README.md") == docs_block("the TRL script")
+
+
+@pytest.mark.slow
+def test_the_documented_trl_script_runs_as_written_with_the_default_model(tmp_path, monkeypatch):
+    """No stand-in: the default model, the paper's recipe, on this machine's CPU."""
+    monkeypatch.chdir(tmp_path)
+    exec(docs_block("the TRL script"), {"raw": prompt_completion_rows()})
+    record = RunRecord.load(tmp_path / "out")
+    assert record.complete and record.model_name == "HuggingFaceTB/SmolLM2-135M-Instruct" and record.template == "trl"
+    assert not list((tmp_path / "out").glob("checkpoint-*"))
 
 
 def test_trls_labels_are_the_response_tokens_the_callback_scores(tokenizer):
@@ -297,9 +318,78 @@ def test_load_rows_output_is_taken_wherever_raw_rows_are(tmp_path, tokenizer):
         train_dataset=tokens,
         args=SFTConfig(str(tmp_path / "out"), dataset_kwargs={"skip_prepare_dataset": True}, **RECIPE),
     )
-    trainer.add_callback(LearningPercentageCallback(tokens, source=rows, trainer=trainer))
+    trainer.add_callback(LearningPercentageCallback(tokens, source=rows, trainer=trainer, template="alpaca"))
     trainer.train()
     scores = pd.read_parquet(tmp_path / "out" / "scores.parquet")
     assert scores["row"].tolist() == list(range(8)) and (scores["status"] == "ok").all()
     assert RunRecord.load(tmp_path / "out").format == "alpaca"
     assert canonicalize(rows.select([5, 2]))["row"] == [0, 1]  # some of its rows: numbered again, in order
+
+
+def test_a_callback_run_records_trls_formatting_and_train_run_formats_the_rows_so_again(tmp_path, tiny_model_dir):
+    """Before: run.json recorded template "" and `lpselect train --run` wrapped TRL's prompt/completion rows in the
+    Alpaca prompt ("Below is an instruction ... ### Instruction:\\n<the prompt>"); the card showed template ''."""
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    raw = prompt_completion_rows(12)
+    trainer = SFTTrainer(
+        model=AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+        processing_class=tokenizer,
+        train_dataset=raw,
+        args=SFTConfig(str(tmp_path / "out"), **RECIPE),
+    )
+    trainer.add_callback(LearningPercentageCallback(trainer.train_dataset, source=raw, trainer=trainer))
+    trainer.train()
+    record = RunRecord.load(tmp_path / "out")
+    assert record.template == "trl" and record.model_name == str(tiny_model_dir)
+
+    step = dict(max_steps=1, warmup_steps=0, per_device_train_batch_size=4, gradient_accumulation_steps=1)
+    result = hf_lpselect.train(
+        model_name_or_path=str(tiny_model_dir),
+        run=str(tmp_path / "out"),
+        strategy="lp1-hard",
+        fraction=0.5,
+        output_dir=str(tmp_path / "hard"),
+        bf16=False,
+        save_strategy="no",
+        **step,
+    )
+    assert result.record.template == "trl" and result.record.scorer["template"] == "trl"
+    picked = [row for row in raw if content_id(row) in set(result.record.row_ids)]
+    assert len(picked) == 6  # handed to TRL in their own columns, as the scorer's trainer had them: no Alpaca prompt
+    key = lambda row: row["completion"]  # noqa: E731
+    assert sorted(result.train_dataset.to_list(), key=key) == sorted(picked, key=key)
+    card = (tmp_path / "hard" / "README.md").read_text()
+    assert "| prompt template | `trl` (TRL's own formatting) |" in card and "(template `trl`)" in card
+
+
+def test_rows_from_tokenize_rows_need_their_template_to_be_recorded(tokenizer):
+    raw = alpaca_rows(4)
+    rows = ok_tokens(raw, tokenizer, "plain")
+    with pytest.raises(ConfigError, match="pass template= the template they were tokenised with"):
+        LearningPercentageCallback(rows, source=raw)
+    assert LearningPercentageCallback(rows, source=raw, template="plain").template == "plain"
+    with pytest.raises(ConfigError, match="formatted and tokenised by TRL's trainer, not with the 'alpaca'"):
+        LearningPercentageCallback(
+            SFTTrainer(
+                model=make_tiny_model(len(tokenizer)),
+                processing_class=tokenizer,
+                train_dataset=prompt_completion_rows(4),
+                args=SFTConfig("unused", **RECIPE),
+            ).train_dataset,
+            template="alpaca",
+        )
+
+
+def test_a_model_loaded_from_the_cache_is_named_as_a_person_names_it(tmp_path):
+    """Before: a callback run of load_model("default") recorded the converted folder in the cache as the scorer."""
+    from hf_lpselect.core.cache import cache_dir
+    from hf_lpselect.models import model_name
+
+    converted = cache_dir() / "gguf"
+    for folder in ("SmolLM2-135M-Instruct.Q4_1-0a1b2c3d4e5f", "mine.Q8_0-0a1b2c3d4e5f"):
+        (converted / folder).mkdir(parents=True)
+    assert model_name(str(converted / "SmolLM2-135M-Instruct.Q4_1-0a1b2c3d4e5f")) == (
+        "HuggingFaceTB/SmolLM2-135M-Instruct"
+    )
+    assert model_name(str(converted / "mine.Q8_0-0a1b2c3d4e5f")) == "mine.Q8_0.gguf"
+    assert model_name(str(tmp_path)) == str(tmp_path) and model_name("org/model") == "org/model"

@@ -157,6 +157,15 @@ def test_bad_subset_names_say_how_to_write_one(name):
 # ---------------------------------------------------------------- the materialised repo
 
 
+def test_every_default_hard_subset_has_a_random_baseline_of_its_size():
+    """Before: lp1_hard_10pct and lp1_hard_33pct were pushed with only random_5pct beside them."""
+    sizes = {
+        strategy: {parse_subset(n).fraction for n in DEFAULT_SUBSETS if parse_subset(n).strategy == strategy}
+        for strategy in ("lp1-hard", "random")
+    }
+    assert sizes["lp1-hard"] == sizes["random"] == {0.05, 0.10, 0.33}
+
+
 def test_every_config_loads_with_datasets_with_the_expected_rows(run, repo):
     default = datasets.load_dataset(str(repo.local_dir), "default", split="train")
     assert default.column_names == SOURCE_COLUMNS + OURS
@@ -244,6 +253,11 @@ def test_the_card_metadata_records_the_scorer_and_subsets_for_train(run, repo):
     assert provenance.scorer == run.record.model_name.rstrip("/").split("/")[-1] + " (local)"  # no local path
     assert (provenance.template, provenance.epochs, provenance.max_length) == (run.record.template, 2, 128)
     assert provenance.recipe == run.record.recipe and provenance.recipe["learning_rate"] == 1e-3
+    assert provenance.recipe["use_peft"] is False and not {"lora_r", "lora_alpha", "lora_dropout"} & set(
+        provenance.recipe
+    )  # before: the card's recipe table listed LoRA settings for a run without LoRA
+    card = (repo.local_dir / "README.md").read_text()
+    assert "| use_peft | `False` |" in card and "| lora_r |" not in card
     assert provenance.source == "data.jsonl (local)" and provenance.source_split == "train"
     assert provenance.subsets == {
         n: {"strategy": parse_subset(n).strategy, "fraction": parse_subset(n).fraction} for n in DEFAULT_SUBSETS

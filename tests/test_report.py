@@ -272,3 +272,56 @@ def test_the_summary_table_never_cuts_a_number():
     print_summary(summary, console)
     text = console.export_text()
     assert "615.4" in text and "12345" in text and "-0.123" in text
+
+
+def test_the_summary_tables_first_column_shows_every_row_number():
+    """Before: in an 80-column terminal, five long rows with P_0 near 5e4 squeezed the row column to nothing
+    (rich shrinks every column alike when a table is too wide): `││ 0.476 │ 5.306e+04 │ Put the …`."""
+    from rich.console import Console
+
+    from hf_lpselect.scoring.summary import print_summary
+
+    examples = [
+        {"row": row, "lp1": lp1, "ppl_0": ppl, "text": "Put the following words in alphabetical order. " * 3}
+        for row, lp1, ppl in ((20, 0.476, 53060.0), (12, 0.582, 39970.0), (0, 0.584, 48830.0), (16, 0.592, 51810.0))
+    ]
+    summary = {
+        "run_dir": "r",
+        "n_rows": 4,
+        "counts": {"ok": 4, "excluded": 0, "invalid": 0, "duplicate": 0, "truncated": 0},
+        "excluded_reasons": {},
+        "files": [],
+        "lp1": {
+            "n": 4,
+            "nan": 0,
+            "above_1": 0,
+            "below_0": 0,
+            "quantiles": dict.fromkeys((0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0), 0.5),
+            "histogram": {"counts": [4], "edges": [-0.5, 1.5]},
+        },
+        "hardest": examples,
+        "easiest": examples[::-1],
+    }
+    console = Console(width=80, record=True)
+    print_summary(summary, console)
+    lines = [line for line in console.export_text().splitlines() if "5.306e+04" in line]
+    assert len(lines) == 2 and all(line.startswith("│  20 │ 0.476 │ 5.306e+04 │ Put the") for line in lines)
+    assert all(len(line) <= 80 for line in console.export_text().splitlines())
+
+
+def test_the_easiest_rows_leave_out_rows_flagged_lp1_above_1(run3):
+    """Before: the Easiest table was headed by row 0 (LP(1) 2.5) and row 1 (above 1): out of range, not easy."""
+    from rich.console import Console
+
+    from hf_lpselect.scoring.summary import print_summary, summarize
+
+    summary = summarize(run3)
+    scores = pd.read_parquet(run3.scores)
+    assert summary["easiest_left_out"] == int(scores["lp1_above_1"].sum()) == 2
+    expected = scores[~scores["lp1_above_1"]].dropna(subset=["lp1"]).sort_values(["lp1", "row"]).tail(5)
+    assert [ex["row"] for ex in summary["easiest"]] == expected["row"].tolist()[::-1]
+    assert all(ex["lp1"] <= 1 for ex in summary["easiest"])
+    console = Console(width=100, record=True)
+    print_summary(summary, console)
+    easiest = console.export_text().split("Easiest (highest LP(1))")[1]
+    assert "  2 row(s) flagged LP(1) above 1 left out: out of range, not easy" in easiest

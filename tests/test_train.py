@@ -30,6 +30,7 @@ from hf_lpselect.scoring.demo_data import make_demo_rows
 from hf_lpselect.selection.subsets import run_rows, select_run
 from hf_lpselect.templates import tokenize_rows
 from hf_lpselect.training.arguments import TrainConfig, parse_train_args
+from hf_lpselect.training.schedule import Schedule, optimizer_steps, schedule
 from hf_lpselect.training.train_record import RECORD_FILE, TrainRecord
 
 
@@ -53,6 +54,7 @@ STEP = {
     "bf16": False,
     "max_length": 128,
     "save_strategy": "no",
+    "warmup_steps": 0,  # the recipe's warmup would make a 1-step run's only step at learning rate 0
 }
 SUBSET = "lp1_hard_25pct"  # 6 of the 24 scorable rows
 
@@ -425,6 +427,45 @@ def test_a_plain_dataset_trains_every_valid_row_and_records_the_rest(scored, tin
     assert record.row_ids == load_rows(str(scored["data"]))["id"][:24] and len(result.train_dataset) == 24
 
 
+def test_the_recipes_optimizer_steps_are_the_trainers():
+    """4 rows x 8 accumulation steps a step; a last partial accumulation is a step; warmup is ceil(0.03 x steps)."""
+    one_epoch = TrainConfig("out", num_train_epochs=1, bf16=False)
+    assert optimizer_steps(30, one_epoch) == 1  # 8 batches of 4 rows (the last of 2), accumulated 8 at a time
+    assert optimizer_steps(33, one_epoch) == 2  # 9 batches: 8, then 1
+    assert optimizer_steps(300, TrainConfig("out", bf16=False)) == 30  # 75 batches = 10 steps, 3 epochs
+    assert optimizer_steps(300, TrainConfig("out", bf16=False), num_processes=2) == 15
+    assert optimizer_steps(300, TrainConfig("out", max_steps=7, bf16=False)) == 7
+    assert schedule(30, one_epoch) == Schedule(steps=1, warmup_steps=1, first_moving_step=None)
+    assert schedule(300, TrainConfig("out", bf16=False)) == Schedule(steps=30, warmup_steps=1, first_moving_step=1)
+    assert schedule(30, TrainConfig("out", num_train_epochs=1, warmup_steps=0, bf16=False)).first_moving_step == 0
+
+
+def test_a_run_whose_every_step_has_learning_rate_0_is_refused_before_anything_is_written(tiny_model_dir, tmp_path):
+    """Before: 30 rows, 1 epoch = one optimizer step, at learning rate 0 under the warmup; every lora_B stayed 0.0 and
+    the summary said "trained ... on 30 of 30 rows"."""
+    data = tmp_path / "thirty.jsonl"
+    rows = [{k: r[k] for k in ("instruction", "input", "output")} for r in make_demo_rows(30, seed=3)]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    common = dict(model_name_or_path=str(tiny_model_dir), dataset_name=str(data), max_length=128, bf16=False)
+    with pytest.raises(TrainError) as refused:
+        hf_lpselect.train(output_dir=str(tmp_path / "out"), num_train_epochs=1, **common)
+    assert str(refused.value) == (
+        "This run cannot change the weights: 30 rows at 32 rows per optimizer step make 1 step(s), and it is warmup "
+        "at learning rate 0 (--warmup_steps 0.03 = 1 step(s), cosine schedule); set --warmup_steps 0, lower "
+        "--gradient_accumulation_steps or --per_device_train_batch_size for more steps per epoch, or train more "
+        "--num_train_epochs."
+    )
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(TrainError, match="--learning_rate is 0.0; set a --learning_rate above 0"):
+        hf_lpselect.train(output_dir=str(tmp_path / "out"), learning_rate=0.0, **{**common, **STEP})
+
+    result = hf_lpselect.train(
+        output_dir=str(tmp_path / "moves"), num_train_epochs=1, gradient_accumulation_steps=4, **common
+    )  # 8 batches, 4 a step: 2 steps, the second at the peak learning rate
+    assert result.optimizer_steps == 2 == result.record.optimizer_steps
+    assert "  2 optimizer step(s) at peak learning rate 2e-05" in result.summary().splitlines()
+
+
 def test_template_trl_hands_the_dataset_to_trl_unchanged(tiny_model_dir, tmp_path):
     data = tmp_path / "text.jsonl"
     data.write_text("".join(json.dumps({"text": f"Plain text number {i}."}) + "\n" for i in range(4)))
@@ -614,6 +655,51 @@ def test_the_default_model_trains_and_is_named_as_the_base_model_on_the_card(tmp
     )
 
 
+def test_lora_defaults_are_the_same_for_score_and_train():
+    """Before: score adapted all linear layers, train PEFT's q_proj and v_proj (lora_target_modules None)."""
+    from hf_lpselect.scoring.arguments import parse_score_args
+
+    trained = parse_train_args(["--model_name_or_path", "m", "--dataset_name", "d", "--use_peft"]).model
+    scored = parse_score_args(["data.jsonl", "--use_peft"])[2]
+    assert trained.lora_target_modules == scored.lora_target_modules == "all-linear"
+    assert [(f, getattr(trained, f)) for f in ("lora_r", "lora_alpha", "lora_dropout")] == [
+        (f, getattr(scored, f)) for f in ("lora_r", "lora_alpha", "lora_dropout")
+    ]
+
+
+@pytest.mark.slow
+def test_a_lora_adapter_of_the_default_model_names_its_hub_id_and_loads_offline(tmp_path, monkeypatch):
+    """Before: adapter_config.json named the converted folder in the cache as the base, and README.md was PEFT's."""
+    import torch
+
+    from hf_lpselect.models import load_model
+
+    data = tmp_path / "four.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in RECORDS[:4]))
+    out = tmp_path / "lora"
+    result = hf_lpselect.train(
+        model_name_or_path="default",
+        dataset_name=str(data),
+        output_dir=str(out),
+        use_peft=True,
+        learning_rate=1e-2,
+        **STEP,
+    )
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    linear = {f"{name}_proj" for name in ("q", "k", "v", "o", "gate", "up", "down")}
+    assert set(config["target_modules"]) == linear  # all-linear; before: q_proj and v_proj
+    assert result.record.model_spec == "default"
+    card = (out / "README.md").read_text()
+    assert "base_model: HuggingFaceTB/SmolLM2-135M-Instruct" in card and "## Training data (hf_lpselect)" in card
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the adapter's base is the converted default, not a download
+    loaded, base = load_model(str(out)), load_model("default")
+    ids = torch.tensor([[5, 9, 14, 3]])
+    with torch.no_grad():
+        assert not torch.allclose(loaded.model(ids).logits, base.model(ids).logits)  # the adapter is applied
+    assert sum("lora_B" in name for name, _ in loaded.model.named_parameters()) == 7 * 30  # 7 layers x 30 blocks
+
+
 def test_a_lora_output_folder_loads_for_eval_with_its_adapter(scored, tiny_model_dir, tmp_path):
     """``lpselect train --use_peft`` writes an adapter folder (no config.json); ``lpselect eval`` and
     ``load_model`` take it as a model: the base with the trained adapter applied."""
@@ -634,10 +720,12 @@ def test_a_lora_output_folder_loads_for_eval_with_its_adapter(scored, tiny_model
         lora_r=4,
         lora_target_modules=["q_proj", "v_proj"],
         learning_rate=1e-2,
-        warmup_steps=0,
         **STEP,
     )
     assert (out / "adapter_config.json").is_file() and not (out / "config.json").exists()
+    card = (out / "README.md").read_text()  # before: PEFT's empty template ("[More Information Needed]")
+    assert "## Training data (hf_lpselect)" in card and "More Information Needed" not in card
+    assert "| LoRA | lora_r 4," in card
     loaded = load_model(str(out))
     expected = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), out)
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)

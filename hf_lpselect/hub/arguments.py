@@ -19,7 +19,7 @@ class PushArguments:
             The run directory (default: the latest finished run of ``repo_id`` under ``runs/``).
         subsets (`str` or `None`, *optional*, defaults to `None`):
             Comma-separated subset configs named ``STRATEGY_Npct``; ``none`` for only the default config
-            (default: ``lp1_hard_5pct,lp1_hard_10pct,lp1_hard_33pct,random_5pct``).
+            (default: ``lp1_hard_5pct,lp1_hard_10pct,lp1_hard_33pct,random_5pct,random_10pct,random_33pct``).
         private (`bool`, *optional*, defaults to `False`):
             Create the repo as private (when it does not exist yet).
         create_pr (`bool`, *optional*, defaults to `False`):
@@ -56,7 +56,8 @@ class PushArguments:
         metadata={
             "help": (
                 "Comma-separated subset configs named STRATEGY_Npct, e.g. lp1_hard_5pct,ppl_high_10pct,random_2p5pct "
-                "(default: lp1_hard_5pct,lp1_hard_10pct,lp1_hard_33pct,random_5pct); 'none' for only the default config."
+                "(default: lp1_hard_5pct,lp1_hard_10pct,lp1_hard_33pct and the random baseline of each size, "
+                "random_5pct,random_10pct,random_33pct); 'none' for only the default config."
             )
         },
     )

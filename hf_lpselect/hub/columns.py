@@ -30,9 +30,10 @@ from ..errors import ConfigError, DataError, SelectionError
 from ..selection.strategies import STRATEGIES, Selection, default_mirror, nll_columns, select
 
 
-# Configs pushed when --subsets is not given (for a run with LP(1)): the paper's hard sets and the
-# random baseline of the same size as the smallest.
-DEFAULT_SUBSETS = ("lp1_hard_5pct", "lp1_hard_10pct", "lp1_hard_33pct", "random_5pct")
+# Configs pushed when --subsets is not given (for a run with LP(1)): the paper's hard sets, each with the
+# random baseline of its size.
+DEFAULT_SIZES_PCT = (5, 10, 33)
+DEFAULT_SUBSETS = tuple(f"{strategy}_{pct}pct" for strategy in ("lp1_hard", "random") for pct in DEFAULT_SIZES_PCT)
 UNSCORED = "unscored"  # status of source rows beyond the rows the run scored (a run with --limit)
 
 _SUBSET = re.compile(r"^(?P<strategy>[a-z0-9_]+?)_(?P<whole>\d+)(?:p(?P<part>\d+))?pct$")

@@ -97,6 +97,15 @@ class ScoreArguments(ScriptArguments):
             raise ConfigError("--dataset_streaming is not supported: a scorer run reads every row of the dataset.")
 
 
+def lora_target_modules_field() -> Any:
+    """The LoRA target modules' field, one declaration for ``lpselect score`` and ``lpselect train``: all linear
+    layers (TRL's ``ModelConfig`` has none, and PEFT then adapts ``q_proj`` and ``v_proj`` only)."""
+    return field(
+        default_factory=lambda: ["all-linear"],
+        metadata={"help": "LoRA target modules; all-linear: every linear layer."},
+    )
+
+
 @dataclass
 class ScorerModelConfig(ModelConfig):
     """TRL's ``ModelConfig`` (``--model_name_or_path``, ``--use_peft --lora_r …``, ``--load_in_4bit``)
@@ -115,10 +124,7 @@ class ScorerModelConfig(ModelConfig):
     )
     model_revision: str = field(default="main", metadata={"help": "Branch, tag or commit on the Hub."})
     use_peft: bool = field(default=False, metadata={"help": "Train LoRA adapters (peft) instead of all weights."})
-    lora_target_modules: list[str] | None = field(
-        default_factory=lambda: ["all-linear"],
-        metadata={"help": "LoRA target modules; all-linear: every linear layer."},
-    )
+    lora_target_modules: list[str] | None = lora_target_modules_field()
 
 
 SCORE_DATACLASSES = (ScoreArguments, ScorerConfig, ScorerModelConfig)

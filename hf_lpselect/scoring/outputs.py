@@ -173,7 +173,7 @@ def callback_record(source: datasets.Dataset, *, args: Any, model_name: str, tem
 
 
 def start_callback_run(
-    run_dir: str | os.PathLike | RunDir, source: datasets.Dataset, *, args: Any, model_name: str
+    run_dir: str | os.PathLike | RunDir, source: datasets.Dataset, *, args: Any, model_name: str, template: str = ""
 ) -> None:
     """Before a callback's first pass: refuse a folder that holds another run, then record this one (``run.json``).
 
@@ -181,7 +181,7 @@ def start_callback_run(
     so passes of two runs are never mixed into one set of scores.
     """
     run_dir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
-    record = callback_record(source, args=args, model_name=model_name)
+    record = callback_record(source, args=args, model_name=model_name, template=template)
     if run_dir.run_json.is_file():
         differ = identity_differences(RunRecord.load(run_dir.path), record.identity, record.dataset.fingerprint)
         if differ:
@@ -226,9 +226,10 @@ def scores_from_passes(
         args (`TrainingArguments`, *optional*): the trainer's arguments; their fields that change scores
             become the run's identity.
         model_name (`str`, *optional*, defaults to `""`): the scorer model, as a person names it.
-        template (`str`, *optional*, defaults to `""`): the prompt template the rows were tokenised with, when it is
-            one of ours (``alpaca``, ``chat``, ``plain``); empty when the trainer tokenised them (``lpselect train``
-            then chooses as for any dataset).
+        template (`str`, *optional*, defaults to `""`): the prompt template the rows were tokenised with: one of
+            ours (``alpaca``, ``chat``, ``plain``), or ``trl`` when TRL's trainer formatted and tokenised them
+            (``lpselect train --run`` then hands the selected rows to TRL again, in their own columns); empty:
+            not known (``lpselect train`` then chooses as for any dataset).
 
     Returns:
         `ScoreResult`: the run directory, rows, scores and record.

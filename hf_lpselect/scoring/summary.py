@@ -15,6 +15,7 @@ from ..rundir import RunDir
 
 
 _BARS = " ▁▂▃▄▅▆▇█"
+_TABLE_FRAME = 13  # a 4-column table's borders (5) and cell padding (2 a column)
 
 
 def display_texts(rows) -> dict[int, str]:
@@ -30,7 +31,11 @@ def display_texts(rows) -> dict[int, str]:
 
 
 def summarize(run_dir: RunDir, texts: dict[int, str] | None = None, n_examples: int = 5) -> dict[str, Any]:
-    """Counts, LP(1) quantiles and histogram, hardest/easiest rows of a run (plain data)."""
+    """Counts, LP(1) quantiles and histogram, hardest/easiest rows of a run (plain data).
+
+    The easiest rows leave out those flagged ``lp1_above_1`` (out of range, not easy); ``easiest_left_out``
+    counts them.
+    """
     scores = pd.read_parquet(run_dir.scores)
     record = RunRecord.load(run_dir.path)
     out: dict[str, Any] = {
@@ -61,7 +66,10 @@ def summarize(run_dir: RunDir, texts: dict[int, str] | None = None, n_examples: 
         for r in frame.itertuples()
     ]
     out["hardest"] = pick(ranked.head(n_examples))
-    out["easiest"] = pick(ranked.tail(n_examples).iloc[::-1])
+    # a row flagged LP(1) above 1 is out of range (after epoch 1 below where training ended), not the easiest
+    flagged = ranked["lp1_above_1"].fillna(False).astype(bool)
+    out["easiest"] = pick(ranked[~flagged].tail(n_examples).iloc[::-1])
+    out["easiest_left_out"] = int(flagged.sum())
     return out
 
 
@@ -99,13 +107,23 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
                 (str(ex["row"]), f"{ex['lp1']:.3f}", f"{ex['ppl_0']:.4g}", ex["text"].replace("\n", " ⏎ "))
                 for ex in summary[key]
             ]
-            for i, col in enumerate(("row", "LP(1)", "P_0")):  # numbers are never cut: the text column gives way
-                width = max([len(col)] + [len(row[i]) for row in cells])
-                table.add_column(col, justify="right", no_wrap=True, min_width=width)
-            table.add_column("text", overflow="ellipsis", no_wrap=True, ratio=1)
+            # numbers are never cut: each number column is as wide as its longest cell, and the text column takes
+            # what is left of the line (rich shrinks every column alike when a table is too wide, a row number to
+            # nothing included)
+            widths = [
+                max([len(col)] + [len(row[i]) for row in cells]) for i, col in enumerate(("row", "LP(1)", "P_0"))
+            ]
+            for col, width in zip(("row", "LP(1)", "P_0"), widths):
+                table.add_column(col, justify="right", no_wrap=True, width=width)
+            left = console.width - sum(widths) - _TABLE_FRAME
+            table.add_column("text", overflow="ellipsis", no_wrap=True, max_width=max(left, 4))
             for row in cells:
                 table.add_row(*row)
             console.print(table)
+        if summary.get("easiest_left_out"):
+            console.print(
+                f"  {summary['easiest_left_out']} row(s) flagged LP(1) above 1 left out: out of range, not easy"
+            )
     console.print("Files:")
     for path in summary["files"]:
         console.print(f"  {path}")

@@ -36,10 +36,10 @@ from ..core.io import write_parquet
 from ..errors import ConfigError, RunError
 from ..heads import CompactHeadMixin
 from ..ingest import canonicalize
-from ..models import unwrap_peft
+from ..models import model_name, unwrap_peft
 from ..padding_free import PaddingFreeMixin
 from ..rundir import RunDir, SafeCheckpointMixin
-from ..templates import TEMPLATES, resolve_template, tokenize_rows
+from ..templates import TEMPLATES, TRL_TEMPLATE, resolve_template, tokenize_rows
 from .outputs import ScoreResult, scores_from_passes, start_callback_run
 from .passes import score_pass
 
@@ -347,6 +347,16 @@ class LearningPercentageCallback(TrainerCallback):
             The raw rows the trainer's dataset was made from, in the same order. Given it, the callback
             finishes the run directory when training ends (:func:`~hf_lpselect.scoring.outputs.scores_from_passes`:
             ``rows.parquet``, ``scores.parquet``, ``run.json``), so ``lpselect select DIR`` takes it.
+        template (`str` or `None`, *optional*, defaults to `None`):
+            The prompt template the rows were tokenised with, recorded in ``run.json`` so that
+            ``lpselect train --run`` tokenises the selected rows the same way. Rows TRL prepared are ``"trl"``
+            (TRL's own formatting: ``lpselect train`` hands them to TRL again, in their own columns), found
+            from the dataset; rows from :func:`hf_lpselect.templates.tokenize_rows` need the template they
+            were made with (``alpaca``, ``chat`` or ``plain``) when ``source`` is given.
+
+    Checkpoints are the trainer's: TRL's ``SFTConfig`` saves one (weights and optimizer state, 1.6 GB for a
+    135M model) at the end of training into ``output_dir``, the run folder. The callback never deletes them
+    (they are not its own); pass ``save_strategy="no"`` when you do not need to resume the training itself.
 
     The dataset is checked here, not when training starts (:func:`scoring_rows`): TRL-prepared rows
     need their prompt masked in ``labels``, and rows TRL left out (responses truncated away) need an
@@ -355,7 +365,7 @@ class LearningPercentageCallback(TrainerCallback):
     Example (inside your own TRL script):
 
     ```python
-    >>> trainer = SFTTrainer(model, args=SFTConfig("out"), train_dataset=raw)  # prompt/completion rows
+    >>> trainer = SFTTrainer(model, args=TrainConfig("out", save_strategy="no"), train_dataset=raw)  # prompt/completion
     >>> trainer.add_callback(LearningPercentageCallback(trainer.train_dataset, source=raw, trainer=trainer))
     >>> trainer.train()  # out/passes/epoch_*.parquet, then out/scores.parquet: `lpselect select out --strategy lp1-hard`
     ```
@@ -371,7 +381,9 @@ class LearningPercentageCallback(TrainerCallback):
         batch_size: int | None = None,
         precision: str = "auto",
         trainer=None,
+        template: str | None = None,
     ):
+        self.template = _rows_template(dataset, template, needed=source is not None)
         self.dataset = scoring_rows(dataset)
         self.source = source
         if (
@@ -467,14 +479,18 @@ class LearningPercentageCallback(TrainerCallback):
         return self.trainer.model if self.trainer is not None else model
 
     def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
-        self._model_name = (
+        self._model_name = model_name(
             getattr(getattr(unwrap_peft(model), "config", None), "_name_or_path", "") if model is not None else ""
         )
         if (
             self.source is not None
         ):  # refuse another run's passes before using any (every rank checks; the first writes)
             start_callback_run(
-                self.run_dir or RunDir(args.output_dir), self.source, args=args, model_name=self._model_name
+                self.run_dir or RunDir(args.output_dir),
+                self.source,
+                args=args,
+                model_name=self._model_name,
+                template=self.template,
             )
         self.run_pass(self._model(model), args, 0, pad_token_id=_pad_id(processing_class))
 
@@ -495,7 +511,12 @@ class LearningPercentageCallback(TrainerCallback):
         args = args if args is not None else getattr(self.trainer, "args", None)
         run_dir = self.run_dir or RunDir(args.output_dir)
         return scores_from_passes(
-            run_dir, self.source, self.dataset, args=args, model_name=getattr(self, "_model_name", "")
+            run_dir,
+            self.source,
+            self.dataset,
+            args=args,
+            model_name=getattr(self, "_model_name", ""),
+            template=self.template or "",
         )
 
     def on_epoch_begin(self, args, state, control, **kwargs):
@@ -524,6 +545,26 @@ class LearningPercentageCallback(TrainerCallback):
         if self.diverged is not None:
             control.should_training_stop = True
             control.should_save = False
+
+
+def _rows_template(dataset, template: str | None, *, needed: bool) -> str | None:
+    """The template a callback's rows were tokenised with: ``trl`` for rows TRL prepared, else the one given."""
+    ours = set(SCORING_COLUMNS) <= set(getattr(dataset, "column_names", None) or ())
+    if not ours:
+        if template not in (None, TRL_TEMPLATE):
+            raise ConfigError(
+                f"These rows were formatted and tokenised by TRL's trainer, not with the {template!r} template; "
+                "leave template unset (it is recorded as 'trl')."
+            )
+        return TRL_TEMPLATE
+    if template is None and needed:
+        raise ConfigError(
+            "These rows come from hf_lpselect.tokenize_rows: pass template= the template they were tokenised with "
+            "(alpaca, chat or plain), so that the run records it and lpselect train --run uses it again."
+        )
+    if template is not None and (template == "auto" or template not in TEMPLATES):
+        raise ConfigError(f"template must be alpaca, chat or plain for rows from tokenize_rows, got {template!r}.")
+    return template
 
 
 def _pad_id(processing_class) -> int:

@@ -16,6 +16,7 @@ from trl import DatasetMixtureConfig, ModelConfig, ScriptArguments, SFTConfig
 from ..core.hardware import has_accelerator, resolve_bf16
 from ..core.parser import ArgumentParser, field_names
 from ..errors import TrainError
+from ..scoring.arguments import lora_target_modules_field
 from ..scoring.trainer import ScorerConfig
 from ..selection.arguments import SubsetArguments
 
@@ -69,6 +70,10 @@ class TrainConfig(SFTConfig):
     The rest of the recipe is TRL's default already: ``learning_rate=2e-5``, ``weight_decay=0.0``,
     ``num_train_epochs=3``, ``seed=42``.
 
+    It is also the config for your own ``SFTTrainer`` script with a
+    :class:`~hf_lpselect.scoring.trainer.LearningPercentageCallback` (docs/trl.md): TRL's ``SFTConfig("out")``
+    raises on a machine without a GPU (its bf16 default), this one runs there.
+
     Example:
 
     ```python
@@ -104,6 +109,23 @@ class TrainConfig(SFTConfig):
 
 
 @dataclass
+class TrainModelConfig(ModelConfig):
+    """TRL's ``ModelConfig`` with the LoRA defaults of ``lpselect score`` (``ScorerModelConfig``, one declaration):
+    with ``--use_peft``, LoRA on all linear layers (``lora_target_modules`` ``all-linear``) instead of PEFT's
+    ``q_proj`` and ``v_proj``; ``lora_r`` 16, ``lora_alpha`` 32, ``lora_dropout`` 0.05 are TRL's in both.
+
+    Example:
+
+    ```python
+    >>> TrainModelConfig(model_name_or_path="default", use_peft=True).lora_target_modules
+    'all-linear'
+    ```
+    """
+
+    lora_target_modules: list[str] | None = lora_target_modules_field()
+
+
+@dataclass
 class SelectionArguments(SubsetArguments):
     """Where the training rows come from, beyond TRL's ``--dataset_name``/``--dataset_config``: the
     :class:`~hf_lpselect.selection.arguments.SubsetArguments` (``--run`` or a dataset pushed by
@@ -132,7 +154,7 @@ class SelectionArguments(SubsetArguments):
     )
 
 
-ARGUMENT_TYPES = (ScriptArguments, TrainConfig, ModelConfig, DatasetMixtureConfig, SelectionArguments)
+ARGUMENT_TYPES = (ScriptArguments, TrainConfig, TrainModelConfig, DatasetMixtureConfig, SelectionArguments)
 
 
 @dataclass
@@ -141,7 +163,7 @@ class TrainArguments:
 
     script: ScriptArguments
     training: TrainConfig
-    model: ModelConfig
+    model: TrainModelConfig
     mixture: DatasetMixtureConfig
     selection: SelectionArguments
 

@@ -13,9 +13,7 @@ from typing import Any
 
 from ..core.io import write_json
 from ..errors import TrainError
-
-
-RECORD_FILE = "lpselect_train.json"
+from ..models import TRAIN_RECORD_FILE as RECORD_FILE
 
 
 @dataclass
@@ -25,7 +23,8 @@ class TrainRecord:
     ``row_ids`` are the content ids (the scorer's row ids, ``lpselect_id`` on the Hub) of the rows
     trained on, in dataset order; ``skipped`` lists the given rows that were not trained on
     (``invalid``, ``duplicate``, or ``excluded`` when truncation to ``max_length`` left no response
-    token), with the reason.
+    token), with the reason. ``optimizer_steps`` is the number of optimizer steps the recipe makes on
+    those rows (:func:`~hf_lpselect.training.schedule.optimizer_steps`).
     """
 
     origin: str  # subset-config | hub-selection | run-selection | dataset
@@ -45,6 +44,8 @@ class TrainRecord:
     row_ids: list[str]
     skipped: list[dict[str, str]] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
+    optimizer_steps: int | None = None  # as the recipe plans them (hf_lpselect.training.schedule)
+    model_spec: str | None = None  # the model as given (``default``, a .gguf file …); ``model`` is its name
 
     def save(self, output_dir: str | Path) -> Path:
         """Write ``OUTPUT_DIR/lpselect_train.json`` (atomically)."""

@@ -35,7 +35,8 @@ from ..record import RunRecord
 from ..rundir import RunDir
 from ..selection.clusters import cluster_rows
 from ..selection.strategies import default_mirror, select
-from ..selection.subsets import run_rows, select_run
+from ..selection.subsets import run_rows, run_source, select_run
+from ..templates import TRL_TEMPLATE
 from .arguments import SelectionArguments
 
 
@@ -48,7 +49,9 @@ class TrainRows:
     """The rows to train on and their provenance.
 
     ``rows`` are canonical rows (``canonical=True``: columns of :data:`hf_lpselect.ingest.FEATURES`) or
-    the dataset as TRL reads it; ``ids[i]`` is the content id of ``rows[i]`` (the scorer's row id).
+    the dataset as TRL reads it; ``ids[i]`` is the content id of ``rows[i]`` (the scorer's row id). When the
+    scorer's rows were formatted by TRL's own trainer (template ``trl``: a ``LearningPercentageCallback`` run
+    on prompt/completion rows), ``raw`` holds the same rows in their own columns, to hand to TRL again.
     """
 
     rows: datasets.Dataset
@@ -62,6 +65,8 @@ class TrainRows:
     run: str | None = None
     selection: dict[str, Any] | None = None
     scorer: dict[str, Any] | None = None  # {"model", "template"} of the scorer run, when recorded
+    # the same rows in their own columns, for a scorer whose rows TRL formatted itself (template "trl"): TRL's again
+    raw: datasets.Dataset | None = None
 
 
 def resolve_rows(script: ScriptArguments, selection: SelectionArguments, mixture: DatasetMixtureConfig) -> TrainRows:
@@ -135,12 +140,13 @@ def _from_run(selection: SelectionArguments) -> TrainRows:
         fraction=selection.fraction,
         count=selection.count,
         per_cluster=selection.per_cluster,
-        seed=selection.selection_seed,
+        selection_seed=selection.selection_seed,
         cluster_rows=selection.cluster_rows,
     )
     run_dir = RunDir(selection.run)
     record = RunRecord.load(run_dir.path)
     rows = run_rows(run_dir).select(list(chosen.rows))  # run_rows verifies they are the rows the run scored
+    raw = run_source(run_dir).select(list(chosen.rows)) if record.template == TRL_TEMPLATE else None
     return TrainRows(
         rows=rows,
         canonical=True,
@@ -157,6 +163,7 @@ def _from_run(selection: SelectionArguments) -> TrainRows:
             "template": record.template,
             "max_length": record.identity.get("max_length"),
         },
+        raw=raw,
     )
 
 
@@ -172,9 +179,10 @@ def _from_scored(script: ScriptArguments, selection: SelectionArguments) -> Trai
         count=selection.count,
         split=script.dataset_train_split,
         revision=revision,
-        seed=selection.selection_seed,
+        selection_seed=selection.selection_seed,
     )
     rows = _canonical_scored(data.remove_columns([c for c in _SELECTION_COLUMNS if c in data.column_names]), name)
+    scorer = _scorer(load_provenance(name, revision))
     return TrainRows(
         rows=rows,
         canonical=True,
@@ -185,7 +193,8 @@ def _from_scored(script: ScriptArguments, selection: SelectionArguments) -> Trai
         split=script.dataset_train_split,
         revision=revision,
         selection={**_requested(selection), "n_selected": len(rows)},
-        scorer=_scorer(load_provenance(name, revision)),
+        scorer=scorer,
+        raw=_own_columns(data, scorer),
     )
 
 
@@ -211,13 +220,14 @@ def _from_scored_per_cluster(script: ScriptArguments, selection: SelectionArgume
             fraction=selection.fraction,
             count=selection.count,
             clusters=clusters,
-            seed=selection.selection_seed,
+            selection_seed=selection.selection_seed,
             mirror=default_mirror(selection.strategy, scores),
             cluster_rows=selection.cluster_rows,
         )
     except SelectionError as err:  # e.g. a strategy the pushed columns cannot serve: say which dataset
         raise SelectionError(f"{name}: {err}") from err
     rows = rows.select(list(chosen.rows))
+    scorer = _scorer(load_provenance(name, revision))
     return TrainRows(
         rows=rows,
         canonical=True,
@@ -228,7 +238,8 @@ def _from_scored_per_cluster(script: ScriptArguments, selection: SelectionArgume
         split=script.dataset_train_split,
         revision=revision,
         selection={**chosen.summary(), **_requested(selection)},
-        scorer=_scorer(load_provenance(name, revision)),
+        scorer=scorer,
+        raw=_own_columns(data.select(list(chosen.rows)), scorer),
     )
 
 
@@ -256,6 +267,7 @@ def _from_subset_config(script: ScriptArguments, data: datasets.Dataset, revisio
         revision=revision,
         selection={**chosen, "n_selected": len(rows)},
         scorer=_scorer(provenance),
+        raw=_own_columns(data, _scorer(provenance)),
     )
 
 
@@ -299,6 +311,13 @@ def _canonical_scored(data: datasets.Dataset, name: str) -> datasets.Dataset:
                 "(their content id differs from lpselect_id); push the scores again."
             )
     return rows
+
+
+def _own_columns(data: datasets.Dataset, scorer: dict[str, Any] | None) -> datasets.Dataset | None:
+    """Pushed rows in their own columns (ours and the selection's dropped) when the scorer's rows were TRL's, else None."""
+    if not scorer or scorer.get("template") != TRL_TEMPLATE:
+        return None
+    return data.remove_columns([c for c in data.column_names if OUR_COLUMNS.match(c) or c in _SELECTION_COLUMNS])
 
 
 def _requested(selection: SelectionArguments) -> dict[str, Any]:

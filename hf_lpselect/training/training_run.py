@@ -31,15 +31,16 @@ from trl import SFTConfig, SFTTrainer, get_peft_config, get_quantization_config
 from trl.trainer.utils import get_comet_experiment_url, get_trackio_space_url
 
 from ..compat.trl import trainer_card_info
-from ..core.io import saving_into
+from ..core.io import saving_into, write_json
 from ..errors import ModelError, TrainError
 from ..heads import CompactHeadMixin
 from ..models import DEFAULT_MODEL, hub_kernels_kwargs, resolve_model_path
 from ..padding_free import PaddingFreeMixin
 from ..rundir import SafeCheckpointMixin, checkpoint_dirs, run_lock
-from ..templates import resolve_template, tokenize_rows
-from .arguments import RECIPE_KEYS, TrainArguments, train_arguments
+from ..templates import TRL_TEMPLATE, resolve_template, tokenize_rows
+from .arguments import RECIPE_KEYS, TrainArguments, TrainConfig, train_arguments
 from .model_card import model_card
+from .schedule import check_schedule
 from .train_record import RECORD_FILE, TrainRecord
 from .train_rows import TrainRows, resolve_rows
 
@@ -52,6 +53,7 @@ class TrainResult:
     record: TrainRecord
     train_dataset: datasets.Dataset
     hub_url: str | None = None
+    optimizer_steps: int | None = None  # the steps training ran (the trainer's global step)
 
     def summary(self) -> str:
         """A few lines for the terminal."""
@@ -67,6 +69,10 @@ class TrainResult:
             )
         )
         lines = [f"trained {r.model} on {r.n_trained} of {r.n_rows} rows of {where} ({what}), template {r.template}"]
+        if self.optimizer_steps is not None:
+            lines.append(
+                f"  {self.optimizer_steps} optimizer step(s) at peak learning rate {r.recipe['learning_rate']:g}"
+            )
         if r.skipped:
             lines.append(f"  skipped {len(r.skipped)} row(s): see skipped in {RECORD_FILE}")
         lines.append(f"  model and {RECORD_FILE}: {self.output_dir}")
@@ -205,6 +211,8 @@ def run_train(args: TrainArguments) -> TrainResult:
         raise TrainError(
             f"No row left to train on: all {len(rows.ids)} given rows were skipped ({skipped[0]['reason']})."
         )
+    state = PartialState()
+    planned = check_schedule(len(train_set), training, state.num_processes)  # before anything is written
     record = TrainRecord(
         origin=rows.origin,
         dataset=rows.dataset,
@@ -215,6 +223,7 @@ def run_train(args: TrainArguments) -> TrainResult:
         selection=rows.selection,
         scorer=rows.scorer,
         model=model_name,
+        model_spec=model_args.model_name_or_path,
         template=template,
         recipe={k: _plain_value(getattr(training, k)) for k in RECIPE_KEYS},
         peft={
@@ -228,6 +237,7 @@ def run_train(args: TrainArguments) -> TrainResult:
         row_ids=trained_ids,
         skipped=skipped,
         versions={lib: version(lib) for lib in ("hf-lpselect", "torch", "transformers", "trl", "datasets", "peft")},
+        optimizer_steps=planned.steps,
     )
     output_dir = Path(training.output_dir)
     state = PartialState()
@@ -258,12 +268,19 @@ def run_train(args: TrainArguments) -> TrainResult:
         )
         trainer.train(resume_from_checkpoint=resume)
         _save_final_model(trainer, output_dir, state)
+        trainer.create_model_card(model_name=_card_name(training))  # on the main process; ours, not PEFT's template
         url = None
         if training.push_to_hub:
             commit = trainer.push_to_hub()
             url = getattr(commit, "commit_url", None) or f"{trainer.hub_model_id}"
         trainer.end()
-        return TrainResult(output_dir=output_dir, record=record, train_dataset=train_set, hub_url=url)
+        return TrainResult(
+            output_dir=output_dir,
+            record=record,
+            train_dataset=train_set,
+            hub_url=url,
+            optimizer_steps=trainer.state.global_step,
+        )
 
 
 def _model_path(spec: str) -> tuple[str, str]:
@@ -299,6 +316,8 @@ def _training_set(
     template = args.selection.template
     if template == "auto" and rows.scorer and rows.scorer.get("template"):
         template = rows.scorer["template"]  # the scorer's prompt, so hard means the same thing
+    if template == TRL_TEMPLATE and rows.raw is not None:  # the scorer's rows were TRL's: TRL formats them again
+        return rows.raw, TRL_TEMPLATE, [], list(rows.ids)
     template = resolve_template(template, tokenizer, rows.rows)
     tokenized = tokenize_rows(rows.rows, tokenizer, template=template, max_length=training.max_length)
     status = tokenized["status"]
@@ -392,6 +411,7 @@ def _save_final_model(trainer: TargetTrainer, output_dir: Path, state) -> None:
         trainer.save_model(str(staging), _internal_call=True)  # the push, if any, follows from output_dir
     state.wait_for_everyone()
     if state.is_main_process:
+        _name_adapter_base(staging, trainer.record.model)
         for item in sorted(staging.iterdir()):
             target = output_dir / item.name
             if item.is_dir() and target.is_dir():
@@ -399,6 +419,24 @@ def _save_final_model(trainer: TargetTrainer, output_dir: Path, state) -> None:
             os.replace(item, target)
         staging.rmdir()
     state.wait_for_everyone()
+
+
+def _name_adapter_base(folder: Path, model: str) -> None:
+    """A LoRA adapter's ``adapter_config.json`` names its base as the record does (the Hub id, or the name given),
+    not by the folder TRL loaded it from (``default`` and ``.gguf`` files are loaded from a converted folder in the
+    cache); PEFT's empty card template is dropped (ours is written after the save)."""
+    config = folder / "adapter_config.json"
+    if not config.is_file():
+        return
+    values = json.loads(config.read_text(encoding="utf-8"))
+    values["base_model_name_or_path"] = model
+    write_json(values, config)
+    (folder / "README.md").unlink(missing_ok=True)  # PEFT's, written by this save a moment ago
+
+
+def _card_name(training: TrainConfig) -> str:
+    """The card's title, as TRL names it: the Hub repo's name, else the output folder's."""
+    return (training.hub_model_id or str(training.output_dir)).rstrip("/").split("/")[-1]
 
 
 def _plain_value(value: Any) -> Any:
