@@ -360,6 +360,7 @@ def test_a_callback_run_records_trls_formatting_and_train_run_formats_the_rows_s
     assert sorted(result.train_dataset.to_list(), key=key) == sorted(picked, key=key)
     card = (tmp_path / "hard" / "README.md").read_text()
     assert "| prompt template | `trl` (TRL's own formatting) |" in card and "(template `trl`)" in card
+    assert f"- hf_lpselect: {hf_lpselect.__version__}" in card  # the version of the code that wrote the card
 
 
 def test_rows_from_tokenize_rows_need_their_template_to_be_recorded(tokenizer):

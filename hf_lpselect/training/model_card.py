@@ -16,19 +16,19 @@ from typing import Any
 
 from huggingface_hub import ModelCard, ModelCardData
 
+from .. import __version__
 from ..core.hub import is_hub_id, public_name
 from .train_record import TrainRecord
 
 
 PAPER_URL = "https://arxiv.org/abs/2402.10430"
 LIBRARIES = {
-    "hf_lpselect": "hf-lpselect",
     "TRL": "trl",
     "Transformers": "transformers",
     "Pytorch": "torch",
     "Datasets": "datasets",
     "Tokenizers": "tokenizers",
-}  # the card's name -> the distribution's
+}  # the card's name -> the distribution's (hf_lpselect's own is the version of the code that wrote the card)
 
 
 def template_path() -> str:
@@ -149,7 +149,7 @@ def model_card(
         paper_title=paper.get("title"),
         paper_id=paper.get("id"),
         trainer_citation=paper.get("citation"),
-        versions={name: version(dist) for name, dist in LIBRARIES.items()},
+        versions={"hf_lpselect": __version__, **{name: version(dist) for name, dist in LIBRARIES.items()}},
         **trackers,
     )
 
