@@ -751,7 +751,7 @@ def arm_selections(scores, clusters, fraction: float, seeds: tuple[int, ...]) ->
     for strategy in HARD_ARMS:
         chosen[f"{strategy}-pc{at}"] = select(scores, strategy, fraction=fraction, clusters=clusters)
     chosen[f"clustered-random{at}"] = select(
-        scores, "clustered-random", fraction=fraction, clusters=clusters, seed=0, mirror="lp1-hard"
+        scores, "clustered-random", fraction=fraction, clusters=clusters, selection_seed=0, mirror="lp1-hard"
     )
     for strategy in ("longest", "ifd-nll"):
         chosen[f"{strategy}{at}"] = select(scores, strategy, count=count)

@@ -39,8 +39,10 @@ x86_only = pytest.mark.skipif(
 
 
 @pytest.fixture(autouse=True)
-def fresh_probe():
-    """Each test probes afresh and hears each one-line announcement again."""
+def fresh_probe(monkeypatch):
+    """Each test probes afresh and hears each one-line announcement again, on the CPU it simulates: the suite may
+    run under HF_LPSELECT_BF16=0, which these tests set themselves where they mean it."""
+    monkeypatch.delenv("HF_LPSELECT_BF16", raising=False)
     probe.cache_clear()
     hardware.say_once.cache_clear()
     yield
@@ -60,8 +62,7 @@ def cpu_with_amx(monkeypatch):
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
 
 
-def test_the_cpu_probe_reads_torchs_feature_flags(monkeypatch):
-    monkeypatch.delenv("HF_LPSELECT_BF16", raising=False)
+def test_the_cpu_probe_reads_torchs_feature_flags():
     hw = probe("cpu")
     assert hw.device == "cpu" and hw.memory_bytes is None and hw.name
     if platform.machine().lower() in ("x86_64", "amd64"):
