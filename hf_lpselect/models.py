@@ -221,7 +221,7 @@ def adapter_base(folder: str | os.PathLike) -> str | None:
 
     ```python
     >>> adapter_base("out/lora")  # trained with --model_name_or_path default --use_peft
-    '/home/me/.cache/hf_lpselect/gguf/SmolLM2-135M-Instruct.Q4_1-0a1b2c3d4e5f'
+    '…/hf_lpselect/gguf/SmolLM2-135M-Instruct.Q4_1-0a1b2c3d4e5f'  # the converted folder in the model cache
     ```
     """
     folder = Path(folder)
