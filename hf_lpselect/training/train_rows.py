@@ -182,17 +182,25 @@ def _from_scored(script: ScriptArguments, selection: SelectionArguments) -> Trai
         selection_seed=selection.selection_seed,
     )
     rows = _canonical_scored(data.remove_columns([c for c in _SELECTION_COLUMNS if c in data.column_names]), name)
-    scorer = _scorer(load_provenance(name, revision))
+    return _hub_selection(script, rows, data, revision, {**_requested(selection), "n_selected": len(rows)})
+
+
+def _hub_selection(
+    script: ScriptArguments, rows: datasets.Dataset, data: datasets.Dataset, revision: str | None, selection: dict
+) -> TrainRows:
+    """Canonical ``rows`` selected from a pushed dataset's score columns; ``data`` holds the same rows in their own
+    columns, for a scorer whose rows TRL formatted."""
+    scorer = _scorer(load_provenance(script.dataset_name, revision))
     return TrainRows(
         rows=rows,
         canonical=True,
         ids=rows["id"],
         origin="hub-selection",
-        dataset=name,
+        dataset=script.dataset_name,
         dataset_config="default",
         split=script.dataset_train_split,
         revision=revision,
-        selection={**_requested(selection), "n_selected": len(rows)},
+        selection=selection,
         scorer=scorer,
         raw=_own_columns(data, scorer),
     )
@@ -226,20 +234,9 @@ def _from_scored_per_cluster(script: ScriptArguments, selection: SelectionArgume
         )
     except SelectionError as err:  # e.g. a strategy the pushed columns cannot serve: say which dataset
         raise SelectionError(f"{name}: {err}") from err
-    rows = rows.select(list(chosen.rows))
-    scorer = _scorer(load_provenance(name, revision))
-    return TrainRows(
-        rows=rows,
-        canonical=True,
-        ids=rows["id"],
-        origin="hub-selection",
-        dataset=name,
-        dataset_config="default",
-        split=script.dataset_train_split,
-        revision=revision,
-        selection={**chosen.summary(), **_requested(selection)},
-        scorer=scorer,
-        raw=_own_columns(data.select(list(chosen.rows)), scorer),
+    picked = list(chosen.rows)
+    return _hub_selection(
+        script, rows.select(picked), data.select(picked), revision, {**chosen.summary(), **_requested(selection)}
     )
 
 
