@@ -7,6 +7,9 @@ import contextlib
 import io
 import json
 import os
+import subprocess
+import sys
+import sysconfig
 
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -180,3 +183,19 @@ def loopback_hub(tmp_path_factory):
 
     with LoopbackHub(tmp_path_factory.mktemp("loopback_hub")) as hub:
         yield hub
+
+
+def fresh_venv(path: Path) -> Path:
+    """A new virtualenv that sees the test environment's third-party packages (read-only, as plain
+    sys.path entries: their .pth files, the editable install of this checkout among them, do not run)."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True, timeout=120)
+    python = path / "bin" / "python"
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    borrowed = dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
+    Path(site, "borrowed_test_env.pth").write_text("".join(f"{p}\n" for p in borrowed))
+    return python

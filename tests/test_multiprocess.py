@@ -65,6 +65,25 @@ ENTRY = textwrap.dedent(
 )
 
 
+# two CPU processes (gloo) under accelerate, as `accelerate launch --multi_gpu --num_processes 2` starts them
+LAUNCH = [
+    sys.executable,
+    "-m",
+    "accelerate.commands.launch",
+    "--multi_gpu",
+    "--num_processes",
+    "2",
+    "--num_machines",
+    "1",
+    "--mixed_precision",
+    "no",
+    "--dynamo_backend",
+    "no",
+    "--main_process_port",
+    "0",
+]
+
+
 def _child_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", **extra)
@@ -106,20 +125,7 @@ def runs(tmp_path_factory, tiny_model_dir):
     # The 1-process reference only needs rows.parquet and P_0, which do not depend on training.
     _run([sys.executable, str(entry), *args, str(base / "single"), "0"], _child_env(), base)
     launch = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "--main_process_port",
-        "0",
+        *LAUNCH,
         str(entry),
         *args,
         str(base / "multi"),
@@ -232,20 +238,7 @@ def test_train_under_two_processes_completes_with_the_selected_rows(runs, tiny_m
     entry.write_text(TRAIN_ENTRY)
     out = runs / "target"
     launch = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "--main_process_port",
-        "0",
+        *LAUNCH,
         str(entry),
         str(runs / "multi"),
         str(tiny_model_dir),

@@ -18,10 +18,10 @@ import re
 import shutil
 import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 
 import pytest
+from conftest import fresh_venv
 from test_space import launch_app
 
 from hf_lpselect.space import page_text
@@ -147,22 +147,6 @@ def test_hardware_is_asked_for_on_a_new_space_and_on_an_existing_one(loopback_hu
         assert done.returncode == 0, done.stderr[-3000:]
         assert requested() == hardware
     assert len(loopback_hub.commit_messages("me/lpselect-gpu", repo_type="space")) == 4  # initial + 3 deploys
-
-
-def fresh_venv(path: Path) -> Path:
-    """A new virtualenv that sees the test environment's third-party packages (read-only, as plain
-    sys.path entries: their .pth files, the editable install of this checkout among them, do not run)."""
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True, timeout=120)
-    python = path / "bin" / "python"
-    site = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    borrowed = dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
-    Path(site, "borrowed_test_env.pth").write_text("".join(f"{p}\n" for p in borrowed))
-    return python
 
 
 def test_deployed_on_the_loopback_hub_it_installs_in_a_fresh_venv_and_answers_offline(loopback_hub, tmp_path):

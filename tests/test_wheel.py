@@ -20,7 +20,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import write_jsonl
+from conftest import fresh_venv, write_jsonl
 from test_space import launch_app
 
 from hf_lpselect import __version__
@@ -65,16 +65,7 @@ def dist(tmp_path_factory) -> Path:
 def installed(dist, tmp_path_factory) -> dict:
     """A fresh venv with the wheel installed (no deps: it borrows them), and an environment to run it in."""
     root = tmp_path_factory.mktemp("installed")
-    subprocess.run([sys.executable, "-m", "venv", str(root / "venv")], check=True, timeout=300)
-    python = root / "venv" / "bin" / "python"
-    site = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    borrowed = [p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()]
-    Path(site, "borrowed_test_env.pth").write_text("".join(f"{p}\n" for p in dict.fromkeys(borrowed)))
+    python = fresh_venv(root / "venv")
     wheel = next(dist.glob("hf_lpselect-*.whl"))
     done = subprocess.run(
         [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
